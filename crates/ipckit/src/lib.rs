@@ -1,0 +1,39 @@
+//! ipckit: every classic inter-process communication mechanism behind one typed API.
+//!
+//! ipckit wraps the operating system's own IPC objects — child processes, pipes, named pipes
+//! (FIFOs), signals, files with advisory locks, sockets, shared memory, semaphores, message
+//! queues — so that programs written in Python, C or the shell can take part, while Rust code
+//! gets typed handles, explicit lifecycles and errors it can act on.
+//!
+//! # Which mechanism for which job
+//!
+//! | job | mechanism |
+//! |---|---|
+//! | start, watch and reap worker processes | [`process`] |
+//! | a byte stream from one process to a related one | [`pipe`] |
+//! | a byte stream between unrelated processes, shell peers (`echo > f`, `cat f`) | [`fifo`] |
+//! | synchronisation only, notification, timeouts for blocking calls | [`signal`] |
+//! | exchanging whole files, advisory locks | [`file`] |
+//!
+//! # Safety and unsafe code
+//!
+//! The crate denies `unsafe_code`; only the private `sys` layer, which makes the raw system
+//! calls that `rustix` does not cover, may use it, and every block there states why it holds.
+//!
+//! # Limitations
+//!
+//! * Linux only (it relies on `pipe2`, `pidfd`, `prctl`, `/proc`, futexes).
+//! * `fork` in a multi-threaded program is only safe when the child restricts itself to
+//!   async-signal-safe work; see [`process::fork`].
+
+#![deny(unsafe_code)]
+
+mod error;
+mod mode;
+mod sys;
+
+pub mod pipe;
+pub mod signal;
+
+pub use mode::CreationMode;
+pub use signal::Signal;

@@ -1,0 +1,97 @@
+//! Helpers shared by the integration tests: unique names, temporary directories, child roles
+//! (the test binary re-run as another process) and watchdogs.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A name no other test, process or run uses: `ipckit-test-<tag>-<pid>-<n>-<nanos>`.
+pub fn unique_name(tag: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("ipckit-test-{tag}-{}-{n}-{nanos}", std::process::id())
+}
+
+/// A fresh directory under the system temp dir, removed with everything in it on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let path = std::env::temp_dir().join(unique_name(tag));
+        std::fs::create_dir(&path).expect("create temp dir");
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Aborts the whole test process if it is not dropped within `limit`: a hang fails the test
+/// (with a message naming it) instead of blocking the run forever.
+pub struct Watchdog {
+    done: Option<mpsc::Sender<()>>,
+}
+
+pub fn watchdog(what: &str, limit: Duration) -> Watchdog {
+    let (tx, rx) = mpsc::channel::<()>();
+    let what = what.to_owned();
+    std::thread::spawn(move || {
+        if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
+            eprintln!("watchdog: {what} did not finish within {limit:?}");
+            std::process::abort();
+        }
+    });
+    Watchdog { done: Some(tx) }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        if let Some(tx) = self.done.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+const ROLE_ENV: &str = "IPCKIT_TEST_ROLE";
+const ARG_ENV: &str = "IPCKIT_TEST_ARG";
+
+/// In a role test (a `#[test]` function that only does something when the test binary is re-run
+/// as a child): `Some(arg)` when this process was started by [`role_command`] for `role`.
+pub fn role_arg(role: &str) -> Option<String> {
+    match std::env::var(ROLE_ENV) {
+        Ok(r) if r == role => Some(std::env::var(ARG_ENV).unwrap_or_default()),
+        _ => None,
+    }
+}
+
+/// A command that re-runs this test binary as a child playing `role`: it runs only the test
+/// function `test_fn` (named as libtest prints it, e.g. `role_reader`), which reads `arg`
+/// through [`role_arg`]. The child's stdout carries libtest's own lines, so roles report
+/// through the mechanism under test or their exit status.
+pub fn role_command(test_fn: &str, role: &str, arg: &str) -> Command {
+    let exe = std::env::current_exe().expect("current test binary");
+    let mut cmd = Command::new(exe);
+    cmd.args([test_fn, "--exact", "--nocapture", "--test-threads=1", "-q"])
+        .env(ROLE_ENV, role)
+        .env(ARG_ENV, arg);
+    cmd
+}
