@@ -3,7 +3,11 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "ipckit", version, about = "Inter-process communication toolkit")]
+#[command(
+    name = "ipckit",
+    version,
+    about = "Inter-process communication toolkit"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -33,7 +33,9 @@ mod mode;
 mod sys;
 
 pub mod pipe;
+pub mod process;
 pub mod signal;
 
 pub use mode::CreationMode;
+pub use process::Pid;
 pub use signal::Signal;

@@ -95,3 +95,5 @@ pub fn role_command(test_fn: &str, role: &str, arg: &str) -> Command {
         .env(ARG_ENV, arg);
     cmd
 }
+
+pub mod python;
