@@ -1,3 +1,5 @@
+//! The interoperability tests install their Python peers themselves.
+
 mod util;
 
 #[test]
