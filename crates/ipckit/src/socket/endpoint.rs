@@ -94,7 +94,8 @@ pub enum Endpoint {
     },
     /// A Unix socket in the Linux abstract namespace (a name without a file).
     Abstract {
-        /// The name (without the leading NUL byte the kernel uses).
+        /// The name (without the leading NUL byte the kernel uses). Names the kernel reports
+        /// (a peer's address) that are not UTF-8 are converted lossily.
         name: String,
         /// Stream, seqpacket or datagram.
         kind: Kind,

@@ -39,7 +39,8 @@
 //! on drop, if the path still names the file it created. When binding finds a socket file whose
 //! listener has died (connecting to it is refused), the file is removed and the bind retried; a
 //! live listener's path is [`io::ErrorKind::AddrInUse`]; a file that is not a socket is never
-//! removed. Two processes that find the same stale file at the same instant may race (one may
+//! removed. (The check connects to the old socket: a live listener sees a connection that
+//! closes at once.) Two processes that find the same stale file at the same instant may race (one may
 //! remove the other's fresh file); bind under a lock if that matters.
 
 use std::fmt;
@@ -771,8 +772,15 @@ impl Datagram {
     pub fn send_to(&self, msg: &[u8], ep: &Endpoint) -> io::Result<()> {
         let res = match ep {
             Endpoint::Udp { .. } => {
-                let addr = ep.resolve()?[0];
-                net::sendto(&self.0, msg, SendFlags::NOSIGNAL, &addr)
+                // The first address of this socket's family (IPv4 or IPv6) that takes it.
+                let mut res = Err(Errno::AFNOSUPPORT);
+                for addr in ep.resolve()? {
+                    res = net::sendto(&self.0, msg, SendFlags::NOSIGNAL, &addr);
+                    if !matches!(res, Err(Errno::AFNOSUPPORT | Errno::INVAL)) {
+                        break;
+                    }
+                }
+                res
             }
             _ => net::sendto(&self.0, msg, SendFlags::NOSIGNAL, &sys::unix_addr(ep)?),
         };

@@ -198,6 +198,7 @@ fn remove_if_stale(path: &Path, kind: Kind, ep: &Endpoint) -> io::Result<()> {
             ),
         ));
     }
+    // A live listener sees this probe as a connection that closes at once.
     let probe = socket(AddressFamily::UNIX, kind, true)?;
     match net::connect(&probe, &unix_addr(ep)?) {
         Err(Errno::CONNREFUSED) => {
@@ -232,9 +233,19 @@ pub(crate) fn connect(
         let t = t.max(Duration::from_micros(1));
         sockopt::set_socket_timeout(fd, sockopt::Timeout::Send, Some(t))?;
     }
+    let mut interrupted = false;
     let res = loop {
         match net::connect(fd, addr) {
-            Err(Errno::INTR) if timeout.is_none() => continue,
+            Err(Errno::INTR) if timeout.is_none() => interrupted = true,
+            // A TCP handshake that a signal interrupted goes on in the background: wait for it.
+            Err(Errno::ALREADY) if interrupted => {
+                wait(fd, PollFlags::OUT, None)?;
+                break match sockopt::socket_error(fd)? {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err(e.into()),
+                };
+            }
+            Err(Errno::ISCONN) if interrupted => break Ok(()),
             Err(Errno::INPROGRESS | Errno::AGAIN) if timeout.is_some() => {
                 break Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))
             }
