@@ -14,6 +14,7 @@
 //! | a byte stream between unrelated processes, shell peers (`echo > f`, `cat f`) | [`fifo`] |
 //! | synchronisation only, notification, timeouts for blocking calls | [`signal`] |
 //! | exchanging whole files, advisory locks | [`file`] |
+//! | connections by name or address, across hosts, fd passing, peer identity | [`socket`] |
 //!
 //! # Safety and unsafe code
 //!
@@ -35,6 +36,7 @@ mod sys;
 pub mod pipe;
 pub mod process;
 pub mod signal;
+pub mod socket;
 
 pub use mode::CreationMode;
 pub use process::Pid;
