@@ -107,7 +107,8 @@ impl Fifo {
     /// The OS error from `unlink`, naming the path.
     pub fn remove(mut self) -> io::Result<()> {
         self.owned = None;
-        rustix::fs::unlink(&self.path).context_with(|| format!("remove FIFO {}", self.path.display()))
+        rustix::fs::unlink(&self.path)
+            .context_with(|| format!("remove FIFO {}", self.path.display()))
     }
 
     /// Opens the FIFO for reading, waiting for a writer: [`open_reader`] on this path.
@@ -261,10 +262,7 @@ fn not_a_fifo(path: &Path, kind: FileType) -> io::Error {
 /// `((device, inode), type)` of the file at `path` (following symbolic links).
 fn file_id(path: &Path) -> io::Result<((u64, u64), FileType)> {
     let st = rustix::fs::stat(path)?;
-    Ok((
-        (st.st_dev, st.st_ino),
-        FileType::from_raw_mode(st.st_mode),
-    ))
+    Ok(((st.st_dev, st.st_ino), FileType::from_raw_mode(st.st_mode)))
 }
 
 /// Opens the FIFO `path` for reading, waiting until a writer opens it.
@@ -444,6 +442,9 @@ mod tests {
             .open_writer(fifo.path())
             .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotConnected, "{err}");
-        assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+        assert!(
+            err.to_string().contains(&path.display().to_string()),
+            "{err}"
+        );
     }
 }

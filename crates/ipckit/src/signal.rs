@@ -328,7 +328,10 @@ struct Entry {
 impl fmt::Debug for Signals {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Signals")
-            .field("signals", &self.entries.iter().map(|e| e.sig).collect::<Vec<_>>())
+            .field(
+                "signals",
+                &self.entries.iter().map(|e| e.sig).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -367,7 +370,8 @@ impl Signals {
         let arrived = Arc::new(AtomicBool::new(false));
         // signal-hook runs a signal's actions in the order they were registered: the flag is
         // set before the wake-up byte is written, so a waiter woken by the byte sees the flag.
-        let flag_id = signal_hook::flag::register(sig.0, Arc::clone(&arrived)).context_with(what)?;
+        let flag_id =
+            signal_hook::flag::register(sig.0, Arc::clone(&arrived)).context_with(what)?;
         let writer = match self.wake_writer.try_clone() {
             Ok(w) => w,
             Err(e) => {
@@ -619,8 +623,8 @@ struct Unblocked {
 
 impl Unblocked {
     fn new(sig: i32) -> io::Result<Unblocked> {
-        let was_blocked = sys::signal::unblock_in_thread(sig)
-            .context_with(|| format!("unblock signal {sig}"))?;
+        let was_blocked =
+            sys::signal::unblock_in_thread(sig).context_with(|| format!("unblock signal {sig}"))?;
         Ok(Unblocked { sig, was_blocked })
     }
 }

@@ -55,9 +55,8 @@ extern "C" fn interrupt_only(_sig: libc::c_int) {}
 pub(crate) fn install_interrupt_handler(sig: libc::c_int) -> io::Result<()> {
     static RESULT: std::sync::OnceLock<Result<(), (io::ErrorKind, String)>> =
         std::sync::OnceLock::new();
-    let result = RESULT.get_or_init(|| {
-        install_interrupt_handler_now(sig).map_err(|e| (e.kind(), e.to_string()))
-    });
+    let result = RESULT
+        .get_or_init(|| install_interrupt_handler_now(sig).map_err(|e| (e.kind(), e.to_string())));
     result
         .clone()
         .map_err(|(kind, msg)| io::Error::new(kind, msg))
@@ -72,7 +71,9 @@ fn install_interrupt_handler_now(sig: libc::c_int) -> io::Result<()> {
     if old.sa_sigaction != libc::SIG_DFL {
         return Err(io::Error::new(
             io::ErrorKind::AlreadyExists,
-            format!("signal {sig} already has a handler or is ignored; it is reserved for timeouts"),
+            format!(
+                "signal {sig} already has a handler or is ignored; it is reserved for timeouts"
+            ),
         ));
     }
     // SAFETY: an all-zero `sigaction` is a valid value (empty mask, no flags).
