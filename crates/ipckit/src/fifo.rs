@@ -297,7 +297,7 @@ pub fn open_writer(path: impl AsRef<Path>) -> io::Result<Writer> {
 ///
 /// # let path = std::env::temp_dir().join(format!("ipckit-doc-open-{}", std::process::id()));
 /// let fifo = fifo::Fifo::create(&path, CreationMode::CreateExclusive)?;
-/// // Nobody writes: a reader opened without blocking reads nothing yet.
+/// // Nobody writes yet: a non-blocking reader opens at once.
 /// let reader = fifo::OpenOptions::new().nonblocking(true).open_reader(fifo.path())?;
 /// // Nobody else reads either, but `reader` is there, so a writer opens at once.
 /// let writer = fifo::OpenOptions::new()
@@ -320,9 +320,10 @@ impl OpenOptions {
 
     /// Opens with `O_NONBLOCK`; the end stays non-blocking.
     ///
-    /// A reader opens at once even with no writer (and then reads
-    /// [`io::ErrorKind::WouldBlock`] until one writes, or end of file if a writer came and
-    /// went). A writer with no reader fails with [`io::ErrorKind::NotConnected`] (`ENXIO`).
+    /// A reader opens at once even with no writer; it then reads end of file (`Ok(0)`) while
+    /// no writer has the FIFO open, and [`io::ErrorKind::WouldBlock`] while a writer has it
+    /// open but nothing is buffered. A writer with no reader fails with
+    /// [`io::ErrorKind::NotConnected`] (`ENXIO`).
     /// The [`timeout`](OpenOptions::timeout) does not apply: nothing waits.
     pub fn nonblocking(&mut self, on: bool) -> &mut OpenOptions {
         self.nonblocking = on;
