@@ -242,8 +242,7 @@ const TIMEOUT_REPEAT: Duration = Duration::from_millis(1);
 /// message names the signal and the process.
 #[doc(alias = "kill")]
 pub fn send(pid: Pid, sig: Signal) -> io::Result<()> {
-    sys::signal::kill(pid.as_raw(), sig.as_raw())
-        .context_with(|| format!("send {sig} to process {pid}"))
+    kill(pid.as_raw(), sig).context_with(|| format!("send {sig} to process {pid}"))
 }
 
 /// Sends `sig` to every process in the process group `pgid`.
@@ -257,8 +256,18 @@ pub fn send(pid: Pid, sig: Signal) -> io::Result<()> {
 /// caller may signal none of its members.
 #[doc(alias = "killpg")]
 pub fn send_group(pgid: Pid, sig: Signal) -> io::Result<()> {
-    sys::signal::kill(-pgid.as_raw(), sig.as_raw())
-        .context_with(|| format!("send {sig} to process group {pgid}"))
+    kill(-pgid.as_raw(), sig).context_with(|| format!("send {sig} to process group {pgid}"))
+}
+
+/// `kill(2)`, with `ESRCH` as [`io::ErrorKind::NotFound`] (std leaves it uncategorised).
+fn kill(pid: i32, sig: Signal) -> io::Result<()> {
+    sys::signal::kill(pid, sig.as_raw()).map_err(|e| {
+        if e.raw_os_error() == Some(libc::ESRCH) {
+            io::Error::new(io::ErrorKind::NotFound, e)
+        } else {
+            e
+        }
+    })
 }
 
 /// Refuses the signals a program cannot or must not handle through a flag or an iterator.
