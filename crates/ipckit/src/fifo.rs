@@ -379,7 +379,14 @@ impl OpenOptions {
         let open = || rustix::fs::open(path, flags, Mode::empty()).map_err(io::Error::from);
         let result = match self.timeout {
             Some(timeout) if !self.nonblocking => with_timeout(timeout, open),
-            _ => open(),
+            // A handler installed without SA_RESTART interrupts the wait: wait on, as
+            // std::fs::File::open does.
+            _ => loop {
+                match open() {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    other => break other,
+                }
+            },
         };
         result.map_err(|e| {
             if e.raw_os_error() == Some(Errno::NXIO.raw_os_error()) {

@@ -268,7 +268,7 @@ impl Lock {
     /// # Errors
     ///
     /// [`io::ErrorKind::TimedOut`] when the lock was not free in time (built on
-    /// [`with_timeout`](crate::signal::with_timeout)).
+    /// [`crate::signal::with_timeout`]).
     pub fn lock_shared_timeout(&mut self, timeout: Duration) -> io::Result<LockGuard<'_>> {
         self.lock(false, Some(timeout))
     }

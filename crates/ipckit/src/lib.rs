@@ -13,7 +13,7 @@
 //! | a byte stream from one process to a related one | [`pipe`] |
 //! | a byte stream between unrelated processes, shell peers (`echo > f`, `cat f`) | [`fifo`]: [`fifo::Fifo`], [`fifo::open_reader`], [`fifo::OpenOptions`] |
 //! | synchronisation only, notification, timeouts for blocking calls | [`signal`]: [`signal::send`], [`signal::Signals`], [`signal::with_timeout`], [`signal::ChildExits`] |
-//! | exchanging whole files, advisory locks | [`file`]: [`file::write_atomic`], [`file::Lock`] |
+//! | exchanging whole files, advisory locks | [`file`](mod@file): [`file::write_atomic`], [`file::Lock`] |
 //!
 //! # Safety and unsafe code
 //!
