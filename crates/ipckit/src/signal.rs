@@ -663,6 +663,37 @@ mod tests {
     }
 
     #[test]
+    fn with_timeout_works_when_the_thread_blocks_the_signal_and_restores_the_mask() {
+        std::thread::spawn(|| {
+            let sig = TIMEOUT_SIGNAL.0;
+            sys::signal::block_in_thread(sig);
+            let (mut reader, _writer) = pipe::new().unwrap();
+            let mut buf = [0u8; 1];
+            let err = with_timeout(Duration::from_millis(5), || {
+                std::io::Read::read(&mut reader, &mut buf)
+            })
+            .unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+            assert!(
+                sys::signal::unblock_in_thread(sig).unwrap(),
+                "blocked again afterwards"
+            );
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn with_timeout_passes_results_and_errors_through() {
+        assert_eq!(with_timeout(Duration::MAX, || Ok(5)).unwrap(), 5);
+        let err = with_timeout(Duration::ZERO, || -> io::Result<()> {
+            Err(io::Error::from(io::ErrorKind::NotFound))
+        })
+        .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
     fn bad_names_and_numbers_are_quoted() {
         let err = "SIGNOPE".parse::<Signal>().unwrap_err();
         assert!(err.to_string().contains("\"SIGNOPE\""), "{err}");
