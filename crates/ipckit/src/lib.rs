@@ -11,9 +11,9 @@
 //! |---|---|
 //! | start, watch and reap worker processes | [`process`] |
 //! | a byte stream from one process to a related one | [`pipe`] |
-//! | a byte stream between unrelated processes, shell peers (`echo > f`, `cat f`) | [`fifo`] |
-//! | synchronisation only, notification, timeouts for blocking calls | [`signal`] |
-//! | exchanging whole files, advisory locks | [`file`] |
+//! | a byte stream between unrelated processes, shell peers (`echo > f`, `cat f`) | [`fifo`]: [`fifo::Fifo`], [`fifo::open_reader`], [`fifo::OpenOptions`] |
+//! | synchronisation only, notification, timeouts for blocking calls | [`signal`]: [`signal::send`], [`signal::Signals`], [`signal::with_timeout`], [`signal::ChildExits`] |
+//! | exchanging whole files, advisory locks | [`file`](mod@file): [`file::write_atomic`], [`file::Lock`] |
 //! | connections by name or address, across hosts, fd passing, peer identity | [`socket`] |
 //!
 //! # Safety and unsafe code
@@ -33,6 +33,8 @@ mod error;
 mod mode;
 mod sys;
 
+pub mod fifo;
+pub mod file;
 pub mod pipe;
 pub mod process;
 pub mod signal;
