@@ -14,6 +14,7 @@
 //! | a byte stream between unrelated processes, shell peers (`echo > f`, `cat f`) | [`fifo`] |
 //! | synchronisation only, notification, timeouts for blocking calls | [`signal`] |
 //! | exchanging whole files, advisory locks | [`file`] |
+//! | large data between processes without copying through the kernel (Python `shared_memory`, `posix_ipc`, `sysv_ipc` peers) | [`shm`] |
 //!
 //! # Safety and unsafe code
 //!
@@ -34,6 +35,7 @@ mod sys;
 
 pub mod pipe;
 pub mod process;
+pub mod shm;
 pub mod signal;
 
 pub use mode::CreationMode;
