@@ -23,9 +23,116 @@
 use std::fmt;
 use std::io;
 
-mod segment;
+/// The byte access every shared-memory type has, over its `map: Mapping` and `writable: bool`
+/// fields and a `what()` description for error messages.
+macro_rules! byte_access {
+    ($ty:ident) => {
+        impl $ty {
+            /// The size in bytes of the mapped memory.
+            pub fn len(&self) -> usize {
+                self.map.len()
+            }
 
+            /// Always `false`: a zero-sized mapping cannot be made.
+            pub fn is_empty(&self) -> bool {
+                false
+            }
+
+            /// Copies `buf.len()` bytes at `offset` into `buf`.
+            ///
+            /// Other processes may write the same bytes meanwhile; what is read is then some mix
+            /// of old and new bytes, so treat it as untrusted input.
+            ///
+            /// # Errors
+            ///
+            /// [`std::io::ErrorKind::InvalidInput`] if the range does not fit; the message
+            /// names the offset, the length and the size.
+            pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> std::io::Result<()> {
+                if self.map.read_at(offset, buf) {
+                    Ok(())
+                } else {
+                    Err($crate::shm::out_of_bounds(
+                        "read",
+                        &self.what(),
+                        offset,
+                        buf.len(),
+                        self.len(),
+                    ))
+                }
+            }
+
+            /// Copies `data` into the memory at `offset`.
+            ///
+            /// # Errors
+            ///
+            /// [`std::io::ErrorKind::InvalidInput`] if the range does not fit (the message
+            /// names the offset, the length and the size),
+            /// [`std::io::ErrorKind::PermissionDenied`] on a read-only handle.
+            pub fn write_at(&self, offset: usize, data: &[u8]) -> std::io::Result<()> {
+                if !self.writable {
+                    return Err($crate::shm::read_only(&self.what()));
+                }
+                if self.map.write_at(offset, data) {
+                    Ok(())
+                } else {
+                    Err($crate::shm::out_of_bounds(
+                        "write",
+                        &self.what(),
+                        offset,
+                        data.len(),
+                        self.len(),
+                    ))
+                }
+            }
+
+            /// The address of the first byte, for callers that organise concurrent access
+            /// themselves. Valid while `self` lives; writing through it needs a writable handle.
+            pub fn as_ptr(&self) -> *mut u8 {
+                self.map.as_ptr()
+            }
+
+            /// The whole memory as a byte slice.
+            ///
+            /// # Safety
+            ///
+            /// While the slice lives, no one may write the memory: not this process, and not
+            /// any other process that has it mapped. ipckit cannot check other processes; use
+            /// `read_at` unless a protocol excludes such writes (a lock, or memory that is
+            /// never written again once published).
+            #[allow(unsafe_code)] // a documented escape hatch; the body only forwards to sys
+            pub unsafe fn as_slice(&self) -> &[u8] {
+                // SAFETY: forwarded from the caller's promise, see # Safety.
+                unsafe { self.map.as_slice() }
+            }
+
+            /// The whole memory as a mutable byte slice.
+            ///
+            /// # Safety
+            ///
+            /// The handle must be writable, and while the slice lives no one else may read or
+            /// write the memory: not this process, and not any other process that has it mapped.
+            #[allow(unsafe_code)] // a documented escape hatch; the body only forwards to sys
+            pub unsafe fn as_mut_slice(&mut self) -> &mut [u8] {
+                // SAFETY: forwarded from the caller's promise, see # Safety.
+                unsafe { self.map.as_mut_slice() }
+            }
+
+            /// The mapping, for the crate's structures that live in shared memory.
+            #[allow(dead_code)] // for the sync, queue and object-store modules
+            pub(crate) fn mapping(&self) -> &$crate::sys::mmap::Mapping {
+                &self.map
+            }
+        }
+    };
+}
+
+mod map;
+mod segment;
+mod sysv;
+
+pub use map::{AnonymousMap, FileMap};
 pub use segment::{unlink, Options, Segment, NAME_MAX, SIZE_MAX};
+pub use sysv::{ftok, IpcKey, SysVOptions, SysVSegment};
 
 /// The error for a `read_at` / `write_at` range outside an object.
 fn out_of_bounds(

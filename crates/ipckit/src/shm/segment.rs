@@ -477,16 +477,6 @@ impl Segment {
         self.name.to_string()
     }
 
-    /// The size in bytes (of the object when it was created or opened).
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    /// Always `false`: segments are never empty.
-    pub fn is_empty(&self) -> bool {
-        false
-    }
-
     /// Whether dropping this handle removes the name (it created it and is not detached).
     pub fn is_owner(&self) -> bool {
         self.owner
@@ -497,85 +487,8 @@ impl Segment {
         self.owner = false;
     }
 
-    /// Copies `buf.len()` bytes at `offset` into `buf`.
-    ///
-    /// # Errors
-    ///
-    /// [`io::ErrorKind::InvalidInput`] if the range does not fit; the message names the
-    /// offset, length and segment size.
-    pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> io::Result<()> {
-        if self.map.read_at(offset, buf) {
-            Ok(())
-        } else {
-            Err(super::out_of_bounds(
-                "read",
-                &self.name,
-                offset,
-                buf.len(),
-                self.len(),
-            ))
-        }
-    }
-
-    /// Copies `data` into the segment at `offset`.
-    ///
-    /// # Errors
-    ///
-    /// [`io::ErrorKind::InvalidInput`] if the range does not fit (the message names the offset,
-    /// length and segment size), [`io::ErrorKind::PermissionDenied`] on a read-only handle.
-    pub fn write_at(&self, offset: usize, data: &[u8]) -> io::Result<()> {
-        if !self.writable {
-            return Err(super::read_only(&self.name));
-        }
-        if self.map.write_at(offset, data) {
-            Ok(())
-        } else {
-            Err(super::out_of_bounds(
-                "write",
-                &self.name,
-                offset,
-                data.len(),
-                self.len(),
-            ))
-        }
-    }
-
-    /// The address of the first byte, for callers that manage concurrent access themselves.
-    /// Valid while `self` lives; writing through it needs a read-write handle.
-    pub fn as_ptr(&self) -> *mut u8 {
-        self.map.as_ptr()
-    }
-
-    /// The whole segment as a byte slice.
-    ///
-    /// # Safety
-    ///
-    /// While the slice lives, no one may write the segment: not this process, and not any other
-    /// process that has it mapped. ipckit cannot check the other processes; use
-    /// [`read_at`](Segment::read_at) unless such writes are excluded by a protocol (a lock, or
-    /// a segment that is never written after it is published).
-    #[allow(unsafe_code)] // a documented escape hatch; the body only forwards to sys
-    pub unsafe fn as_slice(&self) -> &[u8] {
-        // SAFETY: forwarded from the caller's promise, see # Safety.
-        unsafe { self.map.as_slice() }
-    }
-
-    /// The whole segment as a mutable byte slice.
-    ///
-    /// # Safety
-    ///
-    /// The handle must be read-write, and while the slice lives no one else may read or write
-    /// the segment: not this process, and not any other process that has it mapped.
-    #[allow(unsafe_code)] // a documented escape hatch; the body only forwards to sys
-    pub unsafe fn as_mut_slice(&mut self) -> &mut [u8] {
-        // SAFETY: forwarded from the caller's promise, see # Safety.
-        unsafe { self.map.as_mut_slice() }
-    }
-
-    /// The mapping, for the crate's structures that live in shared memory (atomics, rings).
-    #[allow(dead_code)] // for the sync, queue and object-store modules
-    pub(crate) fn mapping(&self) -> &Mapping {
-        &self.map
+    fn what(&self) -> String {
+        format!("segment {}", self.name)
     }
 
     /// Whether the name in `/dev/shm` still refers to this very object (device and inode).
@@ -586,6 +499,8 @@ impl Segment {
         }
     }
 }
+
+byte_access!(Segment);
 
 impl AsFd for Segment {
     fn as_fd(&self) -> BorrowedFd<'_> {

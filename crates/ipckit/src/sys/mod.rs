@@ -33,6 +33,5 @@ impl_is_minus_one! { i32 i64 isize }
 
 #[allow(dead_code)] // used by the shared-memory mechanisms as they land
 pub(crate) mod mmap;
-#[allow(dead_code)] // System V segments land next
 pub(crate) mod shm;
 pub(crate) mod signal;
