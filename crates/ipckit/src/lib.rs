@@ -30,6 +30,7 @@
 #![deny(unsafe_code)]
 
 mod error;
+mod ipc_key;
 mod mode;
 mod sys;
 
@@ -38,6 +39,7 @@ pub mod process;
 pub mod shm;
 pub mod signal;
 
+pub use ipc_key::IpcKey;
 pub use mode::CreationMode;
 pub use process::Pid;
 pub use signal::Signal;

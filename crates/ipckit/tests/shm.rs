@@ -10,8 +10,9 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use ipckit::shm::{self, IpcKey};
+use ipckit::shm;
 use ipckit::CreationMode;
+use ipckit::IpcKey;
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -84,7 +85,7 @@ fn sysv_key_listed(key: IpcKey) -> bool {
         .output()
         .expect("run ipcs -m");
     assert!(out.status.success(), "ipcs -m failed");
-    let wanted = key.to_string();
+    let wanted = format!("{:#010x}", key.as_raw());
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .any(|line| line.split_whitespace().next() == Some(wanted.as_str()))
@@ -393,7 +394,7 @@ fn ftok_agrees_with_sysv_ipc() {
     let dir = util::TempDir::new("shm-ftok");
     let path = dir.join("keyfile");
     std::fs::write(&path, b"k").unwrap();
-    let ours = shm::ftok(&path, b'K').unwrap();
+    let ours = IpcKey::ftok(&path, b'K').unwrap();
     let theirs = run_python(&format!(
         "import sysv_ipc; print(sysv_ipc.ftok({:?}, {}, silence_warning=True))",
         path.to_str().unwrap(),
@@ -562,7 +563,11 @@ fn open_of_a_missing_name_fails_naming_it() {
     let key = KeyGuard::new();
     let err = shm::SysVSegment::open(key.0).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
-    assert!(err.to_string().contains(&key.0.to_string()), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("{:#010x}", key.0.as_raw())),
+        "{err}"
+    );
 }
 
 #[test]

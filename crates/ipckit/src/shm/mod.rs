@@ -3,7 +3,7 @@
 //! | type | OS object | found by | shared with |
 //! |---|---|---|---|
 //! | [`Segment`] | `shm_open` object in `/dev/shm` | a name (`"/name"`) | any process, Python's `multiprocessing.shared_memory` and `posix_ipc` |
-//! | [`SysVSegment`] | System V segment (`shmget`) | an [`IpcKey`] (explicit or [`ftok`]) | any process, Python's `sysv_ipc` |
+//! | [`SysVSegment`] | System V segment (`shmget`) | an [`IpcKey`](crate::IpcKey) (explicit or [`IpcKey::ftok`](crate::IpcKey::ftok)) | any process, Python's `sysv_ipc` |
 //! | [`FileMap`] | a regular file, `mmap`ed `MAP_SHARED` | a path | any process that maps the file |
 //! | [`AnonymousMap`] | anonymous `MAP_SHARED` memory | nothing | children forked after it was made |
 //!
@@ -132,7 +132,7 @@ mod sysv;
 
 pub use map::{AnonymousMap, FileMap};
 pub use segment::{unlink, Options, Segment, NAME_MAX, SIZE_MAX};
-pub use sysv::{ftok, IpcKey, SysVOptions, SysVSegment};
+pub use sysv::{SysVOptions, SysVSegment};
 
 /// The error for a `read_at` / `write_at` range outside an object.
 fn out_of_bounds(

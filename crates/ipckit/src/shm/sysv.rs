@@ -1,73 +1,17 @@
 //! System V shared-memory segments (`shmget`, `shmat`, `shmdt`, `shmctl(IPC_RMID)`).
 
-use std::fmt;
 use std::io;
-use std::path::Path;
 
 use crate::error::{self, ResultExt};
 use crate::mode::CreationMode;
 use crate::sys;
 use crate::sys::mmap::Mapping;
+use crate::IpcKey;
 
 use super::SIZE_MAX;
 
 /// How often `OpenOrCreate` retries when the key appears and vanishes under it.
 const OPEN_OR_CREATE_ATTEMPTS: usize = 16;
-
-/// A System V IPC key (`key_t`): the name of a System V segment, semaphore set or queue.
-///
-/// Programs agree on a key either by a fixed number or by deriving it from an existing file
-/// with [`ftok`]. [`IpcKey::PRIVATE`] always makes a new object that only its id can reach.
-/// Displayed in hexadecimal, as `ipcs` shows keys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct IpcKey(i32);
-
-impl IpcKey {
-    /// `IPC_PRIVATE`: a new object on every create, which no key lookup finds.
-    pub const PRIVATE: IpcKey = IpcKey(libc::IPC_PRIVATE);
-
-    /// The key with this raw value.
-    pub const fn from_raw(key: i32) -> IpcKey {
-        IpcKey(key)
-    }
-
-    /// The raw `key_t` value.
-    pub const fn as_raw(self) -> i32 {
-        self.0
-    }
-}
-
-impl fmt::Display for IpcKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:#010x}", self.0)
-    }
-}
-
-/// Derives a System V key from an existing file and a project number (`ftok`).
-///
-/// Every program calling `ftok` with the same file and `proj_id` (Python's
-/// `sysv_ipc.ftok(path, id)`, C's `ftok`) gets the same key, as long as the file is not
-/// replaced (the key comes from its inode and device numbers).
-///
-/// # Errors
-///
-/// [`io::ErrorKind::InvalidInput`] for `proj_id` 0 (only its low 8 bits count, and 0 is not
-/// allowed), the OS error (e.g. [`io::ErrorKind::NotFound`]) if the file cannot be `stat`ed;
-/// the message names the path.
-///
-/// See [`ftok(3)`](https://man7.org/linux/man-pages/man3/ftok.3.html).
-pub fn ftok(path: impl AsRef<Path>, proj_id: u8) -> io::Result<IpcKey> {
-    let path = path.as_ref();
-    if proj_id == 0 {
-        return Err(error::invalid_input(format_args!(
-            "ftok {}: project id 0 is not allowed",
-            path.display()
-        )));
-    }
-    sys::shm::ftok(path, proj_id)
-        .map(IpcKey)
-        .context_with(|| format!("ftok {} with project id {proj_id}", path.display()))
-}
 
 /// Options for creating or opening a [`SysVSegment`]: [`CreationMode`], size, permissions.
 #[derive(Debug, Clone)]
@@ -144,18 +88,16 @@ impl SysVOptions {
     pub fn open(&self, key: IpcKey) -> io::Result<SysVSegment> {
         if self.read_only && self.mode != CreationMode::Open {
             return Err(error::invalid_input(format_args!(
-                "System V segment key {key}: a read-only handle can only open, not create"
+                "System V segment {key}: a read-only handle can only open, not create"
             )));
         }
         let need_size = || {
             let size = self.size.ok_or_else(|| {
-                error::invalid_input(format_args!(
-                    "create System V segment key {key}: no size given"
-                ))
+                error::invalid_input(format_args!("create System V segment {key}: no size given"))
             })?;
             if size == 0 || size > SIZE_MAX {
                 return Err(error::invalid_input(format_args!(
-                    "create System V segment key {key}: size {size} is not between 1 and \
+                    "create System V segment {key}: size {size} is not between 1 and \
                      {SIZE_MAX}"
                 )));
             }
@@ -187,7 +129,7 @@ impl SysVOptions {
                     }
                 }
                 Err(io::Error::other(format!(
-                    "open or create System V segment key {key}: the key kept appearing and \
+                    "open or create System V segment {key}: the key kept appearing and \
                      vanishing ({OPEN_OR_CREATE_ATTEMPTS} attempts)"
                 )))
             }
@@ -195,9 +137,9 @@ impl SysVOptions {
     }
 
     fn create(&self, key: IpcKey, size: usize) -> io::Result<SysVSegment> {
-        let what = || format!("create System V segment key {key} of {size} bytes");
+        let what = || format!("create System V segment {key} of {size} bytes");
         let flags = libc::IPC_CREAT | libc::IPC_EXCL | self.permissions as i32;
-        let id = sys::shm::shmget(key.0, size, flags).context_with(what)?;
+        let id = sys::shm::shmget(key.as_raw(), size, flags).context_with(what)?;
         // From here the segment is ours: remove it again if attaching fails.
         let map = match Mapping::shmat(id, size, true) {
             Ok(map) => map,
@@ -216,8 +158,8 @@ impl SysVOptions {
     }
 
     fn open_existing(&self, key: IpcKey) -> io::Result<SysVSegment> {
-        let what = || format!("open System V segment key {key}");
-        let id = sys::shm::shmget(key.0, 0, 0).context_with(what)?;
+        let what = || format!("open System V segment {key}");
+        let id = sys::shm::shmget(key.as_raw(), 0, 0).context_with(what)?;
         SysVSegment::attach(key, id, self.size, !self.read_only)
     }
 }
@@ -235,7 +177,7 @@ impl SysVOptions {
 /// ```
 /// use ipckit::shm;
 ///
-/// let seg = shm::SysVSegment::create(shm::IpcKey::PRIVATE, 4096)?;
+/// let seg = shm::SysVSegment::create(ipckit::IpcKey::PRIVATE, 4096)?;
 /// seg.write_at(0, b"hello")?;
 /// let mut buf = [0; 5];
 /// seg.read_at(0, &mut buf)?;
@@ -288,11 +230,11 @@ impl SysVSegment {
     pub fn open_id(id: i32) -> io::Result<SysVSegment> {
         let stat =
             sys::shm::shm_stat(id).context_with(|| format!("open System V segment id {id}"))?;
-        SysVSegment::attach(IpcKey(stat.key), id, None, true)
+        SysVSegment::attach(IpcKey::from_raw(stat.key), id, None, true)
     }
 
     fn attach(key: IpcKey, id: i32, min: Option<usize>, writable: bool) -> io::Result<SysVSegment> {
-        let what = || format!("open System V segment key {key} (id {id})");
+        let what = || format!("open System V segment {key} (id {id})");
         let size = sys::shm::shm_stat(id).context_with(what)?.size;
         if let Some(min) = min {
             if size < min {
@@ -324,14 +266,14 @@ impl SysVSegment {
     /// [`io::ErrorKind::PermissionDenied`] if we don't own it; the message names the key.
     #[doc(alias = "IPC_RMID")]
     pub fn remove(key: IpcKey) -> io::Result<()> {
-        let what = || format!("remove System V segment key {key}");
+        let what = || format!("remove System V segment {key}");
         if key == IpcKey::PRIVATE {
             return Err(error::invalid_input(format_args!(
                 "{}: IPC_PRIVATE names no segment",
                 what()
             )));
         }
-        let id = sys::shm::shmget(key.0, 0, 0).context_with(what)?;
+        let id = sys::shm::shmget(key.as_raw(), 0, 0).context_with(what)?;
         sys::shm::shm_remove(id).context_with(what)
     }
 
@@ -378,7 +320,7 @@ impl SysVSegment {
     }
 
     fn what(&self) -> String {
-        format!("System V segment key {} (id {})", self.key, self.id)
+        format!("System V segment {} (id {})", self.key, self.id)
     }
 }
 
@@ -391,26 +333,5 @@ impl Drop for SysVSegment {
         if self.owner {
             let _ = sys::shm::shm_remove(self.id);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_display_like_ipcs() {
-        assert_eq!(IpcKey::from_raw(0x1234).to_string(), "0x00001234");
-        assert_eq!(IpcKey::PRIVATE.as_raw(), 0);
-    }
-
-    #[test]
-    fn ftok_rejects_project_zero_and_missing_files() {
-        let err = ftok("/", 0).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
-        let err = ftok("/nonexistent/ipckit", 1).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::NotFound);
-        assert!(err.to_string().contains("/nonexistent/ipckit"), "{err}");
-        assert_eq!(ftok("/", 7).unwrap(), ftok("/", 7).unwrap());
     }
 }

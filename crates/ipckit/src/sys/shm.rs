@@ -1,20 +1,9 @@
-//! System V shared memory: `ftok`, `shmget`, `shmctl`. Attaching is
+//! System V shared memory: `shmget`, `shmctl`. Attaching is
 //! [`Mapping::shmat`](super::mmap::Mapping::shmat).
 
-use std::ffi::CString;
 use std::io;
-use std::path::Path;
 
 use super::cvt;
-
-/// `ftok(path, proj_id)`: a System V key derived from the file's inode and device.
-pub(crate) fn ftok(path: &Path, proj_id: u8) -> io::Result<i32> {
-    use std::os::unix::ffi::OsStrExt;
-    let path = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
-    // SAFETY: `path` is a valid NUL-terminated string that outlives the call.
-    cvt(unsafe { libc::ftok(path.as_ptr(), i32::from(proj_id)) })
-}
 
 /// `shmget(key, size, flags)`: the id of the segment with `key`, created if `flags` say so.
 pub(crate) fn shmget(key: i32, size: usize, flags: i32) -> io::Result<i32> {
