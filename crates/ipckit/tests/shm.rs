@@ -483,6 +483,21 @@ fn role_child_shares_a_file_map() {
     let err = ro.write_at(0, b"x").unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::PermissionDenied, "{err}");
     assert!(err.to_string().contains("test.share"), "{err}");
+
+    // A window at a page offset sees the same bytes as the whole map.
+    let window = shm::FileMap::open_range(&path, 4096, 4096).unwrap();
+    let mut buf = [0; 10];
+    window.read_at(4086, &mut buf).unwrap();
+    assert_eq!(&buf, b"child file");
+    window.write_at(0, b"window").unwrap();
+    let mut buf = [0; 6];
+    ro.read_at(4096, &mut buf).unwrap();
+    assert_eq!(&buf, b"window");
+    let err = shm::FileMap::open_range(&path, 100, 10).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+    let err = shm::FileMap::open_range(&path, 4096, 4097).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+    assert!(err.to_string().contains("8192"), "{err}");
 }
 
 #[test]

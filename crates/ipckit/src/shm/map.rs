@@ -119,6 +119,56 @@ impl FileMap {
         FileMap::open_with(path.as_ref(), false)
     }
 
+    /// Maps `len` bytes of the existing file `path` from `offset`, read-write (`mmap` with an
+    /// offset): a window into a file too large to map whole.
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::InvalidInput`] when `offset` is not a multiple of the page size or
+    /// `len` is 0 or above [`SIZE_MAX`]; [`io::ErrorKind::InvalidData`] when the range reaches
+    /// past the end of the file (mapping it would turn accesses there into `SIGBUS`); the OS
+    /// error when the file cannot be opened or mapped. The message names the path and range.
+    pub fn open_range(path: impl AsRef<Path>, offset: u64, len: usize) -> io::Result<FileMap> {
+        let path = path.as_ref();
+        let what = || format!("map {len} bytes at offset {offset} of {}", path.display());
+        let page = rustix::param::page_size() as u64;
+        if offset % page != 0 {
+            return Err(error::invalid_input(format_args!(
+                "{}: the offset must be a multiple of the page size {page}",
+                what()
+            )));
+        }
+        if len == 0 || len > SIZE_MAX {
+            return Err(error::invalid_input(format_args!(
+                "{}: the length must be between 1 and {SIZE_MAX}",
+                what()
+            )));
+        }
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .open(path)
+            .context_with(what)?;
+        let st = fstat(&file).context_with(what)?;
+        let file_len = st.st_size as u64;
+        if offset
+            .checked_add(len as u64)
+            .is_none_or(|end| end > file_len)
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: the file has only {file_len} bytes", what()),
+            ));
+        }
+        let map = Mapping::map_fd_at(&file, offset, len, true).context_with(what)?;
+        Ok(FileMap {
+            path: path.to_owned(),
+            file,
+            map,
+            writable: true,
+        })
+    }
+
     fn open_with(path: &Path, writable: bool) -> io::Result<FileMap> {
         let what = || format!("open file map {}", path.display());
         let file = File::options()

@@ -415,6 +415,16 @@ impl Options {
 /// [`write_at`](Segment::write_at). Other processes may change the memory at any time, so
 /// what is read is untrusted input.
 ///
+/// # Creation and initialisation
+///
+/// A new segment is built unnamed (`O_TMPFILE` in `/dev/shm`), sized, its space reserved and
+/// its contents initialised ([`Options::open_with_init`]) before it is linked under its name in
+/// one step, so other processes never see a half-made segment. On file systems without
+/// `O_TMPFILE` ipckit falls back to `O_CREAT | O_EXCL` and sizes the object afterwards; an
+/// opener that comes in between finds size 0 and gets an [`io::ErrorKind::InvalidData`] error
+/// ("not initialised"), as it does for objects that other programs created but have not sized
+/// yet: it may retry. ipckit does not wait by itself.
+///
 /// # `SIGBUS`
 ///
 /// A segment's size is fixed when it is created and ipckit maps exactly the size the object
@@ -545,6 +555,37 @@ mod tests {
             assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{bad:?}");
             assert!(err.to_string().contains(&format!("{bad:?}")), "{err}");
         }
+    }
+
+    /// The fallback for file systems without `O_TMPFILE`: create the name, then size it.
+    #[test]
+    fn fallback_creation_sizes_initialises_and_cleans_up() {
+        let name = Name::parse(&format!("ipckit-unit-fallback-{}", std::process::id())).unwrap();
+        let opts = Options::new();
+        let seg = opts
+            .create_named(&name, 5000, |seg| seg.write_at(10, b"init"))
+            .unwrap()
+            .unwrap();
+        assert!(seg.is_owner());
+        assert_eq!(seg.len(), 5000);
+        assert_eq!(stat(name.path()).unwrap().st_size, 5000);
+        // A second creator sees the name taken.
+        assert!(opts.create_named(&name, 5000, |_| Ok(())).unwrap().is_err());
+        let other = Options::new().open(&name.0).unwrap();
+        let mut buf = [0; 4];
+        other.read_at(10, &mut buf).unwrap();
+        assert_eq!(&buf, b"init");
+        drop((seg, other));
+        assert!(stat(name.path()).is_err(), "left behind");
+        // A failing init removes the name again.
+        let err = opts
+            .create_named(&name, 5000, |_| Err(io::Error::other("no")))
+            .unwrap_err();
+        assert_eq!(err.to_string(), "no");
+        assert!(
+            stat(name.path()).is_err(),
+            "left behind after a failed init"
+        );
     }
 
     #[test]
