@@ -439,6 +439,61 @@ fn role_segment_child() {
     seg.write_at(9000, b"child replied").unwrap();
 }
 
+/// A process that opens the name as soon as it appears never sees a half-made segment: the
+/// size and the creator's initial contents are there from the first moment.
+#[test]
+fn openers_never_see_a_half_made_segment() {
+    let _dog = util::watchdog("openers_never_see_a_half_made_segment", LIMIT);
+    let guard = NameGuard::new("shm-halfmade");
+    let mut child = util::role_command("role_segment_watcher", "segment-watcher", &guard.0)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while line.trim_end() != "watching" {
+        line.clear();
+        assert!(out.read_line(&mut line).unwrap() > 0, "watcher ended early");
+    }
+    let size = 1 << 20;
+    let seg = shm::Options::new()
+        .mode(CreationMode::CreateExclusive)
+        .size(size)
+        .open_with_init(&guard.0, |seg| {
+            for offset in (0..size).step_by(4096) {
+                seg.write_at(offset, &[0xab; 4096])?;
+            }
+            seg.write_at(0, b"READY")
+        })
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "watcher: {status}");
+    drop(seg);
+    guard.assert_gone();
+}
+
+#[test]
+fn role_segment_watcher() {
+    let Some(name) = util::role_arg("segment-watcher") else {
+        return;
+    };
+    println!("watching");
+    let seg = loop {
+        match shm::Segment::open(&name) {
+            Ok(seg) => break seg,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => panic!("opened a half-made segment: {e}"),
+        }
+    };
+    assert_eq!(seg.len(), 1 << 20);
+    let mut marker = [0; 5];
+    seg.read_at(0, &mut marker).unwrap();
+    assert_eq!(&marker, b"READY");
+    let mut last = [0; 1];
+    seg.read_at((1 << 20) - 1, &mut last).unwrap();
+    assert_eq!(last[0], 0xab);
+}
+
 /// A role child maps the same file and sees the parent's writes; the parent sees the child's,
 /// and after a flush the bytes are in the file.
 #[test]

@@ -176,7 +176,8 @@ impl Options {
 
     /// Like [`open`](Options::open), but a segment this call creates is first handed to `init`
     /// (while still unnamed, so no other process can see it) to write its initial contents.
-    /// `init` is not called when an existing segment is opened.
+    /// `init` is not called when an existing segment is opened; it may be called more than
+    /// once (each time on a fresh segment) when `OpenOrCreate` races with other processes.
     ///
     /// # Errors
     ///
@@ -184,7 +185,7 @@ impl Options {
     pub fn open_with_init(
         &self,
         name: &str,
-        init: impl FnOnce(&Segment) -> io::Result<()>,
+        mut init: impl FnMut(&Segment) -> io::Result<()>,
     ) -> io::Result<Segment> {
         let name = Name::parse(name)?;
         if self.read_only && self.mode != CreationMode::Open {
@@ -215,18 +216,13 @@ impl Options {
             }
             CreationMode::OpenOrCreate => {
                 let size = need_size()?;
-                let mut init = Some(init);
                 for _ in 0..OPEN_OR_CREATE_ATTEMPTS {
                     match self.open_existing(&name) {
                         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                         other => return other,
                     }
-                    let init_once = |seg: &Segment| match init.take() {
-                        Some(f) => f(seg),
-                        None => Ok(()),
-                    };
                     // Exists now: someone created it between our open and our link.
-                    if let Ok(seg) = self.create(&name, size, init_once)? {
+                    if let Ok(seg) = self.create(&name, size, &mut init)? {
                         return Ok(seg);
                     }
                 }
