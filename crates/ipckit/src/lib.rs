@@ -14,6 +14,7 @@
 //! | a byte stream between unrelated processes, shell peers (`echo > f`, `cat f`) | [`fifo`] |
 //! | synchronisation only, notification, timeouts for blocking calls | [`signal`] |
 //! | exchanging whole files, advisory locks | [`file`] |
+//! | connections by name or address, across hosts, fd passing, peer identity | [`socket`] |
 //! | large data between processes without copying through the kernel (Python `shared_memory`, `posix_ipc`, `sysv_ipc` peers) | [`shm`] |
 //!
 //! # Safety and unsafe code
@@ -38,6 +39,7 @@ pub mod pipe;
 pub mod process;
 pub mod shm;
 pub mod signal;
+pub mod socket;
 
 pub use ipc_key::IpcKey;
 pub use mode::CreationMode;

@@ -35,3 +35,4 @@ impl_is_minus_one! { i32 i64 isize }
 pub(crate) mod mmap;
 pub(crate) mod shm;
 pub(crate) mod signal;
+pub(crate) mod socket;
