@@ -15,6 +15,7 @@
 //! | synchronisation only, notification, timeouts for blocking calls | [`signal`]: [`signal::send`], [`signal::Signals`], [`signal::with_timeout`], [`signal::ChildExits`] |
 //! | exchanging whole files, advisory locks | [`file`](mod@file): [`file::write_atomic`], [`file::Lock`] |
 //! | connections by name or address, across hosts, fd passing, peer identity | [`socket`] |
+//! | large data between processes without copying through the kernel (Python `shared_memory`, `posix_ipc`, `sysv_ipc` peers) | [`shm`] |
 //!
 //! # Safety and unsafe code
 //!
@@ -30,6 +31,7 @@
 #![deny(unsafe_code)]
 
 mod error;
+mod ipc_key;
 mod mode;
 mod sys;
 
@@ -37,9 +39,11 @@ pub mod fifo;
 pub mod file;
 pub mod pipe;
 pub mod process;
+pub mod shm;
 pub mod signal;
 pub mod socket;
 
+pub use ipc_key::IpcKey;
 pub use mode::CreationMode;
 pub use process::Pid;
 pub use signal::Signal;
