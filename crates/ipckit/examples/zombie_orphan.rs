@@ -84,8 +84,9 @@ fn main() -> io::Result<()> {
         Pid::this()
     );
     drop(gate_w); // let the orphan finish
-    let reaped = process::wait_any()?;
-    println!("the subreaper reaped {}: {}", reaped.pid, reaped.status);
+    while let Some(reaped) = process::wait_any()? {
+        println!("the subreaper reaped {}: {}", reaped.pid, reaped.status);
+    }
     println!("nothing left to reap: {:?}", process::reap_all()?);
     Ok(())
 }

@@ -372,8 +372,14 @@ impl Command {
         format!("{:?}", self.program)
     }
 
-    /// Builds the std command for one spawn or exec.
-    fn build(&self, defaults: [Default; 3]) -> io::Result<std::process::Command> {
+    /// Builds the std command for one spawn or exec. `overrides` replace the command's own
+    /// streams for this spawn only (a pipeline's links); `defaults` apply to unset ones.
+    fn build(
+        &self,
+        defaults: [Default; 3],
+        mut overrides: [Option<OwnedFd>; 3],
+        for_exec: bool,
+    ) -> io::Result<std::process::Command> {
         if self.fds_handed_over {
             return Err(invalid_input(format_args!(
                 "{}: the file descriptors given to pass_fd were handed to an earlier spawn; pass them again",
@@ -397,6 +403,15 @@ impl Command {
         let streams = [&self.stdin, &self.stdout, &self.stderr];
         let names = ["stdin", "stdout", "stderr"];
         for i in 0..3 {
+            if let Some(fd) = overrides[i].take() {
+                let stdio = std::process::Stdio::from(fd);
+                match i {
+                    0 => cmd.stdin(stdio),
+                    1 => cmd.stdout(stdio),
+                    _ => cmd.stderr(stdio),
+                };
+                continue;
+            }
             let stdio = match streams[i].as_ref().map(|s| &s.0) {
                 None => match defaults[i] {
                     Default::Inherit => std::process::Stdio::inherit(),
@@ -438,9 +453,15 @@ impl Command {
             .max()
             .map_or(3, |m| (m + 1).max(3));
         ChildSetup {
-            death_signal: self
-                .death_signal
-                .map(|s| (s.as_raw(), Pid::this().as_raw())),
+            // After an exec, "the parent" is this process's parent.
+            death_signal: self.death_signal.map(|s| {
+                let parent = if for_exec {
+                    Pid::parent().map_or(0, Pid::as_raw)
+                } else {
+                    Pid::this().as_raw()
+                };
+                (s.as_raw(), parent)
+            }),
             fds,
             scratch_base,
             new_session: self.new_session,
@@ -449,8 +470,12 @@ impl Command {
         Ok(cmd)
     }
 
-    fn spawn_with(&mut self, defaults: [Default; 3]) -> io::Result<Child> {
-        let mut cmd = self.build(defaults)?;
+    fn spawn_with(
+        &mut self,
+        defaults: [Default; 3],
+        overrides: [Option<OwnedFd>; 3],
+    ) -> io::Result<Child> {
+        let mut cmd = self.build(defaults, overrides, false)?;
         let mut std_child = cmd
             .spawn()
             .context_with(|| format!("spawn {}", self.name()))?;
@@ -499,7 +524,7 @@ impl Command {
     #[doc(alias = "fork")]
     #[doc(alias = "execvp")]
     pub fn spawn(&mut self) -> io::Result<Child> {
-        self.spawn_with([Default::Inherit; 3])
+        self.spawn_with([Default::Inherit; 3], [None, None, None])
     }
 
     /// Runs the child to completion and collects its stdout and stderr. Unset streams: stdin
@@ -509,7 +534,10 @@ impl Command {
     ///
     /// As for [`spawn`](Command::spawn), and read or wait errors.
     pub fn output(&mut self) -> io::Result<Output> {
-        let mut child = self.spawn_with([Default::Null, Default::Piped, Default::Piped])?;
+        let mut child = self.spawn_with(
+            [Default::Null, Default::Piped, Default::Piped],
+            [None, None, None],
+        )?;
         drop(child.stdin.take());
         let (stdout, stderr) = read_both(child.stdout.take(), child.stderr.take())?;
         let status = child.wait()?;
@@ -536,7 +564,7 @@ impl Command {
     #[doc(alias = "execvp")]
     #[doc(alias = "execlp")]
     pub fn exec(&mut self) -> io::Error {
-        match self.build([Default::Inherit; 3]) {
+        match self.build([Default::Inherit; 3], [None, None, None], true) {
             Ok(mut cmd) => context(
                 sys::process::exec(&mut cmd),
                 format_args!("exec {}", self.name()),
@@ -1039,6 +1067,16 @@ pub struct Waited {
     pub usage: ResourceUsage,
 }
 
+impl Waited {
+    fn from_raw(r: sys::process::WaitResult) -> io::Result<Waited> {
+        Ok(Waited {
+            pid: Pid::from_raw(r.pid)?,
+            status: ExitStatus(r.status),
+            usage: ResourceUsage::from_raw(&r.usage),
+        })
+    }
+}
+
 /// Which state changes a wait reports, besides termination: the flags of `waitpid(2)`.
 ///
 /// ```
@@ -1094,8 +1132,7 @@ impl WaitOptions {
     ///
     /// # Errors
     ///
-    /// `ECHILD` ([`io::ErrorKind`] `Other`, message naming the target) when there is no such
-    /// child.
+    /// `ECHILD` (the message names the target) when there is no such child.
     #[doc(alias = "waitpid")]
     #[doc(alias = "wait4")]
     pub fn wait(&self, target: WaitTarget) -> io::Result<Waited> {
@@ -1117,28 +1154,28 @@ impl WaitOptions {
     }
 
     fn wait_flags(&self, target: WaitTarget, flags: i32) -> io::Result<Option<Waited>> {
-        let got = sys::process::wait4(target.raw(), flags)
-            .context_with(|| format!("wait for {target}"))?;
-        got.map(|r| {
-            Ok(Waited {
-                pid: Pid::from_raw(r.pid)?,
-                status: ExitStatus(r.status),
-                usage: ResourceUsage::from_raw(&r.usage),
-            })
-        })
-        .transpose()
+        sys::process::wait4(target.raw(), flags)
+            .context_with(|| format!("wait for {target}"))?
+            .map(Waited::from_raw)
+            .transpose()
     }
 }
 
-/// Waits for any child of this process to terminate and reaps it (`wait4(-1)`). See
+/// Waits for any child of this process to terminate and reaps it (`wait4(-1)`); `Ok(None)`
+/// when this process has no children left (`ECHILD`), so that
+/// `while let Some(done) = process::wait_any()? { .. }` reaps every child. See
 /// [Who reaps whom](self#who-reaps-whom).
 ///
 /// # Errors
 ///
-/// `ECHILD` when this process has no children.
+/// A wait error other than `ECHILD`.
 #[doc(alias = "wait")]
-pub fn wait_any() -> io::Result<Waited> {
-    WaitOptions::new().wait(WaitTarget::Any)
+pub fn wait_any() -> io::Result<Option<Waited>> {
+    match sys::process::wait4(-1, 0) {
+        Ok(got) => got.map(Waited::from_raw).transpose(),
+        Err(e) if e.raw_os_error() == Some(libc::ECHILD) => Ok(None),
+        Err(e) => Err(context(e, "wait for any child")),
+    }
 }
 
 /// Reaps every child that has terminated, without blocking (`wait4(-1, WNOHANG)` until
@@ -1150,26 +1187,13 @@ pub fn wait_any() -> io::Result<Waited> {
 pub fn reap_all() -> io::Result<Vec<Waited>> {
     let mut all = Vec::new();
     loop {
-        match WaitOptions::new().try_wait(WaitTarget::Any) {
-            Ok(Some(w)) => all.push(w),
+        match sys::process::wait4(-1, libc::WNOHANG) {
+            Ok(Some(got)) => all.push(Waited::from_raw(got)?),
             Ok(None) => return Ok(all),
-            Err(e) if e.raw_os_error() == Some(libc::ECHILD) || is_echild(&e) => return Ok(all),
-            Err(e) => return Err(e),
+            Err(e) if e.raw_os_error() == Some(libc::ECHILD) => return Ok(all),
+            Err(e) => return Err(context(e, "reap finished children")),
         }
     }
-}
-
-fn is_echild(e: &io::Error) -> bool {
-    let mut src: Option<&(dyn std::error::Error + 'static)> = e.get_ref().map(|r| r as _);
-    while let Some(s) = src {
-        if let Some(io) = s.downcast_ref::<io::Error>() {
-            if io.raw_os_error() == Some(libc::ECHILD) {
-                return true;
-            }
-        }
-        src = s.source();
-    }
-    false
 }
 
 /// Makes this process a child subreaper (`prctl(PR_SET_CHILD_SUBREAPER)`): orphaned
@@ -1283,19 +1307,19 @@ impl Pipeline {
         let mut next_in: Option<pipe::Reader> = None;
         let result = (|| {
             for (i, cmd) in self.stages.iter_mut().enumerate() {
-                if let Some(r) = next_in.take() {
-                    cmd.stdin(r);
-                }
+                let mut overrides: [Option<OwnedFd>; 3] =
+                    [next_in.take().map(OwnedFd::from), None, None];
                 let link = if i + 1 < n {
                     let (r, w) = pipe::new()?;
-                    cmd.stdout(w);
+                    overrides[1] = Some(w.into());
                     Some(r)
                 } else {
                     None
                 };
                 if let (Some(err), None) = (stderr, &cmd.stderr) {
-                    cmd.stderr(err.try_clone()?);
+                    overrides[2] = Some(err.try_clone()?.into());
                 }
+                let saved_group = cmd.process_group;
                 if self.new_group {
                     match children.first() {
                         None => cmd.new_process_group(true),
@@ -1308,9 +1332,10 @@ impl Pipeline {
                 } else {
                     Default::Inherit
                 };
-                let mut child = cmd
-                    .spawn_with([first, last, Default::Inherit])
-                    .map_err(|e| context(e, format_args!("pipeline stage {}", i + 1)))?;
+                let spawned = cmd.spawn_with([first, last, Default::Inherit], overrides);
+                cmd.process_group = saved_group;
+                let mut child =
+                    spawned.map_err(|e| context(e, format_args!("pipeline stage {}", i + 1)))?;
                 if i == 0 {
                     stdin = child.stdin.take();
                 }

@@ -343,12 +343,14 @@ fn role_reaper() {
     // wait_any blocks for the next child, whichever it is; SameGroup sees ours too.
     let mut a = blocked_cat();
     let b = Command::new("true").spawn().unwrap();
-    let first = process::wait_any().unwrap();
+    let first = process::wait_any().unwrap().expect("a child");
     assert_eq!(first.pid, b.pid());
     drop(a.stdin.take());
     let second = WaitOptions::new().wait(WaitTarget::SameGroup).unwrap();
     assert_eq!(second.pid, a.pid());
-    let err = process::wait_any().unwrap_err();
+    // No children left: None, so `while let Some(..) = wait_any()?` ends.
+    assert_eq!(process::wait_any().unwrap(), None);
+    let err = WaitOptions::new().try_wait(WaitTarget::Any).unwrap_err();
     assert!(err.to_string().contains("any child"), "{err}");
     // The reaped children's own handles see ECHILD.
     let mut c = b;
@@ -376,6 +378,9 @@ fn pipelines_match_the_shell() {
             pipeline.stage(cmd);
         }
         let out = pipeline.output().unwrap();
+        // A pipeline can run again: the links are made per run.
+        let again = pipeline.output().unwrap();
+        assert_eq!(again.stdout, out.stdout);
 
         let script = stages
             .iter()
@@ -516,7 +521,7 @@ fn role_subreaper() {
         None
     );
     drop(gate_w);
-    let got = process::wait_any().unwrap();
+    let got = process::wait_any().unwrap().expect("the orphan");
     assert_eq!(got.pid, orphan);
     assert_eq!(got.status.code(), Some(5));
     process::set_child_subreaper(false).unwrap();
@@ -570,7 +575,11 @@ fn role_exec() {
         return;
     };
     // PATH search, and `exec` returns only on failure, with an error naming the program.
-    let err = Command::new(&program).args(["-c", "exit 42"]).exec();
+    // A parent-death signal set before exec refers to our parent (alive), so it must not fire.
+    let err = Command::new(&program)
+        .args(["-c", "exit 42"])
+        .parent_death_signal(Signal::TERM)
+        .exec();
     let code = if err.kind() == io::ErrorKind::NotFound && err.to_string().contains(&program) {
         43
     } else {
