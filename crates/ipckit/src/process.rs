@@ -341,7 +341,8 @@ impl Command {
     /// and exec), for a pipe end, a socket or a file the child expects at a known number.
     /// Setting 0, 1 or 2 overrides [`stdin`](Command::stdin) and the others.
     ///
-    /// The next [`spawn`](Command::spawn) hands the fd over and closes the command's copy.
+    /// The next [`spawn`](Command::spawn) hands the fd over and closes the command's copy (so
+    /// a reader sees end of file when the child is done); pass it again to spawn again.
     ///
     /// ```
     /// use std::io::Read;
@@ -441,6 +442,12 @@ impl Command {
         }
         if let Some(pgid) = self.process_group {
             std::os::unix::process::CommandExt::process_group(&mut cmd, pgid);
+        }
+        if let Some((_, bad)) = self.fds.iter().find(|(_, dst)| *dst < 0) {
+            return Err(invalid_input(format_args!(
+                "{}: cannot pass a file descriptor as number {bad}",
+                self.name()
+            )));
         }
         let fds: Vec<(RawFd, RawFd)> = self
             .fds
@@ -560,7 +567,15 @@ impl Command {
     /// Replaces this process's image with the program (`execvp`), after the same setup a
     /// child would get. Returns only on failure. Other threads vanish with the old image.
     ///
-    /// A parent-death signal set here applies to this process.
+    /// A parent-death signal set here applies to this process. If the exec fails, part of the
+    /// setup may already have been applied to this process: streams redirected, the working
+    /// directory changed, and (by std) the signal mask cleared and `SIGPIPE` reset to its
+    /// default.
+    ///
+    /// # Errors
+    ///
+    /// The returned error names the program: [`io::ErrorKind::NotFound`] when it is not
+    /// found in `PATH`, or the error of a setup step.
     #[doc(alias = "execvp")]
     #[doc(alias = "execlp")]
     pub fn exec(&mut self) -> io::Error {
