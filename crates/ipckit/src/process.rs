@@ -167,7 +167,7 @@ impl From<pipe::Writer> for Stdio {
 
 /// The stream setting used when a [`Command`] leaves one unset.
 #[derive(Clone, Copy)]
-enum Default {
+enum Fallback {
     Inherit,
     Null,
     Piped,
@@ -377,7 +377,7 @@ impl Command {
     /// streams for this spawn only (a pipeline's links); `defaults` apply to unset ones.
     fn build(
         &self,
-        defaults: [Default; 3],
+        defaults: [Fallback; 3],
         mut overrides: [Option<OwnedFd>; 3],
         for_exec: bool,
     ) -> io::Result<std::process::Command> {
@@ -415,9 +415,9 @@ impl Command {
             }
             let stdio = match streams[i].as_ref().map(|s| &s.0) {
                 None => match defaults[i] {
-                    Default::Inherit => std::process::Stdio::inherit(),
-                    Default::Null => std::process::Stdio::null(),
-                    Default::Piped => std::process::Stdio::piped(),
+                    Fallback::Inherit => std::process::Stdio::inherit(),
+                    Fallback::Null => std::process::Stdio::null(),
+                    Fallback::Piped => std::process::Stdio::piped(),
                 },
                 Some(StdioKind::Inherit) => std::process::Stdio::inherit(),
                 Some(StdioKind::Null) => std::process::Stdio::null(),
@@ -479,7 +479,7 @@ impl Command {
 
     fn spawn_with(
         &mut self,
-        defaults: [Default; 3],
+        defaults: [Fallback; 3],
         overrides: [Option<OwnedFd>; 3],
     ) -> io::Result<Child> {
         let mut cmd = self.build(defaults, overrides, false)?;
@@ -531,7 +531,7 @@ impl Command {
     #[doc(alias = "fork")]
     #[doc(alias = "execvp")]
     pub fn spawn(&mut self) -> io::Result<Child> {
-        self.spawn_with([Default::Inherit; 3], [None, None, None])
+        self.spawn_with([Fallback::Inherit; 3], [None, None, None])
     }
 
     /// Runs the child to completion and collects its stdout and stderr. Unset streams: stdin
@@ -542,7 +542,7 @@ impl Command {
     /// As for [`spawn`](Command::spawn), and read or wait errors.
     pub fn output(&mut self) -> io::Result<Output> {
         let mut child = self.spawn_with(
-            [Default::Null, Default::Piped, Default::Piped],
+            [Fallback::Null, Fallback::Piped, Fallback::Piped],
             [None, None, None],
         )?;
         drop(child.stdin.take());
@@ -579,7 +579,7 @@ impl Command {
     #[doc(alias = "execvp")]
     #[doc(alias = "execlp")]
     pub fn exec(&mut self) -> io::Error {
-        match self.build([Default::Inherit; 3], [None, None, None], true) {
+        match self.build([Fallback::Inherit; 3], [None, None, None], true) {
             Ok(mut cmd) => context(
                 sys::process::exec(&mut cmd),
                 format_args!("exec {}", self.name()),
@@ -1308,8 +1308,8 @@ impl Pipeline {
 
     fn spawn_with(
         &mut self,
-        first_in: Default,
-        last_out: Default,
+        first_in: Fallback,
+        last_out: Fallback,
         stderr: Option<&pipe::Writer>,
     ) -> io::Result<RunningPipeline> {
         if self.stages.is_empty() {
@@ -1341,13 +1341,13 @@ impl Pipeline {
                         Some(leader) => cmd.join_process_group(leader.pid()),
                     };
                 }
-                let first = if i == 0 { first_in } else { Default::Inherit };
+                let first = if i == 0 { first_in } else { Fallback::Inherit };
                 let last = if i + 1 == n {
                     last_out
                 } else {
-                    Default::Inherit
+                    Fallback::Inherit
                 };
-                let spawned = cmd.spawn_with([first, last, Default::Inherit], overrides);
+                let spawned = cmd.spawn_with([first, last, Fallback::Inherit], overrides);
                 cmd.process_group = saved_group;
                 let mut child =
                     spawned.map_err(|e| context(e, format_args!("pipeline stage {}", i + 1)))?;
@@ -1388,7 +1388,7 @@ impl Pipeline {
     /// An empty pipeline, or a stage that cannot be spawned (the message names the stage and
     /// program); the stages already started are then killed and reaped.
     pub fn spawn(&mut self) -> io::Result<RunningPipeline> {
-        self.spawn_with(Default::Inherit, Default::Inherit, None)
+        self.spawn_with(Fallback::Inherit, Fallback::Inherit, None)
     }
 
     /// Runs the pipeline to completion, capturing the last stage's stdout and the stderr of
@@ -1400,7 +1400,7 @@ impl Pipeline {
     /// As for [`spawn`](Pipeline::spawn), and read or wait errors.
     pub fn output(&mut self) -> io::Result<PipelineOutput> {
         let (err_r, err_w) = pipe::new()?;
-        let mut running = self.spawn_with(Default::Null, Default::Piped, Some(&err_w))?;
+        let mut running = self.spawn_with(Fallback::Null, Fallback::Piped, Some(&err_w))?;
         drop(err_w);
         drop(running.stdin.take());
         let (stdout, stderr) = read_both(running.stdout.take(), Some(err_r))?;
