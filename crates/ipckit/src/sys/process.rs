@@ -181,7 +181,12 @@ unsafe fn daemonize_raw(dev_null: &CStr, root: &CStr) -> io::Result<()> {
         exit_immediately(1)
     };
     // SAFETY: the caller upholds the fork rules; the child below only makes raw system calls.
-    match unsafe { fork_raw() }? {
+    let forked = unsafe { fork_raw() };
+    if forked.is_err() {
+        // SAFETY: our own write end, not yet shared with any process.
+        unsafe { libc::close(report_w) };
+    }
+    match forked.context_with(|| "daemonize: fork")? {
         ForkResult::Parent(middle) => {
             // Close our write end so EOF arrives when the daemon is set up (or gone).
             // SAFETY: closing our copy of the write end, which nothing else owns here.
@@ -275,10 +280,12 @@ unsafe fn daemonize_raw(dev_null: &CStr, root: &CStr) -> io::Result<()> {
 /// `Mutex` — that stay locked forever in the child. So, in the child of a multi-threaded
 /// process, do only async-signal-safe work (see
 /// [signal-safety(7)](https://man7.org/linux/man-pages/man7/signal-safety.7.html)): no
-/// allocation, no `println!`, no locks; then `exec` or [`exit_immediately`](crate::process::exit_immediately). A single-threaded
-/// process's child may run any code. Either way the child should end with
-/// [`exit_immediately`](crate::process::exit_immediately), not by returning, so it does not run the parent's destructors and
+/// allocation, no `println!`, no locks; then `exec` or [`exit_immediately`]. A
+/// single-threaded process's child may run any code. Either way the child should end with
+/// [`exit_immediately`], not by returning, so it does not run the parent's destructors and
 /// flush its buffers a second time.
+///
+/// [`exit_immediately`]: crate::process::exit_immediately
 ///
 /// # Errors
 ///
