@@ -9,7 +9,7 @@
 //!
 //! | job | mechanism |
 //! |---|---|
-//! | start, watch and reap worker processes | [`process`] |
+//! | start, watch and reap worker processes; shell pipelines (`ps aux \| grep x`); daemons | [`process`] |
 //! | a byte stream from one process to a related one | [`pipe`] |
 //! | a byte stream between unrelated processes, shell peers (`echo > f`, `cat f`) | [`fifo`]: [`fifo::Fifo`], [`fifo::open_reader`], [`fifo::OpenOptions`] |
 //! | synchronisation only, notification, timeouts for blocking calls | [`signal`]: [`signal::send`], [`signal::Signals`], [`signal::with_timeout`], [`signal::ChildExits`] |
