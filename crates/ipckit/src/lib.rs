@@ -13,6 +13,7 @@
 //! | a byte stream from one process to a related one | [`pipe`] |
 //! | a byte stream between unrelated processes, shell peers (`echo > f`, `cat f`) | [`fifo`] |
 //! | synchronisation only, notification, timeouts for blocking calls | [`signal`] |
+//! | locks that survive a dead owner, semaphores, events, barriers; `posix_ipc`/`sysv_ipc` semaphores | [`sync`] |
 //! | exchanging whole files, advisory locks | [`file`] |
 //!
 //! # Safety and unsafe code
@@ -29,13 +30,16 @@
 #![deny(unsafe_code)]
 
 mod error;
+mod ipc_key;
 mod mode;
 mod sys;
 
 pub mod pipe;
 pub mod process;
 pub mod signal;
+pub mod sync;
 
+pub use ipc_key::IpcKey;
 pub use mode::CreationMode;
 pub use process::Pid;
 pub use signal::Signal;
