@@ -50,8 +50,12 @@ impl Counters {
         } else {
             OFlags::RDWR
         };
-        let fd = rustix::shm::open(shm_name.as_str(), flags, rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR)
-            .expect("open counters segment");
+        let fd = rustix::shm::open(
+            shm_name.as_str(),
+            flags,
+            rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+        )
+        .expect("open counters segment");
         let len = n * 4;
         if create {
             rustix::fs::ftruncate(&fd, len as u64).expect("size counters segment");
@@ -134,7 +138,9 @@ impl Drop for Proc {
 }
 
 fn shm_gone(name: &str) -> bool {
-    !Path::new("/dev/shm").join(name.trim_start_matches('/')).exists()
+    !Path::new("/dev/shm")
+        .join(name.trim_start_matches('/'))
+        .exists()
 }
 
 /// A fresh System V semaphore set under a key nobody uses.
@@ -237,6 +243,26 @@ fn mutex_left_inconsistent_becomes_not_recoverable() {
     assert!(err.to_string().contains("not recoverable"), "{err}");
     let io: io::Error = mutex.try_lock().unwrap_err().into();
     assert!(io.to_string().contains("not recoverable"), "{io}");
+    // Repeated tries (glibc's trylock used to leave the word locked here) and other processes
+    // keep getting the same answer instead of a deadlock error or a hang.
+    assert!(matches!(mutex.try_lock(), Err(LockError::NotRecoverable)));
+    Proc::role("role_expect_not_recoverable", &name).wait_success("second locker");
+    assert!(matches!(
+        mutex.lock_timeout(Duration::from_millis(10)),
+        Err(LockError::NotRecoverable)
+    ));
+}
+
+#[test]
+fn role_expect_not_recoverable() {
+    let Some(arg) = role_arg("role_expect_not_recoverable") else {
+        return;
+    };
+    let _dog = watchdog("second locker", LIMIT);
+    let mutex = Mutex::open(&arg).unwrap();
+    let got = mutex.lock_timeout(LONG);
+    assert!(matches!(got, Err(LockError::NotRecoverable)), "{got:?}");
+    assert!(matches!(mutex.try_lock(), Err(LockError::NotRecoverable)));
 }
 
 trait IntoGuard<'a> {
@@ -356,7 +382,10 @@ fn semaphore_rejects_bad_counts_and_overflow() {
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     assert!(err.to_string().contains("overflow"), "{err}");
     let err = sem.acquire_n(0).unwrap_err();
-    assert!(err.to_string().contains("invalid semaphore count 0"), "{err}");
+    assert!(
+        err.to_string().contains("invalid semaphore count 0"),
+        "{err}"
+    );
     let err = Semaphore::anonymous(u32::MAX).unwrap_err();
     assert!(err.to_string().contains("4294967295"), "{err}");
     let err = Barrier::anonymous(0).unwrap_err();
@@ -428,7 +457,9 @@ fn event_wakes_waiters_in_other_processes() {
     let name = unique_name("event");
     let event = Event::create(&name).unwrap();
     let ready = Semaphore::create(&format!("{name}-ready"), 0).unwrap();
-    let children: Vec<Proc> = (0..3).map(|_| Proc::role("role_event_waiter", &name)).collect();
+    let children: Vec<Proc> = (0..3)
+        .map(|_| Proc::role("role_event_waiter", &name))
+        .collect();
     ready.acquire_n(3).unwrap();
     assert!(!event.wait_timeout(Duration::from_millis(5)).unwrap());
     event.set();
@@ -482,9 +513,7 @@ fn condvar_producer_and_consumer_in_two_processes() {
     }
     producer.wait_success("producer");
     let guard = mutex.lock().unwrap();
-    let (_guard, result) = cond
-        .wait_timeout(guard, Duration::from_millis(10))
-        .unwrap();
+    let (_guard, result) = cond.wait_timeout(guard, Duration::from_millis(10)).unwrap();
     assert!(result.timed_out());
 }
 
@@ -524,7 +553,9 @@ fn barrier_of_three_processes() {
     let barrier = Barrier::create(&name, 3).unwrap();
     assert_eq!(barrier.parties(), 3);
     let counters = Counters::create(&format!("{name}-c"), ROUNDS + 1);
-    let children: Vec<Proc> = (0..2).map(|_| Proc::role("role_barrier_party", &name)).collect();
+    let children: Vec<Proc> = (0..2)
+        .map(|_| Proc::role("role_barrier_party", &name))
+        .collect();
     barrier_party(&name, &counters).unwrap();
     for child in children {
         child.wait_success("barrier party");
@@ -536,7 +567,10 @@ fn barrier_of_three_processes() {
 fn barrier_timeout_withdraws_the_arrival() {
     let _dog = watchdog("barrier timeout", LIMIT);
     let barrier = Barrier::anonymous(2).unwrap();
-    assert_eq!(barrier.wait_timeout(Duration::from_millis(20)).unwrap(), None);
+    assert_eq!(
+        barrier.wait_timeout(Duration::from_millis(20)).unwrap(),
+        None
+    );
     // Had the timed-out arrival stayed counted, this round would let one party through alone.
     let leaders = std::thread::scope(|s| {
         let other = s.spawn(|| barrier.wait().unwrap().is_leader());
@@ -718,7 +752,11 @@ fn sysv_semop_over_several_semaphores_undo_and_nowait() {
     assert!(set.op_timeout(&[SemOp::new(1, -1)], LONG).unwrap());
     assert_eq!(set.get(0).unwrap(), 0, "the child holds semaphore 0");
     child.wait_success("SEM_UNDO child");
-    assert_eq!(set.get(0).unwrap(), 1, "SEM_UNDO gave semaphore 0 back at exit");
+    assert_eq!(
+        set.get(0).unwrap(),
+        1,
+        "SEM_UNDO gave semaphore 0 back at exit"
+    );
 
     // IPC_NOWAIT: all or nothing, WouldBlock, nothing changed.
     let err = set
@@ -761,10 +799,77 @@ fn ftok_matches_sysv_ipc() {
     ))
     .output()
     .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         key.as_raw().to_string()
     );
     assert!(IpcKey::ftok(dir.join("missing"), 1).is_err());
+}
+
+#[test]
+fn a_leaked_guard_keeps_the_mutex_memory_mapped() {
+    let first = Mutex::anonymous().unwrap();
+    std::mem::forget(first.lock().unwrap());
+    // glibc links the held mutex into this thread's robust list through the mutex's memory;
+    // dropping the handle must not unmap it, or locking any other robust mutex would write
+    // into unmapped memory.
+    drop(first);
+    let second = Mutex::anonymous().unwrap();
+    for _ in 0..3 {
+        drop(second.lock().unwrap());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// anonymous primitives shared with forked children
+
+/// Forks a child that runs `child` (only atomics, futexes and pthread calls: no allocation)
+/// and `_exit`s with its result; returns the child's exit status.
+fn fork_and_wait(child: impl FnOnce() -> i32) -> i32 {
+    // SAFETY: the child only runs `child`, which by contract does async-signal-safe work
+    // (atomic operations, futex and pthread mutex calls on memory mapped before the fork),
+    // then `_exit`s without running destructors or atexit handlers.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork: {}", io::Error::last_os_error());
+    if pid == 0 {
+        let code = child();
+        // SAFETY: ends the child immediately, as fork's contract asks.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: `pid` is our child; `status` is valid for writes.
+    let ret = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(ret, pid, "waitpid: {}", io::Error::last_os_error());
+    assert!(
+        libc::WIFEXITED(status),
+        "child did not exit normally: {status:#x}"
+    );
+    libc::WEXITSTATUS(status)
+}
+
+#[test]
+fn anonymous_primitives_work_across_fork_and_report_a_dead_owner() {
+    let _dog = watchdog("fork", LIMIT);
+    let sem = Semaphore::anonymous(0).unwrap();
+    let mutex = Mutex::anonymous().unwrap();
+    let code = fork_and_wait(|| {
+        let Ok(guard) = mutex.lock() else { return 1 };
+        // Exiting holding the lock: the kernel marks it owner-died for the next locker.
+        std::mem::forget(guard);
+        match sem.release_n(2) {
+            Ok(()) => 0,
+            Err(_) => 2,
+        }
+    });
+    assert_eq!(code, 0);
+    sem.acquire_n(2).unwrap();
+    let mut guard = mutex.lock().unwrap_err().into_guard_for_test();
+    guard.mark_consistent().unwrap();
+    drop(guard);
+    drop(mutex.lock().unwrap());
 }

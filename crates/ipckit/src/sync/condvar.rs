@@ -145,10 +145,12 @@ impl Condvar {
         let seq = raw.seq.load(SeqCst);
         raw.waiters.fetch_add(1, SeqCst);
         let mutex: &'a Mutex = guard.into_mutex();
-        let waited = match mutex.unlock_raw() {
-            Ok(()) => futex_wait(&raw.seq, seq, timeout),
-            Err(e) => Err(e),
-        };
+        if let Err(e) = mutex.unlock_raw() {
+            // Only a corrupted mutex fails to unlock; it stays (unusably) held.
+            raw.waiters.fetch_sub(1, SeqCst);
+            return Err(LockError::Io(e));
+        }
+        let waited = futex_wait(&raw.seq, seq, timeout);
         raw.waiters.fetch_sub(1, SeqCst);
         let guard = mutex.relock()?;
         match waited {

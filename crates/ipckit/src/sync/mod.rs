@@ -37,6 +37,7 @@ mod semaphore;
 mod sysv;
 
 use std::io;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::mode::CreationMode;
@@ -160,7 +161,7 @@ const SPIN: u32 = 200;
 
 /// Spins briefly until `ready` holds; `true` if it did.
 fn spin_until(mut ready: impl FnMut() -> bool) -> bool {
-    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+    if !multi_core() {
         return false;
     }
     for _ in 0..SPIN {
@@ -170,6 +171,12 @@ fn spin_until(mut ready: impl FnMut() -> bool) -> bool {
         }
     }
     false
+}
+
+/// Whether spinning can help: on one CPU the holder cannot run while we spin.
+fn multi_core() -> bool {
+    static CORES: OnceLock<bool> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()) > 1)
 }
 
 /// An optional deadline; `remaining` is `Some(None)` for "forever".

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use super::region::{Kind, Region};
@@ -19,8 +20,9 @@ use crate::sys::sync::{MutexLock, PthreadMutex};
 /// [`MutexGuard::mark_consistent`]; if it drops the guard without doing so, the mutex becomes
 /// unusable for everyone ([`LockError::NotRecoverable`]), as POSIX specifies.
 ///
-/// Uncontended locking and unlocking are a compare-and-swap in user space; only contention
-/// makes a `futex` system call.
+/// Uncontended locking and unlocking are a compare-and-swap in user space; a locker that finds
+/// the lock held retries briefly, then sleeps on the futex; unlocking makes a system call only
+/// when someone sleeps.
 ///
 /// Get one with [`Mutex::create`] / [`Mutex::open`] (a named segment in `/dev/shm`, see
 /// [`Options`](super::Options) for the creation mode and permissions) or
@@ -63,6 +65,18 @@ use crate::sys::sync::{MutexLock, PthreadMutex};
 #[derive(Debug)]
 pub struct Mutex {
     region: Region,
+    /// Guards of this handle alive in this process. glibc links a held robust mutex into its
+    /// thread's list through the mutex's own memory, so a handle dropped while a (leaked) guard
+    /// still holds the lock must not unmap that memory.
+    held: AtomicUsize,
+}
+
+impl Drop for Mutex {
+    fn drop(&mut self) {
+        if *self.held.get_mut() != 0 {
+            self.region.leak_mapping();
+        }
+    }
 }
 
 impl Mutex {
@@ -72,8 +86,7 @@ impl Mutex {
     ///
     /// When the memory cannot be mapped or the mutex initialised.
     pub fn anonymous() -> io::Result<Mutex> {
-        Region::anonymous(Kind::Mutex, size_of::<PthreadMutex>(), init)
-            .map(|region| Mutex { region })
+        Region::anonymous(Kind::Mutex, size_of::<PthreadMutex>(), init).map(Mutex::from_region)
     }
 
     /// Creates the named mutex `name` (`/dev/shm/<name>`, owner-only); the handle removes the
@@ -111,7 +124,14 @@ impl Mutex {
             size_of::<PthreadMutex>(),
             init,
         )
-        .map(|region| Mutex { region })
+        .map(Mutex::from_region)
+    }
+
+    fn from_region(region: Region) -> Mutex {
+        Mutex {
+            region,
+            held: AtomicUsize::new(0),
+        }
     }
 
     fn raw(&self) -> &PthreadMutex {
@@ -137,7 +157,13 @@ impl Mutex {
     /// already holds it).
     #[doc(alias = "pthread_mutex_lock")]
     pub fn lock(&self) -> LockResult<'_> {
-        self.result(self.raw().lock(), LockError::WouldBlock)
+        // A wake-up costs far more than a short wait for a holder that is about to unlock;
+        // the spin only reads the lock word, and glibc then takes it (or sleeps).
+        let raw = self.raw();
+        if raw.is_held() {
+            super::spin_until(|| !raw.is_held());
+        }
+        self.result(raw.lock(), LockError::WouldBlock)
     }
 
     /// Locks if nobody holds the lock (`pthread_mutex_trylock`).
@@ -175,8 +201,11 @@ impl Mutex {
         self.lock()
     }
 
+    /// Unlocks for a guard given up with [`MutexGuard::into_mutex`].
     pub(crate) fn unlock_raw(&self) -> io::Result<()> {
-        self.raw().unlock()
+        self.raw().unlock()?;
+        self.held.fetch_sub(1, Ordering::Relaxed);
+        Ok(())
     }
 }
 
@@ -268,6 +297,7 @@ pub struct MutexGuard<'a> {
 
 impl<'a> MutexGuard<'a> {
     fn new(mutex: &'a Mutex) -> MutexGuard<'a> {
+        mutex.held.fetch_add(1, Ordering::Relaxed);
         MutexGuard {
             mutex,
             _not_send: PhantomData,
@@ -313,6 +343,8 @@ impl Drop for MutexGuard<'_> {
     fn drop(&mut self) {
         // Unlocking a mutex this thread holds only fails if a peer corrupted it; there is
         // nothing better to do in a destructor than to leave it so.
-        let _ = self.mutex.raw().unlock();
+        if self.mutex.raw().unlock().is_ok() {
+            self.mutex.held.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }

@@ -76,7 +76,8 @@ pub(crate) fn posix_name(name: &str, what: &str, max: usize) -> io::Result<Strin
 /// A mapped segment holding one primitive after its header.
 #[derive(Debug)]
 pub(crate) struct Region {
-    map: Mapping,
+    /// `None` only after [`Region::leak_mapping`], when nothing uses the state any more.
+    map: Option<Mapping>,
     /// The shared-memory name this handle removes on drop (creator, not detached).
     unlink: Option<String>,
     name: Option<String>,
@@ -96,7 +97,7 @@ impl Region {
         init(&map)?;
         publish(&map, kind, size);
         Ok(Region {
-            map,
+            map: Some(map),
             unlink: None,
             name: None,
         })
@@ -151,7 +152,7 @@ impl Region {
         publish(&map, kind, size);
         cleanup.0 = None;
         Ok(Region {
-            map,
+            map: Some(map),
             unlink: Some(shm_name.to_owned()),
             name: Some(shm_name.to_owned()),
         })
@@ -212,7 +213,7 @@ impl Region {
             ));
         }
         Ok(Region {
-            map,
+            map: Some(map),
             unlink: None,
             name: Some(shm_name.to_owned()),
         })
@@ -221,7 +222,10 @@ impl Region {
     /// The primitive's state.
     pub(crate) fn state<T: SharedState>(&self) -> &T {
         // The mapping was sized for `T` after the header when it was created or opened.
-        view(&self.map, STATE_OFFSET).expect("segment sized for its state at creation")
+        self.map
+            .as_ref()
+            .and_then(|map| view(map, STATE_OFFSET))
+            .expect("segment mapped and sized for its state until dropped")
     }
 
     /// The shared-memory name ("/name"), if the primitive is named.
@@ -232,6 +236,12 @@ impl Region {
     /// Keeps the name after this handle is dropped.
     pub(crate) fn detach(&mut self) {
         self.unlink = None;
+    }
+
+    /// Never unmaps the memory (the name is still removed as usual): for a mutex a leaked
+    /// guard still holds, whose address is on this thread's robust list.
+    pub(crate) fn leak_mapping(&mut self) {
+        std::mem::forget(self.map.take());
     }
 }
 

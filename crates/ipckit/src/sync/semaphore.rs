@@ -68,9 +68,11 @@ impl RawSemaphore {
         loop {
             let new = match c.checked_add(n) {
                 Some(v) if v <= SEMAPHORE_MAX => v,
-                _ => return Err(invalid_input(format_args!(
+                _ => {
+                    return Err(invalid_input(format_args!(
                     "semaphore release by {n} would overflow its value {c} (max {SEMAPHORE_MAX})"
-                ))),
+                )))
+                }
             };
             match self.count.compare_exchange_weak(c, new, SeqCst, Relaxed) {
                 Ok(_) => break,

@@ -8,7 +8,7 @@ use std::cell::UnsafeCell;
 use std::ffi::CStr;
 use std::io;
 use std::mem::MaybeUninit;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use rustix::thread::futex;
@@ -85,6 +85,9 @@ fn monotonic_deadline(timeout: Duration) -> libc::timespec {
     }
 }
 
+/// The owner-TID bits of a robust futex word (`FUTEX_TID_MASK`).
+const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+
 /// What locking a robust mutex gave.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum MutexLock {
@@ -157,10 +160,39 @@ impl PthreadMutex {
         Self::classify(unsafe { libc::pthread_mutex_lock(self.raw()) })
     }
 
+    /// glibc's futex word, `__data.__lock`: the first `int` of `pthread_mutex_t` on every
+    /// Linux target glibc supports; for a robust mutex it holds the owner's TID.
+    fn word(&self) -> &AtomicU32 {
+        // SAFETY: the mutex is at least 4 bytes, 8-aligned, inside an `UnsafeCell` (so shared
+        // mutation is allowed) and glibc itself accesses this word atomically.
+        unsafe { &*self.raw().cast::<AtomicU32>() }
+    }
+
+    /// Whether some thread holds the lock now (a hint for spinning: reads, never writes).
+    pub(crate) fn is_held(&self) -> bool {
+        self.word().load(Ordering::Relaxed) & FUTEX_TID_MASK != 0
+    }
+
     /// `pthread_mutex_trylock`.
     pub(crate) fn try_lock(&self) -> io::Result<MutexLock> {
         // SAFETY: as in `lock`.
-        Self::classify(unsafe { libc::pthread_mutex_trylock(self.raw()) })
+        let got = Self::classify(unsafe { libc::pthread_mutex_trylock(self.raw()) });
+        if let Ok(MutexLock::NotRecoverable) = got {
+            // glibc ≤ 2.3x's trylock takes the lock word before it notices the mutex is not
+            // recoverable and then fails to release it (it compares the *old* word with our
+            // TID), leaving other lockers hanging instead of getting ENOTRECOVERABLE. Undo that.
+            let tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
+            let word = self.word();
+            if word
+                .compare_exchange(tid, 0, Ordering::Release, Ordering::Relaxed)
+                .is_err()
+                && word.load(Ordering::Relaxed) & FUTEX_TID_MASK == tid
+            {
+                word.store(0, Ordering::Release);
+                futex_wake(word, u32::MAX);
+            }
+        }
+        got
     }
 
     /// `pthread_mutex_clocklock` with a CLOCK_MONOTONIC deadline `timeout` from now.
