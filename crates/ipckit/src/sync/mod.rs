@@ -50,7 +50,8 @@ pub use named::{NamedSemaphore, NAMED_SEMAPHORE_MAX};
 pub use semaphore::{Semaphore, SEMAPHORE_MAX};
 pub use sysv::{SemOp, SemaphoreSet, SEMMSL, SEMVMX};
 
-/// How a named primitive is created or opened: [`CreationMode`] and permissions.
+/// How a named primitive (or a System V set) is created or opened: [`CreationMode`] and
+/// permissions.
 ///
 /// # Examples
 ///
@@ -152,6 +153,16 @@ impl Options {
     /// As [`NamedSemaphore::create`] / [`NamedSemaphore::open`].
     pub fn open_named_semaphore(&self, name: &str, initial: u32) -> io::Result<NamedSemaphore> {
         NamedSemaphore::with_options(name, self.mode, self.permissions, initial)
+    }
+
+    /// A System V [`SemaphoreSet`] of `nsems` semaphores under `key` (`semget`); `nsems`
+    /// applies only if it is created.
+    ///
+    /// # Errors
+    ///
+    /// As [`SemaphoreSet::create`] / [`SemaphoreSet::open`].
+    pub fn open_semaphore_set(&self, key: crate::IpcKey, nsems: usize) -> io::Result<SemaphoreSet> {
+        SemaphoreSet::with_options(key, self.mode, self.permissions, nsems)
     }
 }
 

@@ -90,7 +90,8 @@ pub struct SemaphoreSet {
 impl SemaphoreSet {
     /// Creates a set of `nsems` semaphores (values 0) under `key`, owner-only
     /// (`semget(IPC_CREAT | IPC_EXCL)`); [`IpcKey::PRIVATE`] makes a set only reachable through
-    /// its [`id`](SemaphoreSet::id).
+    /// its [`id`](SemaphoreSet::id). [`Options`](super::Options) chooses another creation mode
+    /// or permissions.
     ///
     /// # Errors
     ///
@@ -109,12 +110,7 @@ impl SemaphoreSet {
         SemaphoreSet::with_options(key, CreationMode::Open, 0, 0)
     }
 
-    /// Creates or opens as `mode` says, with `permissions` for a new set.
-    ///
-    /// # Errors
-    ///
-    /// As [`create`](SemaphoreSet::create) and [`open`](SemaphoreSet::open).
-    pub fn with_options(
+    pub(crate) fn with_options(
         key: IpcKey,
         mode: CreationMode,
         permissions: u32,
