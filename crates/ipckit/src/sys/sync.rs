@@ -419,7 +419,7 @@ pub(crate) fn view<T: SharedState>(map: &super::mmap::Mapping, offset: usize) ->
 #[repr(C)]
 #[derive(Debug)]
 pub(crate) struct Header {
-    /// [`Header::MAGIC`] once the creator finished initialising the segment.
+    /// The `sync` magic number once the creator finished initialising the segment.
     pub(crate) magic: AtomicU32,
     pub(crate) version: AtomicU32,
     /// Which primitive (one of the `KIND_*` constants of `sync`).
