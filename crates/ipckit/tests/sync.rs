@@ -334,6 +334,7 @@ fn semaphore_of_three_never_admits_a_fourth_of_five_processes() {
     assert_eq!(counters.at(2).load(Ordering::SeqCst), 5 * HOLDER_ROUNDS);
     let max = counters.at(1).load(Ordering::SeqCst);
     assert!((1..=3).contains(&max), "max holders {max}");
+    eprintln!("Semaphore(3): at most {max} holders at once");
     assert_eq!(counters.at(0).load(Ordering::SeqCst), 0);
     assert_eq!(sem.value(), 3);
     drop(sem);
