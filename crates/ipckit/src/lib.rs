@@ -16,6 +16,7 @@
 //! | exchanging whole files, advisory locks | [`file`](mod@file): [`file::write_atomic`], [`file::Lock`] |
 //! | connections by name or address, across hosts, fd passing, peer identity | [`socket`] |
 //! | large data between processes without copying through the kernel (Python `shared_memory`, `posix_ipc`, `sysv_ipc` peers) | [`shm`] |
+//! | locks that survive a dead owner, semaphores, events, barriers; `posix_ipc`/`sysv_ipc` semaphores | [`sync`] |
 //!
 //! # Safety and unsafe code
 //!
@@ -42,6 +43,7 @@ pub mod process;
 pub mod shm;
 pub mod signal;
 pub mod socket;
+pub mod sync;
 
 pub use ipc_key::IpcKey;
 pub use mode::CreationMode;
