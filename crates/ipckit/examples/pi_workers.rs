@@ -47,7 +47,10 @@ fn parse_record(bytes: &[u8; 16]) -> Result<(usize, f64), String> {
         .ok()
         .filter(|&i| i < WORKERS)
         .ok_or_else(|| format!("worker sent slice index {index}, expected 0..{WORKERS}"))?;
-    Ok((index, f64::from_le_bytes(bytes[8..].try_into().expect("8 bytes"))))
+    Ok((
+        index,
+        f64::from_le_bytes(bytes[8..].try_into().expect("8 bytes")),
+    ))
 }
 
 /// Adds the partial sums in slice order, checking every slice arrived exactly once.
@@ -73,7 +76,8 @@ fn read_records(mut reader: impl Read) -> Result<f64, Box<dyn std::error::Error>
 
 fn worker(exe: &Path, transport: &str, index: usize, target: &Path) -> Command {
     let mut cmd = Command::new(exe);
-    cmd.args(["worker", transport, &index.to_string()]).arg(target);
+    cmd.args(["worker", transport, &index.to_string()])
+        .arg(target);
     cmd
 }
 
@@ -135,7 +139,11 @@ fn over_files(exe: &Path, dir: &Path) -> Result<f64, Box<dyn std::error::Error>>
     Ok(total(&parts)?)
 }
 
-fn run_worker(transport: &str, index: &str, target: &str) -> Result<(), Box<dyn std::error::Error>> {
+fn run_worker(
+    transport: &str,
+    index: &str,
+    target: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
     let index: usize = index.parse()?;
     let rec = record(index);
     match transport {
@@ -155,7 +163,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let exe = std::env::current_exe()?;
-    let single = total(&(0..WORKERS).map(|i| Some(partial_sum(i))).collect::<Vec<_>>())?;
+    let single = total(
+        &(0..WORKERS)
+            .map(|i| Some(partial_sum(i)))
+            .collect::<Vec<_>>(),
+    )?;
     println!("single process: pi = {single:.15}");
     let dir = std::env::temp_dir().join(format!("ipckit-pi-{}", std::process::id()));
     std::fs::create_dir(&dir)?;

@@ -57,5 +57,12 @@ fn ps_grep_pipeline_finds_its_own_grep() {
 #[test]
 fn zombie_is_reaped_and_orphan_adopted() {
     let out = run("zombie_orphan", &[]);
-    assert!(out.contains('Z'), "{out}");
+    for shown in [
+        "state = Z",
+        "exists afterwards: false",
+        "the subreaper reaped",
+        "nothing left to reap: []",
+    ] {
+        assert!(out.contains(shown), "{shown:?} missing from:\n{out}");
+    }
 }

@@ -33,8 +33,8 @@ impl_is_minus_one! { i32 i64 isize }
 
 #[allow(dead_code)] // used by the shared-memory mechanisms as they land
 pub(crate) mod mmap;
-pub(crate) mod shm;
 pub(crate) mod process;
+pub(crate) mod shm;
 pub(crate) mod signal;
 pub(crate) mod socket;
 pub(crate) mod sync;
