@@ -14,6 +14,7 @@
 //! | a byte stream between unrelated processes, shell peers (`echo > f`, `cat f`) | [`fifo`] |
 //! | synchronisation only, notification, timeouts for blocking calls | [`signal`] |
 //! | exchanging whole files, advisory locks | [`file`] |
+//! | typed messages among many producers and consumers, crash-safe; one-to-one at memory speed | [`queue`] |
 //!
 //! # Safety and unsafe code
 //!
@@ -34,8 +35,10 @@ mod sys;
 
 pub mod pipe;
 pub mod process;
+pub mod queue;
 pub mod signal;
 
 pub use mode::CreationMode;
 pub use process::Pid;
+pub use queue::Queue;
 pub use signal::Signal;
