@@ -208,7 +208,7 @@ impl Options {
     /// `ResourceBusy` if a live process owns the sending end.
     pub fn sender<T>(&self, name: &str) -> io::Result<Sender<T>> {
         let ep = Endpoint::new(std::sync::Arc::new(self.named_chan(name)?), self.policy);
-        ep.claim(O_TX, "sender")?;
+        ep.claim(O_TX, "sender", false)?;
         Ok(Sender::new(ep))
     }
 
@@ -219,7 +219,7 @@ impl Options {
     /// As [`Options::sender`].
     pub fn receiver<T>(&self, name: &str) -> io::Result<Receiver<T>> {
         let ep = Endpoint::new(std::sync::Arc::new(self.named_chan(name)?), self.policy);
-        ep.claim(O_RX, "receiver")?;
+        ep.claim(O_RX, "receiver", false)?;
         Ok(Receiver::new(ep))
     }
 }
@@ -269,7 +269,10 @@ impl Chan {
         object::wait_ready(&format!("channel {label}"), || {
             r.u32_at(O_READY).load(Acquire) == READY
         })?;
-        let (magic, version) = (r.u64_at(O_MAGIC).load(Relaxed), r.u32_at(O_VERSION).load(Relaxed));
+        let (magic, version) = (
+            r.u64_at(O_MAGIC).load(Relaxed),
+            r.u32_at(O_VERSION).load(Relaxed),
+        );
         if magic != MAGIC || version != VERSION {
             return Err(bad(format!(
                 "{label} is not an ipckit channel of layout version {VERSION} (magic {magic:#x}, version {version})"
@@ -331,15 +334,17 @@ impl Endpoint {
         }
     }
 
-    /// Takes ownership of the end recorded at `rec` (`O_TX`/`O_RX`) for this process.
-    fn claim(&self, rec: usize, what: &str) -> io::Result<()> {
+    /// Takes ownership of the end recorded at `rec` (`O_TX`/`O_RX`) for this process. An
+    /// opener (`force` false) fails while a live process owns it; a handle inherited across
+    /// `fork` (`force` true) is that same end and takes it over.
+    fn claim(&self, rec: usize, what: &str, force: bool) -> io::Result<()> {
         let gen = crate::sys::queue::fork_generation();
         let (pid, start) = peers::me();
         let c = &self.chan;
         let owner = c.u64(rec);
         loop {
             let cur = owner.load(Acquire);
-            if cur != 0 && cur != pid && peers::alive(cur, c.u64(rec + 8).load(Relaxed)) {
+            if !force && cur != 0 && peers::alive(cur, c.u64(rec + 8).load(Relaxed)) {
                 return Err(io::Error::new(
                     io::ErrorKind::ResourceBusy,
                     format!(
@@ -368,7 +373,7 @@ impl Endpoint {
 
     fn ensure(&self, rec: usize, what: &str) -> io::Result<()> {
         if self.claimed_gen.get() != crate::sys::queue::fork_generation() {
-            self.claim(rec, what)?;
+            self.claim(rec, what, true)?;
         }
         Ok(())
     }
@@ -410,7 +415,11 @@ impl Endpoint {
     ) -> Result<(), Stop> {
         let c = &self.chan;
         if self.peer_gone(peer_rec, false) {
-            return if ready() { Ok(()) } else { Err(Stop::Disconnected) };
+            return if ready() {
+                Ok(())
+            } else {
+                Err(Stop::Disconnected)
+            };
         }
         if deadline.spin(self.policy.spin_for(), || !ready()) {
             return Ok(());
@@ -435,7 +444,11 @@ impl Endpoint {
                 return Ok(());
             }
             if self.peer_gone(peer_rec, c.u32(word).load(Relaxed) == seen) {
-                return if ready() { Ok(()) } else { Err(Stop::Disconnected) };
+                return if ready() {
+                    Ok(())
+                } else {
+                    Err(Stop::Disconnected)
+                };
             }
         }
     }
@@ -481,7 +494,14 @@ impl<T> Sender<T> {
         let cap = c.cap as u32;
         if tail.wrapping_sub(ep.other.get()) >= cap {
             let refresh = || tail.wrapping_sub(c.u32(O_HEAD).load(Acquire)) < cap;
-            ep.wait(deadline, O_HEAD, O_TX_SLEEPING, O_RX, || Stop::Full, refresh)?;
+            ep.wait(
+                deadline,
+                O_HEAD,
+                O_TX_SLEEPING,
+                O_RX,
+                || Stop::Full,
+                refresh,
+            )?;
             let head = c.u32(O_HEAD).load(Acquire);
             if tail.wrapping_sub(head) > cap {
                 return Err(Stop::Failed(io::Error::new(
@@ -566,7 +586,10 @@ impl<T> Sender<T> {
 }
 
 fn len(c: &Chan) -> usize {
-    let n = c.u32(O_TAIL).load(Relaxed).wrapping_sub(c.u32(O_HEAD).load(Relaxed));
+    let n = c
+        .u32(O_TAIL)
+        .load(Relaxed)
+        .wrapping_sub(c.u32(O_HEAD).load(Relaxed));
     (n as u64).min(c.cap) as usize
 }
 
@@ -644,7 +667,14 @@ impl<T> Receiver<T> {
         let head = ep.mine.get();
         if ep.other.get() == head {
             let refresh = || c.u32(O_TAIL).load(Acquire) != head;
-            ep.wait(deadline, O_TAIL, O_RX_SLEEPING, O_TX, || Stop::Empty, refresh)?;
+            ep.wait(
+                deadline,
+                O_TAIL,
+                O_RX_SLEEPING,
+                O_TX,
+                || Stop::Empty,
+                refresh,
+            )?;
             let tail = c.u32(O_TAIL).load(Acquire);
             if tail.wrapping_sub(head) as u64 > c.cap {
                 return Err(Stop::Failed(io::Error::new(

@@ -242,9 +242,7 @@ impl ByteQueue {
     /// [`SendError::Disconnected`] if the queue is closed or every other attached process is
     /// gone; [`SendError::Failed`] for a message over the size limit or a corrupted queue.
     pub fn put<'a>(&self, msg: &'a [u8]) -> Result<(), SendError<&'a [u8]>> {
-        self.ring
-            .put(msg, Deadline::Never)
-            .map_err(|e| e.send(msg))
+        self.ring.put(msg, Deadline::Never).map_err(|e| e.send(msg))
     }
 
     /// Appends `msg` if there is room now.
@@ -298,7 +296,11 @@ impl ByteQueue {
     /// # Errors
     ///
     /// [`RecvTimeoutError::Timeout`]; otherwise as [`ByteQueue::get_into`].
-    pub fn get_into_timeout(&self, buf: &mut Vec<u8>, timeout: Duration) -> Result<(), RecvTimeoutError> {
+    pub fn get_into_timeout(
+        &self,
+        buf: &mut Vec<u8>,
+        timeout: Duration,
+    ) -> Result<(), RecvTimeoutError> {
         self.ring
             .get(buf, Deadline::after(timeout))
             .map_err(Stop::recv_timeout)

@@ -35,7 +35,9 @@ pub(crate) fn shm_path(name: &str) -> io::Result<String> {
         )));
     }
     if bare == "." || bare == ".." {
-        return Err(invalid_input(format_args!("invalid shared-memory name {name:?}")));
+        return Err(invalid_input(format_args!(
+            "invalid shared-memory name {name:?}"
+        )));
     }
     Ok(format!("/{bare}"))
 }
@@ -43,7 +45,8 @@ pub(crate) fn shm_path(name: &str) -> io::Result<String> {
 impl Object {
     /// Fresh zeroed memory shared with children forked after this call.
     pub(crate) fn anonymous(len: usize) -> io::Result<Object> {
-        let map = Mapping::anonymous(len).context_with(|| format!("map {len} bytes of shared memory"))?;
+        let map =
+            Mapping::anonymous(len).context_with(|| format!("map {len} bytes of shared memory"))?;
         Ok(Object {
             region: Region::new(map),
             name: None,
@@ -114,13 +117,15 @@ impl Object {
             if start.elapsed() > SETUP_WAIT {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
-                    format!("shared-memory object {path} is empty: not a queue, or its creator died"),
+                    format!(
+                        "shared-memory object {path} is empty: not a queue, or its creator died"
+                    ),
                 ));
             }
             std::thread::sleep(Duration::from_millis(1));
         };
-        let map =
-            Mapping::map_fd(&fd, len, true).context_with(|| format!("map shared-memory object {path}"))?;
+        let map = Mapping::map_fd(&fd, len, true)
+            .context_with(|| format!("map shared-memory object {path}"))?;
         Ok(Object {
             region: Region::new(map),
             name: Some(path.to_owned()),
@@ -151,7 +156,9 @@ pub(crate) fn wait_ready(what: &str, ready: impl Fn() -> bool) -> io::Result<()>
         if start.elapsed() > SETUP_WAIT {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("{what} was never initialised: its creator died or it is not an ipckit object"),
+                format!(
+                    "{what} was never initialised: its creator died or it is not an ipckit object"
+                ),
             ));
         }
         std::thread::sleep(Duration::from_millis(1));

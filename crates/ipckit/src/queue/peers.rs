@@ -40,14 +40,15 @@ pub(crate) struct Table<'a> {
 }
 
 impl Table<'_> {
-    /// Counts one more handle for (`pid`, `start`). Returns false if the table is full.
+    /// Counts one more handle for (`pid`, `start`). Returns true if the process was not
+    /// attached before (false also when the table is full).
     pub(crate) fn attach(&self, pid: u64, start: u64) -> bool {
         let mut free = None;
         for s in &self.slots {
             let (p, st) = (s[0].load(Relaxed), s[1].load(Relaxed));
             if p == pid && st == start {
                 s[2].fetch_add(1, Relaxed);
-                return true;
+                return false;
             }
             if free.is_none() && (p == 0 || !alive(p, st)) {
                 free = Some(s);

@@ -35,6 +35,8 @@ const O_BYTES: usize = O_HEAD + 24;
 const O_UNFINISHED: usize = O_HEAD + 32;
 const O_CLOSED: usize = O_HEAD + 40;
 const O_RECOVERIES: usize = O_HEAD + 48;
+// Number of processes that ever attached (under the lock).
+const O_ATTACHED_EVER: usize = O_HEAD + 104;
 // The redo journal: valid flag, then the new values of head, tail, count, bytes, unfinished.
 const O_J_VALID: usize = O_HEAD + 56;
 const O_J: usize = O_HEAD + 64;
@@ -51,7 +53,9 @@ const O_CLOSED_MIRROR: usize = 464;
 const O_PEERS: usize = 512;
 const SLOTS: usize = 64;
 const DATA_OFF: usize = O_PEERS + SLOTS * 24;
-const _: () = assert!(O_J + 40 <= O_NOT_EMPTY && DATA_OFF % 64 == 0);
+const _: () = assert!(
+    O_J + 40 <= O_ATTACHED_EVER && O_ATTACHED_EVER + 8 <= O_NOT_EMPTY && DATA_OFF % 64 == 0
+);
 
 const TAG_RECORD: u64 = 0xA5 << 56;
 const TAG_SKIP: u64 = 0x5A << 56;
@@ -239,7 +243,8 @@ impl Ring {
             cap_bytes: r.u64_at(O_CAP_BYTES).load(Relaxed),
             max_msg: r.u64_at(O_MAX_MSG).load(Relaxed),
         };
-        geo.check().map_err(|e| corrupted(format_args!("{label}: {e}")))?;
+        geo.check()
+            .map_err(|e| corrupted(format_args!("{label}: {e}")))?;
         let ring = r.u64_at(O_RING).load(Relaxed);
         if ring != geo.ring()
             || r.u64_at(O_DATA_OFF).load(Relaxed) != DATA_OFF as u64
@@ -284,7 +289,9 @@ impl Ring {
         }
         let me = peers::me();
         let died = self.lock()?;
-        self.peers().attach(me.0, me.1);
+        if self.peers().attach(me.0, me.1) {
+            self.u64(O_ATTACHED_EVER).fetch_add(1, Relaxed);
+        }
         self.unlock(died);
         self.my_pid.store(me.0, Relaxed);
         self.my_start.store(me.1, Relaxed);
@@ -347,8 +354,10 @@ impl Ring {
     }
 
     fn publish_mirrors(&self) {
-        self.u64(O_LEN).store(self.u64(O_COUNT).load(Relaxed), Relaxed);
-        self.u64(O_USED_BYTES).store(self.u64(O_BYTES).load(Relaxed), Relaxed);
+        self.u64(O_LEN)
+            .store(self.u64(O_COUNT).load(Relaxed), Relaxed);
+        self.u64(O_USED_BYTES)
+            .store(self.u64(O_BYTES).load(Relaxed), Relaxed);
         self.u32(O_CLOSED_MIRROR)
             .store(self.u64(O_CLOSED).load(Relaxed) as u32, Relaxed);
     }
@@ -403,7 +412,8 @@ impl Ring {
         if at != pos {
             self.r().write(self.data(pos), &TAG_SKIP.to_le_bytes())?;
         }
-        self.r().write(self.data(at), &(TAG_RECORD | len).to_le_bytes())?;
+        self.r()
+            .write(self.data(at), &(TAG_RECORD | len).to_le_bytes())?;
         self.r().write(self.data(at + 8), msg)?;
         self.commit([head, start + rec, count + 1, bytes + len, unfinished + 1]);
         Ok(Wakes {
@@ -530,12 +540,16 @@ impl Ring {
                 continue;
             };
             futex::wait(self.u32(word), expect, Some(slice))?;
-            if self.u32(word).load(Relaxed) == expect
-                && !self.peers().others_alive(self.my_pid.load(Relaxed))
-            {
+            if self.u32(word).load(Relaxed) == expect && self.peers_gone() {
                 return Err(Stop::Disconnected);
             }
         }
+    }
+
+    /// Whether another process attached at some time and none is alive now.
+    fn peers_gone(&self) -> bool {
+        self.u64(O_ATTACHED_EVER).load(Relaxed) >= 2
+            && !self.peers().others_alive(self.my_pid.load(Relaxed))
     }
 
     pub(crate) fn put(&self, msg: &[u8], deadline: Deadline) -> Result<(), Stop> {
@@ -567,9 +581,7 @@ impl Ring {
             deadline,
             O_NOT_EMPTY,
             Stop::Empty,
-            || {
-                self.u64(O_LEN).load(Relaxed) == 0 && self.u32(O_CLOSED_MIRROR).load(Relaxed) == 0
-            },
+            || self.u64(O_LEN).load(Relaxed) == 0 && self.u32(O_CLOSED_MIRROR).load(Relaxed) == 0,
             || self.get_locked(out),
         )
     }
@@ -642,7 +654,6 @@ impl Ring {
         self.u64(O_RECOVERIES).load(Relaxed)
     }
 }
-
 
 impl Drop for Ring {
     fn drop(&mut self) {
