@@ -666,3 +666,92 @@ impl Drop for Ring {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small() -> Ring {
+        let geo = Geometry {
+            cap_msgs: 4,
+            cap_bytes: 1024,
+            max_msg: 256,
+        };
+        Ring::anonymous(geo, WaitPolicy::Park).unwrap()
+    }
+
+    /// Runs, on a thread that then exits holding the lock (as a killed process would), the
+    /// start of a `get` commit that removes the first message: the journal is written, and if
+    /// `valid` the valid flag is set and only the head is applied.
+    fn die_inside_get_commit(ring: &Ring, valid: bool) {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                ring.lock().unwrap();
+                let [head, tail, count, bytes, unfinished] = ring.state().unwrap();
+                let new = [head + 16, tail, count - 1, bytes - 5, unfinished];
+                for (i, v) in new.iter().enumerate() {
+                    ring.u64(O_J + 8 * i).store(*v, Relaxed);
+                }
+                if valid {
+                    ring.u64(O_J_VALID).store(1, Relaxed);
+                    ring.u64(O_HEAD).store(new[0], Relaxed);
+                }
+                // Exit without unlocking: glibc's robust list hands the mutex to the kernel,
+                // which marks it owner-died.
+            });
+        });
+    }
+
+    #[test]
+    fn a_commit_torn_after_its_journal_is_valid_is_rolled_forward() {
+        let ring = small();
+        ring.put(b"hello", Deadline::Now).unwrap();
+        ring.put(b"world", Deadline::Now).unwrap();
+        die_inside_get_commit(&ring, true);
+        let mut out = Vec::new();
+        ring.get(&mut out, Deadline::Now).unwrap();
+        assert_eq!(out, b"world", "the dead consumer's message is taken, once");
+        assert!(matches!(
+            ring.get(&mut out, Deadline::Now),
+            Err(Stop::Empty)
+        ));
+        assert_eq!(ring.recoveries(), 1);
+        assert_eq!((ring.len(), ring.used_bytes()), (0, 0));
+        ring.put(b"again", Deadline::Now).unwrap();
+        ring.get(&mut out, Deadline::Now).unwrap();
+        assert_eq!(out, b"again");
+    }
+
+    #[test]
+    fn a_commit_torn_before_its_journal_is_valid_leaves_the_old_state() {
+        let ring = small();
+        ring.put(b"hello", Deadline::Now).unwrap();
+        die_inside_get_commit(&ring, false);
+        let mut out = Vec::new();
+        ring.get(&mut out, Deadline::Now).unwrap();
+        assert_eq!(out, b"hello", "the message stays for the next consumer");
+        assert_eq!(ring.recoveries(), 1);
+        assert!(matches!(
+            ring.get(&mut out, Deadline::Now),
+            Err(Stop::Empty)
+        ));
+    }
+
+    #[test]
+    fn wrap_around_keeps_records_whole() {
+        let ring = small();
+        let mut out = Vec::new();
+        for round in 0..200u32 {
+            let len = (round as usize * 37) % 250 + 1;
+            let msg: Vec<u8> = (0..len).map(|i| (i as u32 + round) as u8).collect();
+            ring.put(&msg, Deadline::Now).unwrap();
+            if round % 3 == 0 {
+                ring.put(&msg, Deadline::Now).unwrap();
+                ring.get(&mut out, Deadline::Now).unwrap();
+                assert_eq!(out, msg);
+            }
+            ring.get(&mut out, Deadline::Now).unwrap();
+            assert_eq!(out, msg);
+        }
+    }
+}
