@@ -466,8 +466,8 @@ impl Rng {
 #[test]
 fn chaos_sigkill_never_loses_duplicates_or_wedges() {
     let _wd = util::watchdog("chaos", Duration::from_secs(240));
-    const TOTAL: u64 = 100_000;
-    const KILLS: u64 = 240;
+    const TOTAL: u64 = 200_000;
+    const KILLS: u64 = 600;
     const PRODUCERS: usize = 3;
     const CONSUMERS: usize = 2;
     // Board: [0] next seq, [1] stop flag, [2..2+C] consumer busy flags, then per-seq bytes:
@@ -605,6 +605,7 @@ fn chaos_sigkill_never_loses_duplicates_or_wedges() {
         started.elapsed()
     );
     assert!(kills >= 200);
+    assert!(committed_n >= TOTAL - kills_of_producers);
     assert!(
         lost.len() as u64 <= consumer_kills_mid_get,
         "{} committed messages lost ({lost:?}) but only {consumer_kills_mid_get} consumers \
@@ -792,4 +793,128 @@ fn named_channel_between_unrelated_processes() {
         }
     }
     assert!(!shm_exists(&name));
+}
+
+#[test]
+fn channel_chaos_sigkill_of_sender_and_receiver() {
+    let _wd = util::watchdog("channel_chaos", Duration::from_secs(240));
+    const TOTAL: u64 = 100_000;
+    const KILLS: u64 = 300;
+    // Board: [0] next seq, [1] stop, [2] receiver busy, [3] last seq received (+1),
+    // [4] order violations, then committed and seen bytes per seq.
+    let base = 8 * 8;
+    let board_mem = Board::new(base + 2 * TOTAL as usize);
+    let board = &board_mem;
+    let committed = move |s: u64| board.u8(base + s as usize);
+    let seen = move |s: u64| board.u8(base + (TOTAL + s) as usize);
+    let (tx_mem, rx_mem) = channel::Options::new()
+        .capacity(64)
+        .max_message_size(64)
+        .anonymous::<(u64, u64)>()
+        .unwrap();
+    let (tx, rx) = (&tx_mem, &rx_mem);
+    let sender = move || loop {
+        let s = board.u64(0).fetch_add(1, SeqCst);
+        if s >= TOTAL {
+            return 0;
+        }
+        if tx.send((s, chaos_check(s))).is_err() {
+            return 2;
+        }
+        committed(s).store(1, SeqCst);
+    };
+    let receiver = move || loop {
+        board.u64(2).store(1, SeqCst);
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok((s, check)) => {
+                if s >= TOTAL || check != chaos_check(s) {
+                    return 3;
+                }
+                // One sender at a time sends increasing numbers: the stream stays in order.
+                if s < board.u64(3).load(SeqCst) {
+                    board.u64(4).fetch_add(1, SeqCst);
+                }
+                board.u64(3).store(s + 1, SeqCst);
+                seen(s).fetch_add(1, SeqCst);
+                board.u64(2).store(0, SeqCst);
+            }
+            Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
+                board.u64(2).store(0, SeqCst);
+                if board.u64(1).load(SeqCst) != 0 {
+                    return 0;
+                }
+            }
+            Err(RecvTimeoutError::Failed(_)) => return 4,
+        }
+    };
+    let started = Instant::now();
+    let mut kids = Children::new();
+    let mut pids = [kids.fork(sender), kids.fork(receiver)];
+    let mut rng = Rng(0x0fed_cba9_8765_4321);
+    let (mut kills, mut receiver_kills_mid_recv, mut sender_kills) = (0u64, 0u64, 0u64);
+    while kills < KILLS {
+        let pause = Instant::now();
+        let wait = Duration::from_micros(100 + rng.next() % 1500);
+        while pause.elapsed() < wait {
+            std::hint::spin_loop();
+        }
+        let slot = (rng.next() % 2) as usize;
+        kids.kill(pids[slot]);
+        let status = kids.wait(pids[slot]);
+        if libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL {
+            kills += 1;
+            if slot == 0 {
+                sender_kills += 1;
+            } else if board.u64(2).load(SeqCst) != 0 {
+                receiver_kills_mid_recv += 1;
+            }
+        } else {
+            assert!(
+                libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+                "child {slot} failed: status {status:#x}"
+            );
+        }
+        pids[slot] = if slot == 0 {
+            kids.fork(sender)
+        } else {
+            kids.fork(receiver)
+        };
+    }
+    kids.join(pids[0]);
+    let drain = Instant::now();
+    while !rx.is_empty() {
+        assert!(
+            drain.elapsed() < Duration::from_secs(60),
+            "receiver stopped draining"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    board.u64(1).store(1, SeqCst);
+    kids.join(pids[1]);
+
+    let mut lost = 0u64;
+    let mut delivered = 0u64;
+    for s in 0..TOTAL {
+        let n = seen(s).load(SeqCst);
+        assert!(n <= 1, "message {s} delivered {n} times");
+        delivered += u64::from(n);
+        if committed(s).load(SeqCst) == 1 && n == 0 {
+            lost += 1;
+        }
+    }
+    eprintln!(
+        "channel chaos: {kills} SIGKILLs ({sender_kills} senders, {} receivers of which \
+         {receiver_kills_mid_recv} inside recv), {TOTAL} sequence numbers, {delivered} \
+         delivered, {lost} committed lost, {:?}",
+        kills - sender_kills,
+        started.elapsed()
+    );
+    assert_eq!(board.u64(4).load(SeqCst), 0, "messages out of order");
+    assert!(
+        lost <= receiver_kills_mid_recv,
+        "{lost} committed messages lost"
+    );
+    // Still works.
+    tx.send((1, 2)).unwrap();
+    assert_eq!(rx.recv().unwrap(), (1, 2));
 }

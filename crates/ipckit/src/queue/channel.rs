@@ -63,7 +63,7 @@ const O_TAIL: usize = 64;
 const O_HEAD: usize = 128;
 const O_RX_SLEEPING: usize = 192;
 const O_TX_SLEEPING: usize = 256;
-// Endpoint records: pid, start time, gone flag.
+// Endpoint records: owner (pid and start time packed in one word), gone flag at +16.
 const O_TX: usize = 320;
 const O_RX: usize = 384;
 const SLOTS_OFF: usize = 448;
@@ -321,6 +321,8 @@ struct Endpoint {
     other: Cell<u32>,
     /// Our own index (we are its only writer).
     mine: Cell<u32>,
+    /// The owner word we wrote when claiming.
+    owner_word: Cell<u64>,
 }
 
 impl Endpoint {
@@ -331,6 +333,7 @@ impl Endpoint {
             claimed_gen: Cell::new(u64::MAX),
             other: Cell::new(0),
             mine: Cell::new(0),
+            owner_word: Cell::new(0),
         }
     }
 
@@ -340,25 +343,27 @@ impl Endpoint {
     fn claim(&self, rec: usize, what: &str, force: bool) -> io::Result<()> {
         let gen = crate::sys::queue::fork_generation();
         let (pid, start) = peers::me();
+        let me = peers::pack(pid, start);
         let c = &self.chan;
         let owner = c.u64(rec);
         loop {
             let cur = owner.load(Acquire);
-            if !force && cur != 0 && peers::alive(cur, c.u64(rec + 8).load(Relaxed)) {
+            if !force && cur != 0 && peers::alive_packed(cur) {
                 return Err(io::Error::new(
                     io::ErrorKind::ResourceBusy,
                     format!(
-                        "channel {} {what} is owned by live process {cur}",
-                        c.obj.label()
+                        "channel {} {what} is owned by live process {}",
+                        c.obj.label(),
+                        cur & 0xFFFF_FFFF
                     ),
                 ));
             }
-            if owner.compare_exchange(cur, pid, AcqRel, Acquire).is_ok() {
+            if owner.compare_exchange(cur, me, AcqRel, Acquire).is_ok() {
                 break;
             }
         }
-        c.u64(rec + 8).store(start, Relaxed);
         c.u32(rec + 16).store(0, Release);
+        self.owner_word.set(me);
         // Take up our index where the previous owner left it.
         let (mine, other) = if rec == O_TX {
             (O_TAIL, O_HEAD)
@@ -384,22 +389,25 @@ impl Endpoint {
         if c.u32(rec + 16).load(Acquire) != 0 {
             return true;
         }
-        let pid = c.u64(rec).load(Acquire);
-        check_alive && pid != 0 && !peers::alive(pid, c.u64(rec + 8).load(Relaxed))
+        let owner = c.u64(rec).load(Acquire);
+        check_alive && owner != 0 && !peers::alive_packed(owner)
     }
 
-    /// Marks our end gone and wakes the peer, if this process owns it.
-    fn release(&self, rec: usize, peer_word: usize, peer_sleeping: usize) {
+    /// Marks our end gone and wakes the peer, if this process still owns it (a process that
+    /// handed its end to a forked child and then drops its copy does not disconnect the child).
+    fn release(&self, rec: usize) {
         if self.claimed_gen.get() != crate::sys::queue::fork_generation() {
             return;
         }
         let c = &self.chan;
-        c.u64(rec).store(0, Relaxed);
-        c.u32(rec + 16).store(1, SeqCst);
-        if c.u32(peer_sleeping).load(SeqCst) != 0 {
-            c.u32(peer_word).fetch_add(0, SeqCst);
-            futex::wake_all(c.u32(peer_word));
+        let mine = self.owner_word.get();
+        if c.u64(rec)
+            .compare_exchange(mine, 0, AcqRel, Relaxed)
+            .is_err()
+        {
+            return;
         }
+        c.u32(rec + 16).store(1, SeqCst);
     }
 
     /// Waits until `ready()` or the deadline; the peer wakes us through `word` when we raise
@@ -433,9 +441,13 @@ impl Endpoint {
             };
             let seen = c.u32(word).load(SeqCst);
             c.u32(sleeping).store(1, SeqCst);
-            if ready() {
+            if ready() || self.peer_gone(peer_rec, false) {
                 c.u32(sleeping).store(0, Relaxed);
-                return Ok(());
+                return if ready() {
+                    Ok(())
+                } else {
+                    Err(Stop::Disconnected)
+                };
             }
             let res = futex::wait(c.u32(word), seen, Some(slice));
             c.u32(sleeping).store(0, Relaxed);
@@ -520,9 +532,7 @@ impl<T> Sender<T> {
         let next = tail.wrapping_add(1);
         c.u32(O_TAIL).store(next, SeqCst);
         ep.mine.set(next);
-        if c.u32(O_RX_SLEEPING).load(SeqCst) != 0 {
-            futex::wake_all(c.u32(O_TAIL));
-        }
+        wake_sleeper(c, O_RX_SLEEPING, O_TAIL);
         Ok(())
     }
 
@@ -585,6 +595,15 @@ impl<T> Sender<T> {
     }
 }
 
+/// Wakes the peer if it sleeps on `word`: the first waker takes the flag down, so a burst
+/// of messages to a sleeper that is still waking up costs one wake-up call, not one each.
+fn wake_sleeper(c: &Chan, sleeping: usize, word: usize) {
+    let flag = c.u32(sleeping);
+    if flag.load(SeqCst) != 0 && flag.swap(0, SeqCst) != 0 {
+        futex::wake_all(c.u32(word));
+    }
+}
+
 fn len(c: &Chan) -> usize {
     let n = c
         .u32(O_TAIL)
@@ -643,8 +662,8 @@ impl<T: Serialize> Sender<T> {
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
-        self.ep.release(O_TX, O_HEAD, O_TX_SLEEPING);
-        // The receiver sleeps on the tail word.
+        self.ep.release(O_TX);
+        // The receiver sleeps on the tail word; it re-checks the gone flag when woken.
         let c = &self.ep.chan;
         if c.u32(O_RX_SLEEPING).load(SeqCst) != 0 {
             futex::wake_all(c.u32(O_TAIL));
@@ -701,15 +720,11 @@ impl<T> Receiver<T> {
                 ),
             )));
         }
-        out.clear();
-        out.resize(len as usize, 0);
-        c.obj.region.read(off + 8, out)?;
+        c.obj.region.read_to_vec(off + 8, len as usize, out)?;
         let next = head.wrapping_add(1);
         c.u32(O_HEAD).store(next, SeqCst);
         ep.mine.set(next);
-        if c.u32(O_TX_SLEEPING).load(SeqCst) != 0 {
-            futex::wake_all(c.u32(O_HEAD));
-        }
+        wake_sleeper(c, O_TX_SLEEPING, O_HEAD);
         Ok(())
     }
 
@@ -808,7 +823,7 @@ impl<T: DeserializeOwned> Receiver<T> {
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
-        self.ep.release(O_RX, O_TAIL, O_RX_SLEEPING);
+        self.ep.release(O_RX);
         let c = &self.ep.chan;
         if c.u32(O_TX_SLEEPING).load(SeqCst) != 0 {
             futex::wake_all(c.u32(O_HEAD));

@@ -4,7 +4,10 @@
 //! a recycled PID is not taken for the process that died. A zombie counts as dead: a parent
 //! that has not reaped its killed child must still learn that the child is gone.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
 
 /// The start time of process `pid` in clock ticks since boot, and whether it is still running
 /// (not a zombie); `None` if there is no such process.
@@ -25,10 +28,32 @@ pub(crate) fn me() -> (u64, u64) {
     (u64::from(pid), stat(pid).map_or(0, |(s, _)| s))
 }
 
-/// Whether the process recorded as (`pid`, `start`) is alive.
+/// Whether the process recorded as (`pid`, `start`) is alive. Where `/proc` cannot be read
+/// at all, liveness is unknown and every process counts as alive (no false disconnects).
 pub(crate) fn alive(pid: u64, start: u64) -> bool {
     match u32::try_from(pid) {
-        Ok(p) if p > 0 => matches!(stat(p), Some((s, true)) if s == start),
+        Ok(p) if p > 0 => match stat(p) {
+            Some((s, running)) => running && s == start,
+            None => !std::path::Path::new("/proc/self/stat").exists(),
+        },
+        _ => false,
+    }
+}
+
+/// One word naming a process: its PID in the low half, the low half of its start time in the
+/// high half, so that an owner can be claimed with a single compare-and-swap.
+pub(crate) fn pack(pid: u64, start: u64) -> u64 {
+    (start << 32) | (pid & 0xFFFF_FFFF)
+}
+
+/// Whether the process named by a [`pack`]ed word is alive.
+pub(crate) fn alive_packed(word: u64) -> bool {
+    let pid = word & 0xFFFF_FFFF;
+    match u32::try_from(pid) {
+        Ok(p) if p > 0 => match stat(p) {
+            Some((s, running)) => running && (s & 0xFFFF_FFFF) == word >> 32,
+            None => !std::path::Path::new("/proc/self/stat").exists(),
+        },
         _ => false,
     }
 }
@@ -45,7 +70,7 @@ impl Table<'_> {
     pub(crate) fn attach(&self, pid: u64, start: u64) -> bool {
         let mut free = None;
         for s in &self.slots {
-            let (p, st) = (s[0].load(Relaxed), s[1].load(Relaxed));
+            let (p, st) = (s[0].load(Acquire), s[1].load(Relaxed));
             if p == pid && st == start {
                 s[2].fetch_add(1, Relaxed);
                 return false;
@@ -58,10 +83,10 @@ impl Table<'_> {
             Some(s) => {
                 // A death between these stores leaves a pid whose start time does not match:
                 // it reads as dead and the slot is reused.
-                s[0].store(0, Relaxed);
+                s[0].store(0, Release);
                 s[2].store(1, Relaxed);
-                s[1].store(start, Relaxed);
-                s[0].store(pid, Relaxed);
+                s[1].store(start, Release);
+                s[0].store(pid, Release);
                 true
             }
             None => false,
@@ -87,8 +112,8 @@ impl Table<'_> {
     /// Whether any process other than `pid` is attached and alive.
     pub(crate) fn others_alive(&self, pid: u64) -> bool {
         self.slots.iter().any(|s| {
-            let p = s[0].load(Relaxed);
-            p != 0 && p != pid && alive(p, s[1].load(Relaxed))
+            let p = s[0].load(Acquire);
+            p != 0 && p != pid && alive(p, s[1].load(Acquire))
         })
     }
 }

@@ -61,7 +61,7 @@ const TAG_RECORD: u64 = 0xA5 << 56;
 const TAG_SKIP: u64 = 0x5A << 56;
 const TAG_MASK: u64 = 0xFF << 56;
 
-const LOCK_SPINS: u32 = 100;
+const LOCK_SPINS: u32 = 40;
 /// Largest message count, byte bound and message size a queue accepts.
 pub(crate) const MAX_CAPACITY: u64 = 1 << 32;
 pub(crate) const MAX_BYTES: u64 = 1 << 40;
@@ -456,9 +456,7 @@ impl Ring {
                 self.obj.label()
             ))));
         }
-        out.clear();
-        out.resize(len as usize, 0);
-        self.r().read(self.data(at + 8), out)?;
+        self.r().read_to_vec(self.data(at + 8), len as usize, out)?;
         self.commit([start + rec, tail, count - 1, bytes - len, unfinished]);
         Ok(Wakes {
             not_empty: false,

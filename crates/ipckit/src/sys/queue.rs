@@ -106,6 +106,25 @@ impl Region {
         Ok(())
     }
 
+    /// Replaces the contents of `out` with the `len` bytes at `off` (no zero-filling first).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidData` if the range leaves the mapping.
+    pub(crate) fn read_to_vec(&self, off: usize, len: usize, out: &mut Vec<u8>) -> io::Result<()> {
+        let src = self.check(off, len, 1)?;
+        out.clear();
+        out.reserve(len);
+        // SAFETY: `src..src+len` is inside the mapping (checked); `out` has room for `len`
+        // bytes (reserved) and does not overlap the mapping; after the copy its first `len`
+        // bytes are initialised, so `set_len(len)` is sound.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src, out.as_mut_ptr(), len);
+            out.set_len(len);
+        }
+        Ok(())
+    }
+
     fn mutex_ptr(&self, off: usize) -> *mut libc::pthread_mutex_t {
         self.check(off, MUTEX_BYTES, align_of::<libc::pthread_mutex_t>())
             .expect("queue layout offset")
@@ -144,14 +163,19 @@ impl Region {
     /// of microseconds on this kind of machine.
     pub(crate) fn mutex_lock(&self, off: usize, spins: u32) -> io::Result<Locked> {
         let m = self.mutex_ptr(off);
-        for _ in 0..spins {
+        for round in 0..spins {
             // SAFETY: `m` is a mutex initialised by the creator before the queue was marked
             // ready (openers wait for that), inside our mapping.
             let rc = unsafe { libc::pthread_mutex_trylock(m) };
             match rc {
                 0 => return Ok(Locked::Clean),
                 libc::EOWNERDEAD => return Ok(Locked::OwnerDied),
-                libc::EBUSY => std::hint::spin_loop(),
+                libc::EBUSY => {
+                    // Back off exponentially so the holder's cache line is not stolen.
+                    for _ in 0..(1u32 << round.min(7)) {
+                        std::hint::spin_loop();
+                    }
+                }
                 e => return Err(mutex_error(e)),
             }
         }
