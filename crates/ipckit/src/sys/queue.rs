@@ -22,7 +22,16 @@ const _: () = assert!(size_of::<libc::pthread_mutex_t>() <= MUTEX_BYTES);
 #[derive(Debug)]
 pub(crate) struct Region {
     map: Mapping,
+    // Copies of the mapping's address and length, so the hot path inlines.
+    ptr: *mut u8,
+    len: usize,
 }
+
+// SAFETY: `ptr` points into `map`, which is Send and Sync; Region only reaches the memory
+// through atomics and bounds-checked copies, as Mapping does.
+unsafe impl Send for Region {}
+// SAFETY: as above.
+unsafe impl Sync for Region {}
 
 /// How a robust mutex was acquired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,45 +45,66 @@ pub(crate) enum Locked {
 
 impl Region {
     pub(crate) fn new(map: Mapping) -> Region {
-        Region { map }
+        Region {
+            ptr: map.as_ptr(),
+            len: map.len(),
+            map,
+        }
     }
 
+    #[inline]
     pub(crate) fn len(&self) -> usize {
-        self.map.len()
+        self.len
     }
 
+    #[inline]
     fn check(&self, off: usize, len: usize, align: usize) -> io::Result<*mut u8> {
         match off.checked_add(len) {
-            Some(end) if end <= self.map.len() && off % align == 0 => {
+            Some(end) if end <= self.len && off % align == 0 => {
                 // SAFETY: `off + len <= map.len()`, so the result stays inside the mapping.
-                Ok(unsafe { self.map.as_ptr().add(off) })
+                Ok(unsafe { self.ptr.add(off) })
             }
-            _ => Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "queue memory access at offset {off} (+{len}) outside its {} byte mapping",
-                    self.map.len()
-                ),
-            )),
+            _ => Err(self.out_of_bounds(off, len)),
         }
+    }
+
+    #[cold]
+    fn out_of_bounds(&self, off: usize, len: usize) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "queue memory access at offset {off} (+{len}) outside its {} byte mapping",
+                self.len
+            ),
+        )
+    }
+
+    #[cold]
+    fn bad_layout(&self, off: usize) -> ! {
+        panic!(
+            "queue layout offset {off} outside the {} byte mapping",
+            self.map.len()
+        )
     }
 
     /// The 32-bit atomic at `off`. Offsets come from the crate's own layout constants, so an
     /// out-of-range one is a bug in this crate and panics.
+    #[inline]
     pub(crate) fn u32_at(&self, off: usize) -> &AtomicU32 {
-        let ptr = self
-            .check(off, size_of::<AtomicU32>(), align_of::<AtomicU32>())
-            .expect("queue layout offset");
+        let Ok(ptr) = self.check(off, size_of::<AtomicU32>(), align_of::<AtomicU32>()) else {
+            self.bad_layout(off)
+        };
         // SAFETY: in bounds and aligned (checked); the mapping lives as long as `self`; the
         // memory is only ever accessed atomically at this offset by every process.
         unsafe { AtomicU32::from_ptr(ptr.cast()) }
     }
 
     /// The 64-bit atomic at `off` (see [`Region::u32_at`]).
+    #[inline]
     pub(crate) fn u64_at(&self, off: usize) -> &AtomicU64 {
-        let ptr = self
-            .check(off, size_of::<AtomicU64>(), align_of::<AtomicU64>())
-            .expect("queue layout offset");
+        let Ok(ptr) = self.check(off, size_of::<AtomicU64>(), align_of::<AtomicU64>()) else {
+            self.bad_layout(off)
+        };
         // SAFETY: as in `u32_at`.
         unsafe { AtomicU64::from_ptr(ptr.cast()) }
     }
@@ -84,6 +114,7 @@ impl Region {
     /// # Errors
     ///
     /// `InvalidData` if the range leaves the mapping (a corrupted header computed it).
+    #[inline]
     pub(crate) fn write(&self, off: usize, src: &[u8]) -> io::Result<()> {
         let dst = self.check(off, src.len(), 1)?;
         // SAFETY: `dst..dst+len` is inside the mapping (checked) and cannot overlap `src`, a
@@ -99,6 +130,7 @@ impl Region {
     /// # Errors
     ///
     /// `InvalidData` if the range leaves the mapping.
+    #[inline]
     pub(crate) fn read(&self, off: usize, dst: &mut [u8]) -> io::Result<()> {
         let src = self.check(off, dst.len(), 1)?;
         // SAFETY: as in `write`, with the roles swapped; any byte pattern is a valid `u8`.
@@ -111,6 +143,7 @@ impl Region {
     /// # Errors
     ///
     /// `InvalidData` if the range leaves the mapping.
+    #[inline]
     pub(crate) fn read_to_vec(&self, off: usize, len: usize, out: &mut Vec<u8>) -> io::Result<()> {
         let src = self.check(off, len, 1)?;
         out.clear();
