@@ -215,6 +215,50 @@ fn fifo_per_producer_with_three_producers_and_two_consumers() {
 }
 
 #[test]
+fn blocked_producer_sees_dead_consumers_as_disconnected() {
+    let _wd = util::watchdog("blocked_producer", Duration::from_secs(30));
+    let q: Queue<u32> = Queue::new(1).unwrap();
+    let mut kids = Children::new();
+    let child = kids.fork(|| match q.get() {
+        Ok(1) => 0,
+        _ => 1,
+    });
+    q.put(1).unwrap();
+    kids.join(child);
+    q.put(2).unwrap();
+    // The only other process that used the queue is gone: a put waiting for room is told so
+    // instead of hanging (Python's multiprocessing.Queue would hang here).
+    match q.put_timeout(3, Duration::from_secs(20)) {
+        Err(SendTimeoutError::Disconnected(3)) => {}
+        other => panic!("expected Disconnected(3), got {other:?}"),
+    }
+    assert_eq!(q.get().unwrap(), 2);
+}
+
+#[test]
+fn spin_then_park_policy_moves_messages_between_processes() {
+    let _wd = util::watchdog("spin_policy", Duration::from_secs(60));
+    let q: Queue<u64> = queue::Options::new()
+        .capacity(4)
+        .wait_policy(WaitPolicy::SpinThenPark(Duration::from_micros(20)))
+        .anonymous()
+        .unwrap();
+    let mut kids = Children::new();
+    let child = kids.fork(|| {
+        for i in 0..20_000u64 {
+            if q.put(i).is_err() {
+                return 1;
+            }
+        }
+        0
+    });
+    for i in 0..20_000u64 {
+        assert_eq!(q.get().unwrap(), i);
+    }
+    kids.join(child);
+}
+
+#[test]
 fn full_and_empty_and_timeouts_hand_messages_back() {
     let _wd = util::watchdog("full_and_empty", Duration::from_secs(30));
     let q: Queue<String> = Queue::new(2).unwrap();
