@@ -21,10 +21,14 @@
 //! spins before it sleeps, for the lowest latency when both sides are busy.
 //!
 //! `close()` makes every later `put` fail with `Disconnected`; consumers drain what is left
-//! and then get `Disconnected`. A waiter also gets `Disconnected` when no other process that
-//! attached to the queue is still alive (checked every 100 ms of sleeping, by PID and start
-//! time, so a zombie child or a recycled PID does not count), so a consumer does not hang
-//! forever on a queue whose producers were all killed.
+//! and then get `Disconnected`. A waiter also gets `Disconnected` when some other process has
+//! attached to the queue at some time and none of them is alive any more, so a consumer does
+//! not hang forever on a queue whose producers were all killed, nor a producer on a full
+//! queue whose consumers were (Python's `multiprocessing.Queue` hangs in both cases). A
+//! process attaches when it creates or opens the queue, or, for a handle inherited across
+//! `fork`, at its first operation; liveness is checked by PID and start time (so a zombie
+//! child or a recycled PID does not count) after every 100 ms a waiter sleeps without news.
+//! A queue nobody else has attached to yet is merely empty (or full).
 //!
 //! The queue is joinable: each `put` counts an unfinished task, [`Queue::task_done`] finishes
 //! one (an error if more are finished than were taken), [`Queue::join`] waits for none to be
@@ -69,12 +73,22 @@
 //!   A consumer that must not lose work acknowledges with [`Queue::task_done`] and its producer
 //!   side re-sends what [`Queue::join`] shows unfinished.
 //!
+//! The integration test `chaos_sigkill_never_loses_duplicates_or_wedges` checks all of this:
+//! 3 producers and 2 consumers stream 200,000 sequence-numbered, checksummed messages of
+//! varying length while 600 random `SIGKILL`s hit them (each victim is replaced at once);
+//! afterwards no message was delivered twice, no garbage was delivered, every committed
+//! message was delivered except at most one per consumer killed inside `get`, and the queue
+//! still works. Some kills land inside the critical section, which the next locker repairs
+//! ([`Queue::recoveries`] counts them). Unit tests kill a lock owner (a thread exiting with
+//! the lock held) before and after its journal became valid.
+//!
 //! # Limitations
 //!
 //! * A process that stops (`SIGSTOP`) while holding the lock blocks the others until it
 //!   continues; a process that writes garbage into the shared memory can make operations fail
 //!   (and lose messages), not crash other processes.
 //! * At most 64 processes are tracked for disconnection; beyond that, peers are not counted.
+//!   Disconnection is about processes: threads of one process are one peer.
 //! * The mutex is glibc's: peers must be Rust or C programs linked with glibc on Linux.
 
 mod codec;
@@ -476,6 +490,9 @@ impl<T> Queue<T> {
 
     /// Waits until every message ever put has been taken and marked done with
     /// [`Queue::task_done`] (`JoinableQueue.join`).
+    ///
+    /// A message taken by a consumer that died before its `task_done` stays unfinished, so
+    /// after a consumer crash use [`Queue::join_timeout`] (or count the work yourself).
     ///
     /// # Errors
     ///

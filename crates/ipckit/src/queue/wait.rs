@@ -71,6 +71,7 @@ impl Deadline {
             Deadline::At(t) => t.min(start + spin),
             _ => start + spin,
         };
+        let mut rounds = 0u32;
         loop {
             for _ in 0..64 {
                 if !blocked() {
@@ -80,6 +81,11 @@ impl Deadline {
             }
             if Instant::now() >= end {
                 return !blocked();
+            }
+            rounds += 1;
+            if rounds % 16 == 0 {
+                // On an oversubscribed machine the peer may be waiting for this very core.
+                std::thread::yield_now();
             }
         }
     }

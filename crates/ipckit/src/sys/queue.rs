@@ -205,7 +205,7 @@ impl Region {
                 libc::EOWNERDEAD => return Ok(Locked::OwnerDied),
                 libc::EBUSY => {
                     // Back off exponentially so the holder's cache line is not stolen.
-                    for _ in 0..(1u32 << round.min(7)) {
+                    for _ in 0..(1u32 << round.min(4)) {
                         std::hint::spin_loop();
                     }
                 }
