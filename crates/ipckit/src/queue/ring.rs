@@ -11,7 +11,7 @@ use super::peers::{self, Table};
 use super::wait::{Deadline, WaitPolicy};
 use crate::mode::CreationMode;
 use crate::sys::futex;
-use crate::sys::queue::{Locked, Region, MUTEX_BYTES};
+use crate::sys::queue::{Locked, Region, MUTEX_SIZE};
 
 const MAGIC: u64 = u64::from_le_bytes(*b"IPCKQUE\x01");
 const VERSION: u32 = 1;
@@ -26,35 +26,36 @@ const O_CAP_BYTES: usize = 24;
 const O_RING: usize = 32;
 const O_MAX_MSG: usize = 40;
 const O_DATA_OFF: usize = 48;
+// Cache line 1: the mutex and the indices, which every operation touches together.
 const O_MUTEX: usize = 64;
-// State protected by the mutex.
-const O_HEAD: usize = O_MUTEX + MUTEX_BYTES;
-const O_TAIL: usize = O_HEAD + 8;
-const O_COUNT: usize = O_HEAD + 16;
-const O_BYTES: usize = O_HEAD + 24;
-const O_UNFINISHED: usize = O_HEAD + 32;
-const O_CLOSED: usize = O_HEAD + 40;
-const O_RECOVERIES: usize = O_HEAD + 48;
-// Number of processes that ever attached (under the lock).
-const O_ATTACHED_EVER: usize = O_HEAD + 104;
-// The redo journal: valid flag, then the new values of head, tail, count, bytes, unfinished.
-const O_J_VALID: usize = O_HEAD + 56;
-const O_J: usize = O_HEAD + 64;
+const O_HEAD: usize = 104;
+const O_TAIL: usize = 112;
+const O_COUNT: usize = 120;
+// Cache line 2: the rest of the state every commit writes, and the redo journal: valid flag,
+// then the new values of head, tail, count, bytes, unfinished.
+const O_BYTES: usize = 128;
+const O_UNFINISHED: usize = 136;
+const O_J_VALID: usize = 144;
+const O_J: usize = 152;
 const STATE_FIELDS: [usize; 5] = [O_HEAD, O_TAIL, O_COUNT, O_BYTES, O_UNFINISHED];
+// Cache line 3: rarely written, under the lock.
+const O_CLOSED: usize = 192;
+const O_RECOVERIES: usize = 200;
+// Number of processes that ever attached.
+const O_ATTACHED_EVER: usize = 208;
 // Futex words (each on its own cache line): bit 0 = someone sleeps, the rest a sequence.
 const O_NOT_EMPTY: usize = 256;
 const O_NOT_FULL: usize = 320;
 const O_ALL_DONE: usize = 384;
-// Lock-free mirrors for len/is_empty/is_full and spinning.
-const O_LEN: usize = 448;
-const O_USED_BYTES: usize = 456;
-const O_CLOSED_MIRROR: usize = 464;
 // Attached processes: SLOTS x (pid, start time, handles).
-const O_PEERS: usize = 512;
+const O_PEERS: usize = 448;
 const SLOTS: usize = 64;
-const DATA_OFF: usize = O_PEERS + SLOTS * 24;
+const DATA_OFF: usize = 2048;
 const _: () = assert!(
-    O_J + 40 <= O_ATTACHED_EVER && O_ATTACHED_EVER + 8 <= O_NOT_EMPTY && DATA_OFF % 64 == 0
+    O_MUTEX + MUTEX_SIZE <= O_HEAD
+        && O_J + 40 == O_CLOSED
+        && O_PEERS + SLOTS * 24 <= DATA_OFF
+        && DATA_OFF % 64 == 0
 );
 
 const TAG_RECORD: u64 = 0xA5 << 56;
@@ -313,7 +314,6 @@ impl Ring {
                     self.apply_journal();
                 }
                 self.u64(O_RECOVERIES).fetch_add(1, Relaxed);
-                self.publish_mirrors();
                 self.r().mutex_consistent(O_MUTEX)?;
                 Ok(true)
             }
@@ -352,16 +352,6 @@ impl Ring {
         self.u64(O_J_VALID).store(1, Relaxed);
         compiler_fence(SeqCst);
         self.apply_journal();
-        self.publish_mirrors();
-    }
-
-    fn publish_mirrors(&self) {
-        self.u64(O_LEN)
-            .store(self.u64(O_COUNT).load(Relaxed), Relaxed);
-        self.u64(O_USED_BYTES)
-            .store(self.u64(O_BYTES).load(Relaxed), Relaxed);
-        self.u32(O_CLOSED_MIRROR)
-            .store(self.u64(O_CLOSED).load(Relaxed) as u32, Relaxed);
     }
 
     /// Reads and checks the protected state (under the lock).
@@ -568,9 +558,9 @@ impl Ring {
             O_NOT_FULL,
             Stop::Full,
             || {
-                self.u32(O_CLOSED_MIRROR).load(Relaxed) == 0
-                    && (self.u64(O_LEN).load(Relaxed) >= cap
-                        || self.u64(O_USED_BYTES).load(Relaxed) + len > cap_bytes)
+                self.u64(O_CLOSED).load(Relaxed) == 0
+                    && (self.u64(O_COUNT).load(Relaxed) >= cap
+                        || self.u64(O_BYTES).load(Relaxed) + len > cap_bytes)
             },
             || self.put_locked(msg),
         )
@@ -581,7 +571,7 @@ impl Ring {
             deadline,
             O_NOT_EMPTY,
             Stop::Empty,
-            || self.u64(O_LEN).load(Relaxed) == 0 && self.u32(O_CLOSED_MIRROR).load(Relaxed) == 0,
+            || self.u64(O_COUNT).load(Relaxed) == 0 && self.u64(O_CLOSED).load(Relaxed) == 0,
             || self.get_locked(out),
         )
     }
@@ -589,7 +579,6 @@ impl Ring {
     pub(crate) fn close(&self) -> io::Result<()> {
         let repaired = self.lock()?;
         self.u64(O_CLOSED).store(1, Relaxed);
-        self.publish_mirrors();
         let w = Wakes {
             not_empty: self.take_waiters(O_NOT_EMPTY),
             not_full: self.take_waiters(O_NOT_FULL),
@@ -642,13 +631,13 @@ impl Ring {
     }
 
     pub(crate) fn len(&self) -> u64 {
-        self.u64(O_LEN).load(Relaxed)
+        self.u64(O_COUNT).load(Relaxed)
     }
     pub(crate) fn used_bytes(&self) -> u64 {
-        self.u64(O_USED_BYTES).load(Relaxed)
+        self.u64(O_BYTES).load(Relaxed)
     }
     pub(crate) fn is_closed(&self) -> bool {
-        self.u32(O_CLOSED_MIRROR).load(Relaxed) != 0
+        self.u64(O_CLOSED).load(Relaxed) != 0
     }
     pub(crate) fn recoveries(&self) -> u64 {
         self.u64(O_RECOVERIES).load(Relaxed)

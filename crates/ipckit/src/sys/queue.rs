@@ -14,6 +14,9 @@ use super::mmap::Mapping;
 /// Bytes reserved for a `pthread_mutex_t` in a queue header.
 pub(crate) const MUTEX_BYTES: usize = 64;
 const _: () = assert!(size_of::<libc::pthread_mutex_t>() <= MUTEX_BYTES);
+/// Bytes a `pthread_mutex_t` really takes (40 on x86_64 glibc): the queue packs its indices
+/// into the rest of the mutex's cache line.
+pub(crate) const MUTEX_SIZE: usize = size_of::<libc::pthread_mutex_t>();
 
 /// A shared mapping seen as a queue's memory.
 ///
@@ -159,7 +162,7 @@ impl Region {
     }
 
     fn mutex_ptr(&self, off: usize) -> *mut libc::pthread_mutex_t {
-        self.check(off, MUTEX_BYTES, align_of::<libc::pthread_mutex_t>())
+        self.check(off, MUTEX_SIZE, align_of::<libc::pthread_mutex_t>())
             .expect("queue layout offset")
             .cast()
     }
