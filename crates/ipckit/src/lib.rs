@@ -17,6 +17,7 @@
 //! | connections by name or address, across hosts, fd passing, peer identity | [`socket`] |
 //! | large data between processes without copying through the kernel (Python `shared_memory`, `posix_ipc`, `sysv_ipc` peers) | [`shm`] |
 //! | locks that survive a dead owner, semaphores, events, barriers; `posix_ipc`/`sysv_ipc` semaphores | [`sync`] |
+//! | typed messages among many producers and consumers, crash-safe; one-to-one at memory speed | [`queue`] |
 //!
 //! # Safety and unsafe code
 //!
@@ -41,6 +42,7 @@ pub mod file;
 pub mod pipe;
 pub mod process;
 pub mod shm;
+pub mod queue;
 pub mod signal;
 pub mod socket;
 pub mod sync;
@@ -48,4 +50,5 @@ pub mod sync;
 pub use ipc_key::IpcKey;
 pub use mode::CreationMode;
 pub use process::Pid;
+pub use queue::Queue;
 pub use signal::Signal;
