@@ -29,13 +29,12 @@ use progress::Progress;
 use report::{
     Latency, LatencyRound, Machine, Report, RowResult, Settings, Throughput, ThroughputRound,
 };
-use row::{LatencyJob, Row, ThroughputJob};
+use row::{Info, LatencyJob, Row, ThroughputJob};
 
 /// Size of the latency messages.
 const LATENCY_SIZE: usize = 64;
-/// Sizes of the throughput messages.
-const THROUGHPUT_SIZES: [usize; 3] = [64, 4 << 10, 1 << 20];
-/// Share of a row's time spent on latency (the rest is split over the throughput sizes).
+/// Share of a row's time spent on latency when it also measures throughput (the rest is split
+/// evenly over its throughput sizes).
 const LATENCY_SHARE: f64 = 0.4;
 
 /// Options of `ipckit bench`.
@@ -84,11 +83,37 @@ fn parse_seconds(text: &str) -> Result<f64, String> {
 /// How long and how often to measure.
 #[derive(Debug, Clone, Copy)]
 struct Plan {
-    /// Time for one row's latency rounds, all together.
-    latency: Duration,
-    /// Time for one row's rounds at one throughput size.
-    throughput: Duration,
+    /// Time for each row, all its measurements together.
+    per_row: Duration,
     rounds: usize,
+}
+
+impl Plan {
+    /// Time for one latency round of `info`'s row.
+    fn latency_round(&self, info: &Info) -> Duration {
+        let share = if info.throughput_sizes().is_empty() {
+            1.0
+        } else {
+            LATENCY_SHARE
+        };
+        self.per_row.mul_f64(share) / self.rounds as u32
+    }
+
+    /// Time for one throughput round of `info`'s row at one of its sizes.
+    fn throughput_round(&self, info: &Info) -> Duration {
+        let sizes = info.throughput_sizes().len().max(1);
+        let share = if info.latency {
+            1.0 - LATENCY_SHARE
+        } else {
+            1.0
+        };
+        self.per_row.mul_f64(share) / (sizes * self.rounds) as u32
+    }
+
+    /// Steps of the progress bar for `info`'s row: a pilot and the rounds per measurement.
+    fn steps(&self, info: &Info) -> usize {
+        (usize::from(info.latency) + info.throughput_sizes().len()) * (1 + self.rounds)
+    }
 }
 
 /// Runs `ipckit bench`.
@@ -123,12 +148,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let rounds = args
         .rounds
         .map_or(if args.quick { 7 } else { 15 }, |r| r as usize);
-    let per_row = budget / selected.len() as f64;
     let plan = Plan {
-        latency: Duration::from_secs_f64(per_row * LATENCY_SHARE),
-        throughput: Duration::from_secs_f64(
-            per_row * (1.0 - LATENCY_SHARE) / THROUGHPUT_SIZES.len() as f64,
-        ),
+        per_row: Duration::from_secs_f64(budget / selected.len() as f64),
         rounds,
     };
 
@@ -147,16 +168,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     placement.pin_parent()?;
     let machine = Machine::describe(allowed, placement);
 
-    let steps: usize = selected
-        .iter()
-        .map(|r| {
-            let sizes = THROUGHPUT_SIZES
-                .iter()
-                .filter(|&&s| r.info().throughput && r.info().supports(s))
-                .count();
-            (1 + sizes) * (1 + rounds)
-        })
-        .sum();
+    let steps = selected.iter().map(|r| plan.steps(r.info())).sum();
     let mut progress = Progress::new(steps);
     let mut results = Vec::new();
     let mut start = 0;
@@ -179,7 +191,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             budget_seconds: budget,
             rounds,
             latency_message_bytes: LATENCY_SIZE,
-            throughput_message_bytes: THROUGHPUT_SIZES.to_vec(),
+            throughput_message_bytes: union_of_sizes(&selected),
         },
         rows: results,
     };
@@ -244,9 +256,23 @@ fn run_group(
         })
         .collect();
 
-    // Latency: a short pilot per row (warm-up, and the round trip's rough cost), then rounds.
+    latency(&mut running, plan, cpus, progress);
+    for size in union_of_sizes(rows) {
+        throughput_at(&mut running, size, plan, cpus, progress);
+    }
+    running.into_iter().map(|r| r.result).collect()
+}
+
+/// Measures the latency of the rows of a group that have one: a short pilot per row (warm-up,
+/// and the round trip's rough cost), then the rounds.
+fn latency(running: &mut [Running<'_>], plan: &Plan, cpus: &Placement, progress: &mut Progress) {
+    let takes = |r: &Running<'_>| r.row.info().latency;
     let mut jobs = Vec::new();
-    for r in &mut running {
+    for r in running.iter_mut() {
+        if !takes(r) {
+            jobs.push(None);
+            continue;
+        }
         progress.set(format!("{}: latency pilot", r.result.name));
         let pilot = LatencyJob {
             size: LATENCY_SIZE,
@@ -256,17 +282,17 @@ fn run_group(
         match r.row.latency(cpus, &pilot) {
             Ok(mut samples) => {
                 let mean = stats::summarize(&mut samples).mean.max(1.0);
-                let per_round = plan.latency.as_nanos() as f64 / plan.rounds as f64;
+                let per_round = plan.latency_round(r.row.info()).as_nanos() as f64;
                 let count = (per_round / mean).clamp(20.0, 5e6) as usize;
-                jobs.push(LatencyJob {
+                jobs.push(Some(LatencyJob {
                     size: LATENCY_SIZE,
                     warmup: (count / 20).clamp(10, 1000),
                     count,
-                });
+                }));
             }
             Err(err) => {
                 r.fail("latency", err, progress);
-                jobs.push(pilot);
+                jobs.push(None);
             }
         }
         progress.step();
@@ -275,14 +301,17 @@ fn run_group(
     for round in 0..plan.rounds {
         for i in turn_order(running.len(), round) {
             let r = &mut running[i];
-            if r.ok() {
+            if !takes(r) {
+                continue;
+            }
+            if let (true, Some(job)) = (r.ok(), &jobs[i]) {
                 progress.set(format!(
                     "{}: latency round {}/{}",
                     r.result.name,
                     round + 1,
                     plan.rounds
                 ));
-                match r.row.latency(cpus, &jobs[i]) {
+                match r.row.latency(cpus, job) {
                     Ok(mut samples) => {
                         let s = stats::summarize(&mut samples);
                         latency_rounds[i].push(LatencyRound {
@@ -301,7 +330,7 @@ fn run_group(
         }
     }
     for (r, rounds) in running.iter_mut().zip(latency_rounds) {
-        if r.ok() {
+        if r.ok() && !rounds.is_empty() {
             let p50s: Vec<f64> = rounds.iter().map(|x| x.p50_ns as f64).collect();
             let p99s: Vec<f64> = rounds.iter().map(|x| x.p99_ns as f64).collect();
             r.result.latency = Some(Latency {
@@ -313,11 +342,6 @@ fn run_group(
             });
         }
     }
-
-    for size in THROUGHPUT_SIZES {
-        throughput_at(&mut running, size, plan, cpus, progress);
-    }
-    running.into_iter().map(|r| r.result).collect()
 }
 
 /// Measures throughput with `size`-byte messages for the rows of a group that carry them.
@@ -328,8 +352,7 @@ fn throughput_at(
     cpus: &Placement,
     progress: &mut Progress,
 ) {
-    let takes = |r: &Running<'_>| r.row.info().throughput && r.row.info().supports(size);
-    let per_round = plan.throughput.as_secs_f64() / plan.rounds as f64;
+    let takes = |r: &Running<'_>| r.row.info().takes(size);
     let mut jobs = Vec::new();
     for r in running.iter_mut() {
         let mut job = None;
@@ -340,9 +363,14 @@ fn throughput_at(
                     r.result.name,
                     report::size_label(size)
                 ));
+                let per_round = plan.throughput_round(r.row.info()).as_secs_f64();
                 match pilot_throughput(r.row, size, per_round, cpus) {
                     Ok(j) => job = Some(j),
-                    Err(err) => r.fail(&format!("throughput {size} B"), err, progress),
+                    Err(err) => r.fail(
+                        &format!("throughput, {}", report::size_label(size)),
+                        err,
+                        progress,
+                    ),
                 }
             }
             progress.step();
@@ -370,7 +398,11 @@ fn throughput_at(
                         elapsed_ns: measure::nanos(elapsed),
                         messages_per_sec: job.count as f64 / elapsed.as_secs_f64().max(1e-9),
                     }),
-                    Err(err) => r.fail(&format!("throughput {size} B"), err, progress),
+                    Err(err) => r.fail(
+                        &format!("throughput, {}", report::size_label(size)),
+                        err,
+                        progress,
+                    ),
                 }
             }
             progress.step();
@@ -419,6 +451,17 @@ fn pilot_throughput(
         }
         count = (count as f64 * (target / elapsed).clamp(2.0, 100.0)) as usize;
     }
+}
+
+/// Every throughput size of `rows`, in increasing order.
+fn union_of_sizes(rows: &[&dyn Row]) -> Vec<usize> {
+    let mut sizes: Vec<usize> = rows
+        .iter()
+        .flat_map(|r| r.info().throughput_sizes())
+        .collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    sizes
 }
 
 /// The order of `n` rows in round `round`: rotated by one each round.

@@ -42,6 +42,9 @@ impl Kind {
     }
 }
 
+/// The throughput message sizes of a row that does not choose its own.
+pub const STANDARD_SIZES: &[usize] = &[64, 4 << 10, 1 << 20];
+
 /// A row's identity and limits.
 #[derive(Clone, Debug)]
 pub struct Info {
@@ -52,22 +55,26 @@ pub struct Info {
     pub group: &'static str,
     /// Whose code this is.
     pub kind: Kind,
-    /// The largest message the row can carry; larger throughput sizes are skipped (UDP,
-    /// datagram limits, fixed-size slots).
+    /// Whether round-trip latency is measured.
+    pub latency: bool,
+    /// Message sizes for one-way throughput ([`STANDARD_SIZES`] by default; the table gets a
+    /// column for every size some row uses).
+    pub sizes: &'static [usize],
+    /// The largest message the row can carry; larger sizes are skipped (UDP, datagram limits,
+    /// fixed-size slots).
     pub max_message: usize,
-    /// Whether the row measures throughput at all (a mutex hand-off has only latency).
-    pub throughput: bool,
 }
 
 impl Info {
-    /// A row without size limits.
+    /// A row measuring latency and throughput at the standard sizes.
     pub const fn new(name: &'static str, group: &'static str, kind: Kind) -> Info {
         Info {
             name,
             group,
             kind,
+            latency: true,
+            sizes: STANDARD_SIZES,
             max_message: usize::MAX,
-            throughput: true,
         }
     }
 
@@ -81,19 +88,40 @@ impl Info {
         self
     }
 
-    /// Measures latency only.
+    /// Measures throughput at `sizes` instead of the standard sizes (an object store: 1 KiB,
+    /// 1 MiB, 64 MiB); an empty list measures latency only (a mutex hand-off).
     #[allow(
         dead_code,
-        reason = "for synchronisation rows (mutex hand-off, semaphores)"
+        reason = "for rows with their own sizes (object store, synchronisation)"
     )]
-    pub const fn latency_only(mut self) -> Info {
-        self.throughput = false;
+    pub const fn sizes(mut self, sizes: &'static [usize]) -> Info {
+        self.sizes = sizes;
         self
     }
 
-    /// Whether the row carries `size`-byte messages.
-    pub fn supports(&self, size: usize) -> bool {
-        size <= self.max_message
+    /// Measures throughput only.
+    #[allow(dead_code, reason = "for rows without a round trip (object store)")]
+    pub const fn no_latency(mut self) -> Info {
+        self.latency = false;
+        self
+    }
+
+    /// The throughput sizes the row measures, in increasing order.
+    pub fn throughput_sizes(&self) -> Vec<usize> {
+        let mut sizes: Vec<usize> = self
+            .sizes
+            .iter()
+            .copied()
+            .filter(|&s| s <= self.max_message)
+            .collect();
+        sizes.sort_unstable();
+        sizes.dedup();
+        sizes
+    }
+
+    /// Whether the row measures throughput with `size`-byte messages.
+    pub fn takes(&self, size: usize) -> bool {
+        size <= self.max_message && self.sizes.contains(&size)
     }
 }
 
@@ -192,5 +220,24 @@ impl<L: Link> Row for Forked<L> {
 
     fn throughput(&self, cpus: &Placement, job: &ThroughputJob) -> anyhow::Result<Duration> {
         measure::throughput(&self.link, cpus, job)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_respect_the_row_limits() {
+        let info = Info::new("udp", "udp", Kind::Raw).max_message(65_507);
+        assert_eq!(info.throughput_sizes(), [64, 4096]);
+        assert!(info.takes(4096) && !info.takes(1 << 20) && !info.takes(100));
+        let store = Info::new("store get", "store", Kind::Ipckit)
+            .sizes(&[64 << 20, 1 << 10, 1 << 20])
+            .no_latency();
+        assert_eq!(store.throughput_sizes(), [1 << 10, 1 << 20, 64 << 20]);
+        assert!(!store.latency);
+        let mutex = Info::new("mutex", "mutex", Kind::Ipckit).sizes(&[]);
+        assert!(mutex.throughput_sizes().is_empty() && mutex.latency);
     }
 }

@@ -1,7 +1,7 @@
 //! Every row `ipckit bench` knows, one module per mechanism.
 //!
 //! Adding a row: write its [`Link`](crate::bench::row::Link) (or a whole
-//! [`Row`](crate::bench::row::Row)) in the mechanism's module, return it from that module's
+//! [`Row`]) in the mechanism's module, return it from that module's
 //! `rows()`, and list the module once in [`all`]. Each ipckit row should sit beside a `raw` row
 //! in the same group, running the same loop on bare system calls.
 
