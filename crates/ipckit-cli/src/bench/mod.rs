@@ -20,7 +20,7 @@ mod stats;
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
@@ -36,6 +36,8 @@ const LATENCY_SIZE: usize = 64;
 /// Share of a row's time spent on latency when it also measures throughput (the rest is split
 /// evenly over its throughput sizes).
 const LATENCY_SHARE: f64 = 0.4;
+/// Share of the time budget planned for the rounds; pilots, forks and set-up take the rest.
+const ROUNDS_SHARE: f64 = 0.85;
 
 /// Options of `ipckit bench`.
 #[derive(clap::Args, Debug)]
@@ -149,7 +151,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .rounds
         .map_or(if args.quick { 7 } else { 15 }, |r| r as usize);
     let plan = Plan {
-        per_row: Duration::from_secs_f64(budget / selected.len() as f64),
+        per_row: Duration::from_secs_f64(ROUNDS_SHARE * budget / selected.len() as f64),
         rounds,
     };
 
@@ -274,22 +276,9 @@ fn latency(running: &mut [Running<'_>], plan: &Plan, cpus: &Placement, progress:
             continue;
         }
         progress.set(format!("{}: latency pilot", r.result.name));
-        let pilot = LatencyJob {
-            size: LATENCY_SIZE,
-            warmup: 10,
-            count: 50,
-        };
-        match r.row.latency(cpus, &pilot) {
-            Ok(mut samples) => {
-                let mean = stats::summarize(&mut samples).mean.max(1.0);
-                let per_round = plan.latency_round(r.row.info()).as_nanos() as f64;
-                let count = (per_round / mean).clamp(20.0, 5e6) as usize;
-                jobs.push(Some(LatencyJob {
-                    size: LATENCY_SIZE,
-                    warmup: (count / 20).clamp(10, 1000),
-                    count,
-                }));
-            }
+        let per_round = plan.latency_round(r.row.info());
+        match pilot_latency(r.row, per_round, cpus) {
+            Ok(job) => jobs.push(Some(job)),
             Err(err) => {
                 r.fail("latency", err, progress);
                 jobs.push(None);
@@ -304,15 +293,19 @@ fn latency(running: &mut [Running<'_>], plan: &Plan, cpus: &Placement, progress:
             if !takes(r) {
                 continue;
             }
-            if let (true, Some(job)) = (r.ok(), &jobs[i]) {
+            if let (true, Some(job)) = (r.ok(), jobs[i]) {
                 progress.set(format!(
                     "{}: latency round {}/{}",
                     r.result.name,
                     round + 1,
                     plan.rounds
                 ));
-                match r.row.latency(cpus, job) {
+                let started = Instant::now();
+                match r.row.latency(cpus, &job) {
                     Ok(mut samples) => {
+                        let target = plan.latency_round(r.row.info());
+                        let count = rescale(job.count, target, started.elapsed()).max(20);
+                        jobs[i] = Some(LatencyJob { count, ..job });
                         let s = stats::summarize(&mut samples);
                         latency_rounds[i].push(LatencyRound {
                             round_trips: samples.len(),
@@ -392,12 +385,18 @@ fn throughput_at(
                     round + 1,
                     plan.rounds
                 ));
+                let started = Instant::now();
                 match r.row.throughput(cpus, &job) {
-                    Ok(elapsed) => rounds[i].push(ThroughputRound {
-                        messages: job.count,
-                        elapsed_ns: measure::nanos(elapsed),
-                        messages_per_sec: job.count as f64 / elapsed.as_secs_f64().max(1e-9),
-                    }),
+                    Ok(elapsed) => {
+                        rounds[i].push(ThroughputRound {
+                            messages: job.count,
+                            elapsed_ns: measure::nanos(elapsed),
+                            messages_per_sec: job.count as f64 / elapsed.as_secs_f64().max(1e-9),
+                        });
+                        let target = plan.throughput_round(r.row.info());
+                        let count = rescale(job.count, target, started.elapsed()).max(2);
+                        jobs[i] = Some(ThroughputJob { count, ..job });
+                    }
                     Err(err) => r.fail(
                         &format!("throughput, {}", report::size_label(size)),
                         err,
@@ -420,6 +419,36 @@ fn throughput_at(
                 rounds,
             });
         }
+    }
+}
+
+/// Finds how many round trips take about `per_round`: runs growing batches until one lasts
+/// long enough to time (which also warms the path up).
+fn pilot_latency(
+    row: &dyn Row,
+    per_round: Duration,
+    cpus: &Placement,
+) -> anyhow::Result<LatencyJob> {
+    let target = (per_round.as_secs_f64() / 4.0).clamp(0.001, 0.05);
+    let mut count = 50;
+    loop {
+        let job = LatencyJob {
+            size: LATENCY_SIZE,
+            warmup: 10,
+            count,
+        };
+        let samples = row.latency(cpus, &job)?;
+        let elapsed = samples.iter().sum::<u64>() as f64 / 1e9;
+        if elapsed >= target || count >= 10_000_000 {
+            let mean = elapsed.max(1e-9) / samples.len().max(1) as f64;
+            let count = (per_round.as_secs_f64() / mean).clamp(20.0, 1e7) as usize;
+            return Ok(LatencyJob {
+                size: LATENCY_SIZE,
+                warmup: (count / 20).clamp(10, 1000),
+                count,
+            });
+        }
+        count = (count as f64 * (target / elapsed.max(1e-9)).clamp(2.0, 100.0)) as usize;
     }
 }
 
@@ -453,6 +482,14 @@ fn pilot_throughput(
     }
 }
 
+/// The count that makes a round of `count` items that lasted `took` last `target` instead
+/// (within a factor of two per round, so one slow round cannot swing it far): keeps the run
+/// near its time budget when the machine is busier than during the pilot.
+fn rescale(count: usize, target: Duration, took: Duration) -> usize {
+    let factor = (target.as_secs_f64() / took.as_secs_f64().max(1e-9)).clamp(0.5, 2.0);
+    (count as f64 * factor) as usize
+}
+
 /// Every throughput size of `rows`, in increasing order.
 fn union_of_sizes(rows: &[&dyn Row]) -> Vec<usize> {
     let mut sizes: Vec<usize> = rows
@@ -472,6 +509,15 @@ fn turn_order(n: usize, round: usize) -> impl Iterator<Item = usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_follow_the_time_budget_gently() {
+        let ms = Duration::from_millis;
+        assert_eq!(rescale(1000, ms(100), ms(100)), 1000);
+        assert_eq!(rescale(1000, ms(100), ms(125)), 800);
+        assert_eq!(rescale(1000, ms(100), ms(1000)), 500);
+        assert_eq!(rescale(1000, ms(100), ms(1)), 2000);
+    }
 
     #[test]
     fn rows_take_turns() {
