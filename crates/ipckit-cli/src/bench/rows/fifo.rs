@@ -1,5 +1,5 @@
-//! Named pipes through ipckit: `ipckit::fifo::Fifo::create` (removed on drop),
-//! `ipckit::fifo::open_reader` / `open_writer`, then the pipe ends' `Read`/`Write`.
+//! Named pipes through ipckit: `ipckit::fifo::Fifo::create` (the creator removes the name on
+//! drop), `ipckit::fifo::open_reader` / `open_writer`, then the pipe ends' `Read`/`Write`.
 //!
 //! Same rendezvous and same directory as the `fifo raw` row in `fifo_raw.rs`.
 
@@ -21,12 +21,12 @@ pub fn rows() -> Vec<Box<dyn Row>> {
 #[derive(Debug)]
 struct FifoApi;
 
-/// The paths and the two FIFOs, which remove their names when the parent drops them.
+/// The two FIFOs (removed when the parent drops them) and their directory.
 #[derive(Debug)]
 struct Fifos {
-    paths: FifoPaths,
     to_child: Fifo,
     to_parent: Fifo,
+    _paths: FifoPaths,
 }
 
 impl Link for FifoApi {
@@ -36,35 +36,28 @@ impl Link for FifoApi {
 
     fn prepare(&self, _max_message: usize) -> io::Result<Fifos> {
         let paths = FifoPaths::new()?;
-        let to_child = Fifo::create(&paths.to_child, CreationMode::CreateExclusive)?;
-        let to_parent = Fifo::create(&paths.to_parent, CreationMode::CreateExclusive)?;
         Ok(Fifos {
-            paths,
-            to_child,
-            to_parent,
+            to_child: Fifo::create(&paths.to_child, CreationMode::CreateExclusive)?,
+            to_parent: Fifo::create(&paths.to_parent, CreationMode::CreateExclusive)?,
+            _paths: paths,
         })
     }
 
-    // Both sides open `to_child` first, then `to_parent` (each open blocks until the other
-    // side's). The parent's `Fifo`s remove the names when this returns.
+    // Both sides open `to_child` first, then `to_parent` (each open waits for the other
+    // side's). The parent's `Fifo`s remove the names when this returns; both ends are open
+    // by then.
     fn parent(&self, fifos: Fifos) -> io::Result<Self::Parent> {
-        let tx = ipckit::fifo::open_writer(&fifos.paths.to_child)?;
-        let rx = ipckit::fifo::open_reader(&fifos.paths.to_parent)?;
+        let tx = fifos.to_child.open_writer()?;
+        let rx = fifos.to_parent.open_reader()?;
         Ok(IoStream::new(rx, tx))
     }
 
     fn child(&self, fifos: Fifos) -> io::Result<Self::Child> {
-        let Fifos {
-            paths,
-            to_child,
-            to_parent,
-        } = fifos;
-        // The names belong to the parent, which created them: the child's copies must not
-        // remove them.
-        std::mem::forget(to_child);
-        std::mem::forget(to_parent);
-        let rx = ipckit::fifo::open_reader(&paths.to_child)?;
-        let tx = ipckit::fifo::open_writer(&paths.to_parent)?;
+        // The names belong to the parent, which created them: the child's copies let go.
+        let to_child = fifos.to_child.detach();
+        let to_parent = fifos.to_parent.detach();
+        let rx = ipckit::fifo::open_reader(&to_child)?;
+        let tx = ipckit::fifo::open_writer(&to_parent)?;
         Ok(IoStream::new(rx, tx))
     }
 }
