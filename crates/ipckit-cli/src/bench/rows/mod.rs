@@ -6,6 +6,7 @@
 //! in the same group, running the same loop on bare system calls.
 
 mod common;
+mod fifo;
 mod fifo_raw;
 mod pipe;
 
@@ -13,7 +14,7 @@ use crate::bench::row::Row;
 
 /// All rows, in table order; rows of a group stay together.
 pub fn all() -> Vec<Box<dyn Row>> {
-    [pipe::rows(), fifo_raw::rows()]
+    [pipe::rows(), fifo::rows(), fifo_raw::rows()]
         .into_iter()
         .flatten()
         .collect()
