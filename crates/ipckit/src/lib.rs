@@ -15,6 +15,7 @@
 //! | synchronisation only, notification, timeouts for blocking calls | [`signal`] |
 //! | exchanging whole files, advisory locks | [`file`] |
 //! | connections by name or address, across hosts, fd passing, peer identity | [`socket`] |
+//! | messages with priorities or types between unrelated processes, `posix_ipc` / `sysv_ipc` peers | [`mq`] |
 //!
 //! # Safety and unsafe code
 //!
@@ -30,14 +31,17 @@
 #![deny(unsafe_code)]
 
 mod error;
+mod ipc_key;
 mod mode;
 mod sys;
 
+pub mod mq;
 pub mod pipe;
 pub mod process;
 pub mod signal;
 pub mod socket;
 
+pub use ipc_key::IpcKey;
 pub use mode::CreationMode;
 pub use process::Pid;
 pub use signal::Signal;

@@ -33,5 +33,6 @@ impl_is_minus_one! { i32 i64 isize }
 
 #[allow(dead_code)] // used by the shared-memory mechanisms as they land
 pub(crate) mod mmap;
+pub(crate) mod mq;
 pub(crate) mod signal;
 pub(crate) mod socket;
