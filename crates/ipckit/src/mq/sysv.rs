@@ -658,7 +658,9 @@ impl SysVQueue {
         sel: TypeSelector,
         flags: libc::c_int,
     ) -> io::Result<Received> {
-        let (msgtyp, sel_flags) = sel.to_raw()?;
+        let (msgtyp, sel_flags) = sel
+            .to_raw()
+            .map_err(|e| invalid_input(format_args!("receive from {self}: {e}")))?;
         let mut scratch = Buffer::take(&self.recv_buf);
         let v = scratch.vec();
         let need = MTYPE_SIZE + buf.len();
