@@ -582,6 +582,22 @@ fn posix_creator_unlinks_on_drop_unless_detached() {
     let err = PosixQueue::unlink(&name).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
     assert_posix_gone(&name);
+
+    // A creator whose name was unlinked and taken by a new queue leaves the new one alone.
+    let attrs = Attributes {
+        max_messages: 1,
+        max_message_size: 4,
+    };
+    let old = PosixQueue::create(&name, attrs).unwrap();
+    PosixQueue::unlink(&name).unwrap();
+    let new = PosixQueue::create(&name, attrs).unwrap();
+    new.send(b"new", 0).unwrap();
+    drop(old);
+    let still = PosixQueue::open(&name).expect("the new queue keeps its name");
+    assert_eq!(still.attributes().unwrap().current_messages, 1);
+    drop(still);
+    drop(new);
+    assert_posix_gone(&name);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -904,4 +920,45 @@ fn sysv_creator_removes_on_drop_unless_detached() {
     drop(other);
     drop(private);
     assert!(SysVQueue::from_id(id).is_err(), "private queue removed");
+}
+
+/// The state letter of a thread of this process, from `/proc/self/task/<tid>/stat`.
+fn thread_state(tid: i32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
+    // "tid (comm) S ...": the state follows the last ')'.
+    let after = &stat[stat.rfind(')').unwrap() + 1..];
+    after.trim_start().chars().next().unwrap()
+}
+
+#[test]
+fn sysv_threads_sharing_a_handle_do_not_wait_for_each_others_buffers() {
+    let _w = util::watchdog("sysv shared handle", LIMIT);
+    let key = fresh_key("mq-sysv-threads");
+    let _clean = SysVCleanup(key);
+    let queue = SysVQueue::create(key).unwrap();
+    let q = &queue;
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = s.spawn(move || {
+            tx.send(rustix::thread::gettid().as_raw_nonzero().get())
+                .unwrap();
+            sysv_recv(&q, TypeSelector::Exactly(5))
+        });
+        // Wait until the thread sleeps (in msgrcv, holding the handle's receive buffer).
+        let tid = rx.recv().unwrap();
+        while thread_state(tid) != 'S' {
+            std::thread::yield_now();
+        }
+        // This thread receives through the same handle meanwhile, and sends through it.
+        q.send(6, b"six").unwrap();
+        assert_eq!(
+            sysv_recv(&q, TypeSelector::Exactly(6)),
+            (6, "six".to_owned())
+        );
+        q.send(5, b"five").unwrap();
+        assert_eq!(waiter.join().unwrap(), (5, "five".to_owned()));
+    });
+    assert_eq!(queue.stat().unwrap().messages, 0);
+    drop(queue);
+    assert_sysv_gone(key);
 }

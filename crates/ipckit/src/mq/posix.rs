@@ -658,17 +658,22 @@ impl PosixQueue {
 
     /// Unlinks the name only if it still names this queue (same inode): a queue someone else
     /// created under the name after ours was unlinked is left alone. A small window remains
-    /// between the check and the unlink.
+    /// between the check and the unlink. When our own permissions keep us from opening the
+    /// name to check, it is unlinked anyway (we created it).
     fn unlink_if_ours(&self) {
-        let Ok(ours) = rustix::fs::fstat(&self.fd) else {
-            return;
+        let now = [libc::O_RDONLY, libc::O_WRONLY]
+            .into_iter()
+            .map(|access| sys::mq_open(&self.name.c, access | libc::O_NONBLOCK, 0, None))
+            .find(|r| !matches!(r, Err(e) if e.kind() == io::ErrorKind::PermissionDenied));
+        let same = match now {
+            Some(Ok(now)) => match (rustix::fs::fstat(&self.fd), rustix::fs::fstat(&now)) {
+                (Ok(ours), Ok(now)) => now.st_ino == ours.st_ino && now.st_dev == ours.st_dev,
+                _ => false,
+            },
+            // Gone already, or unusable: nothing of ours to remove.
+            Some(Err(_)) => false,
+            None => true,
         };
-        let Ok(now) = sys::mq_open(&self.name.c, libc::O_RDONLY | libc::O_NONBLOCK, 0, None) else {
-            return;
-        };
-        let same = rustix::fs::fstat(&now)
-            .map(|st| st.st_ino == ours.st_ino && st.st_dev == ours.st_dev)
-            .unwrap_or(false);
         if same {
             let _ = sys::mq_unlink(&self.name.c);
         }
