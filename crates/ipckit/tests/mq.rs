@@ -132,6 +132,19 @@ fn sysv_try_recv(q: &SysVQueue, sel: TypeSelector) -> Option<(i64, String)> {
         .map(|(t, n)| (t, String::from_utf8_lossy(&buf[..n]).into_owned()))
 }
 
+/// Whether this process may exceed the kernel's soft IPC limits (`CAP_SYS_RESOURCE` in
+/// `CapEff`); root inside a container may lack it.
+fn has_cap_sys_resource() -> bool {
+    const CAP_SYS_RESOURCE: u32 = 24;
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .expect("CapEff in /proc/self/status");
+    let eff = u64::from_str_radix(eff.trim(), 16).unwrap();
+    eff & (1 << CAP_SYS_RESOURCE) != 0
+}
+
 fn assert_invalid(err: &io::Error, needles: &[&str]) {
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
     let text = err.to_string();
@@ -502,6 +515,19 @@ fn posix_bad_input_gets_clear_errors_and_the_queue_stays_usable() {
     let err = mq::Options::new().capacity(65537).open(&other).unwrap_err();
     assert_invalid(&err, &[&other, "capacity 65537", "msg_max"]);
 
+    // Between msg_max and the hard ceiling only a privileged process may go.
+    let limits = mq::PosixLimits::read().unwrap();
+    let over = mq::Options::new()
+        .capacity(limits.msg_max + 1)
+        .max_message_size(8)
+        .open(&other);
+    if has_cap_sys_resource() {
+        assert_eq!(over.unwrap().capacity(), limits.msg_max + 1);
+    } else {
+        let err = over.unwrap_err();
+        assert_invalid(&err, &[&format!("msg_max {}", limits.msg_max)]);
+    }
+
     let err = PosixQueue::open(&other).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
     assert!(err.to_string().contains(&other), "{err}");
@@ -846,6 +872,27 @@ fn sysv_bad_input_gets_clear_errors_and_the_queue_stays_usable() {
         ],
     );
     assert_invalid(&q.set_max_bytes(0).unwrap_err(), &["0 bytes"]);
+    // Above msgmnb only with CAP_SYS_RESOURCE.
+    let above = q.set_max_bytes(limits.msgmnb + 1);
+    if has_cap_sys_resource() {
+        above.unwrap();
+        assert_eq!(q.stat().unwrap().max_bytes, limits.msgmnb as u64 + 1);
+    } else {
+        let err = above.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied, "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("{} bytes", limits.msgmnb + 1)),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "msgmnb, the limit without CAP_SYS_RESOURCE, is {}",
+                limits.msgmnb
+            )),
+            "{text}"
+        );
+    }
     let err = SysVOptions::new()
         .max_bytes(0)
         .open(fresh_key("x"))
@@ -942,7 +989,7 @@ fn sysv_threads_sharing_a_handle_do_not_wait_for_each_others_buffers() {
         let waiter = s.spawn(move || {
             tx.send(rustix::thread::gettid().as_raw_nonzero().get())
                 .unwrap();
-            sysv_recv(&q, TypeSelector::Exactly(5))
+            sysv_recv(q, TypeSelector::Exactly(5))
         });
         // Wait until the thread sleeps (in msgrcv, holding the handle's receive buffer).
         let tid = rx.recv().unwrap();
@@ -952,13 +999,48 @@ fn sysv_threads_sharing_a_handle_do_not_wait_for_each_others_buffers() {
         // This thread receives through the same handle meanwhile, and sends through it.
         q.send(6, b"six").unwrap();
         assert_eq!(
-            sysv_recv(&q, TypeSelector::Exactly(6)),
+            sysv_recv(q, TypeSelector::Exactly(6)),
             (6, "six".to_owned())
         );
         q.send(5, b"five").unwrap();
         assert_eq!(waiter.join().unwrap(), (5, "five".to_owned()));
     });
     assert_eq!(queue.stat().unwrap().messages, 0);
+    drop(queue);
+    assert_sysv_gone(key);
+}
+
+#[test]
+fn sysv_removing_a_queue_wakes_its_blocked_receiver_with_an_error() {
+    let _w = util::watchdog("sysv removed while waiting", LIMIT);
+    let key = fresh_key("mq-sysv-rmid");
+    let _clean = SysVCleanup(key);
+    let queue = SysVQueue::create(key).unwrap();
+    let q = &queue;
+    let err = std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = s.spawn(move || {
+            tx.send(rustix::thread::gettid().as_raw_nonzero().get())
+                .unwrap();
+            let mut buf = [0u8; 8];
+            q.recv(&mut buf, TypeSelector::Any)
+        });
+        let tid = rx.recv().unwrap();
+        while thread_state(tid) != 'S' {
+            std::thread::yield_now();
+        }
+        // Another process removes the queue (ipcrm, a real peer nobody here wrote).
+        let status = Command::new("ipcrm")
+            .args(["-q", &q.id().to_string()])
+            .status()
+            .expect("run ipcrm");
+        assert!(status.success(), "ipcrm failed: {status}");
+        waiter.join().unwrap().unwrap_err()
+    });
+    assert_eq!(err.raw_os_error(), None, "wrapped with context: {err}");
+    let text = err.to_string();
+    assert!(text.contains(&key.to_string()), "{text}");
+    assert!(text.contains("removed"), "{text}");
     drop(queue);
     assert_sysv_gone(key);
 }

@@ -27,7 +27,8 @@ const HARD_MSGSIZEMAX: usize = 16 * 1024 * 1024;
 /// (`mq_attr.mq_maxmsg`, `mq_attr.mq_msgsize`).
 ///
 /// Without privileges, the values may not exceed `/proc/sys/fs/mqueue/msg_max` and
-/// `msgsize_max` (see [`PosixLimits`]); a process with `CAP_SYS_RESOURCE` (root) may go up to
+/// `msgsize_max` (see [`PosixLimits`]); a process with `CAP_SYS_RESOURCE` (usually root, but not every
+/// container's root) may go up to
 /// 65536 messages of 16 MiB.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Attributes {
@@ -53,9 +54,9 @@ pub struct PosixAttributes {
 /// The kernel's limits for POSIX queues, from `/proc/sys/fs/mqueue/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PosixLimits {
-    /// Largest capacity an unprivileged process may ask for (`msg_max`).
+    /// Largest capacity a process without `CAP_SYS_RESOURCE` may ask for (`msg_max`).
     pub msg_max: usize,
-    /// Largest message size an unprivileged process may ask for (`msgsize_max`).
+    /// Largest message size a process without `CAP_SYS_RESOURCE` may ask for (`msgsize_max`).
     pub msgsize_max: usize,
     /// Capacity of a queue created without attributes (`msg_default`).
     pub msg_default: usize,
@@ -319,8 +320,8 @@ fn create_error(err: io::Error, name: &Name, attr: Option<(i64, i64)>) -> io::Er
     let limits = PosixLimits::read();
     let hint = match (err.raw_os_error(), limits) {
         (Some(libc::EINVAL), Ok(l)) => format!(
-            " (limits in /proc/sys/fs/mqueue: msg_max {}, msgsize_max {}; a privileged process \
-             may go up to {HARD_MSGMAX} messages of {HARD_MSGSIZEMAX} bytes)",
+            " (limits in /proc/sys/fs/mqueue: msg_max {}, msgsize_max {}; a process with \
+             CAP_SYS_RESOURCE may go up to {HARD_MSGMAX} messages of {HARD_MSGSIZEMAX} bytes)",
             l.msg_max, l.msgsize_max
         ),
         (Some(libc::ENOSPC), Ok(l)) => format!(

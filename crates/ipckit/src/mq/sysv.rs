@@ -476,7 +476,12 @@ impl SysVQueue {
         ds.msg_qbytes = bytes as libc::msglen_t;
         sys::msgctl_set(self.id, &ds).map_err(|e| {
             let limit = SysVLimits::read()
-                .map(|l| format!(" (msgmnb, the unprivileged limit, is {})", l.msgmnb))
+                .map(|l| {
+                    format!(
+                        " (msgmnb, the limit without CAP_SYS_RESOURCE, is {})",
+                        l.msgmnb
+                    )
+                })
                 .unwrap_or_default();
             context(
                 e,
