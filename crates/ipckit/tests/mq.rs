@@ -969,12 +969,26 @@ fn sysv_creator_removes_on_drop_unless_detached() {
     assert!(SysVQueue::from_id(id).is_err(), "private queue removed");
 }
 
-/// The state letter of a thread of this process, from `/proc/self/task/<tid>/stat`.
-fn thread_state(tid: i32) -> char {
-    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
-    // "tid (comm) S ...": the state follows the last ')'.
-    let after = &stat[stat.rfind(')').unwrap() + 1..];
-    after.trim_start().chars().next().unwrap()
+/// Waits (without sleeping) until a thread of this process sleeps in `msgrcv`: its
+/// `/proc/self/task/<tid>/wchan` names `do_msgrcv`, or, where the kernel hides wchan, its state
+/// is `S`.
+fn wait_until_in_msgrcv(tid: i32) {
+    loop {
+        let wchan =
+            std::fs::read_to_string(format!("/proc/self/task/{tid}/wchan")).unwrap_or_default();
+        if wchan.contains("msgrcv") {
+            return;
+        }
+        if wchan.is_empty() || wchan == "0" {
+            let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
+            // "tid (comm) S ...": the state follows the last ')'.
+            let after = &stat[stat.rfind(')').unwrap() + 1..];
+            if after.trim_start().starts_with('S') {
+                return;
+            }
+        }
+        std::thread::yield_now();
+    }
 }
 
 #[test]
@@ -993,9 +1007,7 @@ fn sysv_threads_sharing_a_handle_do_not_wait_for_each_others_buffers() {
         });
         // Wait until the thread sleeps (in msgrcv, holding the handle's receive buffer).
         let tid = rx.recv().unwrap();
-        while thread_state(tid) != 'S' {
-            std::thread::yield_now();
-        }
+        wait_until_in_msgrcv(tid);
         // This thread receives through the same handle meanwhile, and sends through it.
         q.send(6, b"six").unwrap();
         assert_eq!(
@@ -1026,9 +1038,7 @@ fn sysv_removing_a_queue_wakes_its_blocked_receiver_with_an_error() {
             q.recv(&mut buf, TypeSelector::Any)
         });
         let tid = rx.recv().unwrap();
-        while thread_state(tid) != 'S' {
-            std::thread::yield_now();
-        }
+        wait_until_in_msgrcv(tid);
         // Another process removes the queue (ipcrm, a real peer nobody here wrote).
         let status = Command::new("ipcrm")
             .args(["-q", &q.id().to_string()])
