@@ -584,6 +584,13 @@ fn posix_creator_unlinks_on_drop_unless_detached() {
     assert!(!opened.is_owner());
     assert_eq!(opened.capacity(), 3, "an existing queue keeps its size");
     drop(opened);
+    let opened = mq::Options::new()
+        .mode(CreationMode::Open)
+        .capacity(0)
+        .open(&name)
+        .expect("sizes only matter when creating");
+    assert!(!opened.is_owner());
+    drop(opened);
     PosixQueue::open(&name).expect("an opener's drop leaves the name");
     drop(q);
     assert_posix_gone(&name);

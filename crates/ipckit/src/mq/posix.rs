@@ -207,7 +207,8 @@ impl Options {
     }
 
     /// Open in non-blocking mode (`O_NONBLOCK`): [`send`](PosixQueue::send) on a full queue and
-    /// [`recv`](PosixQueue::recv) on an empty one fail with `WouldBlock` instead of waiting.
+    /// [`recv`](PosixQueue::recv) on an empty one fail with `WouldBlock` instead of waiting,
+    /// and the `_timeout` forms return at once. For an event loop polling the queue's fd.
     pub fn nonblocking(&mut self, on: bool) -> &mut Options {
         self.nonblocking = on;
         self
@@ -228,7 +229,10 @@ impl Options {
     /// * `EMFILE` (`RLIMIT_MSGQUEUE` or the fd limit), `ENOSPC` (`queues_max`).
     pub fn open(&self, name: &str) -> io::Result<PosixQueue> {
         let name = Name::parse(name)?;
-        let attr = self.creation_attributes(&name)?;
+        let attr = match self.mode {
+            CreationMode::Open => None,
+            _ => self.creation_attributes(&name)?,
+        };
         let flags = libc::O_RDWR
             | if self.nonblocking {
                 libc::O_NONBLOCK
