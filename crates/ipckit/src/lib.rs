@@ -18,6 +18,7 @@
 //! | large data between processes without copying through the kernel (Python `shared_memory`, `posix_ipc`, `sysv_ipc` peers) | [`shm`] |
 //! | locks that survive a dead owner, semaphores, events, barriers; `posix_ipc`/`sysv_ipc` semaphores | [`sync`] |
 //! | typed messages among many producers and consumers, crash-safe; one-to-one at memory speed | [`queue`] |
+//! | messages with priorities or types between unrelated processes, `posix_ipc` / `sysv_ipc` peers | [`mq`] |
 //!
 //! # Safety and unsafe code
 //!
@@ -39,6 +40,7 @@ mod sys;
 
 pub mod fifo;
 pub mod file;
+pub mod mq;
 pub mod pipe;
 pub mod process;
 pub mod shm;

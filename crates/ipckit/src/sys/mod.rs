@@ -37,6 +37,7 @@ pub(crate) mod mmap;
 pub(crate) mod process;
 pub(crate) mod shm;
 pub(crate) mod queue;
+pub(crate) mod mq;
 pub(crate) mod signal;
 pub(crate) mod socket;
 pub(crate) mod sync;
