@@ -11,6 +11,7 @@
 //! |---|---|
 //! | start, watch and reap worker processes | [`process`] |
 //! | a byte stream from one process to a related one | [`pipe`] |
+//! | typed messages over a pipe or socket, `multiprocessing.Pipe` (one wire format, `WIRE.md`) | [`frame`], [`codec`] |
 //! | a byte stream between unrelated processes, shell peers (`echo > f`, `cat f`) | [`fifo`] |
 //! | synchronisation only, notification, timeouts for blocking calls | [`signal`] |
 //! | exchanging whole files, advisory locks | [`file`] |
@@ -32,6 +33,8 @@ mod error;
 mod mode;
 mod sys;
 
+pub mod codec;
+pub mod frame;
 pub mod pipe;
 pub mod process;
 pub mod signal;

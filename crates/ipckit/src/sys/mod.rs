@@ -33,4 +33,5 @@ impl_is_minus_one! { i32 i64 isize }
 
 #[allow(dead_code)] // used by the shared-memory mechanisms as they land
 pub(crate) mod mmap;
+pub(crate) mod frame;
 pub(crate) mod signal;
