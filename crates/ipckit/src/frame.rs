@@ -654,8 +654,7 @@ impl<M, T: Transport, C: Default> Connection<M, T, C> {
                 format!("environment variable {var} naming a connection: {e}"),
             )
         })?;
-        let fd = sys::frame::claim_inherited(var, &value)?;
-        T::check_fd(fd.as_fd()).map_err(|e| context(e, format!("connection named by {var}")))?;
+        let fd = sys::frame::claim_inherited(var, &value, T::check_fd)?;
         Self::new(T::from(fd))
     }
 }
@@ -741,7 +740,8 @@ impl<M, T: Transport, C> Connection<M, T, C> {
     /// in that child only (a `pre_exec` hook clears its close-on-exec flag after `fork`), and
     /// the environment variable `var` names it for [`from_env`](Self::from_env) (value
     /// `fd:dev:ino`; a non-Rust child takes the number before the first `:`). The parent's copy
-    /// closes when `cmd` is dropped.
+    /// lives in `cmd` and closes when `cmd` is dropped: drop it after `spawn`, or the peer never
+    /// sees `Disconnected` from this end.
     ///
     /// # Errors
     ///

@@ -49,9 +49,14 @@ pub(crate) fn keep_open_in_child(cmd: &mut Command, fd: OwnedFd) -> io::Result<S
 static CLAIMED: Mutex<Option<HashSet<RawFd>>> = Mutex::new(None);
 
 /// Takes ownership of the descriptor named by an environment value made by
-/// [`keep_open_in_child`], after checking it is open and is the object the parent named. It
-/// becomes close-on-exec again, so grandchildren do not inherit it.
-pub(crate) fn claim_inherited(var: &str, value: &str) -> io::Result<OwnedFd> {
+/// [`keep_open_in_child`], after checking it is open, is the object the parent named and passes
+/// `check` (its kind). It becomes close-on-exec again, so grandchildren do not inherit it. A
+/// failed check leaves the descriptor open and unclaimed.
+pub(crate) fn claim_inherited(
+    var: &str,
+    value: &str,
+    check: impl FnOnce(BorrowedFd<'_>) -> io::Result<()>,
+) -> io::Result<OwnedFd> {
     let bad = || {
         io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -103,6 +108,12 @@ pub(crate) fn claim_inherited(var: &str, value: &str) -> io::Result<OwnedFd> {
             ),
         ));
     }
+    check(borrowed).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("descriptor {fd} named by {var} is of the wrong kind: {e}"),
+        )
+    })?;
     fcntl_setfd(borrowed, FdFlags::CLOEXEC)?;
     claimed.insert(fd);
     // SAFETY: the descriptor is open and is the object the parent handed to this program for
