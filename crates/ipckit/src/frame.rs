@@ -1,7 +1,7 @@
 //! Typed message connections over any byte transport, and `multiprocessing.Pipe`'s analogue.
 //!
 //! A [`Connection`] sends and receives *frames* over a descriptor-backed transport (a Unix or
-//! TCP stream socket, one end of a pipe; the socket types of [`socket`](crate) once they land).
+//! TCP stream socket, one end of a pipe; the socket module's types slot in the same way).
 //! Every transport uses the one wire format described in `WIRE.md` at the repository root: a
 //! 4-byte little-endian payload length, then the payload. A Python program with `socket` and
 //! `struct` speaks it in a few lines.
@@ -19,7 +19,7 @@
 //!   (default [`DEFAULT_MAX_FRAME_LEN`]) with an error naming both sizes, and grows its buffer
 //!   only as bytes actually arrive: a header claiming 4 GiB costs nothing.
 //!
-//! [`duplex`] and [`pipe`] are `multiprocessing.Pipe(duplex=True)` and `Pipe(duplex=False)`.
+//! [`duplex`] and [`pipe()`] are `multiprocessing.Pipe(duplex=True)` and `Pipe(duplex=False)`.
 //! The ends can go to a child through `fork`, or to any spawned program with
 //! [`Connection::pass_to_child`] and [`Connection::from_env`].
 //!
@@ -317,7 +317,9 @@ impl State {
             self.rpos = 0;
         }
         if self.rend == self.rbuf.len() {
-            let grown = (self.rbuf.len() * 2).max(INITIAL_BUF).min(need.max(INITIAL_BUF));
+            let grown = (self.rbuf.len() * 2)
+                .max(INITIAL_BUF)
+                .min(need.max(INITIAL_BUF));
             self.rbuf.resize(grown, 0);
         }
     }
@@ -601,7 +603,10 @@ impl<M, T: Transport, C> fmt::Debug for Connection<M, T, C> {
         f.debug_struct("Connection")
             .field("fd", &self.fd())
             .field("buffered", &(self.state.rend - self.state.rpos))
-            .field("pending", &(self.state.pending.len() - self.state.pending_pos))
+            .field(
+                "pending",
+                &(self.state.pending.len() - self.state.pending_pos),
+            )
             .field("max_frame_len", &self.state.max_frame)
             .finish()
     }
@@ -1420,7 +1425,10 @@ mod tests {
         a.send(&"three".to_string()).unwrap();
         assert_eq!(b.recv().unwrap(), "one");
         assert_eq!(b.recv_bytes(10).unwrap(), b"");
-        assert!(matches!(b.try_recv_bytes(1), Err(TryRecvError::TooLarge { len: 6, max: 1 })));
+        assert!(matches!(
+            b.try_recv_bytes(1),
+            Err(TryRecvError::TooLarge { len: 6, max: 1 })
+        ));
         assert_eq!(b.try_recv().unwrap(), "three");
         assert!(matches!(b.try_recv(), Err(TryRecvError::Empty)));
         // A message whose header disagrees with its length is a torn frame, and skipped.
@@ -1445,8 +1453,15 @@ mod tests {
         b.set_max_frame_len(WIRE_MAX_FRAME_LEN);
         rustix::io::write(&a, &u32::MAX.to_le_bytes()).unwrap();
         rustix::io::write(&a, &[7; 100]).unwrap();
-        assert!(matches!(b.try_recv_bytes(usize::MAX), Err(TryRecvError::Empty)));
-        assert!(b.state.rbuf.len() <= 2 * INITIAL_BUF, "{}", b.state.rbuf.len());
+        assert!(matches!(
+            b.try_recv_bytes(usize::MAX),
+            Err(TryRecvError::Empty)
+        ));
+        assert!(
+            b.state.rbuf.len() <= 2 * INITIAL_BUF,
+            "{}",
+            b.state.rbuf.len()
+        );
         drop(a);
         assert!(matches!(
             b.recv_bytes(usize::MAX),

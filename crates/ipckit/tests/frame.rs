@@ -211,7 +211,10 @@ fn disconnected_after_every_message_over_a_socketpair() {
 
 #[test]
 fn disconnected_after_every_message_over_a_one_way_pipe() {
-    let _w = util::watchdog("disconnected_after_every_message_over_a_one_way_pipe", LIMIT);
+    let _w = util::watchdog(
+        "disconnected_after_every_message_over_a_one_way_pipe",
+        LIMIT,
+    );
     let (rx, tx) = frame::pipe::<Msg>().unwrap();
     let child = spawn_child(tx, "send-1000-pipe");
     receive_1000_then_disconnected(rx, child);
@@ -271,7 +274,13 @@ fn too_large_names_both_sizes_and_leaves_the_frame_unread() {
     a.send_bytes(&[1; 2000]).unwrap();
     b.set_max_frame_len(1000);
     let err = b.recv().unwrap_err();
-    assert!(matches!(err, RecvError::TooLarge { len: 2000, max: 1000 }));
+    assert!(matches!(
+        err,
+        RecvError::TooLarge {
+            len: 2000,
+            max: 1000
+        }
+    ));
     let text = err.to_string();
     assert!(text.contains("2000") && text.contains("1000"), "{text}");
     let mut small = [0u8; 16];
@@ -281,7 +290,10 @@ fn too_large_names_both_sizes_and_leaves_the_frame_unread() {
     ));
     assert!(matches!(
         b.recv_bytes(100),
-        Err(RecvError::TooLarge { len: 2000, max: 100 })
+        Err(RecvError::TooLarge {
+            len: 2000,
+            max: 100
+        })
     ));
     b.set_max_frame_len(4000);
     let mut big = [0u8; 4000];
@@ -290,7 +302,10 @@ fn too_large_names_both_sizes_and_leaves_the_frame_unread() {
     // The sender refuses what its own limit forbids, and sends nothing.
     a.set_max_frame_len(10);
     let err = a.send_bytes(&[0; 11]).unwrap_err();
-    assert!(matches!(err, SendError::TooLarge { len: 11, max: 10 }), "{err}");
+    assert!(
+        matches!(err, SendError::TooLarge { len: 11, max: 10 }),
+        "{err}"
+    );
     a.send_bytes(b"fits").unwrap();
     assert_eq!(b.recv_bytes(4).unwrap(), b"fits");
 }
@@ -363,7 +378,10 @@ fn a_decode_error_consumes_only_its_frame() {
 }
 
 /// A partial frame before a timeout stays buffered; the rest completes it.
-fn timeout_in_the_middle_of_a_frame<T: Readable>(raw: &mut dyn Write, conn: &mut Connection<Msg, T>) {
+fn timeout_in_the_middle_of_a_frame<T: Readable>(
+    raw: &mut dyn Write,
+    conn: &mut Connection<Msg, T>,
+) {
     assert!(matches!(conn.try_recv(), Err(TryRecvError::Empty)));
     assert!(matches!(
         conn.recv_timeout(Duration::from_millis(20)),
@@ -413,8 +431,10 @@ fn timeout_mid_frame_keeps_the_stream_whole_on_a_pipe() {
 
 /// `try_send` until the transport is full, some frames cut by the full buffer: the receiver
 /// still gets every frame whole and in order.
-fn try_send_fills_then_everything_arrives<R, W>(mut tx: Connection<Msg, W>, mut rx: Connection<Msg, R>)
-where
+fn try_send_fills_then_everything_arrives<R, W>(
+    mut tx: Connection<Msg, W>,
+    mut rx: Connection<Msg, R>,
+) where
     R: Readable,
     W: Writable + Send + 'static,
 {
@@ -442,7 +462,11 @@ where
     }
     // A try_send that reported Full after a pending flush may not have sent `big(sent)`.
     let last = rx.recv().unwrap();
-    let last = if last.id == sent { rx.recv().unwrap() } else { last };
+    let last = if last.id == sent {
+        rx.recv().unwrap()
+    } else {
+        last
+    };
     assert_eq!(last, job(9999));
     sender.join().unwrap();
     assert!(rx.recv().unwrap_err().is_disconnected());
@@ -470,7 +494,10 @@ fn send_to_a_closed_peer_is_disconnected() {
     let (rx, mut tx) = frame::pipe::<Msg>().unwrap();
     drop(rx);
     assert!(tx.send_bytes(b"x").unwrap_err().is_disconnected());
-    assert!(matches!(tx.try_send(&job(1)), Err(TrySendError::Disconnected)));
+    assert!(matches!(
+        tx.try_send(&job(1)),
+        Err(TrySendError::Disconnected)
+    ));
 }
 
 #[test]

@@ -33,9 +33,8 @@ pub(crate) fn keep_open_in_child(cmd: &mut Command, fd: OwnedFd) -> io::Result<S
     };
     let (dev, ino) = identity(fd.as_fd())?;
     let value = format!("{}:{dev}:{ino}", fd.as_raw_fd());
-    let hook = move || -> io::Result<()> {
-        fcntl_setfd(&fd, FdFlags::empty()).map_err(io::Error::from)
-    };
+    let hook =
+        move || -> io::Result<()> { fcntl_setfd(&fd, FdFlags::empty()).map_err(io::Error::from) };
     // SAFETY: the hook runs in the child between fork and exec, where only async-signal-safe
     // work is allowed: it makes one `fcntl` system call through rustix (no allocation, no lock;
     // an error becomes an `io::Error` from a raw errno, which does not allocate). The hook owns
