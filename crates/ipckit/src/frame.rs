@@ -64,6 +64,9 @@ pub const WIRE_MAX_FRAME_LEN: usize = u32::MAX as usize;
 /// What the receive buffer starts at (allocated on the first receive).
 const INITIAL_BUF: usize = 64 << 10;
 
+/// A receive buffer larger than this is freed once it is empty.
+const KEEP_BUF: usize = 1 << 20;
+
 /// How a transport delimits frames (see `WIRE.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -351,7 +354,9 @@ impl State {
                 }
                 Err(Errno::INTR) => continue,
                 Err(Errno::AGAIN) => {
-                    if !wait_ready(fd, PollFlags::IN, wait).map_err(Fail::Io)? {
+                    if matches!(wait, Wait::Try)
+                        || !wait_ready(fd, PollFlags::IN, wait).map_err(Fail::Io)?
+                    {
                         return Err(Fail::WouldBlock);
                     }
                 }
@@ -368,6 +373,12 @@ impl State {
     /// Ensures a whole frame of at most `max` payload bytes is buffered at `rpos`; returns its
     /// payload length. A frame that is too long stays unconsumed.
     fn fill_frame(&mut self, fd: BorrowedFd<'_>, wait: Wait, max: usize) -> Result<usize, Fail> {
+        if self.rpos == self.rend && self.rbuf.len() > KEEP_BUF {
+            // One large frame should not pin its size in memory for the connection's life.
+            self.rbuf = Vec::new();
+            self.rpos = 0;
+            self.rend = 0;
+        }
         if self.framing == Framing::Message {
             return self.fill_message(fd, wait, max);
         }

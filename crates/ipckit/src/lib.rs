@@ -39,6 +39,7 @@ pub mod pipe;
 pub mod process;
 pub mod signal;
 
+pub use frame::Connection;
 pub use mode::CreationMode;
 pub use process::Pid;
 pub use signal::Signal;

@@ -9,8 +9,8 @@ use std::process::{Child, Command};
 use std::time::Duration;
 
 use ipckit::frame::{
-    self, Connection, Readable, RecvError, RecvTimeoutError, SendError, Transport, TryRecvError,
-    TrySendError, Writable, DEFAULT_MAX_FRAME_LEN, WIRE_MAX_FRAME_LEN,
+    self, Connection, Readable, RecvError, RecvTimeoutError, SendError, SendTimeoutError,
+    Transport, TryRecvError, TrySendError, Writable, DEFAULT_MAX_FRAME_LEN, WIRE_MAX_FRAME_LEN,
 };
 use ipckit::pipe;
 use serde::{Deserialize, Serialize};
@@ -451,6 +451,10 @@ fn try_send_fills_then_everything_arrives<R, W>(
         }
     }
     assert!(sent > 0);
+    assert!(matches!(
+        tx.send_timeout(&big(sent), Duration::from_millis(10)),
+        Err(SendTimeoutError::Timeout)
+    ));
     let pending = tx.pending_len();
     assert!(matches!(tx.try_send(&big(sent)), Err(TrySendError::Full)) || pending == 0);
     let sender = std::thread::spawn(move || {
@@ -581,4 +585,20 @@ fn connection_hands_its_transport_back() {
     assert_eq!(d.recv_bytes(0).unwrap(), b"");
     let err = d.into_transport().unwrap_err();
     assert!(err.to_string().contains("4 received bytes"), "{err}");
+}
+
+#[test]
+fn connection_over_tcp() {
+    let _w = util::watchdog("connection_over_tcp", LIMIT);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    let mut client = Connection::<Msg, _>::new(client).unwrap();
+    let mut server = Connection::<Msg, _>::new(server).unwrap();
+    client.send(&job(11)).unwrap();
+    assert_eq!(server.recv().unwrap(), job(11));
+    server.send_bytes(&[0; 100_000]).unwrap();
+    assert_eq!(client.recv_bytes(100_000).unwrap().len(), 100_000);
+    drop(server);
+    assert!(client.recv().unwrap_err().is_disconnected());
 }
