@@ -20,8 +20,19 @@
 //!   only as bytes actually arrive: a header claiming 4 GiB costs nothing.
 //!
 //! [`duplex`] and [`pipe()`] are `multiprocessing.Pipe(duplex=True)` and `Pipe(duplex=False)`.
-//! The ends can go to a child through `fork`, or to any spawned program with
-//! [`Connection::pass_to_child`] and [`Connection::from_env`].
+//!
+//! # Handing an end to a child process
+//!
+//! * A spawned program (Rust or not): [`Connection::pass_to_child`] keeps the descriptor open
+//!   across `exec` in that child only and names it in an environment variable;
+//!   [`Connection::from_env`] in the child checks it (open, same device and inode, right kind)
+//!   before owning it. A Python child takes the number before the first `:` of the variable.
+//! * As the child's standard input or output: [`Connection::into_transport`], then
+//!   `Stdio::from(OwnedFd::from(transport))`; the child wraps descriptor 0 or 1.
+//! * Through `fork`: the child already owns its copy; close the parent's end in each process.
+//!
+//! Frames are never split between a parent's and a child's copy of one end: hand an end over
+//! (and drop your copy), don't share it.
 //!
 //! ```
 //! use ipckit::frame::{self, RecvError};
@@ -1105,8 +1116,10 @@ macro_rules! recv_error {
                 /// The limit it exceeds.
                 max: usize,
             },
-            /// The peer closed the connection in the middle of a frame (killed, say); the
-            /// partial frame is dropped and the next receive reports `Disconnected`.
+            /// The peer closed the connection in the middle of a frame (killed, say): the
+            /// partial frame is dropped and the next receive reports `Disconnected`. On a
+            /// message transport: a message whose length disagrees with its header (dropped;
+            /// receiving goes on).
             Torn {
                 /// The bytes of the frame (header included) the receiver was waiting for.
                 expected: usize,
@@ -1192,8 +1205,9 @@ pub enum RecvError {
         /// The limit it exceeds.
         max: usize,
     },
-    /// The peer closed the connection in the middle of a frame (killed, say); the partial
-    /// frame is dropped and the next receive reports `Disconnected`.
+    /// The peer closed the connection in the middle of a frame (killed, say): the partial
+    /// frame is dropped and the next receive reports `Disconnected`. On a message transport:
+    /// a message whose length disagrees with its header (dropped; receiving goes on).
     Torn {
         /// The bytes of the frame (header included) the receiver was waiting for.
         expected: usize,
