@@ -61,6 +61,7 @@ use rustix::net::{RecvFlags, SendAncillaryBuffer, SendFlags};
 use crate::codec::{Codec, DecodeError, EncodeError, Postcard};
 use crate::error::{context, ResultExt};
 use crate::pipe;
+use crate::socket;
 use crate::sys;
 
 /// Bytes in a frame header: the payload length as a little-endian `u32`.
@@ -114,12 +115,16 @@ pub trait Readable: Transport {}
 /// A transport frames can be sent on.
 pub trait Writable: Transport {}
 
-fn check_socket(fd: BorrowedFd<'_>, families: &[rustix::net::AddressFamily]) -> io::Result<()> {
+fn check_socket(
+    fd: BorrowedFd<'_>,
+    want: rustix::net::SocketType,
+    families: &[rustix::net::AddressFamily],
+) -> io::Result<()> {
     let what = |why: String| io::Error::new(io::ErrorKind::InvalidInput, why);
     let ty = rustix::net::sockopt::socket_type(fd)
         .map_err(|e| what(format!("descriptor is not a socket ({e})")))?;
-    if ty != rustix::net::SocketType::STREAM {
-        return Err(what(format!("socket is of type {ty:?}, not a stream")));
+    if ty != want {
+        return Err(what(format!("socket is of type {ty:?}, not {want:?}")));
     }
     let domain = rustix::net::sockopt::socket_domain(fd)?;
     if !families.contains(&domain) {
@@ -140,9 +145,20 @@ fn check_pipe_end(fd: BorrowedFd<'_>, mode: OFlags, end: &str) -> io::Result<()>
     Ok(())
 }
 
+const UNIX: &[rustix::net::AddressFamily] = &[rustix::net::AddressFamily::UNIX];
+const INET: &[rustix::net::AddressFamily] = &[
+    rustix::net::AddressFamily::INET,
+    rustix::net::AddressFamily::INET6,
+];
+const ANY_STREAM: &[rustix::net::AddressFamily] = &[
+    rustix::net::AddressFamily::UNIX,
+    rustix::net::AddressFamily::INET,
+    rustix::net::AddressFamily::INET6,
+];
+
 impl Transport for UnixStream {
     fn check_fd(fd: BorrowedFd<'_>) -> io::Result<()> {
-        check_socket(fd, &[rustix::net::AddressFamily::UNIX])
+        check_socket(fd, rustix::net::SocketType::STREAM, UNIX)
     }
 }
 impl Readable for UnixStream {}
@@ -150,12 +166,41 @@ impl Writable for UnixStream {}
 
 impl Transport for std::net::TcpStream {
     fn check_fd(fd: BorrowedFd<'_>) -> io::Result<()> {
-        use rustix::net::AddressFamily;
-        check_socket(fd, &[AddressFamily::INET, AddressFamily::INET6])
+        check_socket(fd, rustix::net::SocketType::STREAM, INET)
     }
 }
 impl Readable for std::net::TcpStream {}
 impl Writable for std::net::TcpStream {}
+
+impl Transport for socket::Stream {
+    fn check_fd(fd: BorrowedFd<'_>) -> io::Result<()> {
+        check_socket(fd, rustix::net::SocketType::STREAM, ANY_STREAM)
+    }
+}
+impl Readable for socket::Stream {}
+impl Writable for socket::Stream {}
+
+/// One frame per message; the peer closing is `Disconnected` as on a stream.
+impl Transport for socket::SeqPacket {
+    const FRAMING: Framing = Framing::Message;
+    fn check_fd(fd: BorrowedFd<'_>) -> io::Result<()> {
+        check_socket(fd, rustix::net::SocketType::SEQPACKET, UNIX)
+    }
+}
+impl Readable for socket::SeqPacket {}
+impl Writable for socket::SeqPacket {}
+
+/// One frame per datagram. Sending needs a connected socket ([`socket::Datagram::connect`],
+/// [`socket::Datagram::pair`]); receiving takes frames from any sender. UDP may lose or
+/// reorder datagrams (frames), never tear one.
+impl Transport for socket::Datagram {
+    const FRAMING: Framing = Framing::Message;
+    fn check_fd(fd: BorrowedFd<'_>) -> io::Result<()> {
+        check_socket(fd, rustix::net::SocketType::DGRAM, ANY_STREAM)
+    }
+}
+impl Readable for socket::Datagram {}
+impl Writable for socket::Datagram {}
 
 impl Transport for pipe::Reader {
     fn check_fd(fd: BorrowedFd<'_>) -> io::Result<()> {
@@ -1409,37 +1454,13 @@ send_error!(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
 
-    /// A `SOCK_SEQPACKET` end, to exercise message framing before the socket module lands.
-    struct Seqpacket(OwnedFd);
-
-    impl AsFd for Seqpacket {
-        fn as_fd(&self) -> BorrowedFd<'_> {
-            self.0.as_fd()
-        }
-    }
-    impl Transport for Seqpacket {
-        const FRAMING: Framing = Framing::Message;
-        fn check_fd(_: BorrowedFd<'_>) -> io::Result<()> {
-            Ok(())
-        }
-    }
-    impl Readable for Seqpacket {}
-    impl Writable for Seqpacket {}
-
-    fn seqpacket_pair() -> (Connection<String, Seqpacket>, Connection<String, Seqpacket>) {
-        let (a, b) = socketpair(
-            AddressFamily::UNIX,
-            SocketType::SEQPACKET,
-            SocketFlags::CLOEXEC,
-            None,
-        )
-        .unwrap();
-        (
-            Connection::new(Seqpacket(a)).unwrap(),
-            Connection::new(Seqpacket(b)).unwrap(),
-        )
+    fn seqpacket_pair() -> (
+        Connection<String, socket::SeqPacket>,
+        Connection<String, socket::SeqPacket>,
+    ) {
+        let (a, b) = socket::SeqPacket::pair().unwrap();
+        (Connection::new(a).unwrap(), Connection::new(b).unwrap())
     }
 
     #[test]
@@ -1457,7 +1478,7 @@ mod tests {
         assert_eq!(b.try_recv().unwrap(), "three");
         assert!(matches!(b.try_recv(), Err(TryRecvError::Empty)));
         // A message whose header disagrees with its length is a torn frame, and skipped.
-        rustix::net::send(&a.transport().0, &[9, 0, 0, 0, 1], SendFlags::empty()).unwrap();
+        a.transport().send(&[9, 0, 0, 0, 1]).unwrap();
         a.send(&"after".to_string()).unwrap();
         assert!(matches!(
             b.recv(),

@@ -9,12 +9,15 @@
 //!
 //! | job | mechanism |
 //! |---|---|
-//! | start, watch and reap worker processes | [`process`] |
+//! | start, watch and reap worker processes; shell pipelines (`ps aux \| grep x`); daemons | [`process`] |
 //! | a byte stream from one process to a related one | [`pipe`] |
 //! | typed messages over a pipe or socket, `multiprocessing.Pipe` (one wire format, `WIRE.md`) | [`frame`], [`codec`] |
-//! | a byte stream between unrelated processes, shell peers (`echo > f`, `cat f`) | [`fifo`] |
-//! | synchronisation only, notification, timeouts for blocking calls | [`signal`] |
-//! | exchanging whole files, advisory locks | [`file`] |
+//! | a byte stream between unrelated processes, shell peers (`echo > f`, `cat f`) | [`fifo`]: [`fifo::Fifo`], [`fifo::open_reader`], [`fifo::OpenOptions`] |
+//! | synchronisation only, notification, timeouts for blocking calls | [`signal`]: [`signal::send`], [`signal::Signals`], [`signal::with_timeout`], [`signal::ChildExits`] |
+//! | exchanging whole files, advisory locks | [`file`](mod@file): [`file::write_atomic`], [`file::Lock`] |
+//! | connections by name or address, across hosts, fd passing, peer identity | [`socket`] |
+//! | large data between processes without copying through the kernel (Python `shared_memory`, `posix_ipc`, `sysv_ipc` peers) | [`shm`] |
+//! | locks that survive a dead owner, semaphores, events, barriers; `posix_ipc`/`sysv_ipc` semaphores | [`sync`] |
 //!
 //! # Safety and unsafe code
 //!
@@ -30,16 +33,23 @@
 #![deny(unsafe_code)]
 
 mod error;
+mod ipc_key;
 mod mode;
 mod sys;
 
 pub mod codec;
+pub mod fifo;
+pub mod file;
 pub mod frame;
 pub mod pipe;
 pub mod process;
+pub mod shm;
 pub mod signal;
+pub mod socket;
+pub mod sync;
 
 pub use frame::Connection;
+pub use ipc_key::IpcKey;
 pub use mode::CreationMode;
 pub use process::Pid;
 pub use signal::Signal;

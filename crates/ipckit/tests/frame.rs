@@ -12,7 +12,7 @@ use ipckit::frame::{
     self, Connection, Readable, RecvError, RecvTimeoutError, SendError, SendTimeoutError,
     Transport, TryRecvError, TrySendError, Writable, DEFAULT_MAX_FRAME_LEN, WIRE_MAX_FRAME_LEN,
 };
-use ipckit::pipe;
+use ipckit::{pipe, socket};
 use serde::{Deserialize, Serialize};
 
 const VAR: &str = "IPCKIT_FRAME_CONN";
@@ -68,20 +68,12 @@ fn role_child() {
         return;
     };
     match arg.as_str() {
-        "typed-echo" => {
-            let mut conn = Connection::<Msg>::from_env(VAR).unwrap();
-            loop {
-                match conn.recv() {
-                    Ok(mut m) => {
-                        assert_eq!(m.kind, Kind::Job);
-                        m.kind = Kind::Answer;
-                        m.data = vec![m.data.iter().sum()];
-                        conn.send(&m).unwrap();
-                    }
-                    Err(RecvError::Disconnected) => break,
-                    Err(e) => panic!("child recv: {e}"),
-                }
-            }
+        "typed-echo" => typed_echo(Connection::<Msg>::from_env(VAR).unwrap()),
+        "typed-echo-stream" => {
+            typed_echo(Connection::<Msg, socket::Stream>::from_env(VAR).unwrap())
+        }
+        "typed-echo-seqpacket" => {
+            typed_echo(Connection::<Msg, socket::SeqPacket>::from_env(VAR).unwrap())
         }
         "send-1000-socket" => send_1000(Connection::<Msg>::from_env(VAR).unwrap()),
         "send-1000-pipe" => send_1000(Connection::<Msg, pipe::Writer>::from_env(VAR).unwrap()),
@@ -90,6 +82,21 @@ fn role_child() {
         "from-env-checks" => from_env_checks(),
         "huge-header" => huge_header(),
         other => panic!("unknown role {other}"),
+    }
+}
+
+fn typed_echo<T: Readable + Writable>(mut conn: Connection<Msg, T>) {
+    loop {
+        match conn.recv() {
+            Ok(mut m) => {
+                assert_eq!(m.kind, Kind::Job);
+                m.kind = Kind::Answer;
+                m.data = vec![m.data.iter().sum()];
+                conn.send(&m).unwrap();
+            }
+            Err(RecvError::Disconnected) => break,
+            Err(e) => panic!("child recv: {e}"),
+        }
     }
 }
 
@@ -171,11 +178,11 @@ fn huge_header() {
     }
 }
 
-#[test]
-fn typed_round_trip_with_a_child_process() {
-    let _w = util::watchdog("typed_round_trip_with_a_child_process", LIMIT);
-    let (mut mine, theirs) = frame::duplex::<Msg>().unwrap();
-    let child = spawn_child(theirs, "typed-echo");
+fn typed_round_trip<T>(mut mine: Connection<Msg, T>, theirs: Connection<Msg, T>, role: &str)
+where
+    T: Readable + Writable + Into<std::os::fd::OwnedFd>,
+{
+    let child = spawn_child(theirs, role);
     for id in 0..200 {
         let sent = job(id);
         mine.send(&sent).unwrap();
@@ -185,7 +192,52 @@ fn typed_round_trip_with_a_child_process() {
         assert_eq!(got.data, vec![sent.data.iter().sum::<f64>()]);
     }
     drop(mine);
-    assert_success(child, "typed echo");
+    assert_success(child, role);
+}
+
+#[test]
+fn typed_round_trip_with_a_child_process() {
+    let _w = util::watchdog("typed_round_trip_with_a_child_process", LIMIT);
+    let (mine, theirs) = frame::duplex::<Msg>().unwrap();
+    typed_round_trip(mine, theirs, "typed-echo");
+}
+
+#[test]
+fn typed_round_trip_over_socket_stream_and_seqpacket() {
+    let _w = util::watchdog("typed_round_trip_over_socket types", LIMIT);
+    let (a, b) = socket::Stream::pair().unwrap();
+    let (a, b) = (Connection::new(a).unwrap(), Connection::new(b).unwrap());
+    typed_round_trip(a, b, "typed-echo-stream");
+    let (a, b) = socket::SeqPacket::pair().unwrap();
+    let (a, b) = (Connection::new(a).unwrap(), Connection::new(b).unwrap());
+    typed_round_trip(a, b, "typed-echo-seqpacket");
+}
+
+#[test]
+fn datagram_pair_carries_one_frame_per_datagram() {
+    let (a, b) = socket::Datagram::pair().unwrap();
+    let mut a = Connection::<Msg, _>::new(a).unwrap();
+    let mut b = Connection::<Msg, _>::new(b).unwrap();
+    assert!(matches!(b.try_recv(), Err(TryRecvError::Empty)));
+    a.send(&job(1)).unwrap();
+    a.send_bytes(&[5; 3000]).unwrap();
+    a.send(&job(2)).unwrap();
+    assert_eq!(b.recv().unwrap(), job(1));
+    b.set_max_frame_len(100);
+    assert!(matches!(
+        b.recv_timeout(Duration::from_secs(5)),
+        Err(RecvTimeoutError::TooLarge {
+            len: 3000,
+            max: 100
+        })
+    ));
+    b.set_max_frame_len(4000);
+    assert_eq!(b.recv_bytes(4000).unwrap(), vec![5; 3000]);
+    assert_eq!(b.recv().unwrap(), job(2));
+    assert!(matches!(
+        b.recv_timeout(Duration::from_millis(10)),
+        Err(RecvTimeoutError::Timeout)
+    ));
 }
 
 fn receive_1000_then_disconnected<T: Readable>(mut conn: Connection<Msg, T>, child: Child) {

@@ -1,0 +1,156 @@
+//! Shared memory: named POSIX segments, System V segments, file-backed and anonymous maps.
+//!
+//! | type | OS object | found by | shared with |
+//! |---|---|---|---|
+//! | [`Segment`] | `shm_open` object in `/dev/shm` | a name (`"/name"`) | any process, Python's `multiprocessing.shared_memory` and `posix_ipc` |
+//! | [`SysVSegment`] | System V segment (`shmget`) | an [`IpcKey`](crate::IpcKey) (explicit or [`IpcKey::ftok`](crate::IpcKey::ftok)) | any process, Python's `sysv_ipc` |
+//! | [`FileMap`] | a regular file, `mmap`ed `MAP_SHARED` | a path | any process that maps the file |
+//! | [`AnonymousMap`] | anonymous `MAP_SHARED` memory | nothing | children forked after it was made |
+//!
+//! All four copy bytes in and out with bounds-checked `read_at` / `write_at`; the memory is
+//! shared with other processes, so what is read is untrusted input. `as_ptr` and the unsafe
+//! `as_slice` / `as_mut_slice` are for callers that organise concurrent access themselves.
+//!
+//! ```
+//! use ipckit::shm;
+//!
+//! # let name = format!("ipckit-doc-mod-{}", std::process::id());
+//! let seg = shm::Segment::create(&name, 4096)?; // removed again when `seg` is dropped
+//! seg.write_at(0, b"ping")?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+use std::fmt;
+use std::io;
+
+/// The byte access every shared-memory type has, over its `map: Mapping` and `writable: bool`
+/// fields and a `what()` description for error messages.
+macro_rules! byte_access {
+    ($ty:ident) => {
+        impl $ty {
+            /// The size in bytes of the mapped memory.
+            pub fn len(&self) -> usize {
+                self.map.len()
+            }
+
+            /// Always `false`: a zero-sized mapping cannot be made.
+            pub fn is_empty(&self) -> bool {
+                false
+            }
+
+            /// Copies `buf.len()` bytes at `offset` into `buf`.
+            ///
+            /// Other processes may write the same bytes meanwhile; what is read is then some mix
+            /// of old and new bytes, so treat it as untrusted input.
+            ///
+            /// # Errors
+            ///
+            /// [`std::io::ErrorKind::InvalidInput`] if the range does not fit; the message
+            /// names the offset, the length and the size.
+            pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> std::io::Result<()> {
+                if self.map.read_at(offset, buf) {
+                    Ok(())
+                } else {
+                    Err($crate::shm::out_of_bounds(
+                        "read",
+                        &self.what(),
+                        offset,
+                        buf.len(),
+                        self.len(),
+                    ))
+                }
+            }
+
+            /// Copies `data` into the memory at `offset`.
+            ///
+            /// # Errors
+            ///
+            /// [`std::io::ErrorKind::InvalidInput`] if the range does not fit (the message
+            /// names the offset, the length and the size),
+            /// [`std::io::ErrorKind::PermissionDenied`] on a read-only handle.
+            pub fn write_at(&self, offset: usize, data: &[u8]) -> std::io::Result<()> {
+                if !self.writable {
+                    return Err($crate::shm::read_only(&self.what()));
+                }
+                if self.map.write_at(offset, data) {
+                    Ok(())
+                } else {
+                    Err($crate::shm::out_of_bounds(
+                        "write",
+                        &self.what(),
+                        offset,
+                        data.len(),
+                        self.len(),
+                    ))
+                }
+            }
+
+            /// The address of the first byte, for callers that organise concurrent access
+            /// themselves. Valid while `self` lives; writing through it needs a writable handle.
+            pub fn as_ptr(&self) -> *mut u8 {
+                self.map.as_ptr()
+            }
+
+            /// The whole memory as a byte slice.
+            ///
+            /// # Safety
+            ///
+            /// While the slice lives, no one may write the memory: not this process, and not
+            /// any other process that has it mapped. ipckit cannot check other processes; use
+            /// `read_at` unless a protocol excludes such writes (a lock, or memory that is
+            /// never written again once published).
+            #[allow(unsafe_code)] // a documented escape hatch; the body only forwards to sys
+            pub unsafe fn as_slice(&self) -> &[u8] {
+                // SAFETY: forwarded from the caller's promise, see # Safety.
+                unsafe { self.map.as_slice() }
+            }
+
+            /// The whole memory as a mutable byte slice.
+            ///
+            /// # Safety
+            ///
+            /// The handle must be writable, and while the slice lives no one else may read or
+            /// write the memory: not this process, and not any other process that has it mapped.
+            #[allow(unsafe_code)] // a documented escape hatch; the body only forwards to sys
+            pub unsafe fn as_mut_slice(&mut self) -> &mut [u8] {
+                // SAFETY: forwarded from the caller's promise, see # Safety.
+                unsafe { self.map.as_mut_slice() }
+            }
+
+            /// The mapping, for the crate's structures that live in shared memory.
+            #[allow(dead_code)] // for the sync, queue and object-store modules
+            pub(crate) fn mapping(&self) -> &$crate::sys::mmap::Mapping {
+                &self.map
+            }
+        }
+    };
+}
+
+mod map;
+mod segment;
+mod sysv;
+
+pub use map::{AnonymousMap, FileMap};
+pub use segment::{unlink, Options, Segment, NAME_MAX, SIZE_MAX};
+pub use sysv::{SysVOptions, SysVSegment};
+
+/// The error for a `read_at` / `write_at` range outside an object.
+fn out_of_bounds(
+    op: &str,
+    what: &dyn fmt::Display,
+    offset: usize,
+    len: usize,
+    size: usize,
+) -> io::Error {
+    crate::error::invalid_input(format_args!(
+        "{op} {len} bytes at offset {offset} of shared memory {what}: outside its {size} bytes"
+    ))
+}
+
+/// The error for a write through a read-only handle.
+fn read_only(what: &dyn fmt::Display) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!("write to shared memory {what}: the handle is read-only"),
+    )
+}
