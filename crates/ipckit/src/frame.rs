@@ -11,7 +11,8 @@
 //! * **Bytes**: [`send_bytes`](Connection::send_bytes), [`recv_bytes`](Connection::recv_bytes),
 //!   [`recv_bytes_into`](Connection::recv_bytes_into) move raw payloads: one `writev` per
 //!   message, and small frames arrive with one `read` into a reused buffer (which may take in
-//!   several frames at once), with no allocation per message.
+//!   several frames at once), with no allocation per message. A blocking receive of a large
+//!   frame (64 KiB and up) reads the payload straight into the caller's buffer.
 //! * Every blocking operation has `try_` and `_timeout` forms. A frame that arrives partly
 //!   before a timeout stays buffered and is completed by the next call: timeouts never
 //!   desynchronise the stream.
@@ -78,6 +79,42 @@ const INITIAL_BUF: usize = 64 << 10;
 
 /// A receive buffer larger than this is freed once it is empty.
 const KEEP_BUF: usize = 1 << 20;
+
+/// Frames at least this long are received straight into the caller's buffer when possible.
+const DIRECT_MIN: usize = INITIAL_BUF;
+
+/// Where [`State::recv_direct`] puts a payload.
+trait Sink {
+    /// Takes the part of the payload that was already buffered.
+    fn start(&mut self, prefix: &[u8]);
+    /// Free space for payload bytes `filled..`, non-empty while `filled < len`.
+    fn room(&mut self, filled: usize, len: usize) -> &mut [u8];
+}
+
+/// The caller's buffer, at least `len` long (checked against `max` before use).
+impl Sink for [u8] {
+    fn start(&mut self, prefix: &[u8]) {
+        self[..prefix.len()].copy_from_slice(prefix);
+    }
+    fn room(&mut self, filled: usize, len: usize) -> &mut [u8] {
+        &mut self[filled..len]
+    }
+}
+
+/// A new `Vec`, grown in step with arrivals (at most doubling), never to a claimed length.
+impl Sink for Vec<u8> {
+    fn start(&mut self, prefix: &[u8]) {
+        self.clear();
+        self.extend_from_slice(prefix);
+    }
+    fn room(&mut self, filled: usize, len: usize) -> &mut [u8] {
+        if self.len() == filled {
+            let grown = (2 * filled).max(INITIAL_BUF).min(len);
+            self.resize(grown, 0);
+        }
+        &mut self[filled..]
+    }
+}
 
 /// How a transport delimits frames (see `WIRE.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -532,6 +569,61 @@ impl State {
         }
         self.rend = got;
         Ok(got - HEADER_LEN)
+    }
+
+    /// Blocking receive of a large frame's payload straight into `sink`, saving the copy
+    /// through `rbuf`: `Some(len)` when done, `None` when the frame is small, already buffered,
+    /// too long or not there (then [`fill_frame`](Self::fill_frame) handles it).
+    fn recv_direct<S: Sink + ?Sized>(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        max: usize,
+        sink: &mut S,
+    ) -> Result<Option<usize>, Fail> {
+        if self.framing != Framing::Stream {
+            return Ok(None);
+        }
+        while self.rend - self.rpos < HEADER_LEN {
+            if self.eof {
+                return Ok(None);
+            }
+            self.make_room(HEADER_LEN);
+            self.read_some(fd, Wait::Block)?;
+        }
+        let mut h = [0u8; HEADER_LEN];
+        h.copy_from_slice(&self.rbuf[self.rpos..self.rpos + HEADER_LEN]);
+        let len = u32::from_le_bytes(h) as usize;
+        let have = self.rend - self.rpos - HEADER_LEN;
+        if len > max || len < DIRECT_MIN || have >= len || self.eof {
+            return Ok(None);
+        }
+        // The frame is incomplete, so nothing after it is buffered: all of rbuf is consumed.
+        sink.start(&self.rbuf[self.rpos + HEADER_LEN..self.rend]);
+        self.rpos = 0;
+        self.rend = 0;
+        let mut filled = have;
+        while filled < len {
+            match rustix::io::read(fd, sink.room(filled, len)) {
+                Ok(0) | Err(Errno::CONNRESET) => {
+                    self.eof = true;
+                    return Err(Fail::Torn {
+                        expected: HEADER_LEN + len,
+                        received: HEADER_LEN + filled,
+                    });
+                }
+                Ok(n) => filled += n,
+                Err(Errno::INTR) => {}
+                Err(Errno::AGAIN) => {
+                    wait_ready(fd, PollFlags::IN, Wait::Block).map_err(Fail::Io)?;
+                }
+                Err(e) => {
+                    // The stream is cut inside a frame; nothing after it can be trusted.
+                    self.eof = true;
+                    return Err(Fail::Io(context(e, "receive from connection")));
+                }
+            }
+        }
+        Ok(Some(len))
     }
 
     /// The payload of the frame [`fill_frame`](Self::fill_frame) found, consuming it.
@@ -1025,13 +1117,26 @@ impl<M, T: Readable, C: Codec<M>> Connection<M, T, C> {
 impl<M, T: Readable, C> Connection<M, T, C> {
     fn recv_bytes_with(&mut self, max_len: usize, wait: Wait) -> Result<Vec<u8>, Fail> {
         let max = max_len.min(self.state.max_frame);
-        let len = self.state.fill_frame(fd_of(&self.transport), wait, max)?;
+        let fd = fd_of(&self.transport);
+        if matches!(wait, Wait::Block) {
+            let mut out = Vec::new();
+            if self.state.recv_direct(fd, max, &mut out)?.is_some() {
+                return Ok(out);
+            }
+        }
+        let len = self.state.fill_frame(fd, wait, max)?;
         Ok(self.state.take_frame(len).to_vec())
     }
 
     fn recv_bytes_into_with(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize, Fail> {
         let max = buf.len().min(self.state.max_frame);
-        let len = self.state.fill_frame(fd_of(&self.transport), wait, max)?;
+        let fd = fd_of(&self.transport);
+        if matches!(wait, Wait::Block) {
+            if let Some(len) = self.state.recv_direct(fd, max, buf)? {
+                return Ok(len);
+            }
+        }
+        let len = self.state.fill_frame(fd, wait, max)?;
         buf[..len].copy_from_slice(self.state.take_frame(len));
         Ok(len)
     }
@@ -1517,6 +1622,35 @@ mod tests {
             })
         ));
         assert!(b.recv_bytes(usize::MAX).unwrap_err().is_disconnected());
+    }
+
+    #[test]
+    fn large_frames_go_straight_to_the_callers_buffer() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let mut b = Connection::<(), _>::new(b).unwrap();
+        let len = 5 * INITIAL_BUF + 3;
+        let writer = std::thread::spawn(move || {
+            let mut frame = (len as u32).to_le_bytes().to_vec();
+            frame.extend((0..len).map(|i| (i % 253) as u8));
+            for chunk in frame.chunks(10_000) {
+                rustix::io::write(&a, chunk).unwrap();
+            }
+            // Then a torn one: header and part of the payload.
+            rustix::io::write(&a, &(len as u32).to_le_bytes()).unwrap();
+            rustix::io::write(&a, &[1; 100]).unwrap();
+        });
+        let mut buf = vec![0u8; len];
+        assert_eq!(b.recv_bytes_into(&mut buf).unwrap(), len);
+        assert!(buf.iter().enumerate().all(|(i, &x)| x == (i % 253) as u8));
+        assert!(b.state.rbuf.len() <= INITIAL_BUF, "copied through rbuf");
+        writer.join().unwrap();
+        match b.recv_bytes_into(&mut buf) {
+            Err(RecvError::Torn { expected, received }) => {
+                assert_eq!((expected, received), (len + 4, 104));
+            }
+            other => panic!("expected Torn, got {other:?}"),
+        }
+        assert!(b.recv_bytes_into(&mut buf).unwrap_err().is_disconnected());
     }
 
     #[test]
