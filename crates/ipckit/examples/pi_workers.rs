@@ -1,9 +1,9 @@
 //! Pi computed by 10 worker processes, the result sent back over a pipe, a FIFO or files.
 //!
 //! The tutorials compute pi by numerical integration of 4/(1+x²) over [0, 1], split across worker
-//! processes. Each worker integrates one slice and sends `(slice index, partial sum)` back; the
-//! parent adds the partial sums in slice order, so the result is bit-for-bit the single-process
-//! one (which adds the same partial sums in the same order).
+//! processes (the shared part is `common/pi.rs`). Each worker integrates one slice and sends
+//! `(slice index, partial sum)` back; the parent adds the partial sums in slice order, so the
+//! result is bit-for-bit the single-process one. `pi_tcp` does the same over TCP.
 //!
 //! ```text
 //! cargo run --example pi_workers            # all three transports
@@ -16,22 +16,10 @@ use std::path::Path;
 use ipckit::process::{Child, Command};
 use ipckit::{fifo, file, pipe, CreationMode};
 
-const WORKERS: usize = 10;
-const STEPS: u64 = 10_000_000;
+#[path = "common/pi.rs"]
+mod pi;
 
-/// The integral of 4/(1+x²) over slice `index` of `WORKERS` (midpoint rule).
-fn partial_sum(index: usize) -> f64 {
-    let per = STEPS / WORKERS as u64;
-    let width = 1.0 / STEPS as f64;
-    let start = per * index as u64;
-    (start..start + per)
-        .map(|i| {
-            let x = (i as f64 + 0.5) * width;
-            4.0 / (1.0 + x * x)
-        })
-        .sum::<f64>()
-        * width
-}
+use pi::{partial_sum, total, WORKERS};
 
 /// What a worker sends: 16 bytes, below PIPE_BUF, so writes from many workers never interleave.
 fn record(index: usize) -> [u8; 16] {
@@ -42,23 +30,11 @@ fn record(index: usize) -> [u8; 16] {
 }
 
 fn parse_record(bytes: &[u8; 16]) -> Result<(usize, f64), String> {
-    let index = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
-    let index = usize::try_from(index)
-        .ok()
-        .filter(|&i| i < WORKERS)
-        .ok_or_else(|| format!("worker sent slice index {index}, expected 0..{WORKERS}"))?;
+    let index = pi::check_index(u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")))?;
     Ok((
         index,
         f64::from_le_bytes(bytes[8..].try_into().expect("8 bytes")),
     ))
-}
-
-/// Adds the partial sums in slice order, checking every slice arrived exactly once.
-fn total(parts: &[Option<f64>]) -> Result<f64, String> {
-    parts.iter().enumerate().try_fold(0.0, |acc, (i, part)| {
-        part.map(|p| acc + p)
-            .ok_or_else(|| format!("no result for slice {i}"))
-    })
 }
 
 fn read_records(mut reader: impl Read) -> Result<f64, Box<dyn std::error::Error>> {
@@ -67,9 +43,7 @@ fn read_records(mut reader: impl Read) -> Result<f64, Box<dyn std::error::Error>
         let mut buf = [0u8; 16];
         reader.read_exact(&mut buf)?;
         let (index, sum) = parse_record(&buf)?;
-        if parts[index].replace(sum).is_some() {
-            return Err(format!("slice {index} arrived twice").into());
-        }
+        pi::store(&mut parts, index, sum)?;
     }
     Ok(total(&parts)?)
 }
@@ -163,11 +137,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let exe = std::env::current_exe()?;
-    let single = total(
-        &(0..WORKERS)
-            .map(|i| Some(partial_sum(i)))
-            .collect::<Vec<_>>(),
-    )?;
+    let single = pi::single_process();
     println!("single process: pi = {single:.15}");
     let dir = std::env::temp_dir().join(format!("ipckit-pi-{}", std::process::id()));
     std::fs::create_dir(&dir)?;
