@@ -4,7 +4,7 @@
 //! The parent listens on `tcp:127.0.0.1:0` (the kernel picks a free port), starts 10 copies of
 //! this program as workers with the port on their command line, and accepts one connection per
 //! worker. Each worker sends one typed message `(slice index, partial sum)` through a
-//! [`frame::Connection`] over a [`socket::Stream`] and exits; the parent receives it, then sees
+//! `frame::Connection` over a `socket::Stream` and exits; the parent receives it, then sees
 //! the worker's close as `Disconnected`. The partial sums are added in slice order, so the
 //! result equals the single-process one bit for bit (the integration is in `common/pi.rs`,
 //! shared with `pi_workers`).

@@ -66,3 +66,24 @@ fn zombie_is_reaped_and_orphan_adopted() {
         assert!(out.contains(shown), "{shown:?} missing from:\n{out}");
     }
 }
+
+#[test]
+fn pi_by_ten_workers_over_tcp_equals_the_single_process_result() {
+    let out = run("pi_tcp", &[]);
+    let line = out
+        .lines()
+        .find(|l| l.contains("over tcp"))
+        .unwrap_or_else(|| panic!("no tcp line in:\n{out}"));
+    assert!(line.ends_with("(equal)"), "{line}");
+}
+
+#[test]
+fn unix_server_answers_concurrent_clients_and_removes_its_socket() {
+    let out = run("unix_server", &["12", "30"]);
+    for shown in [
+        "12 clients x 30 requests: every answer checked",
+        "server stopped after 361 requests; socket file removed",
+    ] {
+        assert!(out.contains(shown), "{shown:?} missing from:\n{out}");
+    }
+}
