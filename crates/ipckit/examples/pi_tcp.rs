@@ -71,7 +71,9 @@ fn over_tcp() -> Result<f64, Box<dyn std::error::Error>> {
         pi::store(&mut parts, pi::check_index(index.into())?, sum)?;
         match conn.recv() {
             Err(RecvError::Disconnected) => {}
-            Ok(extra) => return Err(format!("worker {index} sent a second message {extra:?}").into()),
+            Ok(extra) => {
+                return Err(format!("worker {index} sent a second message {extra:?}").into())
+            }
             Err(e) => return Err(format!("worker {index}: {e}").into()),
         }
     }

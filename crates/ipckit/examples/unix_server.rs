@@ -92,9 +92,9 @@ fn answer(req: Request, peer_pid: Option<i32>) -> Response {
             .unwrap_or_else(|| Response::Refused(format!("{a} + {b} overflows"))),
         Request::Upper(s) => Response::Text(s.to_uppercase()),
         Request::Primes { below } if below <= MAX_SIEVE => Response::Primes(primes_below(below)),
-        Request::Primes { below } => {
-            Response::Refused(format!("sieve up to {below} is above the limit {MAX_SIEVE}"))
-        }
+        Request::Primes { below } => Response::Refused(format!(
+            "sieve up to {below} is above the limit {MAX_SIEVE}"
+        )),
         Request::WhoAmI => match peer_pid {
             Some(pid) => Response::Pid(pid),
             None => Response::Refused("peer pid unknown".into()),
@@ -162,17 +162,26 @@ fn script(id: u32, requests: u32) -> Vec<(Request, Response)> {
                 0 => (Request::Add(n, -7), Response::Sum(n - 7)),
                 1 => {
                     let text = format!("client {id} request {i}");
-                    (Request::Upper(text.clone()), Response::Text(text.to_uppercase()))
+                    (
+                        Request::Upper(text.clone()),
+                        Response::Text(text.to_uppercase()),
+                    )
                 }
                 2 => {
                     let below = 50 + i;
-                    (Request::Primes { below }, Response::Primes(primes_below(below)))
+                    (
+                        Request::Primes { below },
+                        Response::Primes(primes_below(below)),
+                    )
                 }
                 3 => (
                     Request::WhoAmI,
                     Response::Pid(std::process::id().try_into().unwrap_or(-1)),
                 ),
-                _ => (Request::Add(i64::MAX, n + 1), Response::Refused(String::new())),
+                _ => (
+                    Request::Add(i64::MAX, n + 1),
+                    Response::Refused(String::new()),
+                ),
             }
         })
         .collect()

@@ -228,8 +228,15 @@ impl Readable for socket::SeqPacket {}
 impl Writable for socket::SeqPacket {}
 
 /// One frame per datagram. Sending needs a connected socket ([`socket::Datagram::connect`],
-/// [`socket::Datagram::pair`]); receiving takes frames from any sender. UDP may lose or
-/// reorder datagrams (frames), never tear one.
+/// [`socket::Datagram::pair`]); receiving takes frames from any sender.
+///
+/// A datagram socket has no end of stream: receiving never reports `Disconnected`, and an
+/// empty datagram is a torn frame. Unix datagrams are reliable and ordered (a full receiver
+/// makes the sender wait). UDP may lose, duplicate or reorder datagrams (frames), never tear
+/// one; a frame must fit one datagram (at most 65 503 payload bytes over IPv4, less with
+/// IPv6; a longer send fails with `EMSGSIZE`); a peer that is gone shows as an
+/// [`io::ErrorKind::ConnectionRefused`] error on a later call. Build acknowledgements and
+/// retries on top, or use TCP.
 impl Transport for socket::Datagram {
     const FRAMING: Framing = Framing::Message;
     fn check_fd(fd: BorrowedFd<'_>) -> io::Result<()> {
@@ -375,6 +382,8 @@ struct State {
     max_frame: usize,
     framing: Framing,
     socket: bool,
+    /// A `SOCK_DGRAM` socket: an empty message is a (torn) datagram, never the end.
+    datagram: bool,
     /// `O_NONBLOCK` is set on the descriptor (by its creator, or by us for a non-socket
     /// writer's first `try_`/`_timeout` send).
     nonblocking: bool,
@@ -389,6 +398,8 @@ impl State {
             sys::signal::ignore_sigpipe_if_default()?;
         }
         let nonblocking = fcntl_getfl(fd)?.contains(OFlags::NONBLOCK);
+        let datagram = framing == Framing::Message
+            && rustix::net::sockopt::socket_type(fd)? == rustix::net::SocketType::DGRAM;
         Ok(State {
             rbuf: Vec::new(),
             rpos: 0,
@@ -400,6 +411,7 @@ impl State {
             max_frame: DEFAULT_MAX_FRAME_LEN,
             framing,
             socket,
+            datagram,
             nonblocking,
         })
     }
@@ -534,7 +546,9 @@ impl State {
                 Err(e) => return Err(Fail::Io(context(e, "receive from connection"))),
             }
         };
-        if size == 0 {
+        if size == 0 && !self.datagram {
+            // SOCK_SEQPACKET: the peer closed. (On a datagram socket an empty datagram is
+            // just a message too short for a header: received below as a torn frame.)
             self.eof = true;
             return Err(Fail::Disconnected);
         }
