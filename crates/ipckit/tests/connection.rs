@@ -1,7 +1,8 @@
 //! Typed connections over every byte transport, across processes: one conformance suite written
 //! once and run per transport (socketpair, Unix stream listener, seqpacket, Unix datagram, TCP,
-//! one-way pipe), a hundred concurrent clients on one listener (Unix path and TCP), a pipe end
-//! passed over a Unix socket inside a typed protocol, and what UDP gives and does not.
+//! one-way pipe), a hundred concurrent clients on one listener (Unix path and TCP), descriptors
+//! attached to typed frames (a pipe end that works in the receiving process), and what UDP
+//! gives and does not.
 
 mod util;
 
@@ -441,25 +442,15 @@ fn a_hundred_concurrent_clients_on_a_tcp_listener_all_get_their_answers() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A pipe end passed over a Unix socket, inside a typed protocol
+// Descriptors beside typed frames
 
-/// Child: asks the server for a pipe over a typed connection, receives the pipe's writing end
-/// as an `SCM_RIGHTS` descriptor on the same socket, sends a typed message into the pipe, and
-/// reports over the socket.
-#[test]
-fn role_pipe_receiver() {
-    let Some(arg) = util::role_arg("connection-pipe-receiver") else {
-        return;
-    };
-    let stream = Stream::connect(&arg.parse().unwrap()).unwrap();
-    let mut conn = Connection::<Msg, &Stream>::new(&stream).unwrap();
+/// Child: asks the server for a pipe, receives its writing end attached to a typed frame
+/// (`recv_with_fds`), sends a typed message into the pipe, and reports over the socket.
+fn pipe_receiver<T: Readable + Writable>(transport: T) {
+    let mut conn = Connection::<Msg, T>::new(transport).unwrap();
     conn.send(&Msg::Text("send me a pipe".into())).unwrap();
-    // The server sends nothing else before the descriptor, so nothing is buffered in `conn`:
-    // the descriptor's byte is read from the socket itself.
-    assert_eq!(conn.buffered_len(), 0);
-    let mut byte = [0u8; 1];
-    let (n, mut fds) = stream.recv_fds(&mut byte, 1).unwrap();
-    assert_eq!((n, fds.len()), (1, 1));
+    let (msg, mut fds) = conn.recv_with_fds().unwrap();
+    assert_eq!((msg, fds.len()), (Msg::Text("here is a pipe".into()), 1));
     let writer = pipe::Writer::from(fds.pop().unwrap());
     let mut through_pipe = Connection::<Msg, pipe::Writer>::new(writer).unwrap();
     through_pipe
@@ -470,21 +461,26 @@ fn role_pipe_receiver() {
 }
 
 #[test]
-fn a_pipe_end_passed_over_a_unix_socket_carries_typed_messages_in_the_receiving_process() {
-    let _w = util::watchdog("typed fd passing", LIMIT);
-    let dir = util::TempDir::new("connfd");
-    let listener = Listener::bind(&Endpoint::unix(dir.join("fd.sock"))).unwrap();
-    let child = ChildGuard::spawn(&mut util::role_command(
-        "role_pipe_receiver",
-        "connection-pipe-receiver",
-        &listener.local_endpoint().to_string(),
-    ));
-    let pid = child.0.as_ref().unwrap().id();
-    let stream = listener.accept().unwrap();
-    let mut conn = Connection::<Msg, &Stream>::new(&stream).unwrap();
+fn role_pipe_receiver() {
+    let Some(arg) = util::role_arg("connection-pipe-receiver") else {
+        return;
+    };
+    let ep: Endpoint = arg.parse().unwrap();
+    if ep.to_string().starts_with("unix-seqpacket:") {
+        pipe_receiver(SeqPacket::connect(&ep).unwrap());
+    } else {
+        pipe_receiver(Stream::connect(&ep).unwrap());
+    }
+}
+
+/// The server side: answers the child's request with a pipe's writing end attached, then
+/// reads the child's typed message from the pipe.
+fn pass_a_pipe<T: Readable + Writable>(transport: T, pid: u32) {
+    let mut conn = Connection::<Msg, T>::new(transport).unwrap();
     assert_eq!(conn.recv().unwrap(), Msg::Text("send me a pipe".into()));
     let (reader, writer) = pipe::new().unwrap();
-    stream.send_fds(b"P", &[writer.as_fd()]).unwrap();
+    conn.send_with_fds(&Msg::Text("here is a pipe".into()), &[writer.as_fd()])
+        .unwrap();
     drop(writer); // the child holds the only writer: after its message comes Disconnected
     let mut from_pipe = Connection::<Msg, pipe::Reader>::new(reader).unwrap();
     assert_eq!(
@@ -494,7 +490,109 @@ fn a_pipe_end_passed_over_a_unix_socket_carries_typed_messages_in_the_receiving_
     assert!(from_pipe.recv().unwrap_err().is_disconnected());
     assert_eq!(conn.recv().unwrap(), Msg::Text("done".into()));
     assert!(conn.recv().unwrap_err().is_disconnected());
-    child.expect_success("pipe receiver");
+}
+
+#[test]
+fn a_pipe_end_passed_with_a_typed_frame_works_in_the_receiving_process() {
+    let _w = util::watchdog("typed fd passing", LIMIT);
+    let dir = util::TempDir::new("connfd");
+    let stream_ep = Endpoint::unix(dir.join("fd.sock"));
+    let seqpacket_ep: Endpoint = format!("unix-seqpacket:{}", dir.join("fdseq.sock").display())
+        .parse()
+        .unwrap();
+    for ep in [stream_ep, seqpacket_ep] {
+        let spawn = |ep: &Endpoint| {
+            ChildGuard::spawn(&mut util::role_command(
+                "role_pipe_receiver",
+                "connection-pipe-receiver",
+                &ep.to_string(),
+            ))
+        };
+        if ep.to_string().starts_with("unix-seqpacket:") {
+            let listener = SeqPacketListener::bind(&ep).unwrap();
+            let child = spawn(&ep);
+            let pid = child.0.as_ref().unwrap().id();
+            pass_a_pipe(listener.accept().unwrap(), pid);
+            child.expect_success("pipe receiver (seqpacket)");
+        } else {
+            let listener = Listener::bind(&ep).unwrap();
+            let child = spawn(&ep);
+            let pid = child.0.as_ref().unwrap().id();
+            pass_a_pipe(listener.accept().unwrap(), pid);
+            child.expect_success("pipe receiver (stream)");
+        }
+    }
+}
+
+/// Frames with and without descriptors, sent back to back so that any read ahead would cross
+/// their boundaries: each frame comes with exactly its own descriptors, which work.
+fn descriptors_stay_with_their_frames<T: Readable + Writable + Send>(a: T, b: T, big: usize) {
+    let _w = util::watchdog("descriptors_stay_with_their_frames", LIMIT);
+    let mut a = Connection::<Msg, T>::new(a).unwrap();
+    let mut b = Connection::<Msg, T>::new(b).unwrap();
+    let pipes: Vec<_> = (0..3).map(|_| pipe::new().unwrap()).collect();
+    let (a, counts) = thread::scope(|scope| {
+        // A big frame does not fit the socket buffer: send while the receiver receives.
+        let sender = scope.spawn(|| {
+            a.send(&nth(0, 0)).unwrap();
+            a.send_with_fds(&nth(1, 0), &[pipes[0].1.as_fd(), pipes[1].1.as_fd()])
+                .unwrap();
+            a.send(&nth(2, 0)).unwrap();
+            a.send_with_fds(&nth(49, big), &[pipes[2].1.as_fd()])
+                .unwrap();
+            a.send_with_fds(&nth(4, 0), &[]).unwrap();
+            a
+        });
+        let counts: Vec<(Msg, usize)> = (0..5)
+            .map(|_| {
+                let (m, fds) = b.recv_with_fds_timeout(LIMIT).unwrap();
+                for (i, fd) in fds.iter().enumerate() {
+                    // Each received descriptor is a working writer of the pipe sent in its place.
+                    let mut w = Connection::<Msg, pipe::Writer>::new(pipe::Writer::from(
+                        fd.try_clone().unwrap(),
+                    ))
+                    .unwrap();
+                    w.send(&Msg::Text(format!("{i}"))).unwrap();
+                }
+                (m, fds.len())
+            })
+            .collect();
+        (sender.join().expect("sender thread"), counts)
+    });
+    let want = [(0, 0), (1, 2), (2, 0), (49, 1), (4, 0)];
+    for ((m, n), (i, k)) in counts.iter().zip(want) {
+        assert_eq!((m, *n), (&nth(i, if i == 49 { big } else { 0 }), k));
+    }
+    for (p, text) in pipes.into_iter().zip(["0", "1", "0"]) {
+        let mut r = Connection::<Msg, pipe::Reader>::new(p.0).unwrap();
+        assert_eq!(r.recv().unwrap(), Msg::Text(text.into()));
+    }
+    assert!(matches!(b.try_recv_with_fds(), Err(TryRecvError::Empty)));
+    drop(a);
+    assert!(b.recv_with_fds().unwrap_err().is_disconnected());
+}
+
+#[test]
+fn descriptors_stay_with_their_frames_on_a_stream() {
+    let (a, b) = Stream::pair().unwrap();
+    descriptors_stay_with_their_frames(a, b, 1 << 20);
+}
+
+#[test]
+fn descriptors_stay_with_their_frames_on_seqpacket() {
+    let (a, b) = SeqPacket::pair().unwrap();
+    descriptors_stay_with_their_frames(a, b, 100_000);
+}
+
+#[test]
+fn descriptors_need_a_unix_socket() {
+    let (mut rx, mut tx) = ipckit::frame::pipe::<Msg>().unwrap();
+    let err = tx.send_with_fds(&nth(0, 0), &[rx.as_fd()]).unwrap_err();
+    assert!(err.to_string().contains("not a socket"), "{err}");
+    tx.send(&nth(0, 0)).unwrap();
+    let err = rx.recv_with_fds().unwrap_err();
+    assert!(err.to_string().contains("not a socket"), "{err}");
+    assert_eq!(rx.recv().unwrap(), nth(0, 0));
 }
 
 // ---------------------------------------------------------------------------------------------
