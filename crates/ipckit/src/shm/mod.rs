@@ -129,10 +129,15 @@ macro_rules! byte_access {
 mod map;
 mod segment;
 mod sysv;
+mod typed;
 
 pub use map::{AnonymousMap, FileMap};
 pub use segment::{unlink, Options, Segment, NAME_MAX, SIZE_MAX};
 pub use sysv::{SysVOptions, SysVSegment};
+pub use typed::{
+    Array, ArrayGuard, LockError, LockResult, Pod, PodInt, TypedOptions, Value, ValueGuard,
+    LAYOUT_VERSION,
+};
 
 /// The error for a `read_at` / `write_at` range outside an object.
 fn out_of_bounds(

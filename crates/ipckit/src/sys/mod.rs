@@ -37,3 +37,4 @@ pub(crate) mod shm;
 pub(crate) mod signal;
 pub(crate) mod socket;
 pub(crate) mod sync;
+pub(crate) mod typed;
