@@ -167,6 +167,13 @@ impl Kind {
         }
     }
 
+    fn with_article(self) -> &'static str {
+        match self {
+            Kind::Value => "a value",
+            Kind::Array => "an array",
+        }
+    }
+
     fn from_raw(raw: u32) -> Option<Kind> {
         match raw {
             1 => Some(Kind::Value),
@@ -376,11 +383,13 @@ fn check_header<T: Pod>(
     }
     let found_kind = header.kind.load(Ordering::Relaxed);
     if found_kind != kind as u32 {
-        let found = Kind::from_raw(found_kind).map_or("unknown kind", Kind::name);
+        let found = match Kind::from_raw(found_kind) {
+            Some(k) => k.with_article().to_owned(),
+            None => format!("an unknown kind ({found_kind})"),
+        };
         return Err(bad(format_args!(
-            "the segment holds an {found} ({found_kind}), opened as {} {}",
-            if kind == Kind::Array { "an" } else { "a" },
-            kind.name()
+            "the segment holds {found}, opened as {}",
+            kind.with_article()
         )));
     }
     let (tag, elem_size) = (
