@@ -6,10 +6,12 @@
 //! | [`SysVSegment`] | System V segment (`shmget`) | an [`IpcKey`](crate::IpcKey) (explicit or [`IpcKey::ftok`](crate::IpcKey::ftok)) | any process, Python's `sysv_ipc` |
 //! | [`FileMap`] | a regular file, `mmap`ed `MAP_SHARED` | a path | any process that maps the file |
 //! | [`AnonymousMap`] | anonymous `MAP_SHARED` memory | nothing | children forked after it was made |
+//! | [`Value`], [`Array`] | a named segment or anonymous memory holding typed numbers, a lock and a checked header | a name, or nothing | any process that opens it with the same element type |
 //!
-//! All four copy bytes in and out with bounds-checked `read_at` / `write_at`; the memory is
-//! shared with other processes, so what is read is untrusted input. `as_ptr` and the unsafe
-//! `as_slice` / `as_mut_slice` are for callers that organise concurrent access themselves.
+//! The four byte-level types copy bytes in and out with bounds-checked `read_at` / `write_at`;
+//! the memory is shared with other processes, so what is read is untrusted input. `as_ptr` and
+//! the unsafe `as_slice` / `as_mut_slice` are for callers that organise concurrent access
+//! themselves. [`Value`] and [`Array`] hold numbers (see [`Pod`]), each accessed atomically.
 //!
 //! ```
 //! use ipckit::shm;
