@@ -441,7 +441,7 @@ fn check_header<T: Pod>(
 
 /// The part shared by [`Value`] and [`Array`]: memory, lock, cells.
 struct Shared<T: Pod> {
-    placed: Option<Placed<Memory, T::Cell>>,
+    placed: Placed<Memory, T::Cell>,
     /// Guards alive in this process: glibc links a held robust mutex into its thread's list
     /// through the mutex's own memory, so memory a leaked guard still holds is never unmapped.
     held: AtomicUsize,
@@ -451,7 +451,7 @@ impl<T: Pod> Shared<T> {
     fn new(memory: Memory, len: usize) -> io::Result<Shared<T>> {
         let placed = Placed::new(memory, LOCK_OFFSET, DATA_OFFSET, len).map_err(|(_, e)| e)?;
         Ok(Shared {
-            placed: Some(placed),
+            placed,
             held: AtomicUsize::new(0),
         })
     }
@@ -472,11 +472,7 @@ impl<T: Pod> Shared<T> {
 
     #[inline]
     fn placed(&self) -> &Placed<Memory, T::Cell> {
-        match &self.placed {
-            Some(p) => p,
-            // Only `Drop` takes it.
-            None => unreachable!("typed segment used after drop"),
-        }
+        &self.placed
     }
 
     fn name(&self) -> Option<String> {
@@ -487,9 +483,7 @@ impl<T: Pod> Shared<T> {
     }
 
     fn detach(&mut self) {
-        if let Some(p) = &mut self.placed {
-            p.detach();
-        }
+        self.placed.detach();
     }
 
     fn result<'a, G>(
@@ -548,15 +542,12 @@ impl<T: Pod> Drop for Shared<T> {
             return;
         }
         // A leaked guard holds the lock: keep the memory mapped, but remove the name.
-        if let Some(placed) = self.placed.take() {
-            let memory = placed.into_owner();
-            if let Memory::Named(seg) = &memory {
-                if seg.is_owner() {
-                    let _ = super::unlink(&seg.name());
-                }
+        if let Memory::Named(seg) = self.placed.owner() {
+            if seg.is_owner() {
+                let _ = super::unlink(&seg.name());
             }
-            std::mem::forget(memory);
         }
+        self.placed.keep_mapped();
     }
 }
 
@@ -1321,5 +1312,14 @@ mod tests {
         std::thread::scope(|s| {
             s.spawn(|| assert!(matches!(v.try_lock(), Err(LockError::WouldBlock))));
         });
+    }
+
+    #[test]
+    fn a_leaked_guard_keeps_the_memory_mapped_and_the_name_is_still_removed() {
+        let name = format!("ipckit-unit-typed-leak-{}", std::process::id());
+        let value = Value::create(&name, 3u16).unwrap();
+        std::mem::forget(value.lock().unwrap());
+        drop(value);
+        assert!(!std::path::Path::new("/dev/shm").join(&name).exists());
     }
 }

@@ -6,6 +6,7 @@
 //! this process.
 
 use std::io;
+use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8};
 
@@ -85,10 +86,21 @@ unsafe impl SharedState for TypedHeader {}
 /// An owner of a mapping with a robust mutex at `lock_offset` and `len` cells of type `C` from
 /// `data_offset`, all checked to lie inside the mapping and be aligned when placed.
 pub(crate) struct Placed<O, C> {
-    owner: O,
+    /// Dropped in `Drop` unless `keep_mapped` was called.
+    owner: ManuallyDrop<O>,
+    keep_mapped: bool,
     lock: NonNull<PthreadMutex>,
     cells: NonNull<C>,
     len: usize,
+}
+
+impl<O, C> Drop for Placed<O, C> {
+    fn drop(&mut self) {
+        if !self.keep_mapped {
+            // SAFETY: the owner is dropped exactly once, here, and not used afterwards.
+            unsafe { ManuallyDrop::drop(&mut self.owner) };
+        }
+    }
 }
 
 // SAFETY: the pointers point into the owner's mapping, which is shared memory accessed only
@@ -136,7 +148,8 @@ impl<O: MapOwner, C: Cell> Placed<O, C> {
         let cells = NonNull::new(base.wrapping_add(data_offset).cast::<C>());
         match (lock, cells) {
             (Some(lock), Some(cells)) => Ok(Placed {
-                owner,
+                owner: ManuallyDrop::new(owner),
+                keep_mapped: false,
                 lock,
                 cells,
                 len,
@@ -154,8 +167,10 @@ impl<O: MapOwner, C: Cell> Placed<O, C> {
         self.owner.detach();
     }
 
-    pub(crate) fn into_owner(self) -> O {
-        self.owner
+    /// Never drops the owner, so its memory stays mapped (for a lock a leaked guard holds,
+    /// whose address is on the thread's robust list).
+    pub(crate) fn keep_mapped(&mut self) {
+        self.keep_mapped = true;
     }
 
     pub(crate) fn lock(&self) -> &PthreadMutex {
