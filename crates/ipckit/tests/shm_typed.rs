@@ -477,3 +477,41 @@ fn role_array_holder() {
         std::thread::park();
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// a peer in another language
+
+/// Python's `multiprocessing.shared_memory` reads the header and the value of an ipckit value
+/// (the layout is plain: 48 header bytes, the lock at 64, the data at 128) and updates it.
+#[test]
+fn python_reads_the_header_and_updates_the_value() {
+    let _dog = watchdog("python peer", LIMIT);
+    let name = unique_name("typed-py");
+    let value = Value::create(&name, 41u64).unwrap();
+    let out = util::python::python(&format!(
+        r#"
+import struct
+from multiprocessing import shared_memory, resource_tracker
+seg = shared_memory.SharedMemory(name={name:?})
+# Python 3.11 registers even segments it only opened, and would unlink them at exit.
+resource_tracker.unregister(seg._name, "shared_memory")
+magic, version, kind, tag, size, offset, length, total = struct.unpack_from("=4s5IQQ", seg.buf, 0)
+(v,) = struct.unpack_from("=Q", seg.buf, offset)
+print(magic.decode(), version, kind, tag, size, offset, length, total, v)
+struct.pack_into("=Q", seg.buf, offset, v + 1000)
+del v
+seg.close()
+"#
+    ))
+    .stderr(Stdio::inherit())
+    .output()
+    .expect("run python3");
+    assert!(out.status.success(), "python failed: {}", out.status);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "IPKT 1 1 4 8 128 1 136 41"
+    );
+    assert_eq!(value.get(), 1041);
+    drop(value);
+    assert!(shm_gone(&name));
+}

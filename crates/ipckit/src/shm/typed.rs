@@ -703,12 +703,21 @@ impl<G> From<LockError<G>> for io::Error {
 /// [`compare_exchange`]: Value::compare_exchange
 /// [`lock`]: Value::lock
 ///
+/// # Layout
+///
+/// For peers in other languages, in native byte order: at offset 0 the ASCII magic `IPKT`,
+/// then `u32`s layout version ([`LAYOUT_VERSION`]), kind (1 value, 2 array), element type
+/// (1–4 `u8`–`u64`, 5–8 `i8`–`i64`, 9 `f32`, 10 `f64`, 11 `bool`), element size, data offset
+/// (128); then `u64`s element count and total size. A glibc robust `pthread_mutex_t` sits at
+/// offset 64, the elements from offset 128, each naturally aligned.
+///
 /// # Trust
 ///
 /// The data is shared with every process that can open the segment: one that writes it
 /// without locking changes the value, never this process's memory safety. The header is
 /// checked once, on open; what it says later is not read again. The lock has the limits
-/// described on [`sync::Mutex`](crate::sync::Mutex).
+/// described on [`sync::Mutex`](crate::sync::Mutex), and a peer that shrinks the segment
+/// (`ftruncate`) makes the next access raise `SIGBUS`, as with any POSIX shared memory.
 ///
 /// # Examples
 ///
