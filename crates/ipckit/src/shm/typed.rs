@@ -503,14 +503,10 @@ impl<T: Pod> Shared<T> {
 
     fn lock<'a, G>(&'a self, guard: impl FnOnce(Held<'a, T>) -> G) -> LockResult<G> {
         let raw = self.placed().lock();
-        if raw.is_held() && multi_core() {
-            // A wake-up costs far more than a short wait for a holder about to unlock.
-            for _ in 0..200 {
-                std::hint::spin_loop();
-                if !raw.is_held() {
-                    break;
-                }
-            }
+        // A wake-up costs far more than a short wait for a holder about to unlock; the spin
+        // only reads the lock word, and glibc then takes it (or sleeps).
+        if raw.is_held() {
+            crate::sync::spin_until(|| !raw.is_held());
         }
         self.result(raw.lock(), LockError::WouldBlock, guard)
     }
@@ -559,11 +555,6 @@ impl<T: Pod> fmt::Debug for Shared<T> {
             .field("name", &self.name())
             .finish()
     }
-}
-
-fn multi_core() -> bool {
-    static CORES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()) > 1)
 }
 
 /// The lock of a [`Shared`], held: unlocks on drop.

@@ -171,7 +171,7 @@ impl Options {
 const SPIN_FOR: Duration = Duration::from_micros(10);
 
 /// Spins briefly (at most [`SPIN_FOR`]) until `ready` holds; `true` if it did.
-fn spin_until(mut ready: impl FnMut() -> bool) -> bool {
+pub(crate) fn spin_until(mut ready: impl FnMut() -> bool) -> bool {
     if !multi_core() {
         return false;
     }
