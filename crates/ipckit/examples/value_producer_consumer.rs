@@ -45,15 +45,19 @@ fn parent() -> io::Result<()> {
     let _full = Semaphore::create(&format!("{base}-full"), 0)?;
 
     let exe = std::env::current_exe()?;
-    let mut children = Vec::new();
-    for role in ["consumer", "producer"] {
-        children.push((role, Command::new(&exe).args([role, &base]).spawn()?));
-    }
-    for (role, mut child) in children {
-        let status = child.wait()?;
-        if !status.success() {
-            return Err(io::Error::other(format!("{role} failed: {status}")));
+    let mut consumer = Command::new(&exe).args(["consumer", &base]).spawn()?;
+    let producer = Command::new(&exe).args(["producer", &base]).spawn();
+    let status = match producer.and_then(|mut p| p.wait()) {
+        Ok(status) if status.success() => consumer.wait()?,
+        other => {
+            // The consumer would wait for the next value forever.
+            let _ = consumer.kill();
+            let _ = consumer.wait();
+            return Err(io::Error::other(format!("producer failed: {other:?}")));
         }
+    };
+    if !status.success() {
+        return Err(io::Error::other(format!("consumer failed: {status}")));
     }
 
     let produced = results.get(PRODUCED_SUM)?;

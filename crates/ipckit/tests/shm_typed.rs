@@ -362,6 +362,10 @@ fn segments_that_are_not_typed_values_fail_open_cleanly() {
     );
     drop(seg);
     let seg = shm::Segment::create(&name, 4096).unwrap();
+    assert_layout_error(
+        Value::<u8>::open(&name).unwrap_err(),
+        &["no magic number: not initialised (yet), or not an ipckit typed segment"],
+    );
     seg.write_at(0, b"hello from somebody else").unwrap();
     assert_layout_error(
         Array::<f64>::open(&name).unwrap_err(),

@@ -370,6 +370,11 @@ fn check_header<T: Pod>(
         }
     };
     let magic = header.magic.load(Ordering::Acquire);
+    if magic == 0 {
+        return Err(bad(format_args!(
+            "no magic number: not initialised (yet), or not an ipckit typed segment"
+        )));
+    }
     if magic != MAGIC {
         return Err(bad(format_args!(
             "not an ipckit typed segment (magic {magic:#010x}, expected {MAGIC:#010x})"
@@ -1312,6 +1317,14 @@ mod tests {
         std::thread::scope(|s| {
             s.spawn(|| assert!(matches!(v.try_lock(), Err(LockError::WouldBlock))));
         });
+    }
+
+    #[test]
+    fn handles_can_be_shared_between_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Value<u64>>();
+        send_sync::<Array<f32>>();
+        send_sync::<LockError<()>>();
     }
 
     #[test]
