@@ -2,6 +2,8 @@
 
 use clap::{Parser, Subcommand};
 
+mod bench;
+
 #[derive(Parser)]
 #[command(
     name = "ipckit",
@@ -16,12 +18,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Measure latency and throughput of every mechanism between two processes.
-    Bench,
+    Bench(bench::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Bench => Ok(()),
+        Command::Bench(args) => bench::run(args),
     }
 }

@@ -9,15 +9,17 @@
 //!
 //! | job | mechanism |
 //! |---|---|
-//! | start, watch and reap worker processes | [`process`] |
+//! | start, watch and reap worker processes; shell pipelines (`ps aux \| grep x`); daemons | [`process`] |
 //! | a byte stream from one process to a related one | [`pipe`] |
 //! | a byte stream between unrelated processes, shell peers (`echo > f`, `cat f`) | [`fifo`]: [`fifo::Fifo`], [`fifo::open_reader`], [`fifo::OpenOptions`] |
 //! | synchronisation only, notification, timeouts for blocking calls | [`signal`]: [`signal::send`], [`signal::Signals`], [`signal::with_timeout`], [`signal::ChildExits`] |
-//! | locks that survive a dead owner, semaphores, events, barriers; `posix_ipc`/`sysv_ipc` semaphores | [`sync`] |
 //! | exchanging whole files, advisory locks | [`file`](mod@file): [`file::write_atomic`], [`file::Lock`] |
 //! | connections by name or address, across hosts, fd passing, peer identity | [`socket`] |
 //! | large data between processes without copying through the kernel (Python `shared_memory`, `posix_ipc`, `sysv_ipc` peers) | [`shm`] |
 //! | a shared number or array of numbers with its lock, atomic counters (`multiprocessing.Value`/`Array`) | [`shm::Value`], [`shm::Array`] |
+//! | locks that survive a dead owner, semaphores, events, barriers; `posix_ipc`/`sysv_ipc` semaphores | [`sync`] |
+//! | typed messages among many producers and consumers, crash-safe; one-to-one at memory speed | [`queue`] |
+//! | messages with priorities or types between unrelated processes, `posix_ipc` / `sysv_ipc` peers | [`mq`] |
 //!
 //! # Safety and unsafe code
 //!
@@ -39,9 +41,11 @@ mod sys;
 
 pub mod fifo;
 pub mod file;
+pub mod mq;
 pub mod pipe;
 pub mod process;
 pub mod shm;
+pub mod queue;
 pub mod signal;
 pub mod socket;
 pub mod sync;
@@ -49,4 +53,5 @@ pub mod sync;
 pub use ipc_key::IpcKey;
 pub use mode::CreationMode;
 pub use process::Pid;
+pub use queue::Queue;
 pub use signal::Signal;

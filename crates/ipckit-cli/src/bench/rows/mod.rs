@@ -1,0 +1,58 @@
+//! Every row `ipckit bench` knows, one module per mechanism.
+//!
+//! Adding a row: write its [`Link`](crate::bench::row::Link) (or a whole
+//! [`Row`]) in the mechanism's module, return it from that module's
+//! `rows()`, and list the module once in [`all`]. Each ipckit row should sit beside a `raw` row
+//! in the same group, running the same loop on bare system calls.
+
+mod common;
+mod fifo;
+mod fifo_raw;
+mod pipe;
+
+use crate::bench::row::Row;
+
+/// All rows, in table order; rows of a group stay together.
+pub fn all() -> Vec<Box<dyn Row>> {
+    [pipe::rows(), fifo::rows(), fifo_raw::rows()]
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+    use crate::bench::row::Kind;
+
+    #[test]
+    fn names_are_unique_and_groups_contiguous() {
+        let rows = all();
+        let names: HashSet<_> = rows.iter().map(|r| r.info().name).collect();
+        assert_eq!(names.len(), rows.len(), "duplicate row names");
+        let mut seen = Vec::new();
+        for row in &rows {
+            let group = row.info().group;
+            if seen.last() != Some(&group) {
+                assert!(!seen.contains(&group), "group {group} is split");
+                seen.push(group);
+            }
+        }
+    }
+
+    #[test]
+    fn every_ipckit_row_has_a_raw_row_in_its_group() {
+        let rows = all();
+        for row in rows.iter().filter(|r| r.info().kind == Kind::Ipckit) {
+            let group = row.info().group;
+            assert!(
+                rows.iter()
+                    .any(|r| r.info().group == group && r.info().kind == Kind::Raw),
+                "{} has no raw row",
+                row.info().name
+            );
+        }
+    }
+}

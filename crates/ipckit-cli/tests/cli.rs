@@ -1,0 +1,214 @@
+//! Runs the `ipckit` binary: `ipckit bench` end to end (real forked peers, JSON output) and its
+//! handling of bad options.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Runs `ipckit args…`; kills it if it has not finished after two minutes (a hang fails the
+/// test instead of blocking the run).
+fn ipckit(args: &[&str]) -> Output {
+    let child = Command::new(env!("CARGO_BIN_EXE_ipckit"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the ipckit binary");
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("a child's pid");
+    let (done, finished) = mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if finished.recv_timeout(Duration::from_secs(120)).is_err() {
+            // Still unreaped (the main thread is in wait_with_output), so the pid is its own.
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        }
+    });
+    let out = child
+        .wait_with_output()
+        .expect("wait for the ipckit binary");
+    let _ = done.send(());
+    watchdog.join().expect("watchdog thread");
+    assert!(
+        out.status.code().is_some(),
+        "ipckit {args:?} was killed: {out:?}"
+    );
+    out
+}
+
+/// A JSON file path unique to this test, removed on drop.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(tag: &str) -> TempFile {
+        TempFile(
+            std::env::temp_dir().join(format!("ipckit-cli-test-{}-{tag}.json", std::process::id())),
+        )
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn positive(value: &serde_json::Value, what: &str) -> f64 {
+    let x = value
+        .as_f64()
+        .unwrap_or_else(|| panic!("{what} is not a number: {value}"));
+    assert!(x > 0.0 && x.is_finite(), "{what} = {x}");
+    x
+}
+
+#[test]
+fn bench_pipe_rows_write_json_with_positive_numbers() {
+    let json = TempFile::new("pipe");
+    let out = ipckit(&[
+        "bench",
+        "--quick",
+        "--filter",
+        "pipe",
+        "--seconds",
+        "1",
+        "--rounds",
+        "3",
+        "--json",
+        json.0.to_str().unwrap(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    // The table: both rows, with the ratio column.
+    assert!(stdout.contains("vs raw"), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l.starts_with("pipe raw ")),
+        "{stdout}"
+    );
+    assert!(stdout.lines().any(|l| l.starts_with("pipe ")), "{stdout}");
+    assert!(
+        !stdout.contains("fifo"),
+        "the filter let other rows through: {stdout}"
+    );
+
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json.0).expect("read the JSON file"))
+            .expect("the JSON file parses");
+    positive(&report["machine"]["cpus"], "cpus");
+    assert!(report["machine"]["kernel"]
+        .as_str()
+        .unwrap()
+        .starts_with("Linux"));
+    assert!(report["machine"]["date"].as_str().unwrap().ends_with('Z'));
+    let rows = report["rows"].as_array().expect("rows is an array");
+    let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["pipe", "pipe raw"]);
+    for row in rows {
+        let name = row["name"].as_str().unwrap();
+        assert!(row["error"].is_null(), "{name}: {}", row["error"]);
+        let latency = &row["latency"];
+        let p50 = positive(&latency["p50_ns"], "p50");
+        let p99 = positive(&latency["p99_ns"], "p99");
+        assert!(p99 >= p50, "{name}: p99 {p99} < p50 {p50}");
+        assert_eq!(latency["rounds"].as_array().unwrap().len(), 3, "{name}");
+        let sizes: Vec<u64> = row["throughput"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                positive(&t["messages_per_sec"], "messages/s");
+                positive(&t["megabytes_per_sec"], "MB/s");
+                t["message_bytes"].as_u64().unwrap()
+            })
+            .collect();
+        assert_eq!(sizes, [64, 4096, 1 << 20], "{name}");
+    }
+    assert_eq!(rows[0]["kind"], "ipckit");
+    assert_eq!(rows[1]["kind"], "raw");
+    positive(&rows[0]["latency"]["vs_raw"], "vs raw");
+    assert!(rows[1]["latency"]["vs_raw"].is_null());
+}
+
+#[test]
+fn bench_fifo_raw_row_runs() {
+    let out = ipckit(&[
+        "bench",
+        "--filter",
+        "fifo raw",
+        "--seconds",
+        "0.3",
+        "--rounds",
+        "1",
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(
+        stdout.lines().any(|l| l.starts_with("fifo raw ")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn bench_lists_rows() {
+    let out = ipckit(&["bench", "--list"]);
+    assert!(out.status.success());
+    let stdout = text(&out.stdout);
+    for name in ["pipe ", "pipe raw ", "fifo raw "] {
+        assert!(stdout.lines().any(|l| l.starts_with(name)), "{stdout}");
+    }
+}
+
+#[test]
+fn bad_options_give_clear_errors() {
+    let out = ipckit(&["bench", "--no-such-option"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--no-such-option"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = ipckit(&["bench", "--seconds", "soon"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("soon"), "{}", text(&out.stderr));
+
+    let out = ipckit(&["bench", "--rounds", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--rounds"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = ipckit(&["bench", "--filter", "carrier pigeon"]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("carrier pigeon") && stderr.contains("pipe raw"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+}
+
+#[test]
+fn unwritable_json_path_is_an_error_naming_it() {
+    let out = ipckit(&[
+        "bench",
+        "--filter",
+        "pipe raw",
+        "--seconds",
+        "0.2",
+        "--rounds",
+        "1",
+        "--json",
+        "/nonexistent-dir-ipckit/out.json",
+    ]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("/nonexistent-dir-ipckit/out.json"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,92 @@
+//! Deadlines and the wait policy shared by the queue and the channel.
+
+use std::time::{Duration, Instant};
+
+/// How a blocked `put`/`get` waits for the other side.
+///
+/// Parking costs nothing while waiting but a wake-up across cores costs tens of microseconds on
+/// virtual machines; spinning first answers in well under a microsecond when the other side is
+/// busy on another core, at the price of burning that core while it spins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WaitPolicy {
+    /// Sleep on a futex at once (after a handful of re-checks).
+    #[default]
+    Park,
+    /// Spin re-checking for up to the given time, then sleep on a futex.
+    SpinThenPark(Duration),
+}
+
+impl WaitPolicy {
+    pub(crate) fn spin_for(self) -> Duration {
+        match self {
+            WaitPolicy::Park => Duration::ZERO,
+            WaitPolicy::SpinThenPark(d) => d,
+        }
+    }
+}
+
+/// When a blocking operation gives up.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Deadline {
+    /// Do not wait (`try_`).
+    Now,
+    /// Wait until this instant (`_timeout`).
+    At(Instant),
+    /// Wait as long as it takes.
+    Never,
+}
+
+/// Sleeps longer than this are cut into slices, after each of which the waiter checks whether
+/// its peers are still alive.
+pub(crate) const SLICE: Duration = Duration::from_millis(100);
+
+impl Deadline {
+    pub(crate) fn after(timeout: Duration) -> Deadline {
+        match Instant::now().checked_add(timeout) {
+            Some(t) => Deadline::At(t),
+            None => Deadline::Never,
+        }
+    }
+
+    /// How long the next futex sleep may last; `None` when the deadline has passed.
+    pub(crate) fn slice(self) -> Option<Duration> {
+        match self {
+            Deadline::Now => None,
+            Deadline::Never => Some(SLICE),
+            Deadline::At(t) => {
+                let left = t.saturating_duration_since(Instant::now());
+                (!left.is_zero()).then(|| left.min(SLICE))
+            }
+        }
+    }
+
+    /// Spins for up to `spin` (never past the deadline) while `blocked()` holds. Returns true
+    /// if it stopped because `blocked()` turned false.
+    pub(crate) fn spin(self, spin: Duration, blocked: impl Fn() -> bool) -> bool {
+        if spin.is_zero() || matches!(self, Deadline::Now) {
+            return !blocked();
+        }
+        let start = Instant::now();
+        let end = match self {
+            Deadline::At(t) => t.min(start + spin),
+            _ => start + spin,
+        };
+        let mut rounds = 0u32;
+        loop {
+            for _ in 0..64 {
+                if !blocked() {
+                    return true;
+                }
+                std::hint::spin_loop();
+            }
+            if Instant::now() >= end {
+                return !blocked();
+            }
+            rounds += 1;
+            if rounds % 16 == 0 {
+                // On an oversubscribed machine the peer may be waiting for this very core.
+                std::thread::yield_now();
+            }
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! Process calls that need `unsafe`: `wait4`, `fork`, `_exit`, `pidfd_send_signal`, and the
+//! code that runs in a spawned child between `fork` and `exec` (`pre_exec`).
+
+use std::ffi::CStr;
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::unix::process::CommandExt;
+
+use super::cvt;
+use crate::error::ResultExt;
+use crate::process::{Child, Fork, Pid};
+
+/// What `wait4` reported: the child's ID, its raw status word and its resource usage.
+pub(crate) struct WaitResult {
+    pub(crate) pid: i32,
+    pub(crate) status: i32,
+    pub(crate) usage: libc::rusage,
+}
+
+/// `wait4(pid, &status, options, &rusage)`, retried on `EINTR`. `Ok(None)` when `WNOHANG` was
+/// given and no child has changed state.
+pub(crate) fn wait4(pid: i32, options: i32) -> io::Result<Option<WaitResult>> {
+    loop {
+        let mut status = 0;
+        let mut usage = MaybeUninit::<libc::rusage>::zeroed();
+        // SAFETY: `status` and `usage` are valid for writes of their types for the whole call.
+        let ret = unsafe { libc::wait4(pid, &mut status, options, usage.as_mut_ptr()) };
+        match cvt(ret) {
+            Ok(0) => return Ok(None),
+            Ok(pid) => {
+                return Ok(Some(WaitResult {
+                    pid,
+                    status,
+                    // SAFETY: zero-initialised, and filled by the kernel on success; every bit
+                    // pattern is a valid `rusage` (plain integers).
+                    usage: unsafe { usage.assume_init() },
+                }));
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `pidfd_send_signal(pidfd, sig, NULL, 0)`.
+pub(crate) fn pidfd_send_signal(pidfd: impl AsFd, sig: i32) -> io::Result<()> {
+    // SAFETY: the fd is valid (borrowed) for the call, a null siginfo and zero flags are
+    // allowed; the call touches no memory of ours.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_fd().as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    cvt(ret).map(drop)
+}
+
+/// `kill(pid, sig)`, where `pid` may be 0 or negative as `kill(2)` allows.
+pub(crate) fn kill(pid: i32, sig: i32) -> io::Result<()> {
+    // SAFETY: `kill` takes plain integers and touches no memory.
+    cvt(unsafe { libc::kill(pid, sig) }).map(drop)
+}
+
+/// `_exit(code)`: ends the process at once, without running destructors or `atexit` handlers
+/// and without flushing stdio buffers.
+pub(crate) fn exit_immediately(code: i32) -> ! {
+    // SAFETY: `_exit` is always safe to call; not running destructors is a leak, never UB.
+    unsafe { libc::_exit(code) }
+}
+
+/// Where `fork` returned.
+pub(crate) enum ForkResult {
+    Parent(i32),
+    Child,
+}
+
+/// `fork()`, returning the raw pid.
+///
+/// # Safety
+///
+/// In the child only the calling thread exists; if the parent had other threads, the child
+/// may only call async-signal-safe functions until it execs or exits (see `process::fork`).
+unsafe fn fork_raw() -> io::Result<ForkResult> {
+    // SAFETY: the caller upholds the rules for what the child may do.
+    match cvt(unsafe { libc::fork() })? {
+        0 => Ok(ForkResult::Child),
+        pid => Ok(ForkResult::Parent(pid)),
+    }
+}
+
+/// The work a spawned child does between `fork` and `exec`, prepared in the parent so the child
+/// allocates nothing.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ChildSetup {
+    /// `PR_SET_PDEATHSIG` signal and the parent's pid (to catch a parent that died before the
+    /// `prctl`).
+    pub(crate) death_signal: Option<(i32, i32)>,
+    /// `(fd in the parent, fd number in the child)`.
+    pub(crate) fds: Vec<(RawFd, RawFd)>,
+    /// Lowest fd number above every fd involved, for the temporary copies.
+    pub(crate) scratch_base: RawFd,
+    /// Call `setsid()`.
+    pub(crate) new_session: bool,
+}
+
+impl ChildSetup {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.death_signal.is_none() && self.fds.is_empty() && !self.new_session
+    }
+
+    /// Registers this setup to run in the child after std has set up stdin/stdout/stderr.
+    pub(crate) fn install(self, cmd: &mut std::process::Command) {
+        if self.is_empty() {
+            return;
+        }
+        let mut scratch = vec![-1; self.fds.len()];
+        // SAFETY: the closure only makes async-signal-safe system calls (setsid, prctl,
+        // getppid, kill, fcntl, dup2, close) and writes into `scratch`, which was allocated
+        // in the parent; it allocates nothing and takes no locks.
+        unsafe {
+            cmd.pre_exec(move || self.run_in_child(&mut scratch));
+        }
+    }
+
+    fn run_in_child(&self, scratch: &mut [RawFd]) -> io::Result<()> {
+        if self.new_session {
+            // SAFETY: `setsid` takes no arguments and touches no memory.
+            cvt(unsafe { libc::setsid() })?;
+        }
+        if let Some((sig, parent)) = self.death_signal {
+            // SAFETY: `prctl(PR_SET_PDEATHSIG, sig)` takes integers only.
+            cvt(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) })?;
+            // The parent may have died between fork and prctl: then the signal never comes.
+            // SAFETY: `getppid` takes no arguments.
+            if unsafe { libc::getppid() } != parent {
+                // SAFETY: `getpid` and `kill` take integers only.
+                cvt(unsafe { libc::kill(libc::getpid(), sig) })?;
+            }
+        }
+        // Two phases so that a target number equal to another source number is not clobbered:
+        // first copy every source above all numbers involved, then dup2 onto the targets.
+        for (slot, &(src, _)) in scratch.iter_mut().zip(&self.fds) {
+            // SAFETY: `fcntl(F_DUPFD_CLOEXEC)` on an fd the parent keeps open until spawn
+            // returns; integers only.
+            *slot = cvt(unsafe { libc::fcntl(src, libc::F_DUPFD_CLOEXEC, self.scratch_base) })?;
+        }
+        for (&tmp, &(_, dst)) in scratch.iter().zip(&self.fds) {
+            // SAFETY: integers only; dup2 clears close-on-exec on `dst`.
+            cvt(unsafe { libc::dup2(tmp, dst) })?;
+            // SAFETY: `tmp` is our own temporary copy.
+            unsafe { libc::close(tmp) };
+        }
+        Ok(())
+    }
+}
+
+/// `CommandExt::exec`: replaces the process image; returns only on failure.
+pub(crate) fn exec(cmd: &mut std::process::Command) -> io::Error {
+    cmd.exec()
+}
+
+/// The steps of `daemonize` after the first `fork`, as raw calls that are safe in a child of a
+/// multi-threaded parent. Returns in the daemon; every other process `_exit`s.
+///
+/// # Safety
+///
+/// As for [`fork`], and the caller's process must be one where continuing to run the caller's
+/// code in a forked child is sound (single-threaded).
+unsafe fn daemonize_raw(dev_null: &CStr, root: &CStr) -> io::Result<()> {
+    let (report_r, report_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    let report_w = std::os::fd::IntoRawFd::into_raw_fd(report_w);
+    let fail = |step: i32| -> ! {
+        let err = io::Error::last_os_error().raw_os_error().unwrap_or(0);
+        let msg = [step, err];
+        // SAFETY: writing 8 bytes from a local array to our own pipe end; async-signal-safe.
+        unsafe { libc::write(report_w, msg.as_ptr().cast(), std::mem::size_of_val(&msg)) };
+        exit_immediately(1)
+    };
+    // SAFETY: the caller upholds the fork rules; the child below only makes raw system calls.
+    let forked = unsafe { fork_raw() };
+    if forked.is_err() {
+        // SAFETY: our own write end, not yet shared with any process.
+        unsafe { libc::close(report_w) };
+    }
+    match forked.context_with(|| "daemonize: fork")? {
+        ForkResult::Parent(middle) => {
+            // Close our write end so EOF arrives when the daemon is set up (or gone).
+            // SAFETY: closing our copy of the write end, which nothing else owns here.
+            unsafe { libc::close(report_w) };
+            let mut buf = [0u8; 8];
+            let mut got = 0;
+            while got < buf.len() {
+                match rustix::io::read(&report_r, &mut buf[got..]) {
+                    Ok(0) => break,
+                    Ok(n) => got += n,
+                    Err(rustix::io::Errno::INTR) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let reaped = wait4(middle, 0)?;
+            if got == buf.len() {
+                let step = i32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
+                let errno = i32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]);
+                let what = [
+                    "fork",
+                    "setsid",
+                    "fork",
+                    "chdir to /",
+                    "open /dev/null",
+                    "dup2",
+                ]
+                .get(step as usize)
+                .copied()
+                .unwrap_or("set up");
+                return Err(crate::error::context(
+                    io::Error::from_raw_os_error(errno),
+                    format_args!("daemonize: {what}"),
+                ));
+            }
+            match reaped {
+                Some(r) if libc::WIFEXITED(r.status) && libc::WEXITSTATUS(r.status) == 0 => {
+                    exit_immediately(0)
+                }
+                _ => Err(io::Error::other(
+                    "daemonize: the intermediate process failed",
+                )),
+            }
+        }
+        ForkResult::Child => {
+            drop(report_r);
+            // SAFETY: integers only.
+            if unsafe { libc::setsid() } == -1 {
+                fail(1);
+            }
+            // SAFETY: still in a forked child; only raw calls follow until we return.
+            match unsafe { libc::fork() } {
+                -1 => fail(2),
+                0 => {}
+                _ => exit_immediately(0),
+            }
+            // SAFETY: a valid NUL-terminated path.
+            if unsafe { libc::chdir(root.as_ptr()) } == -1 {
+                fail(3);
+            }
+            // SAFETY: a valid NUL-terminated path; integers otherwise.
+            let null = unsafe { libc::open(dev_null.as_ptr(), libc::O_RDWR) };
+            if null == -1 {
+                fail(4);
+            }
+            for fd in 0..3 {
+                // SAFETY: integers only.
+                if unsafe { libc::dup2(null, fd) } == -1 {
+                    fail(5);
+                }
+            }
+            if null > 2 {
+                // SAFETY: our own fd from `open` above.
+                unsafe { libc::close(null) };
+            }
+            // SAFETY: our copy of the report pipe's write end; the reader sees EOF = success.
+            unsafe { libc::close(report_w) };
+            Ok(())
+        }
+    }
+}
+
+// The public `process::fork` and `process::daemonize` live here, with the rest of the unsafe
+// code, and are re-exported by `process`.
+
+/// Creates a child process that is a copy of this one (`fork(2)`).
+///
+/// # Safety
+///
+/// The child has only the calling thread. If this process has other threads (a test harness,
+/// a runtime, a logger), they may have held locks — in the allocator, in stdio, in any
+/// `Mutex` — that stay locked forever in the child. So, in the child of a multi-threaded
+/// process, do only async-signal-safe work (see
+/// [signal-safety(7)](https://man7.org/linux/man-pages/man7/signal-safety.7.html)): no
+/// allocation, no `println!`, no locks; then `exec` or [`exit_immediately`]. A
+/// single-threaded process's child may run any code. Either way the child should end with
+/// [`exit_immediately`], not by returning, so it does not run the parent's destructors and
+/// flush its buffers a second time.
+///
+/// [`exit_immediately`]: crate::process::exit_immediately
+///
+/// # Errors
+///
+/// `EAGAIN` (process limit) or `ENOMEM`.
+pub unsafe fn fork() -> io::Result<Fork> {
+    // SAFETY: the caller upholds the rules above.
+    match unsafe { fork_raw() }.context_with(|| "fork")? {
+        ForkResult::Child => Ok(Fork::Child),
+        ForkResult::Parent(pid) => Ok(Fork::Parent(Child::adopt(Pid::from_raw(pid)?, false)?)),
+    }
+}
+
+/// Turns this process into a daemon and returns in the daemon only.
+///
+/// Forks; the child calls `setsid` (a new session, no controlling terminal) and forks again
+/// so the daemon is not a session leader and can never acquire a terminal; the daemon changes
+/// to `/` and connects stdin, stdout and stderr to `/dev/null`. The original process waits
+/// until the daemon is set up, then exits with code 0 (`_exit`); the middle one exits at once,
+/// so the daemon is re-parented to init (or a subreaper). Other fds and the umask are kept.
+///
+/// # Safety
+///
+/// The daemon continues running the caller's code in a forked child, so the calling process
+/// must be single-threaded (see [`fork`](crate::process::fork)).
+///
+/// # Errors
+///
+/// In the original process, when a step fails (the message names it); the daemon is then not
+/// running.
+#[doc(alias = "daemon")]
+pub unsafe fn daemonize() -> io::Result<()> {
+    // SAFETY: the caller guarantees a single-threaded process.
+    unsafe { daemonize_raw(c"/dev/null", c"/") }
+}

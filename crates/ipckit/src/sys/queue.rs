@@ -1,0 +1,272 @@
+//! Raw access to the memory a queue shares with other processes: atomics at fixed offsets,
+//! bounds-checked byte copies in and out of the ring, and a glibc robust process-shared mutex.
+//!
+//! Everything here takes offsets, never pointers, and checks them against the mapping, so the
+//! safe `queue` module cannot reach outside its mapping whatever a peer wrote into the header.
+
+use std::io;
+use std::mem::{align_of, size_of};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Once;
+
+use super::mmap::Mapping;
+
+/// Bytes reserved for a `pthread_mutex_t` in a queue header.
+pub(crate) const MUTEX_BYTES: usize = 64;
+const _: () = assert!(size_of::<libc::pthread_mutex_t>() <= MUTEX_BYTES);
+/// Bytes a `pthread_mutex_t` really takes (40 on x86_64 glibc): the queue packs its indices
+/// into the rest of the mutex's cache line.
+pub(crate) const MUTEX_SIZE: usize = size_of::<libc::pthread_mutex_t>();
+
+/// A shared mapping seen as a queue's memory.
+///
+/// The seam to the rest of the crate: any `MAP_SHARED` mapping (today [`Mapping`], later a
+/// `shm::Segment`) can back it.
+#[derive(Debug)]
+pub(crate) struct Region {
+    map: Mapping,
+    // Copies of the mapping's address and length, so the hot path inlines.
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: `ptr` points into `map`, which is Send and Sync; Region only reaches the memory
+// through atomics and bounds-checked copies, as Mapping does.
+unsafe impl Send for Region {}
+// SAFETY: as above.
+unsafe impl Sync for Region {}
+
+/// How a robust mutex was acquired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Locked {
+    /// The previous owner unlocked it normally.
+    Clean,
+    /// The previous owner died holding it (`EOWNERDEAD`): the protected state must be repaired
+    /// and the mutex marked consistent before it is unlocked.
+    OwnerDied,
+}
+
+impl Region {
+    pub(crate) fn new(map: Mapping) -> Region {
+        Region {
+            ptr: map.as_ptr(),
+            len: map.len(),
+            map,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    fn check(&self, off: usize, len: usize, align: usize) -> io::Result<*mut u8> {
+        match off.checked_add(len) {
+            Some(end) if end <= self.len && off % align == 0 => {
+                // SAFETY: `off + len <= map.len()`, so the result stays inside the mapping.
+                Ok(unsafe { self.ptr.add(off) })
+            }
+            _ => Err(self.out_of_bounds(off, len)),
+        }
+    }
+
+    #[cold]
+    fn out_of_bounds(&self, off: usize, len: usize) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "queue memory access at offset {off} (+{len}) outside its {} byte mapping",
+                self.len
+            ),
+        )
+    }
+
+    #[cold]
+    fn bad_layout(&self, off: usize) -> ! {
+        panic!(
+            "queue layout offset {off} outside the {} byte mapping",
+            self.map.len()
+        )
+    }
+
+    /// The 32-bit atomic at `off`. Offsets come from the crate's own layout constants, so an
+    /// out-of-range one is a bug in this crate and panics.
+    #[inline]
+    pub(crate) fn u32_at(&self, off: usize) -> &AtomicU32 {
+        let Ok(ptr) = self.check(off, size_of::<AtomicU32>(), align_of::<AtomicU32>()) else {
+            self.bad_layout(off)
+        };
+        // SAFETY: in bounds and aligned (checked); the mapping lives as long as `self`; the
+        // memory is only ever accessed atomically at this offset by every process.
+        unsafe { AtomicU32::from_ptr(ptr.cast()) }
+    }
+
+    /// The 64-bit atomic at `off` (see [`Region::u32_at`]).
+    #[inline]
+    pub(crate) fn u64_at(&self, off: usize) -> &AtomicU64 {
+        let Ok(ptr) = self.check(off, size_of::<AtomicU64>(), align_of::<AtomicU64>()) else {
+            self.bad_layout(off)
+        };
+        // SAFETY: as in `u32_at`.
+        unsafe { AtomicU64::from_ptr(ptr.cast()) }
+    }
+
+    /// Copies `src` into the mapping at `off`.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidData` if the range leaves the mapping (a corrupted header computed it).
+    #[inline]
+    pub(crate) fn write(&self, off: usize, src: &[u8]) -> io::Result<()> {
+        let dst = self.check(off, src.len(), 1)?;
+        // SAFETY: `dst..dst+len` is inside the mapping (checked) and cannot overlap `src`, a
+        // private buffer. The protocol gives the range to this process alone (it lies in the
+        // ring's free space or a slot it owns); a peer breaking the protocol can only garble
+        // the bytes, which carry no validity invariant.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len()) };
+        Ok(())
+    }
+
+    /// Copies from the mapping at `off` into `dst`.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidData` if the range leaves the mapping.
+    #[inline]
+    pub(crate) fn read(&self, off: usize, dst: &mut [u8]) -> io::Result<()> {
+        let src = self.check(off, dst.len(), 1)?;
+        // SAFETY: as in `write`, with the roles swapped; any byte pattern is a valid `u8`.
+        unsafe { std::ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), dst.len()) };
+        Ok(())
+    }
+
+    /// Replaces the contents of `out` with the `len` bytes at `off` (no zero-filling first).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidData` if the range leaves the mapping.
+    #[inline]
+    pub(crate) fn read_to_vec(&self, off: usize, len: usize, out: &mut Vec<u8>) -> io::Result<()> {
+        let src = self.check(off, len, 1)?;
+        out.clear();
+        out.reserve(len);
+        // SAFETY: `src..src+len` is inside the mapping (checked); `out` has room for `len`
+        // bytes (reserved) and does not overlap the mapping; after the copy its first `len`
+        // bytes are initialised, so `set_len(len)` is sound.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src, out.as_mut_ptr(), len);
+            out.set_len(len);
+        }
+        Ok(())
+    }
+
+    fn mutex_ptr(&self, off: usize) -> *mut libc::pthread_mutex_t {
+        self.check(off, MUTEX_SIZE, align_of::<libc::pthread_mutex_t>())
+            .expect("queue layout offset")
+            .cast()
+    }
+
+    /// Initialises a process-shared robust mutex at `off` (`pthread_mutex_init` with
+    /// `PTHREAD_PROCESS_SHARED` and `PTHREAD_MUTEX_ROBUST`). Only the creator calls this, before
+    /// the queue is marked ready.
+    pub(crate) fn mutex_init(&self, off: usize) -> io::Result<()> {
+        let m = self.mutex_ptr(off);
+        let mut attr = std::mem::MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
+        // SAFETY: `attr` is initialised by pthread_mutexattr_init before any other use and
+        // destroyed at the end; `m` points to MUTEX_BYTES of our mapping that no other process
+        // uses yet (the queue is not marked ready).
+        unsafe {
+            pthread(libc::pthread_mutexattr_init(attr.as_mut_ptr()))?;
+            let res = pthread(libc::pthread_mutexattr_setpshared(
+                attr.as_mut_ptr(),
+                libc::PTHREAD_PROCESS_SHARED,
+            ))
+            .and_then(|()| {
+                pthread(libc::pthread_mutexattr_setrobust(
+                    attr.as_mut_ptr(),
+                    libc::PTHREAD_MUTEX_ROBUST,
+                ))
+            })
+            .and_then(|()| pthread(libc::pthread_mutex_init(m, attr.as_ptr())));
+            libc::pthread_mutexattr_destroy(attr.as_mut_ptr());
+            res
+        }
+    }
+
+    /// Locks the robust mutex at `off` (`pthread_mutex_lock`), spinning on `trylock` first for
+    /// `spins` rounds: critical sections are a few hundred nanoseconds, a futex sleep is tens
+    /// of microseconds on this kind of machine.
+    pub(crate) fn mutex_lock(&self, off: usize, spins: u32) -> io::Result<Locked> {
+        let m = self.mutex_ptr(off);
+        for round in 0..spins {
+            // SAFETY: `m` is a mutex initialised by the creator before the queue was marked
+            // ready (openers wait for that), inside our mapping.
+            let rc = unsafe { libc::pthread_mutex_trylock(m) };
+            match rc {
+                0 => return Ok(Locked::Clean),
+                libc::EOWNERDEAD => return Ok(Locked::OwnerDied),
+                libc::EBUSY => {
+                    // Back off exponentially so the holder's cache line is not stolen.
+                    for _ in 0..(1u32 << round.min(4)) {
+                        std::hint::spin_loop();
+                    }
+                }
+                e => return Err(mutex_error(e)),
+            }
+        }
+        // SAFETY: as above.
+        match unsafe { libc::pthread_mutex_lock(m) } {
+            0 => Ok(Locked::Clean),
+            libc::EOWNERDEAD => Ok(Locked::OwnerDied),
+            e => Err(mutex_error(e)),
+        }
+    }
+
+    /// Marks the robust mutex at `off` consistent after repairing the state it protects
+    /// (`pthread_mutex_consistent`); the caller holds it.
+    pub(crate) fn mutex_consistent(&self, off: usize) -> io::Result<()> {
+        // SAFETY: a ready mutex in our mapping, held by this thread.
+        pthread(unsafe { libc::pthread_mutex_consistent(self.mutex_ptr(off)) })
+    }
+
+    /// Unlocks the robust mutex at `off` (`pthread_mutex_unlock`); the caller holds it.
+    pub(crate) fn mutex_unlock(&self, off: usize) {
+        // SAFETY: a ready mutex in our mapping, held by this thread. Unlock of a held mutex
+        // cannot fail.
+        let _ = unsafe { libc::pthread_mutex_unlock(self.mutex_ptr(off)) };
+    }
+}
+
+fn pthread(rc: i32) -> io::Result<()> {
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(rc))
+    }
+}
+
+fn mutex_error(rc: i32) -> io::Error {
+    crate::error::context(
+        io::Error::from_raw_os_error(rc),
+        "lock queue mutex (shared header corrupted?)",
+    )
+}
+
+static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn after_fork_in_child() {
+    FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A number that changes in a child after every `fork` (a `pthread_atfork` child handler), so a
+/// handle inherited across fork can tell cheaply that it now lives in another process.
+pub(crate) fn fork_generation() -> u64 {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        // SAFETY: the handler only increments an atomic, which is async-signal-safe as a
+        // post-fork child handler must be; it is registered once.
+        unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
+    });
+    FORK_GENERATION.load(Ordering::Relaxed)
+}

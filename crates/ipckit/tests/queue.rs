@@ -1,0 +1,964 @@
+//! Integration tests of `ipckit::queue`: the MPMC `Queue` and the one-to-one channel, across
+//! real processes (fork and re-run roles), including a SIGKILL chaos test.
+
+#![allow(unsafe_code)] // fork, waitpid, kill and an anonymous mmap for test bookkeeping
+
+mod util;
+
+use std::io;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::SeqCst};
+use std::time::{Duration, Instant};
+
+use ipckit::queue::{
+    self, channel, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError,
+    TrySendError, WaitPolicy,
+};
+use ipckit::{CreationMode, Queue};
+use serde::{Deserialize, Serialize};
+
+/// Child processes forked by a test; killed and reaped on drop (also when the test fails).
+struct Children(Vec<i32>);
+
+impl Children {
+    fn new() -> Children {
+        Children(Vec::new())
+    }
+
+    /// Forks a child that runs `f` and exits with its return value (never returns to the
+    /// test harness, never runs destructors or atexit handlers).
+    fn fork(&mut self, f: impl FnOnce() -> i32) -> i32 {
+        // SAFETY: the child only runs `f` (queue operations, allocation: glibc's malloc is
+        // fork-safe) and then `_exit`s, never returning into the multi-threaded harness.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork: {}", io::Error::last_os_error());
+        if pid == 0 {
+            let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(101);
+            // SAFETY: terminates this child at once, as intended.
+            unsafe { libc::_exit(code) };
+        }
+        self.0.push(pid);
+        pid
+    }
+
+    /// Waits for `pid` and returns its raw wait status.
+    fn wait(&mut self, pid: i32) -> i32 {
+        let mut status = 0;
+        // SAFETY: waitpid on our own child with a valid status pointer.
+        let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert_eq!(rc, pid, "waitpid: {}", io::Error::last_os_error());
+        self.0.retain(|&p| p != pid);
+        status
+    }
+
+    /// Waits for `pid` and asserts it exited with code 0.
+    fn join(&mut self, pid: i32) {
+        let status = self.wait(pid);
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "child {pid} failed: status {status:#x}"
+        );
+    }
+
+    fn kill(&self, pid: i32) {
+        // SAFETY: kill(2) on our own child; no memory is involved.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for &pid in &self.0 {
+            // SAFETY: as in `kill` and `wait`.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+        }
+    }
+}
+
+/// Anonymous shared memory for test bookkeeping (counters the children write), as atomics.
+struct Board {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl Board {
+    fn new(len: usize) -> Board {
+        // SAFETY: a fresh anonymous shared mapping; checked for MAP_FAILED below.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(
+            ptr,
+            libc::MAP_FAILED,
+            "mmap: {}",
+            io::Error::last_os_error()
+        );
+        Board {
+            ptr: ptr.cast(),
+            len,
+        }
+    }
+
+    fn u64(&self, i: usize) -> &AtomicU64 {
+        assert!((i + 1) * 8 <= self.len);
+        // SAFETY: in bounds (asserted), 8-aligned (page-aligned base), zero-initialised,
+        // only accessed atomically, lives as long as `self`.
+        unsafe { AtomicU64::from_ptr(self.ptr.add(i * 8).cast()) }
+    }
+
+    fn u8(&self, at: usize) -> &AtomicU8 {
+        assert!(at < self.len);
+        // SAFETY: in bounds (asserted), only accessed atomically, lives as long as `self`.
+        unsafe { AtomicU8::from_ptr(self.ptr.add(at)) }
+    }
+}
+
+impl Drop for Board {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the range mapped in `new`.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+fn shm_exists(name: &str) -> bool {
+    std::path::Path::new("/dev/shm")
+        .join(name.trim_start_matches('/'))
+        .exists()
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Item {
+    producer: u32,
+    seq: u32,
+}
+
+#[test]
+fn fifo_per_producer_with_three_producers_and_two_consumers() {
+    let _wd = util::watchdog("fifo_per_producer", Duration::from_secs(60));
+    const N: u32 = 2000;
+    let q: Queue<Item> = Queue::new(8).unwrap();
+    let results: Queue<Vec<Item>> = queue::Options::new()
+        .capacity(4)
+        .byte_capacity(1 << 20)
+        .anonymous()
+        .unwrap();
+    let mut kids = Children::new();
+    let consumers: Vec<i32> = (0..2)
+        .map(|_| {
+            kids.fork(|| {
+                let mut got = Vec::new();
+                loop {
+                    match q.get() {
+                        Ok(item) => got.push(item),
+                        Err(RecvError::Disconnected) => break,
+                        Err(RecvError::Failed(_)) => return 2,
+                    }
+                }
+                match results.put(got) {
+                    Ok(()) => 0,
+                    Err(_) => 3,
+                }
+            })
+        })
+        .collect();
+    let producers: Vec<i32> = (0..3)
+        .map(|p| {
+            let q = &q;
+            kids.fork(move || {
+                for seq in 0..N {
+                    if q.put(Item { producer: p, seq }).is_err() {
+                        return 2;
+                    }
+                }
+                0
+            })
+        })
+        .collect();
+    for pid in producers {
+        kids.join(pid);
+    }
+    q.close().unwrap();
+    let mut all = Vec::new();
+    for _ in 0..2 {
+        let got = results.get_timeout(Duration::from_secs(30)).unwrap();
+        for p in 0..3 {
+            let seqs: Vec<u32> = got
+                .iter()
+                .filter(|i| i.producer == p)
+                .map(|i| i.seq)
+                .collect();
+            assert!(
+                seqs.windows(2).all(|w| w[0] < w[1]),
+                "producer {p}'s messages out of order at one consumer"
+            );
+        }
+        all.extend(got);
+    }
+    for pid in consumers {
+        kids.join(pid);
+    }
+    all.sort_by_key(|i| (i.producer, i.seq));
+    let expected: Vec<Item> = (0..3)
+        .flat_map(|producer| (0..N).map(move |seq| Item { producer, seq }))
+        .collect();
+    assert_eq!(all.len(), expected.len(), "lost or duplicated messages");
+    assert!(all == expected, "the set of received messages differs");
+}
+
+#[test]
+fn blocked_producer_sees_dead_consumers_as_disconnected() {
+    let _wd = util::watchdog("blocked_producer", Duration::from_secs(30));
+    let q: Queue<u32> = Queue::new(1).unwrap();
+    let mut kids = Children::new();
+    let child = kids.fork(|| match q.get() {
+        Ok(1) => 0,
+        _ => 1,
+    });
+    q.put(1).unwrap();
+    kids.join(child);
+    q.put(2).unwrap();
+    // The only other process that used the queue is gone: a put waiting for room is told so
+    // instead of hanging (Python's multiprocessing.Queue would hang here).
+    match q.put_timeout(3, Duration::from_secs(20)) {
+        Err(SendTimeoutError::Disconnected(3)) => {}
+        other => panic!("expected Disconnected(3), got {other:?}"),
+    }
+    assert_eq!(q.get().unwrap(), 2);
+}
+
+#[test]
+fn spin_then_park_policy_moves_messages_between_processes() {
+    let _wd = util::watchdog("spin_policy", Duration::from_secs(60));
+    let q: Queue<u64> = queue::Options::new()
+        .capacity(4)
+        .wait_policy(WaitPolicy::SpinThenPark(Duration::from_micros(20)))
+        .anonymous()
+        .unwrap();
+    let mut kids = Children::new();
+    let child = kids.fork(|| {
+        for i in 0..20_000u64 {
+            if q.put(i).is_err() {
+                return 1;
+            }
+        }
+        0
+    });
+    for i in 0..20_000u64 {
+        assert_eq!(q.get().unwrap(), i);
+    }
+    kids.join(child);
+}
+
+#[test]
+fn full_and_empty_and_timeouts_hand_messages_back() {
+    let _wd = util::watchdog("full_and_empty", Duration::from_secs(30));
+    let q: Queue<String> = Queue::new(2).unwrap();
+    assert!(q.is_empty());
+    match q.try_get() {
+        Err(TryRecvError::Empty) => {}
+        other => panic!("expected Empty, got {other:?}"),
+    }
+    match q.get_timeout(Duration::from_millis(20)) {
+        Err(RecvTimeoutError::Timeout) => {}
+        other => panic!("expected Timeout, got {other:?}"),
+    }
+    q.put("a".into()).unwrap();
+    q.try_put("b".into()).unwrap();
+    assert!(q.is_full());
+    assert_eq!(q.len(), 2);
+    match q.try_put("c".into()) {
+        Err(TrySendError::Full(m)) => assert_eq!(m, "c"),
+        other => panic!("expected Full, got {other:?}"),
+    }
+    match q.put_timeout("d".into(), Duration::from_millis(20)) {
+        Err(SendTimeoutError::Timeout(m)) => assert_eq!(m, "d"),
+        other => panic!("expected Timeout, got {other:?}"),
+    }
+    assert_eq!(q.get().unwrap(), "a");
+    assert_eq!(q.get_timeout(Duration::from_secs(1)).unwrap(), "b");
+
+    // The byte bound refuses a message the count bound would take.
+    let b = queue::Options::new()
+        .capacity(10)
+        .byte_capacity(100)
+        .anonymous::<()>()
+        .unwrap();
+    let bq = b.as_bytes();
+    bq.try_put(&[1; 60]).unwrap();
+    match bq.try_put(&[2; 60]) {
+        Err(TrySendError::Full(m)) => assert_eq!(m, &[2; 60][..]),
+        other => panic!("expected Full by bytes, got {other:?}"),
+    }
+    assert_eq!(b.used_bytes(), 60);
+    assert_eq!(bq.try_get().unwrap(), vec![1; 60]);
+    bq.try_put(&[2; 60]).unwrap();
+}
+
+#[test]
+fn close_lets_consumers_drain_then_disconnects() {
+    let _wd = util::watchdog("close", Duration::from_secs(30));
+    let q: Queue<u32> = Queue::new(8).unwrap();
+    let mut kids = Children::new();
+    // A consumer that blocks before anything is put and expects 1, 2, then Disconnected.
+    let child = kids.fork(|| {
+        let a = q.get();
+        let b = q.get();
+        let c = q.get();
+        match (a, b, c) {
+            (Ok(1), Ok(2), Err(RecvError::Disconnected)) => 0,
+            _ => 1,
+        }
+    });
+    q.put(1).unwrap();
+    q.put(2).unwrap();
+    q.close().unwrap();
+    assert!(q.is_closed());
+    match q.put(3) {
+        Err(SendError::Disconnected(m)) => assert_eq!(m, 3),
+        other => panic!("expected Disconnected, got {other:?}"),
+    }
+    match q.try_put(4) {
+        Err(TrySendError::Disconnected(4)) => {}
+        other => panic!("expected Disconnected, got {other:?}"),
+    }
+    kids.join(child);
+    match q.try_get() {
+        Err(TryRecvError::Disconnected) => {}
+        other => panic!("expected Disconnected after drain, got {other:?}"),
+    }
+}
+
+#[test]
+fn joinable_task_done_and_join() {
+    let _wd = util::watchdog("joinable", Duration::from_secs(30));
+    let q: Queue<u32> = Queue::new(8).unwrap();
+    let err = q.task_done().unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+    for i in 0..3 {
+        q.put(i).unwrap();
+    }
+    assert!(!q.join_timeout(Duration::from_millis(20)).unwrap());
+    let mut kids = Children::new();
+    let child = kids.fork(|| {
+        for _ in 0..3 {
+            if q.get().is_err() || q.task_done().is_err() {
+                return 1;
+            }
+        }
+        0
+    });
+    q.join().unwrap();
+    kids.join(child);
+    let err = q.task_done().unwrap_err();
+    assert!(err.to_string().contains("too many"), "{err}");
+    assert!(q.join_timeout(Duration::ZERO).unwrap());
+}
+
+#[test]
+fn role_named_producer() {
+    let Some(name) = util::role_arg("named_producer") else {
+        return;
+    };
+    let q: Queue<String> = Queue::open(&name).expect("open queue by name");
+    for i in 0..100 {
+        q.put(format!("message {i}")).expect("put");
+    }
+}
+
+#[test]
+fn opened_by_name_from_another_process() {
+    let _wd = util::watchdog("opened_by_name", Duration::from_secs(60));
+    let name = util::unique_name("queue-named");
+    {
+        let q: Queue<String> = Queue::create(&name, 4).unwrap();
+        assert!(shm_exists(&name));
+        let mut child = util::role_command("role_named_producer", "named_producer", &name)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        for i in 0..100 {
+            assert_eq!(
+                q.get_timeout(Duration::from_secs(20)).unwrap(),
+                format!("message {i}")
+            );
+        }
+        assert!(child.wait().unwrap().success());
+        // The producer is gone and the queue empty: a waiting get says so.
+        match q.get_timeout(Duration::from_secs(5)) {
+            Err(RecvTimeoutError::Disconnected) => {}
+            other => panic!("expected Disconnected, got {other:?}"),
+        }
+    }
+    assert!(!shm_exists(&name), "creator left /dev/shm/{name} behind");
+}
+
+#[test]
+fn bad_sizes_names_and_objects_give_clear_errors() {
+    let _wd = util::watchdog("bad_input", Duration::from_secs(30));
+    let err = Queue::<u8>::new(0).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("capacity"), "{err}");
+
+    let missing = util::unique_name("queue-missing");
+    let err = Queue::<u8>::open(&missing).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
+    assert!(err.to_string().contains(&missing), "{err}");
+    let err = Queue::<u8>::open("a/b").unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+
+    // Too large a message is handed back and the queue stays usable.
+    let q = queue::Options::new()
+        .capacity(4)
+        .byte_capacity(1024)
+        .max_message_size(64)
+        .anonymous::<Vec<u8>>()
+        .unwrap();
+    match q.try_put(vec![7; 100]) {
+        Err(TrySendError::Failed(m, e)) => {
+            assert_eq!(m.len(), 100);
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+            assert!(e.to_string().contains("64"), "{e}");
+        }
+        other => panic!("expected Failed, got {other:?}"),
+    }
+    q.put(vec![1, 2, 3]).unwrap();
+    assert_eq!(q.get().unwrap(), vec![1, 2, 3]);
+
+    // A message that does not decode as T is an error and is dropped; the queue goes on.
+    let typed: Queue<(u64, String)> = Queue::new(4).unwrap();
+    typed.as_bytes().put(&[0xff; 3]).unwrap();
+    typed.put((5, "ok".into())).unwrap();
+    match typed.get() {
+        Err(RecvError::Failed(e)) => assert_eq!(e.kind(), io::ErrorKind::InvalidData),
+        other => panic!("expected Failed, got {other:?}"),
+    }
+    assert_eq!(typed.get().unwrap(), (5, "ok".into()));
+
+    // An object that is not a queue.
+    let name = util::unique_name("queue-garbage");
+    let path = std::path::Path::new("/dev/shm").join(&name);
+    let mut junk = vec![0x42u8; 8192];
+    junk[12..16].copy_from_slice(&0x5245_4459u32.to_ne_bytes()); // "ready", wrong magic
+    std::fs::write(&path, &junk).unwrap();
+    let err = Queue::<u8>::open(&name).unwrap_err();
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+    assert!(err.to_string().contains("not an ipckit queue"), "{err}");
+}
+
+#[test]
+fn corrupted_header_is_an_error_not_a_crash() {
+    let _wd = util::watchdog("corrupted", Duration::from_secs(30));
+    let name = util::unique_name("queue-corrupt");
+    let q: Queue<u32> = Queue::create(&name, 4).unwrap();
+    q.put(1).unwrap();
+    // Overwrite the head index (offset 104 in layout version 1) with nonsense.
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(std::path::Path::new("/dev/shm").join(&name))
+        .unwrap();
+    f.write_at(&(u64::MAX - 7).to_le_bytes(), 104).unwrap();
+    match q.try_get() {
+        Err(TryRecvError::Failed(e)) => {
+            assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+            assert!(e.to_string().contains("corrupted"), "{e}");
+        }
+        other => panic!("expected Failed, got {other:?}"),
+    }
+    match q.try_put(2) {
+        Err(TrySendError::Failed(2, e)) => assert_eq!(e.kind(), io::ErrorKind::InvalidData),
+        other => panic!("expected Failed, got {other:?}"),
+    }
+    f.write_at(&0u64.to_le_bytes(), 104).unwrap();
+    assert_eq!(q.try_get().unwrap(), 1, "repaired header works again");
+    drop(q);
+    assert!(!shm_exists(&name));
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+struct Chaos {
+    seq: u64,
+    check: u64,
+    pad: Vec<u8>,
+}
+
+fn chaos_check(seq: u64) -> u64 {
+    seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xDEAD_BEEF
+}
+
+/// A tiny deterministic generator for kill timing and victims (xorshift).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+#[test]
+fn chaos_sigkill_never_loses_duplicates_or_wedges() {
+    let _wd = util::watchdog("chaos", Duration::from_secs(240));
+    const TOTAL: u64 = 200_000;
+    const KILLS: u64 = 600;
+    const PRODUCERS: usize = 3;
+    const CONSUMERS: usize = 2;
+    // Board: [0] next seq, [1] stop flag, [2..2+C] consumer busy flags, then per-seq bytes:
+    // committed (put returned) and seen (times a get returned it).
+    let base = 8 * 16;
+    let board_mem = Board::new(base + 2 * TOTAL as usize);
+    let board = &board_mem;
+    let committed = move |s: u64| board.u8(base + s as usize);
+    let seen = move |s: u64| board.u8(base + (TOTAL + s) as usize);
+    let q_mem: Queue<Chaos> = queue::Options::new()
+        .capacity(64)
+        .byte_capacity(4096)
+        .anonymous()
+        .unwrap();
+    let q = &q_mem;
+
+    let producer = move || loop {
+        let s = board.u64(0).fetch_add(1, SeqCst);
+        if s >= TOTAL {
+            return 0;
+        }
+        let msg = Chaos {
+            seq: s,
+            check: chaos_check(s),
+            pad: vec![s as u8; (s % 61) as usize],
+        };
+        if q.put(msg).is_err() {
+            return 2;
+        }
+        committed(s).store(1, SeqCst);
+    };
+    let consumer = move |c: usize| {
+        move || loop {
+            board.u64(2 + c).store(1, SeqCst);
+            match q.get_timeout(Duration::from_millis(50)) {
+                Ok(m) => {
+                    let len_ok = m.pad.len() == (m.seq % 61) as usize;
+                    if m.seq >= TOTAL || m.check != chaos_check(m.seq) || !len_ok {
+                        return 3; // garbage delivered
+                    }
+                    seen(m.seq).fetch_add(1, SeqCst);
+                    board.u64(2 + c).store(0, SeqCst);
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    board.u64(2 + c).store(0, SeqCst);
+                    if board.u64(1).load(SeqCst) != 0 {
+                        return 0;
+                    }
+                }
+                Err(_) => return 4,
+            }
+        }
+    };
+
+    let started = Instant::now();
+    let mut kids = Children::new();
+    // Slots: 0..PRODUCERS producers, then consumers.
+    let mut pids: Vec<i32> = (0..PRODUCERS).map(|_| kids.fork(producer)).collect();
+    for c in 0..CONSUMERS {
+        pids.push(kids.fork(consumer(c)));
+    }
+    let mut rng = Rng(0x1234_5678_9abc_def1);
+    let (mut kills, mut consumer_kills_mid_get, mut kills_of_producers) = (0u64, 0u64, 0u64);
+    while kills < KILLS {
+        // Spread the kills over the stream: wait for some progress or a short random time.
+        let target = board.u64(0).load(SeqCst) + rng.next() % (2 * TOTAL / KILLS);
+        let pause = Instant::now();
+        while board.u64(0).load(SeqCst) < target.min(TOTAL)
+            && pause.elapsed() < Duration::from_micros(200 + rng.next() % 2000)
+        {
+            std::hint::spin_loop();
+        }
+        let slot = (rng.next() % pids.len() as u64) as usize;
+        let pid = pids[slot];
+        kids.kill(pid);
+        let status = kids.wait(pid);
+        if libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL {
+            kills += 1;
+            if slot < PRODUCERS {
+                kills_of_producers += 1;
+            } else if board.u64(2 + slot - PRODUCERS).load(SeqCst) != 0 {
+                consumer_kills_mid_get += 1;
+            }
+        } else {
+            assert!(
+                libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+                "child in slot {slot} failed: status {status:#x}"
+            );
+        }
+        pids[slot] = if slot < PRODUCERS {
+            kids.fork(producer)
+        } else {
+            kids.fork(consumer(slot - PRODUCERS))
+        };
+    }
+    // Let the stream finish: producers exit when all sequence numbers are taken.
+    for &pid in &pids[..PRODUCERS] {
+        kids.join(pid);
+    }
+    let drain = Instant::now();
+    while !q.is_empty() {
+        assert!(
+            drain.elapsed() < Duration::from_secs(60),
+            "consumers stopped draining"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    board.u64(1).store(1, SeqCst);
+    for &pid in &pids[PRODUCERS..] {
+        kids.join(pid);
+    }
+
+    // The verdict.
+    let mut lost = Vec::new();
+    let (mut delivered, mut committed_n) = (0u64, 0u64);
+    for s in 0..TOTAL {
+        let n = seen(s).load(SeqCst);
+        assert!(n <= 1, "message {s} delivered {n} times");
+        delivered += u64::from(n);
+        if committed(s).load(SeqCst) == 1 {
+            committed_n += 1;
+            if n == 0 {
+                lost.push(s);
+            }
+        }
+    }
+    eprintln!(
+        "chaos: {kills} SIGKILLs ({kills_of_producers} producers, {} consumers of which \
+         {consumer_kills_mid_get} inside get), {TOTAL} sequence numbers, {committed_n} \
+         committed, {delivered} delivered, {} committed lost with a consumer killed inside \
+         get, {} lock-owner recoveries, {:?}",
+        kills - kills_of_producers,
+        lost.len(),
+        q.recoveries(),
+        started.elapsed()
+    );
+    assert!(kills >= 200);
+    assert!(committed_n >= TOTAL - kills_of_producers);
+    assert!(
+        lost.len() as u64 <= consumer_kills_mid_get,
+        "{} committed messages lost ({lost:?}) but only {consumer_kills_mid_get} consumers \
+         were killed while inside get",
+        lost.len()
+    );
+    // Still works, across processes.
+    assert!(q.is_empty());
+    let mut kids2 = Children::new();
+    let c = kids2.fork(|| match q.get_timeout(Duration::from_secs(10)) {
+        Ok(m) if m.seq == 7 && m.check == 1 => 0,
+        _ => 1,
+    });
+    q.put(Chaos {
+        seq: 7,
+        check: 1,
+        pad: vec![],
+    })
+    .unwrap();
+    kids2.join(c);
+    q.put(Chaos {
+        seq: 8,
+        check: 2,
+        pad: vec![1; 100],
+    })
+    .unwrap();
+    assert_eq!(q.get().unwrap().pad.len(), 100);
+    assert!(q.is_empty());
+}
+
+#[test]
+fn channel_keeps_order_across_fork() {
+    let _wd = util::watchdog("channel_order", Duration::from_secs(60));
+    for policy in [
+        WaitPolicy::Park,
+        WaitPolicy::SpinThenPark(Duration::from_micros(50)),
+    ] {
+        let (tx, rx) = channel::Options::new()
+            .capacity(16)
+            .max_message_size(64)
+            .wait_policy(policy)
+            .anonymous::<u64>()
+            .unwrap();
+        let mut kids = Children::new();
+        let child = kids.fork(|| {
+            for i in 0..50_000u64 {
+                if tx.send(i).is_err() {
+                    return 1;
+                }
+            }
+            0
+        });
+        drop(tx);
+        for i in 0..50_000u64 {
+            assert_eq!(rx.recv().unwrap(), i);
+        }
+        kids.join(child);
+        match rx.recv_timeout(Duration::from_secs(5)) {
+            Err(RecvTimeoutError::Disconnected) => {}
+            other => panic!("expected Disconnected once the sender exited, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn channel_try_and_timeout_hand_messages_back() {
+    let _wd = util::watchdog("channel_try", Duration::from_secs(30));
+    let (tx, rx) = channel::new::<String>(2).unwrap();
+    assert_eq!(tx.capacity(), 2);
+    match rx.try_recv() {
+        Err(TryRecvError::Empty) => {}
+        other => panic!("expected Empty, got {other:?}"),
+    }
+    match rx.recv_timeout(Duration::from_millis(20)) {
+        Err(RecvTimeoutError::Timeout) => {}
+        other => panic!("expected Timeout, got {other:?}"),
+    }
+    tx.send("a".into()).unwrap();
+    tx.try_send("b".into()).unwrap();
+    assert!(tx.is_full());
+    match tx.try_send("c".into()) {
+        Err(TrySendError::Full(m)) => assert_eq!(m, "c"),
+        other => panic!("expected Full, got {other:?}"),
+    }
+    match tx.send_timeout("d".into(), Duration::from_millis(20)) {
+        Err(SendTimeoutError::Timeout(m)) => assert_eq!(m, "d"),
+        other => panic!("expected Timeout, got {other:?}"),
+    }
+    match tx.try_send("x".repeat(2000)) {
+        Err(TrySendError::Failed(m, e)) => {
+            assert_eq!(m.len(), 2000);
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        }
+        other => panic!("expected Failed, got {other:?}"),
+    }
+    assert_eq!(rx.recv().unwrap(), "a");
+    assert_eq!(rx.try_recv().unwrap(), "b");
+    drop(rx);
+    match tx.try_send("e".into()) {
+        Err(TrySendError::Disconnected(m)) => assert_eq!(m, "e"),
+        other => panic!("expected Disconnected, got {other:?}"),
+    }
+    assert_eq!(
+        channel::new::<u8>(0).unwrap_err().kind(),
+        io::ErrorKind::InvalidInput
+    );
+}
+
+#[test]
+fn channel_killed_sender_gives_disconnected() {
+    let _wd = util::watchdog("channel_killed", Duration::from_secs(30));
+    let (tx, rx) = channel::new::<u32>(8).unwrap();
+    let mut kids = Children::new();
+    let child = kids.fork(|| {
+        for i in 0..100 {
+            if tx.send(i).is_err() {
+                return 1;
+            }
+        }
+        // Then hang in a full channel until killed.
+        loop {
+            let _ = tx.send(u32::MAX);
+        }
+    });
+    for i in 0..100 {
+        assert_eq!(rx.recv().unwrap(), i);
+    }
+    kids.kill(child);
+    // Not reaped yet: a zombie still counts as dead. Drain what it sent, then Disconnected.
+    let start = Instant::now();
+    loop {
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(v) => assert_eq!(v, u32::MAX),
+            Err(RecvTimeoutError::Disconnected) => break,
+            Err(e) => panic!("expected Disconnected, got {e:?}"),
+        }
+        assert!(start.elapsed() < Duration::from_secs(20));
+    }
+    let status = kids.wait(child);
+    assert!(libc::WIFSIGNALED(status));
+}
+
+#[test]
+fn role_channel_sender() {
+    let Some(name) = util::role_arg("channel_sender") else {
+        return;
+    };
+    let tx = channel::Options::new()
+        .mode(CreationMode::Open)
+        .sender::<String>(&name)
+        .expect("open channel sender");
+    for i in 0..1000 {
+        tx.send(format!("m{i}")).expect("send");
+    }
+}
+
+#[test]
+fn named_channel_between_unrelated_processes() {
+    let _wd = util::watchdog("channel_named", Duration::from_secs(60));
+    let name = util::unique_name("chan-named");
+    {
+        let rx = channel::Options::new()
+            .capacity(8)
+            .receiver::<String>(&name)
+            .unwrap();
+        let err = channel::Options::new()
+            .mode(CreationMode::Open)
+            .receiver::<String>(&name)
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ResourceBusy, "{err}");
+        let mut child = util::role_command("role_channel_sender", "channel_sender", &name)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        for i in 0..1000 {
+            assert_eq!(
+                rx.recv_timeout(Duration::from_secs(20)).unwrap(),
+                format!("m{i}")
+            );
+        }
+        assert!(child.wait().unwrap().success());
+        match rx.recv_timeout(Duration::from_secs(5)) {
+            Err(RecvTimeoutError::Disconnected) => {}
+            other => panic!("expected Disconnected, got {other:?}"),
+        }
+    }
+    assert!(!shm_exists(&name));
+}
+
+#[test]
+fn channel_chaos_sigkill_of_sender_and_receiver() {
+    let _wd = util::watchdog("channel_chaos", Duration::from_secs(240));
+    const TOTAL: u64 = 100_000;
+    const KILLS: u64 = 300;
+    // Board: [0] next seq, [1] stop, [2] receiver busy, [3] last seq received (+1),
+    // [4] order violations, then committed and seen bytes per seq.
+    let base = 8 * 8;
+    let board_mem = Board::new(base + 2 * TOTAL as usize);
+    let board = &board_mem;
+    let committed = move |s: u64| board.u8(base + s as usize);
+    let seen = move |s: u64| board.u8(base + (TOTAL + s) as usize);
+    let (tx_mem, rx_mem) = channel::Options::new()
+        .capacity(64)
+        .max_message_size(64)
+        .anonymous::<(u64, u64)>()
+        .unwrap();
+    let (tx, rx) = (&tx_mem, &rx_mem);
+    let sender = move || loop {
+        let s = board.u64(0).fetch_add(1, SeqCst);
+        if s >= TOTAL {
+            return 0;
+        }
+        if tx.send((s, chaos_check(s))).is_err() {
+            return 2;
+        }
+        committed(s).store(1, SeqCst);
+    };
+    let receiver = move || loop {
+        board.u64(2).store(1, SeqCst);
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok((s, check)) => {
+                if s >= TOTAL || check != chaos_check(s) {
+                    return 3;
+                }
+                // One sender at a time sends increasing numbers: the stream stays in order.
+                if s < board.u64(3).load(SeqCst) {
+                    board.u64(4).fetch_add(1, SeqCst);
+                }
+                board.u64(3).store(s + 1, SeqCst);
+                seen(s).fetch_add(1, SeqCst);
+                board.u64(2).store(0, SeqCst);
+            }
+            Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
+                board.u64(2).store(0, SeqCst);
+                if board.u64(1).load(SeqCst) != 0 {
+                    return 0;
+                }
+            }
+            Err(RecvTimeoutError::Failed(_)) => return 4,
+        }
+    };
+    let started = Instant::now();
+    let mut kids = Children::new();
+    let mut pids = [kids.fork(sender), kids.fork(receiver)];
+    let mut rng = Rng(0x0fed_cba9_8765_4321);
+    let (mut kills, mut receiver_kills_mid_recv, mut sender_kills) = (0u64, 0u64, 0u64);
+    while kills < KILLS {
+        let pause = Instant::now();
+        let wait = Duration::from_micros(100 + rng.next() % 1500);
+        while pause.elapsed() < wait {
+            std::hint::spin_loop();
+        }
+        let slot = (rng.next() % 2) as usize;
+        kids.kill(pids[slot]);
+        let status = kids.wait(pids[slot]);
+        if libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL {
+            kills += 1;
+            if slot == 0 {
+                sender_kills += 1;
+            } else if board.u64(2).load(SeqCst) != 0 {
+                receiver_kills_mid_recv += 1;
+            }
+        } else {
+            assert!(
+                libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+                "child {slot} failed: status {status:#x}"
+            );
+        }
+        pids[slot] = if slot == 0 {
+            kids.fork(sender)
+        } else {
+            kids.fork(receiver)
+        };
+    }
+    kids.join(pids[0]);
+    let drain = Instant::now();
+    while !rx.is_empty() {
+        assert!(
+            drain.elapsed() < Duration::from_secs(60),
+            "receiver stopped draining"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    board.u64(1).store(1, SeqCst);
+    kids.join(pids[1]);
+
+    let mut lost = 0u64;
+    let mut delivered = 0u64;
+    for s in 0..TOTAL {
+        let n = seen(s).load(SeqCst);
+        assert!(n <= 1, "message {s} delivered {n} times");
+        delivered += u64::from(n);
+        if committed(s).load(SeqCst) == 1 && n == 0 {
+            lost += 1;
+        }
+    }
+    eprintln!(
+        "channel chaos: {kills} SIGKILLs ({sender_kills} senders, {} receivers of which \
+         {receiver_kills_mid_recv} inside recv), {TOTAL} sequence numbers, {delivered} \
+         delivered, {lost} committed lost, {:?}",
+        kills - sender_kills,
+        started.elapsed()
+    );
+    assert_eq!(board.u64(4).load(SeqCst), 0, "messages out of order");
+    assert!(
+        lost <= receiver_kills_mid_recv,
+        "{lost} committed messages lost"
+    );
+    // Still works.
+    tx.send((1, 2)).unwrap();
+    assert_eq!(rx.recv().unwrap(), (1, 2));
+}
