@@ -34,10 +34,10 @@ impl_is_minus_one! { i32 i64 isize }
 pub(crate) mod futex;
 #[allow(dead_code)] // used by the shared-memory mechanisms as they land
 pub(crate) mod mmap;
-pub(crate) mod process;
-pub(crate) mod shm;
-pub(crate) mod queue;
 pub(crate) mod mq;
+pub(crate) mod process;
+pub(crate) mod queue;
+pub(crate) mod shm;
 pub(crate) mod signal;
 pub(crate) mod socket;
 pub(crate) mod sync;
