@@ -1,19 +1,24 @@
 //! The tutorials' `Semaphore(3)` with 5 processes: at most 3 are inside at any moment.
 //!
-//! Five worker processes (this same program, started with an argument) each wait on one
-//! shared [`Semaphore`] created with 3 permits, stay inside a little while, and leave. A shared
+//! As in the Python original, the parent makes one semaphore with 3 permits and forks five
+//! workers; each waits on the semaphore, stays inside a little while, and leaves. A shared
 //! array counts who is inside and the most that ever were; the parent checks that this never
-//! went above 3. A worker that dies inside would keep its permit (a futex semaphore has no
-//! undo); see `sync::SemaphoreSet` with `SEM_UNDO` for that.
+//! went above 3. Both live in anonymous shared memory, inherited by the forked children.
+//!
+//! A worker that dies inside would keep its permit (a futex semaphore has no undo); see
+//! `sync::SemaphoreSet` with `SEM_UNDO` for that.
 //!
 //! ```text
 //! cargo run --example semaphore_3_of_5
 //! ```
 
+// `fork` is unsafe; this program is single-threaded when it forks (see the SAFETY comment).
+#![allow(unsafe_code)]
+
 use std::io;
-use std::process::Command;
 use std::time::Duration;
 
+use ipckit::process::{self, Fork};
 use ipckit::shm::Array;
 use ipckit::sync::Semaphore;
 
@@ -25,26 +30,31 @@ const INSIDE: usize = 0;
 const MAX_INSIDE: usize = 1;
 
 fn main() -> io::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    match (args.get(1), args.get(2)) {
-        (Some(base), Some(id)) => worker(base, id),
-        _ => parent(),
+    let sem = Semaphore::anonymous(PERMITS)?;
+    let counters = Array::<u32>::anonymous(&[0, 0])?;
+
+    let mut children = Vec::new();
+    for id in 0..WORKERS {
+        // SAFETY: this example runs on one thread only, so the child may run any code; it
+        // ends with `exit_immediately`, never returning into `main`.
+        match unsafe { process::fork() }? {
+            Fork::Child => {
+                let code = match worker(id, &sem, &counters) {
+                    Ok(()) => 0,
+                    Err(e) => {
+                        eprintln!("worker {id}: {e}");
+                        1
+                    }
+                };
+                process::exit_immediately(code);
+            }
+            Fork::Parent(child) => children.push(child),
+        }
     }
-}
-
-fn parent() -> io::Result<()> {
-    let base = format!("ipckit-example-sem-{}", std::process::id());
-    let _sem = Semaphore::create(&format!("{base}-sem"), PERMITS)?;
-    let counters = Array::<u32>::create(&format!("{base}-counters"), 2)?;
-
-    let exe = std::env::current_exe()?;
-    let children = (0..WORKERS)
-        .map(|i| Command::new(&exe).args([&base, &i.to_string()]).spawn())
-        .collect::<io::Result<Vec<_>>>()?;
     for mut child in children {
         let status = child.wait()?;
         if !status.success() {
-            return Err(io::Error::other(format!("worker failed: {status}")));
+            return Err(io::Error::other(format!("a worker failed: {status:?}")));
         }
     }
 
@@ -55,9 +65,7 @@ fn parent() -> io::Result<()> {
     Ok(())
 }
 
-fn worker(base: &str, id: &str) -> io::Result<()> {
-    let sem = Semaphore::open(&format!("{base}-sem"))?;
-    let counters = Array::<u32>::open(&format!("{base}-counters"))?;
+fn worker(id: usize, sem: &Semaphore, counters: &Array<u32>) -> io::Result<()> {
     println!("worker {id}: waiting");
     sem.acquire()?;
     let inside = counters.fetch_add(INSIDE, 1)? + 1;
@@ -73,10 +81,9 @@ fn worker(base: &str, id: &str) -> io::Result<()> {
     if inside > PERMITS {
         return Err(io::Error::other(format!("{inside} workers inside at once")));
     }
-    // Only to make the overlap visible when run by hand; the semaphore does the ordering.
+    // Only to make the overlap visible; the semaphore does the ordering.
     std::thread::sleep(Duration::from_millis(200));
     counters.fetch_sub(INSIDE, 1)?;
     println!("worker {id}: leaving");
-    sem.release()?;
-    Ok(())
+    sem.release()
 }
