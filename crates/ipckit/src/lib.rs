@@ -11,6 +11,7 @@
 //! |---|---|
 //! | start, watch and reap worker processes; shell pipelines (`ps aux \| grep x`); daemons | [`process`] |
 //! | a byte stream from one process to a related one | [`pipe`] |
+//! | typed messages over a pipe or socket, `multiprocessing.Pipe` (one wire format, `WIRE.md`) | [`frame`], [`codec`] |
 //! | a byte stream between unrelated processes, shell peers (`echo > f`, `cat f`) | [`fifo`]: [`fifo::Fifo`], [`fifo::open_reader`], [`fifo::OpenOptions`] |
 //! | synchronisation only, notification, timeouts for blocking calls | [`signal`]: [`signal::send`], [`signal::Signals`], [`signal::with_timeout`], [`signal::ChildExits`] |
 //! | exchanging whole files, advisory locks | [`file`](mod@file): [`file::write_atomic`], [`file::Lock`] |
@@ -39,8 +40,10 @@ mod ipc_key;
 mod mode;
 mod sys;
 
+pub mod codec;
 pub mod fifo;
 pub mod file;
+pub mod frame;
 pub mod mq;
 pub mod pipe;
 pub mod process;
@@ -50,6 +53,7 @@ pub mod signal;
 pub mod socket;
 pub mod sync;
 
+pub use frame::Connection;
 pub use ipc_key::IpcKey;
 pub use mode::CreationMode;
 pub use process::Pid;

@@ -31,8 +31,8 @@ macro_rules! impl_is_minus_one {
 
 impl_is_minus_one! { i32 i64 isize }
 
+pub(crate) mod frame;
 pub(crate) mod futex;
-#[allow(dead_code)] // used by the shared-memory mechanisms as they land
 pub(crate) mod mmap;
 pub(crate) mod mq;
 pub(crate) mod process;
