@@ -36,3 +36,4 @@ pub(crate) mod mmap;
 pub(crate) mod shm;
 pub(crate) mod signal;
 pub(crate) mod socket;
+pub(crate) mod sync;

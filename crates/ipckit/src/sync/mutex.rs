@@ -1,0 +1,350 @@
+//! A process-shared mutex that reports when its previous owner died holding it.
+
+use std::fmt;
+use std::io;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use super::region::{Kind, Region};
+use crate::mode::CreationMode;
+use crate::sys::sync::{MutexLock, PthreadMutex};
+
+/// A mutual-exclusion lock shared between processes, robust against its owner dying:
+/// a glibc `pthread_mutex_t` with `PTHREAD_PROCESS_SHARED`, `PTHREAD_MUTEX_ROBUST` and
+/// `PTHREAD_MUTEX_ERRORCHECK`, in shared memory.
+///
+/// When a process (or thread) dies holding the lock — even by `SIGKILL` — the kernel hands it to
+/// the next locker, whose [`lock`](Mutex::lock) returns [`LockError::OwnerDied`] with the guard.
+/// The new owner repairs whatever the lock protects and calls
+/// [`MutexGuard::mark_consistent`]; if it drops the guard without doing so, the mutex becomes
+/// unusable for everyone ([`LockError::NotRecoverable`]), as POSIX specifies.
+///
+/// Uncontended locking and unlocking are a compare-and-swap in user space; a locker that finds
+/// the lock held retries briefly, then sleeps on the futex; unlocking makes a system call only
+/// when someone sleeps.
+///
+/// Get one with [`Mutex::create`] / [`Mutex::open`] (a named segment in `/dev/shm`, see
+/// [`Options`](super::Options) for the creation mode and permissions) or
+/// [`Mutex::anonymous`] (shared with the children forked afterwards).
+///
+/// The lock is not a container: it protects whatever the processes agree it protects (a shared
+/// segment, a file). Locking again from the thread that holds it fails with
+/// [`io::ErrorKind::Deadlock`] instead of hanging.
+///
+/// # Trust
+///
+/// Any process that can write the mutex's memory can break mutual exclusion or make the
+/// mutex fail, and since glibc keeps its list of robust mutexes a thread holds *inside* the
+/// mutexes, a hostile writer of a mutex this process holds can also corrupt that list. Give
+/// write access only to processes you trust (the default permissions are 0600).
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> std::io::Result<()> {
+/// use ipckit::sync::{LockError, Mutex};
+///
+/// let mutex = Mutex::anonymous()?;
+/// let guard = match mutex.lock() {
+///     Ok(guard) => guard,
+///     Err(LockError::OwnerDied(mut guard)) => {
+///         // repair the protected state here, then:
+///         guard.mark_consistent()?;
+///         guard
+///     }
+///     Err(e) => return Err(e.into()),
+/// };
+/// drop(guard);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// See [pthread_mutex_lock(3p)](https://man7.org/linux/man-pages/man3/pthread_mutex_lock.3p.html)
+/// and [pthread_mutex_consistent(3)](https://man7.org/linux/man-pages/man3/pthread_mutex_consistent.3.html).
+#[derive(Debug)]
+pub struct Mutex {
+    region: Region,
+    /// Guards of this handle alive in this process. glibc links a held robust mutex into its
+    /// thread's list through the mutex's own memory, so a handle dropped while a (leaked) guard
+    /// still holds the lock must not unmap that memory.
+    held: AtomicUsize,
+}
+
+impl Drop for Mutex {
+    fn drop(&mut self) {
+        if *self.held.get_mut() != 0 {
+            self.region.leak_mapping();
+        }
+    }
+}
+
+impl Mutex {
+    /// A new mutex in anonymous shared memory, shared with the children forked afterwards.
+    ///
+    /// # Errors
+    ///
+    /// When the memory cannot be mapped or the mutex initialised.
+    pub fn anonymous() -> io::Result<Mutex> {
+        Region::anonymous(Kind::Mutex, size_of::<PthreadMutex>(), init).map(Mutex::from_region)
+    }
+
+    /// Creates the named mutex `name` (`/dev/shm/<name>`, owner-only); the handle removes the
+    /// name on drop unless [`detach`](Mutex::detach)ed.
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::AlreadyExists`] if the name exists, `InvalidInput` for an invalid name.
+    pub fn create(name: &str) -> io::Result<Mutex> {
+        super::Options::new().open_mutex(name)
+    }
+
+    /// Opens the existing named mutex `name`.
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::NotFound`] if there is none; `InvalidInput` if the segment does not
+    /// hold an ipckit mutex.
+    pub fn open(name: &str) -> io::Result<Mutex> {
+        super::Options::new()
+            .mode(CreationMode::Open)
+            .open_mutex(name)
+    }
+
+    pub(crate) fn with_options(
+        name: &str,
+        mode: CreationMode,
+        permissions: u32,
+    ) -> io::Result<Mutex> {
+        Region::named(
+            name,
+            mode,
+            permissions,
+            Kind::Mutex,
+            size_of::<PthreadMutex>(),
+            init,
+        )
+        .map(Mutex::from_region)
+    }
+
+    fn from_region(region: Region) -> Mutex {
+        Mutex {
+            region,
+            held: AtomicUsize::new(0),
+        }
+    }
+
+    fn raw(&self) -> &PthreadMutex {
+        self.region.state()
+    }
+
+    fn result<'a>(&'a self, got: io::Result<MutexLock>, busy: LockError<'a>) -> LockResult<'a> {
+        match got {
+            Ok(MutexLock::Locked) => Ok(MutexGuard::new(self)),
+            Ok(MutexLock::OwnerDied) => Err(LockError::OwnerDied(MutexGuard::new(self))),
+            Ok(MutexLock::NotRecoverable) => Err(LockError::NotRecoverable),
+            Ok(MutexLock::Busy) => Err(busy),
+            Err(e) => Err(LockError::Io(e)),
+        }
+    }
+
+    /// Locks, sleeping while another process holds the lock (`pthread_mutex_lock`).
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::OwnerDied`] (locked, but the previous owner died),
+    /// [`LockError::NotRecoverable`], or [`LockError::Io`] (`Deadlock` when this thread
+    /// already holds it).
+    #[doc(alias = "pthread_mutex_lock")]
+    pub fn lock(&self) -> LockResult<'_> {
+        // A wake-up costs far more than a short wait for a holder that is about to unlock;
+        // the spin only reads the lock word, and glibc then takes it (or sleeps).
+        let raw = self.raw();
+        if raw.is_held() {
+            super::spin_until(|| !raw.is_held());
+        }
+        self.result(raw.lock(), LockError::WouldBlock)
+    }
+
+    /// Locks if nobody holds the lock (`pthread_mutex_trylock`).
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::WouldBlock`] when it is held, otherwise as [`lock`](Mutex::lock).
+    #[doc(alias = "pthread_mutex_trylock")]
+    pub fn try_lock(&self) -> LockResult<'_> {
+        self.result(self.raw().try_lock(), LockError::WouldBlock)
+    }
+
+    /// Locks, waiting at most `timeout` (`pthread_mutex_clocklock` on `CLOCK_MONOTONIC`).
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::TimedOut`] when the lock stayed held, otherwise as [`lock`](Mutex::lock).
+    #[doc(alias = "pthread_mutex_clocklock")]
+    pub fn lock_timeout(&self, timeout: Duration) -> LockResult<'_> {
+        self.result(self.raw().lock_timeout(timeout), LockError::TimedOut)
+    }
+
+    /// The shared-memory name ("/name") of a named mutex.
+    pub fn name(&self) -> Option<&str> {
+        self.region.name()
+    }
+
+    /// Keeps the name after this handle is dropped (only the creator removes it anyway).
+    pub fn detach(&mut self) {
+        self.region.detach();
+    }
+
+    /// Relocks after [`Condvar`](super::Condvar) released the lock for waiting.
+    pub(crate) fn relock(&self) -> LockResult<'_> {
+        self.lock()
+    }
+
+    /// Unlocks for a guard given up with [`MutexGuard::into_mutex`].
+    pub(crate) fn unlock_raw(&self) -> io::Result<()> {
+        self.raw().unlock()?;
+        self.held.fetch_sub(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+fn init(map: &crate::sys::mmap::Mapping) -> io::Result<()> {
+    crate::sys::sync::view::<PthreadMutex>(map, super::region::STATE_OFFSET)
+        .ok_or_else(|| io::Error::other("mutex segment too small"))?
+        .init()
+}
+
+/// What [`Mutex::lock`] and friends return.
+pub type LockResult<'a> = Result<MutexGuard<'a>, LockError<'a>>;
+
+/// Why locking did not simply succeed.
+pub enum LockError<'a> {
+    /// The lock is yours, but its previous owner died holding it: the state it protects may be
+    /// half-updated. Repair it and call [`MutexGuard::mark_consistent`]; dropping the guard
+    /// without that makes the mutex [`NotRecoverable`](LockError::NotRecoverable).
+    OwnerDied(MutexGuard<'a>),
+    /// An owner died and the next one unlocked without marking the state consistent: nobody can
+    /// lock this mutex any more (`ENOTRECOVERABLE`). Recreate it.
+    NotRecoverable,
+    /// [`Mutex::try_lock`]: someone else holds the lock.
+    WouldBlock,
+    /// [`Mutex::lock_timeout`]: the lock stayed held for the whole timeout.
+    TimedOut,
+    /// Any other error (`Deadlock` when the calling thread already holds the lock).
+    Io(io::Error),
+}
+
+impl LockError<'_> {
+    /// `true` for [`LockError::OwnerDied`].
+    pub fn is_owner_died(&self) -> bool {
+        matches!(self, LockError::OwnerDied(_))
+    }
+}
+
+impl fmt::Debug for LockError<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LockError::OwnerDied(_) => f.write_str("OwnerDied(..)"),
+            LockError::NotRecoverable => f.write_str("NotRecoverable"),
+            LockError::WouldBlock => f.write_str("WouldBlock"),
+            LockError::TimedOut => f.write_str("TimedOut"),
+            LockError::Io(e) => f.debug_tuple("Io").field(e).finish(),
+        }
+    }
+}
+
+impl fmt::Display for LockError<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LockError::OwnerDied(_) => {
+                f.write_str("the previous owner of the mutex died holding it")
+            }
+            LockError::NotRecoverable => f.write_str(
+                "the mutex is not recoverable: an owner died and the next one did not mark it \
+                 consistent",
+            ),
+            LockError::WouldBlock => f.write_str("the mutex is locked by someone else"),
+            LockError::TimedOut => f.write_str("timed out waiting for the mutex"),
+            LockError::Io(e) => write!(f, "mutex: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for LockError<'_> {}
+
+impl From<LockError<'_>> for io::Error {
+    /// Converts into an [`io::Error`]; an [`OwnerDied`](LockError::OwnerDied) guard is dropped
+    /// unmarked on the way, which makes the mutex not recoverable.
+    fn from(e: LockError<'_>) -> io::Error {
+        let kind = match &e {
+            LockError::OwnerDied(_) | LockError::NotRecoverable => io::ErrorKind::Other,
+            LockError::WouldBlock => io::ErrorKind::WouldBlock,
+            LockError::TimedOut => io::ErrorKind::TimedOut,
+            LockError::Io(io) => return io::Error::new(io.kind(), e.to_string()),
+        };
+        io::Error::new(kind, e.to_string())
+    }
+}
+
+/// Holds a [`Mutex`] locked; unlocks on drop (`pthread_mutex_unlock`).
+///
+/// A guard stays on the thread that locked (the lock belongs to that thread).
+pub struct MutexGuard<'a> {
+    mutex: &'a Mutex,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl<'a> MutexGuard<'a> {
+    fn new(mutex: &'a Mutex) -> MutexGuard<'a> {
+        mutex.held.fetch_add(1, Ordering::Relaxed);
+        MutexGuard {
+            mutex,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// Declares the protected state repaired after [`LockError::OwnerDied`]
+    /// (`pthread_mutex_consistent`); the mutex then works normally again.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` (`EINVAL`) when the mutex was not inconsistent.
+    #[doc(alias = "pthread_mutex_consistent")]
+    pub fn mark_consistent(&mut self) -> io::Result<()> {
+        self.mutex
+            .raw()
+            .consistent()
+            .map_err(|e| crate::error::context(e, "pthread_mutex_consistent (was the owner dead?)"))
+    }
+
+    /// The mutex this guard holds.
+    pub fn mutex(&self) -> &'a Mutex {
+        self.mutex
+    }
+
+    /// Gives up the guard without unlocking (the caller unlocks through `mutex.unlock_raw`).
+    pub(crate) fn into_mutex(self) -> &'a Mutex {
+        let mutex = self.mutex;
+        std::mem::forget(self);
+        mutex
+    }
+}
+
+impl fmt::Debug for MutexGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MutexGuard")
+            .field("mutex", &self.mutex.name())
+            .finish()
+    }
+}
+
+impl Drop for MutexGuard<'_> {
+    fn drop(&mut self) {
+        // Unlocking a mutex this thread holds only fails if a peer corrupted it; there is
+        // nothing better to do in a destructor than to leave it so.
+        if self.mutex.raw().unlock().is_ok() {
+            self.mutex.held.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
