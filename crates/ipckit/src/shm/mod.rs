@@ -6,6 +6,7 @@
 //! | [`SysVSegment`] | System V segment (`shmget`) | an [`IpcKey`](crate::IpcKey) (explicit or [`IpcKey::ftok`](crate::IpcKey::ftok)) | any process, Python's `sysv_ipc` |
 //! | [`FileMap`] | a regular file, `mmap`ed `MAP_SHARED` | a path | any process that maps the file |
 //! | [`AnonymousMap`] | anonymous `MAP_SHARED` memory | nothing | children forked after it was made |
+//! | [`Store`] | an object store in one named segment: create → write → seal → zero-copy read-only views | a name, object ids | any process using ipckit |
 //!
 //! All four copy bytes in and out with bounds-checked `read_at` / `write_at`; the memory is
 //! shared with other processes, so what is read is untrusted input. `as_ptr` and the unsafe
@@ -128,10 +129,12 @@ macro_rules! byte_access {
 
 mod map;
 mod segment;
+pub mod store;
 mod sysv;
 
 pub use map::{AnonymousMap, FileMap};
 pub use segment::{unlink, Options, Segment, NAME_MAX, SIZE_MAX};
+pub use store::{ObjectBuf, ObjectId, ObjectRef, Store};
 pub use sysv::{SysVOptions, SysVSegment};
 
 /// The error for a `read_at` / `write_at` range outside an object.

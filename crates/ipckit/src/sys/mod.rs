@@ -36,4 +36,5 @@ pub(crate) mod mmap;
 pub(crate) mod shm;
 pub(crate) mod signal;
 pub(crate) mod socket;
+pub(crate) mod store;
 pub(crate) mod sync;
