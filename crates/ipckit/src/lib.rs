@@ -17,6 +17,7 @@
 //! | exchanging whole files, advisory locks | [`file`](mod@file): [`file::write_atomic`], [`file::Lock`] |
 //! | connections by name or address, across hosts, fd passing, peer identity | [`socket`] |
 //! | large data between processes without copying through the kernel (Python `shared_memory`, `posix_ipc`, `sysv_ipc` peers) | [`shm`] |
+//! | large immutable objects (arrays, tensors) published once and read in place by any process, like Plasma | [`shm::Store`] |
 //!
 //! # Safety and unsafe code
 //!

@@ -220,9 +220,9 @@ fn views_are_read_only_mappings() {
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork: {}", io::Error::last_os_error());
     if pid == 0 {
-        // SAFETY (of the experiment): the address is mapped PROT_READ, so this store faults
-        // and the kernel kills the child before any memory changes; should it not fault, the
-        // child exits with 0 and the parent's assertion fails.
+        // SAFETY: the experiment: the address is mapped PROT_READ, so this store faults and
+        // the kernel kills the child before any memory changes; should it not fault, the child
+        // exits with 0 and the parent's assertion fails. `_exit` is async-signal-safe.
         unsafe {
             addr.write_volatile(b'X');
             libc::_exit(0);

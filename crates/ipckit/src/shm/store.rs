@@ -91,7 +91,7 @@ use crate::error::{invalid_input, ResultExt};
 use crate::mode::CreationMode;
 use crate::sys::mmap::Mapping;
 use crate::sys::store::{
-    cast_error, cast_slice, cast_slice_mut, process_alive, ObjectMem, RawEntry, RawHeader,
+    cast_error, cast_slice, cast_slice_mut, process_alive, table, ObjectMem, RawEntry, RawHeader,
     StoreMaps, HOLDERS,
 };
 use crate::sys::sync::{futex_wait, futex_wake, view};
@@ -830,6 +830,9 @@ impl Store {
     /// Takes the metadata lock (see the module docs), reclaiming after a dead owner.
     fn lock(&self) -> io::Result<Locked<'_>> {
         let header = self.header();
+        // The geometry was checked against the mapping when the store was opened.
+        let entries = table(&self.inner.maps.rw, TABLE_OFFSET, self.inner.geo.entries)
+            .ok_or_else(|| corrupt(self.name(), "the table does not fit the segment"))?;
         let me = std::process::id();
         let word = &header.lock;
         let patience = Instant::now() + LOCK_PATIENCE;
@@ -873,6 +876,7 @@ impl Store {
         let locked = Locked {
             store: self,
             header,
+            table: entries,
             me,
         };
         locked.check_header()?;
@@ -894,6 +898,7 @@ fn corrupt(name: &str, what: impl fmt::Display) -> io::Error {
 struct Locked<'a> {
     store: &'a Store,
     header: &'a RawHeader,
+    table: &'a [RawEntry],
     me: u32,
 }
 
@@ -931,11 +936,9 @@ impl Locked<'_> {
     }
 
     fn entry(&self, i: usize) -> io::Result<&RawEntry> {
-        let off = i
-            .checked_mul(size_of::<RawEntry>())
-            .and_then(|o| o.checked_add(TABLE_OFFSET));
-        off.and_then(|o| view(&self.store.inner.maps.rw, o))
-            .ok_or_else(|| self.corrupt(format_args!("table entry {i} outside the segment")))
+        self.table
+            .get(i)
+            .ok_or_else(|| self.corrupt(format_args!("table entry {i} outside the table")))
     }
 
     /// Reads entry `i`; `None` if free. Checks the state and, for used entries, the
@@ -991,9 +994,11 @@ impl Locked<'_> {
     /// Every used entry, checked, allocations not overlapping.
     fn live(&self) -> io::Result<Vec<(usize, Snap)>> {
         let mut out = Vec::new();
-        for i in 0..self.geo().entries {
-            if let Some(s) = self.snap(i)? {
-                out.push((i, s));
+        for (i, e) in self.table.iter().enumerate() {
+            if e.state.load(Relaxed) != FREE {
+                if let Some(s) = self.snap(i)? {
+                    out.push((i, s));
+                }
             }
         }
         Ok(out)
@@ -1030,12 +1035,11 @@ impl Locked<'_> {
 
     /// The used entry with `id` that is creating or sealed.
     fn find(&self, id: ObjectId) -> io::Result<Option<(usize, Snap)>> {
-        let n = self.geo().entries;
+        let n = self.table.len();
         let home = id.home(n);
         let words = id.words();
-        for k in 0..n {
-            let i = (home + k) % n;
-            let e = self.entry(i)?;
+        for i in (home..n).chain(0..home) {
+            let e = &self.table[i];
             let state = e.state.load(Acquire);
             if state != CREATING && state != SEALED {
                 continue;
@@ -1133,15 +1137,16 @@ impl Locked<'_> {
                 ));
             }
         }
-        let n = self.geo().entries;
+        let n = self.table.len();
+        let home = id.home(n);
         let evict = self.header.flags.load(Relaxed) & FLAG_EVICT != 0;
         let mut reclaimed = false;
         loop {
             let live = self.live()?;
             let gaps = self.gaps(&live)?;
-            let slot = (0..n)
-                .map(|k| (id.home(n) + k) % n)
-                .find(|&i| self.entry(i).is_ok_and(|e| e.state.load(Acquire) == FREE));
+            let slot = (home..n)
+                .chain(0..home)
+                .find(|&i| self.table[i].state.load(Acquire) == FREE);
             let gap = gaps.iter().find(|g| g.1 >= needed);
             if let (Some(i), Some(&(offset, _))) = (slot, gap) {
                 let e = self.entry(i)?;
@@ -1329,6 +1334,16 @@ impl Locked<'_> {
 /// even if the object is deleted. Dropping it releases the hold ([`release`](ObjectRef::release)
 /// reports errors instead). A hold belongs to the process (its pid): a child forked while the
 /// parent holds a view does not hold it.
+///
+/// The bytes cannot be written through a view, by type:
+///
+/// ```compile_fail
+/// # fn f(view: ipckit::shm::ObjectRef) {
+/// view[0] = 1; // error: cannot assign to data in dereference of `ObjectRef`
+/// # }
+/// ```
+///
+/// nor through its address: the view points into a `PROT_READ` mapping, so a write faults.
 pub struct ObjectRef {
     store: Store,
     mem: ObjectMem,

@@ -269,3 +269,21 @@ pub(crate) fn cast_error<T>(e: CastError, len: usize, addr: *const u8, what: &st
     };
     crate::error::invalid_input(format_args!("view {what} as [{ty}]: {why}"))
 }
+
+/// Views `n` table entries starting at `offset` in `map`, or `None` when they do not fit or
+/// are misaligned.
+pub(crate) fn table(map: &Mapping, offset: usize, n: usize) -> Option<&[RawEntry]> {
+    let len = n.checked_mul(std::mem::size_of::<RawEntry>())?;
+    if !map.contains(offset, len) {
+        return None;
+    }
+    let ptr = map.as_ptr().wrapping_add(offset).cast::<RawEntry>();
+    if !ptr.is_aligned() {
+        return None;
+    }
+    // SAFETY: the range lies inside the live mapping, which `&map` keeps mapped for the
+    // returned lifetime; alignment was checked; `RawEntry` is made of atomics only and accepts
+    // any bit pattern (it is `SharedState`), so shared views of memory other processes write
+    // are sound.
+    Some(unsafe { std::slice::from_raw_parts(ptr, n) })
+}
