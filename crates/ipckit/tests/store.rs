@@ -765,3 +765,127 @@ fn invalid_input_is_rejected() {
     shm::unlink(&name.0).unwrap();
     name.assert_gone();
 }
+
+// ---------------------------------------------------------------------------------------------
+// Many processes at once.
+
+/// Four processes create, seal, get, check and delete objects at the same time (and read each
+/// other's): every byte read is what its creator wrote and the table stays consistent.
+#[test]
+fn concurrent_processes_keep_the_table_consistent() {
+    let _dog = util::watchdog("concurrent_processes_keep_the_table_consistent", LIMIT);
+    let name = NameGuard::new("store-concurrent");
+    let store = Options::new()
+        .capacity(1 << 20)
+        .max_objects(64)
+        .open(&name.0)
+        .unwrap();
+    let children: Vec<_> = (1..=4)
+        .map(|k| {
+            ChildGuard::spawn(
+                "role_hammer",
+                "store-hammer",
+                &format!("{}:{k}:300", name.0),
+            )
+        })
+        .collect();
+    for child in children {
+        child.join();
+    }
+    let stats = store.stats().unwrap();
+    assert_eq!(
+        (stats.creating, stats.deleting, stats.used),
+        (0, 0, 0),
+        "{stats:?}"
+    );
+    drop(store);
+    name.assert_gone();
+}
+
+/// A process SIGKILLed at an arbitrary point of its work (possibly holding the lock, creating
+/// an object or holding views) never wedges the store: the next operations go on, and after
+/// `reclaim` nothing of it is left but objects it had sealed.
+#[test]
+fn process_killed_at_any_point_leaves_a_usable_store() {
+    let _dog = util::watchdog("process_killed_at_any_point", LIMIT);
+    let name = NameGuard::new("store-kill-any");
+    let store = Options::new()
+        .capacity(1 << 20)
+        .max_objects(64)
+        .open(&name.0)
+        .unwrap();
+    for round in 0..6u64 {
+        let _ = store.delete(id(READY));
+        let child = ChildGuard::spawn(
+            "role_hammer",
+            "store-hammer",
+            &format!("{}:{}:0", name.0, round + 10),
+        );
+        drop(store.get_timeout(id(READY), WAIT).unwrap().expect("ready"));
+        // Let the child run a varying number of its own operations before the kill.
+        for _ in 0..round * 3 {
+            let _ = store.contains(id(NEVER));
+        }
+        child.kill();
+        store.reclaim().unwrap();
+        let stats = store.stats().unwrap();
+        assert_eq!(
+            (stats.creating, stats.deleting),
+            (0, 0),
+            "round {round}: {stats:?}"
+        );
+        for obj in store.list().unwrap() {
+            assert_eq!(obj.holds, 0, "round {round}: {obj:?} still held");
+        }
+        put(&store, 1000 + round, &pattern(round, 5000));
+        let view = store.try_get(id(1000 + round)).unwrap().unwrap();
+        assert!(view[..] == pattern(round, 5000)[..]);
+    }
+    drop(store);
+    name.assert_gone();
+}
+
+/// `name:k:iterations` (0 = until killed, announcing READY after the first round): creates,
+/// fills, seals, gets, checks and deletes objects with ids `k << 32 | i`, also reading the
+/// objects other hammers have sealed meanwhile.
+#[test]
+fn role_hammer() {
+    let Some(arg) = util::role_arg("store-hammer") else {
+        return;
+    };
+    let mut parts = arg.split(':');
+    let name = parts.next().unwrap();
+    let k: u64 = parts.next().unwrap().parse().unwrap();
+    let rounds: u64 = parts.next().unwrap().parse().unwrap();
+    let store = Store::open(name).unwrap();
+    let mut i = 0u64;
+    loop {
+        let key = k << 32 | i;
+        let len = 100 + (i as usize * 997) % 20_000;
+        let data = pattern(key, len);
+        let mut buf = store.create_object(id(key), len).unwrap();
+        buf.copy_from_slice(&data);
+        buf.seal().unwrap();
+        let view = store.get_timeout(id(key), WAIT).unwrap().unwrap();
+        assert!(view[..] == data[..], "object {key:#x} changed");
+        // Someone else's object, if any is there: its bytes are its creator's pattern.
+        for other in store.list().unwrap() {
+            if let Some(v) = store.try_get(other.id).unwrap() {
+                let n = u64::from_le_bytes(other.id.as_bytes()[..8].try_into().unwrap());
+                if n >> 32 != 0 {
+                    assert!(v[..] == pattern(n, v.len())[..], "object {n:#x} corrupted");
+                }
+            }
+            break;
+        }
+        drop(view);
+        store.delete(id(key)).unwrap();
+        if i == 0 && rounds == 0 {
+            put(&store, READY, b"r");
+        }
+        i += 1;
+        if rounds != 0 && i == rounds {
+            return;
+        }
+    }
+}
