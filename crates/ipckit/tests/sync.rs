@@ -334,6 +334,7 @@ fn semaphore_of_three_never_admits_a_fourth_of_five_processes() {
     assert_eq!(counters.at(2).load(Ordering::SeqCst), 5 * HOLDER_ROUNDS);
     let max = counters.at(1).load(Ordering::SeqCst);
     assert!((1..=3).contains(&max), "max holders {max}");
+    eprintln!("Semaphore(3): at most {max} holders at once");
     assert_eq!(counters.at(0).load(Ordering::SeqCst), 0);
     assert_eq!(sem.value(), 3);
     drop(sem);
@@ -739,6 +740,32 @@ fn role_sysv_undo() {
         .unwrap();
     // …then wait until the test took the announcement (semaphore 1 back at 0), and exit.
     set.op(&[SemOp::new(1, 0)]).unwrap();
+}
+
+#[test]
+fn role_sysv_undo_killed() {
+    let Some(arg) = role_arg("role_sysv_undo_killed") else {
+        return;
+    };
+    let _dog = watchdog("SEM_UNDO child to be killed", LIMIT);
+    let set = SemaphoreSet::open(IpcKey::from_raw(arg.parse().unwrap())).unwrap();
+    set.op(&[SemOp::new(0, -2).undo(), SemOp::new(1, 1)])
+        .unwrap();
+    loop {
+        std::thread::park();
+    }
+}
+
+#[test]
+fn sysv_undo_gives_permits_back_when_the_holder_is_sigkilled() {
+    let _dog = watchdog("SEM_UNDO after SIGKILL", LIMIT);
+    let set = fresh_set(2);
+    set.set_all(&[3, 0]).unwrap();
+    let child = Proc::role("role_sysv_undo_killed", &set.key().as_raw().to_string());
+    set.op(&[SemOp::new(1, -1)]).unwrap();
+    assert_eq!(set.get(0).unwrap(), 1, "the child holds 2 of 3");
+    child.kill();
+    assert_eq!(set.get(0).unwrap(), 3, "SEM_UNDO gave both back");
 }
 
 #[test]

@@ -16,6 +16,23 @@ impl RawCondvar {
         self.waiters.store(0, Relaxed);
     }
 
+    /// Waits for a notify: reads the sequence (the caller holds the mutex), calls `unlock`,
+    /// sleeps; the caller relocks. `Ok(Ok(false))` on timeout; `Err` when `unlock` failed
+    /// (the mutex is still held), `Ok(Err)` when the futex wait failed.
+    pub(crate) fn wait(
+        &self,
+        unlock: impl FnOnce() -> io::Result<()>,
+        timeout: Option<Duration>,
+    ) -> io::Result<io::Result<bool>> {
+        // Read the sequence while holding the mutex: a notify after we unlock changes it, so
+        // the futex wait below returns at once instead of missing it.
+        let seq = self.seq.load(SeqCst);
+        self.waiters.fetch_add(1, SeqCst);
+        let waited = unlock().map(|()| futex_wait(&self.seq, seq, timeout));
+        self.waiters.fetch_sub(1, SeqCst);
+        waited
+    }
+
     pub(crate) fn notify(&self, n: u32) {
         self.seq.fetch_add(1, SeqCst);
         if self.waiters.load(SeqCst) != 0 {
@@ -139,19 +156,12 @@ impl Condvar {
         guard: MutexGuard<'a>,
         timeout: Option<Duration>,
     ) -> Result<(MutexGuard<'a>, WaitTimeoutResult), LockError<'a>> {
-        let raw = self.raw();
-        // Read the sequence while holding the mutex: a notify after we unlock changes it, so
-        // the futex wait below returns at once instead of missing it.
-        let seq = raw.seq.load(SeqCst);
-        raw.waiters.fetch_add(1, SeqCst);
         let mutex: &'a Mutex = guard.into_mutex();
-        if let Err(e) = mutex.unlock_raw() {
+        let waited = match self.raw().wait(|| mutex.unlock_raw(), timeout) {
+            Ok(waited) => waited,
             // Only a corrupted mutex fails to unlock; it stays (unusably) held.
-            raw.waiters.fetch_sub(1, SeqCst);
-            return Err(LockError::Io(e));
-        }
-        let waited = futex_wait(&raw.seq, seq, timeout);
-        raw.waiters.fetch_sub(1, SeqCst);
+            Err(unlock_failed) => return Err(LockError::Io(unlock_failed)),
+        };
         let guard = mutex.relock()?;
         match waited {
             Ok(woken) => Ok((guard, WaitTimeoutResult(!woken))),

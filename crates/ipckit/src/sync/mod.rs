@@ -166,22 +166,27 @@ impl Options {
     }
 }
 
-/// How many times a waiter re-checks before it sleeps: a wake-up costs far more (tens of
-/// microseconds on a VM) than a few hundred pause instructions.
-const SPIN: u32 = 200;
+/// How long a waiter re-checks before it sleeps: a wake-up costs far more (about 60 µs on a
+/// VM, see DESIGN.md) than spinning while a peer on another core is about to answer.
+const SPIN_FOR: Duration = Duration::from_micros(10);
 
-/// Spins briefly until `ready` holds; `true` if it did.
+/// Spins briefly (at most [`SPIN_FOR`]) until `ready` holds; `true` if it did.
 fn spin_until(mut ready: impl FnMut() -> bool) -> bool {
     if !multi_core() {
         return false;
     }
-    for _ in 0..SPIN {
-        std::hint::spin_loop();
-        if ready() {
-            return true;
+    let start = Instant::now();
+    loop {
+        for _ in 0..32 {
+            std::hint::spin_loop();
+            if ready() {
+                return true;
+            }
+        }
+        if start.elapsed() >= SPIN_FOR {
+            return false;
         }
     }
-    false
 }
 
 /// Whether spinning can help: on one CPU the holder cannot run while we spin.

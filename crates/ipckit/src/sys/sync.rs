@@ -3,6 +3,13 @@
 //!
 //! Everything here that touches shared memory takes a pointer into a live mapping; the safe
 //! `sync` module owns the mappings and keeps them alive for as long as these views are used.
+//!
+//! Embedding a primitive in another shared structure (a queue header, a value's lock): put the
+//! `#[repr(C)]` state type ([`PthreadMutex`], [`RawSemaphore`], [`RawEvent`], [`RawCondvar`],
+//! [`RawBarrier`]) in your own `#[repr(C)]` header at an 8-aligned offset, get a `&T` with
+//! [`view`], call its `init` once before publishing the header, then use its crate-internal
+//! methods (`acquire`/`release`, `wait`/`set`, `lock`/`unlock`, `wait`/`notify`), which are
+//! what the public `sync` types call too.
 
 use std::cell::UnsafeCell;
 use std::ffi::CStr;
@@ -412,7 +419,7 @@ pub(crate) fn view<T: SharedState>(map: &super::mmap::Mapping, offset: usize) ->
 #[repr(C)]
 #[derive(Debug)]
 pub(crate) struct Header {
-    /// [`Header::MAGIC`] once the creator finished initialising the segment.
+    /// The `sync` magic number once the creator finished initialising the segment.
     pub(crate) magic: AtomicU32,
     pub(crate) version: AtomicU32,
     /// Which primitive (one of the `KIND_*` constants of `sync`).
