@@ -562,8 +562,9 @@ pub struct Store {
 }
 
 impl Store {
-    /// Creates the store `name` with `capacity` bytes of object data and the default table
-    /// (1024 objects), failing if the name exists.
+    /// Creates the store `name` (`shm_open` with `O_CREAT | O_EXCL`, `fallocate`, `mmap`) with
+    /// `capacity` bytes of object data and the default table (1024 objects), failing if the
+    /// name exists.
     ///
     /// # Errors
     ///
@@ -572,7 +573,9 @@ impl Store {
         Options::new().capacity(capacity).open(name)
     }
 
-    /// Opens the existing store `name`.
+    /// Opens the existing store `name` (`shm_open`, `mmap` twice: read-write for the table,
+    /// read-only for views) and checks its header. Every process using a store needs
+    /// read-write access to it: getting a view records a hold in the table.
     ///
     /// # Errors
     ///
@@ -631,7 +634,8 @@ impl Store {
         self.inner.detached.store(true, Relaxed);
     }
 
-    /// Reserves `size` bytes for a new object `id` and returns its writable buffer.
+    /// Reserves `size` bytes (0 is allowed) for a new object `id` and returns its writable
+    /// buffer.
     ///
     /// When the object does not fit, dead processes' objects and holds are reclaimed first;
     /// then, if the store evicts, sealed objects nobody holds are evicted (least recently
@@ -660,7 +664,8 @@ impl Store {
         })
     }
 
-    /// A read-only view of the sealed object `id`, waiting until it is sealed.
+    /// A read-only view of the sealed object `id`, waiting until it is sealed (`FUTEX_WAIT`
+    /// on the store's seal counter). Costs the same whatever the object's size: no copy.
     ///
     /// # Errors
     ///
@@ -1586,6 +1591,20 @@ mod tests {
         drop(view);
         let stats = store.stats().unwrap();
         assert_eq!((stats.used, stats.deleting), (0, 0));
+    }
+
+    #[test]
+    fn empty_objects() {
+        let store = Store::create(&name("empty"), 4096).unwrap();
+        store
+            .create_object(ObjectId::from_u64(1), 0)
+            .unwrap()
+            .seal()
+            .unwrap();
+        let view = store.try_get(ObjectId::from_u64(1)).unwrap().unwrap();
+        assert!(view.is_empty());
+        assert!(view.as_slice_of::<f64>().unwrap().is_empty());
+        assert_eq!(store.stats().unwrap().used, ALIGN);
     }
 
     #[test]
