@@ -524,6 +524,13 @@ struct Snap {
     sealed_at: u64,
 }
 
+/// What [`Locked::scan`] found.
+struct Scan {
+    live: Vec<(usize, Snap)>,
+    found: Option<(usize, Snap)>,
+    slot: Option<usize>,
+}
+
 struct Inner {
     seg: Segment,
     maps: Arc<StoreMaps>,
@@ -1128,9 +1135,34 @@ impl Locked<'_> {
         Ok(false)
     }
 
+    /// One pass over the table from `id`'s home entry: every used entry (checked), the
+    /// creating or sealed entry with `id`, and the first free entry.
+    fn scan(&self, id: ObjectId, home: usize) -> io::Result<Scan> {
+        let n = self.table.len();
+        let (mut live, mut found, mut slot) = (Vec::new(), None, None);
+        for i in (home..n).chain(0..home) {
+            if self.table[i].state.load(Acquire) == FREE {
+                slot = slot.or(Some(i));
+            } else if let Some(s) = self.snap(i)? {
+                if s.id == id && (s.state == CREATING || s.state == SEALED) {
+                    found = Some((i, s));
+                }
+                live.push((i, s));
+            }
+        }
+        Ok(Scan { live, found, slot })
+    }
+
     fn create(&self, id: ObjectId, size: usize, needed: usize) -> io::Result<(usize, u32, usize)> {
-        if let Some((i, s)) = self.find(id)? {
-            if !self.reclaim_if_orphan(i, &s)? {
+        let home = id.home(self.table.len());
+        let evict = self.header.flags.load(Relaxed) & FLAG_EVICT != 0;
+        let mut reclaimed = false;
+        loop {
+            let Scan { live, found, slot } = self.scan(id, home)?;
+            if let Some((i, s)) = found {
+                if self.reclaim_if_orphan(i, &s)? {
+                    continue;
+                }
                 let what = if s.state == SEALED {
                     "sealed"
                 } else {
@@ -1141,17 +1173,7 @@ impl Locked<'_> {
                     format!("object store {}: object {id} exists ({what})", self.name()),
                 ));
             }
-        }
-        let n = self.table.len();
-        let home = id.home(n);
-        let evict = self.header.flags.load(Relaxed) & FLAG_EVICT != 0;
-        let mut reclaimed = false;
-        loop {
-            let live = self.live()?;
             let gaps = self.gaps(&live)?;
-            let slot = (home..n)
-                .chain(0..home)
-                .find(|&i| self.table[i].state.load(Acquire) == FREE);
             let gap = gaps.iter().find(|g| g.1 >= needed);
             if let (Some(i), Some(&(offset, _))) = (slot, gap) {
                 let e = self.entry(i)?;
