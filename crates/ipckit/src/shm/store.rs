@@ -270,15 +270,15 @@ impl Options {
         self
     }
 
-    /// The bytes of object data a new store holds (required to create one; rounded up to
-    /// [`ALIGN`]). Every object takes its size rounded up to [`ALIGN`] (at least [`ALIGN`]).
+    /// The bytes of object data a store this call creates holds (required to create one;
+    /// rounded up to [`ALIGN`]; an existing store keeps its own). Every object takes its size rounded up to [`ALIGN`] (at least [`ALIGN`]).
     pub fn capacity(&mut self, bytes: usize) -> &mut Options {
         self.capacity = Some(bytes);
         self
     }
 
-    /// How many objects (sealed, being created or awaiting deletion) a new store can hold at
-    /// once: the size of its table, 1024 by default, at most [`MAX_OBJECTS_LIMIT`].
+    /// How many objects (sealed, being created or awaiting deletion) a store this call creates
+    /// can hold at once: the size of its table, 1024 by default, at most [`MAX_OBJECTS_LIMIT`].
     pub fn max_objects(&mut self, n: usize) -> &mut Options {
         self.max_objects = n;
         self
@@ -316,18 +316,45 @@ impl Options {
             }
             (_, Some(cap)) => Some(Geometry::new(name, cap, self.max_objects)?),
         };
-        let mut opts = super::Options::new();
-        opts.mode(self.mode).permissions(self.permissions);
-        if let Some(geo) = &geo {
-            opts.size(geo.total);
-        }
         let flags = if self.evict { FLAG_EVICT } else { 0 };
-        let seg = opts.open_with_init(name, |seg| {
-            let geo = geo
-                .as_ref()
-                .ok_or_else(|| io::Error::other("no geometry"))?;
-            init(seg.mapping(), geo, flags)
-        })?;
+        let create = |geo: &Geometry| {
+            super::Options::new()
+                .mode(CreationMode::CreateExclusive)
+                .permissions(self.permissions)
+                .size(geo.total)
+                .open_with_init(name, |seg| init(seg.mapping(), geo, flags))
+        };
+        let open = || super::Options::new().mode(CreationMode::Open).open(name);
+        let seg = match (self.mode, &geo) {
+            (CreationMode::CreateExclusive, Some(geo)) => create(geo)?,
+            // An existing store keeps its own geometry, whatever this call asks for.
+            (CreationMode::OpenOrCreate, Some(geo)) => {
+                let mut got = None;
+                for _ in 0..16 {
+                    match open() {
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        other => {
+                            got = Some(other?);
+                            break;
+                        }
+                    }
+                    match create(geo) {
+                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                        other => {
+                            got = Some(other?);
+                            break;
+                        }
+                    }
+                }
+                got.ok_or_else(|| {
+                    io::Error::other(format!(
+                        "open or create object store {name:?}: the name kept appearing and \
+                         vanishing"
+                    ))
+                })?
+            }
+            _ => open()?,
+        };
         Store::from_segment(seg)
     }
 }
@@ -1613,6 +1640,19 @@ mod tests {
         drop(view);
         let stats = store.stats().unwrap();
         assert_eq!((stats.used, stats.deleting), (0, 0));
+    }
+
+    #[test]
+    fn open_or_create_keeps_an_existing_geometry() {
+        let n = name("ooc");
+        let mut opts = Options::new();
+        opts.mode(CreationMode::OpenOrCreate).max_objects(4);
+        let first = opts.capacity(4096).open(&n).unwrap();
+        let second = opts.capacity(1 << 20).max_objects(99).open(&n).unwrap();
+        assert_eq!((second.capacity(), second.max_objects()), (4096, 4));
+        drop((first, second));
+        let third = opts.open(&n).unwrap();
+        assert_eq!((third.capacity(), third.max_objects()), (1 << 20, 99));
     }
 
     #[test]
