@@ -74,6 +74,25 @@ impl ChildGuard {
         assert!(status.success(), "child failed: {status}");
     }
 
+    /// SIGKILLs the child and waits until it has died, without reaping it (`waitid` with
+    /// `WNOWAIT`): it stays a zombie until the guard is dropped.
+    fn kill_leaving_zombie(&mut self) {
+        let child = self.0.as_mut().unwrap();
+        child.kill().unwrap();
+        // SAFETY: `siginfo_t` is plain data, valid when zeroed; waitid fills it for our child.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: as above; `info` is valid for writes.
+        let ret = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                child.id(),
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        assert_eq!(ret, 0, "waitid: {}", io::Error::last_os_error());
+    }
+
     /// SIGKILLs the child and reaps it.
     fn kill(mut self) {
         let mut child = self.0.take().unwrap();
@@ -476,7 +495,7 @@ fn reader_killed_holding_a_view_loses_its_hold() {
     let name = NameGuard::new("store-dead-reader");
     let store = Store::create(&name.0, 1 << 16).unwrap();
     put(&store, DATA, &[5; 5000]);
-    let child = ChildGuard::spawn("role_dying_reader", "store-dying-reader", &name.0);
+    let mut child = ChildGuard::spawn("role_dying_reader", "store-dying-reader", &name.0);
     drop(store.get_timeout(id(READY), WAIT).unwrap().expect("ready"));
     let holds = |s: &Store| {
         s.list()
@@ -487,11 +506,13 @@ fn reader_killed_holding_a_view_loses_its_hold() {
             .holds
     };
     assert_eq!(holds(&store), 1);
-    child.kill();
+    // Killed but not reaped yet: a zombie holds nothing either.
+    child.kill_leaving_zombie();
     assert_eq!(holds(&store), 1, "the record stays until something looks");
     assert_eq!(store.reclaim().unwrap(), 0);
-    assert_eq!(holds(&store), 0, "reclaim dropped the dead reader's hold");
-    // And with delete: a second dying reader.
+    assert_eq!(holds(&store), 0, "reclaim dropped the zombie reader's hold");
+    drop(child); // reaps it
+                 // And with delete: a second dying reader.
     store.delete(id(READY)).unwrap();
     let child = ChildGuard::spawn("role_dying_reader", "store-dying-reader", &name.0);
     drop(store.get_timeout(id(READY), WAIT).unwrap().expect("ready"));
