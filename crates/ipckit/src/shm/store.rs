@@ -50,14 +50,20 @@
 //! Sealed bytes are never written again by ipckit, and their space is not reused while a hold
 //! is recorded. **Trust:** a process that can open the segment read-write can ignore that
 //! protocol and change bytes under a view (as with every shared-memory mapping, see memmap2's
-//! `Mmap`); ipckit cannot prevent it. Keep the permissions owner-only (the default).
+//! `Mmap`); ipckit cannot prevent it. Keep the permissions owner-only (the default). A peer
+//! that shrinks the segment (`ftruncate`) makes the next access raise `SIGBUS`, as with any
+//! POSIX shared memory (see [`Segment`](super::Segment#sigbus)).
 //!
 //! # Crashed processes
 //!
-//! The metadata lock is a futex word holding the owner's pid. A waiter that finds the owner
-//! dead (the pid gone, or a zombie: `pidfd_open` + `poll`) takes the lock over and runs the
-//! *reclaim pass* below before going on. Every table update is ordered so that a process
-//! killed in the middle leaves a consistent table.
+//! The metadata lock is a futex word holding the owner's pid. A waiter that finds the lock
+//! held for a whole 20 ms slice checks whether the owner is dead (the pid gone, or a zombie:
+//! `pidfd_open` + `poll`); if so, it takes the lock over and runs the *reclaim pass* below
+//! before going on. Every table update is ordered so that a process killed in the middle
+//! leaves a consistent table. (The lock is not a [`sync::Mutex`](crate::sync::Mutex): glibc's
+//! robust mutex keeps its owner's robust-list links inside the shared memory and may abort on
+//! a mutex a peer overwrote, which would break the promise that a corrupted segment only
+//! causes errors.)
 //!
 //! The reclaim pass frees the entries of objects whose creator died before sealing (and their
 //! space), drops the holder records of dead processes and frees deleted objects left without
