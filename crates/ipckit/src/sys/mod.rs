@@ -42,3 +42,4 @@ pub(crate) mod signal;
 pub(crate) mod socket;
 pub(crate) mod sync;
 pub(crate) mod typed;
+pub(crate) mod store;
