@@ -76,6 +76,10 @@ fn nonblocking_read_of_an_empty_pipe_would_block() {
     writer.write_all(b"hi").unwrap();
     assert_eq!(reader.read(&mut buf).unwrap(), 2);
     drop(writer);
+    // Blocking for the EOF read: a test thread spawning a child at this moment holds a copy
+    // of the writer from its fork until its exec closes it (close-on-exec), and a non-blocking
+    // read would see that window as WouldBlock.
+    reader.set_nonblocking(false).unwrap();
     assert_eq!(reader.read(&mut buf).unwrap(), 0, "EOF, not WouldBlock");
 }
 
