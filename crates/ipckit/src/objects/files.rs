@@ -23,7 +23,7 @@ const MQUEUE_MAGIC: i64 = 0x1980_0202;
 pub(super) fn scan(procs: &Processes, notes: &mut Vec<String>) -> io::Result<Vec<Object>> {
     let mut out = Vec::new();
     scan_dir(Path::new(SHM_DIR), procs, &mut out)?;
-    let mounted = rustix::fs::statfs(MQUEUE_DIR).is_ok_and(|s| s.f_type as i64 == MQUEUE_MAGIC);
+    let mounted = rustix::fs::statfs(MQUEUE_DIR).is_ok_and(|s| s.f_type == MQUEUE_MAGIC);
     if mounted {
         scan_dir(Path::new(MQUEUE_DIR), procs, &mut out)?;
     } else {
