@@ -174,7 +174,8 @@ pub(super) fn remove_if_unused(obj: &Object, min_idle: Duration) -> io::Result<R
         Err(_) => return check_and_unlink(obj, path, path, inode),
     }
     let result = check_and_unlink(obj, &hidden, path, inode);
-    if !matches!(result, Ok(Removal::Removed(_))) {
+    // Put it back unless it is gone (removed, or taken by a concurrent `clean` meanwhile).
+    if !matches!(result, Ok(Removal::Removed(_) | Removal::Gone)) {
         if let Err(e) = renameat_with(CWD, &hidden, CWD, path, RenameFlags::NOREPLACE) {
             let why = match result {
                 Ok(Removal::Kept(why)) => why,
@@ -193,17 +194,23 @@ pub(super) fn remove_if_unused(obj: &Object, min_idle: Duration) -> io::Result<R
 
 fn check_and_unlink(obj: &Object, at: &Path, path: &Path, inode: Inode) -> io::Result<Removal> {
     let procs = Processes::scan()?;
-    let meta =
-        fs::symlink_metadata(at).map_err(|e| context(e, format_args!("stat {}", at.display())))?;
+    let meta = match fs::symlink_metadata(at) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Removal::Gone),
+        Err(e) => return Err(context(e, format_args!("stat {}", at.display()))),
+    };
     if (meta.dev(), meta.ino()) != inode {
         return Ok(Removal::Gone);
     }
     match usage(&procs, inode, meta.uid(), meta.mode()) {
-        Usage::Unused(why) => {
-            fs::remove_file(at)
-                .map_err(|e| context(e, format_args!("remove {obj} ({})", path.display())))?;
-            Ok(Removal::Removed(why))
-        }
+        Usage::Unused(why) => match fs::remove_file(at) {
+            Ok(()) => Ok(Removal::Removed(why)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Removal::Gone),
+            Err(e) => Err(context(
+                e,
+                format_args!("remove {obj} ({})", path.display()),
+            )),
+        },
         other => Ok(Removal::Kept(other.to_string())),
     }
 }

@@ -192,12 +192,12 @@ fn usage(
     let live: Vec<String> = pids
         .iter()
         .filter(|p| p.alive)
-        .map(|p| format!("{} by live process {}", p.role, p.pid))
+        .map(|p| format!("{} {} (alive)", p.role, p.pid))
         .collect();
     let dead: Vec<String> = pids
         .iter()
         .filter(|p| !p.alive)
-        .map(|p| format!("{} by {} (gone)", p.role, p.pid))
+        .map(|p| format!("{} {} (gone)", p.role, p.pid))
         .collect();
     let history = if dead.is_empty() {
         String::new()
