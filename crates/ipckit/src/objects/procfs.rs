@@ -43,7 +43,7 @@ impl Processes {
             .map(|s| s.trim_end().to_owned())
             .unwrap_or_default();
         let mut found: Vec<(Inode, How)> = Vec::new();
-        match fs::read_to_string(format!("/proc/{pid}/maps")) {
+        match maps(pid) {
             Ok(maps) => found.extend(maps.lines().filter_map(map_inode).map(|i| (i, How::Mapped))),
             Err(e) if gone(&e) => return,
             Err(_) => return self.uninspectable.push((pid, process_uid(pid))),
@@ -118,6 +118,26 @@ impl Processes {
             some.join(", ")
         ))
     }
+}
+
+/// `/proc/PID/maps`; if that is empty (a kernel thread, or a process whose main thread has
+/// exited while others run), the maps of its first other thread that has any.
+fn maps(pid: i32) -> io::Result<String> {
+    let maps = fs::read_to_string(format!("/proc/{pid}/maps"))?;
+    if !maps.is_empty() {
+        return Ok(maps);
+    }
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Ok(maps);
+    };
+    for task in tasks.flatten() {
+        if let Ok(m) = fs::read_to_string(task.path().join("maps")) {
+            if !m.is_empty() {
+                return Ok(m);
+            }
+        }
+    }
+    Ok(maps)
 }
 
 /// The (device, inode) of a file-backed line of `/proc/PID/maps`.
