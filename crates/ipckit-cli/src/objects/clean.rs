@@ -7,14 +7,15 @@ use ipckit::objects::{self, Removal, Usage};
 use super::{parse_duration, select, short, Selector};
 
 /// Options of `ipckit clean`.
-///
-/// An object is removed only if nothing uses it: no live process maps or holds a /dev/shm or
-/// /dev/mqueue object; a System V segment has no attachments; no process waits on a System V
-/// semaphore set and the last process to operate on each semaphore is gone; the last sender and
-/// receiver of a System V queue are gone. The evidence is gathered again right before each
-/// removal. Objects changed within --older-than (10s by default) are kept: a process may have
-/// just created one and not yet mapped it.
 #[derive(clap::Args)]
+#[command(after_help = "\
+An object is removed only if nothing uses it: no live process maps or holds open a /dev/shm or
+/dev/mqueue object; a System V segment has no attachments; no process waits on a System V
+semaphore set and the last process to operate on each of its semaphores is gone; the last sender
+and receiver of a System V queue are gone. The evidence is gathered again right before each
+removal (a /dev/shm file is first moved aside, so no new user can open it meanwhile, and put back
+if a user shows up). Objects changed within --older-than (10s by default) are kept: a process may
+have just created one and not yet mapped it.")]
 pub(crate) struct Args {
     /// Print what would be removed and what kept; remove nothing.
     #[arg(long)]
