@@ -37,6 +37,7 @@
 mod error;
 mod ipc_key;
 mod mode;
+mod name;
 mod sys;
 
 pub mod codec;

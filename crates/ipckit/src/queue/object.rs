@@ -26,22 +26,6 @@ pub(crate) struct Object {
 /// How long an opener waits for a creator that is still setting an object up.
 pub(crate) const SETUP_WAIT: Duration = Duration::from_secs(2);
 
-/// Checks a POSIX shared-memory name: 1..=250 bytes, no `/` except one leading, no NUL.
-pub(crate) fn shm_path(name: &str) -> io::Result<String> {
-    let bare = name.strip_prefix('/').unwrap_or(name);
-    if bare.is_empty() || bare.len() > 250 || bare.contains('/') || bare.contains('\0') {
-        return Err(invalid_input(format_args!(
-            "invalid shared-memory name {name:?}: must be 1 to 250 bytes without '/' or NUL"
-        )));
-    }
-    if bare == "." || bare == ".." {
-        return Err(invalid_input(format_args!(
-            "invalid shared-memory name {name:?}"
-        )));
-    }
-    Ok(format!("/{bare}"))
-}
-
 impl Object {
     /// Fresh zeroed memory shared with children forked after this call.
     pub(crate) fn anonymous(len: usize) -> io::Result<Object> {
@@ -63,7 +47,7 @@ impl Object {
         len: usize,
         permissions: u32,
     ) -> io::Result<(Object, bool)> {
-        let path = shm_path(name)?;
+        let path = crate::name::posix_name(name, "queue", crate::name::NAME_MAX)?;
         let create = || -> io::Result<Object> {
             let fd = rustix::shm::open(
                 path.as_str(),

@@ -19,7 +19,7 @@ use crate::sys::mmap::Mapping;
 const SHM_DIR: &str = "/dev/shm";
 
 /// The longest name: `NAME_MAX`, the limit on one file name in `/dev/shm`.
-pub const NAME_MAX: usize = 255;
+pub const NAME_MAX: usize = crate::name::NAME_MAX;
 
 /// The largest segment: what one mapping can address.
 pub const SIZE_MAX: usize = isize::MAX as usize;
@@ -33,26 +33,8 @@ struct Name(String);
 
 impl Name {
     fn parse(name: &str) -> io::Result<Name> {
-        let bare = name.strip_prefix('/').unwrap_or(name);
-        let problem = if bare.is_empty() {
-            Some("it is empty")
-        } else if bare.contains('/') {
-            Some("it contains '/' after the optional leading one")
-        } else if bare == "." || bare == ".." {
-            Some("'.' and '..' are not names")
-        } else if bare.contains('\0') {
-            Some("it contains a NUL byte")
-        } else if bare.len() > NAME_MAX {
-            Some("it is longer than NAME_MAX (255 bytes, without the leading '/')")
-        } else {
-            None
-        };
-        match problem {
-            Some(why) => Err(error::invalid_input(format_args!(
-                "invalid shared-memory segment name {name:?}: {why}"
-            ))),
-            None => Ok(Name(bare.to_owned())),
-        }
+        let slashed = crate::name::posix_name(name, "shared-memory segment", NAME_MAX)?;
+        Ok(Name(slashed[1..].to_owned()))
     }
 
     fn path(&self) -> String {

@@ -4,9 +4,9 @@ use std::ffi::CString;
 use std::io;
 use std::time::Duration;
 
-use super::region::posix_name;
 use crate::error::{context, invalid_input, ResultExt};
 use crate::mode::CreationMode;
+use crate::name::posix_name;
 use crate::sys::sync::{sem_unlink, NamedSem};
 
 /// The largest value of a POSIX semaphore (`SEM_VALUE_MAX`).

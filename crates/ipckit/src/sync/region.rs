@@ -10,6 +10,7 @@ use rustix::shm::OFlags;
 
 use crate::error::{context, invalid_input, ResultExt};
 use crate::mode::CreationMode;
+use crate::name::{posix_name, NAME_MAX};
 use crate::sys::mmap::Mapping;
 use crate::sys::sync::{view, Header, SharedState};
 
@@ -39,38 +40,6 @@ impl Kind {
             Kind::Barrier => "barrier",
         }
     }
-}
-
-/// Checks a POSIX IPC name ("name" or "/name") and returns it with its leading slash.
-///
-/// `max` is the longest name the object type allows (without the slash).
-pub(crate) fn posix_name(name: &str, what: &str, max: usize) -> io::Result<String> {
-    let bare = name.strip_prefix('/').unwrap_or(name);
-    if bare.is_empty() {
-        return Err(invalid_input(format_args!(
-            "invalid {what} name {name:?}: empty"
-        )));
-    }
-    if bare.contains('/') {
-        return Err(invalid_input(format_args!(
-            "invalid {what} name {name:?}: no '/' allowed after the leading one"
-        )));
-    }
-    if bare.contains('\0') {
-        return Err(invalid_input(format_args!(
-            "invalid {what} name {name:?}: contains a NUL byte"
-        )));
-    }
-    if bare == "." || bare == ".." {
-        return Err(invalid_input(format_args!("invalid {what} name {name:?}")));
-    }
-    if bare.len() > max {
-        return Err(invalid_input(format_args!(
-            "invalid {what} name {name:?}: {} bytes, the limit is {max}",
-            bare.len()
-        )));
-    }
-    Ok(format!("/{bare}"))
 }
 
 /// A mapped segment holding one primitive after its header.
@@ -112,7 +81,7 @@ impl Region {
         state_size: usize,
         init: impl FnOnce(&Mapping) -> io::Result<()>,
     ) -> io::Result<Region> {
-        let shm_name = posix_name(name, kind.name(), 255)?;
+        let shm_name = posix_name(name, kind.name(), NAME_MAX)?;
         match mode {
             CreationMode::CreateExclusive => {
                 Self::create(&shm_name, permissions, kind, state_size, init)
@@ -270,23 +239,5 @@ fn publish(map: &Mapping, kind: Kind, size: usize) {
         header.kind.store(kind as u32, Ordering::Relaxed);
         header.size.store(size as u32, Ordering::Relaxed);
         header.magic.store(MAGIC, Ordering::Release);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_are_validated() {
-        assert_eq!(posix_name("abc", "x", 10).unwrap(), "/abc");
-        assert_eq!(posix_name("/abc", "x", 10).unwrap(), "/abc");
-        for bad in ["", "/", "a/b", "//a", "a\0b", ".."] {
-            let err = posix_name(bad, "semaphore", 10).unwrap_err();
-            assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
-            assert!(err.to_string().contains("semaphore name"), "{err}");
-        }
-        let err = posix_name(&"x".repeat(11), "x", 10).unwrap_err();
-        assert!(err.to_string().contains("limit is 10"), "{err}");
     }
 }
