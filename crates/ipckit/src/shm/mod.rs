@@ -131,6 +131,7 @@ mod segment;
 mod sysv;
 
 pub use map::{AnonymousMap, FileMap};
+pub(crate) use segment::Link;
 pub use segment::{unlink, Options, Segment, NAME_MAX, SIZE_MAX};
 pub use sysv::{SysVOptions, SysVSegment};
 
