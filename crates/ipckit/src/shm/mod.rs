@@ -118,7 +118,7 @@ macro_rules! byte_access {
             }
 
             /// The mapping, for the crate's structures that live in shared memory.
-            #[allow(dead_code)] // for the sync, queue and object-store modules
+            #[allow(dead_code)] // used for `Segment` (by `sync`), not yet for the other types
             pub(crate) fn mapping(&self) -> &$crate::sys::mmap::Mapping {
                 &self.map
             }
