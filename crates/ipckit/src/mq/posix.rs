@@ -16,9 +16,6 @@ pub const PRIORITY_MAX: u32 = 32767;
 /// Longest name, without its leading `/` (`NAME_MAX`).
 const NAME_MAX: usize = crate::name::NAME_MAX;
 
-/// How often `OpenOrCreate` retries when the name appears and vanishes under it.
-const OPEN_OR_CREATE_ATTEMPTS: usize = 16;
-
 /// The kernel's hard ceilings, which even a privileged process cannot exceed.
 const HARD_MSGMAX: usize = 65536;
 const HARD_MSGSIZEMAX: usize = 16 * 1024 * 1024;
@@ -220,28 +217,10 @@ impl Options {
             } else {
                 0
             };
-        let (fd, owner) = match self.mode {
-            CreationMode::CreateExclusive => (self.create(&name, flags, attr)?, true),
-            CreationMode::Open => (open_existing(&name, flags)?, false),
-            CreationMode::OpenOrCreate => {
-                let mut attempt = 0;
-                loop {
-                    attempt += 1;
-                    match self.create(&name, flags, attr) {
-                        Ok(fd) => break (fd, true),
-                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                        Err(e) => return Err(e),
-                    }
-                    match open_existing(&name, flags) {
-                        Ok(fd) => break (fd, false),
-                        Err(e)
-                            if e.kind() == io::ErrorKind::NotFound
-                                && attempt < OPEN_OR_CREATE_ATTEMPTS => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-            }
-        };
+        let (fd, owner) = self.mode.create_or_open(
+            || self.create(&name, flags, attr),
+            || open_existing(&name, flags),
+        )?;
         PosixQueue::from_parts(fd, name, owner)
     }
 
