@@ -58,30 +58,4 @@ pub fn next_report(r: &mut pipe::Reader) -> Option<u8> {
     }
 }
 
-/// Kills and reaps a child on drop, so a failing test leaves no process behind.
-pub struct ChildGuard(pub Option<std::process::Child>);
-
-impl ChildGuard {
-    pub fn new(child: std::process::Child) -> ChildGuard {
-        ChildGuard(Some(child))
-    }
-
-    pub fn get(&mut self) -> &mut std::process::Child {
-        self.0.as_mut().expect("child still guarded")
-    }
-
-    /// Waits for the child (it is then no longer killed on drop).
-    pub fn wait(mut self) -> std::process::ExitStatus {
-        let mut child = self.0.take().expect("child still guarded");
-        child.wait().expect("wait for child")
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
+pub use crate::util::ChildGuard;
