@@ -7,7 +7,6 @@
 mod util;
 
 use std::io::{self, BufRead, BufReader};
-use std::path::Path;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -104,9 +103,7 @@ fn role(test_fn: &str, arg: &str) -> ChildGuard {
 }
 
 fn shm_gone(name: &str) -> bool {
-    !Path::new("/dev/shm")
-        .join(name.trim_start_matches('/'))
-        .exists()
+    !util::shm_exists(name)
 }
 
 /// A fresh System V semaphore set under a key nobody uses.

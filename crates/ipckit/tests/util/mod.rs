@@ -21,6 +21,14 @@ pub fn unique_name(tag: &str) -> String {
     format!("ipckit-test-{tag}-{}-{n}-{nanos}", std::process::id())
 }
 
+/// Whether the POSIX shared-memory object `name` (with or without its leading `/`) exists in
+/// `/dev/shm`: for asserting that nothing is left behind.
+pub fn shm_exists(name: &str) -> bool {
+    Path::new("/dev/shm")
+        .join(name.trim_start_matches('/'))
+        .exists()
+}
+
 /// A fresh directory under the system temp dir, removed with everything in it on drop.
 pub struct TempDir(PathBuf);
 
