@@ -719,17 +719,11 @@ p = sysv_ipc.MessageQueue(int(sys.argv[2]), sysv_ipc.IPC_CREX, mode=0o600)
 p.send(b"from python", type=42)
 print(sysv_ipc.ftok(sys.argv[3], 7, silence_warning=True))
 "#;
-    let out = util::python::python(script)
-        .arg(ours.as_raw().to_string())
-        .arg(theirs.as_raw().to_string())
-        .arg(&file)
-        .output()
-        .expect("run python3");
-    assert!(
-        out.status.success(),
-        "python peer failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+    let out = util::python::output(
+        util::python::python(script)
+            .arg(ours.as_raw().to_string())
+            .arg(theirs.as_raw().to_string())
+            .arg(&file),
     );
     assert_eq!(
         sysv_recv(&q, TypeSelector::AtMost(5)),
@@ -747,7 +741,7 @@ print(sysv_ipc.ftok(sys.argv[3], 7, silence_warning=True))
     p.remove().unwrap();
 
     // Python and ipckit derive the same key from a file.
-    let py_key: i32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let py_key: i32 = out.parse().unwrap();
     assert_eq!(IpcKey::ftok(&file, 7).unwrap(), IpcKey::from_raw(py_key));
     drop(q);
     assert_sysv_gone(ours);

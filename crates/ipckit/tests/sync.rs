@@ -779,21 +779,11 @@ fn sysv_semop_over_several_semaphores_undo_and_nowait() {
 fn ftok_matches_sysv_ipc() {
     let dir = util::TempDir::new("ftok");
     let key = IpcKey::ftok(dir.path(), 42).unwrap();
-    let out = util::python::python(&format!(
+    let out = util::python::output(&mut util::python::python(&format!(
         "import sysv_ipc; print(sysv_ipc.ftok({:?}, 42, True))",
         dir.path().display().to_string()
-    ))
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        key.as_raw().to_string()
-    );
+    )));
+    assert_eq!(out, key.as_raw().to_string());
     assert!(IpcKey::ftok(dir.join("missing"), 1).is_err());
 }
 
