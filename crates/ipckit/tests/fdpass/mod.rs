@@ -36,6 +36,16 @@ pub fn pass_fd(cmd: &mut Command, fd: &impl AsRawFd, target: RawFd) {
     }
 }
 
+/// Spawns `cmd` with a new pipe's writer as its [`REPORT_FD`] and returns the guarded child and
+/// the pipe's reader (which sees EOF once the child and everything it started have exited).
+pub fn spawn_reporting(cmd: &mut Command) -> (ChildGuard, pipe::Reader) {
+    let (reader, writer) = pipe::new().expect("report pipe");
+    pass_fd(cmd, &writer, REPORT_FD);
+    let child = ChildGuard::spawn(cmd);
+    drop(writer);
+    (child, reader)
+}
+
 /// In a role child: the pipe writer the parent passed as [`REPORT_FD`].
 pub fn report_writer() -> pipe::Writer {
     // SAFETY: the parent put an open pipe writer on REPORT_FD for this child (pass_fd) and
