@@ -22,8 +22,8 @@ pub(crate) const MUTEX_SIZE: usize = size_of::<libc::pthread_mutex_t>();
 
 /// A shared mapping seen as a queue's memory.
 ///
-/// The seam to the rest of the crate: any `MAP_SHARED` mapping (today [`Mapping`], later a
-/// `shm::Segment`) can back it.
+/// The seam to the rest of the crate: any `MAP_SHARED` [`Mapping`], anonymous or the mapping
+/// of a named `shm::Segment`, can back it.
 #[derive(Debug)]
 pub(crate) struct Region {
     map: Mapping,
