@@ -41,6 +41,7 @@
 mod error;
 mod ipc_key;
 mod mode;
+mod name;
 mod sys;
 
 pub mod codec;

@@ -10,7 +10,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use fdpass::{pass_fd, ChildGuard, REPORT_FD};
+use fdpass::{spawn_reporting, ChildGuard, REPORT_FD};
 use ipckit::pipe;
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -160,12 +160,9 @@ fn pipe_ends_as_a_childs_stdin_and_stdout() {
 #[test]
 fn pipe_end_as_a_childs_descriptor_3() {
     let _dog = util::watchdog("pipe end as fd 3", LIMIT);
-    let (mut reader, writer) = pipe::new().unwrap();
     let mut cmd = Command::new("sh");
     cmd.args(["-c", &format!("echo via-fd-{REPORT_FD} >&{REPORT_FD}")]);
-    pass_fd(&mut cmd, &writer, REPORT_FD);
-    let child = ChildGuard::new(cmd.spawn().unwrap());
-    drop(writer);
+    let (child, mut reader) = spawn_reporting(&mut cmd);
     let mut out = String::new();
     reader.read_to_string(&mut out).unwrap();
     assert_eq!(out, "via-fd-3\n");

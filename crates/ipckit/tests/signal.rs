@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use fdpass::{next_report, pass_fd, report, report_writer, ChildGuard, REPORT_FD};
+use fdpass::{next_report, report, report_writer, spawn_reporting, ChildGuard};
 use ipckit::signal::{self, ChildExits, Signal, Signals};
 use ipckit::{pipe, Pid};
 
@@ -54,13 +54,7 @@ fn role_signal_flag() {
 }
 
 fn spawn_role(test_fn: &str, role: &str) -> (ChildGuard, pipe::Reader) {
-    let (reader, writer) = pipe::new().unwrap();
-    let mut cmd = util::role_command(test_fn, role, "");
-    cmd.stdout(Stdio::null());
-    pass_fd(&mut cmd, &writer, REPORT_FD);
-    let child = ChildGuard::new(cmd.spawn().unwrap());
-    drop(writer);
-    (child, reader)
+    spawn_reporting(util::role_command(test_fn, role, "").stdout(Stdio::null()))
 }
 
 #[test]

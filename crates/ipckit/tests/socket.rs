@@ -6,7 +6,7 @@ mod util;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
@@ -15,48 +15,21 @@ use ipckit::socket::{
     Datagram, Endpoint, Kind, Listener, Options, Refusal, SeqPacket, SeqPacketListener, Stream,
 };
 use ipckit::Pid;
+use util::ChildGuard;
 
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// Kills and reaps a child process on drop, so a failing test leaves none behind.
-struct ChildGuard(Child);
-
-impl ChildGuard {
-    fn spawn(cmd: &mut Command) -> ChildGuard {
-        ChildGuard(cmd.spawn().expect("spawn role child"))
-    }
-
-    fn pid(&self) -> u32 {
-        self.0.id()
-    }
-
-    /// Waits for the child and asserts it succeeded.
-    fn expect_success(mut self, what: &str) {
-        let status = self.0.wait().expect("wait for child");
-        assert!(status.success(), "{what}: child failed with {status}");
-    }
-
-    /// Reads the child's stdout until the line `marker` (libtest prints its own lines too).
-    fn wait_for_line(&mut self, marker: &str) {
-        let out = self.0.stdout.as_mut().expect("child stdout is piped");
-        let mut lines = BufReader::new(out);
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let n = lines.read_line(&mut line).expect("read child stdout");
-            assert!(n > 0, "child exited before printing {marker}");
-            if line.trim() == marker {
-                return;
-            }
-        }
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
+/// Reads the child's stdout until the line `marker` (libtest prints its own lines too).
+fn wait_for_line(child: &mut ChildGuard, marker: &str) {
+    let out = child.get().stdout.as_mut().expect("child stdout is piped");
+    let mut lines = BufReader::new(out);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = lines.read_line(&mut line).expect("read child stdout");
+        assert!(n > 0, "child exited before printing {marker}");
+        if line.trim() == marker {
+            return;
         }
     }
 }
@@ -364,7 +337,7 @@ fn stale_socket_file_of_a_killed_listener_is_replaced_and_a_live_one_is_not() {
         util::role_command("role_listen_forever", "listen_forever", &ep.to_string())
             .stdout(Stdio::piped()),
     );
-    child.wait_for_line("ipckit-ready");
+    wait_for_line(&mut child, "ipckit-ready");
 
     // A live listener's path: AddrInUse, naming the path, and its file is left alone.
     let err = Listener::bind(&ep).unwrap_err();
@@ -376,8 +349,7 @@ fn stale_socket_file_of_a_killed_listener_is_replaced_and_a_live_one_is_not() {
     Stream::connect(&ep).expect("the live listener still answers");
 
     // SIGKILL: the listener cannot remove its file.
-    child.0.kill().unwrap();
-    child.0.wait().unwrap();
+    child.kill();
     assert!(path.exists(), "the dead listener left its file behind");
     assert_eq!(
         Stream::connect(&ep).unwrap_err().kind(),
@@ -549,7 +521,7 @@ fn peer_credentials_show_the_childs_pid_uid_gid() {
     ));
     let conn = listener.accept().unwrap();
     let cred = conn.peer_credentials().unwrap();
-    assert_eq!(cred.pid.map(Pid::as_raw), Some(child.pid() as i32));
+    assert_eq!(cred.pid.map(Pid::as_raw), Some(child.pid().as_raw()));
     assert_eq!(cred.uid, rustix::process::geteuid().as_raw());
     assert_eq!(cred.gid, rustix::process::getegid().as_raw());
     (&conn).write_all(b"bye").unwrap();
@@ -615,7 +587,7 @@ fn same_uid_only_refuses_a_peer_of_another_uid_and_accepts_our_own() {
             assert_eq!(log.len(), 1, "{log:?}");
             let c = log[0].credentials.expect("credentials of the refused peer");
             assert_eq!(c.uid, NOBODY);
-            assert_eq!(c.pid.map(Pid::as_raw), Some(other_pid as i32));
+            assert_eq!(c.pid.map(Pid::as_raw), Some(other_pid.as_raw()));
             assert!(log[0].reason.contains("65534"), "{}", log[0].reason);
         } else {
             println!("skipped the other-uid peer: not root, cannot run a process as uid {NOBODY}");
@@ -628,7 +600,7 @@ fn same_uid_only_refuses_a_peer_of_another_uid_and_accepts_our_own() {
         let same_pid = same.pid();
         same.expect_success("peer of the same uid");
         let cred = server.join().expect("server thread");
-        assert_eq!(cred.pid.map(Pid::as_raw), Some(same_pid as i32));
+        assert_eq!(cred.pid.map(Pid::as_raw), Some(same_pid.as_raw()));
     });
     assert_eq!(listener.refused(), u64::from(root));
 }
