@@ -311,6 +311,9 @@ impl Command {
     }
 
     /// Starts the child in a new session (`setsid`), detached from the controlling terminal.
+    /// It then also leads a new process group of its own, so
+    /// [`new_process_group`](Command::new_process_group) changes nothing, and
+    /// [`join_process_group`](Command::join_process_group) makes spawning fail.
     #[doc(alias = "setsid")]
     pub fn new_session(&mut self, on: bool) -> &mut Command {
         self.new_session = on;
@@ -440,7 +443,19 @@ impl Command {
                 _ => cmd.stderr(stdio),
             };
         }
-        if let Some(pgid) = self.process_group {
+        let process_group = match (self.new_session, self.process_group) {
+            // `setsid` makes the child the leader of a new group of its own anyway, and a
+            // `setpgid` before it (std runs it first) would make it fail with EPERM.
+            (true, Some(0)) => None,
+            (true, Some(pgid)) => {
+                return Err(invalid_input(format_args!(
+                    "{}: cannot both start a new session and join process group {pgid}",
+                    self.name()
+                )))
+            }
+            (_, group) => group,
+        };
+        if let Some(pgid) = process_group {
             std::os::unix::process::CommandExt::process_group(&mut cmd, pgid);
         }
         if let Some((_, bad)) = self.fds.iter().find(|(_, dst)| *dst < 0) {
@@ -546,7 +561,18 @@ impl Command {
             [None, None, None],
         )?;
         drop(child.stdin.take());
-        let (stdout, stderr) = read_both(child.stdout.take(), child.stderr.take())?;
+        let (stdout, stderr) = match read_both(child.stdout.take(), child.stderr.take()) {
+            Ok(both) => both,
+            Err(e) => {
+                // Leave no child running or unreaped behind the error.
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(context(
+                    e,
+                    format_args!("read the output of {}", self.name()),
+                ));
+            }
+        };
         let status = child.wait()?;
         Ok(Output {
             status,
@@ -1403,7 +1429,15 @@ impl Pipeline {
         let mut running = self.spawn_with(Fallback::Null, Fallback::Piped, Some(&err_w))?;
         drop(err_w);
         drop(running.stdin.take());
-        let (stdout, stderr) = read_both(running.stdout.take(), Some(err_r))?;
+        let (stdout, stderr) = match read_both(running.stdout.take(), Some(err_r)) {
+            Ok(both) => both,
+            Err(e) => {
+                // Leave no stage running or unreaped behind the error.
+                let _ = running.kill();
+                let _ = running.wait();
+                return Err(context(e, "read the output of a pipeline"));
+            }
+        };
         let statuses = running.wait()?;
         Ok(PipelineOutput {
             stdout,
@@ -1449,10 +1483,13 @@ impl RunningPipeline {
     ///
     /// # Errors
     ///
-    /// As for [`Child::wait`].
+    /// As for [`Child::wait`]: the first stage whose wait failed; every other stage is still
+    /// waited for, so none is left unreaped.
     pub fn wait(&mut self) -> io::Result<Vec<ExitStatus>> {
         drop(self.stdin.take());
-        self.children.iter_mut().map(Child::wait).collect()
+        let results: Vec<io::Result<ExitStatus>> =
+            self.children.iter_mut().map(Child::wait).collect();
+        results.into_iter().collect()
     }
 
     /// Kills every stage that is still running (`SIGKILL`); [`wait`](RunningPipeline::wait)

@@ -307,6 +307,33 @@ fn waiting_for_a_process_group_collects_only_its_members() {
 }
 
 #[test]
+fn a_new_session_may_also_ask_for_a_new_process_group() {
+    let _w = util::watchdog("a_new_session_may_also_ask_for_a_new_process_group", LIMIT);
+    let mut child = Command::new("cat")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .new_session(true)
+        .new_process_group(true)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.pid())).unwrap();
+    let [_, _, pgrp, sid] = stat_fields(&stat);
+    assert_eq!((pgrp, sid), (child.pid().as_raw(), child.pid().as_raw()));
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+
+    // A session leader cannot join another group: refused before anything runs.
+    let err = Command::new("true")
+        .new_session(true)
+        .join_process_group(Pid::this())
+        .spawn()
+        .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("new session"), "{err}");
+}
+
+#[test]
 fn reap_all_and_wait_any_collect_every_child() {
     let _w = util::watchdog("reap_all_and_wait_any_collect_every_child", LIMIT);
     // They reap whatever child of the process has finished, so run them in a process of their own.
