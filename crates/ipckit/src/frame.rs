@@ -747,8 +747,10 @@ impl State {
 ///
 /// Dropping a connection closes its descriptor; the peer receives every frame sent before,
 /// then [`RecvError::Disconnected`]. If a `try_`/`_timeout` send left part of a frame
-/// unsent, drop first sends the rest, blocking if need be (as `BufWriter` does); call
-/// [`flush`](Connection::flush) or one of its forms to control that.
+/// unsent, drop first sends the rest, blocking if need be (as `BufWriter` does), which is
+/// forever if the peer is alive but never reads again; call
+/// [`flush_timeout`](Connection::flush_timeout) (or [`try_flush`](Connection::try_flush))
+/// first to bound that.
 pub struct Connection<M, T: Transport = UnixStream, C = Postcard> {
     /// Always `Some` except inside `into_transport`, which moves it out past `Drop`.
     transport: Option<T>,
@@ -1066,6 +1068,18 @@ impl<M, T: Writable, C> Connection<M, T, C> {
         self.state
             .flush_pending(fd_of(&self.transport), Wait::Try)
             .map_err(TrySendError::from_fail)
+    }
+
+    /// [`flush`](Self::flush) waiting at most `timeout`; what it could not send stays
+    /// pending. Call it before dropping a connection whose peer may have stopped reading.
+    ///
+    /// # Errors
+    ///
+    /// As [`send_timeout`](Self::send_timeout).
+    pub fn flush_timeout(&mut self, timeout: Duration) -> Result<(), SendTimeoutError> {
+        self.state
+            .flush_pending(fd_of(&self.transport), Wait::timeout(timeout))
+            .map_err(SendTimeoutError::from_fail)
     }
 }
 

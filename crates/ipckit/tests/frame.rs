@@ -543,6 +543,26 @@ fn try_send_full_never_corrupts_a_pipe_stream() {
 }
 
 #[test]
+fn flush_timeout_bounds_the_wait_for_a_peer_that_does_not_read() {
+    let _w = util::watchdog("flush_timeout", LIMIT);
+    let (mut rx, mut tx) = frame::pipe::<Msg>().unwrap();
+    let capacity = tx.transport().set_capacity(4096).unwrap();
+    // Larger than the pipe: a try_send puts out what fits and keeps the rest pending.
+    let payload = vec![0x5A; 3 * capacity + 11];
+    tx.try_send_bytes(&payload).unwrap();
+    assert!(tx.pending_len() > 0);
+    assert!(matches!(
+        tx.flush_timeout(Duration::from_millis(20)),
+        Err(SendTimeoutError::Timeout)
+    ));
+    assert!(tx.pending_len() > 0, "what could not be sent stays pending");
+    let reader = std::thread::spawn(move || rx.recv_bytes(usize::MAX).unwrap());
+    tx.flush_timeout(LIMIT).unwrap();
+    assert_eq!(tx.pending_len(), 0);
+    assert_eq!(reader.join().unwrap(), payload);
+}
+
+#[test]
 fn send_to_a_closed_peer_is_disconnected() {
     let (mut a, b) = frame::duplex::<Msg>().unwrap();
     drop(b);
