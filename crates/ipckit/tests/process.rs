@@ -671,8 +671,11 @@ fn role_daemon() {
     // Open the report pipe before daemonizing, so a failure to report is not silent.
     let mut report = inherited(3);
     #[allow(unsafe_code)]
-    // SAFETY: libtest runs this role alone (--test-threads=1); the daemon only does plain
-    // file I/O and then returns, ending the process.
+    // SAFETY: libtest runs this role alone (--test-threads=1), but on a thread of its own: the
+    // process is not single-threaded. Its only other thread is libtest's main thread, parked
+    // waiting for this test's result and holding no lock (allocator, stdio) the daemon needs;
+    // the daemon (which has only this thread) does plain file I/O and then returns, ending the
+    // process.
     unsafe { process::daemonize() }.unwrap();
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
     let [_, ppid, pgrp, sid] = stat_fields(&stat);
