@@ -747,6 +747,48 @@ fn connect_to_nothing_names_the_endpoint() {
 }
 
 #[test]
+fn connect_timeout_goes_on_after_a_signal_interrupts_it() {
+    use std::os::unix::thread::JoinHandleExt;
+    let _w = util::watchdog("connect timeout through a signal", LIMIT);
+    // A handler installed with SA_RESTART (nothing else in this binary uses USR2): a connect
+    // with a timeout (SO_SNDTIMEO) is interrupted with EINTR all the same.
+    let handled = ipckit::signal::flag(ipckit::Signal::USR2).unwrap();
+    let ep = ep(&format!("unix-abstract:{}", util::unique_name("eintr")));
+    let listener = Options::new().backlog(0).listen(&ep).unwrap();
+    let mut queued = Vec::new();
+    while let Ok(s) = Stream::connect_timeout(&ep, Duration::from_millis(20)) {
+        queued.push(s);
+        assert!(queued.len() < 1000, "the listen queue never filled");
+    }
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let target = ep.clone();
+    let connecting = std::thread::spawn(move || {
+        tid_tx
+            .send(rustix::thread::gettid().as_raw_nonzero().get())
+            .unwrap();
+        Stream::connect_timeout(&target, LIMIT)
+    });
+    let tid = tid_rx.recv().unwrap();
+    // Until the thread waits for room in the listen queue (the kernel shows where it sleeps).
+    let wchan = format!("/proc/self/task/{tid}/wchan");
+    while std::fs::read_to_string(&wchan).unwrap_or_default() != "unix_wait_for_peer" {
+        std::thread::yield_now();
+    }
+    #[allow(unsafe_code)]
+    // SAFETY: the thread is alive (joined below) and USR2's handler only sets a flag.
+    let rc = unsafe { libc::pthread_kill(connecting.as_pthread_t(), libc::SIGUSR2) };
+    assert_eq!(rc, 0);
+    while !handled.load(Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
+    // Room in the queue: the connect, restarted after the signal, completes.
+    let first = listener.try_accept().unwrap();
+    assert!(first.is_some());
+    let client = connecting.join().unwrap();
+    assert!(client.is_ok(), "{:?}", client.err());
+}
+
+#[test]
 fn connect_timeout_gives_up_on_a_full_listen_queue() {
     let _w = util::watchdog("connect timeout", LIMIT);
     let ep = ep(&format!("unix-abstract:{}", util::unique_name("full")));
