@@ -747,6 +747,22 @@ fn connect_to_nothing_names_the_endpoint() {
 }
 
 #[test]
+fn peer_credentials_without_a_unix_peer_are_an_error() {
+    // The kernel reports pid 0 and uid/gid -1 for a socket with no Unix peer: that is "no
+    // credentials", never a process.
+    let udp = Datagram::bind(&ep("udp:127.0.0.1:0")).unwrap();
+    let err = udp.peer_credentials().unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::NotConnected, "{err}");
+    let listener = Listener::bind(&ep("tcp:127.0.0.1:0")).unwrap();
+    let tcp = Stream::connect(listener.local_endpoint()).unwrap();
+    let err = tcp.peer_credentials().unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::NotConnected, "{err}");
+    // A Unix pair has them.
+    let (a, _b) = Stream::pair().unwrap();
+    assert_eq!(a.peer_credentials().unwrap().pid, Some(Pid::this()));
+}
+
+#[test]
 fn connect_timeout_goes_on_after_a_signal_interrupts_it() {
     use std::os::unix::thread::JoinHandleExt;
     let _w = util::watchdog("connect timeout through a signal", LIMIT);
