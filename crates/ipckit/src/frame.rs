@@ -378,6 +378,9 @@ struct State {
     /// `O_NONBLOCK` is set on the descriptor (by its creator, or by us for a non-socket
     /// writer's first `try_`/`_timeout` send).
     nonblocking: bool,
+    /// We set `O_NONBLOCK` ourselves: [`Connection::into_transport`] clears it again, so the
+    /// descriptor handed back (or to a child) blocks as it did when it was given to us.
+    set_nonblocking: bool,
 }
 
 impl State {
@@ -401,6 +404,7 @@ impl State {
             framing,
             socket,
             nonblocking,
+            set_nonblocking: false,
         })
     }
 
@@ -652,6 +656,7 @@ impl State {
             let flags = fcntl_getfl(fd).map_err(|e| Fail::Io(e.into()))?;
             fcntl_setfl(fd, flags | OFlags::NONBLOCK).map_err(|e| Fail::Io(e.into()))?;
             self.nonblocking = true;
+            self.set_nonblocking = true;
         }
         loop {
             let res = if self.socket {
@@ -880,7 +885,8 @@ impl<M, T: Transport, C> Connection<M, T, C> {
         self.state.pending.len() - self.state.pending_pos
     }
 
-    /// Gives the transport back, after sending any pending bytes.
+    /// Gives the transport back, after sending any pending bytes; a pipe end that a `try_` or
+    /// `_timeout` send switched to `O_NONBLOCK` is switched back to blocking.
     ///
     /// # Errors
     ///
@@ -897,6 +903,13 @@ impl<M, T: Transport, C> Connection<M, T, C> {
         self.state
             .flush_pending(fd_of(&self.transport), Wait::Block)
             .map_err(|f| io::Error::from(SendError::from_fail(f)))?;
+        if self.state.set_nonblocking {
+            let fd = fd_of(&self.transport);
+            let flags = fcntl_getfl(fd).context_with(|| "restore blocking mode")?;
+            fcntl_setfl(fd, flags - OFlags::NONBLOCK).context_with(|| "restore blocking mode")?;
+            self.state.nonblocking = false;
+            self.state.set_nonblocking = false;
+        }
         self.transport
             .take()
             .ok_or_else(|| io::Error::other("connection has no transport"))

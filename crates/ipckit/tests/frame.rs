@@ -654,6 +654,22 @@ fn python_peer_killed_mid_frame_is_torn() {
 }
 
 #[test]
+fn a_pipe_end_handed_back_after_try_send_blocks_again() {
+    use rustix::fs::{fcntl_getfl, OFlags};
+    let (mut rx, mut tx) = frame::pipe::<Msg>().unwrap();
+    tx.try_send(&job(3)).unwrap();
+    assert!(fcntl_getfl(tx.transport())
+        .unwrap()
+        .contains(OFlags::NONBLOCK));
+    let writer = tx.into_transport().unwrap();
+    assert!(
+        !fcntl_getfl(&writer).unwrap().contains(OFlags::NONBLOCK),
+        "a child given this end would get EAGAIN from its blocking writes"
+    );
+    assert_eq!(rx.recv().unwrap(), job(3));
+}
+
+#[test]
 fn connection_hands_its_transport_back() {
     let (a, b) = UnixStream::pair().unwrap();
     let mut conn = Connection::<Msg>::new(a).unwrap();
