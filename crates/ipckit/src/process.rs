@@ -342,7 +342,8 @@ impl Command {
 
     /// Hands `fd` to the child as its file descriptor number `child_fd` (`dup2` between fork
     /// and exec), for a pipe end, a socket or a file the child expects at a known number.
-    /// Setting 0, 1 or 2 overrides [`stdin`](Command::stdin) and the others.
+    /// Setting 0, 1 or 2 overrides [`stdin`](Command::stdin) and the others. Passing another
+    /// fd at the same `child_fd` replaces the earlier one, which is closed.
     ///
     /// The next [`spawn`](Command::spawn) hands the fd over and closes the command's copy (so
     /// a reader sees end of file when the child is done); pass it again to spawn again.
