@@ -465,6 +465,18 @@ impl Command {
                 self.name()
             )));
         }
+        // Numbers at or above RLIMIT_NOFILE cannot be opened (dup2 fails with EBADF in the
+        // child), and the temporary copies go above the highest number: say so here.
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+            .current
+            .map_or(i32::MAX, |l| i32::try_from(l).unwrap_or(i32::MAX));
+        if let Some((_, bad)) = self.fds.iter().find(|(_, dst)| *dst >= limit - 1) {
+            return Err(invalid_input(format_args!(
+                "{}: cannot pass a file descriptor as number {bad}: the limit of open files \
+                 (RLIMIT_NOFILE) is {limit}",
+                self.name()
+            )));
+        }
         let fds: Vec<(RawFd, RawFd)> = self
             .fds
             .iter()
@@ -474,7 +486,7 @@ impl Command {
             .iter()
             .flat_map(|&(a, b)| [a, b])
             .max()
-            .map_or(3, |m| (m + 1).max(3));
+            .map_or(3, |m| m.saturating_add(1).max(3));
         ChildSetup {
             // After an exec, "the parent" is this process's parent.
             death_signal: self.death_signal.map(|s| {
@@ -1560,6 +1572,19 @@ mod tests {
         let cont = ExitStatus::from_raw(0xffff);
         assert!(cont.continued());
         assert_eq!(cont.to_string(), "continued");
+    }
+
+    #[test]
+    fn an_fd_number_past_the_open_file_limit_is_refused_by_name() {
+        for number in [i32::MAX, 1 << 30] {
+            let (_reader, writer) = crate::pipe::new().unwrap();
+            let err = Command::new("true")
+                .pass_fd(writer, number)
+                .spawn()
+                .unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+            assert!(err.to_string().contains(&number.to_string()), "{err}");
+        }
     }
 
     #[test]
