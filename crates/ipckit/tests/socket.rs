@@ -785,9 +785,15 @@ fn connect_timeout_goes_on_after_a_signal_interrupts_it() {
         Stream::connect_timeout(&target, LIMIT)
     });
     let tid = tid_rx.recv().unwrap();
-    // Until the thread waits for room in the listen queue (the kernel shows where it sleeps).
-    let wchan = format!("/proc/self/task/{tid}/wchan");
-    while std::fs::read_to_string(&wchan).unwrap_or_default() != "unix_wait_for_peer" {
+    // Until the thread sleeps: after sending its id it only computes until connect waits for
+    // room in the listen queue, where the kernel shows it in state S.
+    let stat = format!("/proc/self/task/{tid}/stat");
+    let sleeping = || {
+        let text = std::fs::read_to_string(&stat).unwrap_or_default();
+        text.rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('S'))
+    };
+    while !sleeping() {
         std::thread::yield_now();
     }
     #[allow(unsafe_code)]
