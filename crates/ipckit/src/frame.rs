@@ -378,6 +378,9 @@ struct State {
     /// `O_NONBLOCK` is set on the descriptor (by its creator, or by us for a non-socket
     /// writer's first `try_`/`_timeout` send).
     nonblocking: bool,
+    /// We set `O_NONBLOCK` ourselves: [`Connection::into_transport`] clears it again, so the
+    /// descriptor handed back (or to a child) blocks as it did when it was given to us.
+    set_nonblocking: bool,
 }
 
 impl State {
@@ -401,6 +404,7 @@ impl State {
             framing,
             socket,
             nonblocking,
+            set_nonblocking: false,
         })
     }
 
@@ -652,6 +656,7 @@ impl State {
             let flags = fcntl_getfl(fd).map_err(|e| Fail::Io(e.into()))?;
             fcntl_setfl(fd, flags | OFlags::NONBLOCK).map_err(|e| Fail::Io(e.into()))?;
             self.nonblocking = true;
+            self.set_nonblocking = true;
         }
         loop {
             let res = if self.socket {
@@ -747,8 +752,10 @@ impl State {
 ///
 /// Dropping a connection closes its descriptor; the peer receives every frame sent before,
 /// then [`RecvError::Disconnected`]. If a `try_`/`_timeout` send left part of a frame
-/// unsent, drop first sends the rest, blocking if need be (as `BufWriter` does); call
-/// [`flush`](Connection::flush) or one of its forms to control that.
+/// unsent, drop first sends the rest, blocking if need be (as `BufWriter` does), which is
+/// forever if the peer is alive but never reads again; call
+/// [`flush_timeout`](Connection::flush_timeout) (or [`try_flush`](Connection::try_flush))
+/// first to bound that.
 pub struct Connection<M, T: Transport = UnixStream, C = Postcard> {
     /// Always `Some` except inside `into_transport`, which moves it out past `Drop`.
     transport: Option<T>,
@@ -878,7 +885,8 @@ impl<M, T: Transport, C> Connection<M, T, C> {
         self.state.pending.len() - self.state.pending_pos
     }
 
-    /// Gives the transport back, after sending any pending bytes.
+    /// Gives the transport back, after sending any pending bytes; a pipe end that a `try_` or
+    /// `_timeout` send switched to `O_NONBLOCK` is switched back to blocking.
     ///
     /// # Errors
     ///
@@ -895,6 +903,13 @@ impl<M, T: Transport, C> Connection<M, T, C> {
         self.state
             .flush_pending(fd_of(&self.transport), Wait::Block)
             .map_err(|f| io::Error::from(SendError::from_fail(f)))?;
+        if self.state.set_nonblocking {
+            let fd = fd_of(&self.transport);
+            let flags = fcntl_getfl(fd).context_with(|| "restore blocking mode")?;
+            fcntl_setfl(fd, flags - OFlags::NONBLOCK).context_with(|| "restore blocking mode")?;
+            self.state.nonblocking = false;
+            self.state.set_nonblocking = false;
+        }
         self.transport
             .take()
             .ok_or_else(|| io::Error::other("connection has no transport"))
@@ -1066,6 +1081,18 @@ impl<M, T: Writable, C> Connection<M, T, C> {
         self.state
             .flush_pending(fd_of(&self.transport), Wait::Try)
             .map_err(TrySendError::from_fail)
+    }
+
+    /// [`flush`](Self::flush) waiting at most `timeout`; what it could not send stays
+    /// pending. Call it before dropping a connection whose peer may have stopped reading.
+    ///
+    /// # Errors
+    ///
+    /// As [`send_timeout`](Self::send_timeout).
+    pub fn flush_timeout(&mut self, timeout: Duration) -> Result<(), SendTimeoutError> {
+        self.state
+            .flush_pending(fd_of(&self.transport), Wait::timeout(timeout))
+            .map_err(SendTimeoutError::from_fail)
     }
 }
 
