@@ -12,7 +12,7 @@
 //! The four byte-level types copy bytes in and out with bounds-checked `read_at` / `write_at`;
 //! the memory is shared with other processes, so what is read is untrusted input. `as_ptr` and
 //! the unsafe `as_slice` / `as_mut_slice` are for callers that organise concurrent access
-//! themselves. [`Value`] and [`Array`] hold numbers (see [`Pod`]), each accessed atomically.
+//! themselves. [`Value`] and [`Array`] hold numbers (see [`Element`]), each accessed atomically.
 //!
 //! ```
 //! use ipckit::shm;
@@ -112,10 +112,10 @@ mod typed;
 pub use map::{AnonymousMap, FileMap};
 pub(crate) use segment::Link;
 pub use segment::{unlink, Options, Segment, NAME_MAX, SIZE_MAX};
-pub use store::{ObjectBuf, ObjectId, ObjectRef, Store};
+pub use store::{ObjectBuf, ObjectId, ObjectRef, Pod, Store};
 pub use sysv::{SysVOptions, SysVSegment};
 pub use typed::{
-    Array, ArrayGuard, LockError, LockResult, Pod, PodInt, TypedOptions, Value, ValueGuard,
+    Array, ArrayGuard, Element, IntElement, LockError, LockResult, TypedOptions, Value, ValueGuard,
     LAYOUT_VERSION,
 };
 
