@@ -94,14 +94,18 @@ pub fn role_arg(role: &str) -> Option<String> {
 
 /// A command that re-runs this test binary as a child playing `role`: it runs only the test
 /// function `test_fn` (named as libtest prints it, e.g. `role_reader`), which reads `arg`
-/// through [`role_arg`]. The child's stdout carries libtest's own lines, so roles report
-/// through the mechanism under test or their exit status.
+/// through [`role_arg`]. The child's stdout is discarded unless the caller sets it (it would
+/// carry libtest's own lines), so roles report through the mechanism under test, their exit
+/// status, or a stdout the caller pipes.
 pub fn role_command(test_fn: &str, role: &str, arg: &str) -> Command {
     let exe = std::env::current_exe().expect("current test binary");
     let mut cmd = Command::new(exe);
     cmd.args([test_fn, "--exact", "--nocapture", "--test-threads=1", "-q"])
         .env(ROLE_ENV, role)
-        .env(ARG_ENV, arg);
+        .env(ARG_ENV, arg)
+        // libtest's own lines from the child would mix into the parent's report; a role that
+        // talks through stdout sets it again (the last setting wins).
+        .stdout(std::process::Stdio::null());
     cmd
 }
 
