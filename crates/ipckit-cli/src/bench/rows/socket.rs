@@ -693,3 +693,111 @@ fn udp_sink<E: Endpoint + UdpEnd>(end: &mut E, size: usize) -> anyhow::Result<()
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::mpsc;
+
+    use super::*;
+
+    #[test]
+    fn blob_is_one_postcard_byte_string() {
+        let (a, b) = Stream::pair().unwrap();
+        let mut a = Connection::<Blob, _>::new(a).unwrap();
+        a.send(&Blob(vec![1, 2, 3])).unwrap();
+        let mut raw = RawEnd::Stream(FdStream::new(b.try_clone().unwrap().into(), b.into()));
+        let mut frame = [0u8; 8];
+        raw.recv(&mut frame).unwrap();
+        assert_eq!(frame, [4, 0, 0, 0, 3, 1, 2, 3]);
+        let (x, y) = Stream::pair().unwrap();
+        let (mut x, mut y) = (Typed.wrap(x).unwrap(), Typed.wrap(y).unwrap());
+        x.send(&[9; 300]).unwrap();
+        let mut buf = [0u8; 300];
+        y.recv(&mut buf).unwrap();
+        assert_eq!(buf, [9; 300]);
+        x.send(&[1; 2]).unwrap();
+        assert_eq!(
+            y.recv(&mut buf).unwrap_err().kind(),
+            io::ErrorKind::InvalidData
+        );
+    }
+
+    /// One side of an in-process "network" that loses what `drop` says.
+    struct Lossy {
+        tx: mpsc::Sender<Vec<u8>>,
+        rx: mpsc::Receiver<Vec<u8>>,
+        sent: usize,
+        drop: fn(usize, &[u8]) -> bool,
+        queue: VecDeque<Vec<u8>>,
+    }
+
+    impl Endpoint for Lossy {
+        fn send(&mut self, msg: &[u8]) -> io::Result<()> {
+            self.sent += 1;
+            if !(self.drop)(self.sent, msg) {
+                let _ = self.tx.send(msg.to_vec());
+            }
+            Ok(())
+        }
+        fn recv(&mut self, _buf: &mut [u8]) -> io::Result<()> {
+            unreachable!("the UDP protocol uses recv_within")
+        }
+    }
+
+    impl UdpEnd for Lossy {
+        fn recv_within(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<Option<usize>> {
+            let msg = match self.queue.pop_front() {
+                Some(m) => m,
+                None => match self.rx.recv_timeout(timeout) {
+                    Ok(m) => m,
+                    Err(_) => return Ok(None),
+                },
+            };
+            buf[..msg.len()].copy_from_slice(&msg);
+            Ok(Some(msg.len()))
+        }
+    }
+
+    fn lossy_pair(drop: fn(usize, &[u8]) -> bool) -> (Lossy, Lossy) {
+        let (tx1, rx1) = mpsc::channel();
+        let (tx2, rx2) = mpsc::channel();
+        let end = |tx, rx, drop| Lossy {
+            tx,
+            rx,
+            sent: 0,
+            drop,
+            queue: VecDeque::new(),
+        };
+        (end(tx1, rx2, drop), end(tx2, rx1, |_, _| false))
+    }
+
+    #[test]
+    fn udp_protocol_counts_losses_and_resends_lost_markers() {
+        // The bench's datagrams are numbered from 1: every third is lost, and so are its end
+        // markers of the timed phase that fall on an even number.
+        let (mut bench, mut peer) = lossy_pair(|n, msg| {
+            (msg.len() == 64 && n % 3 == 0) || (msg.len() == 2 && msg[1] == 1 && n % 2 == 0)
+        });
+        let peer = std::thread::spawn(move || udp_sink(&mut peer, 64));
+        let job = ThroughputJob {
+            size: 64,
+            warmup: 10,
+            count: 300,
+        };
+        let (elapsed, received) = udp_source(&mut bench, &job).unwrap();
+        peer.join().unwrap().unwrap();
+        // 1..=10 warm-up, 11 the warm-up's marker, 12..=311 timed (100 of them lost), 312 the
+        // first timed marker (lost, so sent again as 313).
+        assert_eq!(received, 200);
+        assert!(elapsed > Duration::ZERO);
+    }
+
+    #[test]
+    fn udp_sink_fails_on_a_stray_datagram() {
+        let (mut bench, mut peer) = lossy_pair(|_, _| false);
+        bench.send(&[1, 2, 3]).unwrap();
+        let err = udp_sink(&mut peer, 64).unwrap_err();
+        assert!(format!("{err}").contains("3-byte"), "{err}");
+    }
+}
