@@ -76,7 +76,10 @@ fn value_producer_consumer_sees_every_update_once() {
 #[test]
 fn semaphore_admits_at_most_three_of_five() {
     let out = run("semaphore_3_of_5", &[]);
-    assert!(out.contains("at most 3 of 5 workers were inside at once"), "{out}");
+    assert!(
+        out.contains("at most 3 of 5 workers were inside at once"),
+        "{out}"
+    );
 }
 
 #[test]
