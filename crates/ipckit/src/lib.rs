@@ -14,12 +14,16 @@
 //! | typed messages over a pipe or socket, `multiprocessing.Pipe` (one wire format, `WIRE.md`) | [`frame`], [`codec`] |
 //! | a byte stream between unrelated processes, shell peers (`echo > f`, `cat f`) | [`fifo`]: [`fifo::Fifo`], [`fifo::open_reader`], [`fifo::OpenOptions`] |
 //! | synchronisation only, notification, timeouts for blocking calls | [`signal`]: [`signal::send`], [`signal::Signals`], [`signal::with_timeout`], [`signal::ChildExits`] |
+//! | locks that survive a dead owner, semaphores, events, barriers; `posix_ipc`/`sysv_ipc` semaphores | [`sync`] |
 //! | exchanging whole files, advisory locks | [`file`](mod@file): [`file::write_atomic`], [`file::Lock`] |
 //! | connections by name or address, across hosts, fd passing, peer identity | [`socket`] |
 //! | large data between processes without copying through the kernel (Python `shared_memory`, `posix_ipc`, `sysv_ipc` peers) | [`shm`] |
+//! | a shared number or array of numbers with its lock, atomic counters (`multiprocessing.Value`/`Array`) | [`shm::Value`], [`shm::Array`] |
 //! | locks that survive a dead owner, semaphores, events, barriers; `posix_ipc`/`sysv_ipc` semaphores | [`sync`] |
 //! | typed messages among many producers and consumers, crash-safe; one-to-one at memory speed | [`queue`] |
 //! | messages with priorities or types between unrelated processes, `posix_ipc` / `sysv_ipc` peers | [`mq`] |
+//! | large immutable objects (arrays, tensors) published once and read in place by any process, like Plasma | [`shm::Store`] |
+//! | finding objects left by crashed processes and removing those nobody uses (`ipckit ls`, `ipckit clean`) | [`objects`]: [`objects::list`], [`objects::Object::remove_if_unused`] |
 //!
 //! # Safety and unsafe code
 //!
@@ -37,6 +41,7 @@
 mod error;
 mod ipc_key;
 mod mode;
+mod name;
 mod sys;
 
 pub mod codec;
@@ -44,6 +49,7 @@ pub mod fifo;
 pub mod file;
 pub mod frame;
 pub mod mq;
+pub mod objects;
 pub mod pipe;
 pub mod process;
 pub mod queue;

@@ -95,7 +95,9 @@ impl Options {
         self
     }
 
-    /// Permission bits for a newly created object (the umask applies).
+    /// Permission bits for a newly created object: set exactly for the shared-memory
+    /// primitives (as [`shm::Options::permissions`](crate::shm::Options::permissions)); the
+    /// umask applies to a [`NamedSemaphore`].
     pub fn permissions(&mut self, permissions: u32) -> &mut Options {
         self.permissions = permissions & 0o777;
         self
@@ -171,7 +173,7 @@ impl Options {
 const SPIN_FOR: Duration = Duration::from_micros(10);
 
 /// Spins briefly (at most [`SPIN_FOR`]) until `ready` holds; `true` if it did.
-fn spin_until(mut ready: impl FnMut() -> bool) -> bool {
+pub(crate) fn spin_until(mut ready: impl FnMut() -> bool) -> bool {
     if !multi_core() {
         return false;
     }

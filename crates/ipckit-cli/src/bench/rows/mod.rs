@@ -8,13 +8,15 @@
 mod common;
 mod fifo;
 mod fifo_raw;
+mod ipc_channel;
 mod pipe;
+mod socket;
 
 use crate::bench::row::Row;
 
 /// All rows, in table order; rows of a group stay together.
 pub fn all() -> Vec<Box<dyn Row>> {
-    [pipe::rows(), fifo::rows(), fifo_raw::rows()]
+    [pipe::rows(), fifo::rows(), fifo_raw::rows(), socket::rows()]
         .into_iter()
         .flatten()
         .collect()
