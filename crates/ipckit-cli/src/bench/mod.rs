@@ -6,13 +6,14 @@
 //! over the rounds.
 //!
 //! Layout: [`row`] defines what a row is, [`rows`] lists them by mechanism, [`measure`] has the
-//! shared two-process loops, [`os`] the only unsafe code (`fork`), [`report`] the table and
+//! shared two-process loops, [`os`] and [`rawsys`] the only unsafe code (`fork`; shared memory and bare message-queue calls for the raw rows), [`report`] the table and
 //! JSON.
 
 mod cpus;
 mod measure;
 mod os;
 mod progress;
+mod rawsys;
 mod report;
 mod row;
 mod rows;
@@ -546,7 +547,17 @@ mod tests {
                 .collect()
         };
         assert_eq!(names(&["PIPE"]), ["pipe", "pipe raw"]);
-        assert_eq!(names(&["raw"]), ["pipe raw", "fifo raw"]);
+        assert_eq!(
+            names(&["raw"]),
+            [
+                "pipe raw",
+                "fifo raw",
+                "cacheline raw",
+                "shm ring raw",
+                "posix mq raw",
+                "sysv mq raw"
+            ]
+        );
         assert_eq!(names(&[]).len(), all.len());
         assert!(names(&["no such row"]).is_empty());
     }
