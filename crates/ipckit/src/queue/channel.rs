@@ -307,12 +307,15 @@ impl Chan {
         })
     }
 
+    #[inline]
     fn u32(&self, off: usize) -> &AtomicU32 {
         self.obj.region.u32_at(off)
     }
+    #[inline]
     fn u64(&self, off: usize) -> &AtomicU64 {
         self.obj.region.u64_at(off)
     }
+    #[inline]
     fn slot_off(&self, index: u32) -> usize {
         SLOTS_OFF + ((u64::from(index) & (self.cap - 1)) * self.slot) as usize
     }
@@ -348,6 +351,7 @@ impl Endpoint {
     /// Takes ownership of the end recorded at `rec` (`O_TX`/`O_RX`) for this process. An
     /// opener (`force` false) fails while a live process owns it; a handle inherited across
     /// `fork` (`force` true) is that same end and takes it over.
+    #[cold]
     fn claim(&self, rec: usize, what: &str, force: bool) -> io::Result<()> {
         let gen = crate::sys::queue::fork_generation();
         let (pid, start) = peers::me();
@@ -384,6 +388,7 @@ impl Endpoint {
         Ok(())
     }
 
+    #[inline]
     fn ensure(&self, rec: usize, what: &str) -> io::Result<()> {
         if self.claimed_gen.get() != crate::sys::queue::fork_generation() {
             self.claim(rec, what, true)?;
@@ -392,6 +397,7 @@ impl Endpoint {
     }
 
     /// Whether the peer recorded at `rec` has gone (dropped its end) or, if `check_alive`, died.
+    #[inline]
     fn peer_gone(&self, rec: usize, check_alive: bool) -> bool {
         let c = &self.chan;
         if c.u32(rec + 16).load(Acquire) != 0 {
@@ -610,6 +616,7 @@ impl<T> Sender<T> {
 
 /// Wakes the peer if it sleeps on `word`: the first waker takes the flag down, so a burst
 /// of messages to a sleeper that is still waking up costs one wake-up call, not one each.
+#[inline]
 fn wake_sleeper(c: &Chan, sleeping: usize, word: usize) {
     let flag = c.u32(sleeping);
     if flag.load(SeqCst) != 0 && flag.swap(0, SeqCst) != 0 {
