@@ -39,13 +39,9 @@ impl SharedMemory {
                 MapFlags::SHARED,
             )
         }
-        .map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("mmap {len} bytes of shared memory: {e}"),
-            )
-        })?;
-        let ptr = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap gave null"))?;
+        .map_err(|e| io::Error::new(e.kind(), format!("mmap {len} bytes of shared memory: {e}")))?;
+        let ptr =
+            NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap gave null"))?;
         Ok(SharedMemory { ptr, len })
     }
 
@@ -55,7 +51,11 @@ impl SharedMemory {
     ///
     /// If `off` is not 8-aligned or the word is out of bounds (a bug in the row).
     pub fn u64_at(&self, off: usize) -> &AtomicU64 {
-        assert!(off % 8 == 0 && off + 8 <= self.len, "word {off} of {}", self.len);
+        assert!(
+            off % 8 == 0 && off + 8 <= self.len,
+            "word {off} of {}",
+            self.len
+        );
         // SAFETY: in bounds and aligned (the mapping is page-aligned); the memory lives as long
         // as `self`, and all access to words is atomic.
         unsafe { AtomicU64::from_ptr(self.ptr.as_ptr().add(off).cast()) }
@@ -72,7 +72,9 @@ impl SharedMemory {
         assert!(off <= self.len && src.len() <= self.len - off);
         // SAFETY: in bounds; `src` is a private buffer, never inside the mapping's bytes that
         // the other side reads at the same time (the rows' index protocol keeps them apart).
-        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.as_ptr().add(off), src.len()) }
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.as_ptr().add(off), src.len())
+        }
     }
 
     /// Copies from byte offset `off` into `dst` (ordered by the caller as for `write`).

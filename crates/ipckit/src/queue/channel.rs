@@ -426,6 +426,10 @@ impl Endpoint {
 
     /// Waits until `ready()` or the deadline; the peer wakes us through `word` when we raise
     /// `sleeping`. Returns Err(Timeout/Disconnected/Empty/Full) or Ok when ready.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "private; the words and the two readiness checks differ per side"
+    )]
     fn wait(
         &self,
         deadline: Deadline,

@@ -69,7 +69,11 @@ fn buffer_for(max_message: usize) -> usize {
     ((8 << 20) / max_message.max(1)).clamp(4, 1024)
 }
 
-fn open(node: &Node<ipc::Service>, name: &str, max_message: usize) -> io::Result<PubSub<ipc::Service, [u8], ()>> {
+fn open(
+    node: &Node<ipc::Service>,
+    name: &str,
+    max_message: usize,
+) -> io::Result<PubSub<ipc::Service, [u8], ()>> {
     let service_name: ServiceName = name
         .try_into()
         .map_err(|e| err(&format!("service name {name}"), e))?;
@@ -96,7 +100,11 @@ impl IceEnd {
             .map_err(|e| err("create node", e))?;
         let ping = open(&node, &names.ping, names.max_message)?;
         let pong = open(&node, &names.pong, names.max_message)?;
-        let (out, inn) = if child { (&pong, &ping) } else { (&ping, &pong) };
+        let (out, inn) = if child {
+            (&pong, &ping)
+        } else {
+            (&ping, &pong)
+        };
         let publisher = out
             .publisher_builder()
             .initial_max_slice_len(names.max_message.max(1))

@@ -27,9 +27,9 @@ pub fn all() -> Vec<Box<dyn Row>> {
         shm_queue_rows(),
         mq::rows(),
     ]
-        .into_iter()
-        .flatten()
-        .collect()
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// Group of the shared-memory message queues: the hardware floors (cache-line ping-pong for

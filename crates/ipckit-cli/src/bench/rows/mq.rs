@@ -103,7 +103,10 @@ impl Link for PosixLink {
 
     fn prepare(&self, max_message: usize) -> io::Result<PosixPair> {
         let size = max_message.max(1);
-        let names = [unique_name("/ipckit-bench-mq"), unique_name("/ipckit-bench-mq")];
+        let names = [
+            unique_name("/ipckit-bench-mq"),
+            unique_name("/ipckit-bench-mq"),
+        ];
         if self.raw {
             let to_child = rawsys::mq_create(&names[0], self.depth, size)?;
             let to_parent = rawsys::mq_create(&names[1], self.depth, size).inspect_err(|_| {

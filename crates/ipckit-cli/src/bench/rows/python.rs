@@ -103,7 +103,13 @@ fn cpu_arg(cpu: Option<usize>) -> String {
     cpu.map_or("-1".to_owned(), |c| c.to_string())
 }
 
-fn run(mode: &str, size: usize, warmup: usize, count: usize, cpus: &Placement) -> anyhow::Result<Output> {
+fn run(
+    mode: &str,
+    size: usize,
+    warmup: usize,
+    count: usize,
+    cpus: &Placement,
+) -> anyhow::Result<Output> {
     let out = Command::new("python3")
         .arg("-c")
         .arg(SCRIPT)
@@ -120,8 +126,12 @@ fn run(mode: &str, size: usize, warmup: usize, count: usize, cpus: &Placement) -
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    let parsed: Output = serde_json::from_slice(&out.stdout)
-        .with_context(|| format!("parse python3's output {:?}", String::from_utf8_lossy(&out.stdout)))?;
+    let parsed: Output = serde_json::from_slice(&out.stdout).with_context(|| {
+        format!(
+            "parse python3's output {:?}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })?;
     if !parsed.ok {
         bail!("python3's peer failed or echoed the wrong message");
     }
@@ -136,7 +146,11 @@ impl Row for PythonQueue {
     fn latency(&self, cpus: &Placement, job: &LatencyJob) -> anyhow::Result<Vec<u64>> {
         let out = run("latency", job.size, job.warmup, job.count, cpus)?;
         if out.samples.len() != job.count {
-            bail!("python3 reported {} round trips, expected {}", out.samples.len(), job.count);
+            bail!(
+                "python3 reported {} round trips, expected {}",
+                out.samples.len(),
+                job.count
+            );
         }
         Ok(out.samples)
     }
