@@ -18,6 +18,8 @@
 //! # Crash safety and disconnection
 //!
 //! * A sender killed while writing a slot never published it: the receiver does not see it.
+//!   One killed after the stamp (the publication) but before the tail store did publish it;
+//!   the next owner of the sending end moves the tail past it when it takes over.
 //!   A receiver killed while copying a slot out never freed it: the next receiver gets it.
 //!   A `recv` that did not return therefore either left its message in the channel or took it
 //!   with it (killed after the head store), never both; a message whose `send` returned is
@@ -382,6 +384,20 @@ impl Endpoint {
         } else {
             (O_HEAD, O_TAIL)
         };
+        if rec == O_TX {
+            // A sender killed between stamping a slot and storing the tail left a message
+            // the receiver may already have taken: move the tail past every stamped slot, so
+            // the next message goes after it, and tell a sleeping receiver.
+            let mut tail = c.u32(O_TAIL).load(Acquire);
+            for _ in 0..c.cap {
+                if c.u32(c.slot_off(tail) + 4).load(Acquire) != tail.wrapping_add(1) {
+                    break;
+                }
+                tail = tail.wrapping_add(1);
+            }
+            c.u32(O_TAIL).store(tail, SeqCst);
+            wake_sleeper(c, O_RX_SLEEPING, O_TAIL);
+        }
         self.mine.set(c.u32(mine).load(Acquire));
         self.other.set(c.u32(other).load(Acquire));
         self.claimed_gen.set(gen);
@@ -727,7 +743,8 @@ impl<T> Receiver<T> {
             };
             // The stamp goes before the tail, so a receiver may be one past the tail for a
             // moment: only a tail ahead of the head means a message.
-            let refresh = || (c.u32(O_TAIL).load(Acquire).wrapping_sub(head) as i32) > 0;
+            let refresh =
+                || stamped() || (c.u32(O_TAIL).load(Acquire).wrapping_sub(head) as i32) > 0;
             ep.wait(
                 deadline,
                 O_TAIL,
