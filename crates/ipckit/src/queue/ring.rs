@@ -506,6 +506,12 @@ impl Ring {
         let spin = self.policy.spin_for();
         let mut register = spin.is_zero();
         let mut blocked_stop = Some(blocked_stop);
+        if !register && !matches!(deadline, Deadline::Now) && blocked() {
+            // Spinning anyway: wait for the lock-free pre-check before taking the lock, so a
+            // consumer that caught up does not take the lock from the producer only to find
+            // the queue empty.
+            deadline.spin(spin, &blocked);
+        }
         loop {
             let repaired = self.lock()?;
             let res = op();
