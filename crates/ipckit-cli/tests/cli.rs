@@ -211,11 +211,44 @@ fn bench_fifo_raw_row_runs() {
 }
 
 #[test]
+fn bench_queue_2_2_row_delivers_every_message_once() {
+    // Two producer and two consumer processes; the row fails unless every sequence number
+    // arrived exactly once.
+    let out = ipckit(&[
+        "bench",
+        "--filter",
+        "queue 2-2",
+        "--seconds",
+        "0.3",
+        "--rounds",
+        "1",
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("queue 2-2 "))
+        .unwrap_or_else(|| panic!("no queue 2-2 line: {stdout}"));
+    assert!(line.contains("ipckit"), "{line}");
+}
+
+#[test]
 fn bench_lists_rows() {
     let out = ipckit(&["bench", "--list"]);
     assert!(out.status.success());
     let stdout = text(&out.stdout);
-    for name in ["pipe ", "pipe raw ", "fifo raw "] {
+    for name in [
+        "pipe ",
+        "pipe raw ",
+        "fifo raw ",
+        "cacheline raw ",
+        "channel spin ",
+        "queue 1-1 ",
+        "iceoryx2 pubsub ",
+        "python mp.Queue ",
+        "posix mq raw ",
+        "sysv mq raw ",
+    ] {
         assert!(stdout.lines().any(|l| l.starts_with(name)), "{stdout}");
     }
 }

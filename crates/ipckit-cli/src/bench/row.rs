@@ -88,7 +88,6 @@ impl Info {
     }
 
     /// Measures throughput only.
-    #[allow(dead_code, reason = "for rows without a round trip (object store)")]
     pub const fn no_latency(mut self) -> Info {
         self.latency = false;
         self

@@ -1,11 +1,13 @@
 //! One-to-one channels in shared memory: one [`Sender`], one [`Receiver`], the lowest latency
 //! and the highest throughput ipckit offers for messages.
 //!
-//! A fixed ring of slots (each an 8-byte length and up to [`Options::max_message_size`]
-//! payload bytes); the sender alone writes the tail index, the receiver alone the head index,
-//! each on its own cache line, so no lock and no atomic read-modify-write is on the message
-//! path. A sender writes the slot, then publishes it with one store of the tail; a receiver
-//! copies the slot out, then frees it with one store of the head.
+//! A fixed ring of cache-line-aligned slots (a 4-byte length, a 4-byte stamp and up to
+//! [`Options::max_message_size`] payload bytes); the sender alone writes the tail index, the
+//! receiver alone the head index, each on its own cache line, so no lock and no atomic
+//! read-modify-write is on the message path. A sender writes the slot, stamps it with its
+//! sequence number, then stores the tail; a receiver watches the stamp of the slot it expects
+//! next (not the tail), copies the slot out, then frees it with one store of the head. A small
+//! message therefore costs one cache line moving from the sender's core to the receiver's.
 //!
 //! Waiting: the receiver spins (per [`WaitPolicy`]), then raises its "sleeping" flag and
 //! sleeps on the tail word with `futex(FUTEX_WAIT)`; the sender wakes it only if the flag is
@@ -16,6 +18,8 @@
 //! # Crash safety and disconnection
 //!
 //! * A sender killed while writing a slot never published it: the receiver does not see it.
+//!   One killed after the stamp (the publication) but before the tail store did publish it;
+//!   the next owner of the sending end moves the tail past it when it takes over.
 //!   A receiver killed while copying a slot out never freed it: the next receiver gets it.
 //!   A `recv` that did not return therefore either left its message in the channel or took it
 //!   with it (killed after the head store), never both; a message whose `send` returned is
@@ -50,7 +54,7 @@ use crate::mode::CreationMode;
 use crate::sys::futex;
 
 const MAGIC: u64 = u64::from_le_bytes(*b"IPCKCHN\x01");
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 const READY: u32 = 0x5245_4459;
 
 const O_MAGIC: usize = 0;
@@ -156,7 +160,8 @@ impl Options {
             )));
         }
         let cap = self.capacity.next_power_of_two();
-        let slot = (8 + self.max_message + 7) & !7;
+        // Whole cache lines, so a slot's header and its first payload bytes share one line.
+        let slot = (8 + self.max_message + 63) & !63;
         let len = cap
             .checked_mul(slot)
             .and_then(|n| n.checked_add(SLOTS_OFF as u64))
@@ -285,7 +290,12 @@ impl Chan {
             .checked_mul(slot)
             .and_then(|n| n.checked_add(SLOTS_OFF as u64))
             .is_some_and(|n| n <= r.len() as u64);
-        if !cap.is_power_of_two() || cap > MAX_CAPACITY || slot < 8 + max_msg || !fits {
+        if !cap.is_power_of_two()
+            || cap > MAX_CAPACITY
+            || slot < 8 + max_msg
+            || slot % 8 != 0
+            || !fits
+        {
             return Err(bad(format!(
                 "channel header corrupted: {label}: {cap} slots of {slot} bytes, max message {max_msg}, object {} bytes",
                 r.len()
@@ -299,12 +309,15 @@ impl Chan {
         })
     }
 
+    #[inline]
     fn u32(&self, off: usize) -> &AtomicU32 {
         self.obj.region.u32_at(off)
     }
+    #[inline]
     fn u64(&self, off: usize) -> &AtomicU64 {
         self.obj.region.u64_at(off)
     }
+    #[inline]
     fn slot_off(&self, index: u32) -> usize {
         SLOTS_OFF + ((u64::from(index) & (self.cap - 1)) * self.slot) as usize
     }
@@ -340,6 +353,7 @@ impl Endpoint {
     /// Takes ownership of the end recorded at `rec` (`O_TX`/`O_RX`) for this process. An
     /// opener (`force` false) fails while a live process owns it; a handle inherited across
     /// `fork` (`force` true) is that same end and takes it over.
+    #[cold]
     fn claim(&self, rec: usize, what: &str, force: bool) -> io::Result<()> {
         let gen = crate::sys::queue::fork_generation();
         let (pid, start) = peers::me();
@@ -370,12 +384,27 @@ impl Endpoint {
         } else {
             (O_HEAD, O_TAIL)
         };
+        if rec == O_TX {
+            // A sender killed between stamping a slot and storing the tail left a message
+            // the receiver may already have taken: move the tail past every stamped slot, so
+            // the next message goes after it, and tell a sleeping receiver.
+            let mut tail = c.u32(O_TAIL).load(Acquire);
+            for _ in 0..c.cap {
+                if c.u32(c.slot_off(tail) + 4).load(Acquire) != tail.wrapping_add(1) {
+                    break;
+                }
+                tail = tail.wrapping_add(1);
+            }
+            c.u32(O_TAIL).store(tail, SeqCst);
+            wake_sleeper(c, O_RX_SLEEPING, O_TAIL);
+        }
         self.mine.set(c.u32(mine).load(Acquire));
         self.other.set(c.u32(other).load(Acquire));
         self.claimed_gen.set(gen);
         Ok(())
     }
 
+    #[inline]
     fn ensure(&self, rec: usize, what: &str) -> io::Result<()> {
         if self.claimed_gen.get() != crate::sys::queue::fork_generation() {
             self.claim(rec, what, true)?;
@@ -384,6 +413,7 @@ impl Endpoint {
     }
 
     /// Whether the peer recorded at `rec` has gone (dropped its end) or, if `check_alive`, died.
+    #[inline]
     fn peer_gone(&self, rec: usize, check_alive: bool) -> bool {
         let c = &self.chan;
         if c.u32(rec + 16).load(Acquire) != 0 {
@@ -412,6 +442,10 @@ impl Endpoint {
 
     /// Waits until `ready()` or the deadline; the peer wakes us through `word` when we raise
     /// `sleeping`. Returns Err(Timeout/Disconnected/Empty/Full) or Ok when ready.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "private; the words and the two readiness checks differ per side"
+    )]
     fn wait(
         &self,
         deadline: Deadline,
@@ -419,6 +453,7 @@ impl Endpoint {
         sleeping: usize,
         peer_rec: usize,
         blocked_stop: fn() -> Stop,
+        fast_ready: impl Fn() -> bool,
         ready: impl Fn() -> bool,
     ) -> Result<(), Stop> {
         let c = &self.chan;
@@ -429,7 +464,7 @@ impl Endpoint {
                 Err(Stop::Disconnected)
             };
         }
-        if deadline.spin(self.policy.spin_for(), || !ready()) {
+        if deadline.spin(self.policy.spin_for(), || !fast_ready()) {
             return Ok(());
         }
         loop {
@@ -513,6 +548,7 @@ impl<T> Sender<T> {
                 O_RX,
                 || Stop::Full,
                 refresh,
+                refresh,
             )?;
             let head = c.u32(O_HEAD).load(Acquire);
             if tail.wrapping_sub(head) > cap {
@@ -527,9 +563,12 @@ impl<T> Sender<T> {
             ep.other.set(head);
         }
         let off = c.slot_off(tail);
-        c.obj.region.write(off, &(msg.len() as u64).to_le_bytes())?;
         c.obj.region.write(off + 8, msg)?;
+        c.u32(off).store(msg.len() as u32, Relaxed);
         let next = tail.wrapping_add(1);
+        // The stamp publishes the slot to a receiver watching it; the tail (sequentially
+        // consistent, paired with the receiver's sleeping flag) to one about to sleep.
+        c.u32(off + 4).store(next, Release);
         c.u32(O_TAIL).store(next, SeqCst);
         ep.mine.set(next);
         wake_sleeper(c, O_RX_SLEEPING, O_TAIL);
@@ -597,6 +636,7 @@ impl<T> Sender<T> {
 
 /// Wakes the peer if it sleeps on `word`: the first waker takes the flag down, so a burst
 /// of messages to a sleeper that is still waking up costs one wake-up call, not one each.
+#[inline]
 fn wake_sleeper(c: &Chan, sleeping: usize, word: usize) {
     let flag = c.u32(sleeping);
     if flag.load(SeqCst) != 0 && flag.swap(0, SeqCst) != 0 {
@@ -608,8 +648,8 @@ fn len(c: &Chan) -> usize {
     let n = c
         .u32(O_TAIL)
         .load(Relaxed)
-        .wrapping_sub(c.u32(O_HEAD).load(Relaxed));
-    (n as u64).min(c.cap) as usize
+        .wrapping_sub(c.u32(O_HEAD).load(Relaxed)) as i32;
+    (n.max(0) as u64).min(c.cap) as usize
 }
 
 fn detach(ep: &mut Endpoint) {
@@ -684,32 +724,49 @@ impl<T> Receiver<T> {
         let c = &*ep.chan;
         ep.ensure(O_RX, "receiver")?;
         let head = ep.mine.get();
-        if ep.other.get() == head {
-            let refresh = || c.u32(O_TAIL).load(Acquire) != head;
+        let off = c.slot_off(head);
+        let next = head.wrapping_add(1);
+        let stamp = c.u32(off + 4);
+        if stamp.load(Acquire) != next {
+            // Spin on the slot itself; sleep on the tail, which the sender stores after the
+            // stamp and checks the sleeping flag against.
+            let stamped = || stamp.load(Acquire) == next;
+            // A 64-byte message spills into the slot's second line: touching it while
+            // spinning fetches both lines at once when the message lands, not one after the
+            // other.
+            let second = (c.slot > 64).then(|| c.u32(off + 64));
+            let spin_ready = || {
+                if let Some(w) = second {
+                    std::hint::black_box(w.load(Relaxed));
+                }
+                stamped()
+            };
+            // The stamp goes before the tail, so a receiver may be one past the tail for a
+            // moment: only a tail ahead of the head means a message.
+            let refresh =
+                || stamped() || (c.u32(O_TAIL).load(Acquire).wrapping_sub(head) as i32) > 0;
             ep.wait(
                 deadline,
                 O_TAIL,
                 O_RX_SLEEPING,
                 O_TX,
                 || Stop::Empty,
+                spin_ready,
                 refresh,
             )?;
-            let tail = c.u32(O_TAIL).load(Acquire);
-            if tail.wrapping_sub(head) as u64 > c.cap {
+            if !stamped() {
+                let tail = c.u32(O_TAIL).load(Acquire);
                 return Err(Stop::Failed(io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!(
-                        "channel header corrupted: {}: head {head}, tail {tail}",
-                        c.obj.label()
+                        "channel corrupted: {}: head {head}, tail {tail}, slot stamp {}",
+                        c.obj.label(),
+                        stamp.load(Relaxed)
                     ),
                 )));
             }
-            ep.other.set(tail);
         }
-        let off = c.slot_off(head);
-        let mut word = [0u8; 8];
-        c.obj.region.read(off, &mut word)?;
-        let len = u64::from_le_bytes(word);
+        let len = u64::from(c.u32(off).load(Relaxed));
         if len > c.max_msg {
             return Err(Stop::Failed(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -721,7 +778,6 @@ impl<T> Receiver<T> {
             )));
         }
         c.obj.region.read_to_vec(off + 8, len as usize, out)?;
-        let next = head.wrapping_add(1);
         c.u32(O_HEAD).store(next, SeqCst);
         ep.mine.set(next);
         wake_sleeper(c, O_TX_SLEEPING, O_HEAD);

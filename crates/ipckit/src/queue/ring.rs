@@ -65,6 +65,9 @@ const TAG_MASK: u64 = 0xFF << 56;
 /// Trylock rounds before sleeping in `pthread_mutex_lock`; with the backoff below about
 /// 150 pause instructions in all, a few microseconds, longer than any critical section.
 const LOCK_SPINS: u32 = 12;
+/// Trylock rounds under [`WaitPolicy::SpinThenPark`]: about 4000 pause instructions, some
+/// tens of microseconds, before `pthread_mutex_lock` may sleep.
+const SPIN_LOCK_SPINS: u32 = 256;
 /// Largest message count, byte bound and message size a queue accepts.
 pub(crate) const MAX_CAPACITY: u64 = 1 << 32;
 pub(crate) const MAX_BYTES: u64 = 1 << 40;
@@ -305,7 +308,13 @@ impl Ring {
     /// Locks, repairing the state if the previous owner died. Returns whether a repair was
     /// made (then the unlock wakes everybody, since the dead owner may have owed a wake).
     fn lock(&self) -> io::Result<bool> {
-        match self.r().mutex_lock(O_MUTEX, LOCK_SPINS)? {
+        let spins = match self.policy {
+            WaitPolicy::Park => LOCK_SPINS,
+            // A spinning caller would rather keep trying than pay a futex sleep and wake-up
+            // when the holder is merely slow (preempted on a busy machine).
+            WaitPolicy::SpinThenPark(_) => SPIN_LOCK_SPINS,
+        };
+        match self.r().mutex_lock(O_MUTEX, spins)? {
             Locked::Clean => Ok(false),
             Locked::OwnerDied => {
                 // Roll the journal forward if the dead owner was inside a commit: the new
@@ -497,6 +506,12 @@ impl Ring {
         let spin = self.policy.spin_for();
         let mut register = spin.is_zero();
         let mut blocked_stop = Some(blocked_stop);
+        if !register && !matches!(deadline, Deadline::Now) && blocked() {
+            // Spinning anyway: wait for the lock-free pre-check before taking the lock, so a
+            // consumer that caught up does not take the lock from the producer only to find
+            // the queue empty.
+            deadline.spin(spin, &blocked);
+        }
         loop {
             let repaired = self.lock()?;
             let res = op();
