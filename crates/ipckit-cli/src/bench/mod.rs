@@ -13,6 +13,7 @@ mod cpus;
 mod measure;
 mod os;
 mod progress;
+mod rawsync;
 mod report;
 mod row;
 mod rows;

@@ -9,12 +9,14 @@ mod common;
 mod fifo;
 mod fifo_raw;
 mod pipe;
+mod sync;
+mod turns;
 
 use crate::bench::row::Row;
 
 /// All rows, in table order; rows of a group stay together.
 pub fn all() -> Vec<Box<dyn Row>> {
-    [pipe::rows(), fifo::rows(), fifo_raw::rows()]
+    [pipe::rows(), fifo::rows(), fifo_raw::rows(), sync::rows()]
         .into_iter()
         .flatten()
         .collect()
