@@ -34,7 +34,8 @@ impl<T> Page<T> {
             )
         }
         .map_err(|e| io::Error::new(e.kind(), format!("mmap {len} shared bytes: {e}")))?;
-        let ptr = NonNull::new(ptr.cast::<T>()).ok_or_else(|| io::Error::other("mmap gave null"))?;
+        let ptr =
+            NonNull::new(ptr.cast::<T>()).ok_or_else(|| io::Error::other("mmap gave null"))?;
         Ok(Page { ptr, len })
     }
 }
@@ -218,7 +219,9 @@ impl PosixSemaphore {
         unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
         let nanos = now.tv_nsec as i64 + i64::from(timeout.subsec_nanos());
         let deadline = libc::timespec {
-            tv_sec: now.tv_sec + timeout.as_secs() as libc::time_t + (nanos / 1_000_000_000) as libc::time_t,
+            tv_sec: now.tv_sec
+                + timeout.as_secs() as libc::time_t
+                + (nanos / 1_000_000_000) as libc::time_t,
             tv_nsec: (nanos % 1_000_000_000) as _,
         };
         loop {

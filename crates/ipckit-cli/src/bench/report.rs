@@ -162,28 +162,40 @@ impl Machine {
 
 /// Fills the `vs_raw` ratios: each row against the raw row of its group.
 pub fn compare_with_raw(rows: &mut [RowResult]) {
-    let raw_of = |rows: &[RowResult], group: &str| {
+    // A group may have several raw rows (a latency floor and a throughput floor): each number
+    // is compared with the first raw row of the group that has that number.
+    let raw_p50 = |rows: &[RowResult], group: &str| {
         rows.iter()
-            .position(|r| r.group == group && r.kind == Kind::Raw)
+            .filter(|r| r.group == group && r.kind == Kind::Raw)
+            .find_map(|r| r.latency.as_ref().map(|l| l.p50_ns))
+    };
+    let raw_rate = |rows: &[RowResult], group: &str, size: usize| {
+        rows.iter()
+            .filter(|r| r.group == group && r.kind == Kind::Raw)
+            .find_map(|r| {
+                r.throughput
+                    .iter()
+                    .find(|t| t.message_bytes == size)
+                    .map(|t| t.messages_per_sec)
+            })
     };
     for i in 0..rows.len() {
         if rows[i].kind == Kind::Raw {
             continue;
         }
-        let Some(raw) = raw_of(rows, rows[i].group) else {
-            continue;
-        };
-        let raw_p50 = rows[raw].latency.as_ref().map(|l| l.p50_ns);
-        let raw_rates: Vec<(usize, f64)> = rows[raw]
+        let group = rows[i].group;
+        if let Some(base) = raw_p50(rows, group) {
+            if let Some(lat) = rows[i].latency.as_mut() {
+                lat.vs_raw = ratio(lat.p50_ns, base);
+            }
+        }
+        let bases: Vec<Option<f64>> = rows[i]
             .throughput
             .iter()
-            .map(|t| (t.message_bytes, t.messages_per_sec))
+            .map(|t| raw_rate(rows, group, t.message_bytes))
             .collect();
-        if let (Some(lat), Some(base)) = (rows[i].latency.as_mut(), raw_p50) {
-            lat.vs_raw = ratio(lat.p50_ns, base);
-        }
-        for t in &mut rows[i].throughput {
-            if let Some(&(_, base)) = raw_rates.iter().find(|(s, _)| *s == t.message_bytes) {
+        for (t, base) in rows[i].throughput.iter_mut().zip(bases) {
+            if let Some(base) = base {
                 t.vs_raw = ratio(t.messages_per_sec, base);
             }
         }
@@ -424,5 +436,20 @@ mod tests {
         assert_eq!(api.latency.as_ref().unwrap().vs_raw, Some(1.1));
         assert_eq!(api.throughput[0].vs_raw, Some(0.5));
         assert_eq!(rows[1].latency.as_ref().unwrap().vs_raw, None);
+    }
+
+    #[test]
+    fn each_number_against_the_first_raw_row_that_has_it() {
+        let mut floor = row("floor", Kind::Raw, 100.0, 0.0);
+        floor.throughput.clear();
+        let mut rows = vec![
+            floor,
+            row("ring", Kind::Raw, 1000.0, 200.0),
+            row("api", Kind::Ipckit, 110.0, 50.0),
+        ];
+        compare_with_raw(&mut rows);
+        let api = &rows[2];
+        assert_eq!(api.latency.as_ref().unwrap().vs_raw, Some(1.1));
+        assert_eq!(api.throughput[0].vs_raw, Some(0.25));
     }
 }

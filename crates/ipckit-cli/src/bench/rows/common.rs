@@ -119,6 +119,53 @@ impl Drop for TempDir {
     }
 }
 
+/// Spins until `ready()` holds, with the spin-loop hint, yielding the CPU now and then (a
+/// loaded machine may have put the peer on this very core) and checking every few
+/// milliseconds that process `peer` still runs, so a dead peer is an error, not a hang.
+///
+/// # Errors
+///
+/// `BrokenPipe` naming the peer once it has exited (or is a zombie).
+#[inline]
+pub fn spin_until(peer: u32, mut ready: impl FnMut() -> bool) -> io::Result<()> {
+    let mut spins: u32 = 0;
+    loop {
+        if ready() {
+            return Ok(());
+        }
+        std::hint::spin_loop();
+        spins = spins.wrapping_add(1);
+        if spins % (1 << 14) == 0 {
+            std::thread::yield_now();
+            if spins % (1 << 20) == 0 && !process_alive(peer) {
+                return Err(io::Error::new(
+                    io::ErrorKind::BrokenPipe,
+                    format!("the peer process {peer} has ended"),
+                ));
+            }
+        }
+    }
+}
+
+/// Whether process `pid` exists and is not a zombie (from `/proc/<pid>/stat`).
+pub fn process_alive(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The state follows the command name, which is in parentheses and may contain spaces.
+    match stat.rfind(')') {
+        Some(i) => !matches!(stat[i + 1..].trim_start().chars().next(), Some('Z' | 'X')),
+        None => true,
+    }
+}
+
+/// A unique name for a named object of one measurement: `<prefix>-<pid>-<n>`.
+pub fn unique_name(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{}-{n}", std::process::id())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

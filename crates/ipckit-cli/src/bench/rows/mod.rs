@@ -5,10 +5,16 @@
 //! `rows()`, and list the module once in [`all`]. Each ipckit row should sit beside a `raw` row
 //! in the same group, running the same loop on bare system calls.
 
+pub mod cacheline;
 mod common;
 mod fifo;
 mod fifo_raw;
+mod iceoryx2;
+mod mq;
 mod pipe;
+mod python;
+mod queue;
+mod queue_many;
 mod sync;
 mod turns;
 
@@ -16,10 +22,40 @@ use crate::bench::row::Row;
 
 /// All rows, in table order; rows of a group stay together.
 pub fn all() -> Vec<Box<dyn Row>> {
-    [pipe::rows(), fifo::rows(), fifo_raw::rows(), sync::rows()]
-        .into_iter()
-        .flatten()
-        .collect()
+    [
+        pipe::rows(),
+        fifo::rows(),
+        fifo_raw::rows(),
+        shm_queue_rows(),
+        mq::rows(),
+        sync::rows(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// Group of the shared-memory message queues: the hardware floors (cache-line ping-pong for
+/// latency, a bare spinning ring for throughput), ipckit's channel and Queue, and the
+/// competitors on the same messages.
+const SHM_QUEUE: &str = "queue";
+
+fn shm_queue_rows() -> Vec<Box<dyn Row>> {
+    use crate::bench::row::forked;
+    let mut rows = vec![
+        forked(
+            cacheline::ping_pong_info("cacheline raw", SHM_QUEUE),
+            cacheline::PingPong,
+        ),
+        forked(
+            cacheline::spin_ring_info("shm ring raw", SHM_QUEUE),
+            cacheline::SpinRing,
+        ),
+    ];
+    rows.extend(queue::rows(SHM_QUEUE));
+    rows.push(iceoryx2::row(SHM_QUEUE));
+    rows.push(python::row(SHM_QUEUE));
+    rows
 }
 
 #[cfg(test)]

@@ -267,10 +267,7 @@ struct NamedSemaphoreApi;
 fn named_semaphore() -> io::Result<NamedSemaphore> {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = NEXT.fetch_add(1, Relaxed);
-    NamedSemaphore::create(
-        &format!("ipckit-bench-{}-{n}", std::process::id()),
-        0,
-    )
+    NamedSemaphore::create(&format!("ipckit-bench-{}-{n}", std::process::id()), 0)
 }
 
 impl Link for NamedSemaphoreApi {

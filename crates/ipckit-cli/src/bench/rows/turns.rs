@@ -146,7 +146,10 @@ pub const CHECK_EVERY: Duration = Duration::from_secs(1);
 ///
 /// `wait`'s error, or `BrokenPipe` when the peer ended.
 #[inline]
-pub fn block_until(peer: Peer, mut wait: impl FnMut(Duration) -> io::Result<bool>) -> io::Result<()> {
+pub fn block_until(
+    peer: Peer,
+    mut wait: impl FnMut(Duration) -> io::Result<bool>,
+) -> io::Result<()> {
     while !wait(CHECK_EVERY)? {
         peer.check()?;
     }

@@ -1,0 +1,261 @@
+//! The hardware floors of shared memory: two processes bouncing a counter through one cache
+//! line ([`PingPong`], latency), and a plain busy-spinning ring of 64-byte slots
+//! ([`SpinRing`], latency and throughput). Both live in anonymous `MAP_SHARED` memory made
+//! before `fork` and wait by spinning on an atomic, nothing else: no length, no check, no
+//! wake-up. ipckit's shared-memory rows are measured beside them.
+
+use std::io;
+use std::sync::atomic::Ordering::{Acquire, Release};
+
+use crate::bench::rawsys::SharedMemory;
+use crate::bench::row::{Endpoint, Info, Kind, Link};
+use crate::bench::rows::common::spin_until;
+
+/// The raw cache-line ping-pong row (latency only) for group `group`.
+pub fn ping_pong_info(name: &'static str, group: &'static str) -> Info {
+    Info::new(name, group, Kind::Raw).sizes(&[])
+}
+
+/// The raw ring row (64-byte messages) for group `group`.
+pub fn spin_ring_info(name: &'static str, group: &'static str) -> Info {
+    Info::new(name, group, Kind::Raw)
+        .sizes(&[64])
+        .max_message(SLOT)
+}
+
+/// Where each side's process ID is kept in the shared page (for the dead-peer check).
+const PARENT_PID: usize = 64;
+const CHILD_PID: usize = 128;
+
+/// Records our PID and returns the peer's (the child stores its own first thing; the parent
+/// gives up after ten seconds without it).
+fn record_pids(mem: &SharedMemory, child: bool) -> io::Result<u32> {
+    let me = std::process::id();
+    if child {
+        mem.u64_at(CHILD_PID).store(u64::from(me), Release);
+        return Ok(std::os::unix::process::parent_id());
+    }
+    mem.u64_at(PARENT_PID).store(u64::from(me), Release);
+    let start = std::time::Instant::now();
+    loop {
+        let pid = mem.u64_at(CHILD_PID).load(Acquire);
+        if pid != 0 {
+            return Ok(pid as u32);
+        }
+        if start.elapsed() > std::time::Duration::from_secs(10) {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the peer did not start within 10 s",
+            ));
+        }
+        std::thread::yield_now();
+    }
+}
+
+/// Two processes taking turns on one counter in one cache line: the parent makes it odd, the
+/// child even, each spinning until it is its turn. A hand-off moves that one line between
+/// the cores and nothing else, so its round trip is the least any shared-memory message can
+/// cost.
+///
+/// It carries no payload: the counter is the whole message. Since the peer only ever echoes,
+/// [`Endpoint::recv`] gives back the last message this side sent, so the shared measuring loop
+/// sees its echo.
+#[derive(Debug, Clone, Copy)]
+pub struct PingPong;
+
+/// One side of a [`PingPong`].
+#[derive(Debug)]
+pub struct PingPongEnd {
+    mem: SharedMemory,
+    /// The counter's value after our last hand-off or the peer's last we saw.
+    value: u64,
+    peer: u32,
+    last: Vec<u8>,
+}
+
+impl PingPongEnd {
+    fn new(mem: SharedMemory, child: bool) -> io::Result<PingPongEnd> {
+        let peer = record_pids(&mem, child)?;
+        Ok(PingPongEnd {
+            mem,
+            value: 0,
+            peer,
+            last: Vec::new(),
+        })
+    }
+
+    /// Hands the turn to the peer.
+    #[inline]
+    pub fn hand_over(&mut self) {
+        self.value += 1;
+        self.mem.u64_at(0).store(self.value, Release);
+    }
+
+    /// Waits for the peer to hand the turn back.
+    ///
+    /// # Errors
+    ///
+    /// `BrokenPipe` when the peer has ended.
+    #[inline]
+    pub fn take_back(&mut self) -> io::Result<()> {
+        let want = self.value + 1;
+        let word = self.mem.u64_at(0);
+        spin_until(self.peer, || word.load(Acquire) == want)?;
+        self.value = want;
+        Ok(())
+    }
+}
+
+impl Endpoint for PingPongEnd {
+    fn send(&mut self, msg: &[u8]) -> io::Result<()> {
+        self.last.clear();
+        self.last.extend_from_slice(msg);
+        self.hand_over();
+        Ok(())
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        self.take_back()?;
+        if self.last.len() == buf.len() {
+            buf.copy_from_slice(&self.last);
+        }
+        Ok(())
+    }
+}
+
+impl Link for PingPong {
+    type Shared = SharedMemory;
+    type Parent = PingPongEnd;
+    type Child = PingPongEnd;
+
+    fn prepare(&self, _max_message: usize) -> io::Result<SharedMemory> {
+        SharedMemory::new(4096)
+    }
+
+    fn parent(&self, mem: SharedMemory) -> io::Result<PingPongEnd> {
+        PingPongEnd::new(mem, false)
+    }
+
+    fn child(&self, mem: SharedMemory) -> io::Result<PingPongEnd> {
+        PingPongEnd::new(mem, true)
+    }
+}
+
+/// Bytes per ring slot: a message of up to one cache line, no length field.
+const SLOT: usize = 64;
+/// Slots per ring (as many as the channel's default).
+const SLOTS: usize = 1024;
+/// Layout of one ring: the producer's tail index on its own line, the consumer's head index on
+/// the next, then the slots.
+const TAIL: usize = 0;
+const HEAD: usize = 64;
+const RING_SLOTS: usize = 128;
+const RING_LEN: usize = RING_SLOTS + SLOTS * SLOT;
+/// The two rings (to the child, to the parent) follow the PIDs' page.
+const RING_BASE: usize = 4096;
+
+/// Two single-producer single-consumer rings of 64-byte slots, one each way: the textbook
+/// lock-free ring (each side keeps its own index and a cached copy of the other's, publishes
+/// with one release store per message, spins when full or empty). Messages are exactly the
+/// size the receiver asks for; there is no length, no bounds check against a hostile peer, and
+/// no way to sleep.
+#[derive(Debug, Clone, Copy)]
+pub struct SpinRing;
+
+/// One side of a [`SpinRing`].
+#[derive(Debug)]
+pub struct SpinRingEnd {
+    mem: SharedMemory,
+    peer: u32,
+    tx: usize,
+    rx: usize,
+    tail: u64,
+    cached_head: u64,
+    head: u64,
+    cached_tail: u64,
+}
+
+impl SpinRingEnd {
+    fn new(mem: SharedMemory, child: bool) -> io::Result<SpinRingEnd> {
+        let peer = record_pids(&mem, child)?;
+        let (a, b) = (RING_BASE, RING_BASE + RING_LEN);
+        let (tx, rx) = if child { (b, a) } else { (a, b) };
+        Ok(SpinRingEnd {
+            mem,
+            peer,
+            tx,
+            rx,
+            tail: 0,
+            cached_head: 0,
+            head: 0,
+            cached_tail: 0,
+        })
+    }
+}
+
+impl Endpoint for SpinRingEnd {
+    #[inline]
+    fn send(&mut self, msg: &[u8]) -> io::Result<()> {
+        if msg.len() > SLOT {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} bytes over the ring's {SLOT}-byte slots", msg.len()),
+            ));
+        }
+        if self.tail - self.cached_head == SLOTS as u64 {
+            let head = self.mem.u64_at(self.tx + HEAD);
+            let tail = self.tail;
+            let mut seen = 0;
+            spin_until(self.peer, || {
+                seen = head.load(Acquire);
+                tail - seen < SLOTS as u64
+            })?;
+            self.cached_head = seen;
+        }
+        let slot = self.tx + RING_SLOTS + (self.tail as usize % SLOTS) * SLOT;
+        self.mem.write(slot, msg);
+        self.tail += 1;
+        self.mem.u64_at(self.tx + TAIL).store(self.tail, Release);
+        Ok(())
+    }
+
+    #[inline]
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        if buf.len() > SLOT {
+            return Err(io::ErrorKind::InvalidInput.into());
+        }
+        if self.head == self.cached_tail {
+            let tail = self.mem.u64_at(self.rx + TAIL);
+            let head = self.head;
+            let mut seen = 0;
+            spin_until(self.peer, || {
+                seen = tail.load(Acquire);
+                seen != head
+            })?;
+            self.cached_tail = seen;
+        }
+        let slot = self.rx + RING_SLOTS + (self.head as usize % SLOTS) * SLOT;
+        self.mem.read(slot, buf);
+        self.head += 1;
+        self.mem.u64_at(self.rx + HEAD).store(self.head, Release);
+        Ok(())
+    }
+}
+
+impl Link for SpinRing {
+    type Shared = SharedMemory;
+    type Parent = SpinRingEnd;
+    type Child = SpinRingEnd;
+
+    fn prepare(&self, _max_message: usize) -> io::Result<SharedMemory> {
+        SharedMemory::new(RING_BASE + 2 * RING_LEN)
+    }
+
+    fn parent(&self, mem: SharedMemory) -> io::Result<SpinRingEnd> {
+        SpinRingEnd::new(mem, false)
+    }
+
+    fn child(&self, mem: SharedMemory) -> io::Result<SpinRingEnd> {
+        SpinRingEnd::new(mem, true)
+    }
+}
