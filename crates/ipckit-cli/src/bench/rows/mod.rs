@@ -15,6 +15,7 @@ mod pipe;
 mod python;
 mod queue;
 mod queue_many;
+mod shm;
 mod sync;
 mod turns;
 
@@ -28,6 +29,7 @@ pub fn all() -> Vec<Box<dyn Row>> {
         fifo_raw::rows(),
         shm_queue_rows(),
         mq::rows(),
+        shm::rows(),
         sync::rows(),
     ]
     .into_iter()
