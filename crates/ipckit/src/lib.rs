@@ -21,6 +21,7 @@
 //! | locks that survive a dead owner, semaphores, events, barriers; `posix_ipc`/`sysv_ipc` semaphores | [`sync`] |
 //! | typed messages among many producers and consumers, crash-safe; one-to-one at memory speed | [`queue`] |
 //! | messages with priorities or types between unrelated processes, `posix_ipc` / `sysv_ipc` peers | [`mq`] |
+//! | large immutable objects (arrays, tensors) published once and read in place by any process, like Plasma | [`shm::Store`] |
 //!
 //! # Safety and unsafe code
 //!

@@ -7,6 +7,7 @@
 //! | [`FileMap`] | a regular file, `mmap`ed `MAP_SHARED` | a path | any process that maps the file |
 //! | [`AnonymousMap`] | anonymous `MAP_SHARED` memory | nothing | children forked after it was made |
 //! | [`Value`], [`Array`] | a named segment or anonymous memory holding typed numbers, a lock and a checked header | a name, or nothing | any process that opens it with the same element type |
+//! | [`Store`] | an object store in one named segment: create → write → seal → zero-copy read-only views | a name, object ids | any process using ipckit |
 //!
 //! The four byte-level types copy bytes in and out with bounds-checked `read_at` / `write_at`;
 //! the memory is shared with other processes, so what is read is untrusted input. `as_ptr` and
@@ -130,11 +131,13 @@ macro_rules! byte_access {
 
 mod map;
 mod segment;
+pub mod store;
 mod sysv;
 mod typed;
 
 pub use map::{AnonymousMap, FileMap};
 pub use segment::{unlink, Options, Segment, NAME_MAX, SIZE_MAX};
+pub use store::{ObjectBuf, ObjectId, ObjectRef, Store};
 pub use sysv::{SysVOptions, SysVSegment};
 pub use typed::{
     Array, ArrayGuard, LockError, LockResult, Pod, PodInt, TypedOptions, Value, ValueGuard,

@@ -40,5 +40,6 @@ pub(crate) mod queue;
 pub(crate) mod shm;
 pub(crate) mod signal;
 pub(crate) mod socket;
+pub(crate) mod store;
 pub(crate) mod sync;
 pub(crate) mod typed;
