@@ -16,6 +16,7 @@ mod python;
 mod queue;
 mod queue_many;
 mod shm;
+mod store;
 mod sync;
 mod turns;
 
@@ -31,6 +32,7 @@ pub fn all() -> Vec<Box<dyn Row>> {
         mq::rows(),
         shm::rows(),
         sync::rows(),
+        store::rows(),
     ]
     .into_iter()
     .flatten()

@@ -12,6 +12,7 @@ use ipckit::IpcKey;
 
 use crate::bench::rawsync::{PosixSemaphore, PthreadMutex};
 use crate::bench::row::{forked, Info, Kind, Link, Row};
+use crate::bench::rows::common::unique_name;
 use crate::bench::rows::turns::{block_until, spin_until, Echo, Peer, Turn};
 
 /// The mutex and semaphore rows.
@@ -265,9 +266,7 @@ impl Turn for Pair<PosixSemaphore> {
 struct NamedSemaphoreApi;
 
 fn named_semaphore() -> io::Result<NamedSemaphore> {
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, Relaxed);
-    NamedSemaphore::create(&format!("ipckit-bench-{}-{n}", std::process::id()), 0)
+    NamedSemaphore::create(&unique_name("ipckit-bench-sem"), 0)
 }
 
 impl Link for NamedSemaphoreApi {
