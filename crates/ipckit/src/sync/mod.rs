@@ -189,10 +189,12 @@ pub(crate) fn spin_until(mut ready: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// Whether spinning can help: on one CPU the holder cannot run while we spin.
+/// Whether spinning can help: on one CPU the holder cannot run while we spin. This counts the
+/// system's CPUs, not this process's affinity: a process pinned to one CPU (as latency-minded
+/// programs and `ipckit bench` are) still waits for peers running on the others.
 fn multi_core() -> bool {
     static CORES: OnceLock<bool> = OnceLock::new();
-    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()) > 1)
+    *CORES.get_or_init(|| crate::sys::sync::online_cpus() > 1)
 }
 
 /// An optional deadline; `remaining` is `Some(None)` for "forever".
@@ -221,4 +223,30 @@ impl Deadline {
 
 fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spinning_counts_the_system_cpus_not_the_affinity_mask() {
+        let online = crate::sys::sync::online_cpus();
+        let allowed = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert!(online >= allowed, "{online} online < {allowed} allowed");
+        // Pin this test's thread to one CPU, as `ipckit bench` pins its processes: the count
+        // must not change, since a peer may still run on the other CPUs.
+        let mut one = rustix::thread::CpuSet::new();
+        one.set(rustix::thread::sched_getcpu());
+        rustix::thread::sched_setaffinity(None, &one).expect("pin to one CPU");
+        assert_eq!(
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+            1
+        );
+        assert_eq!(crate::sys::sync::online_cpus(), online);
+        assert_eq!(multi_core(), online > 1);
+        if online > 1 {
+            assert!(spin_until(|| true));
+        }
+    }
 }

@@ -82,6 +82,16 @@ pub(crate) fn futex_wake(word: &AtomicU32, n: u32) {
     let _ = futex::wake(word, futex::Flags::empty(), n.min(i32::MAX as u32));
 }
 
+/// The number of CPUs online in the system (`sysconf(_SC_NPROCESSORS_ONLN)`), 1 if unknown.
+///
+/// Not this process's affinity mask: a peer holding a lock may run on another CPU even when
+/// the caller is pinned to one.
+pub(crate) fn online_cpus() -> usize {
+    // SAFETY: `sysconf` takes no pointers and only reads system state.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    usize::try_from(n).unwrap_or(1).max(1)
+}
+
 /// A CLOCK_MONOTONIC deadline `timeout` from now, as an absolute `timespec`.
 fn monotonic_deadline(timeout: Duration) -> libc::timespec {
     let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
