@@ -217,12 +217,14 @@ impl PosixSemaphore {
         };
         // SAFETY: `now` is a valid out-pointer.
         unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
-        let nanos = now.tv_nsec as i64 + i64::from(timeout.subsec_nanos());
+        let at = Duration::new(
+            now.tv_sec.max(0) as u64,
+            now.tv_nsec.clamp(0, 999_999_999) as u32,
+        )
+        .saturating_add(timeout);
         let deadline = libc::timespec {
-            tv_sec: now.tv_sec
-                + timeout.as_secs() as libc::time_t
-                + (nanos / 1_000_000_000) as libc::time_t,
-            tv_nsec: (nanos % 1_000_000_000) as _,
+            tv_sec: at.as_secs().min(i64::MAX as u64) as libc::time_t,
+            tv_nsec: at.subsec_nanos().into(),
         };
         loop {
             // SAFETY: as in `post`; `deadline` is a valid timespec.
