@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod objects;
 
 #[derive(Parser)]
 #[command(
@@ -19,11 +20,17 @@ struct Cli {
 enum Command {
     /// Measure latency and throughput of every mechanism between two processes.
     Bench(bench::Args),
+    /// List IPC objects (ipckit's by default) and whether a live process uses them.
+    Ls(objects::ls::Args),
+    /// Remove IPC objects nobody uses (ipckit's by default); never one in use.
+    Clean(objects::clean::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Bench(args) => bench::run(args),
+        Command::Ls(args) => objects::ls::run(args),
+        Command::Clean(args) => objects::clean::run(args),
     }
 }

@@ -132,6 +132,66 @@ fn bench_pipe_rows_write_json_with_positive_numbers() {
 }
 
 #[test]
+fn bench_socket_rows_run_and_ipc_channel_beside_them() {
+    let json = TempFile::new("socket");
+    let groups = [
+        "socketpair",
+        "unix stream",
+        "unix seqpacket",
+        "unix dgram",
+        "tcp",
+        "udp",
+    ];
+    let mut args = vec!["bench", "--seconds", "1", "--rounds", "1"];
+    for g in groups {
+        args.extend(["--filter", g]);
+    }
+    args.extend(["--json", json.0.to_str().unwrap()]);
+    let out = ipckit(&args);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json.0).expect("read the JSON file"))
+            .expect("the JSON file parses");
+    let rows = report["rows"].as_array().expect("rows is an array");
+    for group in groups {
+        let members: Vec<&serde_json::Value> =
+            rows.iter().filter(|r| r["group"] == group).collect();
+        let kinds: Vec<&str> = members
+            .iter()
+            .map(|r| r["kind"].as_str().unwrap())
+            .collect();
+        let expected: &[&str] = if group == "unix stream" {
+            &["ipckit", "ipckit", "raw", "competitor", "competitor"]
+        } else {
+            &["ipckit", "ipckit", "raw"]
+        };
+        assert_eq!(kinds, expected, "{group}");
+        let streams = ["socketpair", "unix stream", "tcp"].contains(&group);
+        for row in members {
+            let name = row["name"].as_str().unwrap();
+            assert!(row["error"].is_null(), "{name}: {}", row["error"]);
+            positive(&row["latency"]["p50_ns"], "p50");
+            let sizes: Vec<u64> = row["throughput"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| {
+                    positive(&t["messages_per_sec"], "messages/s");
+                    t["message_bytes"].as_u64().unwrap()
+                })
+                .collect();
+            let want: &[u64] = if streams {
+                &[64, 4096, 1 << 20]
+            } else {
+                &[64, 4096]
+            };
+            assert_eq!(sizes, want, "{name}");
+        }
+    }
+}
+
+#[test]
 fn bench_fifo_raw_row_runs() {
     let out = ipckit(&[
         "bench",

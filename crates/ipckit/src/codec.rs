@@ -51,14 +51,19 @@ pub trait Codec<M> {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Postcard;
 
-impl<M: Serialize + DeserializeOwned> Codec<M> for Postcard {
-    fn encode(&mut self, msg: &M, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+impl Postcard {
+    /// [`Codec::encode`] for any `Serialize` type: for users that only send (`queue`).
+    pub(crate) fn encode_to<M: Serialize + ?Sized>(
+        msg: &M,
+        out: &mut Vec<u8>,
+    ) -> Result<(), EncodeError> {
         let buf = std::mem::take(out);
         *out = postcard::to_extend(msg, buf).map_err(EncodeError::new)?;
         Ok(())
     }
 
-    fn decode(&mut self, payload: &[u8]) -> Result<M, DecodeError> {
+    /// [`Codec::decode`] for any `DeserializeOwned` type: for users that only receive.
+    pub(crate) fn decode_from<M: DeserializeOwned>(payload: &[u8]) -> Result<M, DecodeError> {
         let (msg, rest) = postcard::take_from_bytes(payload).map_err(DecodeError::new)?;
         if rest.is_empty() {
             Ok(msg)
@@ -69,6 +74,16 @@ impl<M: Serialize + DeserializeOwned> Codec<M> for Postcard {
                 payload.len() - rest.len()
             )))
         }
+    }
+}
+
+impl<M: Serialize + DeserializeOwned> Codec<M> for Postcard {
+    fn encode(&mut self, msg: &M, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        Postcard::encode_to(msg, out)
+    }
+
+    fn decode(&mut self, payload: &[u8]) -> Result<M, DecodeError> {
+        Postcard::decode_from(payload)
     }
 }
 

@@ -36,7 +36,7 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -224,11 +224,10 @@ impl Options {
         rustix::fs::mknodat(CWD, path, FileType::Fifo, mode, 0)
             .context_with(|| format!("create FIFO {shown}"))?;
         // mknod applies the umask; chmod sets exactly what was asked.
-        let done = rustix::fs::chmod(path, mode)
-            .context_with(|| format!("set permissions {:o} on FIFO {shown}", self.permissions))
-            .and_then(|()| file_id(path).context_with(|| format!("inspect FIFO {shown}")));
+        let done = set_mode_nofollow(path, mode)
+            .context_with(|| format!("set permissions {:o} on FIFO {shown}", self.permissions));
         match done {
-            Ok((id, _)) => Ok(Fifo {
+            Ok(id) => Ok(Fifo {
                 path: path.to_owned(),
                 owned: Some(id),
             }),
@@ -238,6 +237,29 @@ impl Options {
             }
         }
     }
+}
+
+/// Sets `mode` on the FIFO at `path` and returns its `(device, inode)`, without following a
+/// symbolic link someone may have put in its place (a plain `chmod` would change the link's
+/// target). The FIFO is pinned by an `O_PATH | O_NOFOLLOW` descriptor, which opens neither of
+/// its sides (that would wake a waiting peer), and changed through `/proc/self/fd`, as glibc's
+/// `fchmodat(AT_SYMLINK_NOFOLLOW)` does; without `/proc`, through the path.
+fn set_mode_nofollow(path: &Path, mode: Mode) -> io::Result<(u64, u64)> {
+    let fd = rustix::fs::open(
+        path,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let st = rustix::fs::fstat(&fd)?;
+    let kind = FileType::from_raw_mode(st.st_mode);
+    if kind != FileType::Fifo {
+        return Err(not_a_fifo(path, kind));
+    }
+    match rustix::fs::chmod(format!("/proc/self/fd/{}", fd.as_raw_fd()).as_str(), mode) {
+        Err(Errno::NOENT) => rustix::fs::chmod(path, mode)?,
+        other => other?,
+    }
+    Ok((st.st_dev, st.st_ino))
 }
 
 fn open_existing(path: &Path) -> io::Result<Fifo> {
@@ -424,6 +446,22 @@ mod tests {
         assert!(fifo.is_owner());
         drop(fifo);
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn setting_the_mode_never_follows_a_link_put_in_the_fifos_place() {
+        let target = temp_path("victim");
+        let link = temp_path("link");
+        std::fs::write(&target, b"x").unwrap();
+        rustix::fs::chmod(&target, Mode::from_bits_truncate(0o600)).unwrap();
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let result = set_mode_nofollow(&link, Mode::from_bits_truncate(0o666));
+        let after = rustix::fs::stat(&target).unwrap().st_mode & 0o7777;
+        std::fs::remove_file(&link).unwrap();
+        std::fs::remove_file(&target).unwrap();
+        let err = result.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+        assert_eq!(after, 0o600, "the link's target was changed");
     }
 
     #[test]

@@ -88,9 +88,15 @@ fn create_temp(
     permissions: u32,
 ) -> io::Result<(PathBuf, OwnedFd)> {
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    // Keep the temporary name within NAME_MAX (255 bytes) whatever the target's length.
-    let mut short: String = name.to_string_lossy().chars().take(100).collect();
-    short.retain(|c| c != '/');
+    // Keep the temporary name within NAME_MAX (255 bytes) whatever the target's length:
+    // at most 100 bytes of it (not characters: one may take up to 4 bytes).
+    let mut short = String::new();
+    for c in name.to_string_lossy().chars().filter(|&c| c != '/') {
+        if short.len() + c.len_utf8() > 100 {
+            break;
+        }
+        short.push(c);
+    }
     let mode = Mode::from_bits_truncate(permissions);
     let mut last = None;
     for _ in 0..16 {
@@ -384,6 +390,20 @@ mod tests {
             .collect();
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(names, vec![OsString::from("f")]);
+    }
+
+    #[test]
+    fn replace_works_for_the_longest_multibyte_name() {
+        let dir =
+            std::env::temp_dir().join(format!("ipckit-unit-file-long-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // 85 three-byte characters: 255 bytes, the longest name a file may have.
+        let path = dir.join("\u{20ac}".repeat(85));
+        let result = write_atomic(&path, b"long");
+        let content = read(&path);
+        std::fs::remove_dir_all(&dir).unwrap();
+        result.unwrap();
+        assert_eq!(content.unwrap(), b"long");
     }
 
     #[test]

@@ -22,6 +22,7 @@
 //! | typed messages among many producers and consumers, crash-safe; one-to-one at memory speed | [`queue`] |
 //! | messages with priorities or types between unrelated processes, `posix_ipc` / `sysv_ipc` peers | [`mq`] |
 //! | large immutable objects (arrays, tensors) published once and read in place by any process, like Plasma | [`shm::Store`] |
+//! | finding objects left by crashed processes and removing those nobody uses (`ipckit ls`, `ipckit clean`) | [`objects`]: [`objects::list`], [`objects::Object::remove_if_unused`] |
 //!
 //! # Safety and unsafe code
 //!
@@ -39,6 +40,7 @@
 mod error;
 mod ipc_key;
 mod mode;
+mod name;
 mod sys;
 
 pub mod codec;
@@ -46,6 +48,7 @@ pub mod fifo;
 pub mod file;
 pub mod frame;
 pub mod mq;
+pub mod objects;
 pub mod pipe;
 pub mod process;
 pub mod queue;

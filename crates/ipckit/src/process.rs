@@ -311,6 +311,9 @@ impl Command {
     }
 
     /// Starts the child in a new session (`setsid`), detached from the controlling terminal.
+    /// It then also leads a new process group of its own, so
+    /// [`new_process_group`](Command::new_process_group) changes nothing, and
+    /// [`join_process_group`](Command::join_process_group) makes spawning fail.
     #[doc(alias = "setsid")]
     pub fn new_session(&mut self, on: bool) -> &mut Command {
         self.new_session = on;
@@ -339,7 +342,8 @@ impl Command {
 
     /// Hands `fd` to the child as its file descriptor number `child_fd` (`dup2` between fork
     /// and exec), for a pipe end, a socket or a file the child expects at a known number.
-    /// Setting 0, 1 or 2 overrides [`stdin`](Command::stdin) and the others.
+    /// Setting 0, 1 or 2 overrides [`stdin`](Command::stdin) and the others. Passing another
+    /// fd at the same `child_fd` replaces the earlier one, which is closed.
     ///
     /// The next [`spawn`](Command::spawn) hands the fd over and closes the command's copy (so
     /// a reader sees end of file when the child is done); pass it again to spawn again.
@@ -440,12 +444,36 @@ impl Command {
                 _ => cmd.stderr(stdio),
             };
         }
-        if let Some(pgid) = self.process_group {
+        let process_group = match (self.new_session, self.process_group) {
+            // `setsid` makes the child the leader of a new group of its own anyway, and a
+            // `setpgid` before it (std runs it first) would make it fail with EPERM.
+            (true, Some(0)) => None,
+            (true, Some(pgid)) => {
+                return Err(invalid_input(format_args!(
+                    "{}: cannot both start a new session and join process group {pgid}",
+                    self.name()
+                )))
+            }
+            (_, group) => group,
+        };
+        if let Some(pgid) = process_group {
             std::os::unix::process::CommandExt::process_group(&mut cmd, pgid);
         }
         if let Some((_, bad)) = self.fds.iter().find(|(_, dst)| *dst < 0) {
             return Err(invalid_input(format_args!(
                 "{}: cannot pass a file descriptor as number {bad}",
+                self.name()
+            )));
+        }
+        // Numbers at or above RLIMIT_NOFILE cannot be opened (dup2 fails with EBADF in the
+        // child), and the temporary copies go above the highest number: say so here.
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+            .current
+            .map_or(i32::MAX, |l| i32::try_from(l).unwrap_or(i32::MAX));
+        if let Some((_, bad)) = self.fds.iter().find(|(_, dst)| *dst >= limit - 1) {
+            return Err(invalid_input(format_args!(
+                "{}: cannot pass a file descriptor as number {bad}: the limit of open files \
+                 (RLIMIT_NOFILE) is {limit}",
                 self.name()
             )));
         }
@@ -458,7 +486,7 @@ impl Command {
             .iter()
             .flat_map(|&(a, b)| [a, b])
             .max()
-            .map_or(3, |m| (m + 1).max(3));
+            .map_or(3, |m| m.saturating_add(1).max(3));
         ChildSetup {
             // After an exec, "the parent" is this process's parent.
             death_signal: self.death_signal.map(|s| {
@@ -546,7 +574,18 @@ impl Command {
             [None, None, None],
         )?;
         drop(child.stdin.take());
-        let (stdout, stderr) = read_both(child.stdout.take(), child.stderr.take())?;
+        let (stdout, stderr) = match read_both(child.stdout.take(), child.stderr.take()) {
+            Ok(both) => both,
+            Err(e) => {
+                // Leave no child running or unreaped behind the error.
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(context(
+                    e,
+                    format_args!("read the output of {}", self.name()),
+                ));
+            }
+        };
         let status = child.wait()?;
         Ok(Output {
             status,
@@ -1403,7 +1442,15 @@ impl Pipeline {
         let mut running = self.spawn_with(Fallback::Null, Fallback::Piped, Some(&err_w))?;
         drop(err_w);
         drop(running.stdin.take());
-        let (stdout, stderr) = read_both(running.stdout.take(), Some(err_r))?;
+        let (stdout, stderr) = match read_both(running.stdout.take(), Some(err_r)) {
+            Ok(both) => both,
+            Err(e) => {
+                // Leave no stage running or unreaped behind the error.
+                let _ = running.kill();
+                let _ = running.wait();
+                return Err(context(e, "read the output of a pipeline"));
+            }
+        };
         let statuses = running.wait()?;
         Ok(PipelineOutput {
             stdout,
@@ -1449,10 +1496,13 @@ impl RunningPipeline {
     ///
     /// # Errors
     ///
-    /// As for [`Child::wait`].
+    /// As for [`Child::wait`]: the first stage whose wait failed; every other stage is still
+    /// waited for, so none is left unreaped.
     pub fn wait(&mut self) -> io::Result<Vec<ExitStatus>> {
         drop(self.stdin.take());
-        self.children.iter_mut().map(Child::wait).collect()
+        let results: Vec<io::Result<ExitStatus>> =
+            self.children.iter_mut().map(Child::wait).collect();
+        results.into_iter().collect()
     }
 
     /// Kills every stage that is still running (`SIGKILL`); [`wait`](RunningPipeline::wait)
@@ -1522,6 +1572,19 @@ mod tests {
         let cont = ExitStatus::from_raw(0xffff);
         assert!(cont.continued());
         assert_eq!(cont.to_string(), "continued");
+    }
+
+    #[test]
+    fn an_fd_number_past_the_open_file_limit_is_refused_by_name() {
+        for number in [i32::MAX, 1 << 30] {
+            let (_reader, writer) = crate::pipe::new().unwrap();
+            let err = Command::new("true")
+                .pass_fd(writer, number)
+                .spawn()
+                .unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+            assert!(err.to_string().contains(&number.to_string()), "{err}");
+        }
     }
 
     #[test]

@@ -212,11 +212,10 @@ impl FromStr for Signal {
             "" => 0,
             _ => rest.parse::<i32>().map_err(|_| bad())?,
         };
-        let num = base + offset;
-        if (rtmin..=MAX).contains(&num) {
-            Ok(Signal(num))
-        } else {
-            Err(bad())
+        // The offset comes from the caller's text: an overflow is a bad name, not a panic.
+        match base.checked_add(offset) {
+            Some(num) if (rtmin..=MAX).contains(&num) => Ok(Signal(num)),
+            _ => Err(bad()),
         }
     }
 }
@@ -701,5 +700,18 @@ mod tests {
         assert!(err.to_string().contains("99"), "{err}");
         assert!(Signal::from_raw(0).is_err());
         assert!(Signal::rt(1000).is_err());
+    }
+
+    #[test]
+    fn huge_real_time_offsets_are_errors_not_overflows() {
+        for name in [
+            "RTMIN+2147483647",
+            "SIGRTMAX-2147483648",
+            "rtmin+2147483600",
+        ] {
+            let err = name.parse::<Signal>().unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{name}");
+            assert!(err.to_string().contains(name), "{err}");
+        }
     }
 }

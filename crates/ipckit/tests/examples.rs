@@ -66,3 +66,43 @@ fn zombie_is_reaped_and_orphan_adopted() {
         assert!(out.contains(shown), "{shown:?} missing from:\n{out}");
     }
 }
+
+#[test]
+fn value_producer_consumer_sees_every_update_once() {
+    let out = run("value_producer_consumer", &[]);
+    assert!(out.contains("every update was seen exactly once"), "{out}");
+}
+
+#[test]
+fn semaphore_admits_at_most_three_of_five() {
+    let out = run("semaphore_3_of_5", &[]);
+    assert!(
+        out.contains("at most 3 of 5 workers were inside at once"),
+        "{out}"
+    );
+}
+
+#[test]
+fn large_array_through_the_object_store_sums_exactly() {
+    let out = run("store_large_array", &[]);
+    let line = out
+        .lines()
+        .find(|l| l.contains("the child's sum is"))
+        .unwrap_or_else(|| panic!("no sum line in:\n{out}"));
+    let numbers: Vec<&str> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .collect();
+    assert_eq!(numbers.len(), 2, "{line}");
+    assert_eq!(numbers[0], numbers[1], "{line}");
+}
+
+#[test]
+fn queue_examples_run_to_completion() {
+    let out = run("queue_producer_consumer", &[]);
+    assert!(out.contains("consumer: got item 9"), "{out}");
+    let out = run("queue_parent_child", &[]);
+    assert!(out.contains("child exited with status 0"), "{out}");
+    let out = run("queue_pi", &[]);
+    assert!(out.contains("by 10 workers"), "{out}");
+}

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use fdpass::{next_report, pass_fd, report, report_writer, ChildGuard, REPORT_FD};
+use fdpass::{next_report, report, report_writer, spawn_reporting, ChildGuard};
 use ipckit::file::{self, Lock};
 use ipckit::pipe;
 
@@ -22,13 +22,8 @@ fn content(byte: u8) -> Vec<u8> {
 }
 
 fn spawn_role(test_fn: &str, role: &str, path: &Path, stdin: Stdio) -> (ChildGuard, pipe::Reader) {
-    let (reader, writer) = pipe::new().unwrap();
     let mut cmd = util::role_command(test_fn, role, &path.display().to_string());
-    cmd.stdout(Stdio::null()).stdin(stdin);
-    pass_fd(&mut cmd, &writer, REPORT_FD);
-    let child = ChildGuard::new(cmd.spawn().unwrap());
-    drop(writer);
-    (child, reader)
+    spawn_reporting(cmd.stdout(Stdio::null()).stdin(stdin))
 }
 
 /// Role: read the file in the argument over and over until it says END. Every read must be

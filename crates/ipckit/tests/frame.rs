@@ -543,13 +543,46 @@ fn try_send_full_never_corrupts_a_pipe_stream() {
 }
 
 #[test]
+fn flush_timeout_bounds_the_wait_for_a_peer_that_does_not_read() {
+    let _w = util::watchdog("flush_timeout", LIMIT);
+    let (mut rx, mut tx) = frame::pipe::<Msg>().unwrap();
+    let capacity = tx.transport().set_capacity(4096).unwrap();
+    // Larger than the pipe: a try_send puts out what fits and keeps the rest pending.
+    let payload = vec![0x5A; 3 * capacity + 11];
+    tx.try_send_bytes(&payload).unwrap();
+    assert!(tx.pending_len() > 0);
+    assert!(matches!(
+        tx.flush_timeout(Duration::from_millis(20)),
+        Err(SendTimeoutError::Timeout)
+    ));
+    assert!(tx.pending_len() > 0, "what could not be sent stays pending");
+    let reader = std::thread::spawn(move || rx.recv_bytes(usize::MAX).unwrap());
+    tx.flush_timeout(LIMIT).unwrap();
+    assert_eq!(tx.pending_len(), 0);
+    assert_eq!(reader.join().unwrap(), payload);
+}
+
+#[test]
 fn send_to_a_closed_peer_is_disconnected() {
+    let _w = util::watchdog("send_to_a_closed_peer", LIMIT);
+    // A child another test forks at this moment may hold a copy of the dropped end until it
+    // execs: sends succeed (and then block on a full buffer) until that copy closes too.
     let (mut a, b) = frame::duplex::<Msg>().unwrap();
     drop(b);
-    assert!(a.send(&job(1)).unwrap_err().is_disconnected());
+    let err = loop {
+        if let Err(e) = a.send(&job(1)) {
+            break e;
+        }
+    };
+    assert!(err.is_disconnected(), "{err}");
     let (rx, mut tx) = frame::pipe::<Msg>().unwrap();
     drop(rx);
-    assert!(tx.send_bytes(b"x").unwrap_err().is_disconnected());
+    let err = loop {
+        if let Err(e) = tx.send_bytes(b"x") {
+            break e;
+        }
+    };
+    assert!(err.is_disconnected(), "{err}");
     assert!(matches!(
         tx.try_send(&job(1)),
         Err(TrySendError::Disconnected)
@@ -618,6 +651,22 @@ fn python_peer_killed_mid_frame_is_torn() {
     ));
     assert!(mine.recv().unwrap_err().is_disconnected());
     child.wait().unwrap();
+}
+
+#[test]
+fn a_pipe_end_handed_back_after_try_send_blocks_again() {
+    use rustix::fs::{fcntl_getfl, OFlags};
+    let (mut rx, mut tx) = frame::pipe::<Msg>().unwrap();
+    tx.try_send(&job(3)).unwrap();
+    assert!(fcntl_getfl(tx.transport())
+        .unwrap()
+        .contains(OFlags::NONBLOCK));
+    let writer = tx.into_transport().unwrap();
+    assert!(
+        !fcntl_getfl(&writer).unwrap().contains(OFlags::NONBLOCK),
+        "a child given this end would get EAGAIN from its blocking writes"
+    );
+    assert_eq!(rx.recv().unwrap(), job(3));
 }
 
 #[test]

@@ -8,47 +8,20 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::io;
 use std::os::fd::AsFd;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use ipckit::mq::{self, Attributes, PosixQueue, SysVOptions, SysVQueue, TypeSelector};
 use ipckit::{CreationMode, IpcKey, Pid};
+use util::ChildGuard;
 
 const LIMIT: Duration = Duration::from_secs(60);
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-/// Kills and reaps a child process on drop, so a failing test leaves none behind.
-struct ChildGuard(Child);
-
-impl ChildGuard {
-    fn spawn(cmd: &mut Command) -> ChildGuard {
-        ChildGuard(cmd.stdout(Stdio::null()).spawn().expect("spawn role child"))
-    }
-
-    fn pid(&self) -> Pid {
-        Pid::from_raw(self.0.id() as i32).expect("child pid")
-    }
-
-    /// Waits for the child and asserts it succeeded.
-    fn expect_success(mut self, what: &str) {
-        let status = self.0.wait().expect("wait for child");
-        assert!(status.success(), "{what}: child failed with {status}");
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
 fn role(test_fn: &str, role: &str, arg: &str) -> ChildGuard {
-    ChildGuard::spawn(&mut util::role_command(test_fn, role, arg))
+    ChildGuard::spawn(util::role_command(test_fn, role, arg).stdout(Stdio::null()))
 }
 
 fn posix_name(tag: &str) -> String {
@@ -746,17 +719,11 @@ p = sysv_ipc.MessageQueue(int(sys.argv[2]), sysv_ipc.IPC_CREX, mode=0o600)
 p.send(b"from python", type=42)
 print(sysv_ipc.ftok(sys.argv[3], 7, silence_warning=True))
 "#;
-    let out = util::python::python(script)
-        .arg(ours.as_raw().to_string())
-        .arg(theirs.as_raw().to_string())
-        .arg(&file)
-        .output()
-        .expect("run python3");
-    assert!(
-        out.status.success(),
-        "python peer failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+    let out = util::python::output(
+        util::python::python(script)
+            .arg(ours.as_raw().to_string())
+            .arg(theirs.as_raw().to_string())
+            .arg(&file),
     );
     assert_eq!(
         sysv_recv(&q, TypeSelector::AtMost(5)),
@@ -774,7 +741,7 @@ print(sysv_ipc.ftok(sys.argv[3], 7, silence_warning=True))
     p.remove().unwrap();
 
     // Python and ipckit derive the same key from a file.
-    let py_key: i32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let py_key: i32 = out.parse().unwrap();
     assert_eq!(IpcKey::ftok(&file, 7).unwrap(), IpcKey::from_raw(py_key));
     drop(q);
     assert_sysv_gone(ours);

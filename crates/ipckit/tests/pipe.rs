@@ -10,7 +10,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use fdpass::{pass_fd, ChildGuard, REPORT_FD};
+use fdpass::{spawn_reporting, ChildGuard, REPORT_FD};
 use ipckit::pipe;
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -63,7 +63,14 @@ fn writer_whose_reader_process_exited_gets_epipe() {
     writer.write_all(b"a").unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.stdout, b"a");
-    let err = writer.write_all(b"more").unwrap_err();
+    // A child another test forked while `reader` was open here may still hold a copy of it
+    // (until it execs): writes then succeed, and block once the pipe is full, until that copy
+    // closes too. So write until the error, which must be EPIPE, not death.
+    let err = loop {
+        if let Err(e) = writer.write_all(b"more") {
+            break e;
+        }
+    };
     assert_eq!(err.kind(), io::ErrorKind::BrokenPipe, "{err}");
 }
 
@@ -76,6 +83,10 @@ fn nonblocking_read_of_an_empty_pipe_would_block() {
     writer.write_all(b"hi").unwrap();
     assert_eq!(reader.read(&mut buf).unwrap(), 2);
     drop(writer);
+    // Blocking for the EOF read: a test thread spawning a child at this moment holds a copy
+    // of the writer from its fork until its exec closes it (close-on-exec), and a non-blocking
+    // read would see that window as WouldBlock.
+    reader.set_nonblocking(false).unwrap();
     assert_eq!(reader.read(&mut buf).unwrap(), 0, "EOF, not WouldBlock");
 }
 
@@ -156,12 +167,9 @@ fn pipe_ends_as_a_childs_stdin_and_stdout() {
 #[test]
 fn pipe_end_as_a_childs_descriptor_3() {
     let _dog = util::watchdog("pipe end as fd 3", LIMIT);
-    let (mut reader, writer) = pipe::new().unwrap();
     let mut cmd = Command::new("sh");
     cmd.args(["-c", &format!("echo via-fd-{REPORT_FD} >&{REPORT_FD}")]);
-    pass_fd(&mut cmd, &writer, REPORT_FD);
-    let child = ChildGuard::new(cmd.spawn().unwrap());
-    drop(writer);
+    let (child, mut reader) = spawn_reporting(&mut cmd);
     let mut out = String::new();
     reader.read_to_string(&mut out).unwrap();
     assert_eq!(out, "via-fd-3\n");

@@ -307,6 +307,33 @@ fn waiting_for_a_process_group_collects_only_its_members() {
 }
 
 #[test]
+fn a_new_session_may_also_ask_for_a_new_process_group() {
+    let _w = util::watchdog("a_new_session_may_also_ask_for_a_new_process_group", LIMIT);
+    let mut child = Command::new("cat")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .new_session(true)
+        .new_process_group(true)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.pid())).unwrap();
+    let [_, _, pgrp, sid] = stat_fields(&stat);
+    assert_eq!((pgrp, sid), (child.pid().as_raw(), child.pid().as_raw()));
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+
+    // A session leader cannot join another group: refused before anything runs.
+    let err = Command::new("true")
+        .new_session(true)
+        .join_process_group(Pid::this())
+        .spawn()
+        .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("new session"), "{err}");
+}
+
+#[test]
 fn reap_all_and_wait_any_collect_every_child() {
     let _w = util::watchdog("reap_all_and_wait_any_collect_every_child", LIMIT);
     // They reap whatever child of the process has finished, so run them in a process of their own.
@@ -644,8 +671,11 @@ fn role_daemon() {
     // Open the report pipe before daemonizing, so a failure to report is not silent.
     let mut report = inherited(3);
     #[allow(unsafe_code)]
-    // SAFETY: libtest runs this role alone (--test-threads=1); the daemon only does plain
-    // file I/O and then returns, ending the process.
+    // SAFETY: libtest runs this role alone (--test-threads=1), but on a thread of its own: the
+    // process is not single-threaded. Its only other thread is libtest's main thread, parked
+    // waiting for this test's result and holding no lock (allocator, stdio) the daemon needs;
+    // the daemon (which has only this thread) does plain file I/O and then returns, ending the
+    // process.
     unsafe { process::daemonize() }.unwrap();
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
     let [_, ppid, pgrp, sid] = stat_fields(&stat);

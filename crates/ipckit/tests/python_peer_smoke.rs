@@ -4,15 +4,8 @@ mod util;
 
 #[test]
 fn python_peers_are_installed_by_the_tests_themselves() {
-    let out = util::python::python(
+    let out = util::python::output(&mut util::python::python(
         "import posix_ipc, sysv_ipc; print(posix_ipc.VERSION, sysv_ipc.VERSION)",
-    )
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1.3.2 1.2.0");
+    ));
+    assert_eq!(out, "1.3.2 1.2.0");
 }

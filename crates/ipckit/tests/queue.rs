@@ -129,12 +129,6 @@ impl Drop for Board {
     }
 }
 
-fn shm_exists(name: &str) -> bool {
-    std::path::Path::new("/dev/shm")
-        .join(name.trim_start_matches('/'))
-        .exists()
-}
-
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 struct Item {
     producer: u32,
@@ -380,7 +374,7 @@ fn opened_by_name_from_another_process() {
     let name = util::unique_name("queue-named");
     {
         let q: Queue<String> = Queue::create(&name, 4).unwrap();
-        assert!(shm_exists(&name));
+        assert!(util::shm_exists(&name));
         let mut child = util::role_command("role_named_producer", "named_producer", &name)
             .stdout(std::process::Stdio::null())
             .spawn()
@@ -398,7 +392,10 @@ fn opened_by_name_from_another_process() {
             other => panic!("expected Disconnected, got {other:?}"),
         }
     }
-    assert!(!shm_exists(&name), "creator left /dev/shm/{name} behind");
+    assert!(
+        !util::shm_exists(&name),
+        "creator left /dev/shm/{name} behind"
+    );
 }
 
 #[test]
@@ -482,7 +479,7 @@ fn corrupted_header_is_an_error_not_a_crash() {
     f.write_at(&0u64.to_le_bytes(), 104).unwrap();
     assert_eq!(q.try_get().unwrap(), 1, "repaired header works again");
     drop(q);
-    assert!(!shm_exists(&name));
+    assert!(!util::shm_exists(&name));
 }
 
 #[derive(Serialize, Deserialize, Debug)]
@@ -836,7 +833,7 @@ fn named_channel_between_unrelated_processes() {
             other => panic!("expected Disconnected, got {other:?}"),
         }
     }
-    assert!(!shm_exists(&name));
+    assert!(!util::shm_exists(&name));
 }
 
 #[test]

@@ -33,7 +33,7 @@ impl NameGuard {
     }
 
     fn exists(&self) -> bool {
-        std::path::Path::new(&self.path()).exists()
+        util::shm_exists(&self.0)
     }
 
     fn assert_gone(&self) {

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use fdpass::{next_report, pass_fd, report, report_writer, ChildGuard, REPORT_FD};
+use fdpass::{next_report, report, report_writer, spawn_reporting, ChildGuard};
 use ipckit::signal::{self, ChildExits, Signal, Signals};
 use ipckit::{pipe, Pid};
 
@@ -54,13 +54,7 @@ fn role_signal_flag() {
 }
 
 fn spawn_role(test_fn: &str, role: &str) -> (ChildGuard, pipe::Reader) {
-    let (reader, writer) = pipe::new().unwrap();
-    let mut cmd = util::role_command(test_fn, role, "");
-    cmd.stdout(Stdio::null());
-    pass_fd(&mut cmd, &writer, REPORT_FD);
-    let child = ChildGuard::new(cmd.spawn().unwrap());
-    drop(writer);
-    (child, reader)
+    spawn_reporting(util::role_command(test_fn, role, "").stdout(Stdio::null()))
 }
 
 #[test]
@@ -236,11 +230,22 @@ fn pending_and_wait_timeout_in_one_process() {
         .wait_timeout(Duration::from_millis(5))
         .unwrap()
         .is_empty());
-    signal::send(Pid::this(), Signal::WINCH).unwrap();
+    // Sent to the process, the signal may be handled by any thread (libtest's main thread,
+    // say), some time after `send` returns: wait for it.
     signal::send(Pid::this(), Signal::WINCH).unwrap();
     assert_eq!(
         signals.wait_timeout(Duration::from_secs(30)).unwrap(),
         vec![Signal::WINCH]
     );
+    // Sent to this thread, it is handled before `raise` returns: both arrivals are in before
+    // we collect, and count once.
+    for _ in 0..2 {
+        #[allow(unsafe_code)]
+        // SAFETY: `raise` takes a signal number and touches no memory of ours; the handler
+        // signal-hook installed for WINCH only sets a flag and writes to a pipe.
+        let rc = unsafe { libc::raise(libc::SIGWINCH) };
+        assert_eq!(rc, 0, "raise: {}", io::Error::last_os_error());
+    }
+    assert_eq!(signals.pending(), vec![Signal::WINCH]);
     assert!(signals.pending().is_empty(), "collected once");
 }

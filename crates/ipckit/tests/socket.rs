@@ -6,7 +6,7 @@ mod util;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
@@ -15,48 +15,21 @@ use ipckit::socket::{
     Datagram, Endpoint, Kind, Listener, Options, Refusal, SeqPacket, SeqPacketListener, Stream,
 };
 use ipckit::Pid;
+use util::ChildGuard;
 
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// Kills and reaps a child process on drop, so a failing test leaves none behind.
-struct ChildGuard(Child);
-
-impl ChildGuard {
-    fn spawn(cmd: &mut Command) -> ChildGuard {
-        ChildGuard(cmd.spawn().expect("spawn role child"))
-    }
-
-    fn pid(&self) -> u32 {
-        self.0.id()
-    }
-
-    /// Waits for the child and asserts it succeeded.
-    fn expect_success(mut self, what: &str) {
-        let status = self.0.wait().expect("wait for child");
-        assert!(status.success(), "{what}: child failed with {status}");
-    }
-
-    /// Reads the child's stdout until the line `marker` (libtest prints its own lines too).
-    fn wait_for_line(&mut self, marker: &str) {
-        let out = self.0.stdout.as_mut().expect("child stdout is piped");
-        let mut lines = BufReader::new(out);
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let n = lines.read_line(&mut line).expect("read child stdout");
-            assert!(n > 0, "child exited before printing {marker}");
-            if line.trim() == marker {
-                return;
-            }
-        }
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
+/// Reads the child's stdout until the line `marker` (libtest prints its own lines too).
+fn wait_for_line(child: &mut ChildGuard, marker: &str) {
+    let out = child.get().stdout.as_mut().expect("child stdout is piped");
+    let mut lines = BufReader::new(out);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = lines.read_line(&mut line).expect("read child stdout");
+        assert!(n > 0, "child exited before printing {marker}");
+        if line.trim() == marker {
+            return;
         }
     }
 }
@@ -364,7 +337,7 @@ fn stale_socket_file_of_a_killed_listener_is_replaced_and_a_live_one_is_not() {
         util::role_command("role_listen_forever", "listen_forever", &ep.to_string())
             .stdout(Stdio::piped()),
     );
-    child.wait_for_line("ipckit-ready");
+    wait_for_line(&mut child, "ipckit-ready");
 
     // A live listener's path: AddrInUse, naming the path, and its file is left alone.
     let err = Listener::bind(&ep).unwrap_err();
@@ -376,8 +349,7 @@ fn stale_socket_file_of_a_killed_listener_is_replaced_and_a_live_one_is_not() {
     Stream::connect(&ep).expect("the live listener still answers");
 
     // SIGKILL: the listener cannot remove its file.
-    child.0.kill().unwrap();
-    child.0.wait().unwrap();
+    child.kill();
     assert!(path.exists(), "the dead listener left its file behind");
     assert_eq!(
         Stream::connect(&ep).unwrap_err().kind(),
@@ -549,7 +521,7 @@ fn peer_credentials_show_the_childs_pid_uid_gid() {
     ));
     let conn = listener.accept().unwrap();
     let cred = conn.peer_credentials().unwrap();
-    assert_eq!(cred.pid.map(Pid::as_raw), Some(child.pid() as i32));
+    assert_eq!(cred.pid.map(Pid::as_raw), Some(child.pid().as_raw()));
     assert_eq!(cred.uid, rustix::process::geteuid().as_raw());
     assert_eq!(cred.gid, rustix::process::getegid().as_raw());
     (&conn).write_all(b"bye").unwrap();
@@ -615,7 +587,7 @@ fn same_uid_only_refuses_a_peer_of_another_uid_and_accepts_our_own() {
             assert_eq!(log.len(), 1, "{log:?}");
             let c = log[0].credentials.expect("credentials of the refused peer");
             assert_eq!(c.uid, NOBODY);
-            assert_eq!(c.pid.map(Pid::as_raw), Some(other_pid as i32));
+            assert_eq!(c.pid.map(Pid::as_raw), Some(other_pid.as_raw()));
             assert!(log[0].reason.contains("65534"), "{}", log[0].reason);
         } else {
             println!("skipped the other-uid peer: not root, cannot run a process as uid {NOBODY}");
@@ -628,7 +600,7 @@ fn same_uid_only_refuses_a_peer_of_another_uid_and_accepts_our_own() {
         let same_pid = same.pid();
         same.expect_success("peer of the same uid");
         let cred = server.join().expect("server thread");
-        assert_eq!(cred.pid.map(Pid::as_raw), Some(same_pid as i32));
+        assert_eq!(cred.pid.map(Pid::as_raw), Some(same_pid.as_raw()));
     });
     assert_eq!(listener.refused(), u64::from(root));
 }
@@ -722,10 +694,17 @@ fn seqpacket_and_datagram_timeouts_and_try() {
 
 #[test]
 fn writing_to_a_closed_peer_is_broken_pipe_not_a_signal() {
+    let _w = util::watchdog("write to a closed peer", LIMIT);
     let (a, b) = Stream::pair().unwrap();
     drop(b);
-    let err = (&a).write_all(b"x").unwrap_err();
-    assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
+    // A child another test forks at this moment may hold a copy of `b` until it execs:
+    // writes succeed (then block on a full buffer) until that copy closes too.
+    let err = loop {
+        if let Err(e) = (&a).write_all(b"x") {
+            break e;
+        }
+    };
+    assert_eq!(err.kind(), io::ErrorKind::BrokenPipe, "{err}");
 }
 
 #[test]
@@ -737,6 +716,70 @@ fn connect_to_nothing_names_the_endpoint() {
     assert!(err.to_string().contains(&ep.to_string()), "{err}");
     let err = Stream::connect_timeout(&ep, Duration::from_secs(1)).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::NotFound);
+}
+
+#[test]
+fn peer_credentials_without_a_unix_peer_are_an_error() {
+    // The kernel reports pid 0 and uid/gid -1 for a socket with no Unix peer: that is "no
+    // credentials", never a process.
+    let udp = Datagram::bind(&ep("udp:127.0.0.1:0")).unwrap();
+    let err = udp.peer_credentials().unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::NotConnected, "{err}");
+    let listener = Listener::bind(&ep("tcp:127.0.0.1:0")).unwrap();
+    let tcp = Stream::connect(listener.local_endpoint()).unwrap();
+    let err = tcp.peer_credentials().unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::NotConnected, "{err}");
+    // A Unix pair has them.
+    let (a, _b) = Stream::pair().unwrap();
+    assert_eq!(a.peer_credentials().unwrap().pid, Some(Pid::this()));
+}
+
+#[test]
+fn connect_timeout_goes_on_after_a_signal_interrupts_it() {
+    use std::os::unix::thread::JoinHandleExt;
+    let _w = util::watchdog("connect timeout through a signal", LIMIT);
+    // A handler installed with SA_RESTART (nothing else in this binary uses USR2): a connect
+    // with a timeout (SO_SNDTIMEO) is interrupted with EINTR all the same.
+    let handled = ipckit::signal::flag(ipckit::Signal::USR2).unwrap();
+    let ep = ep(&format!("unix-abstract:{}", util::unique_name("eintr")));
+    let listener = Options::new().backlog(0).listen(&ep).unwrap();
+    let mut queued = Vec::new();
+    while let Ok(s) = Stream::connect_timeout(&ep, Duration::from_millis(20)) {
+        queued.push(s);
+        assert!(queued.len() < 1000, "the listen queue never filled");
+    }
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let target = ep.clone();
+    let connecting = std::thread::spawn(move || {
+        tid_tx
+            .send(rustix::thread::gettid().as_raw_nonzero().get())
+            .unwrap();
+        Stream::connect_timeout(&target, LIMIT)
+    });
+    let tid = tid_rx.recv().unwrap();
+    // Until the thread sleeps: after sending its id it only computes until connect waits for
+    // room in the listen queue, where the kernel shows it in state S.
+    let stat = format!("/proc/self/task/{tid}/stat");
+    let sleeping = || {
+        let text = std::fs::read_to_string(&stat).unwrap_or_default();
+        text.rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('S'))
+    };
+    while !sleeping() {
+        std::thread::yield_now();
+    }
+    #[allow(unsafe_code)]
+    // SAFETY: the thread is alive (joined below) and USR2's handler only sets a flag.
+    let rc = unsafe { libc::pthread_kill(connecting.as_pthread_t(), libc::SIGUSR2) };
+    assert_eq!(rc, 0);
+    while !handled.load(Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
+    // Room in the queue: the connect, restarted after the signal, completes.
+    let first = listener.try_accept().unwrap();
+    assert!(first.is_some());
+    let client = connecting.join().unwrap();
+    assert!(client.is_ok(), "{:?}", client.err());
 }
 
 #[test]

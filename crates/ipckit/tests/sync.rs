@@ -7,8 +7,7 @@
 mod util;
 
 use std::io::{self, BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -17,7 +16,7 @@ use ipckit::sync::{
     SemaphoreSet,
 };
 use ipckit::{CreationMode, IpcKey};
-use util::{role_arg, role_command, unique_name, watchdog};
+use util::{role_arg, role_command, unique_name, watchdog, ChildGuard};
 
 const LIMIT: Duration = Duration::from_secs(60);
 const LONG: Duration = Duration::from_secs(30);
@@ -98,49 +97,13 @@ impl Drop for Counters {
     }
 }
 
-/// A child process killed (and reaped) on drop unless waited for.
-struct Proc(Option<Child>);
-
-impl Proc {
-    fn spawn(mut cmd: Command) -> Proc {
-        Proc(Some(cmd.spawn().expect("spawn child")))
-    }
-
-    fn role(test_fn: &str, arg: &str) -> Proc {
-        let mut cmd = role_command(test_fn, test_fn, arg);
-        cmd.stdout(Stdio::null());
-        Proc::spawn(cmd)
-    }
-
-    fn child(&mut self) -> &mut Child {
-        self.0.as_mut().expect("child")
-    }
-
-    fn wait_success(mut self, what: &str) {
-        let status = self.0.take().expect("child").wait().expect("wait child");
-        assert!(status.success(), "{what} failed: {status}");
-    }
-
-    fn kill(mut self) {
-        let mut child = self.0.take().expect("child");
-        child.kill().expect("SIGKILL child");
-        child.wait().expect("reap child");
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
+/// Re-runs this test binary as a child playing the role test `test_fn` with `arg`.
+fn role(test_fn: &str, arg: &str) -> ChildGuard {
+    ChildGuard::spawn(role_command(test_fn, test_fn, arg).stdout(Stdio::null()))
 }
 
 fn shm_gone(name: &str) -> bool {
-    !Path::new("/dev/shm")
-        .join(name.trim_start_matches('/'))
-        .exists()
+    !util::shm_exists(name)
 }
 
 /// A fresh System V semaphore set under a key nobody uses.
@@ -192,7 +155,7 @@ fn role_mutex_holder() {
 /// Runs a holder child that locks `name`, waits until it says so, and SIGKILLs it.
 fn kill_holder(name: &str, mutex: &Mutex) {
     let held = Event::create(&format!("{name}-held")).unwrap();
-    let holder = Proc::role("role_mutex_holder", name);
+    let holder = role("role_mutex_holder", name);
     assert!(held.wait_timeout(LONG).unwrap(), "holder never locked");
     assert!(matches!(mutex.try_lock(), Err(LockError::WouldBlock)));
     assert!(matches!(
@@ -246,7 +209,7 @@ fn mutex_left_inconsistent_becomes_not_recoverable() {
     // Repeated tries (glibc's trylock used to leave the word locked here) and other processes
     // keep getting the same answer instead of a deadlock error or a hang.
     assert!(matches!(mutex.try_lock(), Err(LockError::NotRecoverable)));
-    Proc::role("role_expect_not_recoverable", &name).wait_success("second locker");
+    role("role_expect_not_recoverable", &name).expect_success("second locker");
     assert!(matches!(
         mutex.lock_timeout(Duration::from_millis(10)),
         Err(LockError::NotRecoverable)
@@ -325,11 +288,11 @@ fn semaphore_of_three_never_admits_a_fourth_of_five_processes() {
     let name = unique_name("sem3");
     let sem = Semaphore::create(&name, 3).unwrap();
     let counters = Counters::create(&format!("{name}-c"), 3);
-    let children: Vec<Proc> = (0..5)
-        .map(|_| Proc::role("role_semaphore_holder", &name))
+    let children: Vec<ChildGuard> = (0..5)
+        .map(|_| role("role_semaphore_holder", &name))
         .collect();
     for child in children {
-        child.wait_success("semaphore holder");
+        child.expect_success("semaphore holder");
     }
     assert_eq!(counters.at(2).load(Ordering::SeqCst), 5 * HOLDER_ROUNDS);
     let max = counters.at(1).load(Ordering::SeqCst);
@@ -356,9 +319,9 @@ fn semaphore_acquire_n_waits_for_a_release_by_another_process() {
     let _dog = watchdog("semaphore acquire_n", LIMIT);
     let name = unique_name("semn");
     let sem = Semaphore::create(&name, 0).unwrap();
-    let child = Proc::role("role_semaphore_releaser", &name);
+    let child = role("role_semaphore_releaser", &name);
     sem.acquire_n(3).unwrap();
-    child.wait_success("releaser");
+    child.expect_success("releaser");
     assert_eq!(sem.value(), 0);
 }
 
@@ -458,14 +421,12 @@ fn event_wakes_waiters_in_other_processes() {
     let name = unique_name("event");
     let event = Event::create(&name).unwrap();
     let ready = Semaphore::create(&format!("{name}-ready"), 0).unwrap();
-    let children: Vec<Proc> = (0..3)
-        .map(|_| Proc::role("role_event_waiter", &name))
-        .collect();
+    let children: Vec<ChildGuard> = (0..3).map(|_| role("role_event_waiter", &name)).collect();
     ready.acquire_n(3).unwrap();
     assert!(!event.wait_timeout(Duration::from_millis(5)).unwrap());
     event.set();
     for child in children {
-        child.wait_success("event waiter");
+        child.expect_success("event waiter");
     }
     event.clear();
     assert!(!event.is_set());
@@ -500,7 +461,7 @@ fn condvar_producer_and_consumer_in_two_processes() {
     let mutex = Mutex::create(&format!("{name}-m")).unwrap();
     let cond = Condvar::create(&format!("{name}-cv")).unwrap();
     let slot = Counters::create(&format!("{name}-c"), 1);
-    let producer = Proc::role("role_producer", &name);
+    let producer = role("role_producer", &name);
     for i in 1..=ITEMS {
         let mut guard = mutex.lock().unwrap();
         while slot.at(0).load(Ordering::SeqCst) == 0 {
@@ -512,7 +473,7 @@ fn condvar_producer_and_consumer_in_two_processes() {
         cond.notify_one();
         drop(guard);
     }
-    producer.wait_success("producer");
+    producer.expect_success("producer");
     let guard = mutex.lock().unwrap();
     let (_guard, result) = cond.wait_timeout(guard, Duration::from_millis(10)).unwrap();
     assert!(result.timed_out());
@@ -554,12 +515,10 @@ fn barrier_of_three_processes() {
     let barrier = Barrier::create(&name, 3).unwrap();
     assert_eq!(barrier.parties(), 3);
     let counters = Counters::create(&format!("{name}-c"), ROUNDS + 1);
-    let children: Vec<Proc> = (0..2)
-        .map(|_| Proc::role("role_barrier_party", &name))
-        .collect();
+    let children: Vec<ChildGuard> = (0..2).map(|_| role("role_barrier_party", &name)).collect();
     barrier_party(&name, &counters).unwrap();
     for child in children {
-        child.wait_success("barrier party");
+        child.expect_success("barrier party");
     }
     assert_eq!(counters.at(ROUNDS).load(Ordering::SeqCst), ROUNDS as u32);
 }
@@ -601,10 +560,10 @@ fn posix_ipc_releases_what_ipckit_waits_for() {
          s.close()\n",
         file = file.display().to_string()
     );
-    let py = Proc::spawn(util::python::python(&script));
+    let py = ChildGuard::spawn(util::python::python(&script));
     assert!(sem.wait_timeout(LONG).unwrap(), "python never released");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "written by python");
-    py.wait_success("python posix_ipc peer");
+    py.expect_success("python posix_ipc peer");
     assert!(!sem.try_wait().unwrap());
     drop(sem);
     assert!(shm_gone(&format!("sem.{}", &name[1..])));
@@ -629,8 +588,8 @@ fn ipckit_posts_what_posix_ipc_waits_for() {
     );
     let mut cmd = util::python::python(&script);
     cmd.stdout(Stdio::piped());
-    let mut py = Proc::spawn(cmd);
-    let mut out = BufReader::new(py.child().stdout.take().unwrap());
+    let mut py = ChildGuard::spawn(cmd);
+    let mut out = BufReader::new(py.get().stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "ready");
@@ -640,7 +599,7 @@ fn ipckit_posts_what_posix_ipc_waits_for() {
     line.clear();
     out.read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "written by ipckit 0");
-    py.wait_success("python posix_ipc peer");
+    py.expect_success("python posix_ipc peer");
     drop(sem);
     assert!(shm_gone(&format!("sem.{}", &name[1..])));
 }
@@ -682,10 +641,10 @@ fn sysv_ipc_releases_what_ipckit_semop_waits_for() {
         key = set.key().as_raw(),
         file = file.display().to_string()
     );
-    let py = Proc::spawn(util::python::python(&script));
+    let py = ChildGuard::spawn(util::python::python(&script));
     assert!(set.op_timeout(&[SemOp::new(0, -1)], LONG).unwrap());
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "written by python");
-    py.wait_success("python sysv_ipc peer");
+    py.expect_success("python sysv_ipc peer");
     let key = set.key();
     drop(set);
     assert!(sysv_gone(key));
@@ -711,8 +670,8 @@ fn ipckit_semop_releases_what_sysv_ipc_waits_for() {
     );
     let mut cmd = util::python::python(&script);
     cmd.stdout(Stdio::piped());
-    let mut py = Proc::spawn(cmd);
-    let mut out = BufReader::new(py.child().stdout.take().unwrap());
+    let mut py = ChildGuard::spawn(cmd);
+    let mut out = BufReader::new(py.get().stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "ready");
@@ -723,7 +682,7 @@ fn ipckit_semop_releases_what_sysv_ipc_waits_for() {
     line.clear();
     out.read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "written by ipckit 0");
-    py.wait_success("python sysv_ipc peer");
+    py.expect_success("python sysv_ipc peer");
     drop(set);
     assert!(sysv_gone(key));
 }
@@ -761,7 +720,7 @@ fn sysv_undo_gives_permits_back_when_the_holder_is_sigkilled() {
     let _dog = watchdog("SEM_UNDO after SIGKILL", LIMIT);
     let set = fresh_set(2);
     set.set_all(&[3, 0]).unwrap();
-    let child = Proc::role("role_sysv_undo_killed", &set.key().as_raw().to_string());
+    let child = role("role_sysv_undo_killed", &set.key().as_raw().to_string());
     set.op(&[SemOp::new(1, -1)]).unwrap();
     assert_eq!(set.get(0).unwrap(), 1, "the child holds 2 of 3");
     child.kill();
@@ -775,10 +734,10 @@ fn sysv_semop_over_several_semaphores_undo_and_nowait() {
     set.set_all(&[1, 0, 7]).unwrap();
     assert_eq!(set.get_all().unwrap(), vec![1, 0, 7]);
 
-    let child = Proc::role("role_sysv_undo", &set.key().as_raw().to_string());
+    let child = role("role_sysv_undo", &set.key().as_raw().to_string());
     assert!(set.op_timeout(&[SemOp::new(1, -1)], LONG).unwrap());
     assert_eq!(set.get(0).unwrap(), 0, "the child holds semaphore 0");
-    child.wait_success("SEM_UNDO child");
+    child.expect_success("SEM_UNDO child");
     assert_eq!(
         set.get(0).unwrap(),
         1,
@@ -820,21 +779,11 @@ fn sysv_semop_over_several_semaphores_undo_and_nowait() {
 fn ftok_matches_sysv_ipc() {
     let dir = util::TempDir::new("ftok");
     let key = IpcKey::ftok(dir.path(), 42).unwrap();
-    let out = util::python::python(&format!(
+    let out = util::python::output(&mut util::python::python(&format!(
         "import sysv_ipc; print(sysv_ipc.ftok({:?}, 42, True))",
         dir.path().display().to_string()
-    ))
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        key.as_raw().to_string()
-    );
+    )));
+    assert_eq!(out, key.as_raw().to_string());
     assert!(IpcKey::ftok(dir.join("missing"), 1).is_err());
 }
 

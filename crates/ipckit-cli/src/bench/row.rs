@@ -24,10 +24,6 @@ pub enum Kind {
     /// The same loop on bare system calls: the baseline ipckit's rows are compared with.
     Raw,
     /// Another library doing the same job.
-    #[allow(
-        dead_code,
-        reason = "for the competitor rows (ipc-channel, iceoryx2, Python)"
-    )]
     Competitor,
 }
 
@@ -79,10 +75,6 @@ impl Info {
     }
 
     /// Limits the messages to `bytes`.
-    #[allow(
-        dead_code,
-        reason = "for datagram rows (UDP, Unix datagram, message queues)"
-    )]
     pub const fn max_message(mut self, bytes: usize) -> Info {
         self.max_message = bytes;
         self
@@ -90,10 +82,6 @@ impl Info {
 
     /// Measures throughput at `sizes` instead of the standard sizes (an object store: 1 KiB,
     /// 1 MiB, 64 MiB); an empty list measures latency only (a mutex hand-off).
-    #[allow(
-        dead_code,
-        reason = "for rows with their own sizes (object store, synchronisation)"
-    )]
     pub const fn sizes(mut self, sizes: &'static [usize]) -> Info {
         self.sizes = sizes;
         self

@@ -14,10 +14,7 @@ use crate::sys::mq as sys;
 pub const PRIORITY_MAX: u32 = 32767;
 
 /// Longest name, without its leading `/` (`NAME_MAX`).
-const NAME_MAX: usize = 255;
-
-/// How often `OpenOrCreate` retries when the name appears and vanishes under it.
-const OPEN_OR_CREATE_ATTEMPTS: usize = 16;
+const NAME_MAX: usize = crate::name::NAME_MAX;
 
 /// The kernel's hard ceilings, which even a privileged process cannot exceed.
 const HARD_MSGMAX: usize = 65536;
@@ -95,26 +92,7 @@ struct Name {
 
 impl Name {
     fn parse(name: &str) -> io::Result<Name> {
-        let bare = name.strip_prefix('/').unwrap_or(name);
-        let problem = if bare.is_empty() {
-            Some("it is empty")
-        } else if bare.contains('/') {
-            Some("it contains '/' after the optional leading one")
-        } else if bare == "." || bare == ".." {
-            Some("'.' and '..' are not names")
-        } else if bare.contains('\0') {
-            Some("it contains a NUL byte")
-        } else if bare.len() > NAME_MAX {
-            Some("it is longer than NAME_MAX (255 bytes, without the leading '/')")
-        } else {
-            None
-        };
-        if let Some(why) = problem {
-            return Err(invalid_input(format_args!(
-                "invalid POSIX message queue name {name:?}: {why}"
-            )));
-        }
-        let text = format!("/{bare}");
+        let text = crate::name::posix_name(name, "POSIX message queue", NAME_MAX)?;
         let c = CString::new(text.clone()).map_err(|_| invalid_input("NUL in queue name"))?;
         Ok(Name { text, c })
     }
@@ -239,28 +217,10 @@ impl Options {
             } else {
                 0
             };
-        let (fd, owner) = match self.mode {
-            CreationMode::CreateExclusive => (self.create(&name, flags, attr)?, true),
-            CreationMode::Open => (open_existing(&name, flags)?, false),
-            CreationMode::OpenOrCreate => {
-                let mut attempt = 0;
-                loop {
-                    attempt += 1;
-                    match self.create(&name, flags, attr) {
-                        Ok(fd) => break (fd, true),
-                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                        Err(e) => return Err(e),
-                    }
-                    match open_existing(&name, flags) {
-                        Ok(fd) => break (fd, false),
-                        Err(e)
-                            if e.kind() == io::ErrorKind::NotFound
-                                && attempt < OPEN_OR_CREATE_ATTEMPTS => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-            }
-        };
+        let (fd, owner) = self.mode.create_or_open(
+            || self.create(&name, flags, attr),
+            || open_existing(&name, flags),
+        )?;
         PosixQueue::from_parts(fd, name, owner)
     }
 

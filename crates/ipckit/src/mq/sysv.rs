@@ -12,9 +12,6 @@ use crate::process::Pid;
 use crate::sys::mq as sys;
 use crate::sys::mq::MTYPE_SIZE;
 
-/// How often `OpenOrCreate` retries when the key appears and vanishes under it.
-const OPEN_OR_CREATE_ATTEMPTS: usize = 16;
-
 /// First and longest pause of the polling loop behind the `_timeout` forms.
 const POLL_FIRST: Duration = Duration::from_micros(50);
 const POLL_MAX: Duration = Duration::from_millis(1);
@@ -198,26 +195,7 @@ impl SysVOptions {
                     "open a System V queue: IPC_PRIVATE names no existing queue",
                 ))
             }
-            CreationMode::Open => (open_existing(key)?, false),
-            CreationMode::CreateExclusive => (self.create(key)?, true),
-            CreationMode::OpenOrCreate => {
-                let mut attempt = 0;
-                loop {
-                    attempt += 1;
-                    match self.create(key) {
-                        Ok(id) => break (id, true),
-                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                        Err(e) => return Err(e),
-                    }
-                    match open_existing(key) {
-                        Ok(id) => break (id, false),
-                        Err(e)
-                            if e.kind() == io::ErrorKind::NotFound
-                                && attempt < OPEN_OR_CREATE_ATTEMPTS => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-            }
+            mode => mode.create_or_open(|| self.create(key), || open_existing(key))?,
         };
         let queue = SysVQueue::from_parts(id, key, owner);
         if owner {

@@ -614,7 +614,7 @@ fn len(c: &Chan) -> usize {
 
 fn detach(ep: &mut Endpoint) {
     if let Some(chan) = std::sync::Arc::get_mut(&mut ep.chan) {
-        chan.obj.owner = false;
+        chan.obj.detach();
     } else {
         // Shared with the other end of an anonymous channel, which has no name anyway.
     }

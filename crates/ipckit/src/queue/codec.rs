@@ -1,31 +1,36 @@
-//! How typed messages become bytes: `postcard` (compact, no schema on the wire). Kept behind
-//! two functions so the crate's shared codec can replace it.
+//! How typed messages become bytes: the crate's default codec, [`Postcard`] (compact, no
+//! schema on the wire, strict about trailing bytes), with its errors as `io::Error`s.
 
 use std::io;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::codec::Postcard;
+
 pub(crate) fn encode<T: Serialize>(msg: &T, buf: &mut Vec<u8>) -> io::Result<()> {
     buf.clear();
-    let taken = std::mem::take(buf);
-    *buf = postcard::to_extend(msg, taken).map_err(|e| {
+    Postcard::encode_to(msg, buf).map_err(|e| {
         io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("encode {} message: {e}", std::any::type_name::<T>()),
+            format!(
+                "encode {} message: {}",
+                std::any::type_name::<T>(),
+                e.into_inner()
+            ),
         )
-    })?;
-    Ok(())
+    })
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> io::Result<T> {
-    postcard::from_bytes(bytes).map_err(|e| {
+    Postcard::decode_from(bytes).map_err(|e| {
         io::Error::new(
             io::ErrorKind::InvalidData,
             format!(
-                "decode a {} byte message as {}: {e}",
+                "decode a {} byte message as {}: {}",
                 bytes.len(),
-                std::any::type_name::<T>()
+                std::any::type_name::<T>(),
+                e.into_inner()
             ),
         )
     })

@@ -6,41 +6,24 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use rustix::fs::{fstat, ftruncate, Mode};
-use rustix::shm::OFlags;
-
-use crate::error::{invalid_input, ResultExt};
+use crate::error::ResultExt;
 use crate::mode::CreationMode;
+use crate::shm::{self, Link};
 use crate::sys::mmap::Mapping;
 use crate::sys::queue::Region;
 
-/// An attached queue object: its memory, and its name if this handle must remove it on drop.
+/// An attached queue object: its memory, and its name if it has one.
 #[derive(Debug)]
 pub(crate) struct Object {
     pub(crate) region: Region,
     pub(crate) name: Option<String>,
-    /// This handle created the name and removes it on drop (unless detached).
-    pub(crate) owner: bool,
+    /// The named segment, which removes the name on drop if this handle created it (unless
+    /// detached).
+    link: Option<Link>,
 }
 
 /// How long an opener waits for a creator that is still setting an object up.
 pub(crate) const SETUP_WAIT: Duration = Duration::from_secs(2);
-
-/// Checks a POSIX shared-memory name: 1..=250 bytes, no `/` except one leading, no NUL.
-pub(crate) fn shm_path(name: &str) -> io::Result<String> {
-    let bare = name.strip_prefix('/').unwrap_or(name);
-    if bare.is_empty() || bare.len() > 250 || bare.contains('/') || bare.contains('\0') {
-        return Err(invalid_input(format_args!(
-            "invalid shared-memory name {name:?}: must be 1 to 250 bytes without '/' or NUL"
-        )));
-    }
-    if bare == "." || bare == ".." {
-        return Err(invalid_input(format_args!(
-            "invalid shared-memory name {name:?}"
-        )));
-    }
-    Ok(format!("/{bare}"))
-}
 
 impl Object {
     /// Fresh zeroed memory shared with children forked after this call.
@@ -50,102 +33,47 @@ impl Object {
         Ok(Object {
             region: Region::new(map),
             name: None,
-            owner: false,
+            link: None,
         })
     }
 
-    /// Creates (`CreateExclusive`, or `OpenOrCreate` when the name is free) or opens `name`.
-    /// Returns the object and whether it was created (then the caller must initialise it and
-    /// mark it ready). `len` is the size of a new object.
+    /// Creates or opens the shared-memory segment `name` ([`shm::Options`]). Returns the
+    /// object and whether it was created (then the caller must initialise it and mark it
+    /// ready). `len` is the size of a new object; an existing one keeps its own.
     pub(crate) fn named(
         name: &str,
         mode: CreationMode,
         len: usize,
         permissions: u32,
     ) -> io::Result<(Object, bool)> {
-        let path = shm_path(name)?;
-        let create = || -> io::Result<Object> {
-            let fd = rustix::shm::open(
-                path.as_str(),
-                OFlags::CREATE | OFlags::EXCL | OFlags::RDWR,
-                Mode::from_bits_truncate(permissions),
-            )
-            .context_with(|| format!("create shared-memory object {path}"))?;
-            let obj = ftruncate(&fd, len as u64)
-                .context_with(|| format!("size shared-memory object {path} to {len} bytes"))
-                .and_then(|()| {
-                    Mapping::map_fd(&fd, len, true)
-                        .context_with(|| format!("map shared-memory object {path}"))
-                });
-            match obj {
-                Ok(map) => Ok(Object {
-                    region: Region::new(map),
-                    name: Some(path.clone()),
-                    owner: true,
-                }),
-                Err(e) => {
-                    let _ = rustix::shm::unlink(path.as_str());
-                    Err(e)
-                }
-            }
-        };
-        match mode {
-            CreationMode::CreateExclusive => Ok((create()?, true)),
-            CreationMode::Open => Ok((Object::open(&path)?, false)),
-            CreationMode::OpenOrCreate => match create() {
-                Ok(o) => Ok((o, true)),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    Ok((Object::open(&path)?, false))
-                }
-                Err(e) => Err(e),
-            },
+        let mut opts = shm::Options::new();
+        opts.mode(mode).permissions(permissions).size_only_creates();
+        if mode != CreationMode::Open {
+            opts.size(len);
         }
+        let seg = opts.open(name)?;
+        let created = seg.is_owner();
+        let (link, map) = seg.into_parts();
+        Ok((
+            Object {
+                region: Region::new(map),
+                name: Some(link.name()),
+                link: Some(link),
+            },
+            created,
+        ))
     }
 
-    fn open(path: &str) -> io::Result<Object> {
-        let fd = rustix::shm::open(path, OFlags::RDWR, Mode::empty())
-            .context_with(|| format!("open shared-memory object {path}"))?;
-        // A creator sizes the object right after creating it; give it a moment.
-        let start = Instant::now();
-        let len = loop {
-            let st = fstat(&fd).context_with(|| format!("stat shared-memory object {path}"))?;
-            if st.st_size > 0 {
-                break usize::try_from(st.st_size).map_err(|_| {
-                    invalid_input(format_args!("shared-memory object {path} too large"))
-                })?;
-            }
-            if start.elapsed() > SETUP_WAIT {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!(
-                        "shared-memory object {path} is empty: not a queue, or its creator died"
-                    ),
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        };
-        let map = Mapping::map_fd(&fd, len, true)
-            .context_with(|| format!("map shared-memory object {path}"))?;
-        Ok(Object {
-            region: Region::new(map),
-            name: Some(path.to_owned()),
-            owner: false,
-        })
+    /// Keeps the name after this handle is dropped.
+    pub(crate) fn detach(&mut self) {
+        if let Some(link) = &mut self.link {
+            link.detach();
+        }
     }
 
     /// The name, for messages ("anonymous" when there is none).
     pub(crate) fn label(&self) -> &str {
         self.name.as_deref().unwrap_or("(anonymous)")
-    }
-}
-
-impl Drop for Object {
-    fn drop(&mut self) {
-        if self.owner {
-            if let Some(name) = &self.name {
-                let _ = rustix::shm::unlink(name.as_str());
-            }
-        }
     }
 }
 

@@ -270,7 +270,7 @@ impl Ring {
     }
 
     pub(crate) fn detach_name(&mut self) {
-        self.obj.owner = false;
+        self.obj.detach();
     }
 
     fn peers(&self) -> Table<'_> {

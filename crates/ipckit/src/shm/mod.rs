@@ -12,7 +12,7 @@
 //! The four byte-level types copy bytes in and out with bounds-checked `read_at` / `write_at`;
 //! the memory is shared with other processes, so what is read is untrusted input. `as_ptr` and
 //! the unsafe `as_slice` / `as_mut_slice` are for callers that organise concurrent access
-//! themselves. [`Value`] and [`Array`] hold numbers (see [`Pod`]), each accessed atomically.
+//! themselves. [`Value`] and [`Array`] hold numbers (see [`Element`]), each accessed atomically.
 //!
 //! ```
 //! use ipckit::shm;
@@ -26,7 +26,7 @@
 use std::fmt;
 use std::io;
 
-/// The byte access every shared-memory type has, over its `map: Mapping` and `writable: bool`
+/// The safe byte access every shared-memory type has (the unsafe slices are in `sys::shm`), over its `map: Mapping` and `writable: bool`
 /// fields and a `what()` description for error messages.
 macro_rules! byte_access {
     ($ty:ident) => {
@@ -94,34 +94,8 @@ macro_rules! byte_access {
                 self.map.as_ptr()
             }
 
-            /// The whole memory as a byte slice.
-            ///
-            /// # Safety
-            ///
-            /// While the slice lives, no one may write the memory: not this process, and not
-            /// any other process that has it mapped. ipckit cannot check other processes; use
-            /// `read_at` unless a protocol excludes such writes (a lock, or memory that is
-            /// never written again once published).
-            #[allow(unsafe_code)] // a documented escape hatch; the body only forwards to sys
-            pub unsafe fn as_slice(&self) -> &[u8] {
-                // SAFETY: forwarded from the caller's promise, see # Safety.
-                unsafe { self.map.as_slice() }
-            }
-
-            /// The whole memory as a mutable byte slice.
-            ///
-            /// # Safety
-            ///
-            /// The handle must be writable, and while the slice lives no one else may read or
-            /// write the memory: not this process, and not any other process that has it mapped.
-            #[allow(unsafe_code)] // a documented escape hatch; the body only forwards to sys
-            pub unsafe fn as_mut_slice(&mut self) -> &mut [u8] {
-                // SAFETY: forwarded from the caller's promise, see # Safety.
-                unsafe { self.map.as_mut_slice() }
-            }
-
-            /// The mapping, for the crate's structures that live in shared memory.
-            #[allow(dead_code)] // for the sync, queue and object-store modules
+            /// The mapping, for the crate's structures that live in shared memory and for
+            /// `as_slice` / `as_mut_slice` (in `sys::shm`, with the crate's other unsafe code).
             pub(crate) fn mapping(&self) -> &$crate::sys::mmap::Mapping {
                 &self.map
             }
@@ -136,11 +110,12 @@ mod sysv;
 mod typed;
 
 pub use map::{AnonymousMap, FileMap};
+pub(crate) use segment::Link;
 pub use segment::{unlink, Options, Segment, NAME_MAX, SIZE_MAX};
-pub use store::{ObjectBuf, ObjectId, ObjectRef, Store};
+pub use store::{ObjectBuf, ObjectId, ObjectRef, Pod, Store};
 pub use sysv::{SysVOptions, SysVSegment};
 pub use typed::{
-    Array, ArrayGuard, LockError, LockResult, Pod, PodInt, TypedOptions, Value, ValueGuard,
+    Array, ArrayGuard, Element, IntElement, LockError, LockResult, TypedOptions, Value, ValueGuard,
     LAYOUT_VERSION,
 };
 

@@ -19,7 +19,7 @@ use crate::sys::mmap::Mapping;
 const SHM_DIR: &str = "/dev/shm";
 
 /// The longest name: `NAME_MAX`, the limit on one file name in `/dev/shm`.
-pub const NAME_MAX: usize = 255;
+pub const NAME_MAX: usize = crate::name::NAME_MAX;
 
 /// The largest segment: what one mapping can address.
 pub const SIZE_MAX: usize = isize::MAX as usize;
@@ -33,26 +33,8 @@ struct Name(String);
 
 impl Name {
     fn parse(name: &str) -> io::Result<Name> {
-        let bare = name.strip_prefix('/').unwrap_or(name);
-        let problem = if bare.is_empty() {
-            Some("it is empty")
-        } else if bare.contains('/') {
-            Some("it contains '/' after the optional leading one")
-        } else if bare == "." || bare == ".." {
-            Some("'.' and '..' are not names")
-        } else if bare.contains('\0') {
-            Some("it contains a NUL byte")
-        } else if bare.len() > NAME_MAX {
-            Some("it is longer than NAME_MAX (255 bytes, without the leading '/')")
-        } else {
-            None
-        };
-        match problem {
-            Some(why) => Err(error::invalid_input(format_args!(
-                "invalid shared-memory segment name {name:?}: {why}"
-            ))),
-            None => Ok(Name(bare.to_owned())),
-        }
+        let slashed = crate::name::posix_name(name, "shared-memory segment", NAME_MAX)?;
+        Ok(Name(slashed[1..].to_owned()))
     }
 
     fn path(&self) -> String {
@@ -100,6 +82,8 @@ pub struct Options {
     size: Option<usize>,
     permissions: u32,
     read_only: bool,
+    /// Whether [`size`](Options::size) is also the minimum of a segment that is opened.
+    size_is_minimum: bool,
 }
 
 impl Default for Options {
@@ -116,6 +100,7 @@ impl Options {
             size: None,
             permissions: 0o600,
             read_only: false,
+            size_is_minimum: true,
         }
     }
 
@@ -138,6 +123,13 @@ impl Options {
     /// They are set exactly (`fchmod`), whatever the umask.
     pub fn permissions(&mut self, mode: u32) -> &mut Options {
         self.permissions = mode & 0o7777;
+        self
+    }
+
+    /// The size applies only to a segment this call creates; an existing one is opened at
+    /// whatever size it has (for the crate's structures, which check their own headers).
+    pub(crate) fn size_only_creates(&mut self) -> &mut Options {
+        self.size_is_minimum = false;
         self
     }
 
@@ -260,16 +252,16 @@ impl Options {
         };
         let seg = self.prepare(name, fd, size)?;
         init(&seg)?;
-        let proc_path = format!("/proc/self/fd/{}", seg.fd.as_raw_fd());
+        let proc_path = format!("/proc/self/fd/{}", seg.link.fd.as_raw_fd());
         let linked = match linkat(CWD, &proc_path, CWD, name.path(), AtFlags::SYMLINK_FOLLOW) {
             // No /proc: name the file through its descriptor (needs Linux 6.10 or privilege).
-            Err(Errno::NOENT) => linkat(&seg.fd, "", CWD, name.path(), AtFlags::EMPTY_PATH),
+            Err(Errno::NOENT) => linkat(&seg.link.fd, "", CWD, name.path(), AtFlags::EMPTY_PATH),
             other => other,
         };
         match linked {
             Ok(()) => {
                 let mut seg = seg;
-                seg.owner = true;
+                seg.link.owner = true;
                 Ok(Ok(seg))
             }
             Err(Errno::EXIST) => Ok(Err(())),
@@ -305,7 +297,7 @@ impl Options {
             e
         };
         let mut seg = self.prepare(name, fd, size).map_err(unlink_on_error)?;
-        seg.owner = true;
+        seg.link.owner = true;
         init(&seg)?;
         Ok(Ok(seg))
     }
@@ -330,10 +322,12 @@ impl Options {
         }
         let map = Mapping::map_fd(&fd, size, true).context_with(what)?;
         Ok(Segment {
-            name: name.clone(),
-            fd,
+            link: Link {
+                name: name.clone(),
+                fd,
+                owner: false,
+            },
             map,
-            owner: false,
             writable: true,
         })
     }
@@ -376,7 +370,7 @@ impl Options {
                 format!("open shared-memory segment {name}: its size {size} exceeds {SIZE_MAX}"),
             ));
         }
-        if let Some(min) = self.size {
+        if let Some(min) = self.size.filter(|_| self.size_is_minimum) {
             if size < min {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
@@ -390,10 +384,12 @@ impl Options {
         let map = Mapping::map_fd(&fd, size, !self.read_only)
             .context_with(|| format!("map shared-memory segment {name} of {size} bytes"))?;
         Ok(Segment {
-            name: name.clone(),
-            fd,
+            link: Link {
+                name: name.clone(),
+                fd,
+                owner: false,
+            },
             map,
-            owner: false,
             writable: !self.read_only,
         })
     }
@@ -447,11 +443,53 @@ impl Options {
 /// See [`shm_open(3)`](https://man7.org/linux/man-pages/man3/shm_open.3.html).
 #[derive(Debug)]
 pub struct Segment {
+    link: Link,
+    map: Mapping,
+    writable: bool,
+}
+
+/// A segment's name and file without its mapping: what removes the name on drop. The crate's
+/// structures in shared memory (`sync`, `queue`) keep one beside their own view of the mapping.
+#[derive(Debug)]
+pub(crate) struct Link {
     name: Name,
     fd: OwnedFd,
-    map: Mapping,
     owner: bool,
-    writable: bool,
+}
+
+impl Link {
+    /// The name in its POSIX form, with the leading `/`.
+    pub(crate) fn name(&self) -> String {
+        self.name.to_string()
+    }
+
+    /// Whether dropping this removes the name (it created it and is not detached).
+    pub(crate) fn is_owner(&self) -> bool {
+        self.owner
+    }
+
+    /// Keeps the name after this is dropped.
+    pub(crate) fn detach(&mut self) {
+        self.owner = false;
+    }
+
+    /// Whether the name in `/dev/shm` still refers to this very object (device and inode).
+    fn name_is_ours(&self) -> bool {
+        match (stat(self.name.path()), fstat(&self.fd)) {
+            (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
+            _ => false,
+        }
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        // Never remove a newer object that someone else created under the same name after
+        // ours was unlinked.
+        if self.owner && self.name_is_ours() {
+            let _ = unlink_path(self.name.path());
+        }
+    }
 }
 
 impl Segment {
@@ -480,29 +518,26 @@ impl Segment {
 
     /// The name in its POSIX form, with the leading `/` (`"/name"`).
     pub fn name(&self) -> String {
-        self.name.to_string()
+        self.link.name()
     }
 
     /// Whether dropping this handle removes the name (it created it and is not detached).
     pub fn is_owner(&self) -> bool {
-        self.owner
+        self.link.is_owner()
     }
 
     /// Keeps the name after this handle is dropped: someone else will [`unlink`] it.
     pub fn detach(&mut self) {
-        self.owner = false;
+        self.link.detach();
     }
 
     fn what(&self) -> String {
-        format!("segment {}", self.name)
+        format!("segment {}", self.link.name)
     }
 
-    /// Whether the name in `/dev/shm` still refers to this very object (device and inode).
-    fn name_is_ours(&self) -> bool {
-        match (stat(self.name.path()), fstat(&self.fd)) {
-            (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
-            _ => false,
-        }
+    /// The name (removed on drop if this handle owns it) and the mapping, apart.
+    pub(crate) fn into_parts(self) -> (Link, Mapping) {
+        (self.link, self.map)
     }
 }
 
@@ -510,17 +545,7 @@ byte_access!(Segment);
 
 impl AsFd for Segment {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-}
-
-impl Drop for Segment {
-    fn drop(&mut self) {
-        // Never remove a newer object that someone else created under the same name after
-        // ours was unlinked.
-        if self.owner && self.name_is_ours() {
-            let _ = unlink_path(self.name.path());
-        }
+        self.link.fd.as_fd()
     }
 }
 

@@ -95,12 +95,13 @@ use std::time::{Duration, Instant};
 
 use crate::error::{invalid_input, ResultExt};
 use crate::mode::CreationMode;
+use crate::sys::futex;
 use crate::sys::mmap::Mapping;
 use crate::sys::store::{
     cast_error, cast_slice, cast_slice_mut, process_alive, table, ObjectMem, RawEntry, RawHeader,
     StoreMaps, HOLDERS,
 };
-use crate::sys::sync::{futex_wait, futex_wake, view};
+use crate::sys::sync::view;
 
 pub use crate::sys::store::Pod;
 
@@ -771,7 +772,7 @@ impl Store {
                 }
             };
             header.seal_waiters.fetch_add(1, SeqCst);
-            let woken = futex_wait(&header.seal_seq, seq, left);
+            let woken = futex::wait(&header.seal_seq, seq, left);
             header.seal_waiters.fetch_sub(1, SeqCst);
             woken.context_with(|| format!("wait for object {id} in store {}", self.name()))?;
         }
@@ -896,7 +897,7 @@ impl Store {
                 continue;
             }
             header.lock_waiters.fetch_add(1, SeqCst);
-            let woken = futex_wait(word, cur, Some(LOCK_SLICE));
+            let woken = futex::wait(word, cur, Some(LOCK_SLICE));
             header.lock_waiters.fetch_sub(1, SeqCst);
             if matches!(woken, Ok(false)) && word.load(Relaxed) == cur {
                 // A whole slice without progress: is the owner still there?
@@ -954,7 +955,7 @@ impl Drop for Locked<'_> {
         if word.compare_exchange(self.me, 0, SeqCst, Relaxed).is_ok()
             && self.header.lock_waiters.load(SeqCst) != 0
         {
-            futex_wake(word, 1);
+            futex::wake(word, 1);
         }
     }
 }
@@ -1540,7 +1541,7 @@ impl ObjectBuf {
         let header = locked.header;
         drop(locked);
         if header.seal_waiters.load(SeqCst) != 0 {
-            futex_wake(&header.seal_seq, u32::MAX);
+            futex::wake_all(&header.seal_seq);
         }
         Ok(())
     }

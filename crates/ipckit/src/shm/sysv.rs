@@ -10,9 +10,6 @@ use crate::IpcKey;
 
 use super::SIZE_MAX;
 
-/// How often `OpenOrCreate` retries when the key appears and vanishes under it.
-const OPEN_OR_CREATE_ATTEMPTS: usize = 16;
-
 /// Options for creating or opening a [`SysVSegment`]: [`CreationMode`], size, permissions.
 #[derive(Debug, Clone)]
 pub struct SysVOptions {
@@ -103,37 +100,19 @@ impl SysVOptions {
             }
             Ok(size)
         };
-        match self.mode {
-            CreationMode::Open => {
-                if key == IpcKey::PRIVATE {
-                    return Err(error::invalid_input(
-                        "open System V segment: IPC_PRIVATE names no existing segment",
-                    ));
-                }
-                self.open_existing(key)
-            }
-            CreationMode::CreateExclusive => self.create(key, need_size()?),
-            CreationMode::OpenOrCreate => {
-                let size = need_size()?;
-                if key == IpcKey::PRIVATE {
-                    return self.create(key, size);
-                }
-                for _ in 0..OPEN_OR_CREATE_ATTEMPTS {
-                    match self.create(key, size) {
-                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                        other => return other,
-                    }
-                    match self.open_existing(key) {
-                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                        other => return other,
-                    }
-                }
-                Err(io::Error::other(format!(
-                    "open or create System V segment {key}: the key kept appearing and \
-                     vanishing ({OPEN_OR_CREATE_ATTEMPTS} attempts)"
-                )))
-            }
+        if self.mode == CreationMode::Open && key == IpcKey::PRIVATE {
+            return Err(error::invalid_input(
+                "open System V segment: IPC_PRIVATE names no existing segment",
+            ));
         }
+        let size = match self.mode {
+            CreationMode::Open => 0,
+            _ => need_size()?,
+        };
+        let (seg, _) = self
+            .mode
+            .create_or_open(|| self.create(key, size), || self.open_existing(key))?;
+        Ok(seg)
     }
 
     fn create(&self, key: IpcKey, size: usize) -> io::Result<SysVSegment> {

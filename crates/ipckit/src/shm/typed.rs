@@ -52,11 +52,11 @@ mod sealed {
 /// Each is stored in its native byte order and size, and its name and size are recorded in
 /// the segment's header, so opening with another type fails instead of reinterpreting bytes.
 /// The trait is sealed: the list is fixed.
-pub trait Pod: Copy + PartialEq + fmt::Debug + Send + Sync + 'static + sealed::Element {}
+pub trait Element: Copy + PartialEq + fmt::Debug + Send + Sync + 'static + sealed::Element {}
 
-/// The integer [`Pod`] types, which have atomic read-modify-write operations
+/// The integer [`Element`] types, which have atomic read-modify-write operations
 /// ([`Value::fetch_add`], [`Array::fetch_add`], …).
-pub trait PodInt: Pod + sealed::Integer {}
+pub trait IntElement: Element + sealed::Integer {}
 
 macro_rules! element {
     ($($t:ty, $tag:literal, $cell:ty, $to:expr, $from:expr;)*) => {$(
@@ -75,7 +75,7 @@ macro_rules! element {
                 cell.store(to(value), order)
             }
         }
-        impl Pod for $t {}
+        impl Element for $t {}
     )*};
 }
 
@@ -106,7 +106,7 @@ macro_rules! integer {
                 .map_err(|v| v as $t)
             }
         }
-        impl PodInt for $t {}
+        impl IntElement for $t {}
     )*};
 }
 
@@ -131,7 +131,7 @@ integer! {
 
 /// The name and size of the element type with `tag`, for error messages.
 fn element_name(tag: u32) -> Option<(&'static str, usize)> {
-    fn of<T: Pod>() -> (u32, &'static str, usize) {
+    fn of<T: Element>() -> (u32, &'static str, usize) {
         (T::TAG, T::NAME, size_of::<T>())
     }
     [
@@ -233,7 +233,7 @@ impl TypedOptions {
     /// # Errors
     ///
     /// As [`Value::create`] and [`Value::open`].
-    pub fn open_value<T: Pod>(&self, name: &str, initial: T) -> io::Result<Value<T>> {
+    pub fn open_value<T: Element>(&self, name: &str, initial: T) -> io::Result<Value<T>> {
         let shared = self.open_shared(name, Kind::Value, Some(1), &[initial])?;
         Ok(Value { shared })
     }
@@ -245,7 +245,7 @@ impl TypedOptions {
     ///
     /// As [`Array::create`] and [`Array::open`], and [`io::ErrorKind::InvalidData`] when an
     /// existing array has another length.
-    pub fn open_array<T: Pod>(&self, name: &str, len: usize) -> io::Result<Array<T>> {
+    pub fn open_array<T: Element>(&self, name: &str, len: usize) -> io::Result<Array<T>> {
         let shared = self.open_shared(name, Kind::Array, Some(len), &[])?;
         Ok(Array { shared })
     }
@@ -255,14 +255,14 @@ impl TypedOptions {
     /// # Errors
     ///
     /// As [`open_array`](TypedOptions::open_array) with `data.len()`.
-    pub fn open_array_from<T: Pod>(&self, name: &str, data: &[T]) -> io::Result<Array<T>> {
+    pub fn open_array_from<T: Element>(&self, name: &str, data: &[T]) -> io::Result<Array<T>> {
         let shared = self.open_shared(name, Kind::Array, Some(data.len()), data)?;
         Ok(Array { shared })
     }
 
     /// Creates or opens; `len` is required to create, and checked against an existing one;
     /// `initial` (empty or `len` elements) is written into a created segment.
-    fn open_shared<T: Pod>(
+    fn open_shared<T: Element>(
         &self,
         name: &str,
         kind: Kind,
@@ -304,7 +304,7 @@ impl TypedOptions {
 }
 
 /// Bytes a segment of `len ≥ 1` elements of `T` needs.
-fn total_size<T: Pod>(len: usize) -> Option<usize> {
+fn total_size<T: Element>(len: usize) -> Option<usize> {
     if len == 0 {
         return None;
     }
@@ -314,7 +314,7 @@ fn total_size<T: Pod>(len: usize) -> Option<usize> {
 }
 
 /// Writes the lock, the initial elements and the header into fresh memory no one else sees.
-fn init<T: Pod>(map: &Mapping, kind: Kind, len: usize, initial: &[T]) -> io::Result<()> {
+fn init<T: Element>(map: &Mapping, kind: Kind, len: usize, initial: &[T]) -> io::Result<()> {
     let header: &TypedHeader =
         view(map, 0).ok_or_else(|| io::Error::other("typed segment smaller than its header"))?;
     let lock: &PthreadMutex =
@@ -348,7 +348,7 @@ fn init<T: Pod>(map: &Mapping, kind: Kind, len: usize, initial: &[T]) -> io::Res
 /// Checks the header of a typed segment against what the caller expects: magic, layout
 /// version, value or array, element type and size, data offset, length and total size.
 /// Returns the number of elements.
-fn check_header<T: Pod>(
+fn check_header<T: Element>(
     map: &Mapping,
     kind: Kind,
     name: &str,
@@ -445,14 +445,14 @@ fn check_header<T: Pod>(
 }
 
 /// The part shared by [`Value`] and [`Array`]: memory, lock, cells.
-struct Shared<T: Pod> {
+struct Shared<T: Element> {
     placed: Placed<Memory, T::Cell>,
     /// Guards alive in this process: glibc links a held robust mutex into its thread's list
     /// through the mutex's own memory, so memory a leaked guard still holds is never unmapped.
     held: AtomicUsize,
 }
 
-impl<T: Pod> Shared<T> {
+impl<T: Element> Shared<T> {
     fn new(memory: Memory, len: usize) -> io::Result<Shared<T>> {
         let placed = Placed::new(memory, LOCK_OFFSET, DATA_OFFSET, len).map_err(|(_, e)| e)?;
         Ok(Shared {
@@ -537,7 +537,7 @@ impl<T: Pod> Shared<T> {
     }
 }
 
-impl<T: Pod> Drop for Shared<T> {
+impl<T: Element> Drop for Shared<T> {
     fn drop(&mut self) {
         if *self.held.get_mut() == 0 {
             return;
@@ -552,7 +552,7 @@ impl<T: Pod> Drop for Shared<T> {
     }
 }
 
-impl<T: Pod> fmt::Debug for Shared<T> {
+impl<T: Element> fmt::Debug for Shared<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Shared")
             .field("type", &T::NAME)
@@ -563,12 +563,12 @@ impl<T: Pod> fmt::Debug for Shared<T> {
 }
 
 /// The lock of a [`Shared`], held: unlocks on drop.
-struct Held<'a, T: Pod> {
+struct Held<'a, T: Element> {
     shared: &'a Shared<T>,
     _not_send: PhantomData<*const ()>,
 }
 
-impl<'a, T: Pod> Held<'a, T> {
+impl<'a, T: Element> Held<'a, T> {
     fn new(shared: &'a Shared<T>) -> Held<'a, T> {
         shared.held.fetch_add(1, Ordering::Relaxed);
         Held {
@@ -591,7 +591,7 @@ impl<'a, T: Pod> Held<'a, T> {
     }
 }
 
-impl<T: Pod> Drop for Held<'_, T> {
+impl<T: Element> Drop for Held<'_, T> {
     fn drop(&mut self) {
         // Unlocking a mutex this thread holds only fails if a peer corrupted it; the memory
         // then stays mapped (see `Shared::held`).
@@ -733,11 +733,11 @@ impl<G> From<LockError<G>> for io::Error {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Debug)]
-pub struct Value<T: Pod> {
+pub struct Value<T: Element> {
     shared: Shared<T>,
 }
 
-impl<T: Pod> Value<T> {
+impl<T: Element> Value<T> {
     /// Creates the value `name` (`/dev/shm/<name>`, owner-only) holding `initial`
     /// (`shm_open`, `mmap`, `pthread_mutex_init`).
     ///
@@ -840,7 +840,7 @@ impl<T: Pod> Value<T> {
     }
 }
 
-impl<T: PodInt> Value<T> {
+impl<T: IntElement> Value<T> {
     /// Adds `value` (wrapping) and returns the previous value: one atomic instruction
     /// (`lock xadd`), no lock.
     #[inline]
@@ -873,11 +873,11 @@ impl<T: PodInt> Value<T> {
 }
 
 /// A [`Value`]'s lock, held: unlocks on drop. Stays on the thread that locked.
-pub struct ValueGuard<'a, T: Pod> {
+pub struct ValueGuard<'a, T: Element> {
     held: Held<'a, T>,
 }
 
-impl<T: Pod> ValueGuard<'_, T> {
+impl<T: Element> ValueGuard<'_, T> {
     /// The value.
     #[inline]
     pub fn get(&self) -> T {
@@ -908,7 +908,7 @@ impl<T: Pod> ValueGuard<'_, T> {
     }
 }
 
-impl<T: Pod> fmt::Debug for ValueGuard<'_, T> {
+impl<T: Element> fmt::Debug for ValueGuard<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ValueGuard")
             .field("value", &self.get())
@@ -942,7 +942,7 @@ impl<T: Pod> fmt::Debug for ValueGuard<'_, T> {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Debug)]
-pub struct Array<T: Pod> {
+pub struct Array<T: Element> {
     shared: Shared<T>,
 }
 
@@ -958,7 +958,7 @@ fn length_error(what: &str, got: usize, len: usize) -> io::Error {
     ))
 }
 
-fn copy_out<T: Pod>(cells: &[T::Cell], buf: &mut [T], order: Ordering) -> io::Result<()> {
+fn copy_out<T: Element>(cells: &[T::Cell], buf: &mut [T], order: Ordering) -> io::Result<()> {
     if buf.len() != cells.len() {
         return Err(length_error("read_into", buf.len(), cells.len()));
     }
@@ -968,7 +968,7 @@ fn copy_out<T: Pod>(cells: &[T::Cell], buf: &mut [T], order: Ordering) -> io::Re
     Ok(())
 }
 
-fn copy_in<T: Pod>(cells: &[T::Cell], data: &[T], order: Ordering) -> io::Result<()> {
+fn copy_in<T: Element>(cells: &[T::Cell], data: &[T], order: Ordering) -> io::Result<()> {
     if data.len() != cells.len() {
         return Err(length_error("write_from", data.len(), cells.len()));
     }
@@ -978,7 +978,7 @@ fn copy_in<T: Pod>(cells: &[T::Cell], data: &[T], order: Ordering) -> io::Result
     Ok(())
 }
 
-impl<T: Pod> Array<T> {
+impl<T: Element> Array<T> {
     /// Creates the array `name` (`/dev/shm/<name>`, owner-only) of `len ≥ 1` zero elements.
     ///
     /// # Errors
@@ -1138,7 +1138,7 @@ impl<T: Pod> Array<T> {
     }
 }
 
-impl<T: PodInt> Array<T> {
+impl<T: IntElement> Array<T> {
     /// Adds `value` (wrapping) to element `index` and returns its previous value; atomic.
     ///
     /// # Errors
@@ -1172,11 +1172,11 @@ impl<T: PodInt> Array<T> {
 }
 
 /// An [`Array`]'s lock, held: unlocks on drop. Stays on the thread that locked.
-pub struct ArrayGuard<'a, T: Pod> {
+pub struct ArrayGuard<'a, T: Element> {
     held: Held<'a, T>,
 }
 
-impl<T: Pod> ArrayGuard<'_, T> {
+impl<T: Element> ArrayGuard<'_, T> {
     /// The number of elements.
     pub fn len(&self) -> usize {
         self.held.cells().len()
@@ -1252,7 +1252,7 @@ impl<T: Pod> ArrayGuard<'_, T> {
     }
 }
 
-impl<T: Pod> fmt::Debug for ArrayGuard<'_, T> {
+impl<T: Element> fmt::Debug for ArrayGuard<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ArrayGuard")
             .field("len", &self.len())

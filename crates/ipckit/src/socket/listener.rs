@@ -242,8 +242,7 @@ impl Inner {
         }
         let me = rustix::process::geteuid().as_raw();
         let refusal = match sys::peer_cred(fd.as_fd()) {
-            Ok(cred) => {
-                let c = Credentials::from(cred);
+            Ok(c) => {
                 if c.uid == me {
                     return true;
                 }

@@ -192,10 +192,11 @@ macro_rules! socket_common {
             ///
             /// # Errors
             ///
-            /// The OS error, e.g. for a TCP socket or an unconnected datagram socket.
+            /// [`io::ErrorKind::NotConnected`] for a socket without a Unix peer (TCP, UDP, an
+            /// unconnected datagram socket); the OS error otherwise.
             #[doc(alias = "SO_PEERCRED")]
             pub fn peer_credentials(&self) -> io::Result<Credentials> {
-                Ok(sys::peer_cred(self.as_fd())?.into())
+                sys::peer_cred(self.as_fd())
             }
 
             /// Sends `bytes` with the open descriptors `fds` attached (`sendmsg(2)` with an

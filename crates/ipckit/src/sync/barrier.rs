@@ -8,8 +8,9 @@ use super::region::{Kind, Region, STATE_OFFSET};
 use super::{spin_until, Deadline};
 use crate::error::invalid_input;
 use crate::mode::CreationMode;
+use crate::sys::futex;
 use crate::sys::mmap::Mapping;
-use crate::sys::sync::{futex_wait, futex_wake, view, RawBarrier};
+use crate::sys::sync::{view, RawBarrier};
 
 /// The most parties a [`Barrier`] can have.
 pub const BARRIER_MAX_PARTIES: u32 = 0xffff;
@@ -53,7 +54,7 @@ impl RawBarrier {
             match self.state.compare_exchange(s, new, SeqCst, SeqCst) {
                 Ok(_) if last => {
                     if self.waiters.load(SeqCst) != 0 {
-                        futex_wake(&self.state, u32::MAX);
+                        futex::wake(&self.state, u32::MAX);
                     }
                     return Ok(Some(true));
                 }
@@ -73,7 +74,7 @@ impl RawBarrier {
                 Ok(true)
             } else {
                 match deadline.remaining() {
-                    Some(left) => futex_wait(&self.state, s, left),
+                    Some(left) => futex::wait(&self.state, s, left),
                     None => Ok(false),
                 }
             };

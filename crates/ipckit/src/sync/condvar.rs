@@ -7,8 +7,9 @@ use std::time::Duration;
 use super::mutex::{LockError, Mutex, MutexGuard};
 use super::region::{Kind, Region, STATE_OFFSET};
 use crate::mode::CreationMode;
+use crate::sys::futex;
 use crate::sys::mmap::Mapping;
-use crate::sys::sync::{futex_wait, futex_wake, view, RawCondvar};
+use crate::sys::sync::{view, RawCondvar};
 
 impl RawCondvar {
     pub(crate) fn init(&self) {
@@ -28,7 +29,7 @@ impl RawCondvar {
         // the futex wait below returns at once instead of missing it.
         let seq = self.seq.load(SeqCst);
         self.waiters.fetch_add(1, SeqCst);
-        let waited = unlock().map(|()| futex_wait(&self.seq, seq, timeout));
+        let waited = unlock().map(|()| futex::wait(&self.seq, seq, timeout));
         self.waiters.fetch_sub(1, SeqCst);
         waited
     }
@@ -36,7 +37,7 @@ impl RawCondvar {
     pub(crate) fn notify(&self, n: u32) {
         self.seq.fetch_add(1, SeqCst);
         if self.waiters.load(SeqCst) != 0 {
-            futex_wake(&self.seq, n);
+            futex::wake(&self.seq, n);
         }
     }
 }

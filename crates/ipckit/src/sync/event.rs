@@ -7,8 +7,9 @@ use std::time::Duration;
 use super::region::{Kind, Region, STATE_OFFSET};
 use super::{spin_until, Deadline};
 use crate::mode::CreationMode;
+use crate::sys::futex;
 use crate::sys::mmap::Mapping;
-use crate::sys::sync::{futex_wait, futex_wake, view, RawEvent};
+use crate::sys::sync::{view, RawEvent};
 
 impl RawEvent {
     pub(crate) fn init(&self, set: bool) {
@@ -23,7 +24,7 @@ impl RawEvent {
     pub(crate) fn set(&self) {
         self.flag.store(1, SeqCst);
         if self.waiters.load(SeqCst) != 0 {
-            futex_wake(&self.flag, u32::MAX);
+            futex::wake(&self.flag, u32::MAX);
         }
     }
 
@@ -42,7 +43,7 @@ impl RawEvent {
                 Ok(true)
             } else {
                 match deadline.remaining() {
-                    Some(left) => futex_wait(&self.flag, 0, left),
+                    Some(left) => futex::wait(&self.flag, 0, left),
                     None => Ok(false),
                 }
             };

@@ -95,7 +95,9 @@ impl Options {
         self
     }
 
-    /// Permission bits for a newly created object (the umask applies).
+    /// Permission bits for a newly created object: set exactly for the shared-memory
+    /// primitives (as [`shm::Options::permissions`](crate::shm::Options::permissions)); the
+    /// umask applies to a [`NamedSemaphore`].
     pub fn permissions(&mut self, permissions: u32) -> &mut Options {
         self.permissions = permissions & 0o777;
         self

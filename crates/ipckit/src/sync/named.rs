@@ -4,9 +4,9 @@ use std::ffi::CString;
 use std::io;
 use std::time::Duration;
 
-use super::region::posix_name;
 use crate::error::{context, invalid_input, ResultExt};
 use crate::mode::CreationMode;
+use crate::name::posix_name;
 use crate::sys::sync::{sem_unlink, NamedSem};
 
 /// The largest value of a POSIX semaphore (`SEM_VALUE_MAX`).
@@ -80,19 +80,14 @@ impl NamedSemaphore {
             )));
         }
         let c_name = CString::new(name.clone()).map_err(|_| invalid_input("NUL in name"))?;
-        let open = |flags| NamedSem::open(&c_name, flags, permissions, initial);
-        let (sem, owner) = match mode {
-            CreationMode::CreateExclusive => (open(libc::O_CREAT | libc::O_EXCL), true),
-            CreationMode::Open => (open(0), false),
-            CreationMode::OpenOrCreate => match open(libc::O_CREAT | libc::O_EXCL) {
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => (open(0), false),
-                r => (r, true),
-            },
+        let open = |flags, verb| {
+            NamedSem::open(&c_name, flags, permissions, initial)
+                .context_with(|| format!("{verb} POSIX semaphore {name}"))
         };
-        let sem = sem.context_with(|| {
-            let verb = if owner { "create" } else { "open" };
-            format!("{verb} POSIX semaphore {name}")
-        })?;
+        let (sem, owner) = mode.create_or_open(
+            || open(libc::O_CREAT | libc::O_EXCL, "create"),
+            || open(0, "open"),
+        )?;
         Ok(NamedSemaphore { sem, name, owner })
     }
 

@@ -1,15 +1,14 @@
-//! The segment a primitive lives in: named (a POSIX shared-memory object) or anonymous
+//! The segment a primitive lives in: named (a POSIX shared-memory [`shm::Segment`]) or anonymous
 //! (inherited across `fork`), with a validated header in front of the state.
 
 use std::io;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use rustix::fs::Mode;
-use rustix::shm::OFlags;
-
 use crate::error::{context, invalid_input, ResultExt};
 use crate::mode::CreationMode;
+use crate::name::{posix_name, NAME_MAX};
+use crate::shm::{self, Link};
 use crate::sys::mmap::Mapping;
 use crate::sys::sync::{view, Header, SharedState};
 
@@ -41,45 +40,14 @@ impl Kind {
     }
 }
 
-/// Checks a POSIX IPC name ("name" or "/name") and returns it with its leading slash.
-///
-/// `max` is the longest name the object type allows (without the slash).
-pub(crate) fn posix_name(name: &str, what: &str, max: usize) -> io::Result<String> {
-    let bare = name.strip_prefix('/').unwrap_or(name);
-    if bare.is_empty() {
-        return Err(invalid_input(format_args!(
-            "invalid {what} name {name:?}: empty"
-        )));
-    }
-    if bare.contains('/') {
-        return Err(invalid_input(format_args!(
-            "invalid {what} name {name:?}: no '/' allowed after the leading one"
-        )));
-    }
-    if bare.contains('\0') {
-        return Err(invalid_input(format_args!(
-            "invalid {what} name {name:?}: contains a NUL byte"
-        )));
-    }
-    if bare == "." || bare == ".." {
-        return Err(invalid_input(format_args!("invalid {what} name {name:?}")));
-    }
-    if bare.len() > max {
-        return Err(invalid_input(format_args!(
-            "invalid {what} name {name:?}: {} bytes, the limit is {max}",
-            bare.len()
-        )));
-    }
-    Ok(format!("/{bare}"))
-}
-
 /// A mapped segment holding one primitive after its header.
 #[derive(Debug)]
 pub(crate) struct Region {
     /// `None` only after [`Region::leak_mapping`], when nothing uses the state any more.
     map: Option<Mapping>,
-    /// The shared-memory name this handle removes on drop (creator, not detached).
-    unlink: Option<String>,
+    /// The named segment, which removes the name on drop if this handle created it (unless
+    /// detached).
+    link: Option<Link>,
     name: Option<String>,
 }
 
@@ -98,124 +66,44 @@ impl Region {
         publish(&map, kind, size);
         Ok(Region {
             map: Some(map),
-            unlink: None,
+            link: None,
             name: None,
         })
     }
 
-    /// A named primitive: `/dev/shm/<name>`, created or opened as `mode` says.
+    /// A named primitive: the [`shm::Segment`] `/dev/shm/<name>`, created or opened as `mode`
+    /// says. A new segment is initialised by `init` and its header published before its name
+    /// appears; an existing one must hold a primitive of `kind` with `state_size` bytes.
     pub(crate) fn named(
         name: &str,
         mode: CreationMode,
         permissions: u32,
         kind: Kind,
         state_size: usize,
-        init: impl FnOnce(&Mapping) -> io::Result<()>,
+        mut init: impl FnMut(&Mapping) -> io::Result<()>,
     ) -> io::Result<Region> {
-        let shm_name = posix_name(name, kind.name(), 255)?;
-        match mode {
-            CreationMode::CreateExclusive => {
-                Self::create(&shm_name, permissions, kind, state_size, init)
-            }
-            CreationMode::Open => Self::open(&shm_name, kind, state_size),
-            CreationMode::OpenOrCreate => {
-                match Self::create(&shm_name, permissions, kind, state_size, init) {
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                        Self::open(&shm_name, kind, state_size)
-                    }
-                    r => r,
-                }
-            }
-        }
-    }
-
-    fn create(
-        shm_name: &str,
-        permissions: u32,
-        kind: Kind,
-        state_size: usize,
-        init: impl FnOnce(&Mapping) -> io::Result<()>,
-    ) -> io::Result<Region> {
-        let what = || format!("create shared {} {shm_name}", kind.name());
-        let fd = rustix::shm::open(
-            shm_name,
-            OFlags::CREATE | OFlags::EXCL | OFlags::RDWR,
-            Mode::from_bits_truncate(permissions),
-        )
-        .context_with(what)?;
-        // From here on the name is ours: remove it again if initialising fails.
-        let mut cleanup = UnlinkOnError(Some(shm_name));
+        let shm_name = posix_name(name, kind.name(), NAME_MAX)?;
         let size = STATE_OFFSET + state_size;
-        rustix::fs::ftruncate(&fd, size as u64).context_with(what)?;
-        let map = Mapping::map_fd(&fd, size, true).context_with(what)?;
-        init(&map).context_with(what)?;
-        publish(&map, kind, size);
-        cleanup.0 = None;
-        Ok(Region {
-            map: Some(map),
-            unlink: Some(shm_name.to_owned()),
-            name: Some(shm_name.to_owned()),
-        })
-    }
-
-    fn open(shm_name: &str, kind: Kind, state_size: usize) -> io::Result<Region> {
-        let what = || format!("open shared {} {shm_name}", kind.name());
-        let fd = rustix::shm::open(shm_name, OFlags::RDWR, Mode::empty()).context_with(what)?;
-        let size = STATE_OFFSET + state_size;
-        // The creator truncates, initialises, then publishes the header; give it a moment.
-        let deadline = Instant::now() + Duration::from_secs(2);
-        loop {
-            let len = rustix::fs::fstat(&fd).context_with(what)?.st_size;
-            if len == size as i64 {
-                break;
-            }
-            if len != 0 || Instant::now() > deadline {
-                return Err(context(
-                    invalid_input(format_args!(
-                        "segment has {len} bytes, a {} needs {size}",
-                        kind.name()
-                    )),
-                    what(),
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let map = Mapping::map_fd(&fd, size, true).context_with(what)?;
-        let header: &Header = view(&map, 0).ok_or_else(|| invalid_input("segment too small"))?;
-        while header.magic.load(Ordering::Acquire) == 0 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let (magic, version) = (
-            header.magic.load(Ordering::Acquire),
-            header.version.load(Ordering::Relaxed),
-        );
-        let (found_kind, found_size) = (
-            header.kind.load(Ordering::Relaxed),
-            header.size.load(Ordering::Relaxed),
-        );
-        if magic != MAGIC || version != VERSION {
-            return Err(context(
-                invalid_input(format_args!(
-                    "not an ipckit primitive (magic {magic:#x}, version {version}; expected \
-                     {MAGIC:#x}, {VERSION})"
-                )),
-                what(),
-            ));
-        }
-        if found_kind != kind as u32 || found_size as usize != size {
-            return Err(context(
-                invalid_input(format_args!(
-                    "segment holds primitive kind {found_kind} of {found_size} bytes, expected \
-                     kind {} of {size} bytes",
-                    kind as u32
-                )),
-                what(),
-            ));
+        let seg = shm::Options::new()
+            .mode(mode)
+            .size(size)
+            .permissions(permissions)
+            .size_only_creates()
+            .open_with_init(&shm_name, |seg| {
+                init(seg.mapping())
+                    .context_with(|| format!("create shared {} {shm_name}", kind.name()))?;
+                publish(seg.mapping(), kind, size);
+                Ok(())
+            })?;
+        let (link, map) = seg.into_parts();
+        if !link.is_owner() {
+            validate(&map, kind, size)
+                .map_err(|e| context(e, format_args!("open shared {} {shm_name}", kind.name())))?;
         }
         Ok(Region {
             map: Some(map),
-            unlink: None,
-            name: Some(shm_name.to_owned()),
+            link: Some(link),
+            name: Some(shm_name),
         })
     }
 
@@ -235,32 +123,15 @@ impl Region {
 
     /// Keeps the name after this handle is dropped.
     pub(crate) fn detach(&mut self) {
-        self.unlink = None;
+        if let Some(link) = &mut self.link {
+            link.detach();
+        }
     }
 
     /// Never unmaps the memory (the name is still removed as usual): for a mutex a leaked
     /// guard still holds, whose address is on this thread's robust list.
     pub(crate) fn leak_mapping(&mut self) {
         std::mem::forget(self.map.take());
-    }
-}
-
-impl Drop for Region {
-    fn drop(&mut self) {
-        if let Some(name) = self.unlink.take() {
-            let _ = rustix::shm::unlink(name.as_str());
-        }
-    }
-}
-
-/// Removes a half-created name when creation fails.
-struct UnlinkOnError<'a>(Option<&'a str>);
-
-impl Drop for UnlinkOnError<'_> {
-    fn drop(&mut self) {
-        if let Some(name) = self.0 {
-            let _ = rustix::shm::unlink(name);
-        }
     }
 }
 
@@ -273,20 +144,43 @@ fn publish(map: &Mapping, kind: Kind, size: usize) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_are_validated() {
-        assert_eq!(posix_name("abc", "x", 10).unwrap(), "/abc");
-        assert_eq!(posix_name("/abc", "x", 10).unwrap(), "/abc");
-        for bad in ["", "/", "a/b", "//a", "a\0b", ".."] {
-            let err = posix_name(bad, "semaphore", 10).unwrap_err();
-            assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
-            assert!(err.to_string().contains("semaphore name"), "{err}");
-        }
-        let err = posix_name(&"x".repeat(11), "x", 10).unwrap_err();
-        assert!(err.to_string().contains("limit is 10"), "{err}");
+/// Checks the header of a segment that another process created: an ipckit primitive of
+/// `kind`, `size` bytes in all.
+fn validate(map: &Mapping, kind: Kind, size: usize) -> io::Result<()> {
+    let len = map.len();
+    if len != size {
+        return Err(invalid_input(format_args!(
+            "segment has {len} bytes, a {} needs {size}",
+            kind.name()
+        )));
     }
+    let header: &Header = view(map, 0).ok_or_else(|| invalid_input("segment too small"))?;
+    // A creator without O_TMPFILE names the segment before it publishes the header; give it
+    // a moment.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while header.magic.load(Ordering::Acquire) == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let (magic, version) = (
+        header.magic.load(Ordering::Acquire),
+        header.version.load(Ordering::Relaxed),
+    );
+    let (found_kind, found_size) = (
+        header.kind.load(Ordering::Relaxed),
+        header.size.load(Ordering::Relaxed),
+    );
+    if magic != MAGIC || version != VERSION {
+        return Err(invalid_input(format_args!(
+            "not an ipckit primitive (magic {magic:#x}, version {version}; expected \
+             {MAGIC:#x}, {VERSION})"
+        )));
+    }
+    if found_kind != kind as u32 || found_size as usize != size {
+        return Err(invalid_input(format_args!(
+            "segment holds primitive kind {found_kind} of {found_size} bytes, expected kind {} \
+             of {size} bytes",
+            kind as u32
+        )));
+    }
+    Ok(())
 }

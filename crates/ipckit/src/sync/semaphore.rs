@@ -8,8 +8,9 @@ use super::region::{Kind, Region, STATE_OFFSET};
 use super::{spin_until, Deadline};
 use crate::error::invalid_input;
 use crate::mode::CreationMode;
+use crate::sys::futex;
 use crate::sys::mmap::Mapping;
-use crate::sys::sync::{futex_wait, futex_wake, view, RawSemaphore};
+use crate::sys::sync::{view, RawSemaphore};
 
 /// The largest value a [`Semaphore`] holds (`SEM_VALUE_MAX`, `i32::MAX`).
 pub const SEMAPHORE_MAX: u32 = i32::MAX as u32;
@@ -48,7 +49,7 @@ impl RawSemaphore {
                 Ok(true)
             } else {
                 match deadline.remaining() {
-                    Some(left) => futex_wait(&self.count, c, left),
+                    Some(left) => futex::wait(&self.count, c, left),
                     None => Ok(false),
                 }
             };
@@ -81,7 +82,7 @@ impl RawSemaphore {
         }
         if self.waiters.load(SeqCst) != 0 {
             // Sleepers may want different amounts; wake them all to let each look again.
-            futex_wake(&self.count, u32::MAX);
+            futex::wake(&self.count, u32::MAX);
         }
         Ok(())
     }

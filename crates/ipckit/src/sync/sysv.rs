@@ -122,26 +122,14 @@ impl SemaphoreSet {
             )));
         }
         let perms = (permissions & 0o777) as i32;
-        let create = || {
-            semget(
-                key.as_raw(),
-                nsems as i32,
-                libc::IPC_CREAT | libc::IPC_EXCL | perms,
-            )
-        };
-        let open = || semget(key.as_raw(), 0, 0);
-        let (id, owner) = match mode {
-            CreationMode::CreateExclusive => (create(), true),
-            CreationMode::Open => (open(), false),
-            CreationMode::OpenOrCreate => match create() {
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => (open(), false),
-                r => (r, true),
+        let what = |verb| format!("{verb} System V semaphore set {key} ({nsems} semaphores)");
+        let (id, owner) = mode.create_or_open(
+            || {
+                let flags = libc::IPC_CREAT | libc::IPC_EXCL | perms;
+                semget(key.as_raw(), nsems as i32, flags).context_with(|| what("create"))
             },
-        };
-        let id = id.context_with(|| {
-            let verb = if owner { "create" } else { "open" };
-            format!("{verb} System V semaphore set {key} ({nsems} semaphores)")
-        })?;
+            || semget(key.as_raw(), 0, 0).context_with(|| what("open")),
+        )?;
         let nsems = semctl_nsems(id).context_with(|| format!("IPC_STAT semaphore set {id}"))?;
         Ok(SemaphoreSet {
             id,

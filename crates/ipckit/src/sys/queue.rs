@@ -1,5 +1,6 @@
 //! Raw access to the memory a queue shares with other processes: atomics at fixed offsets,
-//! bounds-checked byte copies in and out of the ring, and a glibc robust process-shared mutex.
+//! bounds-checked byte copies in and out of the ring, and the robust process-shared mutex of
+//! `sys::sync` at a fixed offset.
 //!
 //! Everything here takes offsets, never pointers, and checks them against the mapping, so the
 //! safe `queue` module cannot reach outside its mapping whatever a peer wrote into the header.
@@ -10,6 +11,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Once;
 
 use super::mmap::Mapping;
+use super::sync::{shared_ref, MutexLock, PthreadMutex};
 
 /// Bytes reserved for a `pthread_mutex_t` in a queue header.
 pub(crate) const MUTEX_BYTES: usize = 64;
@@ -20,8 +22,8 @@ pub(crate) const MUTEX_SIZE: usize = size_of::<libc::pthread_mutex_t>();
 
 /// A shared mapping seen as a queue's memory.
 ///
-/// The seam to the rest of the crate: any `MAP_SHARED` mapping (today [`Mapping`], later a
-/// `shm::Segment`) can back it.
+/// The seam to the rest of the crate: any `MAP_SHARED` [`Mapping`], anonymous or the mapping
+/// of a named `shm::Segment`, can back it.
 #[derive(Debug)]
 pub(crate) struct Region {
     map: Mapping,
@@ -161,96 +163,71 @@ impl Region {
         Ok(())
     }
 
-    fn mutex_ptr(&self, off: usize) -> *mut libc::pthread_mutex_t {
-        self.check(off, MUTEX_SIZE, align_of::<libc::pthread_mutex_t>())
-            .expect("queue layout offset")
-            .cast()
+    /// The robust mutex at `off` (the one `sync::Mutex` uses, see [`PthreadMutex`]).
+    #[inline]
+    fn mutex(&self, off: usize) -> &PthreadMutex {
+        let Ok(ptr) = self.check(off, MUTEX_SIZE, align_of::<PthreadMutex>()) else {
+            self.bad_layout(off)
+        };
+        // SAFETY: in bounds and aligned (checked); the mapping lives as long as `self`;
+        // `PthreadMutex` accepts any bit pattern and is only touched through glibc.
+        unsafe { shared_ref::<PthreadMutex>(ptr) }
     }
 
-    /// Initialises a process-shared robust mutex at `off` (`pthread_mutex_init` with
-    /// `PTHREAD_PROCESS_SHARED` and `PTHREAD_MUTEX_ROBUST`). Only the creator calls this, before
+    /// Initialises a process-shared robust mutex at `off`. Only the creator calls this, before
     /// the queue is marked ready.
     pub(crate) fn mutex_init(&self, off: usize) -> io::Result<()> {
-        let m = self.mutex_ptr(off);
-        let mut attr = std::mem::MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
-        // SAFETY: `attr` is initialised by pthread_mutexattr_init before any other use and
-        // destroyed at the end; `m` points to MUTEX_BYTES of our mapping that no other process
-        // uses yet (the queue is not marked ready).
-        unsafe {
-            pthread(libc::pthread_mutexattr_init(attr.as_mut_ptr()))?;
-            let res = pthread(libc::pthread_mutexattr_setpshared(
-                attr.as_mut_ptr(),
-                libc::PTHREAD_PROCESS_SHARED,
-            ))
-            .and_then(|()| {
-                pthread(libc::pthread_mutexattr_setrobust(
-                    attr.as_mut_ptr(),
-                    libc::PTHREAD_MUTEX_ROBUST,
-                ))
-            })
-            .and_then(|()| pthread(libc::pthread_mutex_init(m, attr.as_ptr())));
-            libc::pthread_mutexattr_destroy(attr.as_mut_ptr());
-            res
-        }
+        self.mutex(off).init()
     }
 
     /// Locks the robust mutex at `off` (`pthread_mutex_lock`), spinning on `trylock` first for
     /// `spins` rounds: critical sections are a few hundred nanoseconds, a futex sleep is tens
     /// of microseconds on this kind of machine.
     pub(crate) fn mutex_lock(&self, off: usize, spins: u32) -> io::Result<Locked> {
-        let m = self.mutex_ptr(off);
+        let m = self.mutex(off);
         for round in 0..spins {
-            // SAFETY: `m` is a mutex initialised by the creator before the queue was marked
-            // ready (openers wait for that), inside our mapping.
-            let rc = unsafe { libc::pthread_mutex_trylock(m) };
-            match rc {
-                0 => return Ok(Locked::Clean),
-                libc::EOWNERDEAD => return Ok(Locked::OwnerDied),
-                libc::EBUSY => {
+            match m.try_lock() {
+                Ok(MutexLock::Busy) => {
                     // Back off exponentially so the holder's cache line is not stolen.
                     for _ in 0..(1u32 << round.min(4)) {
                         std::hint::spin_loop();
                     }
                 }
-                e => return Err(mutex_error(e)),
+                got => return locked(got),
             }
         }
-        // SAFETY: as above.
-        match unsafe { libc::pthread_mutex_lock(m) } {
-            0 => Ok(Locked::Clean),
-            libc::EOWNERDEAD => Ok(Locked::OwnerDied),
-            e => Err(mutex_error(e)),
-        }
+        locked(m.lock())
     }
 
     /// Marks the robust mutex at `off` consistent after repairing the state it protects
     /// (`pthread_mutex_consistent`); the caller holds it.
     pub(crate) fn mutex_consistent(&self, off: usize) -> io::Result<()> {
-        // SAFETY: a ready mutex in our mapping, held by this thread.
-        pthread(unsafe { libc::pthread_mutex_consistent(self.mutex_ptr(off)) })
+        self.mutex(off).consistent()
     }
 
     /// Unlocks the robust mutex at `off` (`pthread_mutex_unlock`); the caller holds it.
     pub(crate) fn mutex_unlock(&self, off: usize) {
-        // SAFETY: a ready mutex in our mapping, held by this thread. Unlock of a held mutex
-        // cannot fail.
-        let _ = unsafe { libc::pthread_mutex_unlock(self.mutex_ptr(off)) };
+        // Unlock of a held mutex cannot fail.
+        let _ = self.mutex(off).unlock();
     }
 }
 
-fn pthread(rc: i32) -> io::Result<()> {
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::from_raw_os_error(rc))
+/// What the queue makes of a lock attempt: it repairs the state after an owner died itself,
+/// so a mutex that is not recoverable (or busy after a blocking lock) means a broken header.
+fn locked(got: io::Result<MutexLock>) -> io::Result<Locked> {
+    match got {
+        Ok(MutexLock::Locked) => Ok(Locked::Clean),
+        Ok(MutexLock::OwnerDied) => Ok(Locked::OwnerDied),
+        Ok(MutexLock::NotRecoverable) => Err(mutex_error(io::Error::from_raw_os_error(
+            libc::ENOTRECOVERABLE,
+        ))),
+        Ok(MutexLock::Busy) => Err(mutex_error(io::Error::from_raw_os_error(libc::EBUSY))),
+        Err(e) => Err(mutex_error(e)),
     }
 }
 
-fn mutex_error(rc: i32) -> io::Error {
-    crate::error::context(
-        io::Error::from_raw_os_error(rc),
-        "lock queue mutex (shared header corrupted?)",
-    )
+fn mutex_error(err: io::Error) -> io::Error {
+    crate::error::context(err, "lock queue mutex (shared header corrupted?)")
 }
 
 static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);

@@ -1,12 +1,12 @@
 //! Socket system calls shared by the `socket` module: creation, addresses, binding with the
 //! stale-file policy, connecting with a timeout, waiting for readiness, and `SCM_RIGHTS`.
 //!
-//! All of it goes through `rustix::net`; nothing here needs `unsafe`.
+//! All of it goes through `rustix::net`, except `SO_PEERCRED` (see [`peer_cred`]).
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -20,7 +20,8 @@ use rustix::net::{
 };
 
 use crate::error::{context, invalid_input, ResultExt};
-use crate::socket::{Endpoint, Kind};
+use crate::process::Pid;
+use crate::socket::{Credentials, Endpoint, Kind};
 
 /// `socket(2)` with `SOCK_CLOEXEC`.
 pub(crate) fn socket(family: AddressFamily, kind: Kind, nonblocking: bool) -> io::Result<OwnedFd> {
@@ -223,32 +224,46 @@ fn remove_if_stale(path: &Path, kind: Kind, ep: &Endpoint) -> io::Result<()> {
 
 /// `connect(2)` with an optional timeout. The timeout uses `SO_SNDTIMEO`, which bounds both a
 /// TCP handshake and a wait on a full Unix listen queue; it is reset afterwards.
+///
+/// A signal handler interrupts a connect that has a timeout even with `SA_RESTART`
+/// (signal(7)), so `EINTR` is retried in both forms: a Unix connect starts again with the time
+/// that is left; a TCP handshake goes on in the background (`EALREADY`) and is waited for.
 pub(crate) fn connect(
     fd: BorrowedFd<'_>,
     addr: &impl net::addr::SocketAddrArg,
     timeout: Option<Duration>,
 ) -> io::Result<()> {
-    if let Some(t) = timeout {
-        // SO_SNDTIMEO of zero means "no timeout": use the smallest positive one instead.
-        let t = t.max(Duration::from_micros(1));
-        sockopt::set_socket_timeout(fd, sockopt::Timeout::Send, Some(t))?;
-    }
+    let deadline = timeout.and_then(deadline);
+    let timed_out = || io::Error::new(io::ErrorKind::TimedOut, "connect timed out");
     let mut interrupted = false;
     let res = loop {
+        if let Some(t) = timeout {
+            let left = match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()),
+                None => t,
+            };
+            if interrupted && left.is_zero() {
+                break Err(timed_out());
+            }
+            // SO_SNDTIMEO of zero means "no timeout": use the smallest positive one instead.
+            let left = left.max(Duration::from_micros(1));
+            sockopt::set_socket_timeout(fd, sockopt::Timeout::Send, Some(left))?;
+        }
         match net::connect(fd, addr) {
-            Err(Errno::INTR) if timeout.is_none() => interrupted = true,
+            Err(Errno::INTR) => interrupted = true,
             // A TCP handshake that a signal interrupted goes on in the background: wait for it.
             Err(Errno::ALREADY) if interrupted => {
-                wait(fd, PollFlags::OUT, None)?;
+                let wait_until = if timeout.is_some() { deadline } else { None };
+                if !wait(fd, PollFlags::OUT, wait_until)? {
+                    break Err(timed_out());
+                }
                 break match sockopt::socket_error(fd)? {
                     Ok(()) => Ok(()),
                     Err(e) => Err(e.into()),
                 };
             }
             Err(Errno::ISCONN) if interrupted => break Ok(()),
-            Err(Errno::INPROGRESS | Errno::AGAIN) if timeout.is_some() => {
-                break Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))
-            }
+            Err(Errno::INPROGRESS | Errno::AGAIN) if timeout.is_some() => break Err(timed_out()),
             other => break other.map_err(io::Error::from),
         }
     };
@@ -326,9 +341,43 @@ pub(crate) fn recv_fds(
     Ok((msg.bytes, msg.bytes > len, fds))
 }
 
-/// `SO_PEERCRED`.
-pub(crate) fn peer_cred(fd: BorrowedFd<'_>) -> io::Result<net::UCred> {
-    sockopt::socket_peercred(fd).context_with(|| "get peer credentials (SO_PEERCRED)")
+/// `SO_PEERCRED`, read as the raw `struct ucred`.
+///
+/// Not `rustix::net::sockopt::socket_peercred`: its `UCred` holds the pid as a non-zero `Pid`,
+/// but the kernel reports pid 0 (with uid and gid -1) for a socket without a Unix peer (TCP,
+/// UDP, an unconnected datagram socket), and pid 0 for a peer in a PID namespace we cannot
+/// see; rustix would build an invalid `Pid` from that.
+pub(crate) fn peer_cred(fd: BorrowedFd<'_>) -> io::Result<Credentials> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` and `len` are valid for writes for the whole call and `len` gives the
+    // size of `cred`; the kernel writes at most `len` bytes, and any bit pattern is a valid
+    // `ucred` (plain integers).
+    let ret = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    super::cvt(ret).context_with(|| "get peer credentials (SO_PEERCRED)")?;
+    if cred.pid == 0 && cred.uid == u32::MAX && cred.gid == u32::MAX {
+        return Err(io::Error::new(
+            io::ErrorKind::NotConnected,
+            "get peer credentials (SO_PEERCRED): the socket has no Unix peer that sent any",
+        ));
+    }
+    Ok(Credentials {
+        pid: Pid::from_raw(cred.pid).ok(),
+        uid: cred.uid,
+        gid: cred.gid,
+    })
 }
 
 /// Blocking `send(2)` of one buffer with `MSG_NOSIGNAL` (a closed peer is `EPIPE`, never a

@@ -1,5 +1,6 @@
-//! Raw parts of the synchronisation primitives: futex waits, glibc's robust process-shared
-//! `pthread_mutex_t`, POSIX named semaphores (`sem_open`) and System V semaphore sets.
+//! Raw parts of the synchronisation primitives: glibc's robust process-shared `pthread_mutex_t`,
+//! POSIX named semaphores (`sem_open`) and System V semaphore sets. Their futex waits and wakes
+//! are in `sys::futex`.
 //!
 //! Everything here that touches shared memory takes a pointer into a live mapping; the safe
 //! `sync` module owns the mappings and keeps them alive for as long as these views are used.
@@ -17,8 +18,6 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
-
-use rustix::thread::futex;
 
 use super::cvt;
 
@@ -53,33 +52,6 @@ pub(crate) unsafe fn shared_ref<'a, T>(ptr: *mut u8) -> &'a T {
     debug_assert!(ptr.cast::<T>().is_aligned());
     // SAFETY: the caller guarantees alignment, size, lifetime and that any bit pattern is valid.
     unsafe { &*ptr.cast::<T>() }
-}
-
-/// `FUTEX_WAIT` on a word shared between processes (no `FUTEX_PRIVATE_FLAG`).
-///
-/// Returns `Ok(false)` when `timeout` elapsed, `Ok(true)` when woken, interrupted, or when the
-/// word no longer held `expected` (all of which mean "look again").
-pub(crate) fn futex_wait(
-    word: &AtomicU32,
-    expected: u32,
-    timeout: Option<Duration>,
-) -> io::Result<bool> {
-    let ts = timeout.map(|d| futex::Timespec {
-        tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
-        tv_nsec: i64::from(d.subsec_nanos()),
-    });
-    match futex::wait(word, futex::Flags::empty(), expected, ts.as_ref()) {
-        Ok(()) => Ok(true),
-        Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => Ok(true),
-        Err(rustix::io::Errno::TIMEDOUT) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// `FUTEX_WAKE` of up to `n` waiters of a word shared between processes.
-pub(crate) fn futex_wake(word: &AtomicU32, n: u32) {
-    // Waking can only fail for a bad address, which a live `&AtomicU32` is not.
-    let _ = futex::wake(word, futex::Flags::empty(), n.min(i32::MAX as u32));
 }
 
 /// The number of CPUs online in the system (`sysconf(_SC_NPROCESSORS_ONLN)`), 1 if unknown.
@@ -206,7 +178,7 @@ impl PthreadMutex {
                 && word.load(Ordering::Relaxed) & FUTEX_TID_MASK == tid
             {
                 word.store(0, Ordering::Release);
-                futex_wake(word, u32::MAX);
+                super::futex::wake_all(word);
             }
         }
         got

@@ -36,6 +36,16 @@ pub fn pass_fd(cmd: &mut Command, fd: &impl AsRawFd, target: RawFd) {
     }
 }
 
+/// Spawns `cmd` with a new pipe's writer as its [`REPORT_FD`] and returns the guarded child and
+/// the pipe's reader (which sees EOF once the child and everything it started have exited).
+pub fn spawn_reporting(cmd: &mut Command) -> (ChildGuard, pipe::Reader) {
+    let (reader, writer) = pipe::new().expect("report pipe");
+    pass_fd(cmd, &writer, REPORT_FD);
+    let child = ChildGuard::spawn(cmd);
+    drop(writer);
+    (child, reader)
+}
+
 /// In a role child: the pipe writer the parent passed as [`REPORT_FD`].
 pub fn report_writer() -> pipe::Writer {
     // SAFETY: the parent put an open pipe writer on REPORT_FD for this child (pass_fd) and
@@ -58,30 +68,4 @@ pub fn next_report(r: &mut pipe::Reader) -> Option<u8> {
     }
 }
 
-/// Kills and reaps a child on drop, so a failing test leaves no process behind.
-pub struct ChildGuard(pub Option<std::process::Child>);
-
-impl ChildGuard {
-    pub fn new(child: std::process::Child) -> ChildGuard {
-        ChildGuard(Some(child))
-    }
-
-    pub fn get(&mut self) -> &mut std::process::Child {
-        self.0.as_mut().expect("child still guarded")
-    }
-
-    /// Waits for the child (it is then no longer killed on drop).
-    pub fn wait(mut self) -> std::process::ExitStatus {
-        let mut child = self.0.take().expect("child still guarded");
-        child.wait().expect("wait for child")
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
+pub use crate::util::ChildGuard;

@@ -1,10 +1,11 @@
 //! Helpers shared by the integration tests: unique names, temporary directories, child roles
-//! (the test binary re-run as another process) and watchdogs.
+//! (the test binary re-run as another process), child guards and watchdogs.
 
 #![allow(dead_code)]
 
+use std::borrow::BorrowMut;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, ExitStatus};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -18,6 +19,14 @@ pub fn unique_name(tag: &str) -> String {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     format!("ipckit-test-{tag}-{}-{n}-{nanos}", std::process::id())
+}
+
+/// Whether the POSIX shared-memory object `name` (with or without its leading `/`) exists in
+/// `/dev/shm`: for asserting that nothing is left behind.
+pub fn shm_exists(name: &str) -> bool {
+    Path::new("/dev/shm")
+        .join(name.trim_start_matches('/'))
+        .exists()
 }
 
 /// A fresh directory under the system temp dir, removed with everything in it on drop.
@@ -85,15 +94,71 @@ pub fn role_arg(role: &str) -> Option<String> {
 
 /// A command that re-runs this test binary as a child playing `role`: it runs only the test
 /// function `test_fn` (named as libtest prints it, e.g. `role_reader`), which reads `arg`
-/// through [`role_arg`]. The child's stdout carries libtest's own lines, so roles report
-/// through the mechanism under test or their exit status.
+/// through [`role_arg`]. The child's stdout is discarded unless the caller sets it (it would
+/// carry libtest's own lines), so roles report through the mechanism under test, their exit
+/// status, or a stdout the caller pipes.
 pub fn role_command(test_fn: &str, role: &str, arg: &str) -> Command {
     let exe = std::env::current_exe().expect("current test binary");
     let mut cmd = Command::new(exe);
     cmd.args([test_fn, "--exact", "--nocapture", "--test-threads=1", "-q"])
         .env(ROLE_ENV, role)
-        .env(ARG_ENV, arg);
+        .env(ARG_ENV, arg)
+        // libtest's own lines from the child would mix into the parent's report; a role that
+        // talks through stdout sets it again (the last setting wins).
+        .stdout(std::process::Stdio::null());
     cmd
+}
+
+/// Kills and reaps a child process on drop unless it was waited for, so a failing test leaves
+/// no process behind.
+pub struct ChildGuard(Option<Child>);
+
+impl ChildGuard {
+    pub fn new(child: Child) -> ChildGuard {
+        ChildGuard(Some(child))
+    }
+
+    /// Spawns `cmd` (a `Command` or a `&mut Command`).
+    pub fn spawn(mut cmd: impl BorrowMut<Command>) -> ChildGuard {
+        ChildGuard::new(cmd.borrow_mut().spawn().expect("spawn child"))
+    }
+
+    pub fn get(&mut self) -> &mut Child {
+        self.0.as_mut().expect("child still guarded")
+    }
+
+    pub fn pid(&self) -> ipckit::Pid {
+        let child = self.0.as_ref().expect("child still guarded");
+        ipckit::Pid::from_raw(child.id() as i32).expect("child pid")
+    }
+
+    /// Waits for the child (it is then no longer killed on drop).
+    pub fn wait(mut self) -> ExitStatus {
+        let mut child = self.0.take().expect("child still guarded");
+        child.wait().expect("wait for child")
+    }
+
+    /// Waits for the child and asserts it succeeded.
+    pub fn expect_success(self, what: &str) {
+        let status = self.wait();
+        assert!(status.success(), "{what}: child failed with {status}");
+    }
+
+    /// Kills the child (`SIGKILL`) and reaps it.
+    pub fn kill(mut self) {
+        let mut child = self.0.take().expect("child still guarded");
+        child.kill().expect("SIGKILL child");
+        child.wait().expect("reap child");
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 pub mod python;

@@ -52,3 +52,17 @@ pub fn python(script: &str) -> Command {
     cmd.env("PYTHONPATH", pydeps()).arg("-c").arg(script);
     cmd
 }
+
+/// Runs `cmd` (from [`python`], perhaps with arguments) to completion, asserts that it
+/// succeeded (showing its stderr otherwise) and returns its stdout without surrounding
+/// whitespace.
+pub fn output(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run python3");
+    assert!(
+        out.status.success(),
+        "python peer failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}

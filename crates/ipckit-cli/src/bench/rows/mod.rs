@@ -10,12 +10,14 @@ mod common;
 mod fifo;
 mod fifo_raw;
 mod iceoryx2;
+mod ipc_channel;
 mod mq;
 mod pipe;
 mod python;
 mod queue;
 mod queue_many;
 mod shm;
+mod socket;
 mod store;
 mod sync;
 mod turns;
@@ -28,6 +30,7 @@ pub fn all() -> Vec<Box<dyn Row>> {
         pipe::rows(),
         fifo::rows(),
         fifo_raw::rows(),
+        socket::rows(),
         shm_queue_rows(),
         mq::rows(),
         shm::rows(),
