@@ -172,21 +172,39 @@ impl Options {
 /// VM, see DESIGN.md) than spinning while a peer on another core is about to answer.
 const SPIN_FOR: Duration = Duration::from_micros(10);
 
+/// How long the spin is pure; after that it yields the CPU between re-checks. A peer on
+/// another CPU answers within a fraction of this; a peer waiting for *our* CPU (both
+/// processes pinned to one, or a one-CPU cpuset) only runs if we yield.
+const SPIN_ALONE: Duration = Duration::from_micros(1);
+
 /// Spins briefly (at most [`SPIN_FOR`]) until `ready` holds; `true` if it did.
-pub(crate) fn spin_until(mut ready: impl FnMut() -> bool) -> bool {
+pub(crate) fn spin_until(ready: impl FnMut() -> bool) -> bool {
+    spin_until_by(32, ready)
+}
+
+/// As [`spin_until`], looking at the clock every `batch` calls of `ready` (1 when `ready` is
+/// itself a system call, so that the time limits hold).
+pub(crate) fn spin_until_by(batch: u32, mut ready: impl FnMut() -> bool) -> bool {
     if !multi_core() {
         return false;
     }
     let start = Instant::now();
     loop {
-        for _ in 0..32 {
+        for _ in 0..batch {
             std::hint::spin_loop();
             if ready() {
                 return true;
             }
         }
-        if start.elapsed() >= SPIN_FOR {
+        let spun = start.elapsed();
+        if spun >= SPIN_FOR {
             return false;
+        }
+        if spun >= SPIN_ALONE {
+            std::thread::yield_now();
+            if ready() {
+                return true;
+            }
         }
     }
 }

@@ -176,7 +176,7 @@ impl SemaphoreSet {
             b.sem_flg |= nowait;
         }
         let mut done = false;
-        super::spin_until(|| match semop(self.id, &mut tries, None) {
+        super::spin_until_by(1, || match semop(self.id, &mut tries, None) {
             Ok(()) => {
                 done = true;
                 true
