@@ -14,7 +14,6 @@
 //! | typed messages over a pipe or socket, `multiprocessing.Pipe` (one wire format, `WIRE.md`) | [`frame`], [`codec`] |
 //! | a byte stream between unrelated processes, shell peers (`echo > f`, `cat f`) | [`fifo`]: [`fifo::Fifo`], [`fifo::open_reader`], [`fifo::OpenOptions`] |
 //! | synchronisation only, notification, timeouts for blocking calls | [`signal`]: [`signal::send`], [`signal::Signals`], [`signal::with_timeout`], [`signal::ChildExits`] |
-//! | locks that survive a dead owner, semaphores, events, barriers; `posix_ipc`/`sysv_ipc` semaphores | [`sync`] |
 //! | exchanging whole files, advisory locks | [`file`](mod@file): [`file::write_atomic`], [`file::Lock`] |
 //! | connections by name or address, across hosts, fd passing, peer identity | [`socket`] |
 //! | large data between processes without copying through the kernel (Python `shared_memory`, `posix_ipc`, `sysv_ipc` peers) | [`shm`] |

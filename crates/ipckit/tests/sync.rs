@@ -849,3 +849,74 @@ fn anonymous_primitives_work_across_fork_and_report_a_dead_owner() {
     drop(guard);
     drop(mutex.lock().unwrap());
 }
+
+/// Runs `rounds` turns between this process and a forked child: the parent gives, then
+/// takes; the child takes, then gives. The child only makes semaphore calls (no allocation
+/// on success) and `_exit`s with 0, or 1 at the first error.
+fn ping_pong(
+    rounds: u32,
+    parent: (impl Fn() -> io::Result<()>, impl Fn() -> io::Result<()>),
+    child: (impl Fn() -> io::Result<()>, impl Fn() -> io::Result<()>),
+) {
+    // SAFETY: the child only runs semaphore operations on objects made before the fork
+    // (futex, sem_* and semop calls), then `_exit`s without running destructors.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork: {}", io::Error::last_os_error());
+    if pid == 0 {
+        let (take, give) = child;
+        let ok = (0..rounds).all(|_| take().is_ok() && give().is_ok());
+        // SAFETY: ends the child immediately, as fork's contract asks.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    let (give, take) = parent;
+    for round in 0..rounds {
+        give().unwrap_or_else(|e| panic!("give, round {round}: {e}"));
+        take().unwrap_or_else(|e| panic!("take, round {round}: {e}"));
+    }
+    let mut status = 0;
+    // SAFETY: `pid` is our child; `status` is valid for writes.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "child status {status:#x}"
+    );
+}
+
+/// The waits spin on a try-operation before they sleep; thousands of quick turns between two
+/// processes (most answered while spinning, some after sleeping) must neither lose nor
+/// duplicate a permit: every turn completes and every semaphore ends at 0.
+#[test]
+fn semaphores_ping_pong_between_processes_without_losing_a_permit() {
+    let _dog = watchdog("semaphore ping-pong", LIMIT);
+    const ROUNDS: u32 = 3000;
+
+    let (a, b) = (
+        Semaphore::anonymous(0).unwrap(),
+        Semaphore::anonymous(0).unwrap(),
+    );
+    ping_pong(
+        ROUNDS,
+        (|| a.release(), || b.acquire()),
+        (|| a.acquire(), || b.release()),
+    );
+    assert_eq!((a.value(), b.value()), (0, 0));
+
+    let a = NamedSemaphore::create(&unique_name("pingpong-a"), 0).unwrap();
+    let b = NamedSemaphore::create(&unique_name("pingpong-b"), 0).unwrap();
+    ping_pong(
+        ROUNDS,
+        (|| a.post(), || b.wait()),
+        (|| a.wait(), || b.post()),
+    );
+    assert_eq!((a.value().unwrap(), b.value().unwrap()), (0, 0));
+
+    let set = fresh_set(2);
+    let (give, take) = ([SemOp::new(0, 1)], [SemOp::new(1, -1)]);
+    let (child_take, child_give) = ([SemOp::new(0, -1)], [SemOp::new(1, 1)]);
+    ping_pong(
+        ROUNDS,
+        (|| set.op(&give), || set.op(&take)),
+        (|| set.op(&child_take), || set.op(&child_give)),
+    );
+    assert_eq!(set.get_all().unwrap(), [0, 0]);
+}

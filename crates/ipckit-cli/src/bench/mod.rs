@@ -6,13 +6,14 @@
 //! over the rounds.
 //!
 //! Layout: [`row`] defines what a row is, [`rows`] lists them by mechanism, [`measure`] has the
-//! shared two-process loops, [`os`] and [`rawsys`] the only unsafe code (`fork`; shared memory and bare message-queue calls for the raw rows), [`report`] the table and
+//! shared two-process loops, [`os`], [`rawsys`] and [`rawsync`] the only unsafe code (`fork`; shared memory, bare message-queue calls and glibc's mutex and semaphore for the raw rows), [`report`] the table and
 //! JSON.
 
 mod cpus;
 mod measure;
 mod os;
 mod progress;
+mod rawsync;
 mod rawsys;
 mod report;
 mod row;

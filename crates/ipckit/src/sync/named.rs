@@ -91,13 +91,17 @@ impl NamedSemaphore {
         Ok(NamedSemaphore { sem, name, owner })
     }
 
-    /// Decrements the value, sleeping while it is 0 (`sem_wait`).
+    /// Decrements the value, sleeping while it is 0 (`sem_wait`, after retrying `sem_trywait`
+    /// for a few microseconds).
     ///
     /// # Errors
     ///
     /// OS errors from `sem_wait` (interruptions are retried).
     #[doc(alias = "sem_wait")]
     pub fn wait(&self) -> io::Result<()> {
+        if self.spin() {
+            return Ok(());
+        }
         self.sem
             .wait()
             .context_with(|| format!("sem_wait {}", self.name))
@@ -123,9 +127,19 @@ impl NamedSemaphore {
     /// OS errors from `sem_clockwait`.
     #[doc(alias = "sem_timedwait", alias = "sem_clockwait")]
     pub fn wait_timeout(&self, timeout: Duration) -> io::Result<bool> {
+        if !timeout.is_zero() && self.spin() {
+            return Ok(true);
+        }
         self.sem
             .wait_timeout(timeout)
             .context_with(|| format!("sem_clockwait {}", self.name))
+    }
+
+    /// Retries `sem_trywait` briefly before a blocking wait: a peer on another CPU about to
+    /// post answers faster than a sleeper is woken (glibc's `sem_post` makes no system call
+    /// when nobody sleeps). Errors are left to the blocking call that follows.
+    fn spin(&self) -> bool {
+        super::spin_until(|| matches!(self.sem.try_wait(), Ok(true)))
     }
 
     /// Increments the value, waking one waiter (`sem_post`).

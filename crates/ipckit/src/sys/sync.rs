@@ -54,6 +54,16 @@ pub(crate) unsafe fn shared_ref<'a, T>(ptr: *mut u8) -> &'a T {
     unsafe { &*ptr.cast::<T>() }
 }
 
+/// The number of CPUs online in the system (`sysconf(_SC_NPROCESSORS_ONLN)`), 1 if unknown.
+///
+/// Not this process's affinity mask: a peer holding a lock may run on another CPU even when
+/// the caller is pinned to one.
+pub(crate) fn online_cpus() -> usize {
+    // SAFETY: `sysconf` takes no pointers and only reads system state.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    usize::try_from(n).unwrap_or(1).max(1)
+}
+
 /// A CLOCK_MONOTONIC deadline `timeout` from now, as an absolute `timespec`.
 fn monotonic_deadline(timeout: Duration) -> libc::timespec {
     let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);

@@ -16,7 +16,11 @@ mod pipe;
 mod python;
 mod queue;
 mod queue_many;
+mod shm;
 mod socket;
+mod store;
+mod sync;
+mod turns;
 
 use crate::bench::row::Row;
 
@@ -27,6 +31,9 @@ pub fn all() -> Vec<Box<dyn Row>> {
         fifo::rows(),
         fifo_raw::rows(),
         socket::rows(),
+        shm::rows(),
+        sync::rows(),
+        store::rows(),
         shm_queue_rows(),
         mq::rows(),
     ]
