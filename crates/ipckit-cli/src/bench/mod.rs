@@ -38,6 +38,10 @@ const LATENCY_SIZE: usize = 64;
 /// Share of a row's time spent on latency when it also measures throughput (the rest is split
 /// evenly over its throughput sizes).
 const LATENCY_SHARE: f64 = 0.4;
+/// Measuring budgets, in seconds, chosen so that the whole run of every row, set-up included,
+/// takes about 20 s with `--quick` and about a minute without.
+const QUICK_BUDGET: f64 = 15.0;
+const FULL_BUDGET: f64 = 52.0;
 /// Share of the time budget planned for the rounds; pilots, forks and set-up take the rest.
 const ROUNDS_SHARE: f64 = 0.85;
 
@@ -57,7 +61,8 @@ pub struct Args {
     #[arg(long, value_name = "SUBSTR")]
     filter: Vec<String>,
 
-    /// Total time budget, shared by the selected rows [default: 60, 20 with --quick].
+    /// Time budget for the measuring rounds, shared by the selected rows [default: 52, 15 with
+    /// --quick]; forking the peers and setting up adds several seconds to a full run.
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     seconds: Option<f64>,
 
@@ -148,7 +153,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
 
-    let budget = args.seconds.unwrap_or(if args.quick { 20.0 } else { 60.0 });
+    let budget = args.seconds.unwrap_or(if args.quick {
+        QUICK_BUDGET
+    } else {
+        FULL_BUDGET
+    });
     let rounds = args
         .rounds
         .map_or(if args.quick { 7 } else { 15 }, |r| r as usize);

@@ -539,6 +539,8 @@ struct Udp<A> {
 
 const MARK: u8 = 0xee;
 const MARK_EVERY: Duration = Duration::from_millis(20);
+/// The phase byte of the last datagram the bench sends: the peer may exit without waiting.
+const BYE: u8 = 2;
 
 fn udp<A: Api + 'static>(info: Info, api: A) -> Box<dyn Row> {
     Box::new(Udp {
@@ -623,6 +625,9 @@ fn udp_source<E: Endpoint + UdpEnd>(
     }
     let received = end_phase(end, 1).context("end the timed phase")?;
     let elapsed = start.elapsed();
+    // Tell the peer it may go: otherwise it waits out its grace period, in case our answer
+    // was lost, before the bench can reap it. If this datagram is lost, that wait still ends.
+    end.send(&[MARK, BYE]).context("send the goodbye")?;
     if received == 0 || received > job.count {
         bail!("the peer received {received} of {} datagrams", job.count);
     }
@@ -678,6 +683,8 @@ fn udp_sink<E: Endpoint + UdpEnd>(end: &mut E, size: usize) -> anyhow::Result<()
         };
         if n == size {
             counts[phase] += 1;
+        } else if n == 2 && buf[..2] == [MARK, BYE] {
+            return Ok(());
         } else if n == 2 && buf[0] == MARK && buf[1] < 2 {
             let asked = usize::from(buf[1]);
             if asked == 1 {
