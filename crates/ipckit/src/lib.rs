@@ -24,6 +24,58 @@
 //! | large immutable objects (arrays, tensors) published once and read in place by any process, like Plasma | [`shm::Store`] |
 //! | finding objects left by crashed processes and removing those nobody uses (`ipckit ls`, `ipckit clean`) | [`objects`]: [`objects::list`], [`objects::Object::remove_if_unused`] |
 //!
+//! # A taste
+//!
+//! A worker process and its parent over a crash-safe queue in shared memory, created before
+//! `fork` and inherited (a named queue works the same between unrelated processes):
+//!
+//! ```
+//! use ipckit::process::{self, Fork};
+//! use ipckit::Queue;
+//!
+//! let jobs: Queue<(u32, String)> = Queue::new(16)?;
+//! // SAFETY: the child only uses the queue and then leaves with `exit_immediately`.
+//! # #[allow(unsafe_code)]
+//! match unsafe { process::fork()? } {
+//!     Fork::Child => {
+//!         let ok = jobs.put((7, "from the child".to_owned())).is_ok();
+//!         process::exit_immediately(if ok { 0 } else { 1 });
+//!     }
+//!     Fork::Parent(mut child) => {
+//!         assert_eq!(jobs.get().unwrap(), (7, "from the child".to_owned()));
+//!         assert!(child.wait()?.success());
+//!     }
+//! }
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! `multiprocessing.Pipe()`: a duplex typed connection; the other end can go to a spawned
+//! child ([`Connection::pass_to_child`]) or through `fork`:
+//!
+//! ```
+//! let (mut a, mut b) = ipckit::frame::duplex::<Vec<u32>>()?;
+//! a.send(&vec![1, 2, 3]).unwrap();
+//! assert_eq!(b.recv().unwrap(), [1, 2, 3]);
+//! drop(a);
+//! assert!(b.recv().is_err()); // Disconnected, the analogue of EOFError
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! `ps aux | grep python` as an API, with every stage's exit status:
+//!
+//! ```
+//! use ipckit::process::{Command, Pipeline};
+//!
+//! let mut printf = Command::new("printf");
+//! printf.arg("a\\npython x\\nb\\n");
+//! let mut grep = Command::new("grep");
+//! grep.arg("python");
+//! let out = Pipeline::new().stage(printf).stage(grep).output()?;
+//! assert_eq!(out.stdout, b"python x\n");
+//! assert!(out.statuses.iter().all(|s| s.success()));
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
 //! # Safety and unsafe code
 //!
 //! The crate denies `unsafe_code`; only the private `sys` layer, which makes the raw system
@@ -34,6 +86,14 @@
 //! * Linux only (it relies on `pipe2`, `pidfd`, `prctl`, `/proc`, futexes).
 //! * `fork` in a multi-threaded program is only safe when the child restricts itself to
 //!   async-signal-safe work; see [`process::fork`].
+//! * The robust locks ([`sync::Mutex`], the lock of [`Queue`] and of [`shm::Value`]) are
+//!   glibc's process-shared robust mutexes: every peer must be a glibc program, and a peer
+//!   that can write the lock's memory can break mutual exclusion (it can never make ipckit
+//!   read or write outside a mapping).
+//! * A peer that truncates a shared segment under a live mapping can make the next access
+//!   raise `SIGBUS`; sizes are checked when a segment is opened, not on every access.
+//! * System V message queues have no timed receive in the kernel: their `_timeout` forms poll
+//!   with a short back-off (see [`mq::SysVQueue`]).
 
 #![deny(unsafe_code)]
 
