@@ -51,16 +51,23 @@ impl Drop for NameGuard {
 struct KeyGuard(IpcKey);
 
 impl KeyGuard {
+    /// A key no segment has now (so that dropping the guard removes only what the test made).
     fn new() -> KeyGuard {
         static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let mixed =
-            (std::process::id().wrapping_mul(0x9e37_79b9) ^ nanos ^ (n << 24)) & 0x7fff_ffff;
-        KeyGuard(IpcKey::from_raw(mixed.max(1) as i32))
+        for _ in 0..16 {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0);
+            let mixed =
+                (std::process::id().wrapping_mul(0x9e37_79b9) ^ nanos ^ (n << 24)) & 0x7fff_ffff;
+            let key = IpcKey::from_raw(mixed.max(1) as i32);
+            if !sysv_key_listed(key) {
+                return KeyGuard(key);
+            }
+        }
+        panic!("no unused System V key found");
     }
 
     fn assert_gone(&self) {
@@ -97,7 +104,8 @@ fn create_sysv(size: usize) -> (KeyGuard, shm::SysVSegment) {
         let key = KeyGuard::new();
         match shm::SysVSegment::create(key.0, size) {
             Ok(seg) => return (key, seg),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            // Someone else's segment: forget the guard, which would remove it on drop.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => std::mem::forget(key),
             Err(e) => panic!("create System V segment: {e}"),
         }
     }
