@@ -5,7 +5,7 @@
 mod util;
 
 use std::io::{self, BufRead, BufReader, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -51,16 +51,23 @@ impl Drop for NameGuard {
 struct KeyGuard(IpcKey);
 
 impl KeyGuard {
+    /// A key no segment has now (so that dropping the guard removes only what the test made).
     fn new() -> KeyGuard {
         static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let mixed =
-            (std::process::id().wrapping_mul(0x9e37_79b9) ^ nanos ^ (n << 24)) & 0x7fff_ffff;
-        KeyGuard(IpcKey::from_raw(mixed.max(1) as i32))
+        for _ in 0..16 {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0);
+            let mixed =
+                (std::process::id().wrapping_mul(0x9e37_79b9) ^ nanos ^ (n << 24)) & 0x7fff_ffff;
+            let key = IpcKey::from_raw(mixed.max(1) as i32);
+            if !sysv_key_listed(key) {
+                return KeyGuard(key);
+            }
+        }
+        panic!("no unused System V key found");
     }
 
     fn assert_gone(&self) {
@@ -97,7 +104,8 @@ fn create_sysv(size: usize) -> (KeyGuard, shm::SysVSegment) {
         let key = KeyGuard::new();
         match shm::SysVSegment::create(key.0, size) {
             Ok(seg) => return (key, seg),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            // Someone else's segment: forget the guard, which would remove it on drop.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => std::mem::forget(key),
             Err(e) => panic!("create System V segment: {e}"),
         }
     }
@@ -956,4 +964,62 @@ fn out_of_bounds_accesses_name_offset_length_and_size() {
     seg.read_at(4096, &mut empty).unwrap();
     drop(seg);
     guard.assert_gone();
+}
+
+/// Runs `open` on a thread and fails if it has not returned within `LIMIT`; on a hang it opens
+/// the FIFO `fifo` for writing, which releases a reader blocked in `open`, before failing.
+fn open_must_not_block<T: Send + 'static>(
+    fifo: &str,
+    open: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Error {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let opener = std::thread::spawn(move || {
+        let _ = tx.send(open().err());
+    });
+    match rx.recv_timeout(LIMIT) {
+        Ok(Some(err)) => {
+            opener.join().unwrap();
+            err
+        }
+        Ok(None) => panic!("opening the FIFO {fifo} succeeded"),
+        Err(_) => {
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(fifo);
+            panic!("a read-only open of the FIFO {fifo} blocked");
+        }
+    }
+}
+
+/// A FIFO where a segment or file map is expected (anyone may create one in `/dev/shm`) is an
+/// error, even for a read-only open, which on a FIFO would wait for a writer forever.
+#[test]
+fn a_fifo_under_the_name_is_an_error_not_a_hang() {
+    let guard = NameGuard::new("shm-fifo");
+    let status = Command::new("mkfifo")
+        .arg(guard.path())
+        .status()
+        .expect("run mkfifo");
+    assert!(status.success(), "mkfifo {} failed", guard.path());
+    for read_only in [true, false] {
+        let name = guard.0.clone();
+        let err = open_must_not_block(&guard.path(), move || {
+            shm::Options::new().read_only(read_only).open(&name)
+        });
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+    }
+
+    let dir = util::TempDir::new("shm-fifo-map");
+    let path = dir.join("fifo");
+    let status = Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .expect("run mkfifo");
+    assert!(status.success(), "mkfifo {} failed", path.display());
+    let fifo = path.display().to_string();
+    let err = open_must_not_block(&fifo, move || shm::FileMap::open_read_only(&path));
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("not a regular file"), "{err}");
 }

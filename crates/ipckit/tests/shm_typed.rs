@@ -429,7 +429,12 @@ fn a_holder_killed_with_the_lock_makes_the_next_locker_see_owner_died() {
     let value = Value::create(&name, 1i64).unwrap();
     let ready = Event::create(&format!("{name}-ready")).unwrap();
     let holder = Proc::role("role_value_holder", &name);
-    ready.wait().unwrap();
+    // Bounded below the watchdog, so a holder that never gets there fails the test with its
+    // guards run (child killed, names removed) instead of aborting the whole binary.
+    assert!(
+        ready.wait_timeout(LIMIT / 2).unwrap(),
+        "the holder never took the lock"
+    );
     assert!(matches!(value.try_lock(), Err(LockError::WouldBlock)));
     holder.kill();
     let mut guard = match value.lock() {
@@ -455,7 +460,12 @@ fn an_unrepaired_owner_death_makes_the_lock_not_recoverable() {
     let array = Array::<u8>::create(&name, 3).unwrap();
     let ready = Event::create(&format!("{name}-ready")).unwrap();
     let holder = Proc::role("role_array_holder", &name);
-    ready.wait().unwrap();
+    // Bounded below the watchdog, so a holder that never gets there fails the test with its
+    // guards run (child killed, names removed) instead of aborting the whole binary.
+    assert!(
+        ready.wait_timeout(LIMIT / 2).unwrap(),
+        "the holder never took the lock"
+    );
     holder.kill();
     let err = array.lock().unwrap_err();
     assert!(err.is_owner_died());

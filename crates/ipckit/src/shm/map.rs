@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{fallocate, fstat, FallocateFlags, FileType};
+use rustix::fs::{fallocate, fcntl_setfl, fstat, FallocateFlags, FileType, OFlags};
 use rustix::io::Errno;
 
 use crate::error::{self, ResultExt};
@@ -171,9 +171,12 @@ impl FileMap {
 
     fn open_with(path: &Path, writable: bool) -> io::Result<FileMap> {
         let what = || format!("open file map {}", path.display());
+        // O_NONBLOCK: a read-only open of a FIFO would wait for a writer forever; cleared
+        // again once the file is known to be a regular one.
         let file = File::options()
             .read(true)
             .write(writable)
+            .custom_flags(libc::O_NONBLOCK)
             .open(path)
             .context_with(what)?;
         let st = fstat(&file).context_with(what)?;
@@ -183,6 +186,7 @@ impl FileMap {
                 what()
             )));
         }
+        fcntl_setfl(&file, OFlags::empty()).context_with(what)?;
         let size = usize::try_from(st.st_size).unwrap_or(usize::MAX);
         if size == 0 || size > SIZE_MAX {
             return Err(io::Error::new(

@@ -5,7 +5,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use rustix::fs::{
-    fallocate, fchmod, fstat, ftruncate, linkat, open, openat, stat, statvfs,
+    fallocate, fchmod, fcntl_setfl, fstat, ftruncate, linkat, open, openat, stat, statvfs,
     unlink as unlink_path, AtFlags, FallocateFlags, FileType, Mode, OFlags, CWD,
 };
 use rustix::io::Errno;
@@ -339,9 +339,12 @@ impl Options {
         } else {
             OFlags::RDWR
         };
+        // O_NONBLOCK: anyone may put a FIFO under the name, and a read-only open of a FIFO
+        // would wait for a writer forever; it is cleared again once the file is known to be
+        // a regular one.
         let fd = open(
             name.path(),
-            access | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            access | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK,
             Mode::empty(),
         )
         .context_with(what)?;
@@ -352,6 +355,7 @@ impl Options {
                 format!("open shared-memory segment {name}: not a regular file in {SHM_DIR}"),
             ));
         }
+        fcntl_setfl(&fd, OFlags::empty()).context_with(what)?;
         // The object's own size, not what the caller expects: mapping beyond the end of the
         // object would turn every access there into SIGBUS.
         let size = usize::try_from(st.st_size).unwrap_or(usize::MAX);

@@ -227,6 +227,20 @@ impl SysVSegment {
             }
         }
         let map = Mapping::shmat(id, size, writable).context_with(what)?;
+        // The id may have been removed and reused for another segment between the stat and
+        // the attach; attached, it cannot be reused any more, so a second stat is the truth.
+        // A length that is not the segment's would let accesses past its end.
+        let now = sys::shm::shm_stat(id).context_with(what)?.size;
+        if now != size {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{}: its size changed from {size} to {now} bytes while attaching (the id \
+                     was reused)",
+                    what()
+                ),
+            ));
+        }
         Ok(SysVSegment {
             key,
             id,
