@@ -71,6 +71,8 @@ const SPIN_LOCK_SPINS: u32 = 256;
 /// Largest message count, byte bound and message size a queue accepts.
 pub(crate) const MAX_CAPACITY: u64 = 1 << 32;
 pub(crate) const MAX_BYTES: u64 = 1 << 40;
+/// Largest ring position (head, tail) and unfinished count a valid header holds.
+const MAX_POSITION: u64 = 1 << 62;
 
 fn align8(n: u64) -> u64 {
     (n + 7) & !7
@@ -366,8 +368,13 @@ impl Ring {
     /// Reads and checks the protected state (under the lock).
     fn state(&self) -> io::Result<[u64; 5]> {
         let s = STATE_FIELDS.map(|f| self.u64(f).load(Relaxed));
-        let [head, tail, count, bytes, _] = s;
+        let [head, tail, count, bytes, unfinished] = s;
+        // The positions only grow (2^62 bytes take centuries to pass), and every message in the
+        // queue is unfinished: bounding them keeps the arithmetic below from overflowing.
         if head > tail
+            || tail > MAX_POSITION
+            || unfinished < count
+            || unfinished > MAX_POSITION
             || tail - head > self.ring
             || head % 8 != 0
             || tail % 8 != 0
@@ -376,7 +383,8 @@ impl Ring {
             || (count == 0) != (head == tail)
         {
             return Err(corrupted(format_args!(
-                "{}: head {head}, tail {tail}, count {count}, bytes {bytes} (ring {})",
+                "{}: head {head}, tail {tail}, count {count}, bytes {bytes}, unfinished \
+                 {unfinished} (ring {})",
                 self.obj.label(),
                 self.ring
             )));
@@ -575,7 +583,7 @@ impl Ring {
             || {
                 self.u64(O_CLOSED).load(Relaxed) == 0
                     && (self.u64(O_COUNT).load(Relaxed) >= cap
-                        || self.u64(O_BYTES).load(Relaxed) + len > cap_bytes)
+                        || self.u64(O_BYTES).load(Relaxed).saturating_add(len) > cap_bytes)
             },
             || self.put_locked(msg),
         )
@@ -739,6 +747,35 @@ mod tests {
             ring.get(&mut out, Deadline::Now),
             Err(Stop::Empty)
         ));
+    }
+
+    #[test]
+    fn huge_indices_or_counters_in_the_header_are_errors_not_overflows() {
+        let top = !7u64;
+        for (field, value) in [
+            (O_HEAD, top),
+            (O_TAIL, top),
+            (O_UNFINISHED, u64::MAX),
+            (O_BYTES, u64::MAX),
+        ] {
+            let ring = small();
+            if field == O_TAIL || field == O_HEAD {
+                ring.u64(O_HEAD).store(value, Relaxed);
+                ring.u64(O_TAIL).store(value, Relaxed);
+            } else {
+                ring.u64(field).store(value, Relaxed);
+            }
+            let mut out = Vec::new();
+            assert!(
+                matches!(ring.put(b"x", Deadline::Now), Err(Stop::Failed(_))),
+                "put with field {field} = {value:#x}"
+            );
+            assert!(
+                matches!(ring.get(&mut out, Deadline::Now), Err(Stop::Failed(_))),
+                "get with field {field} = {value:#x}"
+            );
+            assert!(ring.task_done().is_err());
+        }
     }
 
     #[test]
