@@ -176,7 +176,13 @@ impl Ring {
         if mode != CreationMode::Open {
             geo.check()?;
         }
-        let len = DATA_OFF + geo.ring() as usize;
+        // Opening ignores the geometry (the object's own is validated), so an absurd one must
+        // not even be computed: its ring size could overflow.
+        let len = if mode == CreationMode::Open {
+            0
+        } else {
+            DATA_OFF + geo.ring() as usize
+        };
         let (obj, created) = Object::named(name, mode, len, permissions)?;
         let ring = if created {
             let ring = Ring::new(obj, geo, policy);
@@ -776,6 +782,18 @@ mod tests {
             );
             assert!(ring.task_done().is_err());
         }
+    }
+
+    #[test]
+    fn opening_ignores_an_absurd_geometry() {
+        let geo = Geometry {
+            cap_msgs: u64::MAX,
+            cap_bytes: u64::MAX,
+            max_msg: u64::MAX,
+        };
+        let name = format!("ipckit-ring-open-absurd-{}", std::process::id());
+        let err = Ring::named(&name, CreationMode::Open, geo, 0o600, WaitPolicy::Park).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
     }
 
     #[test]
