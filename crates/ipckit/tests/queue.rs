@@ -882,10 +882,17 @@ fn channel_chaos_sigkill_of_sender_and_receiver() {
         if s >= TOTAL {
             return 0;
         }
-        match tx.send((s, chaos_check(s))) {
-            Ok(()) => {}
-            Err(SendError::Disconnected(_)) => return 2,
-            Err(_) => return 5,
+        // A sender blocked on a full channel for a whole 100 ms slice while the receiver is dead
+        // (killed, its replacement not yet forked or not yet in `recv`: slow on a loaded
+        // machine) rightly gets Disconnected, before anything was written. The replacement
+        // comes, so send the same number again: the stream stays in order.
+        loop {
+            match tx.send((s, chaos_check(s))) {
+                Ok(()) => break,
+                Err(SendError::Disconnected(_)) if board.u64(1).load(SeqCst) == 0 => {}
+                Err(SendError::Disconnected(_)) => return 2,
+                Err(_) => return 5,
+            }
         }
         committed(s).store(1, SeqCst);
     };
