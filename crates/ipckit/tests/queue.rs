@@ -482,6 +482,29 @@ fn corrupted_header_is_an_error_not_a_crash() {
     assert!(!util::shm_exists(&name));
 }
 
+#[test]
+fn channel_with_a_huge_max_message_in_its_header_is_an_error_not_a_crash() {
+    let _wd = util::watchdog("channel_corrupt", Duration::from_secs(30));
+    let name = util::unique_name("chan-corrupt");
+    let tx: channel::Sender<u32> = channel::Options::new().sender(&name).unwrap();
+    // The maximum message size (offset 32 in layout version 1), so big that adding the slot
+    // header to it overflows.
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(std::path::Path::new("/dev/shm").join(&name))
+        .unwrap();
+    f.write_at(&(u64::MAX - 3).to_le_bytes(), 32).unwrap();
+    let err = channel::Options::new()
+        .mode(CreationMode::Open)
+        .receiver::<u32>(&name)
+        .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+    assert!(err.to_string().contains("corrupted"), "{err}");
+    drop(tx);
+    assert!(!util::shm_exists(&name));
+}
+
 #[derive(Serialize, Deserialize, Debug)]
 struct Chaos {
     seq: u64,
@@ -859,8 +882,17 @@ fn channel_chaos_sigkill_of_sender_and_receiver() {
         if s >= TOTAL {
             return 0;
         }
-        if tx.send((s, chaos_check(s))).is_err() {
-            return 2;
+        // A sender blocked on a full channel for a whole 100 ms slice while the receiver is dead
+        // (killed, its replacement not yet forked or not yet in `recv`: slow on a loaded
+        // machine) rightly gets Disconnected, before anything was written. The replacement
+        // comes, so send the same number again: the stream stays in order.
+        loop {
+            match tx.send((s, chaos_check(s))) {
+                Ok(()) => break,
+                Err(SendError::Disconnected(_)) if board.u64(1).load(SeqCst) == 0 => {}
+                Err(SendError::Disconnected(_)) => return 2,
+                Err(_) => return 5,
+            }
         }
         committed(s).store(1, SeqCst);
     };

@@ -292,7 +292,7 @@ impl Chan {
             .is_some_and(|n| n <= r.len() as u64);
         if !cap.is_power_of_two()
             || cap > MAX_CAPACITY
-            || slot < 8 + max_msg
+            || slot.checked_sub(8).is_none_or(|room| room < max_msg)
             || slot % 8 != 0
             || !fits
         {

@@ -71,6 +71,8 @@ const SPIN_LOCK_SPINS: u32 = 256;
 /// Largest message count, byte bound and message size a queue accepts.
 pub(crate) const MAX_CAPACITY: u64 = 1 << 32;
 pub(crate) const MAX_BYTES: u64 = 1 << 40;
+/// Largest ring position (head, tail) and unfinished count a valid header holds.
+const MAX_POSITION: u64 = 1 << 62;
 
 fn align8(n: u64) -> u64 {
     (n + 7) & !7
@@ -174,7 +176,13 @@ impl Ring {
         if mode != CreationMode::Open {
             geo.check()?;
         }
-        let len = DATA_OFF + geo.ring() as usize;
+        // Opening ignores the geometry (the object's own is validated), so an absurd one must
+        // not even be computed: its ring size could overflow.
+        let len = if mode == CreationMode::Open {
+            0
+        } else {
+            DATA_OFF + geo.ring() as usize
+        };
         let (obj, created) = Object::named(name, mode, len, permissions)?;
         let ring = if created {
             let ring = Ring::new(obj, geo, policy);
@@ -366,8 +374,13 @@ impl Ring {
     /// Reads and checks the protected state (under the lock).
     fn state(&self) -> io::Result<[u64; 5]> {
         let s = STATE_FIELDS.map(|f| self.u64(f).load(Relaxed));
-        let [head, tail, count, bytes, _] = s;
+        let [head, tail, count, bytes, unfinished] = s;
+        // The positions only grow (2^62 bytes take centuries to pass), and every message in the
+        // queue is unfinished: bounding them keeps the arithmetic below from overflowing.
         if head > tail
+            || tail > MAX_POSITION
+            || unfinished < count
+            || unfinished > MAX_POSITION
             || tail - head > self.ring
             || head % 8 != 0
             || tail % 8 != 0
@@ -376,7 +389,8 @@ impl Ring {
             || (count == 0) != (head == tail)
         {
             return Err(corrupted(format_args!(
-                "{}: head {head}, tail {tail}, count {count}, bytes {bytes} (ring {})",
+                "{}: head {head}, tail {tail}, count {count}, bytes {bytes}, unfinished \
+                 {unfinished} (ring {})",
                 self.obj.label(),
                 self.ring
             )));
@@ -575,7 +589,7 @@ impl Ring {
             || {
                 self.u64(O_CLOSED).load(Relaxed) == 0
                     && (self.u64(O_COUNT).load(Relaxed) >= cap
-                        || self.u64(O_BYTES).load(Relaxed) + len > cap_bytes)
+                        || self.u64(O_BYTES).load(Relaxed).saturating_add(len) > cap_bytes)
             },
             || self.put_locked(msg),
         )
@@ -739,6 +753,47 @@ mod tests {
             ring.get(&mut out, Deadline::Now),
             Err(Stop::Empty)
         ));
+    }
+
+    #[test]
+    fn huge_indices_or_counters_in_the_header_are_errors_not_overflows() {
+        let top = !7u64;
+        for (field, value) in [
+            (O_HEAD, top),
+            (O_TAIL, top),
+            (O_UNFINISHED, u64::MAX),
+            (O_BYTES, u64::MAX),
+        ] {
+            let ring = small();
+            if field == O_TAIL || field == O_HEAD {
+                ring.u64(O_HEAD).store(value, Relaxed);
+                ring.u64(O_TAIL).store(value, Relaxed);
+            } else {
+                ring.u64(field).store(value, Relaxed);
+            }
+            let mut out = Vec::new();
+            assert!(
+                matches!(ring.put(b"x", Deadline::Now), Err(Stop::Failed(_))),
+                "put with field {field} = {value:#x}"
+            );
+            assert!(
+                matches!(ring.get(&mut out, Deadline::Now), Err(Stop::Failed(_))),
+                "get with field {field} = {value:#x}"
+            );
+            assert!(ring.task_done().is_err());
+        }
+    }
+
+    #[test]
+    fn opening_ignores_an_absurd_geometry() {
+        let geo = Geometry {
+            cap_msgs: u64::MAX,
+            cap_bytes: u64::MAX,
+            max_msg: u64::MAX,
+        };
+        let name = format!("ipckit-ring-open-absurd-{}", std::process::id());
+        let err = Ring::named(&name, CreationMode::Open, geo, 0o600, WaitPolicy::Park).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
     }
 
     #[test]
