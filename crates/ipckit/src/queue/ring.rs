@@ -905,6 +905,48 @@ mod tests {
         ));
     }
 
+    /// Stages `msgs` as `put_many` does on a thread that then exits holding the lock, after
+    /// writing the journal and, if `valid`, setting its valid flag (but applying nothing).
+    fn die_inside_put_many_commit(ring: &Ring, msgs: &[&[u8]], valid: bool) {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                ring.lock().unwrap();
+                let mut st = ring.state().unwrap();
+                for m in msgs {
+                    ring.stage_put(&mut st, m).unwrap();
+                }
+                for (i, v) in st.iter().enumerate() {
+                    ring.u64(O_J + 8 * i).store(*v, Relaxed);
+                }
+                if valid {
+                    ring.u64(O_J_VALID).store(1, Relaxed);
+                }
+            });
+        });
+    }
+
+    #[test]
+    fn a_batch_commit_is_all_or_nothing_when_its_producer_dies() {
+        let mut out = Vec::new();
+        for valid in [false, true] {
+            let ring = small();
+            ring.put(b"first", Deadline::Now).unwrap();
+            die_inside_put_many_commit(&ring, &[b"a", b"bb", b"ccc"], valid);
+            let mut ends = Vec::new();
+            out.clear();
+            ring.get_many(10, &mut out, &mut ends, Deadline::Now)
+                .unwrap();
+            let want: &[u8] = if valid { b"firstabbccc" } else { b"first" };
+            assert_eq!(out, want, "journal valid: {valid}");
+            assert_eq!(ends.len(), if valid { 4 } else { 1 });
+            assert_eq!(ring.recoveries(), 1);
+            assert_eq!((ring.len(), ring.used_bytes()), (0, 0));
+            assert_eq!(ring.put_many(&[b"x", b"y"], Deadline::Now).0, 2);
+            ring.get(&mut out, Deadline::Now).unwrap();
+            assert_eq!(out, b"x");
+        }
+    }
+
     #[test]
     fn wrap_around_keeps_records_whole() {
         let ring = small();
