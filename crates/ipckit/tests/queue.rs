@@ -701,6 +701,403 @@ fn chaos_sigkill_never_loses_duplicates_or_wedges() {
 }
 
 #[test]
+fn batches_keep_order_and_deliver_exactly_once_to_batch_and_single_consumers() {
+    let _wd = util::watchdog("batch_order", Duration::from_secs(60));
+    const N: u64 = 40_000;
+    // Board: per seq, how many times a consumer got it.
+    let board_mem = Board::new(N as usize);
+    let board = &board_mem;
+    // Small: most batches fit only in part, so put_many waits for room repeatedly.
+    let q: Queue<u64> = queue::Options::new().capacity(32).anonymous().unwrap();
+    let q = &q;
+    let mut kids = Children::new();
+    let producer = kids.fork(|| {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut next = 0;
+        while next < N {
+            let n = (1 + rng.next() % 50).min(N - next);
+            let batch: Vec<u64> = (next..next + n).collect();
+            if q.put_many(&batch).is_err() {
+                return 1;
+            }
+            next += n;
+        }
+        // Close: the consumers drain what is left, then see Disconnected.
+        if q.close().is_err() {
+            return 2;
+        }
+        0
+    });
+    // Each consumer checks the order it sees (one producer: increasing) and marks the board.
+    let batch_consumer = kids.fork(|| {
+        let (mut out, mut last) = (Vec::new(), None);
+        loop {
+            out.clear();
+            match q.get_many(10, &mut out) {
+                Ok(n) if n == out.len() && (1..=10).contains(&n) => {}
+                Err(RecvError::Disconnected) => return 0,
+                _ => return 3,
+            }
+            for &s in &out {
+                if s >= N || last.is_some_and(|l| s <= l) {
+                    return 4;
+                }
+                last = Some(s);
+                board.u8(s as usize).fetch_add(1, SeqCst);
+            }
+        }
+    });
+    let single_consumer = kids.fork(|| {
+        let mut last = None;
+        loop {
+            match q.get() {
+                Ok(s) if s < N && last.is_none_or(|l| s > l) => {
+                    last = Some(s);
+                    board.u8(s as usize).fetch_add(1, SeqCst);
+                }
+                Err(RecvError::Disconnected) => return 0,
+                _ => return 5,
+            }
+        }
+    });
+    // The parent also takes with the timeout form until the producer has closed the queue.
+    let (mut mine, mut out) = (0u64, Vec::new());
+    loop {
+        out.clear();
+        match q.get_many_timeout(7, &mut out, Duration::from_millis(10)) {
+            Ok(n) => {
+                assert_eq!(n, out.len());
+                assert!(out.windows(2).all(|w| w[0] < w[1]), "batch out of order");
+                for &s in &out {
+                    board.u8(s as usize).fetch_add(1, SeqCst);
+                }
+                mine += n as u64;
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+            Err(e) => panic!("get_many_timeout: {e}"),
+        }
+    }
+    kids.join(producer);
+    kids.join(batch_consumer);
+    kids.join(single_consumer);
+    for s in 0..N {
+        let n = board.u8(s as usize).load(SeqCst);
+        assert_eq!(n, 1, "message {s} delivered {n} times");
+    }
+    eprintln!("batch_order: the parent took {mine} of {N}");
+}
+
+#[test]
+fn batch_partial_fit_blocks_for_room_and_try_forms_when_full_or_empty() {
+    let _wd = util::watchdog("batch_partial", Duration::from_secs(30));
+    let q: Queue<u32> = Queue::new(4).unwrap();
+    let mut out = Vec::new();
+    match q.try_get_many(8, &mut out) {
+        Err(TryRecvError::Empty) => {}
+        other => panic!("expected Empty, got {other:?}"),
+    }
+    match q.get_many_timeout(8, &mut out, Duration::from_millis(20)) {
+        Err(RecvTimeoutError::Timeout) => {}
+        other => panic!("expected Timeout, got {other:?}"),
+    }
+    assert_eq!(q.get_many(0, &mut out).unwrap(), 0, "max 0 takes nothing");
+    assert_eq!(q.try_put_many(&[]).unwrap(), 0);
+    // Only a prefix fits.
+    let all: Vec<u32> = (0..10).collect();
+    assert_eq!(q.try_put_many(&all).unwrap(), 4);
+    assert!(q.is_full());
+    match q.try_put_many(&all[4..]) {
+        Err(TrySendError::Full(0)) => {}
+        other => panic!("expected Full(0), got {other:?}"),
+    }
+    match q.put_many_timeout(&all[4..], Duration::from_millis(20)) {
+        Err(SendTimeoutError::Timeout(0)) => {}
+        other => panic!("expected Timeout(0), got {other:?}"),
+    }
+    assert_eq!(q.try_get_many(3, &mut out).unwrap(), 3);
+    assert_eq!(out, [0, 1, 2]);
+    // A blocking put_many in another process puts what fits and waits for room for the rest.
+    let mut kids = Children::new();
+    let child = kids.fork(|| match q.put_many(&(4..20).collect::<Vec<u32>>()) {
+        Ok(()) => 0,
+        Err(_) => 1,
+    });
+    out.clear();
+    while out.len() < 17 {
+        q.get_many(5, &mut out).unwrap();
+    }
+    assert_eq!(out, (3..20).collect::<Vec<u32>>());
+    kids.join(child);
+    assert!(q.is_empty());
+
+    // The byte bound stops a batch too; a message over the size limit fails it at its index.
+    let b = queue::Options::new()
+        .capacity(10)
+        .byte_capacity(100)
+        .max_message_size(50)
+        .anonymous::<()>()
+        .unwrap();
+    let bq = b.as_bytes();
+    assert_eq!(bq.try_put_many(&[[1u8; 40], [2; 40], [3; 40]]).unwrap(), 2);
+    assert_eq!(b.used_bytes(), 80);
+    let mut got = Vec::new();
+    assert_eq!(bq.try_get_many(10, &mut got).unwrap(), 2);
+    assert_eq!(got, [vec![1; 40], vec![2; 40]]);
+    let msgs: [&[u8]; 3] = [&[1; 10], &[2; 10], &[3; 60]];
+    match bq.put_many(&msgs) {
+        Err(SendError::Failed(2, e)) => assert_eq!(e.kind(), io::ErrorKind::InvalidInput),
+        other => panic!("expected Failed(2, _), got {other:?}"),
+    }
+    got.clear();
+    assert_eq!(
+        bq.get_many_timeout(10, &mut got, Duration::from_secs(1))
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        got,
+        [vec![1; 10], vec![2; 10]],
+        "the prefix before it was put"
+    );
+}
+
+#[test]
+fn close_with_batches() {
+    let _wd = util::watchdog("batch_close", Duration::from_secs(30));
+    let q: Queue<u32> = Queue::new(4).unwrap();
+    let mut kids = Children::new();
+    // A producer whose batch only partly fits, blocked for room when the queue is closed.
+    let child = kids.fork(|| match q.put_many(&[1, 2, 3, 4, 5, 6]) {
+        Err(SendError::Disconnected(4)) => 0,
+        _ => 1,
+    });
+    // Synchronise on the queue itself: the child has put its first four.
+    let start = Instant::now();
+    while !q.is_full() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "child never filled the queue"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    q.close().unwrap();
+    kids.join(child);
+    match q.put_many(&[7]) {
+        Err(SendError::Disconnected(0)) => {}
+        other => panic!("expected Disconnected(0), got {other:?}"),
+    }
+    match q.try_put_many(&[7]) {
+        Err(TrySendError::Disconnected(0)) => {}
+        other => panic!("expected Disconnected(0), got {other:?}"),
+    }
+    let mut out = Vec::new();
+    assert_eq!(q.get_many(3, &mut out).unwrap(), 3);
+    assert_eq!(q.get_many(3, &mut out).unwrap(), 1, "drains what is left");
+    assert_eq!(out, [1, 2, 3, 4]);
+    match q.get_many(3, &mut out) {
+        Err(RecvError::Disconnected) => {}
+        other => panic!("expected Disconnected, got {other:?}"),
+    }
+    match q.try_get_many(3, &mut out) {
+        Err(TryRecvError::Disconnected) => {}
+        other => panic!("expected Disconnected, got {other:?}"),
+    }
+    assert_eq!(out.len(), 4, "failed gets append nothing");
+}
+
+#[test]
+fn chaos_sigkill_batches() {
+    let _wd = util::watchdog("chaos_batches", Duration::from_secs(240));
+    const TOTAL: u64 = 100_000;
+    const KILLS: u64 = 300;
+    const PRODUCERS: usize = 2;
+    const CONSUMERS: usize = 2;
+    const MAX_BATCH: u64 = 40;
+    const GET_MAX: usize = 16;
+    // Board: [0] next seq, [1] stop flag, [2..2+C] consumer busy flags, then per-seq bytes:
+    // committed (put_many returned), seen (times a get returned it), first of a batch.
+    let base = 8 * 16;
+    let board_mem = Board::new(base + 3 * TOTAL as usize);
+    let board = &board_mem;
+    let committed = move |s: u64| board.u8(base + s as usize);
+    let seen = move |s: u64| board.u8(base + (TOTAL + s) as usize);
+    let first = move |s: u64| board.u8(base + (2 * TOTAL + s) as usize);
+    let q_mem: Queue<Chaos> = queue::Options::new()
+        .capacity(64)
+        .byte_capacity(4096)
+        .anonymous()
+        .unwrap();
+    let q = &q_mem;
+
+    let producer = move |p: u64| {
+        move || {
+            let mut rng = Rng(0x51ed_2701_f00d_0001 + p * 7919 + board.u64(0).load(SeqCst));
+            loop {
+                let n = 1 + rng.next() % MAX_BATCH;
+                let s0 = board.u64(0).fetch_add(n, SeqCst);
+                if s0 >= TOTAL {
+                    return 0;
+                }
+                let n = n.min(TOTAL - s0);
+                first(s0).store(1, SeqCst);
+                let batch: Vec<Chaos> = (s0..s0 + n)
+                    .map(|s| Chaos {
+                        seq: s,
+                        check: chaos_check(s),
+                        pad: vec![s as u8; (s % 61) as usize],
+                    })
+                    .collect();
+                if q.put_many(&batch).is_err() {
+                    return 2;
+                }
+                for s in s0..s0 + n {
+                    committed(s).store(1, SeqCst);
+                }
+            }
+        }
+    };
+    let consumer = move |c: usize| {
+        move || {
+            let mut out = Vec::with_capacity(GET_MAX);
+            loop {
+                board.u64(2 + c).store(1, SeqCst);
+                out.clear();
+                match q.get_many_timeout(GET_MAX, &mut out, Duration::from_millis(50)) {
+                    Ok(_) => {
+                        for m in &out {
+                            let len_ok = m.pad.len() == (m.seq % 61) as usize;
+                            if m.seq >= TOTAL || m.check != chaos_check(m.seq) || !len_ok {
+                                return 3; // garbage delivered
+                            }
+                            seen(m.seq).fetch_add(1, SeqCst);
+                        }
+                        board.u64(2 + c).store(0, SeqCst);
+                    }
+                    Err(RecvTimeoutError::Timeout) => {
+                        board.u64(2 + c).store(0, SeqCst);
+                        if board.u64(1).load(SeqCst) != 0 {
+                            return 0;
+                        }
+                    }
+                    Err(_) => return 4,
+                }
+            }
+        }
+    };
+
+    let started = Instant::now();
+    let mut kids = Children::new();
+    let mut pids: Vec<i32> = (0..PRODUCERS as u64)
+        .map(|p| kids.fork(producer(p)))
+        .collect();
+    for c in 0..CONSUMERS {
+        pids.push(kids.fork(consumer(c)));
+    }
+    let mut rng = Rng(0x0bad_cafe_1234_5679);
+    let (mut kills, mut consumer_kills_mid_get, mut kills_of_producers) = (0u64, 0u64, 0u64);
+    while kills < KILLS {
+        let target = board.u64(0).load(SeqCst) + rng.next() % (2 * TOTAL / KILLS);
+        let pause = Instant::now();
+        while board.u64(0).load(SeqCst) < target.min(TOTAL)
+            && pause.elapsed() < Duration::from_micros(200 + rng.next() % 2000)
+        {
+            std::hint::spin_loop();
+        }
+        let slot = (rng.next() % pids.len() as u64) as usize;
+        let pid = pids[slot];
+        kids.kill(pid);
+        let status = kids.wait(pid);
+        if libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL {
+            kills += 1;
+            if slot < PRODUCERS {
+                kills_of_producers += 1;
+            } else if board.u64(2 + slot - PRODUCERS).load(SeqCst) != 0 {
+                consumer_kills_mid_get += 1;
+            }
+        } else {
+            assert!(
+                libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+                "child in slot {slot} failed: status {status:#x}"
+            );
+        }
+        pids[slot] = if slot < PRODUCERS {
+            kids.fork(producer(slot as u64 + 100 * kills))
+        } else {
+            kids.fork(consumer(slot - PRODUCERS))
+        };
+    }
+    for &pid in &pids[..PRODUCERS] {
+        kids.join(pid);
+    }
+    let drain = Instant::now();
+    while !q.is_empty() {
+        assert!(
+            drain.elapsed() < Duration::from_secs(60),
+            "consumers stopped draining"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    board.u64(1).store(1, SeqCst);
+    for &pid in &pids[PRODUCERS..] {
+        kids.join(pid);
+    }
+
+    // The verdict. Holes: committed messages never delivered, and undelivered messages of a
+    // batch followed by a delivered one of the same batch (a killed producer leaves a prefix,
+    // so such a hole can only be a message a killed consumer took with it).
+    let (mut delivered, mut committed_n, mut holes) = (0u64, 0u64, 0u64);
+    let mut unseen_in_batch = 0u64;
+    for s in 0..TOTAL {
+        if first(s).load(SeqCst) == 1 {
+            unseen_in_batch = 0;
+        }
+        let n = seen(s).load(SeqCst);
+        assert!(n <= 1, "message {s} delivered {n} times");
+        delivered += u64::from(n);
+        let c = committed(s).load(SeqCst) == 1;
+        committed_n += u64::from(c);
+        if n == 0 {
+            if c {
+                holes += 1;
+            } else {
+                unseen_in_batch += 1;
+            }
+        } else {
+            holes += unseen_in_batch;
+            unseen_in_batch = 0;
+        }
+    }
+    eprintln!(
+        "chaos_batches: {kills} SIGKILLs ({kills_of_producers} producers, {} consumers of which \
+         {consumer_kills_mid_get} inside get_many), {TOTAL} sequence numbers, {committed_n} \
+         committed, {delivered} delivered, {holes} lost with a consumer killed inside \
+         get_many, {} lock-owner recoveries, {:?}",
+        kills - kills_of_producers,
+        q.recoveries(),
+        started.elapsed()
+    );
+    assert!(kills >= 100);
+    assert!(committed_n >= TOTAL - kills_of_producers * MAX_BATCH);
+    assert!(
+        holes <= consumer_kills_mid_get * GET_MAX as u64,
+        "{holes} messages lost but only {consumer_kills_mid_get} consumers were killed inside \
+         get_many (at most {GET_MAX} each)"
+    );
+    // Still works.
+    q.put_many(&[Chaos {
+        seq: 1,
+        check: 2,
+        pad: vec![3; 50],
+    }])
+    .unwrap();
+    let mut out = Vec::new();
+    assert_eq!(q.get_many(4, &mut out).unwrap(), 1);
+    assert_eq!(out[0].pad.len(), 50);
+    assert!(q.is_empty());
+}
+
+#[test]
 fn channel_keeps_order_across_fork() {
     let _wd = util::watchdog("channel_order", Duration::from_secs(60));
     for policy in [

@@ -407,7 +407,51 @@ impl Ring {
         if self.u64(O_CLOSED).load(Relaxed) != 0 {
             return Err(Stop::Disconnected);
         }
-        let [head, tail, count, bytes, unfinished] = self.state()?;
+        let mut st = self.state()?;
+        self.stage_put(&mut st, msg)?;
+        self.commit(st);
+        Ok(Wakes {
+            not_empty: self.take_waiters(O_NOT_EMPTY),
+            not_full: false,
+            all_done: false,
+        })
+    }
+
+    /// Under the lock: appends as many of `msgs` as fit (a prefix, counted in `done`) with
+    /// one commit, or says why none could be.
+    fn put_many_locked<M: AsRef<[u8]>>(&self, msgs: &[M], done: &mut usize) -> Result<Wakes, Stop> {
+        if self.u64(O_CLOSED).load(Relaxed) != 0 {
+            return Err(Stop::Disconnected);
+        }
+        let mut st = self.state()?;
+        let mut n = 0;
+        for msg in msgs {
+            match self.stage_put(&mut st, msg.as_ref()) {
+                Ok(()) => n += 1,
+                Err(Stop::Full) => break,
+                Err(e) => return Err(e),
+            }
+        }
+        if n == 0 {
+            return Err(Stop::Full);
+        }
+        // One commit for the whole batch: a death before it leaves none of its records
+        // reachable, a death after it all of them.
+        self.commit(st);
+        *done = n;
+        Ok(Wakes {
+            not_empty: self.take_waiters(O_NOT_EMPTY),
+            not_full: false,
+            all_done: false,
+        })
+    }
+
+    /// Under the lock: writes `msg`'s record past the tail of the state `st` (read by
+    /// [`Ring::state`], advanced by the records staged before in this lock hold) and advances
+    /// `st` past it, or says it does not fit. Nothing is visible before `st` is committed.
+    #[inline(always)]
+    fn stage_put(&self, st: &mut [u64; 5], msg: &[u8]) -> Result<(), Stop> {
+        let [head, tail, count, bytes, unfinished] = *st;
         let len = msg.len() as u64;
         if count >= self.geo.cap_msgs || bytes + len > self.geo.cap_bytes {
             return Err(Stop::Full);
@@ -430,24 +474,80 @@ impl Ring {
         self.r()
             .write(self.data(at), &(TAG_RECORD | len).to_le_bytes())?;
         self.r().write(self.data(at + 8), msg)?;
-        self.commit([head, start + rec, count + 1, bytes + len, unfinished + 1]);
-        Ok(Wakes {
-            not_empty: self.take_waiters(O_NOT_EMPTY),
-            not_full: false,
-            all_done: false,
-        })
+        *st = [head, start + rec, count + 1, bytes + len, unfinished + 1];
+        Ok(())
     }
 
     /// Under the lock: removes the oldest message into `out` or says why not.
     fn get_locked(&self, out: &mut Vec<u8>) -> Result<Wakes, Stop> {
-        let [head, tail, count, bytes, unfinished] = self.state()?;
-        if count == 0 {
-            return Err(if self.u64(O_CLOSED).load(Relaxed) != 0 {
-                Stop::Disconnected
-            } else {
-                Stop::Empty
-            });
+        let mut st = self.state()?;
+        if st[2] == 0 {
+            return Err(self.empty_stop());
         }
+        let (at, len) = self.stage_get(&mut st)?;
+        self.r().read_to_vec(at, len, out)?;
+        self.commit(st);
+        Ok(Wakes {
+            not_empty: false,
+            not_full: self.take_waiters(O_NOT_FULL),
+            all_done: false,
+        })
+    }
+
+    /// Under the lock: removes up to `max` (at least 1) of the oldest messages with one
+    /// commit, appending their payloads to `buf` and each one's end offset in `buf` to
+    /// `ends`, or says why none could be. On an error `buf` and `ends` are as they were.
+    fn get_many_locked(
+        &self,
+        max: usize,
+        buf: &mut Vec<u8>,
+        ends: &mut Vec<usize>,
+    ) -> Result<Wakes, Stop> {
+        let mut st = self.state()?;
+        if st[2] == 0 {
+            return Err(self.empty_stop());
+        }
+        let (buf_len, ends_len) = (buf.len(), ends.len());
+        let res = (|| {
+            let mut n = 0;
+            while n < max && st[2] > 0 {
+                let (at, len) = self.stage_get(&mut st)?;
+                self.r().read_append(at, len, buf)?;
+                ends.push(buf.len());
+                n += 1;
+            }
+            Ok::<(), Stop>(())
+        })();
+        if let Err(e) = res {
+            buf.truncate(buf_len);
+            ends.truncate(ends_len);
+            return Err(e);
+        }
+        // One commit for the whole batch: a death before it leaves every message in the
+        // queue, a death after it takes them all.
+        self.commit(st);
+        Ok(Wakes {
+            not_empty: false,
+            not_full: self.take_waiters(O_NOT_FULL),
+            all_done: false,
+        })
+    }
+
+    /// Why a `get` finds the queue empty: closed, or not yet.
+    fn empty_stop(&self) -> Stop {
+        if self.u64(O_CLOSED).load(Relaxed) != 0 {
+            Stop::Disconnected
+        } else {
+            Stop::Empty
+        }
+    }
+
+    /// Under the lock: checks the oldest record of the non-empty state `st` and advances
+    /// `st` past it; returns the region offset and length of its payload, to be copied out
+    /// before `st` is committed.
+    #[inline(always)]
+    fn stage_get(&self, st: &mut [u64; 5]) -> Result<(usize, usize), Stop> {
+        let [head, tail, count, bytes, unfinished] = *st;
         let mut start = head;
         let mut word = [0u8; 8];
         self.r().read(self.data(start % self.ring), &mut word)?;
@@ -471,13 +571,8 @@ impl Ring {
                 self.obj.label()
             ))));
         }
-        self.r().read_to_vec(self.data(at + 8), len as usize, out)?;
-        self.commit([start + rec, tail, count - 1, bytes - len, unfinished]);
-        Ok(Wakes {
-            not_empty: false,
-            not_full: self.take_waiters(O_NOT_FULL),
-            all_done: false,
-        })
+        *st = [start + rec, tail, count - 1, bytes - len, unfinished];
+        Ok((self.data(at + 8), len as usize))
     }
 
     /// Under the lock: if someone sleeps on `word`, advance its sequence and clear the bit.
@@ -602,6 +697,75 @@ impl Ring {
             Stop::Empty,
             || self.u64(O_COUNT).load(Relaxed) == 0 && self.u64(O_CLOSED).load(Relaxed) == 0,
             || self.get_locked(out),
+        )
+    }
+
+    /// Puts a prefix of `msgs`: under `Deadline::Now` as many as fit in one lock hold, else
+    /// all of them, each lock hold committing what fits then. Returns how many were put (a
+    /// prefix of `msgs`) and why it stopped before the end, if it did.
+    pub(crate) fn put_many<M: AsRef<[u8]>>(
+        &self,
+        msgs: &[M],
+        deadline: Deadline,
+    ) -> (usize, Result<(), Stop>) {
+        let max = self.geo.max_msg;
+        let fit = msgs
+            .iter()
+            .position(|m| m.as_ref().len() as u64 > max)
+            .unwrap_or(msgs.len());
+        let cap = self.geo.cap_msgs;
+        let cap_bytes = self.geo.cap_bytes;
+        let mut done = 0;
+        while done < fit {
+            let rest = &msgs[done..fit];
+            let first = rest[0].as_ref().len() as u64;
+            let mut n = 0;
+            let res = self.run(
+                deadline,
+                O_NOT_FULL,
+                Stop::Full,
+                || {
+                    self.u64(O_CLOSED).load(Relaxed) == 0
+                        && (self.u64(O_COUNT).load(Relaxed) >= cap
+                            || self.u64(O_BYTES).load(Relaxed) + first > cap_bytes)
+                },
+                || self.put_many_locked(rest, &mut n),
+            );
+            done += n;
+            if let Err(e) = res {
+                return (done, Err(e));
+            }
+            if matches!(deadline, Deadline::Now) && done < fit {
+                return (done, Ok(()));
+            }
+        }
+        if fit < msgs.len() {
+            return (
+                done,
+                Err(Stop::Failed(crate::error::invalid_input(format_args!(
+                    "message {fit} of the batch has {} bytes, over the queue's limit of {max} bytes",
+                    msgs[fit].as_ref().len()
+                )))),
+            );
+        }
+        (done, Ok(()))
+    }
+
+    /// Removes up to `max` (at least 1) messages in one lock hold, appending their payloads
+    /// to `buf` and their end offsets in `buf` to `ends`.
+    pub(crate) fn get_many(
+        &self,
+        max: usize,
+        buf: &mut Vec<u8>,
+        ends: &mut Vec<usize>,
+        deadline: Deadline,
+    ) -> Result<(), Stop> {
+        self.run(
+            deadline,
+            O_NOT_EMPTY,
+            Stop::Empty,
+            || self.u64(O_COUNT).load(Relaxed) == 0 && self.u64(O_CLOSED).load(Relaxed) == 0,
+            || self.get_many_locked(max, buf, ends),
         )
     }
 
@@ -753,6 +917,48 @@ mod tests {
             ring.get(&mut out, Deadline::Now),
             Err(Stop::Empty)
         ));
+    }
+
+    /// Stages `msgs` as `put_many` does on a thread that then exits holding the lock, after
+    /// writing the journal and, if `valid`, setting its valid flag (but applying nothing).
+    fn die_inside_put_many_commit(ring: &Ring, msgs: &[&[u8]], valid: bool) {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                ring.lock().unwrap();
+                let mut st = ring.state().unwrap();
+                for m in msgs {
+                    ring.stage_put(&mut st, m).unwrap();
+                }
+                for (i, v) in st.iter().enumerate() {
+                    ring.u64(O_J + 8 * i).store(*v, Relaxed);
+                }
+                if valid {
+                    ring.u64(O_J_VALID).store(1, Relaxed);
+                }
+            });
+        });
+    }
+
+    #[test]
+    fn a_batch_commit_is_all_or_nothing_when_its_producer_dies() {
+        let mut out = Vec::new();
+        for valid in [false, true] {
+            let ring = small();
+            ring.put(b"first", Deadline::Now).unwrap();
+            die_inside_put_many_commit(&ring, &[b"a", b"bb", b"ccc"], valid);
+            let mut ends = Vec::new();
+            out.clear();
+            ring.get_many(10, &mut out, &mut ends, Deadline::Now)
+                .unwrap();
+            let want: &[u8] = if valid { b"firstabbccc" } else { b"first" };
+            assert_eq!(out, want, "journal valid: {valid}");
+            assert_eq!(ends.len(), if valid { 4 } else { 1 });
+            assert_eq!(ring.recoveries(), 1);
+            assert_eq!((ring.len(), ring.used_bytes()), (0, 0));
+            assert_eq!(ring.put_many(&[b"x", b"y"], Deadline::Now).0, 2);
+            ring.get(&mut out, Deadline::Now).unwrap();
+            assert_eq!(out, b"x");
+        }
     }
 
     #[test]

@@ -163,6 +163,21 @@ impl Region {
         Ok(())
     }
 
+    /// Appends the `len` bytes at `off` to `out`.
+    pub(crate) fn read_append(&self, off: usize, len: usize, out: &mut Vec<u8>) -> io::Result<()> {
+        let src = self.check(off, len, 1)?;
+        out.reserve(len);
+        let old = out.len();
+        // SAFETY: `src..src+len` is inside the mapping (checked); `out` has room for `len`
+        // more bytes after its `old` initialised ones (reserved) and does not overlap the
+        // mapping; after the copy its first `old + len` bytes are initialised.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src, out.as_mut_ptr().add(old), len);
+            out.set_len(old + len);
+        }
+        Ok(())
+    }
+
     /// The robust mutex at `off` (the one `sync::Mutex` uses, see [`PthreadMutex`]).
     #[inline]
     fn mutex(&self, off: usize) -> &PthreadMutex {

@@ -2,9 +2,10 @@
 //! spinning and a parking wait policy, and the many-to-many [`Queue`] one producer to one
 //! consumer (a [`Link`] like every other row) and two producer processes to two consumer
 //! processes ([`queue_2to2`], its own process model, which checks that every message arrives
-//! exactly once).
+//! exactly once), and one producer to one consumer in batches of [`BATCH`] (`put_many` /
+//! `get_many`, throughput only, same process model and checks as the 2→2 row).
 //!
-//! All of them use the byte API (`send_bytes` / `recv_bytes_into`, `put` / `get_into` on
+//! All of them use the byte API (`send_bytes` / `recv_bytes_into`, `put` / `get_into` / `put_many` / `get_many` on
 //! [`ipckit::queue::ByteQueue`]), so no serialisation is measured, only the queue.
 
 use std::io;
@@ -19,6 +20,9 @@ use crate::bench::rows::queue_many::QueueMany;
 /// How long a waiting side of the spinning rows spins before it sleeps: longer than a
 /// round trip by far, shorter than the hypervisor's wake-up (about 60 us here) by little.
 pub const SPIN: Duration = Duration::from_micros(200);
+
+/// Messages per `put_many` / `get_many` call in the batched row.
+pub const BATCH: usize = 64;
 
 /// The ipckit shared-memory queue rows of group `group`.
 pub fn rows(group: &'static str) -> Vec<Box<dyn Row>> {
@@ -40,6 +44,15 @@ pub fn rows(group: &'static str) -> Vec<Box<dyn Row>> {
             QueueLink {
                 policy: WaitPolicy::SpinThenPark(SPIN),
             },
+        ),
+        Box::new(
+            QueueMany::new(
+                Info::new("queue 1-1 batch", group, Kind::Ipckit).no_latency(),
+                1,
+                1,
+                WaitPolicy::SpinThenPark(SPIN),
+            )
+            .batched(BATCH),
         ),
         Box::new(QueueMany::new(
             Info::new("queue 2-2", group, Kind::Ipckit).no_latency(),

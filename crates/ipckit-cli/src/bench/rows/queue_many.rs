@@ -7,6 +7,9 @@
 //! one-byte stop message per consumer (after everything else, so each consumer takes exactly
 //! one and all data before it), times the consumers' "done", and then checks the bitmaps:
 //! every message exactly once, or the row fails loudly.
+//!
+//! With a batch size over 1 ([`QueueMany::batched`]), producers use `put_many` and consumers
+//! `get_many` with that many messages at most per call.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -20,6 +23,10 @@ use crate::bench::os::{self, Fork};
 use crate::bench::row::{Info, LatencyJob, Row, ThroughputJob};
 use crate::bench::rows::queue::queue_options;
 
+/// Most bytes a batched producer puts per `put_many` call (fewer messages per call when they
+/// are large: batching is for small messages).
+const BATCH_BYTES: usize = 1 << 20;
+
 /// Bytes of the header each message carries: producer number (u32) and sequence number (u64).
 const HEADER: usize = 12;
 
@@ -30,6 +37,7 @@ pub struct QueueMany {
     producers: usize,
     consumers: usize,
     policy: WaitPolicy,
+    batch: usize,
 }
 
 impl QueueMany {
@@ -40,7 +48,15 @@ impl QueueMany {
             producers,
             consumers,
             policy,
+            batch: 1,
         }
+    }
+
+    /// Producers put and consumers get up to `batch` messages per call (`put_many`,
+    /// `get_many`).
+    pub fn batched(mut self, batch: usize) -> QueueMany {
+        self.batch = batch.max(1);
+        self
     }
 }
 
@@ -90,10 +106,27 @@ impl Row for QueueMany {
                     drop(go_w);
                     os::run_child(|| {
                         cpus.pin_parent()?;
-                        wait_for_go(&go_r)?;
                         let q = queue.as_bytes();
                         let mut msg = vec![0xa5; job.size];
                         msg[..4].copy_from_slice(&(p as u32).to_le_bytes());
+                        // Built before the clock starts; large messages in smaller batches.
+                        let per_call = self.batch.min(per).min((BATCH_BYTES / job.size).max(1));
+                        let mut batch =
+                            vec![msg.clone(); if self.batch > 1 { per_call } else { 0 }];
+                        wait_for_go(&go_r)?;
+                        if self.batch > 1 {
+                            let mut seq = 0;
+                            while seq < per {
+                                let n = per_call.min(per - seq);
+                                for (i, m) in batch[..n].iter_mut().enumerate() {
+                                    m[4..12].copy_from_slice(&((seq + i) as u64).to_le_bytes());
+                                }
+                                q.put_many(&batch[..n])
+                                    .map_err(|e| anyhow::anyhow!("producer {p}: put_many: {e}"))?;
+                                seq += n;
+                            }
+                            return Ok(());
+                        }
                         for seq in 0..per as u64 {
                             msg[4..12].copy_from_slice(&seq.to_le_bytes());
                             q.put(&msg)
@@ -121,7 +154,7 @@ impl Row for QueueMany {
                         cpus.pin_child()?;
                         let mut out = mine.context("result pipe")?;
                         wait_for_go(&go_r)?;
-                        let report = consume(&queue, self.producers, per)?;
+                        let report = consume(&queue, self.producers, per, self.batch)?;
                         out.write_all(&[1])?;
                         out.write_all(&report.duplicates.to_le_bytes())?;
                         out.write_all(&report.bad.to_le_bytes())?;
@@ -192,40 +225,64 @@ fn wait_for_go(go: &File) -> io::Result<()> {
     (&*go).read_exact(&mut byte)
 }
 
-/// Gets messages until a one-byte stop message, marking each (producer, sequence) seen.
-fn consume(queue: &ipckit::Queue<()>, producers: usize, per: usize) -> anyhow::Result<Report> {
+/// Gets messages (up to `batch` per call) until a one-byte stop message, marking each
+/// (producer, sequence) seen.
+fn consume(
+    queue: &ipckit::Queue<()>,
+    producers: usize,
+    per: usize,
+    batch: usize,
+) -> anyhow::Result<Report> {
     let q = queue.as_bytes();
-    let mut bits = vec![0u8; (producers * per).div_ceil(8)];
-    let (mut duplicates, mut bad) = (0, 0);
+    let mut report = Report {
+        duplicates: 0,
+        bad: 0,
+        bits: vec![0u8; (producers * per).div_ceil(8)],
+    };
+    if batch > 1 {
+        let mut out = Vec::with_capacity(batch);
+        loop {
+            out.clear();
+            q.get_many(batch, &mut out)
+                .map_err(|e| anyhow::anyhow!("consumer: get_many: {e}"))?;
+            for buf in &out {
+                if buf.len() == 1 {
+                    return Ok(report);
+                }
+                mark(&mut report, buf, producers, per)?;
+            }
+        }
+    }
     let mut buf = Vec::new();
     loop {
         q.get_into(&mut buf)
             .map_err(|e| anyhow::anyhow!("consumer: get: {e}"))?;
         if buf.len() == 1 {
-            break;
+            return Ok(report);
         }
-        let (Some(p), Some(seq)) = (buf.get(..4), buf.get(4..HEADER)) else {
-            bad += 1;
-            continue;
-        };
-        let p = u32::from_le_bytes(p.try_into()?) as usize;
-        let seq = u64::from_le_bytes(seq.try_into()?) as usize;
-        if p >= producers || seq >= per {
-            bad += 1;
-            continue;
-        }
-        let i = p * per + seq;
-        let (byte, bit) = (i / 8, 1u8 << (i % 8));
-        if bits[byte] & bit != 0 {
-            duplicates += 1;
-        }
-        bits[byte] |= bit;
+        mark(&mut report, &buf, producers, per)?;
     }
-    Ok(Report {
-        duplicates,
-        bad,
-        bits,
-    })
+}
+
+/// Marks the message `buf` seen in `report`, counting it bad or a duplicate.
+fn mark(report: &mut Report, buf: &[u8], producers: usize, per: usize) -> anyhow::Result<()> {
+    let (Some(p), Some(seq)) = (buf.get(..4), buf.get(4..HEADER)) else {
+        report.bad += 1;
+        return Ok(());
+    };
+    let p = u32::from_le_bytes(p.try_into()?) as usize;
+    let seq = u64::from_le_bytes(seq.try_into()?) as usize;
+    if p >= producers || seq >= per {
+        report.bad += 1;
+        return Ok(());
+    }
+    let i = p * per + seq;
+    let (byte, bit) = (i / 8, 1u8 << (i % 8));
+    if report.bits[byte] & bit != 0 {
+        report.duplicates += 1;
+    }
+    report.bits[byte] |= bit;
+    Ok(())
 }
 
 fn read_report(r: &mut File, len: usize) -> io::Result<Report> {
