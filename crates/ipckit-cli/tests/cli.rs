@@ -1,39 +1,11 @@
 //! Runs the `ipckit` binary: `ipckit bench` end to end (real forked peers, JSON output) and its
 //! handling of bad options.
 
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+mod util;
 
-/// Runs `ipckit args…`; kills it if it has not finished after two minutes (a hang fails the
-/// test instead of blocking the run).
-fn ipckit(args: &[&str]) -> Output {
-    let child = Command::new(env!("CARGO_BIN_EXE_ipckit"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the ipckit binary");
-    let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("a child's pid");
-    let (done, finished) = mpsc::channel::<()>();
-    let watchdog = std::thread::spawn(move || {
-        if finished.recv_timeout(Duration::from_secs(120)).is_err() {
-            // Still unreaped (the main thread is in wait_with_output), so the pid is its own.
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-        }
-    });
-    let out = child
-        .wait_with_output()
-        .expect("wait for the ipckit binary");
-    let _ = done.send(());
-    watchdog.join().expect("watchdog thread");
-    assert!(
-        out.status.code().is_some(),
-        "ipckit {args:?} was killed: {out:?}"
-    );
-    out
-}
+use std::path::PathBuf;
+
+use util::ipckit;
 
 /// A JSON file path unique to this test, removed on drop.
 struct TempFile(PathBuf);

@@ -5,49 +5,21 @@
 //! Other tests on the machine hold their own objects, so every `clean` here names the objects
 //! it may remove; a bare `ipckit clean` never runs in a test.
 
+mod util;
+
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::{Child, ChildStdin, Command, Stdio};
 
 use ipckit::mq::SysVQueue;
 use ipckit::shm::{Segment, SysVSegment};
 use ipckit::sync::{SemOp, SemaphoreSet};
 use ipckit::IpcKey;
 use serde_json::Value;
+use util::ipckit;
 
 const ROLE_ENV: &str = "IPCKIT_OBJECTS_TEST_ROLE";
-
-/// Runs `ipckit args…`; kills it if it has not finished after two minutes.
-fn ipckit(args: &[&str]) -> Output {
-    let child = Command::new(env!("CARGO_BIN_EXE_ipckit"))
-        .args(args)
-        .env_remove("RUST_BACKTRACE")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the ipckit binary");
-    let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("a child's pid");
-    let (done, finished) = mpsc::channel::<()>();
-    let watchdog = std::thread::spawn(move || {
-        if finished.recv_timeout(Duration::from_secs(120)).is_err() {
-            // Still unreaped (the main thread is in wait_with_output), so the pid is its own.
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-        }
-    });
-    let out = child
-        .wait_with_output()
-        .expect("wait for the ipckit binary");
-    let _ = done.send(());
-    watchdog.join().expect("watchdog thread");
-    assert!(
-        out.status.code().is_some(),
-        "ipckit {args:?} was killed: {out:?}"
-    );
-    out
-}
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
