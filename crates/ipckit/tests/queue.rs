@@ -527,6 +527,83 @@ impl Rng {
     }
 }
 
+/// What the killing in a chaos run did.
+struct Kills {
+    /// SIGKILLs delivered (children that had already exited are not counted).
+    total: u64,
+    /// Of those, producers (senders).
+    producers: u64,
+    /// Of those, consumers (receivers) killed while inside `get` (their busy word was set).
+    consumers_mid_get: u64,
+}
+
+/// The chaos loop the queue's and the channel's chaos tests share.
+///
+/// Slots `0..producers` of `pids` are producers, the rest consumers. The board's word 0 counts
+/// the stream's progress up to `total`, word 1 is the stop flag consumers watch, and word
+/// `2 + c` is non-zero while consumer `c` is inside `get`. Kills a random slot `wanted` times,
+/// spread over the stream, and forks its replacement with `respawn(kids, slot, kills so far)`;
+/// then lets the producers finish, waits for the consumers to drain what is left
+/// (`is_empty`), raises the stop flag and joins the consumers.
+fn kill_randomly_then_drain(
+    kids: &mut Children,
+    pids: &mut [i32],
+    producers: usize,
+    board: &Board,
+    (total, wanted, seed): (u64, u64, u64),
+    mut respawn: impl FnMut(&mut Children, usize, u64) -> i32,
+    is_empty: impl Fn() -> bool,
+) -> Kills {
+    let mut rng = Rng(seed);
+    let mut kills = Kills {
+        total: 0,
+        producers: 0,
+        consumers_mid_get: 0,
+    };
+    while kills.total < wanted {
+        // Spread the kills over the stream: wait for some progress or a short random time.
+        let target = board.u64(0).load(SeqCst) + rng.next() % (2 * total / wanted);
+        let pause = Instant::now();
+        while board.u64(0).load(SeqCst) < target.min(total)
+            && pause.elapsed() < Duration::from_micros(200 + rng.next() % 2000)
+        {
+            std::hint::spin_loop();
+        }
+        let slot = (rng.next() % pids.len() as u64) as usize;
+        let pid = pids[slot];
+        kids.kill(pid);
+        let status = kids.wait(pid);
+        if libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL {
+            kills.total += 1;
+            if slot < producers {
+                kills.producers += 1;
+            } else if board.u64(2 + slot - producers).load(SeqCst) != 0 {
+                kills.consumers_mid_get += 1;
+            }
+        } else {
+            assert!(
+                libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+                "child in slot {slot} failed: status {status:#x}"
+            );
+        }
+        pids[slot] = respawn(kids, slot, kills.total);
+    }
+    // Let the stream finish: producers exit when all sequence numbers are taken.
+    for &pid in &pids[..producers] {
+        kids.join(pid);
+    }
+    util::poll_until(
+        "the consumers to drain the queue",
+        Duration::from_secs(60),
+        &is_empty,
+    );
+    board.u64(1).store(1, SeqCst);
+    for &pid in &pids[producers..] {
+        kids.join(pid);
+    }
+    kills
+}
+
 #[test]
 fn chaos_sigkill_never_loses_duplicates_or_wedges() {
     let _wd = util::watchdog("chaos", Duration::from_secs(240));
@@ -593,56 +670,26 @@ fn chaos_sigkill_never_loses_duplicates_or_wedges() {
     for c in 0..CONSUMERS {
         pids.push(kids.fork(consumer(c)));
     }
-    let mut rng = Rng(0x1234_5678_9abc_def1);
-    let (mut kills, mut consumer_kills_mid_get, mut kills_of_producers) = (0u64, 0u64, 0u64);
-    while kills < KILLS {
-        // Spread the kills over the stream: wait for some progress or a short random time.
-        let target = board.u64(0).load(SeqCst) + rng.next() % (2 * TOTAL / KILLS);
-        let pause = Instant::now();
-        while board.u64(0).load(SeqCst) < target.min(TOTAL)
-            && pause.elapsed() < Duration::from_micros(200 + rng.next() % 2000)
-        {
-            std::hint::spin_loop();
-        }
-        let slot = (rng.next() % pids.len() as u64) as usize;
-        let pid = pids[slot];
-        kids.kill(pid);
-        let status = kids.wait(pid);
-        if libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL {
-            kills += 1;
+    let kills = kill_randomly_then_drain(
+        &mut kids,
+        &mut pids,
+        PRODUCERS,
+        board,
+        (TOTAL, KILLS, 0x1234_5678_9abc_def1),
+        |kids, slot, _| {
             if slot < PRODUCERS {
-                kills_of_producers += 1;
-            } else if board.u64(2 + slot - PRODUCERS).load(SeqCst) != 0 {
-                consumer_kills_mid_get += 1;
+                kids.fork(producer)
+            } else {
+                kids.fork(consumer(slot - PRODUCERS))
             }
-        } else {
-            assert!(
-                libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-                "child in slot {slot} failed: status {status:#x}"
-            );
-        }
-        pids[slot] = if slot < PRODUCERS {
-            kids.fork(producer)
-        } else {
-            kids.fork(consumer(slot - PRODUCERS))
-        };
-    }
-    // Let the stream finish: producers exit when all sequence numbers are taken.
-    for &pid in &pids[..PRODUCERS] {
-        kids.join(pid);
-    }
-    let drain = Instant::now();
-    while !q.is_empty() {
-        assert!(
-            drain.elapsed() < Duration::from_secs(60),
-            "consumers stopped draining"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    board.u64(1).store(1, SeqCst);
-    for &pid in &pids[PRODUCERS..] {
-        kids.join(pid);
-    }
+        },
+        || q.is_empty(),
+    );
+    let Kills {
+        total: kills,
+        producers: kills_of_producers,
+        consumers_mid_get: consumer_kills_mid_get,
+    } = kills;
 
     // The verdict.
     let mut lost = Vec::new();
@@ -873,14 +920,11 @@ fn close_with_batches() {
         _ => 1,
     });
     // Synchronise on the queue itself: the child has put its first four.
-    let start = Instant::now();
-    while !q.is_full() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "child never filled the queue"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    util::poll_until(
+        "the child to fill the queue",
+        Duration::from_secs(20),
+        || q.is_full(),
+    );
     q.close().unwrap();
     kids.join(child);
     match q.put_many(&[7]) {
@@ -994,54 +1038,26 @@ fn chaos_sigkill_batches() {
     for c in 0..CONSUMERS {
         pids.push(kids.fork(consumer(c)));
     }
-    let mut rng = Rng(0x0bad_cafe_1234_5679);
-    let (mut kills, mut consumer_kills_mid_get, mut kills_of_producers) = (0u64, 0u64, 0u64);
-    while kills < KILLS {
-        let target = board.u64(0).load(SeqCst) + rng.next() % (2 * TOTAL / KILLS);
-        let pause = Instant::now();
-        while board.u64(0).load(SeqCst) < target.min(TOTAL)
-            && pause.elapsed() < Duration::from_micros(200 + rng.next() % 2000)
-        {
-            std::hint::spin_loop();
-        }
-        let slot = (rng.next() % pids.len() as u64) as usize;
-        let pid = pids[slot];
-        kids.kill(pid);
-        let status = kids.wait(pid);
-        if libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL {
-            kills += 1;
+    let kills = kill_randomly_then_drain(
+        &mut kids,
+        &mut pids,
+        PRODUCERS,
+        board,
+        (TOTAL, KILLS, 0x0bad_cafe_1234_5679),
+        |kids, slot, kills| {
             if slot < PRODUCERS {
-                kills_of_producers += 1;
-            } else if board.u64(2 + slot - PRODUCERS).load(SeqCst) != 0 {
-                consumer_kills_mid_get += 1;
+                kids.fork(producer(slot as u64 + 100 * kills))
+            } else {
+                kids.fork(consumer(slot - PRODUCERS))
             }
-        } else {
-            assert!(
-                libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-                "child in slot {slot} failed: status {status:#x}"
-            );
-        }
-        pids[slot] = if slot < PRODUCERS {
-            kids.fork(producer(slot as u64 + 100 * kills))
-        } else {
-            kids.fork(consumer(slot - PRODUCERS))
-        };
-    }
-    for &pid in &pids[..PRODUCERS] {
-        kids.join(pid);
-    }
-    let drain = Instant::now();
-    while !q.is_empty() {
-        assert!(
-            drain.elapsed() < Duration::from_secs(60),
-            "consumers stopped draining"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    board.u64(1).store(1, SeqCst);
-    for &pid in &pids[PRODUCERS..] {
-        kids.join(pid);
-    }
+        },
+        || q.is_empty(),
+    );
+    let Kills {
+        total: kills,
+        producers: kills_of_producers,
+        consumers_mid_get: consumer_kills_mid_get,
+    } = kills;
 
     // The verdict. Holes: committed messages never delivered, and undelivered messages of a
     // batch followed by a delivered one of the same batch (a killed producer leaves a prefix,
@@ -1320,47 +1336,26 @@ fn channel_chaos_sigkill_of_sender_and_receiver() {
     let started = Instant::now();
     let mut kids = Children::new();
     let mut pids = [kids.fork(sender), kids.fork(receiver)];
-    let mut rng = Rng(0x0fed_cba9_8765_4321);
-    let (mut kills, mut receiver_kills_mid_recv, mut sender_kills) = (0u64, 0u64, 0u64);
-    while kills < KILLS {
-        let pause = Instant::now();
-        let wait = Duration::from_micros(100 + rng.next() % 1500);
-        while pause.elapsed() < wait {
-            std::hint::spin_loop();
-        }
-        let slot = (rng.next() % 2) as usize;
-        kids.kill(pids[slot]);
-        let status = kids.wait(pids[slot]);
-        if libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL {
-            kills += 1;
+    let kills = kill_randomly_then_drain(
+        &mut kids,
+        &mut pids,
+        1,
+        board,
+        (TOTAL, KILLS, 0x0fed_cba9_8765_4321),
+        |kids, slot, _| {
             if slot == 0 {
-                sender_kills += 1;
-            } else if board.u64(2).load(SeqCst) != 0 {
-                receiver_kills_mid_recv += 1;
+                kids.fork(sender)
+            } else {
+                kids.fork(receiver)
             }
-        } else {
-            assert!(
-                libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-                "child {slot} failed: status {status:#x}"
-            );
-        }
-        pids[slot] = if slot == 0 {
-            kids.fork(sender)
-        } else {
-            kids.fork(receiver)
-        };
-    }
-    kids.join(pids[0]);
-    let drain = Instant::now();
-    while !rx.is_empty() {
-        assert!(
-            drain.elapsed() < Duration::from_secs(60),
-            "receiver stopped draining"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    board.u64(1).store(1, SeqCst);
-    kids.join(pids[1]);
+        },
+        || rx.is_empty(),
+    );
+    let Kills {
+        total: kills,
+        producers: sender_kills,
+        consumers_mid_get: receiver_kills_mid_recv,
+    } = kills;
 
     let mut lost = 0u64;
     let mut delivered = 0u64;

@@ -80,6 +80,22 @@ impl Drop for Watchdog {
     }
 }
 
+/// Waits until `done()` holds, checking every millisecond; panics naming `what` after `limit`.
+///
+/// For conditions only the mechanism under test can tell (a queue drained by other processes,
+/// a queue filled by a child that then blocks), where there is nothing to wait on: it orders
+/// nothing by time, it only looks again until the state is there.
+pub fn poll_until(what: &str, limit: Duration, done: impl Fn() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 const ROLE_ENV: &str = "IPCKIT_TEST_ROLE";
 const ARG_ENV: &str = "IPCKIT_TEST_ARG";
 
