@@ -9,42 +9,40 @@
 //!
 //! Run with `cargo run --example queue_parent_child`.
 
-#![allow(unsafe_code)] // fork; ipckit::process::fork will replace the libc call
+#![allow(unsafe_code)] // process::fork is unsafe: see the SAFETY comment at its call
 
 use std::io;
 
+use ipckit::process::{self, Fork};
 use ipckit::Queue;
 
 fn main() -> io::Result<()> {
     let q: Queue<(i32, Option<i32>, String)> = Queue::new(1)?;
 
-    // SAFETY: this program is single-threaded, so the child may do anything; it exits with
-    // `_exit` and never returns into main.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if pid == 0 {
-        let mut code = 0;
-        for i in 0..3 {
-            // Blocks while the parent has not taken the previous message.
-            if let Err(e) = q.put((42 + i, None, format!("hello {i}"))) {
-                eprintln!("child: {e}");
-                code = 1;
+    // SAFETY: this program is single-threaded when it forks, so the child may run any code;
+    // it leaves with `exit_immediately` and never returns into main.
+    let mut child = match unsafe { process::fork()? } {
+        Fork::Child => {
+            let mut code = 0;
+            for i in 0..3 {
+                // Blocks while the parent has not taken the previous message.
+                if let Err(e) = q.put((42 + i, None, format!("hello {i}"))) {
+                    eprintln!("child: {e}");
+                    code = 1;
+                }
             }
+            process::exit_immediately(code)
         }
-        // SAFETY: ends the child at once.
-        unsafe { libc::_exit(code) };
-    }
+        Fork::Parent(child) => child,
+    };
 
     for _ in 0..3 {
         println!("parent got {:?}", q.get()?);
     }
-    let mut status = 0;
-    // SAFETY: waits for our own child with a valid status pointer.
-    if unsafe { libc::waitpid(pid, &mut status, 0) } != pid {
-        return Err(io::Error::last_os_error());
+    let status = child.wait()?;
+    println!("child exited with {status}");
+    if !status.success() {
+        return Err(io::Error::other(format!("the child failed: {status}")));
     }
-    println!("child exited with status {status}");
     Ok(())
 }

@@ -9,45 +9,37 @@
 //!
 //! Run with `cargo run --example queue_producer_consumer`.
 
-#![allow(unsafe_code)] // fork; ipckit::process::fork will replace the libc call
+#![allow(unsafe_code)] // process::fork is unsafe: see the SAFETY comment at its call
 
 use std::io;
 
+use ipckit::process::{self, Child, Fork};
 use ipckit::Queue;
 
-/// Forks a child that runs `f` and exits with its result.
-fn spawn(f: impl FnOnce() -> io::Result<()>) -> io::Result<i32> {
-    // SAFETY: this program is single-threaded, so the child may do anything; it exits with
-    // `_exit` and never returns into main.
-    let pid = unsafe { libc::fork() };
-    match pid {
-        -1 => Err(io::Error::last_os_error()),
-        0 => {
-            let code = match f() {
-                Ok(()) => 0,
-                Err(e) => {
-                    eprintln!("child failed: {e}");
-                    1
-                }
-            };
-            // SAFETY: ends the child at once.
-            unsafe { libc::_exit(code) }
-        }
-        pid => Ok(pid),
+/// Forks a child that runs `f` and leaves with exit code 0 if it succeeded, 1 if not.
+fn spawn(f: impl FnOnce() -> io::Result<()>) -> io::Result<Child> {
+    // SAFETY: this program is single-threaded when it forks, so the child may run any code;
+    // it leaves with `exit_immediately` and never returns into main.
+    match unsafe { process::fork()? } {
+        Fork::Child => process::exit_immediately(match f() {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("child failed: {e}");
+                1
+            }
+        }),
+        Fork::Parent(child) => Ok(child),
     }
 }
 
-fn wait(pid: i32) -> io::Result<()> {
-    let mut status = 0;
-    // SAFETY: waits for our own child with a valid status pointer.
-    if unsafe { libc::waitpid(pid, &mut status, 0) } != pid {
-        return Err(io::Error::last_os_error());
-    }
-    if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+fn wait(mut child: Child) -> io::Result<()> {
+    let status = child.wait()?;
+    if status.success() {
         Ok(())
     } else {
         Err(io::Error::other(format!(
-            "child {pid} failed: status {status:#x}"
+            "child {} failed: {status}",
+            child.pid()
         )))
     }
 }

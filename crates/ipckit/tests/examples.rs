@@ -123,7 +123,7 @@ fn queue_examples_run_to_completion() {
     let out = run("queue_producer_consumer", &[]);
     assert!(out.contains("consumer: got item 9"), "{out}");
     let out = run("queue_parent_child", &[]);
-    assert!(out.contains("child exited with status 0"), "{out}");
+    assert!(out.contains("child exited with exit code 0"), "{out}");
     let out = run("queue_pi", &[]);
     assert!(out.contains("by 10 workers"), "{out}");
 }
