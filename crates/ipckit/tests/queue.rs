@@ -458,13 +458,18 @@ fn corrupted_header_is_an_error_not_a_crash() {
     let name = util::unique_name("queue-corrupt");
     let q: Queue<u32> = Queue::create(&name, 4).unwrap();
     q.put(1).unwrap();
-    // Overwrite the head index (offset 104 in layout version 1) with nonsense.
+    // Overwrite the producers' position (offset 192 in layout version 2), which both sides
+    // read, with nonsense.
     use std::os::unix::fs::FileExt;
     let f = std::fs::OpenOptions::new()
+        .read(true)
         .write(true)
         .open(std::path::Path::new("/dev/shm").join(&name))
         .unwrap();
-    f.write_at(&(u64::MAX - 7).to_le_bytes(), 104).unwrap();
+    let mut tail = [0u8; 8];
+    f.read_exact_at(&mut tail, 192).unwrap();
+    assert_ne!(tail, [0; 8], "the put moved the producers' position");
+    f.write_at(&(u64::MAX - 7).to_le_bytes(), 192).unwrap();
     match q.try_get() {
         Err(TryRecvError::Failed(e)) => {
             assert_eq!(e.kind(), io::ErrorKind::InvalidData);
@@ -476,7 +481,7 @@ fn corrupted_header_is_an_error_not_a_crash() {
         Err(TrySendError::Failed(2, e)) => assert_eq!(e.kind(), io::ErrorKind::InvalidData),
         other => panic!("expected Failed, got {other:?}"),
     }
-    f.write_at(&0u64.to_le_bytes(), 104).unwrap();
+    f.write_at(&tail, 192).unwrap();
     assert_eq!(q.try_get().unwrap(), 1, "repaired header works again");
     drop(q);
     assert!(!util::shm_exists(&name));

@@ -16,7 +16,7 @@
 //!
 //! Every operation has three forms: blocking (`put`, `get`), `try_` and `_timeout`; a message
 //! that could not be sent is handed back in the error. Waiting sleeps on futex words outside
-//! the lock; a waker makes the `futex(FUTEX_WAKE)` call only if a waiter has set the word's
+//! the locks; a waker makes the `futex(FUTEX_WAKE)` call only if a waiter has set the word's
 //! waiter bit, so when nobody sleeps no process enters the kernel. [`WaitPolicy::SpinThenPark`]
 //! spins before it sleeps, for the lowest latency when both sides are busy.
 //!
@@ -38,22 +38,31 @@
 //!
 //! Any participant may be `SIGKILL`ed at any instruction. The argument:
 //!
-//! * **One lock, robust.** The ring's state (head, tail, message count, byte count,
-//!   unfinished count) changes only under a glibc robust, process-shared mutex. When its
-//!   owner dies, the kernel marks it and the next locker gets `EOWNERDEAD`, repairs the state,
-//!   and marks the mutex consistent. No waiting happens under the lock, only a copy and a few
-//!   stores, so no one waits long for it.
+//! * **Two locks, robust.** The producers' side (tail position, messages and bytes put) changes
+//!   only under one glibc robust, process-shared mutex, the consumers' side (head position,
+//!   messages and bytes taken) only under another. When an owner dies, the kernel marks its
+//!   mutex and the next locker of that side gets `EOWNERDEAD`, repairs that side, and marks the
+//!   mutex consistent. No waiting happens under a lock, only a copy and a few stores. With one
+//!   producer and one consumer neither lock is contended, and neither side waits for the other.
+//! * **Each side reads the other's totals without its lock.** The totals only grow, and a side
+//!   publishes its position after the records or the space it covers are ready, so any view of
+//!   the other side, however stale or half-updated, is a view of an earlier moment: a producer
+//!   never writes over a record a consumer has not finished copying, a consumer never reads a
+//!   record before it is whole. A stale view can only make the queue look fuller or emptier.
 //! * **Nothing half-visible.** A `put` writes the record into free space past the tail, which
 //!   no one reads, then commits; a `get` copies the record out, then commits. A commit writes
-//!   all new values to a redo journal, sets the journal's valid flag, applies the values,
-//!   clears the flag. A death before the flag leaves the old state (the written bytes are
-//!   unreachable free space); a death after it leaves a journal the next locker applies again
-//!   (applying is idempotent). So every state another process can see is a state between two
-//!   whole operations.
-//! * **Waiting cannot wedge.** Sleepers set a waiter bit under the lock and sleep on a word
-//!   outside it; a killed sleeper leaves at most a set bit, which costs the next waker one
-//!   needless wake. A waker killed between its commit and its wake leaves the sleepers to
-//!   their 100 ms re-checks; the recovery after a dead lock owner wakes everybody.
+//!   the side's new totals to that side's redo journal, sets the journal's valid flag, applies
+//!   the totals (position last), clears the flag. A death before the flag leaves the old
+//!   totals (the written bytes are unreachable free space); a death after it leaves a journal
+//!   the next locker of that side applies again (applying is idempotent). So every state
+//!   another process can see is a state between two whole operations.
+//! * **Waiting cannot wedge.** A sleeper sets a waiter bit under the lock of the side whose
+//!   commits it waits for (a consumer under the producers' lock, a producer under the
+//!   consumers'), checks once more, and sleeps on a word outside the lock; that side checks
+//!   the bit under its lock after each commit. A killed sleeper leaves at most a set bit,
+//!   which costs the next waker one needless wake. A waker killed between its commit and its
+//!   wake leaves the sleepers to their 100 ms re-checks; the recovery after a dead lock owner
+//!   wakes everybody.
 //! * **Untrusted memory.** Every index, length and record header read from shared memory is
 //!   checked against the geometry before use; a corrupted queue gives an `InvalidData`
 //!   error, never undefined behaviour.
@@ -87,8 +96,8 @@
 //!
 //! [`Queue::put_many`] and [`Queue::get_many`] (and their `try_` / `_timeout` forms, and the
 //! [`ByteQueue`] ones) move many messages per lock hold, which is what makes a 1→1 stream of
-//! small messages several times faster: the lock and its cache lines move between the cores
-//! once per batch instead of once per message. Each lock hold writes (or copies out) its
+//! small messages several times faster: one lock hold, one commit and one publication of the
+//! totals per batch instead of per message. Each lock hold writes (or copies out) its
 //! records exactly as single operations do and then makes **one** journal commit for all of
 //! them, so the crash argument above holds per lock hold:
 //!
@@ -109,12 +118,12 @@
 //!
 //! # Limitations
 //!
-//! * A process that stops (`SIGSTOP`) while holding the lock blocks the others until it
-//!   continues; a process that writes garbage into the shared memory can make operations fail
+//! * A process that stops (`SIGSTOP`) while holding a lock blocks the others of its side (and
+//!   sleepers registering with that side) until it continues; a process that writes garbage into the shared memory can make operations fail
 //!   (and lose messages), not crash other processes.
 //! * At most 64 processes are tracked for disconnection; beyond that, peers are not counted.
 //!   Disconnection is about processes: threads of one process are one peer.
-//! * The mutex is glibc's: peers must be Rust or C programs linked with glibc on Linux.
+//! * The mutexes are glibc's: peers must be Rust or C programs linked with glibc on Linux.
 
 mod codec;
 mod error;
@@ -669,7 +678,7 @@ impl<T> Queue<T> {
         self.bytes.ring.detach_name();
     }
 
-    /// How many times a process found the lock's owner dead and repaired the queue.
+    /// How many times a process found a lock's owner (producers' or consumers') dead and repaired its side.
     pub fn recoveries(&self) -> u64 {
         self.bytes.ring.recoveries()
     }

@@ -1,6 +1,16 @@
-//! The multi-producer multi-consumer byte ring behind [`Queue`](super::Queue): a robust mutex,
-//! a redo journal, futex words with waiter bits, and a table of attached processes.
-//! See the module docs of [`queue`](super) for the crash-safety argument.
+//! The multi-producer multi-consumer byte ring behind [`Queue`](super::Queue): two robust
+//! mutexes (one for the producers' side, one for the consumers'), a redo journal per side,
+//! futex words with waiter bits, and a table of attached processes. See the module docs of
+//! [`queue`](super) for the crash-safety argument.
+//!
+//! Each side publishes three totals on a cache line of its own: its ring position (the tail
+//! for producers, the head for consumers), the messages and the payload bytes it has moved
+//! since the queue was made. A side changes its totals only under its own lock and reads the
+//! other side's without a lock. Totals only grow, so a stale or half-updated view of the
+//! other side is a view of an earlier moment: it can make a queue look fuller or emptier than
+//! it is for a moment, never give out space that is still in use or a record not yet written.
+//! With one producer and one consumer neither lock is ever contended: each stays in its
+//! owner's cache, and a message costs the lines it is written into and one published total.
 
 use std::io;
 use std::sync::atomic::{compiler_fence, AtomicU32, AtomicU64, Ordering::*};
@@ -14,7 +24,7 @@ use crate::sys::futex;
 use crate::sys::queue::{Locked, Region, MUTEX_SIZE};
 
 const MAGIC: u64 = u64::from_le_bytes(*b"IPCKQUE\x01");
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 const READY: u32 = 0x5245_4459;
 
 // Layout (byte offsets). Geometry first, written once by the creator before READY.
@@ -26,34 +36,57 @@ const O_CAP_BYTES: usize = 24;
 const O_RING: usize = 32;
 const O_MAX_MSG: usize = 40;
 const O_DATA_OFF: usize = 48;
-// Cache line 1: the mutex and the indices, which every operation touches together.
-const O_MUTEX: usize = 64;
-const O_HEAD: usize = 104;
-const O_TAIL: usize = 112;
-const O_COUNT: usize = 120;
-// Cache line 2: the rest of the state every commit writes, and the redo journal: valid flag,
-// then the new values of head, tail, count, bytes, unfinished.
-const O_BYTES: usize = 128;
-const O_UNFINISHED: usize = 136;
-const O_J_VALID: usize = 144;
-const O_J: usize = 152;
-const STATE_FIELDS: [usize; 5] = [O_HEAD, O_TAIL, O_COUNT, O_BYTES, O_UNFINISHED];
-// Cache line 3: rarely written, under the lock.
-const O_CLOSED: usize = 192;
-const O_RECOVERIES: usize = 200;
-// Number of processes that ever attached.
-const O_ATTACHED_EVER: usize = 208;
+
+/// Where one side's words live: its mutex with the journal's valid flag after it (one line),
+/// the journal's new totals (the next line), and the published totals (a line of their own,
+/// the only one the other side reads).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Side {
+    mutex: usize,
+    j_valid: usize,
+    journal: usize,
+    totals: usize,
+    name: &'static str,
+}
+
+/// Offsets within a set of totals (published or in the journal).
+const T_POS: usize = 0;
+const T_MSGS: usize = 8;
+const T_BYTES: usize = 16;
+
+const PRODUCERS: Side = Side {
+    mutex: 64,
+    j_valid: 64 + MUTEX_SIZE,
+    journal: 128,
+    totals: 192,
+    name: "producer",
+};
+const CONSUMERS: Side = Side {
+    mutex: 256,
+    j_valid: 256 + MUTEX_SIZE,
+    journal: 320,
+    totals: 384,
+    name: "consumer",
+};
+// Rarely written: closed flag, recoveries, processes that ever attached.
+const O_CLOSED: usize = 448;
+const O_RECOVERIES: usize = 456;
+const O_ATTACHED_EVER: usize = 464;
+// Messages finished with `task_done` (written by consumers, read by `join`).
+const O_DONE: usize = 512;
 // Futex words (each on its own cache line): bit 0 = someone sleeps, the rest a sequence.
-const O_NOT_EMPTY: usize = 256;
-const O_NOT_FULL: usize = 320;
-const O_ALL_DONE: usize = 384;
+const O_NOT_EMPTY: usize = 576;
+const O_NOT_FULL: usize = 640;
+const O_ALL_DONE: usize = 704;
 // Attached processes: SLOTS x (pid, start time, handles).
-const O_PEERS: usize = 448;
+const O_PEERS: usize = 768;
 const SLOTS: usize = 64;
-const DATA_OFF: usize = 2048;
+const DATA_OFF: usize = 4096;
 const _: () = assert!(
-    O_MUTEX + MUTEX_SIZE <= O_HEAD
-        && O_J + 40 == O_CLOSED
+    PRODUCERS.j_valid + 8 <= PRODUCERS.journal
+        && CONSUMERS.j_valid + 8 <= CONSUMERS.journal
+        && PRODUCERS.totals + 24 <= CONSUMERS.mutex
+        && CONSUMERS.totals + 24 <= O_CLOSED
         && O_PEERS + SLOTS * 24 <= DATA_OFF
         && DATA_OFF % 64 == 0
 );
@@ -68,10 +101,12 @@ const LOCK_SPINS: u32 = 12;
 /// Trylock rounds under [`WaitPolicy::SpinThenPark`]: about 4000 pause instructions, some
 /// tens of microseconds, before `pthread_mutex_lock` may sleep.
 const SPIN_LOCK_SPINS: u32 = 256;
+/// A producer spinning on a full queue reads the consumers' totals every this many pauses.
+const FULL_POLL: u32 = 16;
 /// Largest message count, byte bound and message size a queue accepts.
 pub(crate) const MAX_CAPACITY: u64 = 1 << 32;
 pub(crate) const MAX_BYTES: u64 = 1 << 40;
-/// Largest ring position (head, tail) and unfinished count a valid header holds.
+/// Largest ring position and total a valid header holds.
 const MAX_POSITION: u64 = 1 << 62;
 
 fn align8(n: u64) -> u64 {
@@ -83,6 +118,14 @@ fn corrupted(what: impl std::fmt::Display) -> io::Error {
         io::ErrorKind::InvalidData,
         format!("queue header corrupted: {what}"),
     )
+}
+
+/// One side's totals: its ring position and the messages and payload bytes it has moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Totals {
+    pos: u64,
+    msgs: u64,
+    bytes: u64,
 }
 
 /// Sizes chosen by the creator.
@@ -138,6 +181,15 @@ pub(crate) struct Ring {
     attached_gen: AtomicU64,
     my_pid: AtomicU64,
     my_start: AtomicU64,
+    /// The consumers' totals as this handle last read them (position, messages, bytes).
+    /// Totals only grow, so an old copy only makes the queue look fuller: producers use it
+    /// until it says "full" and only then read the consumers' line again, which the
+    /// consumers keep writing.
+    seen_consumers: [AtomicU64; 3],
+    /// The producers' position as this handle last read it (acquire; stored with release,
+    /// so a thread using it also sees the records before it): consumers read the producers'
+    /// line again only once they have caught up with it.
+    seen_tail: AtomicU64,
 }
 
 /// What a successful locked operation did, for the wakes to make after unlocking.
@@ -204,6 +256,8 @@ impl Ring {
             attached_gen: AtomicU64::new(u64::MAX),
             my_pid: AtomicU64::new(0),
             my_start: AtomicU64::new(0),
+            seen_consumers: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
+            seen_tail: AtomicU64::new(0),
         }
     }
 
@@ -226,7 +280,8 @@ impl Ring {
         r.u64_at(O_DATA_OFF).store(DATA_OFF as u64, Relaxed);
         r.u32_at(O_VERSION).store(VERSION, Relaxed);
         r.u64_at(O_MAGIC).store(MAGIC, Relaxed);
-        r.mutex_init(O_MUTEX)?;
+        r.mutex_init(PRODUCERS.mutex)?;
+        r.mutex_init(CONSUMERS.mutex)?;
         r.u32_at(O_READY).store(READY, Release);
         Ok(())
     }
@@ -296,138 +351,214 @@ impl Ring {
     }
 
     /// Registers this process as attached, once per handle and process (again after fork).
+    /// The table is kept under the producers' lock.
     fn attach(&self) -> io::Result<()> {
         let gen = crate::sys::queue::fork_generation();
         if self.attached_gen.load(Relaxed) == gen {
             return Ok(());
         }
         let me = peers::me();
-        let died = self.lock()?;
+        let died = self.lock(PRODUCERS)?;
         if self.peers().attach(me.0, me.1) {
             self.u64(O_ATTACHED_EVER).fetch_add(1, Relaxed);
         }
-        self.unlock(died);
+        self.unlock(PRODUCERS, died);
         self.my_pid.store(me.0, Relaxed);
         self.my_start.store(me.1, Relaxed);
         self.attached_gen.store(gen, Relaxed);
         Ok(())
     }
 
-    /// Locks, repairing the state if the previous owner died. Returns whether a repair was
-    /// made (then the unlock wakes everybody, since the dead owner may have owed a wake).
-    fn lock(&self) -> io::Result<bool> {
+    /// Locks `side`, repairing its totals if the previous owner died. Returns whether a
+    /// repair was made (then the unlock wakes everybody, since the dead owner may have owed a
+    /// wake).
+    fn lock(&self, side: Side) -> io::Result<bool> {
         let spins = match self.policy {
             WaitPolicy::Park => LOCK_SPINS,
             // A spinning caller would rather keep trying than pay a futex sleep and wake-up
             // when the holder is merely slow (preempted on a busy machine).
             WaitPolicy::SpinThenPark(_) => SPIN_LOCK_SPINS,
         };
-        match self.r().mutex_lock(O_MUTEX, spins)? {
+        match self.r().mutex_lock(side.mutex, spins)? {
             Locked::Clean => Ok(false),
             Locked::OwnerDied => {
                 // Roll the journal forward if the dead owner was inside a commit: the new
-                // values are complete once J_VALID is set, and applying them is idempotent.
-                if self.u64(O_J_VALID).load(Relaxed) == 1 {
-                    self.apply_journal();
+                // totals are complete once the valid flag is set, and applying them is
+                // idempotent.
+                if self.u64(side.j_valid).load(Relaxed) == 1 {
+                    self.apply_journal(side);
                 }
                 self.u64(O_RECOVERIES).fetch_add(1, Relaxed);
-                self.r().mutex_consistent(O_MUTEX)?;
+                self.r().mutex_consistent(side.mutex)?;
                 Ok(true)
             }
         }
     }
 
-    fn unlock(&self, repaired: bool) {
-        self.r().mutex_unlock(O_MUTEX);
+    fn unlock(&self, side: Side, repaired: bool) {
+        self.r().mutex_unlock(side.mutex);
         if repaired {
             for w in [O_NOT_EMPTY, O_NOT_FULL, O_ALL_DONE] {
-                self.u32(w).fetch_add(2, Relaxed);
+                self.u32(w).fetch_add(2, SeqCst);
                 futex::wake_all(self.u32(w));
             }
         }
     }
 
-    fn apply_journal(&self) {
-        for (i, &f) in STATE_FIELDS.iter().enumerate() {
-            let v = self.u64(O_J + 8 * i).load(Relaxed);
-            self.u64(f).store(v, Relaxed);
-        }
+    /// Copies the journal's totals to the published ones, the position last: a reader that
+    /// sees the new position (acquire) sees the records and counts before it.
+    fn apply_journal(&self, side: Side) {
+        let j = |t: usize| self.u64(side.journal + t).load(Relaxed);
+        let (pos, msgs, bytes) = (j(T_POS), j(T_MSGS), j(T_BYTES));
+        self.u64(side.totals + T_MSGS).store(msgs, Release);
+        self.u64(side.totals + T_BYTES).store(bytes, Release);
+        self.u64(side.totals + T_POS).store(pos, Release);
         compiler_fence(SeqCst);
-        self.u64(O_J_VALID).store(0, Relaxed);
+        self.u64(side.j_valid).store(0, Relaxed);
     }
 
-    /// Commits new values of the protected state so that a death at any instruction leaves
-    /// either the old state (journal not yet valid) or the new one (journal valid: the next
+    /// Commits new totals of `side` (its lock held) so that a death at any instruction leaves
+    /// either the old totals (journal not yet valid) or the new ones (journal valid: the next
     /// locker rolls it forward). Compiler fences keep the stores in program order; x86 keeps
     /// them in that order for other cores, and the next locker's lock acquisition orders them
-    /// for it on any architecture.
-    fn commit(&self, new: [u64; 5]) {
-        for (i, v) in new.iter().enumerate() {
-            self.u64(O_J + 8 * i).store(*v, Relaxed);
+    /// for it on any architecture. Each published total only grows, so another side reading
+    /// them half-applied sees some of the new values and some of the old, all of them true.
+    fn commit(&self, side: Side, new: Totals) {
+        for (t, v) in [(T_POS, new.pos), (T_MSGS, new.msgs), (T_BYTES, new.bytes)] {
+            self.u64(side.journal + t).store(v, Relaxed);
         }
         compiler_fence(SeqCst);
-        self.u64(O_J_VALID).store(1, Relaxed);
+        self.u64(side.j_valid).store(1, Relaxed);
         compiler_fence(SeqCst);
-        self.apply_journal();
+        self.apply_journal(side);
     }
 
-    /// Reads and checks the protected state (under the lock).
-    fn state(&self) -> io::Result<[u64; 5]> {
-        let s = STATE_FIELDS.map(|f| self.u64(f).load(Relaxed));
-        let [head, tail, count, bytes, unfinished] = s;
-        // The positions only grow (2^62 bytes take centuries to pass), and every message in the
-        // queue is unfinished: bounding them keeps the arithmetic below from overflowing.
-        if head > tail
-            || tail > MAX_POSITION
-            || unfinished < count
-            || unfinished > MAX_POSITION
-            || tail - head > self.ring
-            || head % 8 != 0
-            || tail % 8 != 0
-            || count > self.geo.cap_msgs
-            || bytes > self.geo.cap_bytes
-            || (count == 0) != (head == tail)
-        {
-            return Err(corrupted(format_args!(
-                "{}: head {head}, tail {tail}, count {count}, bytes {bytes}, unfinished \
-                 {unfinished} (ring {})",
-                self.obj.label(),
-                self.ring
-            )));
+    /// The published totals of `side`, position first: whatever counts are read after it are
+    /// at least as recent.
+    fn totals(&self, side: Side) -> Totals {
+        let pos = self.u64(side.totals + T_POS).load(Acquire);
+        Totals {
+            pos,
+            msgs: self.u64(side.totals + T_MSGS).load(Acquire),
+            bytes: self.u64(side.totals + T_BYTES).load(Acquire),
         }
-        Ok(s)
+    }
+
+    /// Reads both sides' totals, the consumers' first (so the producers' read after them
+    /// are at least as recent, and a consumer is never seen past the producers), and checks
+    /// them.
+    fn both(&self) -> io::Result<(Totals, Totals)> {
+        let c = self.totals(CONSUMERS);
+        let p = self.totals(PRODUCERS);
+        self.check(&p, &c)?;
+        Ok((p, c))
+    }
+
+    /// Checks a view of both sides: positions only grow (2^62 bytes take centuries to
+    /// pass), a consumer is never past the producers, and the space between them fits the
+    /// ring. Bounding them keeps the arithmetic on them from overflowing.
+    fn check(&self, p: &Totals, c: &Totals) -> io::Result<()> {
+        let sane = |t: &Totals| {
+            t.pos <= MAX_POSITION
+                && t.pos % 8 == 0
+                && t.msgs <= MAX_POSITION
+                && t.bytes <= MAX_POSITION
+        };
+        if sane(p)
+            && sane(c)
+            && c.pos <= p.pos
+            && p.pos - c.pos <= self.ring
+            && c.msgs <= p.msgs
+            && c.bytes <= p.bytes
+        {
+            return Ok(());
+        }
+        Err(corrupted(format_args!(
+            "{}: producers at {} ({} messages, {} bytes), consumers at {} ({} messages, {} \
+             bytes), ring {}",
+            self.obj.label(),
+            p.pos,
+            p.msgs,
+            p.bytes,
+            c.pos,
+            c.msgs,
+            c.bytes,
+            self.ring
+        )))
+    }
+
+    /// The consumers' totals as this handle last saw them.
+    fn seen_consumers(&self) -> Totals {
+        let [pos, msgs, bytes] = &self.seen_consumers;
+        Totals {
+            pos: pos.load(Relaxed),
+            msgs: msgs.load(Relaxed),
+            bytes: bytes.load(Relaxed),
+        }
+    }
+
+    /// Reads the consumers' totals afresh and remembers them.
+    fn refresh_consumers(&self) -> Totals {
+        let c = self.totals(CONSUMERS);
+        let [pos, msgs, bytes] = &self.seen_consumers;
+        pos.store(c.pos, Relaxed);
+        msgs.store(c.msgs, Relaxed);
+        bytes.store(c.bytes, Relaxed);
+        c
     }
 
     fn data(&self, pos: u64) -> usize {
         DATA_OFF + pos as usize
     }
 
-    /// Under the lock: appends `msg` or says why not.
-    fn put_locked(&self, msg: &[u8]) -> Result<Wakes, Stop> {
-        if self.u64(O_CLOSED).load(Relaxed) != 0 {
-            return Err(Stop::Disconnected);
+    /// Where a record of `len` payload bytes goes after the producers' totals `p`: the ring
+    /// position it starts at and the position after it, or `None` if the queue (seen with the
+    /// consumers at `c`) has no room for it. The lock-free "full" check uses the same
+    /// arithmetic as `put`, so the two never disagree on one view of the totals.
+    fn place(&self, p: &Totals, c: &Totals, len: u64) -> Option<(u64, u64)> {
+        let queued = p.msgs.wrapping_sub(c.msgs);
+        let queued_bytes = p.bytes.wrapping_sub(c.bytes);
+        if queued >= self.geo.cap_msgs || queued_bytes.saturating_add(len) > self.geo.cap_bytes {
+            return None;
         }
-        let mut st = self.state()?;
-        self.stage_put(&mut st, msg)?;
-        self.commit(st);
-        Ok(Wakes {
-            not_empty: self.take_waiters(O_NOT_EMPTY),
-            not_full: false,
-            all_done: false,
-        })
+        let rec = 8 + align8(len);
+        let to_end = self.ring - p.pos % self.ring;
+        let start = if rec > to_end { p.pos + to_end } else { p.pos };
+        let end = start + rec;
+        (end.wrapping_sub(c.pos) <= self.ring).then_some((start, end))
     }
 
-    /// Under the lock: appends as many of `msgs` as fit (a prefix, counted in `done`) with
-    /// one commit, or says why none could be.
+    /// Under the producers' lock: appends `msg` or says why not.
+    fn put_locked(&self, msg: &[u8]) -> Result<Wakes, Stop> {
+        let mut n = 0;
+        self.put_many_locked(&[msg], &mut n)
+    }
+
+    /// Under the producers' lock: appends as many of `msgs` as fit (a prefix, counted in
+    /// `done`) with one commit, or says why none could be. Room is judged on this handle's
+    /// last view of the consumers first, and on a fresh one when that says "full".
     fn put_many_locked<M: AsRef<[u8]>>(&self, msgs: &[M], done: &mut usize) -> Result<Wakes, Stop> {
-        if self.u64(O_CLOSED).load(Relaxed) != 0 {
+        if self.u64(O_CLOSED).load(Acquire) != 0 {
             return Err(Stop::Disconnected);
         }
-        let mut st = self.state()?;
+        let mut p = self.totals(PRODUCERS);
+        let mut c = self.seen_consumers();
+        if self.check(&p, &c).is_err() {
+            // A view from before a fork or from another thread may be older than anything
+            // this handle has committed since; a fresh one must pass.
+            c = self.refresh_consumers();
+            self.check(&p, &c)?;
+        }
+        let mut fresh = false;
         let mut n = 0;
-        for msg in msgs {
-            match self.stage_put(&mut st, msg.as_ref()) {
+        while n < msgs.len() {
+            match self.stage_put(&mut p, &c, msgs[n].as_ref()) {
                 Ok(()) => n += 1,
+                Err(Stop::Full) if !fresh => {
+                    fresh = true;
+                    c = self.refresh_consumers();
+                    self.check(&p, &c)?;
+                }
                 Err(Stop::Full) => break,
                 Err(e) => return Err(e),
             }
@@ -435,9 +566,14 @@ impl Ring {
         if n == 0 {
             return Err(Stop::Full);
         }
+        // The next record goes where this batch ends: start fetching its line now, while
+        // this one's stores drain.
+        let next = p.pos % self.ring;
+        self.r().prefetch_write(self.data(next));
+        self.r().prefetch_write(self.data(next + 64));
         // One commit for the whole batch: a death before it leaves none of its records
         // reachable, a death after it all of them.
-        self.commit(st);
+        self.commit(PRODUCERS, p);
         *done = n;
         Ok(Wakes {
             not_empty: self.take_waiters(O_NOT_EMPTY),
@@ -446,47 +582,74 @@ impl Ring {
         })
     }
 
-    /// Under the lock: writes `msg`'s record past the tail of the state `st` (read by
-    /// [`Ring::state`], advanced by the records staged before in this lock hold) and advances
-    /// `st` past it, or says it does not fit. Nothing is visible before `st` is committed.
+    /// Under the producers' lock: writes `msg`'s record at the producers' totals `p` (read
+    /// by [`Ring::both`], advanced by the records staged before in this lock hold) and
+    /// advances `p` past it, or says it does not fit. Nothing is visible before `p` is
+    /// committed: everything from the tail on is free space no consumer reads.
     #[inline(always)]
-    fn stage_put(&self, st: &mut [u64; 5], msg: &[u8]) -> Result<(), Stop> {
-        let [head, tail, count, bytes, unfinished] = *st;
+    fn stage_put(&self, p: &mut Totals, c: &Totals, msg: &[u8]) -> Result<(), Stop> {
         let len = msg.len() as u64;
-        if count >= self.geo.cap_msgs || bytes + len > self.geo.cap_bytes {
+        let Some((start, end)) = self.place(p, c, len) else {
             return Err(Stop::Full);
-        }
-        let rec = 8 + align8(len);
-        let pos = tail % self.ring;
-        let to_end = self.ring - pos;
-        let (start, at) = if rec > to_end {
-            (tail + to_end, 0)
-        } else {
-            (tail, pos)
         };
-        if start + rec - head > self.ring {
-            return Err(Stop::Full);
+        if start != p.pos {
+            self.r()
+                .write(self.data(p.pos % self.ring), &TAG_SKIP.to_le_bytes())?;
         }
-        // Everything below tail+... is free space: invisible until the commit.
-        if at != pos {
-            self.r().write(self.data(pos), &TAG_SKIP.to_le_bytes())?;
-        }
+        let at = start % self.ring;
         self.r()
             .write(self.data(at), &(TAG_RECORD | len).to_le_bytes())?;
         self.r().write(self.data(at + 8), msg)?;
-        *st = [head, start + rec, count + 1, bytes + len, unfinished + 1];
+        *p = Totals {
+            pos: end,
+            msgs: p.msgs + 1,
+            bytes: p.bytes + len,
+        };
         Ok(())
     }
 
-    /// Under the lock: removes the oldest message into `out` or says why not.
-    fn get_locked(&self, out: &mut Vec<u8>) -> Result<Wakes, Stop> {
-        let mut st = self.state()?;
-        if st[2] == 0 {
-            return Err(self.empty_stop());
+    /// Under the consumers' lock: the consumers' totals and the producers' position, if
+    /// there is a message between them, else why not (empty, or closed and drained). The
+    /// producers' line is read only when this handle's last view of it is used up.
+    fn visible(&self) -> Result<(Totals, u64), Stop> {
+        let c = self.totals(CONSUMERS);
+        let mut tail = self.seen_tail.load(Acquire);
+        if tail <= c.pos || self.check_tail(&c, tail).is_err() {
+            tail = self.u64(PRODUCERS.totals + T_POS).load(Acquire);
+            self.check_tail(&c, tail)?;
+            self.seen_tail.store(tail, Release);
         }
-        let (at, len) = self.stage_get(&mut st)?;
+        if tail == c.pos {
+            if self.u64(O_CLOSED).load(Acquire) == 0 {
+                return Err(Stop::Empty);
+            }
+            // Closing takes the producers' lock, so every put committed before it is
+            // visible once the flag is: look again.
+            tail = self.u64(PRODUCERS.totals + T_POS).load(Acquire);
+            self.check_tail(&c, tail)?;
+            if tail == c.pos {
+                return Err(Stop::Disconnected);
+            }
+        }
+        Ok((c, tail))
+    }
+
+    /// [`Ring::check`] for a consumer, which reads only the producers' position.
+    fn check_tail(&self, c: &Totals, tail: u64) -> io::Result<()> {
+        let p = Totals {
+            pos: tail,
+            msgs: MAX_POSITION,
+            bytes: MAX_POSITION,
+        };
+        self.check(&p, c)
+    }
+
+    /// Under the consumers' lock: removes the oldest message into `out` or says why not.
+    fn get_locked(&self, out: &mut Vec<u8>) -> Result<Wakes, Stop> {
+        let (mut c, tail) = self.visible()?;
+        let (at, len) = self.stage_get(&mut c, tail)?;
         self.r().read_to_vec(at, len, out)?;
-        self.commit(st);
+        self.commit(CONSUMERS, c);
         Ok(Wakes {
             not_empty: false,
             not_full: self.take_waiters(O_NOT_FULL),
@@ -494,24 +657,21 @@ impl Ring {
         })
     }
 
-    /// Under the lock: removes up to `max` (at least 1) of the oldest messages with one
-    /// commit, appending their payloads to `buf` and each one's end offset in `buf` to
-    /// `ends`, or says why none could be. On an error `buf` and `ends` are as they were.
+    /// Under the consumers' lock: removes up to `max` (at least 1) of the oldest messages
+    /// with one commit, appending their payloads to `buf` and each one's end offset in `buf`
+    /// to `ends`, or says why none could be. On an error `buf` and `ends` are as they were.
     fn get_many_locked(
         &self,
         max: usize,
         buf: &mut Vec<u8>,
         ends: &mut Vec<usize>,
     ) -> Result<Wakes, Stop> {
-        let mut st = self.state()?;
-        if st[2] == 0 {
-            return Err(self.empty_stop());
-        }
+        let (mut c, tail) = self.visible()?;
         let (buf_len, ends_len) = (buf.len(), ends.len());
         let res = (|| {
             let mut n = 0;
-            while n < max && st[2] > 0 {
-                let (at, len) = self.stage_get(&mut st)?;
+            while n < max && c.pos != tail {
+                let (at, len) = self.stage_get(&mut c, tail)?;
                 self.r().read_append(at, len, buf)?;
                 ends.push(buf.len());
                 n += 1;
@@ -525,7 +685,7 @@ impl Ring {
         }
         // One commit for the whole batch: a death before it leaves every message in the
         // queue, a death after it takes them all.
-        self.commit(st);
+        self.commit(CONSUMERS, c);
         Ok(Wakes {
             not_empty: false,
             not_full: self.take_waiters(O_NOT_FULL),
@@ -533,22 +693,12 @@ impl Ring {
         })
     }
 
-    /// Why a `get` finds the queue empty: closed, or not yet.
-    fn empty_stop(&self) -> Stop {
-        if self.u64(O_CLOSED).load(Relaxed) != 0 {
-            Stop::Disconnected
-        } else {
-            Stop::Empty
-        }
-    }
-
-    /// Under the lock: checks the oldest record of the non-empty state `st` and advances
-    /// `st` past it; returns the region offset and length of its payload, to be copied out
-    /// before `st` is committed.
+    /// Under the consumers' lock: checks the record at the consumers' totals `c` (which are
+    /// behind `tail`) and advances `c` past it; returns the region offset and length of its
+    /// payload, to be copied out before `c` is committed.
     #[inline(always)]
-    fn stage_get(&self, st: &mut [u64; 5]) -> Result<(usize, usize), Stop> {
-        let [head, tail, count, bytes, unfinished] = *st;
-        let mut start = head;
+    fn stage_get(&self, c: &mut Totals, tail: u64) -> Result<(usize, usize), Stop> {
+        let mut start = c.pos;
         let mut word = [0u8; 8];
         self.r().read(self.data(start % self.ring), &mut word)?;
         let mut hdr = u64::from_le_bytes(word);
@@ -562,7 +712,6 @@ impl Ring {
         let at = start % self.ring;
         if hdr & TAG_MASK != TAG_RECORD
             || len > self.geo.max_msg
-            || len > bytes
             || rec > self.ring - at
             || start + rec > tail
         {
@@ -571,20 +720,28 @@ impl Ring {
                 self.obj.label()
             ))));
         }
-        *st = [start + rec, tail, count - 1, bytes - len, unfinished];
+        *c = Totals {
+            pos: start + rec,
+            msgs: c.msgs + 1,
+            bytes: c.bytes + len,
+        };
         Ok((self.data(at + 8), len as usize))
     }
 
-    /// Under the lock: if someone sleeps on `word`, advance its sequence and clear the bit.
+    /// If someone sleeps on `word`, advances its sequence and clears the bit. Called under
+    /// the lock that sleepers on `word` register under (see [`Ring::run`]), after the commit
+    /// they wait for.
     fn take_waiters(&self, word: usize) -> bool {
         let w = self.u32(word);
-        let v = w.load(Relaxed);
-        if v & 1 == 1 {
-            w.store((v & !1).wrapping_add(2), Relaxed);
-            true
-        } else {
-            false
+        // Sequentially consistent for `join`, whose sleepers register without a lock.
+        let mut v = w.load(SeqCst);
+        while v & 1 == 1 {
+            match w.compare_exchange_weak(v, v.wrapping_add(1), SeqCst, SeqCst) {
+                Ok(_) => return true,
+                Err(now) => v = now,
+            }
         }
+        false
     }
 
     fn wake(&self, w: Wakes) {
@@ -599,12 +756,23 @@ impl Ring {
         }
     }
 
-    /// Runs `op` under the lock until it succeeds, fails for good, or the deadline passes;
-    /// sleeps on the futex `word` in between. `blocked` is a lock-free pre-check used for
-    /// spinning (the spin runs before this waiter registers, so a spinning waiter costs the
-    /// other side no wake-up syscall).
+    /// Runs `op` under `side`'s lock until it succeeds, fails for good, or the deadline
+    /// passes; sleeps on the futex `word` in between. `blocked` is the lock-free check of
+    /// what `op` waits for, made with the same arithmetic on fresh totals: spinning runs on
+    /// it. A sleeper sets its waiter bit under the lock of the side whose commits it waits
+    /// for (`wakers`), which checks the bit under that lock after each commit, and runs
+    /// `blocked` once more before it lets go of that lock: a commit before the registration
+    /// shows in that check, one after it sees the bit. So the message path needs no fence of
+    /// its own. With no `wakers` (join) the bit is set and the check made with sequentially
+    /// consistent operations, matched in `task_done`.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "private; each caller differs in every one"
+    )]
     fn run(
         &self,
+        side: Side,
+        wakers: Option<Side>,
         deadline: Deadline,
         word: usize,
         blocked_stop: Stop,
@@ -613,27 +781,12 @@ impl Ring {
     ) -> Result<(), Stop> {
         self.attach()?;
         let spin = self.policy.spin_for();
-        let mut register = spin.is_zero();
+        let mut sleep = spin.is_zero();
         let mut blocked_stop = Some(blocked_stop);
-        if !register && !matches!(deadline, Deadline::Now) && blocked() {
-            // Spinning anyway: wait for the lock-free pre-check before taking the lock, so a
-            // consumer that caught up does not take the lock from the producer only to find
-            // the queue empty.
-            deadline.spin(spin, &blocked);
-        }
         loop {
-            let repaired = self.lock()?;
+            let repaired = self.lock(side)?;
             let res = op();
-            let mut expect = None;
-            if register && matches!(res, Err(Stop::Full) | Err(Stop::Empty)) {
-                if let Deadline::Now = deadline {
-                } else {
-                    // Register as a sleeper while still holding the lock: any commit after our
-                    // check sees the bit and wakes us.
-                    expect = Some(self.u32(word).fetch_or(1, Relaxed) | 1);
-                }
-            }
-            self.unlock(repaired);
+            self.unlock(side, repaired);
             match res {
                 Ok(w) => {
                     self.wake(w);
@@ -648,9 +801,35 @@ impl Ring {
                     _ => Stop::Timeout,
                 });
             };
+            if !sleep {
+                if side == PRODUCERS {
+                    // A full queue: read the consumers' line only every few pauses, so
+                    // the consumers' commits do not wait for it to come back each time.
+                    let polls = std::cell::Cell::new(0u32);
+                    deadline.spin(spin, || {
+                        polls.set(polls.get().wrapping_add(1));
+                        polls.get() % FULL_POLL != 0 || blocked()
+                    });
+                } else {
+                    deadline.spin(spin, &blocked);
+                }
+                sleep = true;
+                continue;
+            }
+            let expect = match wakers {
+                Some(wakers) => {
+                    let repaired = self.lock(wakers)?;
+                    let expect = self.u32(word).fetch_or(1, SeqCst) | 1;
+                    let still = blocked();
+                    self.unlock(wakers, repaired);
+                    still.then_some(expect)
+                }
+                None => {
+                    let expect = self.u32(word).fetch_or(1, SeqCst) | 1;
+                    blocked().then_some(expect)
+                }
+            };
             let Some(expect) = expect else {
-                deadline.spin(spin, &blocked);
-                register = true;
                 continue;
             };
             futex::wait(self.u32(word), expect, Some(slice))?;
@@ -666,6 +845,25 @@ impl Ring {
             && !self.peers().others_alive(self.my_pid.load(Relaxed))
     }
 
+    fn closed(&self) -> bool {
+        self.u64(O_CLOSED).load(SeqCst) != 0
+    }
+
+    /// Lock-free, on fresh totals: whether a put of `len` bytes would find the queue full
+    /// (and open) now.
+    fn full_for(&self, len: u64) -> bool {
+        let c = self.refresh_consumers();
+        let p = self.totals(PRODUCERS);
+        !self.closed() && self.place(&p, &c, len).is_none()
+    }
+
+    /// Lock-free, on fresh totals: whether a get would find the queue empty (and open) now.
+    fn empty_now(&self) -> bool {
+        let head = self.u64(CONSUMERS.totals + T_POS).load(Acquire);
+        let tail = self.u64(PRODUCERS.totals + T_POS).load(Acquire);
+        tail == head && !self.closed()
+    }
+
     pub(crate) fn put(&self, msg: &[u8], deadline: Deadline) -> Result<(), Stop> {
         if msg.len() as u64 > self.geo.max_msg {
             return Err(Stop::Failed(crate::error::invalid_input(format_args!(
@@ -674,28 +872,26 @@ impl Ring {
                 self.geo.max_msg
             ))));
         }
-        let cap = self.geo.cap_msgs;
-        let cap_bytes = self.geo.cap_bytes;
         let len = msg.len() as u64;
         self.run(
+            PRODUCERS,
+            Some(CONSUMERS),
             deadline,
             O_NOT_FULL,
             Stop::Full,
-            || {
-                self.u64(O_CLOSED).load(Relaxed) == 0
-                    && (self.u64(O_COUNT).load(Relaxed) >= cap
-                        || self.u64(O_BYTES).load(Relaxed).saturating_add(len) > cap_bytes)
-            },
+            || self.full_for(len),
             || self.put_locked(msg),
         )
     }
 
     pub(crate) fn get(&self, out: &mut Vec<u8>, deadline: Deadline) -> Result<(), Stop> {
         self.run(
+            CONSUMERS,
+            Some(PRODUCERS),
             deadline,
             O_NOT_EMPTY,
             Stop::Empty,
-            || self.u64(O_COUNT).load(Relaxed) == 0 && self.u64(O_CLOSED).load(Relaxed) == 0,
+            || self.empty_now(),
             || self.get_locked(out),
         )
     }
@@ -713,22 +909,18 @@ impl Ring {
             .iter()
             .position(|m| m.as_ref().len() as u64 > max)
             .unwrap_or(msgs.len());
-        let cap = self.geo.cap_msgs;
-        let cap_bytes = self.geo.cap_bytes;
         let mut done = 0;
         while done < fit {
             let rest = &msgs[done..fit];
             let first = rest[0].as_ref().len() as u64;
             let mut n = 0;
             let res = self.run(
+                PRODUCERS,
+                Some(CONSUMERS),
                 deadline,
                 O_NOT_FULL,
                 Stop::Full,
-                || {
-                    self.u64(O_CLOSED).load(Relaxed) == 0
-                        && (self.u64(O_COUNT).load(Relaxed) >= cap
-                            || self.u64(O_BYTES).load(Relaxed) + first > cap_bytes)
-                },
+                || self.full_for(first),
                 || self.put_many_locked(rest, &mut n),
             );
             done += n;
@@ -761,33 +953,51 @@ impl Ring {
         deadline: Deadline,
     ) -> Result<(), Stop> {
         self.run(
+            CONSUMERS,
+            Some(PRODUCERS),
             deadline,
             O_NOT_EMPTY,
             Stop::Empty,
-            || self.u64(O_COUNT).load(Relaxed) == 0 && self.u64(O_CLOSED).load(Relaxed) == 0,
+            || self.empty_now(),
             || self.get_many_locked(max, buf, ends),
         )
     }
 
+    /// Closes the queue under the producers' lock, so no put commits after it, and wakes
+    /// every waiter: sleeping consumers registered under the producers' lock, sleeping
+    /// producers under the consumers' (see [`Ring::run`]).
     pub(crate) fn close(&self) -> io::Result<()> {
-        let repaired = self.lock()?;
-        self.u64(O_CLOSED).store(1, Relaxed);
-        let w = Wakes {
-            not_empty: self.take_waiters(O_NOT_EMPTY),
-            not_full: self.take_waiters(O_NOT_FULL),
+        let repaired = self.lock(PRODUCERS)?;
+        self.u64(O_CLOSED).store(1, SeqCst);
+        let not_empty = self.take_waiters(O_NOT_EMPTY);
+        self.unlock(PRODUCERS, repaired);
+        let repaired = self.lock(CONSUMERS)?;
+        let not_full = self.take_waiters(O_NOT_FULL);
+        self.unlock(CONSUMERS, repaired);
+        self.wake(Wakes {
+            not_empty,
+            not_full,
             all_done: false,
-        };
-        self.unlock(repaired);
-        self.wake(w);
+        });
         Ok(())
     }
 
+    /// Counts one taken message as finished: lock-free, one compare-and-swap on the done
+    /// total, which must stay at most the consumers' message total.
     pub(crate) fn task_done(&self) -> io::Result<()> {
         self.attach()?;
-        let repaired = self.lock()?;
-        let res = (|| {
-            let [head, tail, count, bytes, unfinished] = self.state()?;
-            if unfinished <= count {
+        let done = self.u64(O_DONE);
+        let mut d = done.load(SeqCst);
+        loop {
+            let (_, c) = self.both()?;
+            if d > c.msgs {
+                return Err(corrupted(format_args!(
+                    "{}: {d} messages finished, {} taken",
+                    self.obj.label(),
+                    c.msgs
+                )));
+            }
+            if d == c.msgs {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
                     format!(
@@ -796,25 +1006,36 @@ impl Ring {
                     ),
                 ));
             }
-            self.commit([head, tail, count, bytes, unfinished - 1]);
-            Ok(unfinished == 1 && self.take_waiters(O_ALL_DONE))
-        })();
-        self.unlock(repaired);
-        if res? {
-            futex::wake_all(self.u32(O_ALL_DONE));
+            match done.compare_exchange_weak(d, d + 1, SeqCst, SeqCst) {
+                Ok(_) => {
+                    if d + 1 == self.totals(PRODUCERS).msgs && self.take_waiters(O_ALL_DONE) {
+                        futex::wake_all(self.u32(O_ALL_DONE));
+                    }
+                    return Ok(());
+                }
+                Err(now) => d = now,
+            }
         }
-        Ok(())
+    }
+
+    /// Lock-free: whether every message put has been taken and finished. The done total is
+    /// read first: the producers' total, read after it, is at least as recent, so equality
+    /// means there was a moment with nothing unfinished.
+    fn all_done(&self) -> bool {
+        let done = self.u64(O_DONE).load(SeqCst);
+        done == self.u64(PRODUCERS.totals + T_MSGS).load(SeqCst)
     }
 
     pub(crate) fn join(&self, deadline: Deadline) -> Result<(), Stop> {
         self.run(
+            CONSUMERS,
+            None,
             deadline,
             O_ALL_DONE,
             Stop::Timeout,
-            || true,
+            || !self.all_done(),
             || {
-                let [.., unfinished] = self.state()?;
-                if unfinished == 0 {
+                if self.all_done() {
                     Ok(Wakes::NONE)
                 } else {
                     Err(Stop::Empty)
@@ -823,14 +1044,20 @@ impl Ring {
         )
     }
 
+    /// Approximate number of messages in the queue (consumers read first, so the difference
+    /// never goes below zero).
     pub(crate) fn len(&self) -> u64 {
-        self.u64(O_COUNT).load(Relaxed)
+        let c = self.totals(CONSUMERS);
+        let p = self.totals(PRODUCERS);
+        p.msgs.saturating_sub(c.msgs).min(self.geo.cap_msgs)
     }
     pub(crate) fn used_bytes(&self) -> u64 {
-        self.u64(O_BYTES).load(Relaxed)
+        let c = self.totals(CONSUMERS);
+        let p = self.totals(PRODUCERS);
+        p.bytes.saturating_sub(c.bytes).min(self.geo.cap_bytes)
     }
     pub(crate) fn is_closed(&self) -> bool {
-        self.u64(O_CLOSED).load(Relaxed) != 0
+        self.closed()
     }
     pub(crate) fn recoveries(&self) -> u64 {
         self.u64(O_RECOVERIES).load(Relaxed)
@@ -840,10 +1067,10 @@ impl Ring {
 impl Drop for Ring {
     fn drop(&mut self) {
         if self.attached_gen.load(Relaxed) == crate::sys::queue::fork_generation() {
-            if let Ok(repaired) = self.lock() {
+            if let Ok(repaired) = self.lock(PRODUCERS) {
                 self.peers()
                     .detach(self.my_pid.load(Relaxed), self.my_start.load(Relaxed));
-                self.unlock(repaired);
+                self.unlock(PRODUCERS, repaired);
             }
         }
     }
@@ -862,21 +1089,27 @@ mod tests {
         Ring::anonymous(geo, WaitPolicy::Park).unwrap()
     }
 
-    /// Runs, on a thread that then exits holding the lock (as a killed process would), the
-    /// start of a `get` commit that removes the first message: the journal is written, and if
-    /// `valid` the valid flag is set and only the head is applied.
+    /// Runs, on a thread that then exits holding the consumers' lock (as a killed process
+    /// would), the start of a `get` commit that removes the first message (5 bytes): the
+    /// journal is written, and if `valid` the valid flag is set and only the message count
+    /// is applied.
     fn die_inside_get_commit(ring: &Ring, valid: bool) {
         std::thread::scope(|s| {
             s.spawn(|| {
-                ring.lock().unwrap();
-                let [head, tail, count, bytes, unfinished] = ring.state().unwrap();
-                let new = [head + 16, tail, count - 1, bytes - 5, unfinished];
-                for (i, v) in new.iter().enumerate() {
-                    ring.u64(O_J + 8 * i).store(*v, Relaxed);
+                ring.lock(CONSUMERS).unwrap();
+                let (_, c) = ring.both().unwrap();
+                let new = [
+                    (T_POS, c.pos + 16),
+                    (T_MSGS, c.msgs + 1),
+                    (T_BYTES, c.bytes + 5),
+                ];
+                for (t, v) in new {
+                    ring.u64(CONSUMERS.journal + t).store(v, Relaxed);
                 }
                 if valid {
-                    ring.u64(O_J_VALID).store(1, Relaxed);
-                    ring.u64(O_HEAD).store(new[0], Relaxed);
+                    ring.u64(CONSUMERS.j_valid).store(1, Relaxed);
+                    ring.u64(CONSUMERS.totals + T_MSGS)
+                        .store(c.msgs + 1, Relaxed);
                 }
                 // Exit without unlocking: glibc's robust list hands the mutex to the kernel,
                 // which marks it owner-died.
@@ -890,9 +1123,14 @@ mod tests {
         ring.put(b"hello", Deadline::Now).unwrap();
         ring.put(b"world", Deadline::Now).unwrap();
         die_inside_get_commit(&ring, true);
+        // The producers see the half-applied totals (one message fewer, its space not yet
+        // free) and still work.
+        ring.put(b"third", Deadline::Now).unwrap();
         let mut out = Vec::new();
         ring.get(&mut out, Deadline::Now).unwrap();
         assert_eq!(out, b"world", "the dead consumer's message is taken, once");
+        ring.get(&mut out, Deadline::Now).unwrap();
+        assert_eq!(out, b"third");
         assert!(matches!(
             ring.get(&mut out, Deadline::Now),
             Err(Stop::Empty)
@@ -919,21 +1157,22 @@ mod tests {
         ));
     }
 
-    /// Stages `msgs` as `put_many` does on a thread that then exits holding the lock, after
-    /// writing the journal and, if `valid`, setting its valid flag (but applying nothing).
+    /// Stages `msgs` as `put_many` does on a thread that then exits holding the producers'
+    /// lock, after writing the journal and, if `valid`, setting its valid flag (but applying
+    /// nothing).
     fn die_inside_put_many_commit(ring: &Ring, msgs: &[&[u8]], valid: bool) {
         std::thread::scope(|s| {
             s.spawn(|| {
-                ring.lock().unwrap();
-                let mut st = ring.state().unwrap();
+                ring.lock(PRODUCERS).unwrap();
+                let (mut p, c) = ring.both().unwrap();
                 for m in msgs {
-                    ring.stage_put(&mut st, m).unwrap();
+                    ring.stage_put(&mut p, &c, m).unwrap();
                 }
-                for (i, v) in st.iter().enumerate() {
-                    ring.u64(O_J + 8 * i).store(*v, Relaxed);
+                for (t, v) in [(T_POS, p.pos), (T_MSGS, p.msgs), (T_BYTES, p.bytes)] {
+                    ring.u64(PRODUCERS.journal + t).store(v, Relaxed);
                 }
                 if valid {
-                    ring.u64(O_J_VALID).store(1, Relaxed);
+                    ring.u64(PRODUCERS.j_valid).store(1, Relaxed);
                 }
             });
         });
@@ -946,48 +1185,98 @@ mod tests {
             let ring = small();
             ring.put(b"first", Deadline::Now).unwrap();
             die_inside_put_many_commit(&ring, &[b"a", b"bb", b"ccc"], valid);
+            // Consumers do not wait for the dead producer's lock: they see what was
+            // committed before it.
             let mut ends = Vec::new();
             out.clear();
             ring.get_many(10, &mut out, &mut ends, Deadline::Now)
                 .unwrap();
-            let want: &[u8] = if valid { b"firstabbccc" } else { b"first" };
+            assert_eq!(out, b"first");
+            // The next producer repairs the producers' side.
+            assert_eq!(ring.put_many(&[b"x"], Deadline::Now).0, 1);
+            out.clear();
+            ends.clear();
+            ring.get_many(10, &mut out, &mut ends, Deadline::Now)
+                .unwrap();
+            let want: &[u8] = if valid { b"abbcccx" } else { b"x" };
             assert_eq!(out, want, "journal valid: {valid}");
             assert_eq!(ends.len(), if valid { 4 } else { 1 });
             assert_eq!(ring.recoveries(), 1);
             assert_eq!((ring.len(), ring.used_bytes()), (0, 0));
-            assert_eq!(ring.put_many(&[b"x", b"y"], Deadline::Now).0, 2);
-            ring.get(&mut out, Deadline::Now).unwrap();
-            assert_eq!(out, b"x");
         }
     }
 
     #[test]
-    fn huge_indices_or_counters_in_the_header_are_errors_not_overflows() {
-        let top = !7u64;
-        for (field, value) in [
-            (O_HEAD, top),
-            (O_TAIL, top),
-            (O_UNFINISHED, u64::MAX),
-            (O_BYTES, u64::MAX),
-        ] {
+    fn huge_totals_in_the_header_are_errors_not_overflows() {
+        const TOP: u64 = !7;
+        // (fields overwritten, put fails, get fails): each side checks what it reads. A
+        // producer judges room on its last view of the consumers first, so a consumers'
+        // total it has not read again yet cannot fail its put.
+        type Case = (&'static [(usize, u64)], bool, bool);
+        let cases: [Case; 5] = [
+            (
+                &[
+                    (PRODUCERS.totals + T_POS, TOP),
+                    (CONSUMERS.totals + T_POS, TOP),
+                ],
+                true,
+                true,
+            ),
+            (&[(PRODUCERS.totals + T_BYTES, u64::MAX)], true, false),
+            (&[(PRODUCERS.totals + T_POS, 1 << 40)], true, true),
+            (&[(CONSUMERS.totals + T_MSGS, u64::MAX)], false, true),
+            (&[(CONSUMERS.totals + T_POS, 4096)], false, true),
+        ];
+        for (fields, put_fails, get_fails) in cases {
             let ring = small();
-            if field == O_TAIL || field == O_HEAD {
-                ring.u64(O_HEAD).store(value, Relaxed);
-                ring.u64(O_TAIL).store(value, Relaxed);
-            } else {
+            for &(field, value) in fields {
                 ring.u64(field).store(value, Relaxed);
             }
             let mut out = Vec::new();
-            assert!(
-                matches!(ring.put(b"x", Deadline::Now), Err(Stop::Failed(_))),
-                "put with field {field} = {value:#x}"
+            let put = ring.put(b"x", Deadline::Now);
+            assert_eq!(
+                matches!(put, Err(Stop::Failed(ref e)) if e.kind() == io::ErrorKind::InvalidData),
+                put_fails,
+                "put with {fields:?}: {put:?}"
             );
-            assert!(
-                matches!(ring.get(&mut out, Deadline::Now), Err(Stop::Failed(_))),
-                "get with field {field} = {value:#x}"
+            let get = ring.get(&mut out, Deadline::Now);
+            assert_eq!(
+                matches!(get, Err(Stop::Failed(ref e)) if e.kind() == io::ErrorKind::InvalidData),
+                get_fails,
+                "get with {fields:?}: {get:?}"
             );
-            assert!(ring.task_done().is_err());
+            assert!(ring.task_done().is_err(), "task_done with {fields:?}");
+            // Filling the queue makes a producer read the consumers' totals afresh: then
+            // every corruption shows.
+            let fill: Result<Vec<()>, Stop> =
+                (0..8).map(|_| ring.put(b"x", Deadline::Now)).collect();
+            assert!(
+                matches!(fill, Err(Stop::Failed(_))),
+                "filling with {fields:?}: {fill:?}"
+            );
         }
+        let ring = small();
+        ring.put(b"x", Deadline::Now).unwrap();
+        ring.u64(O_DONE).store(u64::MAX, Relaxed);
+        let err = ring.task_done().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+    }
+
+    #[test]
+    fn too_many_task_done_is_an_error_and_join_sees_all_done() {
+        let ring = small();
+        ring.put(b"a", Deadline::Now).unwrap();
+        ring.put(b"b", Deadline::Now).unwrap();
+        let mut out = Vec::new();
+        ring.get(&mut out, Deadline::Now).unwrap();
+        ring.task_done().unwrap();
+        let err = ring.task_done().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+        assert!(!ring.all_done());
+        ring.get(&mut out, Deadline::Now).unwrap();
+        ring.task_done().unwrap();
+        assert!(ring.all_done());
+        ring.join(Deadline::Now).unwrap();
     }
 
     #[test]

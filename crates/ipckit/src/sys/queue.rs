@@ -178,6 +178,25 @@ impl Region {
         Ok(())
     }
 
+    /// Asks the CPU to fetch the cache line at `off` for writing (`prefetchw`), so a store
+    /// there soon after does not wait for the line to come from another core. A hint only:
+    /// an offset outside the mapping is ignored.
+    #[inline]
+    pub(crate) fn prefetch_write(&self, off: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if let Ok(ptr) = self.check(off, 1, 1) {
+            // SAFETY: a prefetch never faults and changes no memory; `ptr` is inside the
+            // mapping anyway (checked).
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_ET0 }>(
+                    ptr.cast_const().cast(),
+                )
+            };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = off;
+    }
+
     /// The robust mutex at `off` (the one `sync::Mutex` uses, see [`PthreadMutex`]).
     #[inline]
     fn mutex(&self, off: usize) -> &PthreadMutex {
