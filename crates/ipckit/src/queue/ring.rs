@@ -609,12 +609,13 @@ impl Ring {
     }
 
     /// Under the consumers' lock: the consumers' totals and the producers' position, if
-    /// there is a message between them, else why not (empty, or closed and drained). The
-    /// producers' line is read only when this handle's last view of it is used up.
-    fn visible(&self) -> Result<(Totals, u64), Stop> {
+    /// there is a message between them, else why not (empty, or closed and drained). Unless
+    /// `fresh` (a batch, which wants all there is), the producers' line is read only when
+    /// this handle's last view of it is used up.
+    fn visible(&self, fresh: bool) -> Result<(Totals, u64), Stop> {
         let c = self.totals(CONSUMERS);
         let mut tail = self.seen_tail.load(Acquire);
-        if tail <= c.pos || self.check_tail(&c, tail).is_err() {
+        if fresh || tail <= c.pos || self.check_tail(&c, tail).is_err() {
             tail = self.u64(PRODUCERS.totals + T_POS).load(Acquire);
             self.check_tail(&c, tail)?;
             self.seen_tail.store(tail, Release);
@@ -646,9 +647,15 @@ impl Ring {
 
     /// Under the consumers' lock: removes the oldest message into `out` or says why not.
     fn get_locked(&self, out: &mut Vec<u8>) -> Result<Wakes, Stop> {
-        let (mut c, tail) = self.visible()?;
+        let (mut c, tail) = self.visible(false)?;
         let (at, len) = self.stage_get(&mut c, tail)?;
         self.r().read_to_vec(at, len, out)?;
+        if c.pos != tail {
+            // The next record is whole already: start fetching it while this commit drains.
+            let next = self.data(c.pos % self.ring);
+            self.r().prefetch_read(next);
+            self.r().prefetch_read(next + 64);
+        }
         self.commit(CONSUMERS, c);
         Ok(Wakes {
             not_empty: false,
@@ -666,7 +673,7 @@ impl Ring {
         buf: &mut Vec<u8>,
         ends: &mut Vec<usize>,
     ) -> Result<Wakes, Stop> {
-        let (mut c, tail) = self.visible()?;
+        let (mut c, tail) = self.visible(true)?;
         let (buf_len, ends_len) = (buf.len(), ends.len());
         let res = (|| {
             let mut n = 0;

@@ -197,6 +197,23 @@ impl Region {
         let _ = off;
     }
 
+    /// Asks the CPU to fetch the cache line at `off` for reading (`prefetcht0`), as
+    /// [`Region::prefetch_write`] for a load.
+    #[inline]
+    pub(crate) fn prefetch_read(&self, off: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if let Ok(ptr) = self.check(off, 1, 1) {
+            // SAFETY: as in `prefetch_write`.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                    ptr.cast_const().cast(),
+                )
+            };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = off;
+    }
+
     /// The robust mutex at `off` (the one `sync::Mutex` uses, see [`PthreadMutex`]).
     #[inline]
     fn mutex(&self, off: usize) -> &PthreadMutex {
