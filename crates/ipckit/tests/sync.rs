@@ -108,8 +108,12 @@ fn shm_gone(name: &str) -> bool {
 
 /// A fresh System V semaphore set under a key nobody uses.
 fn fresh_set(nsems: usize) -> SemaphoreSet {
+    // Every call in this process tries keys none tried before, so a key `free_key` handed out
+    // (and freed) is not taken by a test running beside the one it was handed to.
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let base = (std::process::id() & 0xffff) << 8;
-    for attempt in 0..10_000u32 {
+    for _ in 0..10_000u32 {
+        let attempt = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let key = IpcKey::from_raw((0x5c00_0000 | base).wrapping_add(attempt * 7919) as i32);
         match SemaphoreSet::create(key, nsems) {
             Ok(set) => return set,
@@ -735,8 +739,13 @@ fn sysv_semop_over_several_semaphores_undo_and_nowait() {
     assert_eq!(set.get_all().unwrap(), vec![1, 0, 7]);
 
     let child = role("role_sysv_undo", &set.key().as_raw().to_string());
-    assert!(set.op_timeout(&[SemOp::new(1, -1)], LONG).unwrap());
+    // Wait for the announcement without taking it (-1 then +1 in one atomic step): the child
+    // waits for semaphore 1 to be 0 again, so it still holds semaphore 0 while we look.
+    assert!(set
+        .op_timeout(&[SemOp::new(1, -1), SemOp::new(1, 1)], LONG)
+        .unwrap());
     assert_eq!(set.get(0).unwrap(), 0, "the child holds semaphore 0");
+    set.op(&[SemOp::new(1, -1)]).unwrap();
     child.expect_success("SEM_UNDO child");
     assert_eq!(
         set.get(0).unwrap(),
