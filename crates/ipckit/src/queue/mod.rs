@@ -38,12 +38,15 @@
 //!
 //! Any participant may be `SIGKILL`ed at any instruction. The argument:
 //!
-//! * **Two locks, robust.** The producers' side (tail position, messages and bytes put) changes
-//!   only under one glibc robust, process-shared mutex, the consumers' side (head position,
-//!   messages and bytes taken) only under another. When an owner dies, the kernel marks its
-//!   mutex and the next locker of that side gets `EOWNERDEAD`, repairs that side, and marks the
-//!   mutex consistent. No waiting happens under a lock, only a copy and a few stores. With one
-//!   producer and one consumer neither lock is contended, and neither side waits for the other.
+//! * **Two locks that survive their owners.** The producers' side (tail position, messages
+//!   and bytes put) changes only under one lock, the consumers' side (head position, messages
+//!   and bytes taken) only under another. A lock is a futex word holding its owner's PID and
+//!   nothing else of the owner's (glibc's robust mutex keeps pointers into its owner's memory
+//!   there, which a hostile peer could bend). A locker that finds a lock held after a short
+//!   spin, and after every 10 ms sleep without progress, checks whether the owner still lives
+//!   (pidfd: gone or a zombie); if not, it takes the lock over and repairs that side. No
+//!   waiting happens under a lock, only a copy and a few stores. With one producer and one
+//!   consumer neither lock is contended, and neither side waits for the other.
 //! * **Each side reads the other's totals without its lock.** The totals only grow, and a side
 //!   publishes its position after the records or the space it covers are ready, so any view of
 //!   the other side, however stale or half-updated, is a view of an earlier moment: a producer
@@ -89,8 +92,8 @@
 //! message was delivered except at most one per consumer killed inside `get`, and the queue
 //! still works; `chaos_sigkill_batches` does the same (100,000 messages, 300 kills) with
 //! `put_many` producers and `get_many` consumers. Some kills land inside the critical section, which the next locker repairs
-//! ([`Queue::recoveries`] counts them). Unit tests kill a lock owner (a thread exiting with
-//! the lock held) before and after its journal became valid.
+//! ([`Queue::recoveries`] counts them). Unit tests leave a lock held by a dead process (its PID in
+//! the lock word) before and after its journal became valid.
 //!
 //! # Batches
 //!
@@ -119,11 +122,14 @@
 //! # Limitations
 //!
 //! * A process that stops (`SIGSTOP`) while holding a lock blocks the others of its side (and
-//!   sleepers registering with that side) until it continues; a process that writes garbage into the shared memory can make operations fail
-//!   (and lose messages), not crash other processes.
+//!   sleepers registering with that side) until it continues, or for 10 s, after which their
+//!   operations fail with `TimedOut`. A process that writes garbage into the shared memory can
+//!   make operations fail (and lose messages), not crash other processes.
 //! * At most 64 processes are tracked for disconnection; beyond that, peers are not counted.
 //!   Disconnection is about processes: threads of one process are one peer.
-//! * The mutexes are glibc's: peers must be Rust or C programs linked with glibc on Linux.
+//! * Every process using a queue must share one PID namespace: the locks and the disconnection
+//!   check go by PID. A live process that holds a lock for 10 s (stopped, or a PID a peer wrote
+//!   into the lock word) makes the other side's operations fail with `TimedOut`.
 
 mod codec;
 mod error;

@@ -1,5 +1,6 @@
-//! The multi-producer multi-consumer byte ring behind [`Queue`](super::Queue): two robust
-//! mutexes (one for the producers' side, one for the consumers'), a redo journal per side,
+//! The multi-producer multi-consumer byte ring behind [`Queue`](super::Queue): two locks that
+//! survive their owner's death (one for the producers' side, one for the consumers'; see
+//! [`PidLock`]), a redo journal per side,
 //! futex words with waiter bits, and a table of attached processes. See the module docs of
 //! [`queue`](super) for the crash-safety argument.
 //!
@@ -20,11 +21,12 @@ use super::object::{self, Object};
 use super::peers::{self, Table};
 use super::wait::{Deadline, WaitPolicy};
 use crate::mode::CreationMode;
+use crate::sync::pid_lock::{Acquired, Patience, PidLock};
 use crate::sys::futex;
-use crate::sys::queue::{Locked, Region, MUTEX_SIZE};
+use crate::sys::queue::Region;
 
 const MAGIC: u64 = u64::from_le_bytes(*b"IPCKQUE\x01");
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 const READY: u32 = 0x5245_4459;
 
 // Layout (byte offsets). Geometry first, written once by the creator before READY.
@@ -37,12 +39,13 @@ const O_RING: usize = 32;
 const O_MAX_MSG: usize = 40;
 const O_DATA_OFF: usize = 48;
 
-/// Where one side's words live: its mutex with the journal's valid flag after it (one line),
+/// Where one side's words live: its lock word, the lock's waiter count and the journal's valid
+/// flag (one line),
 /// the journal's new totals (the next line), and the published totals (a line of their own,
 /// the only one the other side reads).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Side {
-    mutex: usize,
+    lock: usize,
     j_valid: usize,
     journal: usize,
     totals: usize,
@@ -55,15 +58,15 @@ const T_MSGS: usize = 8;
 const T_BYTES: usize = 16;
 
 const PRODUCERS: Side = Side {
-    mutex: 64,
-    j_valid: 64 + MUTEX_SIZE,
+    lock: 64,
+    j_valid: 72,
     journal: 128,
     totals: 192,
     name: "producer",
 };
 const CONSUMERS: Side = Side {
-    mutex: 256,
-    j_valid: 256 + MUTEX_SIZE,
+    lock: 256,
+    j_valid: 264,
     journal: 320,
     totals: 384,
     name: "consumer",
@@ -85,7 +88,7 @@ const DATA_OFF: usize = 4096;
 const _: () = assert!(
     PRODUCERS.j_valid + 8 <= PRODUCERS.journal
         && CONSUMERS.j_valid + 8 <= CONSUMERS.journal
-        && PRODUCERS.totals + 24 <= CONSUMERS.mutex
+        && PRODUCERS.totals + 24 <= CONSUMERS.lock
         && CONSUMERS.totals + 24 <= O_CLOSED
         && O_PEERS + SLOTS * 24 <= DATA_OFF
         && DATA_OFF % 64 == 0
@@ -95,12 +98,21 @@ const TAG_RECORD: u64 = 0xA5 << 56;
 const TAG_SKIP: u64 = 0x5A << 56;
 const TAG_MASK: u64 = 0xFF << 56;
 
-/// Trylock rounds before sleeping in `pthread_mutex_lock`; with the backoff below about
-/// 150 pause instructions in all, a few microseconds, longer than any critical section.
-const LOCK_SPINS: u32 = 12;
-/// Trylock rounds under [`WaitPolicy::SpinThenPark`]: about 4000 pause instructions, some
-/// tens of microseconds, before `pthread_mutex_lock` may sleep.
-const SPIN_LOCK_SPINS: u32 = 256;
+/// How a side's lock waits: compare-and-swap rounds with a back-off (about 150 pause
+/// instructions in all, a few microseconds, longer than any critical section), then 10 ms
+/// sleeps with the owner's life checked after each; a live owner holding it for 10 s (stopped,
+/// say) makes the operation fail with `TimedOut`.
+const LOCK_PATIENCE: Patience = Patience {
+    spins: 12,
+    slice: std::time::Duration::from_millis(10),
+    limit: std::time::Duration::from_secs(10),
+};
+/// Under [`WaitPolicy::SpinThenPark`]: about 4000 pause instructions, some tens of
+/// microseconds, before sleeping.
+const SPIN_LOCK_PATIENCE: Patience = Patience {
+    spins: 256,
+    ..LOCK_PATIENCE
+};
 /// A producer spinning on a full queue reads the consumers' totals every this many pauses.
 const FULL_POLL: u32 = 16;
 /// Largest message count, byte bound and message size a queue accepts.
@@ -280,8 +292,6 @@ impl Ring {
         r.u64_at(O_DATA_OFF).store(DATA_OFF as u64, Relaxed);
         r.u32_at(O_VERSION).store(VERSION, Relaxed);
         r.u64_at(O_MAGIC).store(MAGIC, Relaxed);
-        r.mutex_init(PRODUCERS.mutex)?;
-        r.mutex_init(CONSUMERS.mutex)?;
         r.u32_at(O_READY).store(READY, Release);
         Ok(())
     }
@@ -369,19 +379,24 @@ impl Ring {
         Ok(())
     }
 
+    fn pid_lock(&self, side: Side) -> PidLock<'_> {
+        PidLock::new(self.u32(side.lock), self.u32(side.lock + 4))
+    }
+
     /// Locks `side`, repairing its totals if the previous owner died. Returns whether a
     /// repair was made (then the unlock wakes everybody, since the dead owner may have owed a
     /// wake).
     fn lock(&self, side: Side) -> io::Result<bool> {
-        let spins = match self.policy {
-            WaitPolicy::Park => LOCK_SPINS,
+        let patience = match self.policy {
+            WaitPolicy::Park => LOCK_PATIENCE,
             // A spinning caller would rather keep trying than pay a futex sleep and wake-up
             // when the holder is merely slow (preempted on a busy machine).
-            WaitPolicy::SpinThenPark(_) => SPIN_LOCK_SPINS,
+            WaitPolicy::SpinThenPark(_) => SPIN_LOCK_PATIENCE,
         };
-        match self.r().mutex_lock(side.mutex, spins)? {
-            Locked::Clean => Ok(false),
-            Locked::OwnerDied => {
+        let what = || format!("queue {}, {}s' side", self.obj.label(), side.name);
+        match self.pid_lock(side).lock(patience, &what)? {
+            Acquired::Clean => Ok(false),
+            Acquired::OwnerDied => {
                 // Roll the journal forward if the dead owner was inside a commit: the new
                 // totals are complete once the valid flag is set, and applying them is
                 // idempotent.
@@ -389,14 +404,13 @@ impl Ring {
                     self.apply_journal(side);
                 }
                 self.u64(O_RECOVERIES).fetch_add(1, Relaxed);
-                self.r().mutex_consistent(side.mutex)?;
                 Ok(true)
             }
         }
     }
 
     fn unlock(&self, side: Side, repaired: bool) {
-        self.r().mutex_unlock(side.mutex);
+        self.pid_lock(side).unlock();
         if repaired {
             for w in [O_NOT_EMPTY, O_NOT_FULL, O_ALL_DONE] {
                 self.u32(w).fetch_add(2, SeqCst);
@@ -1096,14 +1110,26 @@ mod tests {
         Ring::anonymous(geo, WaitPolicy::Park).unwrap()
     }
 
-    /// Runs, on a thread that then exits holding the consumers' lock (as a killed process
-    /// would), the start of a `get` commit that removes the first message (5 bytes): the
-    /// journal is written, and if `valid` the valid flag is set and only the message count
-    /// is applied.
+    /// The PID of a process that has exited and been reaped.
+    fn dead_pid() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    }
+
+    /// Leaves `side`'s lock held by a dead process, as a process killed holding it does.
+    fn die_holding(ring: &Ring, side: Side) {
+        ring.u32(side.lock).store(dead_pid(), SeqCst);
+    }
+
+    /// Does what a consumer killed inside a `get` commit leaves behind: the commit of the
+    /// first message (5 bytes) started, the journal written, and if `valid` the valid flag
+    /// set and only the message count applied; the consumers' lock held by the dead process.
     fn die_inside_get_commit(ring: &Ring, valid: bool) {
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                ring.lock(CONSUMERS).unwrap();
+        ring.lock(CONSUMERS).unwrap();
+        {
+            {
                 let (_, c) = ring.both().unwrap();
                 let new = [
                     (T_POS, c.pos + 16),
@@ -1118,10 +1144,9 @@ mod tests {
                     ring.u64(CONSUMERS.totals + T_MSGS)
                         .store(c.msgs + 1, Relaxed);
                 }
-                // Exit without unlocking: glibc's robust list hands the mutex to the kernel,
-                // which marks it owner-died.
-            });
-        });
+            }
+        }
+        die_holding(ring, CONSUMERS);
     }
 
     #[test]
@@ -1164,13 +1189,13 @@ mod tests {
         ));
     }
 
-    /// Stages `msgs` as `put_many` does on a thread that then exits holding the producers'
-    /// lock, after writing the journal and, if `valid`, setting its valid flag (but applying
-    /// nothing).
+    /// Does what a producer killed inside a `put_many` commit leaves behind: `msgs` staged,
+    /// the journal written and, if `valid`, its valid flag set (but nothing applied); the
+    /// producers' lock held by the dead process.
     fn die_inside_put_many_commit(ring: &Ring, msgs: &[&[u8]], valid: bool) {
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                ring.lock(PRODUCERS).unwrap();
+        ring.lock(PRODUCERS).unwrap();
+        {
+            {
                 let (mut p, c) = ring.both().unwrap();
                 for m in msgs {
                     ring.stage_put(&mut p, &c, m).unwrap();
@@ -1181,8 +1206,9 @@ mod tests {
                 if valid {
                     ring.u64(PRODUCERS.j_valid).store(1, Relaxed);
                 }
-            });
-        });
+            }
+        }
+        die_holding(ring, PRODUCERS);
     }
 
     #[test]

@@ -57,8 +57,9 @@
 //! # Crashed processes
 //!
 //! The metadata lock is a futex word holding the owner's pid. A waiter that finds the lock
-//! held for a whole 20 ms slice checks whether the owner is dead (the pid gone, or a zombie:
-//! `pidfd_open` + `poll`); if so, it takes the lock over and runs the *reclaim pass* below
+//! held after a short spin, and again after each 20 ms slice without progress, checks whether
+//! the owner is dead (the pid gone, or a zombie: `pidfd_open` + `poll`); if so, it takes the
+//! lock over and runs the *reclaim pass* below
 //! before going on. Every table update is ordered so that a process killed in the middle
 //! leaves a consistent table. (The lock is not a [`sync::Mutex`](crate::sync::Mutex): glibc's
 //! robust mutex keeps its owner's robust-list links inside the shared memory and may abort on
@@ -95,6 +96,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{invalid_input, ResultExt};
 use crate::mode::CreationMode;
+use crate::sync::pid_lock::{Acquired, Patience, PidLock};
 use crate::sys::futex;
 use crate::sys::mmap::Mapping;
 use crate::sys::store::{
@@ -115,10 +117,13 @@ const TABLE_OFFSET: usize = 128;
 pub const ALIGN: usize = 64;
 /// The most table entries a store may have.
 pub const MAX_OBJECTS_LIMIT: usize = 1 << 20;
-/// How long a lock held by a live process is waited for before an operation fails.
-const LOCK_PATIENCE: Duration = Duration::from_secs(10);
-/// How often a lock waiter checks whether the owner still lives.
-const LOCK_SLICE: Duration = Duration::from_millis(20);
+/// How the metadata lock waits: a short spin, then 20 ms sleeps (the owner's life checked after
+/// each), and a live owner is waited for 10 seconds before an operation fails.
+const LOCK_PATIENCE: Patience = Patience {
+    spins: 8,
+    slice: Duration::from_millis(20),
+    limit: Duration::from_secs(10),
+};
 const FLAG_EVICT: u32 = 1;
 
 const FREE: u32 = 0;
@@ -880,45 +885,9 @@ impl Store {
         let entries = table(&self.inner.maps.rw, TABLE_OFFSET, self.inner.geo.entries)
             .ok_or_else(|| corrupt(self.name(), "the table does not fit the segment"))?;
         let me = std::process::id();
-        let word = &header.lock;
-        let patience = Instant::now() + LOCK_PATIENCE;
-        let mut spins = 0;
-        let recovered = loop {
-            let cur = word.load(Relaxed);
-            if cur == 0 {
-                if word.compare_exchange(0, me, SeqCst, Relaxed).is_ok() {
-                    break false;
-                }
-                continue;
-            }
-            if spins < 100 {
-                spins += 1;
-                std::hint::spin_loop();
-                continue;
-            }
-            header.lock_waiters.fetch_add(1, SeqCst);
-            let woken = futex::wait(word, cur, Some(LOCK_SLICE));
-            header.lock_waiters.fetch_sub(1, SeqCst);
-            if matches!(woken, Ok(false)) && word.load(Relaxed) == cur {
-                // A whole slice without progress: is the owner still there?
-                if cur != me
-                    && !process_alive(cur)
-                    && word.compare_exchange(cur, me, SeqCst, Relaxed).is_ok()
-                {
-                    break true;
-                }
-                if Instant::now() > patience {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!(
-                            "object store {}: the lock stayed held by pid {cur} for {:?}",
-                            self.name(),
-                            LOCK_PATIENCE
-                        ),
-                    ));
-                }
-            }
-        };
+        let recovered = PidLock::new(&header.lock, &header.lock_waiters)
+            .lock(LOCK_PATIENCE, &|| format!("object store {}", self.name()))?
+            == Acquired::OwnerDied;
         let locked = Locked {
             store: self,
             header,
@@ -950,13 +919,7 @@ struct Locked<'a> {
 
 impl Drop for Locked<'_> {
     fn drop(&mut self) {
-        let word = &self.header.lock;
-        // Only a peer that overwrote the word makes this fail; leave it to them then.
-        if word.compare_exchange(self.me, 0, SeqCst, Relaxed).is_ok()
-            && self.header.lock_waiters.load(SeqCst) != 0
-        {
-            futex::wake(word, 1);
-        }
+        PidLock::new(&self.header.lock, &self.header.lock_waiters).unlock();
     }
 }
 

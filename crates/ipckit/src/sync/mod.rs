@@ -32,6 +32,7 @@ mod condvar;
 mod event;
 mod mutex;
 mod named;
+pub(crate) mod pid_lock;
 pub(crate) mod region;
 mod semaphore;
 mod sysv;

@@ -1,6 +1,5 @@
 //! Raw access to the memory a queue shares with other processes: atomics at fixed offsets,
-//! bounds-checked byte copies in and out of the ring, and the robust process-shared mutex of
-//! `sys::sync` at a fixed offset.
+//! bounds-checked byte copies in and out of the ring, and prefetch hints.
 //!
 //! Everything here takes offsets, never pointers, and checks them against the mapping, so the
 //! safe `queue` module cannot reach outside its mapping whatever a peer wrote into the header.
@@ -11,14 +10,6 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Once;
 
 use super::mmap::Mapping;
-use super::sync::{shared_ref, MutexLock, PthreadMutex};
-
-/// Bytes reserved for a `pthread_mutex_t` in a queue header.
-pub(crate) const MUTEX_BYTES: usize = 64;
-const _: () = assert!(size_of::<libc::pthread_mutex_t>() <= MUTEX_BYTES);
-/// Bytes a `pthread_mutex_t` really takes (40 on x86_64 glibc): the queue packs its indices
-/// into the rest of the mutex's cache line.
-pub(crate) const MUTEX_SIZE: usize = size_of::<libc::pthread_mutex_t>();
 
 /// A shared mapping seen as a queue's memory.
 ///
@@ -37,16 +28,6 @@ pub(crate) struct Region {
 unsafe impl Send for Region {}
 // SAFETY: as above.
 unsafe impl Sync for Region {}
-
-/// How a robust mutex was acquired.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Locked {
-    /// The previous owner unlocked it normally.
-    Clean,
-    /// The previous owner died holding it (`EOWNERDEAD`): the protected state must be repaired
-    /// and the mutex marked consistent before it is unlocked.
-    OwnerDied,
-}
 
 impl Region {
     pub(crate) fn new(map: Mapping) -> Region {
@@ -213,78 +194,15 @@ impl Region {
         #[cfg(not(target_arch = "x86_64"))]
         let _ = off;
     }
-
-    /// The robust mutex at `off` (the one `sync::Mutex` uses, see [`PthreadMutex`]).
-    #[inline]
-    fn mutex(&self, off: usize) -> &PthreadMutex {
-        let Ok(ptr) = self.check(off, MUTEX_SIZE, align_of::<PthreadMutex>()) else {
-            self.bad_layout(off)
-        };
-        // SAFETY: in bounds and aligned (checked); the mapping lives as long as `self`;
-        // `PthreadMutex` accepts any bit pattern and is only touched through glibc.
-        unsafe { shared_ref::<PthreadMutex>(ptr) }
-    }
-
-    /// Initialises a process-shared robust mutex at `off`. Only the creator calls this, before
-    /// the queue is marked ready.
-    pub(crate) fn mutex_init(&self, off: usize) -> io::Result<()> {
-        self.mutex(off).init()
-    }
-
-    /// Locks the robust mutex at `off` (`pthread_mutex_lock`), spinning on `trylock` first for
-    /// `spins` rounds: critical sections are a few hundred nanoseconds, a futex sleep is tens
-    /// of microseconds on this kind of machine.
-    pub(crate) fn mutex_lock(&self, off: usize, spins: u32) -> io::Result<Locked> {
-        let m = self.mutex(off);
-        for round in 0..spins {
-            match m.try_lock() {
-                Ok(MutexLock::Busy) => {
-                    // Back off exponentially so the holder's cache line is not stolen.
-                    for _ in 0..(1u32 << round.min(4)) {
-                        std::hint::spin_loop();
-                    }
-                }
-                got => return locked(got),
-            }
-        }
-        locked(m.lock())
-    }
-
-    /// Marks the robust mutex at `off` consistent after repairing the state it protects
-    /// (`pthread_mutex_consistent`); the caller holds it.
-    pub(crate) fn mutex_consistent(&self, off: usize) -> io::Result<()> {
-        self.mutex(off).consistent()
-    }
-
-    /// Unlocks the robust mutex at `off` (`pthread_mutex_unlock`); the caller holds it.
-    pub(crate) fn mutex_unlock(&self, off: usize) {
-        // Unlock of a held mutex cannot fail.
-        let _ = self.mutex(off).unlock();
-    }
-}
-
-/// What the queue makes of a lock attempt: it repairs the state after an owner died itself,
-/// so a mutex that is not recoverable (or busy after a blocking lock) means a broken header.
-fn locked(got: io::Result<MutexLock>) -> io::Result<Locked> {
-    match got {
-        Ok(MutexLock::Locked) => Ok(Locked::Clean),
-        Ok(MutexLock::OwnerDied) => Ok(Locked::OwnerDied),
-        Ok(MutexLock::NotRecoverable) => Err(mutex_error(io::Error::from_raw_os_error(
-            libc::ENOTRECOVERABLE,
-        ))),
-        Ok(MutexLock::Busy) => Err(mutex_error(io::Error::from_raw_os_error(libc::EBUSY))),
-        Err(e) => Err(mutex_error(e)),
-    }
-}
-
-fn mutex_error(err: io::Error) -> io::Error {
-    crate::error::context(err, "lock queue mutex (shared header corrupted?)")
 }
 
 static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+/// This process's ID once looked up (0: not yet, or forked since).
+static MY_PID: AtomicU32 = AtomicU32::new(0);
 
 extern "C" fn after_fork_in_child() {
     FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
+    MY_PID.store(0, Ordering::Relaxed);
 }
 
 /// A number that changes in a child after every `fork` (a `pthread_atfork` child handler), so a
@@ -297,4 +215,19 @@ pub(crate) fn fork_generation() -> u64 {
         unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
     });
     FORK_GENERATION.load(Ordering::Relaxed)
+}
+
+/// This process's ID without a system call each time (`getpid` is one; the locks ask for it
+/// twice per operation). Forgotten in a child after `fork` by the same handler as
+/// [`fork_generation`], which is installed before the first lookup.
+pub(crate) fn my_pid() -> u32 {
+    fork_generation();
+    match MY_PID.load(Ordering::Relaxed) {
+        0 => {
+            let pid = std::process::id();
+            MY_PID.store(pid, Ordering::Relaxed);
+            pid
+        }
+        pid => pid,
+    }
 }
