@@ -113,8 +113,12 @@ const SPIN_LOCK_PATIENCE: Patience = Patience {
     spins: 256,
     ..LOCK_PATIENCE
 };
-/// A producer spinning on a full queue reads the consumers' totals every this many pauses.
-const FULL_POLL: u32 = 16;
+/// A producer spinning on a full queue reads the consumers' totals once every two pauses per
+/// message of capacity (a pause is some 30 ns here), within these bounds: while a full queue
+/// holds many messages, its consumers have work for a while, and every read of their line
+/// makes their next commit wait for it to come back.
+const FULL_POLL_MIN: u64 = 4;
+const FULL_POLL_MAX: u64 = 256;
 /// Largest message count, byte bound and message size a queue accepts.
 pub(crate) const MAX_CAPACITY: u64 = 1 << 32;
 pub(crate) const MAX_BYTES: u64 = 1 << 40;
@@ -824,12 +828,12 @@ impl Ring {
             };
             if !sleep {
                 if side == PRODUCERS {
-                    // A full queue: read the consumers' line only every few pauses, so
-                    // the consumers' commits do not wait for it to come back each time.
+                    // A full queue: read the consumers' line only every few pauses (see
+                    // `FULL_POLL_MIN`), so their commits do not wait for it each time.
                     let polls = std::cell::Cell::new(0u32);
                     deadline.spin(spin, || {
                         polls.set(polls.get().wrapping_add(1));
-                        polls.get() % FULL_POLL != 0 || blocked()
+                        polls.get() % self.full_poll() != 0 || blocked()
                     });
                 } else {
                     deadline.spin(spin, &blocked);
@@ -864,6 +868,11 @@ impl Ring {
     fn peers_gone(&self) -> bool {
         self.u64(O_ATTACHED_EVER).load(Relaxed) >= 2
             && !self.peers().others_alive(self.my_pid.load(Relaxed))
+    }
+
+    /// Pauses between a spinning producer's reads of the consumers' totals.
+    fn full_poll(&self) -> u32 {
+        (self.geo.cap_msgs.saturating_mul(2)).clamp(FULL_POLL_MIN, FULL_POLL_MAX) as u32
     }
 
     fn closed(&self) -> bool {
