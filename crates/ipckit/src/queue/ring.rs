@@ -533,17 +533,24 @@ impl Ring {
     /// position it starts at and the position after it, or `None` if the queue (seen with the
     /// consumers at `c`) has no room for it. The lock-free "full" check uses the same
     /// arithmetic as `put`, so the two never disagree on one view of the totals.
-    fn place(&self, p: &Totals, c: &Totals, len: u64) -> Option<(u64, u64)> {
+    /// `off` is `p.pos`'s offset in the ring (see [`Ring::offset`]).
+    fn place(&self, p: &Totals, off: u64, c: &Totals, len: u64) -> Option<(u64, u64)> {
         let queued = p.msgs.wrapping_sub(c.msgs);
         let queued_bytes = p.bytes.wrapping_sub(c.bytes);
         if queued >= self.geo.cap_msgs || queued_bytes.saturating_add(len) > self.geo.cap_bytes {
             return None;
         }
         let rec = 8 + align8(len);
-        let to_end = self.ring - p.pos % self.ring;
+        let to_end = self.ring - off;
         let start = if rec > to_end { p.pos + to_end } else { p.pos };
         let end = start + rec;
         (end.wrapping_sub(c.pos) <= self.ring).then_some((start, end))
+    }
+
+    /// A position's offset in the ring: the one division on a message's path (the ring's size
+    /// is not a power of two); the offsets of the positions after it follow by addition.
+    fn offset(&self, pos: u64) -> u64 {
+        pos % self.ring
     }
 
     /// Under the producers' lock: appends `msg` or says why not.
@@ -569,8 +576,9 @@ impl Ring {
         }
         let mut fresh = false;
         let mut n = 0;
+        let mut off = self.offset(p.pos);
         while n < msgs.len() {
-            match self.stage_put(&mut p, &c, msgs[n].as_ref()) {
+            match self.stage_put(&mut p, &mut off, &c, msgs[n].as_ref()) {
                 Ok(()) => n += 1,
                 Err(Stop::Full) if !fresh => {
                     fresh = true;
@@ -586,9 +594,8 @@ impl Ring {
         }
         // The next record goes where this batch ends: start fetching its line now, while
         // this one's stores drain.
-        let next = p.pos % self.ring;
-        self.r().prefetch_write(self.data(next));
-        self.r().prefetch_write(self.data(next + 64));
+        self.r().prefetch_write(self.data(off));
+        self.r().prefetch_write(self.data(off + 64));
         // One commit for the whole batch: a death before it leaves none of its records
         // reachable, a death after it all of them.
         self.commit(PRODUCERS, p);
@@ -603,18 +610,22 @@ impl Ring {
     /// Under the producers' lock: writes `msg`'s record at the producers' totals `p` (read
     /// by [`Ring::both`], advanced by the records staged before in this lock hold) and
     /// advances `p` past it, or says it does not fit. Nothing is visible before `p` is
-    /// committed: everything from the tail on is free space no consumer reads.
+    /// committed: everything from the tail on is free space no consumer reads. `off` is
+    /// `p.pos`'s offset in the ring, advanced with it.
     #[inline(always)]
-    fn stage_put(&self, p: &mut Totals, c: &Totals, msg: &[u8]) -> Result<(), Stop> {
+    fn stage_put(&self, p: &mut Totals, off: &mut u64, c: &Totals, msg: &[u8]) -> Result<(), Stop> {
         let len = msg.len() as u64;
-        let Some((start, end)) = self.place(p, c, len) else {
+        let Some((start, end)) = self.place(p, *off, c, len) else {
             return Err(Stop::Full);
         };
-        if start != p.pos {
-            self.r()
-                .write(self.data(p.pos % self.ring), &TAG_SKIP.to_le_bytes())?;
-        }
-        let at = start % self.ring;
+        let at = if start != p.pos {
+            self.r().write(self.data(*off), &TAG_SKIP.to_le_bytes())?;
+            0
+        } else {
+            *off
+        };
+        let next = at + (end - start);
+        *off = if next == self.ring { 0 } else { next };
         self.r()
             .write(self.data(at), &(TAG_RECORD | len).to_le_bytes())?;
         self.r().write(self.data(at + 8), msg)?;
@@ -666,13 +677,13 @@ impl Ring {
     /// Under the consumers' lock: removes the oldest message into `out` or says why not.
     fn get_locked(&self, out: &mut Vec<u8>) -> Result<Wakes, Stop> {
         let (mut c, tail) = self.visible(false)?;
-        let (at, len) = self.stage_get(&mut c, tail)?;
+        let mut off = self.offset(c.pos);
+        let (at, len) = self.stage_get(&mut c, &mut off, tail)?;
         self.r().read_to_vec(at, len, out)?;
         if c.pos != tail {
             // The next record is whole already: start fetching it while this commit drains.
-            let next = self.data(c.pos % self.ring);
-            self.r().prefetch_read(next);
-            self.r().prefetch_read(next + 64);
+            self.r().prefetch_read(self.data(off));
+            self.r().prefetch_read(self.data(off + 64));
         }
         self.commit(CONSUMERS, c);
         Ok(Wakes {
@@ -695,8 +706,9 @@ impl Ring {
         let (buf_len, ends_len) = (buf.len(), ends.len());
         let res = (|| {
             let mut n = 0;
+            let mut off = self.offset(c.pos);
             while n < max && c.pos != tail {
-                let (at, len) = self.stage_get(&mut c, tail)?;
+                let (at, len) = self.stage_get(&mut c, &mut off, tail)?;
                 self.r().read_append(at, len, buf)?;
                 ends.push(buf.len());
                 n += 1;
@@ -720,21 +732,23 @@ impl Ring {
 
     /// Under the consumers' lock: checks the record at the consumers' totals `c` (which are
     /// behind `tail`) and advances `c` past it; returns the region offset and length of its
-    /// payload, to be copied out before `c` is committed.
+    /// payload, to be copied out before `c` is committed. `off` is `c.pos`'s offset in the
+    /// ring, advanced with it.
     #[inline(always)]
-    fn stage_get(&self, c: &mut Totals, tail: u64) -> Result<(usize, usize), Stop> {
+    fn stage_get(&self, c: &mut Totals, off: &mut u64, tail: u64) -> Result<(usize, usize), Stop> {
         let mut start = c.pos;
+        let mut at = *off;
         let mut word = [0u8; 8];
-        self.r().read(self.data(start % self.ring), &mut word)?;
+        self.r().read(self.data(at), &mut word)?;
         let mut hdr = u64::from_le_bytes(word);
         if hdr & TAG_MASK == TAG_SKIP {
-            start += self.ring - start % self.ring;
-            self.r().read(self.data(start % self.ring), &mut word)?;
+            start += self.ring - at;
+            at = 0;
+            self.r().read(self.data(at), &mut word)?;
             hdr = u64::from_le_bytes(word);
         }
         let len = hdr & !TAG_MASK;
         let rec = 8 + align8(len);
-        let at = start % self.ring;
         if hdr & TAG_MASK != TAG_RECORD
             || len > self.geo.max_msg
             || rec > self.ring - at
@@ -750,6 +764,7 @@ impl Ring {
             msgs: c.msgs + 1,
             bytes: c.bytes + len,
         };
+        *off = if at + rec == self.ring { 0 } else { at + rec };
         Ok((self.data(at + 8), len as usize))
     }
 
@@ -884,7 +899,7 @@ impl Ring {
     fn full_for(&self, len: u64) -> bool {
         let c = self.refresh_consumers();
         let p = self.totals(PRODUCERS);
-        !self.closed() && self.place(&p, &c, len).is_none()
+        !self.closed() && self.place(&p, self.offset(p.pos), &c, len).is_none()
     }
 
     /// Lock-free, on fresh totals: whether a get would find the queue empty (and open) now.
@@ -1207,7 +1222,8 @@ mod tests {
             {
                 let (mut p, c) = ring.both().unwrap();
                 for m in msgs {
-                    ring.stage_put(&mut p, &c, m).unwrap();
+                    let mut off = ring.offset(p.pos);
+                    ring.stage_put(&mut p, &mut off, &c, m).unwrap();
                 }
                 for (t, v) in [(T_POS, p.pos), (T_MSGS, p.msgs), (T_BYTES, p.bytes)] {
                     ring.u64(PRODUCERS.journal + t).store(v, Relaxed);
