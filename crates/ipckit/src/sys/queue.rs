@@ -165,15 +165,7 @@ impl Region {
     #[inline]
     pub(crate) fn prefetch_write(&self, off: usize) {
         #[cfg(target_arch = "x86_64")]
-        if let Ok(ptr) = self.check(off, 1, 1) {
-            // SAFETY: a prefetch never faults and changes no memory; `ptr` is inside the
-            // mapping anyway (checked).
-            unsafe {
-                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_ET0 }>(
-                    ptr.cast_const().cast(),
-                )
-            };
-        }
+        self.prefetch::<{ std::arch::x86_64::_MM_HINT_ET0 }>(off);
         #[cfg(not(target_arch = "x86_64"))]
         let _ = off;
     }
@@ -183,16 +175,19 @@ impl Region {
     #[inline]
     pub(crate) fn prefetch_read(&self, off: usize) {
         #[cfg(target_arch = "x86_64")]
-        if let Ok(ptr) = self.check(off, 1, 1) {
-            // SAFETY: as in `prefetch_write`.
-            unsafe {
-                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                    ptr.cast_const().cast(),
-                )
-            };
-        }
+        self.prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(off);
         #[cfg(not(target_arch = "x86_64"))]
         let _ = off;
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    fn prefetch<const HINT: i32>(&self, off: usize) {
+        if let Ok(ptr) = self.check(off, 1, 1) {
+            // SAFETY: a prefetch never faults and changes no memory; `ptr` is inside the
+            // mapping anyway (checked).
+            unsafe { std::arch::x86_64::_mm_prefetch::<HINT>(ptr.cast_const().cast()) };
+        }
     }
 }
 
