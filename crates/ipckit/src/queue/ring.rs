@@ -26,7 +26,7 @@ use crate::sys::futex;
 use crate::sys::queue::Region;
 
 const MAGIC: u64 = u64::from_le_bytes(*b"IPCKQUE\x01");
-const VERSION: u32 = 3;
+const VERSION: u32 = 4;
 const READY: u32 = 0x5245_4459;
 
 // Layout (byte offsets). Geometry first, written once by the creator before READY.
