@@ -24,7 +24,8 @@
 //! and then get `Disconnected`. A waiter also gets `Disconnected` when some other process has
 //! attached to the queue at some time and none of them is alive any more, so a consumer does
 //! not hang forever on a queue whose producers were all killed, nor a producer on a full
-//! queue whose consumers were (Python's `multiprocessing.Queue` hangs in both cases). A
+//! queue whose consumers were (Python's `multiprocessing.Queue` hangs in both cases); a
+//! consumer first takes every message the dead producers committed. A
 //! process attaches when it creates or opens the queue, or, for a handle inherited across
 //! `fork`, at its first operation; liveness is checked by PID and start time (so a zombie
 //! child or a recycled PID does not count) after every 100 ms a waiter sleeps without news.
