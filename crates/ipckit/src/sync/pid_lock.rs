@@ -328,6 +328,21 @@ mod tests {
     }
 
     #[test]
+    fn an_owner_word_names_its_process_by_pid_and_start_time() {
+        let me = me();
+        assert_eq!(me & PID_MASK, std::process::id());
+        assert_ne!(me >> PID_BITS, 0, "our start time is read from /proc");
+        assert!(owner_alive(me));
+        let other_start = (me & PID_MASK) | ((me >> PID_BITS) % 1023 + 1) << PID_BITS;
+        assert!(!owner_alive(other_start), "same PID, another start time");
+        assert!(
+            owner_alive(me & PID_MASK),
+            "an unknown start time counts as the owner's"
+        );
+        assert!(!owner_alive(dead_pid()));
+    }
+
+    #[test]
     fn threads_take_turns() {
         let (word, waiters) = (AtomicU32::new(0), AtomicU32::new(0));
         let counter = AtomicU32::new(0);
