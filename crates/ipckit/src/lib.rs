@@ -91,9 +91,9 @@
 //!   its owner's memory inside the mutex, so a peer that can write the lock's memory can break
 //!   mutual exclusion and could make the owner's unlock write through a pointer of its choice.
 //!   Share them only with trusted processes (owner-only permissions are the default). The
-//!   locks of [`Queue`] and of the object store hold only their owner's PID: a peer that
-//!   overwrites them can break mutual exclusion or make operations fail, never make ipckit
-//!   read or write outside a mapping.
+//!   locks of [`Queue`] and of the object store hold only their owner's PID (and a tag of its
+//!   start time): a peer that overwrites them can break mutual exclusion or make operations
+//!   fail, never make ipckit read or write outside a mapping.
 //! * A peer that truncates a shared segment under a live mapping can make the next access
 //!   raise `SIGBUS`; sizes are checked when a segment is opened, not on every access.
 //! * System V message queues have no timed receive in the kernel: their `_timeout` forms poll

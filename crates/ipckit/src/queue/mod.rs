@@ -24,7 +24,8 @@
 //! and then get `Disconnected`. A waiter also gets `Disconnected` when some other process has
 //! attached to the queue at some time and none of them is alive any more, so a consumer does
 //! not hang forever on a queue whose producers were all killed, nor a producer on a full
-//! queue whose consumers were (Python's `multiprocessing.Queue` hangs in both cases). A
+//! queue whose consumers were (Python's `multiprocessing.Queue` hangs in both cases); a
+//! consumer first takes every message the dead producers committed. A
 //! process attaches when it creates or opens the queue, or, for a handle inherited across
 //! `fork`, at its first operation; liveness is checked by PID and start time (so a zombie
 //! child or a recycled PID does not count) after every 100 ms a waiter sleeps without news.
@@ -40,11 +41,12 @@
 //!
 //! * **Two locks that survive their owners.** The producers' side (tail position, messages
 //!   and bytes put) changes only under one lock, the consumers' side (head position, messages
-//!   and bytes taken) only under another. A lock is a futex word holding its owner's PID and
-//!   nothing else of the owner's (glibc's robust mutex keeps pointers into its owner's memory
-//!   there, which a hostile peer could bend). A locker that finds a lock held after a short
-//!   spin, and after every 10 ms sleep without progress, checks whether the owner still lives
-//!   (pidfd: gone or a zombie); if not, it takes the lock over and repairs that side. No
+//!   and bytes taken) only under another. A lock is a futex word holding its owner's PID and a
+//!   tag of its start time, and nothing else of the owner's (glibc's robust mutex keeps
+//!   pointers into its owner's memory there, which a hostile peer could bend). A locker that
+//!   finds a lock held after a short spin, and after every 10 ms sleep without progress,
+//!   checks whether the owner still lives (pidfd: gone, a zombie, or its PID now another
+//!   process's); if not, it takes the lock over and repairs that side. No
 //!   waiting happens under a lock, only a copy and a few stores. With one producer and one
 //!   consumer neither lock is contended, and neither side waits for the other.
 //! * **Each side reads the other's totals without its lock.** The totals only grow, and a side
@@ -127,8 +129,9 @@
 //!   make operations fail (and lose messages), not crash other processes.
 //! * At most 64 processes are tracked for disconnection; beyond that, peers are not counted.
 //!   Disconnection is about processes: threads of one process are one peer.
-//! * Every process using a queue must share one PID namespace: the locks and the disconnection
-//!   check go by PID. A live process that holds a lock for 10 s (stopped, or a PID a peer wrote
+//! * Every process using a queue must share one PID namespace (and time namespace): the locks
+//!   and the disconnection check go by PID and start time. A dead lock owner whose PID a new
+//!   process got passes for alive once in 1023 times (the start time tag has 10 bits). A live process that holds a lock for 10 s (stopped, or a PID a peer wrote
 //!   into the lock word) makes the other side's operations fail with `TimedOut`.
 
 mod codec;

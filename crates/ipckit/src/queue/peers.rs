@@ -59,7 +59,7 @@ pub(crate) fn alive_packed(word: u64) -> bool {
 }
 
 /// A table of attached processes in shared memory: each slot is (pid, start, handles).
-/// Only mutated under the queue's lock; read without it for liveness scans.
+/// Only mutated under the producers' lock of the queue; read without it for liveness scans.
 pub(crate) struct Table<'a> {
     pub(crate) slots: Vec<[&'a AtomicU64; 3]>,
 }

@@ -26,7 +26,7 @@ use crate::sys::futex;
 use crate::sys::queue::Region;
 
 const MAGIC: u64 = u64::from_le_bytes(*b"IPCKQUE\x01");
-const VERSION: u32 = 3;
+const VERSION: u32 = 4;
 const READY: u32 = 0x5245_4459;
 
 // Layout (byte offsets). Geometry first, written once by the creator before READY.
@@ -873,7 +873,9 @@ impl Ring {
                 continue;
             };
             futex::wait(self.u32(word), expect, Some(slice))?;
-            if self.u32(word).load(Relaxed) == expect && self.peers_gone() {
+            // A waker killed between its commit and its wake leaves the word as it was: look
+            // at the queue itself before calling it disconnected.
+            if self.u32(word).load(Relaxed) == expect && blocked() && self.peers_gone() {
                 return Err(Stop::Disconnected);
             }
         }
@@ -1262,6 +1264,38 @@ mod tests {
             assert_eq!(ring.recoveries(), 1);
             assert_eq!((ring.len(), ring.used_bytes()), (0, 0));
         }
+    }
+
+    #[test]
+    fn a_sleeping_consumer_takes_a_dead_producers_committed_message_not_disconnected() {
+        let ring = small();
+        // Another process attached once and is dead now: a sleeper that hears nothing for a
+        // slice is told the queue is disconnected, if nothing is left to take.
+        ring.lock(PRODUCERS).unwrap();
+        assert!(ring.peers().attach(u64::from(dead_pid()), 1));
+        ring.u64(O_ATTACHED_EVER).fetch_add(1, Relaxed);
+        ring.unlock(PRODUCERS, false);
+        std::thread::scope(|s| {
+            let consumer = s.spawn(|| {
+                let mut out = Vec::new();
+                ring.get(&mut out, Deadline::Never).map(|()| out)
+            });
+            // Wait until the consumer sleeps (its waiter bit set under the producers' lock).
+            while ring.u32(O_NOT_EMPTY).load(SeqCst) & 1 == 0 {
+                std::thread::yield_now();
+            }
+            // A producer killed after its commit, before it could look for sleepers to wake.
+            ring.lock(PRODUCERS).unwrap();
+            let (mut p, c) = ring.both().unwrap();
+            ring.stage_put(&mut p, &c, b"last words").unwrap();
+            ring.commit(PRODUCERS, p);
+            die_holding(&ring, PRODUCERS);
+            let got = consumer.join().unwrap();
+            assert!(
+                matches!(got, Ok(ref m) if m == b"last words"),
+                "a committed message is taken before the queue counts as disconnected: {got:?}"
+            );
+        });
     }
 
     #[test]

@@ -56,9 +56,10 @@
 //!
 //! # Crashed processes
 //!
-//! The metadata lock is a futex word holding the owner's pid. A waiter that finds the lock
-//! held after a short spin, and again after each 20 ms slice without progress, checks whether
-//! the owner is dead (the pid gone, or a zombie: `pidfd_open` + `poll`); if so, it takes the
+//! The metadata lock is a futex word holding the owner's pid and a tag of its start time. A
+//! waiter that finds the lock held after a short spin, and again after each 20 ms slice
+//! without progress, checks whether the owner is dead (the pid gone, a zombie, or now another
+//! process's: `pidfd_open` + `poll`, the start time from `/proc`); if so, it takes the
 //! lock over and runs the *reclaim pass* below
 //! before going on. Every table update is ordered so that a process killed in the middle
 //! leaves a consistent table. (The lock is not a [`sync::Mutex`](crate::sync::Mutex): glibc's
@@ -110,7 +111,7 @@ pub use crate::sys::store::Pod;
 use super::Segment;
 
 const MAGIC: u64 = u64::from_le_bytes(*b"IPKSTORE");
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 /// Where the table starts (the header is smaller).
 const TABLE_OFFSET: usize = 128;
 /// Allocation granularity and alignment in the data area.

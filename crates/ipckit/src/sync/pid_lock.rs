@@ -1,28 +1,69 @@
-//! A lock in shared memory whose word holds its owner's process ID: the lock of the object
-//! store and of each side of a queue.
+//! A lock in shared memory whose word names its owner process (its PID and a tag of its start
+//! time): the lock of the object store and of each side of a queue.
 //!
-//! Unlike glibc's robust mutex, it keeps nothing of its owner's in the shared memory but the
-//! PID: glibc links a robust mutex into its owner thread's robust list through pointers stored
+//! Unlike glibc's robust mutex, it keeps nothing of its owner's in the shared memory but that
+//! word: glibc links a robust mutex into its owner thread's robust list through pointers stored
 //! inside the mutex, so a peer that overwrites them can make the owner's unlock write through
 //! a pointer of the peer's choosing. A peer that overwrites this lock can only make lockers
-//! wait, fail, or (with a forged PID of a dead process) take it while someone holds it.
+//! wait, fail, or (with a forged word naming no live process) take it while someone holds it.
 //!
-//! Locking is one compare-and-swap of 0 to our PID; unlocking one compare-and-swap back and a
+//! Locking is one compare-and-swap of 0 to our word; unlocking one compare-and-swap back and a
 //! look at the waiter count, so with nobody waiting no process enters the kernel. A locker
 //! spins first, then sleeps on the word in slices. It checks whether the owner still lives
-//! (a pidfd: the process gone, or a zombie) when spinning ends and after every slice without
-//! progress, and takes a dead owner's lock over, telling the caller to repair what the lock
-//! protects. All processes using one lock must share a PID namespace. A live owner that holds
-//! the lock past the caller's patience (stopped, or a PID a peer wrote) makes `lock` fail with
-//! `TimedOut` rather than hang.
+//! (a pidfd: the process gone, or a zombie, or the PID now another process's, told by its
+//! start time) when spinning ends and after every slice without progress, and takes a dead
+//! owner's lock over, telling the caller to repair what the lock protects. The start time tag
+//! has 10 bits: a new process on a dead owner's PID passes for the owner once in 1023 times
+//! (then the lock waits for that process as for a live owner). All processes using one lock
+//! must share a PID namespace (and a time namespace: start times are read through `/proc`). A
+//! live owner that holds the lock past the caller's patience (stopped, or a word a peer wrote)
+//! makes `lock` fail with `TimedOut` rather than hang.
 
 use std::io;
 use std::sync::atomic::{AtomicU32, Ordering::*};
 use std::time::{Duration, Instant};
 
 use crate::sys::futex;
-use crate::sys::queue::my_pid;
-use crate::sys::store::process_alive;
+use crate::sys::queue::my_lock_word;
+use crate::sys::store::process_alive_if;
+
+/// The low bits of a lock word hold the owner's PID (Linux PIDs are below 2^22, its
+/// `PID_MAX_LIMIT`); the 10 above them a tag of the owner's start time (1 to 1023, or 0 when
+/// it could not be read), so that a new process given a dead owner's PID does not pass for
+/// the owner (with the default `pid_max` of 32768 a PID comes round again within minutes).
+const PID_BITS: u32 = 22;
+const PID_MASK: u32 = (1 << PID_BITS) - 1;
+
+/// The tag of a start time (clock ticks since boot, field 22 of `/proc/<pid>/stat`).
+fn tag(start: u64) -> u32 {
+    (start % 1023) as u32 + 1
+}
+
+/// The start time of process `pid`, if `/proc` tells it.
+fn start_time(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name in parentheses may contain anything: count fields after the last ')'.
+    // The state is field 3, the start time field 22.
+    let rest = &text[text.rfind(')')? + 1..];
+    rest.split_ascii_whitespace().nth(19)?.parse().ok()
+}
+
+/// The lock word naming this process as owner.
+fn me() -> u32 {
+    my_lock_word(|pid| {
+        let tag = start_time(pid).map_or(0, tag);
+        (pid & PID_MASK) | tag << PID_BITS
+    })
+}
+
+/// Whether the owner named by lock word `word` lives: its PID names a live process (not a
+/// zombie) whose start time has the word's tag (when both are known).
+fn owner_alive(word: u32) -> bool {
+    let (pid, want) = (word & PID_MASK, word >> PID_BITS);
+    process_alive_if(pid, || {
+        want == 0 || start_time(pid).is_none_or(|start| tag(start) == want)
+    })
+}
 
 /// How a [`PidLock`] was acquired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +109,7 @@ impl<'a> PidLock<'a> {
         patience: Patience,
         what: &dyn Fn() -> String,
     ) -> io::Result<Acquired> {
-        let me = my_pid();
+        let me = me();
         if self.word.compare_exchange(0, me, SeqCst, Relaxed).is_ok() {
             return Ok(Acquired::Clean);
         }
@@ -92,7 +133,7 @@ impl<'a> PidLock<'a> {
                 }
                 continue;
             }
-            if check && cur != me && !process_alive(cur) {
+            if check && cur != me && !owner_alive(cur) {
                 if self.word.compare_exchange(cur, me, SeqCst, Relaxed).is_ok() {
                     return Ok(Acquired::OwnerDied);
                 }
@@ -102,8 +143,9 @@ impl<'a> PidLock<'a> {
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!(
-                        "{}: the lock stayed held by live pid {cur} for {:?}",
+                        "{}: the lock stayed held by live pid {} for {:?}",
                         what(),
+                        cur & PID_MASK,
                         patience.limit
                     ),
                 ));
@@ -120,10 +162,7 @@ impl<'a> PidLock<'a> {
     /// Releases the lock this process holds and wakes one waiter, if any sleeps.
     pub(crate) fn unlock(&self) {
         // Only a peer that overwrote the word makes this fail; leave it to them then.
-        if self
-            .word
-            .compare_exchange(my_pid(), 0, SeqCst, Relaxed)
-            .is_ok()
+        if self.word.compare_exchange(me(), 0, SeqCst, Relaxed).is_ok()
             && self.waiters.load(SeqCst) != 0
         {
             futex::wake(self.word, 1);
@@ -156,7 +195,8 @@ mod tests {
             lock.lock(QUICK, &|| "test".into()).unwrap(),
             Acquired::OwnerDied
         );
-        assert_eq!(word.load(Relaxed), std::process::id());
+        assert_eq!(word.load(Relaxed), me());
+        assert_eq!(word.load(Relaxed) & PID_MASK, std::process::id());
         lock.unlock();
         assert_eq!(
             lock.lock(QUICK, &|| "test".into()).unwrap(),
@@ -185,6 +225,121 @@ mod tests {
             parent,
             "a live owner's lock is never taken"
         );
+    }
+
+    /// The file a `role_lock_and_exit` child maps; names the test process, so parallel runs
+    /// do not share it.
+    const ROLE_FILE: &str = "IPCKIT_PID_LOCK_ROLE_FILE";
+
+    fn map_file(path: &std::path::Path) -> crate::sys::queue::Region {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .unwrap();
+        file.set_len(4096).unwrap();
+        let map = crate::sys::mmap::Mapping::map_fd(&file, 4096, true).unwrap();
+        crate::sys::queue::Region::new(map)
+    }
+
+    /// A child role (run by `a_dead_owners_lock_is_taken_over_after_its_pid_is_reused`): takes
+    /// the lock in the file named by `ROLE_FILE` and exits holding it.
+    #[test]
+    #[ignore = "a child role, run by another test"]
+    fn role_lock_and_exit() {
+        let Some(path) = std::env::var_os(ROLE_FILE) else {
+            return;
+        };
+        let region = map_file(path.as_ref());
+        let lock = PidLock::new(region.u32_at(0), region.u32_at(4));
+        lock.lock(QUICK, &|| "role".into()).unwrap();
+    }
+
+    /// Kills and reaps a child on drop.
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    #[test]
+    fn a_dead_owners_lock_is_taken_over_after_its_pid_is_reused() {
+        // With the default pid_max of 32768 a PID comes round again within minutes on a busy
+        // machine. Reuse is forced here through ns_last_pid (root only; skipped otherwise).
+        const LAST_PID: &str = "/proc/sys/kernel/ns_last_pid";
+        let path = std::env::temp_dir().join(format!("ipckit-pid-lock-{}", std::process::id()));
+        struct Remove(std::path::PathBuf);
+        impl Drop for Remove {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_file(&self.0);
+            }
+        }
+        let _remove = Remove(path.clone());
+        let region = map_file(&path);
+        let (word, waiters) = (region.u32_at(0), region.u32_at(4));
+        for _ in 0..50 {
+            word.store(0, SeqCst);
+            let status = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "sync::pid_lock::tests::role_lock_and_exit"])
+                .args(["--ignored", "--quiet", "--test-threads=1"])
+                .env(ROLE_FILE, &path)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            let mut owner = Reap(status);
+            let dead = owner.0.id();
+            assert!(owner.0.wait().unwrap().success());
+            assert_ne!(word.load(SeqCst), 0, "the child took the lock");
+            // Start times count 10 ms ticks, and a PID comes round only after tens of
+            // thousands of forks, never within one tick: let one pass.
+            std::thread::sleep(Duration::from_millis(20));
+            if std::fs::write(LAST_PID, format!("{}", dead - 1)).is_err() {
+                eprintln!("skipped: cannot write {LAST_PID} to force PID reuse");
+                return;
+            }
+            let reused = Reap(
+                std::process::Command::new("sleep")
+                    .arg("30")
+                    .spawn()
+                    .unwrap(),
+            );
+            if reused.0.id() != dead
+                || start_time(dead).map(tag) == Some(word.load(SeqCst) >> PID_BITS)
+            {
+                // Another process took the PID first, or the start times share a tag (1 in
+                // 1023): try again.
+                continue;
+            }
+            let lock = PidLock::new(word, waiters);
+            let got = lock.lock(QUICK, &|| "test".into());
+            assert!(
+                matches!(got, Ok(Acquired::OwnerDied)),
+                "the dead owner's PID {dead} now names a live process that never locked: {got:?}"
+            );
+            lock.unlock();
+            assert_eq!(word.load(SeqCst), 0);
+            return;
+        }
+        panic!("could not get a dead child's PID reused in 50 tries");
+    }
+
+    #[test]
+    fn an_owner_word_names_its_process_by_pid_and_start_time() {
+        let me = me();
+        assert_eq!(me & PID_MASK, std::process::id());
+        assert_ne!(me >> PID_BITS, 0, "our start time is read from /proc");
+        assert!(owner_alive(me));
+        let other_start = (me & PID_MASK) | ((me >> PID_BITS) % 1023 + 1) << PID_BITS;
+        assert!(!owner_alive(other_start), "same PID, another start time");
+        assert!(
+            owner_alive(me & PID_MASK),
+            "an unknown start time counts as the owner's"
+        );
+        assert!(!owner_alive(dead_pid()));
     }
 
     #[test]

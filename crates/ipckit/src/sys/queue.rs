@@ -192,12 +192,12 @@ impl Region {
 }
 
 static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
-/// This process's ID once looked up (0: not yet, or forked since).
-static MY_PID: AtomicU32 = AtomicU32::new(0);
+/// This process's lock owner word once made (0: not yet, or forked since).
+static MY_LOCK_WORD: AtomicU32 = AtomicU32::new(0);
 
 extern "C" fn after_fork_in_child() {
     FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
-    MY_PID.store(0, Ordering::Relaxed);
+    MY_LOCK_WORD.store(0, Ordering::Relaxed);
 }
 
 /// A number that changes in a child after every `fork` (a `pthread_atfork` child handler), so a
@@ -212,17 +212,18 @@ pub(crate) fn fork_generation() -> u64 {
     FORK_GENERATION.load(Ordering::Relaxed)
 }
 
-/// This process's ID without a system call each time (`getpid` is one; the locks ask for it
+/// The word naming this process as the owner of a `PidLock`, made by `make(pid)` (never 0)
+/// once per process, so the locks need no system call each time (`getpid` is one; they ask
 /// twice per operation). Forgotten in a child after `fork` by the same handler as
 /// [`fork_generation`], which is installed before the first lookup.
-pub(crate) fn my_pid() -> u32 {
+pub(crate) fn my_lock_word(make: impl FnOnce(u32) -> u32) -> u32 {
     fork_generation();
-    match MY_PID.load(Ordering::Relaxed) {
+    match MY_LOCK_WORD.load(Ordering::Relaxed) {
         0 => {
-            let pid = std::process::id();
-            MY_PID.store(pid, Ordering::Relaxed);
-            pid
+            let word = make(std::process::id());
+            MY_LOCK_WORD.store(word, Ordering::Relaxed);
+            word
         }
-        pid => pid,
+        word => word,
     }
 }

@@ -229,6 +229,14 @@ pub(crate) fn cast_slice_mut<T: Pod>(bytes: &mut [u8]) -> Result<&mut [T], CastE
 ///
 /// Errors other than `ESRCH` (`EMFILE`, permission) count as alive: never reclaim on doubt.
 pub(crate) fn process_alive(pid: u32) -> bool {
+    process_alive_if(pid, || true)
+}
+
+/// Whether process `pid` is alive and `same()` (run while a pidfd pins the process, so what
+/// it reads about `pid` in `/proc` is about this process if it is still alive afterwards)
+/// says it is the expected one. Unknown (a pidfd cannot be had for another reason) counts
+/// as alive.
+pub(crate) fn process_alive_if(pid: u32, same: impl FnOnce() -> bool) -> bool {
     let Some(pid) = i32::try_from(pid)
         .ok()
         .and_then(rustix::process::Pid::from_raw)
@@ -240,6 +248,9 @@ pub(crate) fn process_alive(pid: u32) -> bool {
         Err(rustix::io::Errno::INVAL) => false,
         Err(_) => true,
         Ok(fd) => {
+            if !same() {
+                return false;
+            }
             let mut fds = [rustix::event::PollFd::new(
                 &fd,
                 rustix::event::PollFlags::IN,
