@@ -1287,7 +1287,8 @@ mod tests {
             // A producer killed after its commit, before it could look for sleepers to wake.
             ring.lock(PRODUCERS).unwrap();
             let (mut p, c) = ring.both().unwrap();
-            ring.stage_put(&mut p, &c, b"last words").unwrap();
+            let mut off = ring.offset(p.pos);
+            ring.stage_put(&mut p, &mut off, &c, b"last words").unwrap();
             ring.commit(PRODUCERS, p);
             die_holding(&ring, PRODUCERS);
             let got = consumer.join().unwrap();
