@@ -137,7 +137,7 @@
 mod codec;
 mod error;
 mod object;
-mod peers;
+pub(crate) mod peers;
 mod ring;
 mod wait;
 

@@ -22,6 +22,11 @@ fn stat(pid: u32) -> Option<(u64, bool)> {
     Some((start, !matches!(state, "Z" | "X" | "x")))
 }
 
+/// The start time of process `pid` in clock ticks since boot, if `/proc` tells it.
+pub(crate) fn start_time(pid: u32) -> Option<u64> {
+    stat(pid).map(|(start, _)| start)
+}
+
 /// This process's identity as a registry entry: (pid, start time).
 pub(crate) fn me() -> (u64, u64) {
     let pid = std::process::id();

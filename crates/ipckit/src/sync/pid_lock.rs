@@ -23,6 +23,7 @@ use std::io;
 use std::sync::atomic::{AtomicU32, Ordering::*};
 use std::time::{Duration, Instant};
 
+use crate::queue::peers::start_time;
 use crate::sys::futex;
 use crate::sys::queue::my_lock_word;
 use crate::sys::store::process_alive_if;
@@ -37,15 +38,6 @@ const PID_MASK: u32 = (1 << PID_BITS) - 1;
 /// The tag of a start time (clock ticks since boot, field 22 of `/proc/<pid>/stat`).
 fn tag(start: u64) -> u32 {
     (start % 1023) as u32 + 1
-}
-
-/// The start time of process `pid`, if `/proc` tells it.
-fn start_time(pid: u32) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name in parentheses may contain anything: count fields after the last ')'.
-    // The state is field 3, the start time field 22.
-    let rest = &text[text.rfind(')')? + 1..];
-    rest.split_ascii_whitespace().nth(19)?.parse().ok()
 }
 
 /// The lock word naming this process as owner.
