@@ -458,7 +458,7 @@ fn corrupted_header_is_an_error_not_a_crash() {
     let name = util::unique_name("queue-corrupt");
     let q: Queue<u32> = Queue::create(&name, 4).unwrap();
     q.put(1).unwrap();
-    // Overwrite the producers' position (offset 192 in layout version 2), which both sides
+    // Overwrite the producers' position (offset 192 in layout version 5), which both sides
     // read, with nonsense.
     use std::os::unix::fs::FileExt;
     let f = std::fs::OpenOptions::new()

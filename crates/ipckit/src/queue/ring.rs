@@ -26,7 +26,7 @@ use crate::sys::futex;
 use crate::sys::queue::Region;
 
 const MAGIC: u64 = u64::from_le_bytes(*b"IPCKQUE\x01");
-const VERSION: u32 = 4;
+const VERSION: u32 = 5;
 const READY: u32 = 0x5245_4459;
 
 // Layout (byte offsets). Geometry first, written once by the creator before READY.
@@ -39,10 +39,9 @@ const O_RING: usize = 32;
 const O_MAX_MSG: usize = 40;
 const O_DATA_OFF: usize = 48;
 
-/// Where one side's words live: its lock word, the lock's waiter count and the journal's valid
-/// flag (one line),
-/// the journal's new totals (the next line), and the published totals (a line of their own,
-/// the only one the other side reads).
+/// Where one side's words live: its lock word and the journal's valid flag (one line), the
+/// journal's new totals (the next line), and the published totals (a line of their own, the
+/// only one the other side reads).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Side {
     lock: usize,
@@ -384,7 +383,7 @@ impl Ring {
     }
 
     fn pid_lock(&self, side: Side) -> PidLock<'_> {
-        PidLock::new(self.u32(side.lock), self.u32(side.lock + 4))
+        PidLock::new(self.u32(side.lock))
     }
 
     /// Locks `side`, repairing its totals if the previous owner died. Returns whether a

@@ -111,7 +111,7 @@ pub use crate::sys::store::Pod;
 use super::Segment;
 
 const MAGIC: u64 = u64::from_le_bytes(*b"IPKSTORE");
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 /// Where the table starts (the header is smaller).
 const TABLE_OFFSET: usize = 128;
 /// Allocation granularity and alignment in the data area.
@@ -886,7 +886,7 @@ impl Store {
         let entries = table(&self.inner.maps.rw, TABLE_OFFSET, self.inner.geo.entries)
             .ok_or_else(|| corrupt(self.name(), "the table does not fit the segment"))?;
         let me = std::process::id();
-        let recovered = PidLock::new(&header.lock, &header.lock_waiters)
+        let recovered = PidLock::new(&header.lock)
             .lock(LOCK_PATIENCE, &|| format!("object store {}", self.name()))?
             == Acquired::OwnerDied;
         let locked = Locked {
@@ -920,7 +920,7 @@ struct Locked<'a> {
 
 impl Drop for Locked<'_> {
     fn drop(&mut self) {
-        PidLock::new(&self.header.lock, &self.header.lock_waiters).unlock();
+        PidLock::new(&self.header.lock).unlock();
     }
 }
 

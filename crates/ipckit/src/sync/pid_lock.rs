@@ -7,13 +7,16 @@
 //! a pointer of the peer's choosing. A peer that overwrites this lock can only make lockers
 //! wait, fail, or (with a forged word naming no live process) take it while someone holds it.
 //!
-//! Locking is one compare-and-swap of 0 to our word; unlocking one compare-and-swap back and a
-//! look at the waiter count, so with nobody waiting no process enters the kernel. A locker
+//! Locking is one compare-and-swap of 0 to our word; unlocking one compare-and-swap back, so
+//! with nobody waiting no process enters the kernel. A locker about to sleep sets the word's
+//! top bit; an unlock that finds it set wakes one sleeper, which then takes the lock with the
+//! bit set (others may sleep still), so the bit clears itself once nobody waits: a sleeper
+//! that is killed leaves nothing behind. A locker
 //! spins first, then sleeps on the word in slices. It checks whether the owner still lives
 //! (a pidfd: the process gone, or a zombie, or the PID now another process's, told by its
 //! start time) when spinning ends and after every slice without progress, and takes a dead
 //! owner's lock over, telling the caller to repair what the lock protects. The start time tag
-//! has 10 bits: a new process on a dead owner's PID passes for the owner once in 1023 times
+//! has 9 bits: a new process on a dead owner's PID passes for the owner once in 511 times
 //! (then the lock waits for that process as for a live owner). All processes using one lock
 //! must share a PID namespace (and a time namespace: start times are read through `/proc`). A
 //! live owner that holds the lock past the caller's patience (stopped, or a word a peer wrote)
@@ -29,15 +32,18 @@ use crate::sys::queue::my_lock_word;
 use crate::sys::store::process_alive_if;
 
 /// The low bits of a lock word hold the owner's PID (Linux PIDs are below 2^22, its
-/// `PID_MAX_LIMIT`); the 10 above them a tag of the owner's start time (1 to 1023, or 0 when
+/// `PID_MAX_LIMIT`); the 9 above them a tag of the owner's start time (1 to 511, or 0 when
 /// it could not be read), so that a new process given a dead owner's PID does not pass for
-/// the owner (with the default `pid_max` of 32768 a PID comes round again within minutes).
+/// the owner (with the default `pid_max` of 32768 a PID comes round again within minutes);
+/// the top bit says someone may sleep on the word.
 const PID_BITS: u32 = 22;
 const PID_MASK: u32 = (1 << PID_BITS) - 1;
+const TAG_MASK: u32 = 0x1ff << PID_BITS;
+const WAITING: u32 = 1 << 31;
 
 /// The tag of a start time (clock ticks since boot, field 22 of `/proc/<pid>/stat`).
 fn tag(start: u64) -> u32 {
-    (start % 1023) as u32 + 1
+    (start % 511) as u32 + 1
 }
 
 /// The lock word naming this process as owner.
@@ -51,7 +57,7 @@ fn me() -> u32 {
 /// Whether the owner named by lock word `word` lives: its PID names a live process (not a
 /// zombie) whose start time has the word's tag (when both are known).
 fn owner_alive(word: u32) -> bool {
-    let (pid, want) = (word & PID_MASK, word >> PID_BITS);
+    let (pid, want) = (word & PID_MASK, (word & TAG_MASK) >> PID_BITS);
     process_alive_if(pid, || {
         want == 0 || start_time(pid).is_none_or(|start| tag(start) == want)
     })
@@ -78,16 +84,15 @@ pub(crate) struct Patience {
     pub(crate) limit: Duration,
 }
 
-/// A lock word and its waiter count, both in shared memory.
+/// A lock word in shared memory.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PidLock<'a> {
     word: &'a AtomicU32,
-    waiters: &'a AtomicU32,
 }
 
 impl<'a> PidLock<'a> {
-    pub(crate) fn new(word: &'a AtomicU32, waiters: &'a AtomicU32) -> PidLock<'a> {
-        PidLock { word, waiters }
+    pub(crate) fn new(word: &'a AtomicU32) -> PidLock<'a> {
+        PidLock { word }
     }
 
     /// Takes the lock for this process. `what` names the lock in a `TimedOut` error.
@@ -117,16 +122,28 @@ impl<'a> PidLock<'a> {
         }
         let give_up = Instant::now() + patience.limit;
         let mut check = true;
+        // Once we have slept, others may sleep too: take the lock with the bit set, so our
+        // unlock wakes the next of them.
+        let mut slept = 0;
         loop {
             let cur = self.word.load(Relaxed);
             if cur == 0 {
-                if self.word.compare_exchange(0, me, SeqCst, Relaxed).is_ok() {
+                if self
+                    .word
+                    .compare_exchange(0, me | slept, SeqCst, Relaxed)
+                    .is_ok()
+                {
                     return Ok(Acquired::Clean);
                 }
                 continue;
             }
-            if check && cur != me && !owner_alive(cur) {
-                if self.word.compare_exchange(cur, me, SeqCst, Relaxed).is_ok() {
+            let owner = cur & !WAITING;
+            if check && owner != me && !owner_alive(owner) {
+                if self
+                    .word
+                    .compare_exchange(cur, me | (cur & WAITING), SeqCst, Relaxed)
+                    .is_ok()
+                {
                     return Ok(Acquired::OwnerDied);
                 }
                 continue;
@@ -142,20 +159,30 @@ impl<'a> PidLock<'a> {
                     ),
                 ));
             }
-            self.waiters.fetch_add(1, SeqCst);
-            let woken = futex::wait(self.word, cur, Some(patience.slice));
-            self.waiters.fetch_sub(1, SeqCst);
-            woken?;
+            if cur & WAITING == 0
+                && self
+                    .word
+                    .compare_exchange(cur, cur | WAITING, SeqCst, Relaxed)
+                    .is_err()
+            {
+                continue;
+            }
+            futex::wait(self.word, cur | WAITING, Some(patience.slice))?;
+            slept = WAITING;
             // A whole slice without progress: look at the owner again.
-            check = self.word.load(Relaxed) == cur;
+            check = self.word.load(Relaxed) & !WAITING == owner;
         }
     }
 
-    /// Releases the lock this process holds and wakes one waiter, if any sleeps.
+    /// Releases the lock this process holds and wakes one sleeper, if any may sleep.
     pub(crate) fn unlock(&self) {
-        // Only a peer that overwrote the word makes this fail; leave it to them then.
-        if self.word.compare_exchange(me(), 0, SeqCst, Relaxed).is_ok()
-            && self.waiters.load(SeqCst) != 0
+        let me = me();
+        // Only a peer that overwrote the word makes both fail; leave it to them then.
+        if self.word.compare_exchange(me, 0, SeqCst, Relaxed).is_err()
+            && self
+                .word
+                .compare_exchange(me | WAITING, 0, SeqCst, Relaxed)
+                .is_ok()
         {
             futex::wake(self.word, 1);
         }
@@ -181,8 +208,8 @@ mod tests {
 
     #[test]
     fn a_dead_owners_lock_is_taken_over_and_said_so() {
-        let (word, waiters) = (AtomicU32::new(dead_pid()), AtomicU32::new(0));
-        let lock = PidLock::new(&word, &waiters);
+        let word = AtomicU32::new(dead_pid());
+        let lock = PidLock::new(&word);
         assert_eq!(
             lock.lock(QUICK, &|| "test".into()).unwrap(),
             Acquired::OwnerDied
@@ -202,8 +229,8 @@ mod tests {
     fn a_live_owner_past_the_limit_is_a_timeout_naming_it() {
         // Our parent (the test runner's parent) lives throughout the test.
         let parent = std::os::unix::process::parent_id();
-        let (word, waiters) = (AtomicU32::new(parent), AtomicU32::new(0));
-        let lock = PidLock::new(&word, &waiters);
+        let word = AtomicU32::new(parent);
+        let lock = PidLock::new(&word);
         let err = lock.lock(QUICK, &|| "queue q".into()).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
         assert!(
@@ -214,8 +241,8 @@ mod tests {
         );
         assert_eq!(
             word.load(Relaxed),
-            parent,
-            "a live owner's lock is never taken"
+            parent | WAITING,
+            "a live owner's lock is never taken (the waiter left its bit for the owner's unlock)"
         );
     }
 
@@ -245,7 +272,7 @@ mod tests {
             return;
         };
         let region = map_file(path.as_ref());
-        let lock = PidLock::new(region.u32_at(0), region.u32_at(4));
+        let lock = PidLock::new(region.u32_at(0));
         lock.lock(QUICK, &|| "role".into()).unwrap();
     }
 
@@ -272,7 +299,7 @@ mod tests {
         }
         let _remove = Remove(path.clone());
         let region = map_file(&path);
-        let (word, waiters) = (region.u32_at(0), region.u32_at(4));
+        let word = region.u32_at(0);
         for _ in 0..50 {
             word.store(0, SeqCst);
             let status = std::process::Command::new(std::env::current_exe().unwrap())
@@ -300,13 +327,13 @@ mod tests {
                     .unwrap(),
             );
             if reused.0.id() != dead
-                || start_time(dead).map(tag) == Some(word.load(SeqCst) >> PID_BITS)
+                || start_time(dead).map(tag) == Some((word.load(SeqCst) & TAG_MASK) >> PID_BITS)
             {
                 // Another process took the PID first, or the start times share a tag (1 in
-                // 1023): try again.
+                // 511): try again.
                 continue;
             }
-            let lock = PidLock::new(word, waiters);
+            let lock = PidLock::new(word);
             let got = lock.lock(QUICK, &|| "test".into());
             assert!(
                 matches!(got, Ok(Acquired::OwnerDied)),
@@ -323,9 +350,10 @@ mod tests {
     fn an_owner_word_names_its_process_by_pid_and_start_time() {
         let me = me();
         assert_eq!(me & PID_MASK, std::process::id());
-        assert_ne!(me >> PID_BITS, 0, "our start time is read from /proc");
+        assert_ne!(me & TAG_MASK, 0, "our start time is read from /proc");
+        assert_eq!(me & WAITING, 0);
         assert!(owner_alive(me));
-        let other_start = (me & PID_MASK) | ((me >> PID_BITS) % 1023 + 1) << PID_BITS;
+        let other_start = (me & PID_MASK) | (((me & TAG_MASK) >> PID_BITS) % 511 + 1) << PID_BITS;
         assert!(!owner_alive(other_start), "same PID, another start time");
         assert!(
             owner_alive(me & PID_MASK),
@@ -335,13 +363,33 @@ mod tests {
     }
 
     #[test]
+    fn a_killed_sleepers_bit_is_gone_after_one_unlock() {
+        // A sleeper set the bit on our lock and was killed: nobody will take the wake-up.
+        let word = AtomicU32::new(me() | WAITING);
+        let lock = PidLock::new(&word);
+        lock.unlock();
+        assert_eq!(word.load(Relaxed), 0);
+        assert_eq!(
+            lock.lock(QUICK, &|| "test".into()).unwrap(),
+            Acquired::Clean
+        );
+        assert_eq!(
+            word.load(Relaxed),
+            me(),
+            "taken without the bit: unlocks make no syscall"
+        );
+        lock.unlock();
+        assert_eq!(word.load(Relaxed), 0);
+    }
+
+    #[test]
     fn threads_take_turns() {
-        let (word, waiters) = (AtomicU32::new(0), AtomicU32::new(0));
+        let word = AtomicU32::new(0);
         let counter = AtomicU32::new(0);
         std::thread::scope(|s| {
             for _ in 0..4 {
                 s.spawn(|| {
-                    let lock = PidLock::new(&word, &waiters);
+                    let lock = PidLock::new(&word);
                     for _ in 0..10_000 {
                         lock.lock(QUICK, &|| "test".into()).unwrap();
                         // Not atomic as a whole: only the lock keeps increments from being lost.
@@ -353,5 +401,10 @@ mod tests {
             }
         });
         assert_eq!(counter.load(Relaxed), 40_000);
+        assert_eq!(
+            word.load(Relaxed),
+            0,
+            "the waiting bit clears itself once nobody waits"
+        );
     }
 }

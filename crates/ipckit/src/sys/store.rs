@@ -25,9 +25,10 @@ pub(crate) struct RawHeader {
     pub(crate) version: AtomicU32,
     /// Bit 0: evict sealed unheld objects when full.
     pub(crate) flags: AtomicU32,
-    /// The metadata lock: 0 = free, otherwise the holder's pid.
+    /// The metadata lock: 0 = free, otherwise the holder (see `sync::pid_lock`).
     pub(crate) lock: AtomicU32,
-    pub(crate) lock_waiters: AtomicU32,
+    /// Unused (the lock keeps its waiting bit in its own word).
+    pub(crate) reserved: AtomicU32,
     /// Bumped (under the lock) by every seal; `get` sleeps on it.
     pub(crate) seal_seq: AtomicU32,
     pub(crate) seal_waiters: AtomicU32,
