@@ -131,8 +131,9 @@
 //!   Disconnection is about processes: threads of one process are one peer.
 //! * Every process using a queue must share one PID namespace (and time namespace): the locks
 //!   and the disconnection check go by PID and start time. A dead lock owner whose PID a new
-//!   process got passes for alive once in 1023 times (the start time tag has 10 bits). A live process that holds a lock for 10 s (stopped, or a PID a peer wrote
-//!   into the lock word) makes the other side's operations fail with `TimedOut`.
+//!   process got passes for alive once in 511 times (the start time tag has 9 bits). A live
+//!   process that holds a lock for 10 s (stopped, or a PID a peer wrote into the lock word)
+//!   makes the other side's operations fail with `TimedOut`.
 
 mod codec;
 mod error;
