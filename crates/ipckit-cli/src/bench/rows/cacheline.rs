@@ -1,8 +1,17 @@
 //! The hardware floors of shared memory: two processes bouncing a counter through one cache
-//! line ([`PingPong`], latency), and a plain busy-spinning ring of 64-byte slots
-//! ([`SpinRing`], latency and throughput). Both live in anonymous `MAP_SHARED` memory made
-//! before `fork` and wait by spinning on an atomic, nothing else: no length, no check, no
-//! wake-up. ipckit's shared-memory rows are measured beside them.
+//! line ([`PingPong`], latency), the same hand-off through two lines, one per direction
+//! ([`LinePair`], latency), and a plain busy-spinning ring of 64-byte slots ([`SpinRing`],
+//! latency and throughput). All live in anonymous `MAP_SHARED` memory made before `fork` and
+//! wait by spinning on an atomic, nothing else: no length, no check, no wake-up. ipckit's
+//! shared-memory rows are measured beside them.
+//!
+//! [`PingPong`] is the least a round trip can cost, but only a link whose replier writes the
+//! very line it has just read can reach it. A round trip made of two one-way channels cannot:
+//! each direction has its own line, which the writer must first take from the reader spinning
+//! on it (a read-for-ownership) before the reader can fetch it back, two line transfers per
+//! hop instead of one. [`LinePair`] is that floor: one line per direction, no payload, no
+//! index, no ring, so the gap between it and [`PingPong`] is what the one-way design itself
+//! costs on this machine, and the gap between a channel row and it is what the channel adds.
 
 use std::io;
 use std::sync::atomic::Ordering::{Acquire, Release};
@@ -21,6 +30,11 @@ pub fn spin_ring_info(name: &'static str, group: &'static str) -> Info {
     Info::new(name, group, Kind::Raw)
         .sizes(&[64])
         .max_message(SLOT)
+}
+
+/// The raw two-line ping-pong row (latency only) for group `group`.
+pub fn line_pair_info(name: &'static str, group: &'static str) -> Info {
+    Info::new(name, group, Kind::Raw).sizes(&[])
 }
 
 /// Where each side's process ID is kept in the shared page (for the dead-peer check).
@@ -138,6 +152,96 @@ impl Link for PingPong {
 
     fn child(&self, mem: SharedMemory) -> io::Result<PingPongEnd> {
         PingPongEnd::new(mem, true)
+    }
+}
+
+/// The parent's and the child's line of a [`LinePair`]: away from the PIDs and from each other's
+/// 128-byte pair of lines (which the adjacent-line prefetcher fetches together).
+const PARENT_LINE: usize = 1024;
+const CHILD_LINE: usize = 2048;
+
+/// Two processes taking turns through two cache lines: each counts its hand-offs in its own
+/// line and spins on the other's (the parent stores `n` in its line and waits for the child's
+/// line to say `n`; the child waits for the parent's `n` and then stores it in its own). This
+/// is two one-way links with nothing else in them, so every hop moves a line that the reader
+/// was spinning on: the floor of a round trip over any pair of one-way shared-memory channels
+/// (see the module docs).
+///
+/// Like [`PingPong`], it carries no payload and [`Endpoint::recv`] gives back the last message
+/// this side sent.
+#[derive(Debug, Clone, Copy)]
+pub struct LinePair;
+
+/// One side of a [`LinePair`].
+#[derive(Debug)]
+pub struct LinePairEnd {
+    mem: SharedMemory,
+    /// Our line and the peer's.
+    mine: usize,
+    theirs: usize,
+    /// Hand-offs we made, and the peer's we saw.
+    sent: u64,
+    seen: u64,
+    peer: u32,
+    last: Vec<u8>,
+}
+
+impl LinePairEnd {
+    fn new(mem: SharedMemory, child: bool) -> io::Result<LinePairEnd> {
+        let peer = record_pids(&mem, child)?;
+        let (mine, theirs) = if child {
+            (CHILD_LINE, PARENT_LINE)
+        } else {
+            (PARENT_LINE, CHILD_LINE)
+        };
+        Ok(LinePairEnd {
+            mem,
+            mine,
+            theirs,
+            sent: 0,
+            seen: 0,
+            peer,
+            last: Vec::new(),
+        })
+    }
+}
+
+impl Endpoint for LinePairEnd {
+    fn send(&mut self, msg: &[u8]) -> io::Result<()> {
+        self.last.clear();
+        self.last.extend_from_slice(msg);
+        self.sent += 1;
+        self.mem.u64_at(self.mine).store(self.sent, Release);
+        Ok(())
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        let want = self.seen + 1;
+        let word = self.mem.u64_at(self.theirs);
+        spin_until(self.peer, || word.load(Acquire) == want)?;
+        self.seen = want;
+        if self.last.len() == buf.len() {
+            buf.copy_from_slice(&self.last);
+        }
+        Ok(())
+    }
+}
+
+impl Link for LinePair {
+    type Shared = SharedMemory;
+    type Parent = LinePairEnd;
+    type Child = LinePairEnd;
+
+    fn prepare(&self, _max_message: usize) -> io::Result<SharedMemory> {
+        SharedMemory::new(4096)
+    }
+
+    fn parent(&self, mem: SharedMemory) -> io::Result<LinePairEnd> {
+        LinePairEnd::new(mem, false)
+    }
+
+    fn child(&self, mem: SharedMemory) -> io::Result<LinePairEnd> {
+        LinePairEnd::new(mem, true)
     }
 }
 

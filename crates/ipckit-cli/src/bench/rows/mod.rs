@@ -43,8 +43,9 @@ pub fn all() -> Vec<Box<dyn Row>> {
 }
 
 /// Group of the shared-memory message queues: the hardware floors (cache-line ping-pong for
-/// latency, a bare spinning ring for throughput), ipckit's channel and Queue, and the
-/// competitors on the same messages.
+/// latency, the same through one line per direction for a pair of one-way channels, a bare
+/// spinning ring for throughput), ipckit's channel and Queue, and the competitors on the same
+/// messages.
 const SHM_QUEUE: &str = "queue";
 
 fn shm_queue_rows() -> Vec<Box<dyn Row>> {
@@ -53,6 +54,12 @@ fn shm_queue_rows() -> Vec<Box<dyn Row>> {
         forked(
             cacheline::ping_pong_info("cacheline raw", SHM_QUEUE),
             cacheline::PingPong,
+        ),
+        // After "cacheline raw": the group's "vs raw" latency column uses the first raw row
+        // that measures latency, and that stays the one-line ping-pong.
+        forked(
+            cacheline::line_pair_info("cacheline pair raw", SHM_QUEUE),
+            cacheline::LinePair,
         ),
         forked(
             cacheline::spin_ring_info("shm ring raw", SHM_QUEUE),
@@ -85,6 +92,18 @@ mod tests {
                 seen.push(group);
             }
         }
+    }
+
+    #[test]
+    fn the_queue_groups_latency_baseline_is_the_one_line_ping_pong() {
+        let rows = all();
+        let first_raw_latency = rows
+            .iter()
+            .map(|r| r.info())
+            .find(|i| i.group == SHM_QUEUE && i.kind == Kind::Raw && i.latency)
+            .map(|i| i.name);
+        assert_eq!(first_raw_latency, Some("cacheline raw"));
+        assert!(rows.iter().any(|r| r.info().name == "cacheline pair raw"));
     }
 
     #[test]
