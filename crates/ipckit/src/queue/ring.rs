@@ -506,11 +506,13 @@ impl Ring {
 
     /// The consumers' totals as this handle last saw them.
     fn seen_consumers(&self) -> Totals {
+        // Acquire, paired with the release below: a thread using another's view of the
+        // consumers also sees their copying-out done before it (so it may write over it).
         let [pos, msgs, bytes] = &self.seen_consumers;
         Totals {
-            pos: pos.load(Relaxed),
-            msgs: msgs.load(Relaxed),
-            bytes: bytes.load(Relaxed),
+            pos: pos.load(Acquire),
+            msgs: msgs.load(Acquire),
+            bytes: bytes.load(Acquire),
         }
     }
 
@@ -518,9 +520,9 @@ impl Ring {
     fn refresh_consumers(&self) -> Totals {
         let c = self.totals(CONSUMERS);
         let [pos, msgs, bytes] = &self.seen_consumers;
-        pos.store(c.pos, Relaxed);
-        msgs.store(c.msgs, Relaxed);
-        bytes.store(c.bytes, Relaxed);
+        pos.store(c.pos, Release);
+        msgs.store(c.msgs, Release);
+        bytes.store(c.bytes, Release);
         c
     }
 
