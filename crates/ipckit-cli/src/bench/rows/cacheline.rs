@@ -1,16 +1,16 @@
 //! The hardware floors of shared memory: two processes bouncing a counter through one cache
-//! line ([`PingPong`], latency), the same hand-off through two lines, one per direction
-//! ([`LinePair`], latency), and a plain busy-spinning ring of 64-byte slots ([`SpinRing`],
+//! line ([`Turns::PING_PONG`], latency), the same hand-off through two lines, one per direction
+//! ([`Turns::LINE_PAIR`], latency), and a plain busy-spinning ring of 64-byte slots ([`SpinRing`],
 //! latency and throughput). All live in anonymous `MAP_SHARED` memory made before `fork` and
 //! wait by spinning on an atomic, nothing else: no length, no check, no wake-up. ipckit's
 //! shared-memory rows are measured beside them.
 //!
-//! [`PingPong`] is the least a round trip can cost, but only a link whose replier writes the
+//! [`Turns::PING_PONG`] is the least a round trip can cost, but only a link whose replier writes the
 //! very line it has just read can reach it. A round trip made of two one-way channels cannot:
 //! each direction has its own line, which the writer must first take from the reader spinning
 //! on it (a read-for-ownership) before the reader can fetch it back, two line transfers per
-//! hop instead of one. [`LinePair`] is that floor: one line per direction, no payload, no
-//! index, no ring, so the gap between it and [`PingPong`] is what the one-way design itself
+//! hop instead of one. [`Turns::LINE_PAIR`] is that floor: one line per direction, no payload, no
+//! index, no ring, so the gap between it and the ping-pong is what the one-way design itself
 //! costs on this machine, and the gap between a channel row and it is what the channel adds.
 
 use std::io;
@@ -66,160 +66,86 @@ fn record_pids(mem: &SharedMemory, child: bool) -> io::Result<u32> {
     }
 }
 
-/// Two processes taking turns on one counter in one cache line: the parent makes it odd, the
-/// child even, each spinning until it is its turn. A hand-off moves that one line between
-/// the cores and nothing else, so its round trip is the least any shared-memory message can
-/// cost.
+/// Two processes taking turns through a counter: the parent makes it odd, the child even,
+/// each storing its turn in its own word and spinning until the peer's word says it is its
+/// turn again. The two words are where a [`Turns`] value puts them:
+///
+/// * [`Turns::PING_PONG`]: one word in one cache line, so a hand-off moves that one line
+///   between the cores and nothing else: the least any shared-memory message can cost.
+/// * [`Turns::LINE_PAIR`]: one line per direction, each side's line away from the PIDs and
+///   from the other's 128-byte pair of lines (which the adjacent-line prefetcher fetches
+///   together): two one-way links with nothing else in them, so every hop moves a line that
+///   the reader was spinning on, the floor of a round trip over any pair of one-way channels
+///   (see the module docs).
 ///
 /// It carries no payload: the counter is the whole message. Since the peer only ever echoes,
 /// [`Endpoint::recv`] gives back the last message this side sent, so the shared measuring loop
 /// sees its echo.
 #[derive(Debug, Clone, Copy)]
-pub struct PingPong;
+pub struct Turns {
+    parent_word: usize,
+    child_word: usize,
+}
 
-/// One side of a [`PingPong`].
+impl Turns {
+    /// One word for both directions.
+    pub const PING_PONG: Turns = Turns {
+        parent_word: 0,
+        child_word: 0,
+    };
+    /// One cache line per direction.
+    pub const LINE_PAIR: Turns = Turns {
+        parent_word: 1024,
+        child_word: 2048,
+    };
+}
+
+/// One side of a [`Turns`].
 #[derive(Debug)]
-pub struct PingPongEnd {
+pub struct TurnsEnd {
     mem: SharedMemory,
+    /// Where we store our turns, and where the peer stores its.
+    mine: usize,
+    theirs: usize,
     /// The counter's value after our last hand-off or the peer's last we saw.
     value: u64,
     peer: u32,
     last: Vec<u8>,
 }
 
-impl PingPongEnd {
-    fn new(mem: SharedMemory, child: bool) -> io::Result<PingPongEnd> {
+impl TurnsEnd {
+    fn new(turns: Turns, mem: SharedMemory, child: bool) -> io::Result<TurnsEnd> {
         let peer = record_pids(&mem, child)?;
-        Ok(PingPongEnd {
+        let (mine, theirs) = if child {
+            (turns.child_word, turns.parent_word)
+        } else {
+            (turns.parent_word, turns.child_word)
+        };
+        Ok(TurnsEnd {
             mem,
+            mine,
+            theirs,
             value: 0,
             peer,
             last: Vec::new(),
         })
     }
+}
 
-    /// Hands the turn to the peer.
-    #[inline]
-    pub fn hand_over(&mut self) {
+impl Endpoint for TurnsEnd {
+    fn send(&mut self, msg: &[u8]) -> io::Result<()> {
+        self.last.clear();
+        self.last.extend_from_slice(msg);
         self.value += 1;
-        self.mem.u64_at(0).store(self.value, Release);
+        self.mem.u64_at(self.mine).store(self.value, Release);
+        Ok(())
     }
 
-    /// Waits for the peer to hand the turn back.
-    ///
-    /// # Errors
-    ///
-    /// `BrokenPipe` when the peer has ended.
-    #[inline]
-    pub fn take_back(&mut self) -> io::Result<()> {
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<()> {
         let want = self.value + 1;
-        let word = self.mem.u64_at(0);
-        spin_until(self.peer, || word.load(Acquire) == want)?;
-        self.value = want;
-        Ok(())
-    }
-}
-
-impl Endpoint for PingPongEnd {
-    fn send(&mut self, msg: &[u8]) -> io::Result<()> {
-        self.last.clear();
-        self.last.extend_from_slice(msg);
-        self.hand_over();
-        Ok(())
-    }
-
-    fn recv(&mut self, buf: &mut [u8]) -> io::Result<()> {
-        self.take_back()?;
-        if self.last.len() == buf.len() {
-            buf.copy_from_slice(&self.last);
-        }
-        Ok(())
-    }
-}
-
-impl Link for PingPong {
-    type Shared = SharedMemory;
-    type Parent = PingPongEnd;
-    type Child = PingPongEnd;
-
-    fn prepare(&self, _max_message: usize) -> io::Result<SharedMemory> {
-        SharedMemory::new(4096)
-    }
-
-    fn parent(&self, mem: SharedMemory) -> io::Result<PingPongEnd> {
-        PingPongEnd::new(mem, false)
-    }
-
-    fn child(&self, mem: SharedMemory) -> io::Result<PingPongEnd> {
-        PingPongEnd::new(mem, true)
-    }
-}
-
-/// The parent's and the child's line of a [`LinePair`]: away from the PIDs and from each other's
-/// 128-byte pair of lines (which the adjacent-line prefetcher fetches together).
-const PARENT_LINE: usize = 1024;
-const CHILD_LINE: usize = 2048;
-
-/// Two processes taking turns through two cache lines: each counts its hand-offs in its own
-/// line and spins on the other's (the parent stores `n` in its line and waits for the child's
-/// line to say `n`; the child waits for the parent's `n` and then stores it in its own). This
-/// is two one-way links with nothing else in them, so every hop moves a line that the reader
-/// was spinning on: the floor of a round trip over any pair of one-way shared-memory channels
-/// (see the module docs).
-///
-/// Like [`PingPong`], it carries no payload and [`Endpoint::recv`] gives back the last message
-/// this side sent.
-#[derive(Debug, Clone, Copy)]
-pub struct LinePair;
-
-/// One side of a [`LinePair`].
-#[derive(Debug)]
-pub struct LinePairEnd {
-    mem: SharedMemory,
-    /// Our line and the peer's.
-    mine: usize,
-    theirs: usize,
-    /// Hand-offs we made, and the peer's we saw.
-    sent: u64,
-    seen: u64,
-    peer: u32,
-    last: Vec<u8>,
-}
-
-impl LinePairEnd {
-    fn new(mem: SharedMemory, child: bool) -> io::Result<LinePairEnd> {
-        let peer = record_pids(&mem, child)?;
-        let (mine, theirs) = if child {
-            (CHILD_LINE, PARENT_LINE)
-        } else {
-            (PARENT_LINE, CHILD_LINE)
-        };
-        Ok(LinePairEnd {
-            mem,
-            mine,
-            theirs,
-            sent: 0,
-            seen: 0,
-            peer,
-            last: Vec::new(),
-        })
-    }
-}
-
-impl Endpoint for LinePairEnd {
-    fn send(&mut self, msg: &[u8]) -> io::Result<()> {
-        self.last.clear();
-        self.last.extend_from_slice(msg);
-        self.sent += 1;
-        self.mem.u64_at(self.mine).store(self.sent, Release);
-        Ok(())
-    }
-
-    fn recv(&mut self, buf: &mut [u8]) -> io::Result<()> {
-        let want = self.seen + 1;
         let word = self.mem.u64_at(self.theirs);
         spin_until(self.peer, || word.load(Acquire) == want)?;
-        self.seen = want;
+        self.value = want;
         if self.last.len() == buf.len() {
             buf.copy_from_slice(&self.last);
         }
@@ -227,21 +153,21 @@ impl Endpoint for LinePairEnd {
     }
 }
 
-impl Link for LinePair {
+impl Link for Turns {
     type Shared = SharedMemory;
-    type Parent = LinePairEnd;
-    type Child = LinePairEnd;
+    type Parent = TurnsEnd;
+    type Child = TurnsEnd;
 
     fn prepare(&self, _max_message: usize) -> io::Result<SharedMemory> {
         SharedMemory::new(4096)
     }
 
-    fn parent(&self, mem: SharedMemory) -> io::Result<LinePairEnd> {
-        LinePairEnd::new(mem, false)
+    fn parent(&self, mem: SharedMemory) -> io::Result<TurnsEnd> {
+        TurnsEnd::new(*self, mem, false)
     }
 
-    fn child(&self, mem: SharedMemory) -> io::Result<LinePairEnd> {
-        LinePairEnd::new(mem, true)
+    fn child(&self, mem: SharedMemory) -> io::Result<TurnsEnd> {
+        TurnsEnd::new(*self, mem, true)
     }
 }
 

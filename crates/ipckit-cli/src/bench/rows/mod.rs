@@ -53,13 +53,13 @@ fn shm_queue_rows() -> Vec<Box<dyn Row>> {
     let mut rows = vec![
         forked(
             cacheline::ping_pong_info("cacheline raw", SHM_QUEUE),
-            cacheline::PingPong,
+            cacheline::Turns::PING_PONG,
         ),
         // After "cacheline raw": the group's "vs raw" latency column uses the first raw row
         // that measures latency, and that stays the one-line ping-pong.
         forked(
             cacheline::line_pair_info("cacheline pair raw", SHM_QUEUE),
-            cacheline::LinePair,
+            cacheline::Turns::LINE_PAIR,
         ),
         forked(
             cacheline::spin_ring_info("shm ring raw", SHM_QUEUE),

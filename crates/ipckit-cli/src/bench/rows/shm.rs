@@ -1,6 +1,6 @@
 //! ipckit's shared value against the hardware: two processes bounce a counter through one
 //! `shm::Value<u64>` (the bench makes it odd, the peer even, each spinning on `get` until it is
-//! its turn), beside the same loop on a bare `AtomicU64` ([`cacheline::PingPong`]).
+//! its turn), beside the same loop on a bare `AtomicU64` ([`cacheline::Turns::PING_PONG`]).
 
 use std::io;
 
@@ -21,7 +21,7 @@ pub fn rows() -> Vec<Box<dyn Row>> {
         ),
         forked(
             cacheline::ping_pong_info("value cacheline raw", GROUP),
-            cacheline::PingPong,
+            cacheline::Turns::PING_PONG,
         ),
     ]
 }
