@@ -797,8 +797,8 @@ impl Ring {
         }
     }
 
-    /// Runs `op` under `side`'s lock until it succeeds, fails for good, or the deadline
-    /// passes; sleeps on the futex `word` in between. `blocked` is the lock-free check of
+    /// Runs `op` under `side`'s lock (without a lock for `None`: `join`, whose check reads
+    /// only totals) until it succeeds, fails for good, or the deadline passes; sleeps on the futex `word` in between. `blocked` is the lock-free check of
     /// what `op` waits for, made with the same arithmetic on fresh totals: spinning runs on
     /// it. A sleeper sets its waiter bit under the lock of the side whose commits it waits
     /// for (`wakers`), which checks the bit under that lock after each commit, and runs
@@ -812,7 +812,7 @@ impl Ring {
     )]
     fn run(
         &self,
-        side: Side,
+        side: Option<Side>,
         wakers: Option<Side>,
         deadline: Deadline,
         word: usize,
@@ -825,9 +825,15 @@ impl Ring {
         let mut sleep = spin.is_zero();
         let mut blocked_stop = Some(blocked_stop);
         loop {
-            let repaired = self.lock(side)?;
-            let res = op();
-            self.unlock(side, repaired);
+            let res = match side {
+                Some(side) => {
+                    let repaired = self.lock(side)?;
+                    let res = op();
+                    self.unlock(side, repaired);
+                    res
+                }
+                None => op(),
+            };
             match res {
                 Ok(w) => {
                     self.wake(w);
@@ -843,7 +849,7 @@ impl Ring {
                 });
             };
             if !sleep {
-                if side == PRODUCERS {
+                if side == Some(PRODUCERS) {
                     // A full queue: read the consumers' line only every few pauses (see
                     // `FULL_POLL_MIN`), so their commits do not wait for it each time.
                     let polls = std::cell::Cell::new(0u32);
@@ -922,7 +928,7 @@ impl Ring {
         }
         let len = msg.len() as u64;
         self.run(
-            PRODUCERS,
+            Some(PRODUCERS),
             Some(CONSUMERS),
             deadline,
             O_NOT_FULL,
@@ -934,7 +940,7 @@ impl Ring {
 
     pub(crate) fn get(&self, out: &mut Vec<u8>, deadline: Deadline) -> Result<(), Stop> {
         self.run(
-            CONSUMERS,
+            Some(CONSUMERS),
             Some(PRODUCERS),
             deadline,
             O_NOT_EMPTY,
@@ -963,7 +969,7 @@ impl Ring {
             let first = rest[0].as_ref().len() as u64;
             let mut n = 0;
             let res = self.run(
-                PRODUCERS,
+                Some(PRODUCERS),
                 Some(CONSUMERS),
                 deadline,
                 O_NOT_FULL,
@@ -1001,7 +1007,7 @@ impl Ring {
         deadline: Deadline,
     ) -> Result<(), Stop> {
         self.run(
-            CONSUMERS,
+            Some(CONSUMERS),
             Some(PRODUCERS),
             deadline,
             O_NOT_EMPTY,
@@ -1076,7 +1082,7 @@ impl Ring {
 
     pub(crate) fn join(&self, deadline: Deadline) -> Result<(), Stop> {
         self.run(
-            CONSUMERS,
+            None,
             None,
             deadline,
             O_ALL_DONE,
