@@ -124,8 +124,10 @@
 //! # Limitations
 //!
 //! * A process that stops (`SIGSTOP`) while holding a lock blocks the others of its side (and
-//!   sleepers registering with that side) until it continues, or for 10 s, after which their
-//!   operations fail with `TimedOut`. A process that writes garbage into the shared memory can
+//!   sleepers registering with that side) until it continues: a blocking operation for up to
+//!   10 s, then it fails with `TimedOut`; a `_timeout` form until its deadline (then
+//!   `Timeout`); a `try_` form for up to 20 ms (then `Failed` with `TimedOut`, naming the
+//!   holder's PID). A process that writes garbage into the shared memory can
 //!   make operations fail (and lose messages), not crash other processes.
 //! * At most 64 processes are tracked for disconnection; beyond that, peers are not counted.
 //!   Disconnection is about processes: threads of one process are one peer.

@@ -106,6 +106,9 @@ const LOCK_PATIENCE: Patience = Patience {
     slice: std::time::Duration::from_millis(10),
     limit: std::time::Duration::from_secs(10),
 };
+/// How long a `try_` operation waits for a lock a live process holds: far longer than any
+/// lock hold (a copy and a few stores), far shorter than a stopped holder.
+const TRY_LOCK_LIMIT: std::time::Duration = std::time::Duration::from_millis(20);
 /// Under [`WaitPolicy::SpinThenPark`]: about 4000 pause instructions, some tens of
 /// microseconds, before sleeping.
 const SPIN_LOCK_PATIENCE: Patience = Patience {
@@ -390,11 +393,25 @@ impl Ring {
     /// repair was made (then the unlock wakes everybody, since the dead owner may have owed a
     /// wake).
     fn lock(&self, side: Side) -> io::Result<bool> {
-        let patience = match self.policy {
+        self.lock_until(side, Deadline::Never)
+    }
+
+    /// [`Ring::lock`] for an operation that gives up at `deadline`: a live holder is waited
+    /// for only as long as the deadline allows (a `try_` form: [`TRY_LOCK_LIMIT`]), and never
+    /// longer than the lock's own patience.
+    fn lock_until(&self, side: Side, deadline: Deadline) -> io::Result<bool> {
+        let mut patience = match self.policy {
             WaitPolicy::Park => LOCK_PATIENCE,
             // A spinning caller would rather keep trying than pay a futex sleep and wake-up
             // when the holder is merely slow (preempted on a busy machine).
             WaitPolicy::SpinThenPark(_) => SPIN_LOCK_PATIENCE,
+        };
+        patience.limit = match deadline {
+            Deadline::Never => patience.limit,
+            Deadline::Now => TRY_LOCK_LIMIT.min(patience.limit),
+            Deadline::At(t) => t
+                .saturating_duration_since(std::time::Instant::now())
+                .min(patience.limit),
         };
         let what = || format!("queue {}, {}s' side", self.obj.label(), side.name);
         match self.pid_lock(side).lock(patience, &what)? {
@@ -824,10 +841,24 @@ impl Ring {
         let spin = self.policy.spin_for();
         let mut sleep = spin.is_zero();
         let mut blocked_stop = Some(blocked_stop);
+        // A lock held past the deadline ends a `_timeout` form as a timeout; a `try_` form,
+        // or a holder past the lock's own patience, as the lock's error.
+        let lock = |side: Side| {
+            self.lock_until(side, deadline).map_err(|e| {
+                if e.kind() == io::ErrorKind::TimedOut
+                    && matches!(deadline, Deadline::At(_))
+                    && deadline.slice().is_none()
+                {
+                    Stop::Timeout
+                } else {
+                    Stop::from(e)
+                }
+            })
+        };
         loop {
             let res = match side {
                 Some(side) => {
-                    let repaired = self.lock(side)?;
+                    let repaired = lock(side)?;
                     let res = op();
                     self.unlock(side, repaired);
                     res
@@ -865,7 +896,7 @@ impl Ring {
             }
             let expect = match wakers {
                 Some(wakers) => {
-                    let repaired = self.lock(wakers)?;
+                    let repaired = lock(wakers)?;
                     let expect = self.u32(word).fetch_or(1, SeqCst) | 1;
                     let still = blocked();
                     self.unlock(wakers, repaired);
@@ -1205,6 +1236,44 @@ mod tests {
         ring.put(b"again", Deadline::Now).unwrap();
         ring.get(&mut out, Deadline::Now).unwrap();
         assert_eq!(out, b"again");
+    }
+
+    #[test]
+    fn a_lock_a_live_process_keeps_ends_timeouts_at_their_deadline() {
+        let ring = small();
+        // A live process (the test runner's parent) holds the producers' lock, as a stopped
+        // producer would.
+        let parent = std::os::unix::process::parent_id();
+        ring.u32(PRODUCERS.lock).store(parent, SeqCst);
+        // Watchdog: the lock's own patience is 10 s; giving up at the operations' deadlines
+        // answers long before half of it.
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let timed = ring.put(b"x", Deadline::after(std::time::Duration::from_millis(50)));
+                let tried = ring.put(b"x", Deadline::Now);
+                done.send((timed, tried)).unwrap();
+            });
+            let (timed, tried) = finished
+                .recv_timeout(LOCK_PATIENCE.limit / 2)
+                .expect("put waited for the live holder past its deadline");
+            assert!(matches!(timed, Err(Stop::Timeout)), "{timed:?}");
+            assert!(
+                matches!(&tried, Err(Stop::Failed(e)) if e.kind() == io::ErrorKind::TimedOut
+                    && e.to_string().contains(&format!("held by live pid {parent}"))),
+                "{tried:?}"
+            );
+        });
+        // The consumers' side does not need that lock: an empty queue says so at once.
+        let mut out = Vec::new();
+        assert!(matches!(
+            ring.get(&mut out, Deadline::Now),
+            Err(Stop::Empty)
+        ));
+        ring.u32(PRODUCERS.lock).store(0, SeqCst);
+        ring.put(b"x", Deadline::Now).unwrap();
+        ring.get(&mut out, Deadline::Now).unwrap();
+        assert_eq!(out, b"x");
     }
 
     #[test]

@@ -167,7 +167,8 @@ impl<'a> PidLock<'a> {
             {
                 continue;
             }
-            futex::wait(self.word, cur | WAITING, Some(patience.slice))?;
+            let left = give_up.saturating_duration_since(Instant::now());
+            futex::wait(self.word, cur | WAITING, Some(patience.slice.min(left)))?;
             slept = WAITING;
             // A whole slice without progress: look at the owner again.
             check = self.word.load(Relaxed) & !WAITING == owner;
