@@ -182,6 +182,39 @@ fn bench_fifo_raw_row_runs() {
     );
 }
 
+/// The iceoryx2 segments in `/dev/shm`.
+fn iceoryx2_segments() -> std::collections::BTreeSet<String> {
+    std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("iox2_"))
+        .collect()
+}
+
+#[test]
+fn bench_iceoryx2_row_runs_and_leaves_no_segment_behind() {
+    // iceoryx2 keeps a global management segment for later nodes; the bench removes the ones
+    // it made once nobody maps them, and keeps any that were there before.
+    let before = iceoryx2_segments();
+    let out = ipckit(&[
+        "bench",
+        "--filter",
+        "iceoryx2",
+        "--seconds",
+        "0.3",
+        "--rounds",
+        "1",
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(
+        stdout.lines().any(|l| l.starts_with("iceoryx2 pubsub ")),
+        "{stdout}"
+    );
+    let left: Vec<_> = iceoryx2_segments().difference(&before).cloned().collect();
+    assert!(left.is_empty(), "left behind in /dev/shm: {left:?}");
+}
+
 #[test]
 fn bench_queue_2_2_row_delivers_every_message_once() {
     // Two producer and two consumer processes; the row fails unless every sequence number

@@ -32,6 +32,39 @@ pub fn row(group: &'static str) -> Box<dyn Row> {
     )
 }
 
+/// The iceoryx2 segments in `/dev/shm` now (their names start with `iox2_`).
+pub fn shm_files() -> std::collections::HashSet<std::path::PathBuf> {
+    std::fs::read_dir("/dev/shm")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("iox2_"))
+        .map(|e| e.path())
+        .collect()
+}
+
+/// Removes the iceoryx2 segments that were not there `before` and that no live process maps
+/// (iceoryx2 keeps a global management segment for the next node of the same configuration;
+/// a bench run that made it leaves nothing behind). One that is in use, or older, is kept.
+pub fn remove_new_unused(before: &std::collections::HashSet<std::path::PathBuf>) {
+    let new: Vec<_> = shm_files()
+        .into_iter()
+        .filter(|p| !before.contains(p))
+        .collect();
+    if new.is_empty() {
+        return;
+    }
+    let Ok(listing) = ipckit::objects::list() else {
+        return;
+    };
+    for object in &listing.objects {
+        if object.path.as_ref().is_some_and(|p| new.contains(p)) {
+            // A segment someone maps stays; any error leaves it too (it is only tidying).
+            let _ = object.remove_if_unused(Duration::ZERO);
+        }
+    }
+}
+
 /// How long a receiver polls without a sample before it decides the peer is gone.
 const PATIENCE: Duration = Duration::from_secs(20);
 

@@ -9,7 +9,7 @@ pub mod cacheline;
 mod common;
 mod fifo;
 mod fifo_raw;
-mod iceoryx2;
+pub mod iceoryx2;
 mod ipc_channel;
 mod mq;
 mod pipe;
