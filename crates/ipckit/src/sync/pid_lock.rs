@@ -312,11 +312,18 @@ mod tests {
                 .unwrap();
             let mut owner = Reap(status);
             let dead = owner.0.id();
+            // Its start time, while /proc still has it (a zombie's too).
+            let dead_start = start_time(dead);
             assert!(owner.0.wait().unwrap().success());
             assert_ne!(word.load(SeqCst), 0, "the child took the lock");
             // Start times count 10 ms ticks, and a PID comes round only after tens of
-            // thousands of forks, never within one tick: let one pass.
-            std::thread::sleep(Duration::from_millis(20));
+            // thousands of forks, never within one tick: wait until the clock start times
+            // are read from has passed the child's (uptime, in the same ticks).
+            if let Some(start) = dead_start {
+                while uptime_ticks().is_some_and(|now| now <= start + 1) {
+                    std::thread::yield_now();
+                }
+            }
             if std::fs::write(LAST_PID, format!("{}", dead - 1)).is_err() {
                 eprintln!("skipped: cannot write {LAST_PID} to force PID reuse");
                 return;
@@ -345,6 +352,14 @@ mod tests {
             return;
         }
         panic!("could not get a dead child's PID reused in 50 tries");
+    }
+
+    /// Clock ticks since boot (`/proc/uptime` in hundredths of a second, the unit of start
+    /// times).
+    fn uptime_ticks() -> Option<u64> {
+        let text = std::fs::read_to_string("/proc/uptime").ok()?;
+        let secs: f64 = text.split_ascii_whitespace().next()?.parse().ok()?;
+        Some((secs * 100.0) as u64)
     }
 
     #[test]
