@@ -521,6 +521,16 @@ fn chaos_check(seq: u64) -> u64 {
     seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xDEAD_BEEF
 }
 
+impl Chaos {
+    /// Whether this is a message some producer of a stream of `total` sent, whole: sequence
+    /// number in range, checksum and padding length matching it.
+    fn is_whole(&self, total: u64) -> bool {
+        self.seq < total
+            && self.check == chaos_check(self.seq)
+            && self.pad.len() == (self.seq % 61) as usize
+    }
+}
+
 /// A tiny deterministic generator for kill timing and victims (xorshift).
 struct Rng(u64);
 impl Rng {
@@ -650,8 +660,7 @@ fn chaos_sigkill_never_loses_duplicates_or_wedges() {
             board.u64(2 + c).store(1, SeqCst);
             match q.get_timeout(Duration::from_millis(50)) {
                 Ok(m) => {
-                    let len_ok = m.pad.len() == (m.seq % 61) as usize;
-                    if m.seq >= TOTAL || m.check != chaos_check(m.seq) || !len_ok {
+                    if !m.is_whole(TOTAL) {
                         return 3; // garbage delivered
                     }
                     seen(m.seq).fetch_add(1, SeqCst);
@@ -1015,8 +1024,7 @@ fn chaos_sigkill_batches() {
                 match q.get_many_timeout(GET_MAX, &mut out, Duration::from_millis(50)) {
                     Ok(_) => {
                         for m in &out {
-                            let len_ok = m.pad.len() == (m.seq % 61) as usize;
-                            if m.seq >= TOTAL || m.check != chaos_check(m.seq) || !len_ok {
+                            if !m.is_whole(TOTAL) {
                                 return 3; // garbage delivered
                             }
                             seen(m.seq).fetch_add(1, SeqCst);
