@@ -1164,6 +1164,7 @@ impl Drop for Ring {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sync::pid_lock::tests::dead_pid;
 
     fn small() -> Ring {
         let geo = Geometry {
@@ -1172,14 +1173,6 @@ mod tests {
             max_msg: 256,
         };
         Ring::anonymous(geo, WaitPolicy::Park).unwrap()
-    }
-
-    /// The PID of a process that has exited and been reaped.
-    fn dead_pid() -> u32 {
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let pid = child.id();
-        child.wait().unwrap();
-        pid
     }
 
     /// Leaves `side`'s lock held by a dead process, as a process killed holding it does.

@@ -191,7 +191,7 @@ impl<'a> PidLock<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const QUICK: Patience = Patience {
@@ -200,7 +200,8 @@ mod tests {
         limit: Duration::from_millis(200),
     };
 
-    fn dead_pid() -> u32 {
+    /// The PID of a process that has exited and been reaped.
+    pub(crate) fn dead_pid() -> u32 {
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = child.id();
         child.wait().unwrap();
