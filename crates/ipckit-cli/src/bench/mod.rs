@@ -206,6 +206,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             budget_seconds: budget,
             rounds,
             latency_message_bytes: LATENCY_SIZE,
+            latency_batch_micros: u64::try_from(measure::BATCH.as_micros()).unwrap_or(u64::MAX),
+            latency_max_batch: measure::MAX_BATCH,
             throughput_message_bytes: union_of_sizes(&selected),
         },
         rows: results,

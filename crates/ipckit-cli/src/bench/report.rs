@@ -47,6 +47,12 @@ pub struct Settings {
     pub rounds: usize,
     /// Size of the latency messages in bytes.
     pub latency_message_bytes: usize,
+    /// Round trips shorter than this are timed in batches lasting at least this long, each
+    /// round trip given its batch's mean (one clock read costs about a shared-memory round
+    /// trip), microseconds.
+    pub latency_batch_micros: u64,
+    /// The most round trips in one timed batch.
+    pub latency_max_batch: usize,
     /// Sizes of the throughput messages in bytes.
     pub throughput_message_bytes: Vec<usize>,
 }
@@ -228,8 +234,10 @@ pub fn table(report: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "latency: round trip of {} each way; throughput: one way, MB = 10^6 bytes; vs raw = p50 / raw p50\n",
-        size_label(s.latency_message_bytes)
+        "latency: round trip of {} each way, timed in batches of at least {} us (at most {} round trips) so the clock's cost stays out of it, p99 over batches; throughput: one way, MB = 10^6 bytes; vs raw = p50 / raw p50\n",
+        size_label(s.latency_message_bytes),
+        s.latency_batch_micros,
+        s.latency_max_batch,
     );
     let mut header = vec![
         "row".to_owned(),

@@ -140,7 +140,8 @@ pub trait Row {
     fn info(&self) -> &Info;
 
     /// Makes `job.warmup` then `job.count` round trips and returns the recorded ones' times
-    /// in nanoseconds, with the processes placed on the CPUs `cpus` says.
+    /// in nanoseconds (one per round trip; fast ones timed in batches, each given its batch's
+    /// mean), with the processes placed on the CPUs `cpus` says.
     fn latency(&self, cpus: &Placement, job: &LatencyJob) -> anyhow::Result<Vec<u64>>;
 
     /// Moves `job.count` messages one way (after `job.warmup` untimed ones) and returns the
