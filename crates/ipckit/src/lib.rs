@@ -86,14 +86,14 @@
 //! * Linux only (it relies on `pipe2`, `pidfd`, `prctl`, `/proc`, futexes).
 //! * `fork` in a multi-threaded program is only safe when the child restricts itself to
 //!   async-signal-safe work; see [`process::fork`].
-//! * The robust locks of [`sync::Mutex`] and [`shm::Value`] are glibc's process-shared robust
-//!   mutexes: every peer must be a glibc program, and glibc keeps robust-list pointers into
-//!   its owner's memory inside the mutex, so a peer that can write the lock's memory can break
-//!   mutual exclusion and could make the owner's unlock write through a pointer of its choice.
-//!   Share them only with trusted processes (owner-only permissions are the default). The
-//!   locks of [`Queue`] and of the object store hold only their owner's PID (and a tag of its
-//!   start time): a peer that overwrites them can break mutual exclusion or make operations
-//!   fail, never make ipckit read or write outside a mapping.
+//! * Every lock ipckit keeps in shared memory ([`sync::Mutex`], the locks of [`shm::Value`],
+//!   [`shm::Array`], [`Queue`] and the object store) holds only its owner's thread or process
+//!   ID and a tag of its start time, no pointers: a peer that overwrites one can break mutual
+//!   exclusion or make operations wait or fail, never make ipckit read or write outside a
+//!   mapping. Owners are recognised through `/proc`, so all peers must share a PID namespace,
+//!   and a new process or thread given a dead owner's ID passes for it once in 511 times
+//!   (the lock then waits for it as for a live owner). Share locks only with trusted processes
+//!   (owner-only permissions are the default).
 //! * A peer that truncates a shared segment under a live mapping can make the next access
 //!   raise `SIGBUS`; sizes are checked when a segment is opened, not on every access.
 //! * System V message queues have no timed receive in the kernel: their `_timeout` forms poll

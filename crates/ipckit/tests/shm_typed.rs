@@ -279,9 +279,9 @@ fn a_corrupted_header_fails_open_cleanly() {
 
     // Layout: magic, version, kind, element tag, element size, data offset (u32 each),
     // then length and total size (u64 each).
-    raw.write_at(4, &2u32.to_ne_bytes()).unwrap();
+    raw.write_at(4, &3u32.to_ne_bytes()).unwrap();
     let err = Value::<u64>::open(&name).unwrap_err();
-    assert_layout_error(err, &["layout version 2, expected 1"]);
+    assert_layout_error(err, &["layout version 3, expected 2"]);
     restore();
 
     raw.write_at(0, b"XXXX").unwrap();
@@ -523,7 +523,7 @@ seg.close()
     assert!(out.status.success(), "python failed: {}", out.status);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
-        "IPKT 1 1 4 8 128 1 136 41"
+        "IPKT 2 1 4 8 128 1 136 41"
     );
     assert_eq!(value.get(), 1041);
     drop(value);

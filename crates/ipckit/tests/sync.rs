@@ -797,17 +797,78 @@ fn ftok_matches_sysv_ipc() {
 }
 
 #[test]
-fn a_leaked_guard_keeps_the_mutex_memory_mapped() {
-    let first = Mutex::anonymous().unwrap();
-    std::mem::forget(first.lock().unwrap());
-    // glibc links the held mutex into this thread's robust list through the mutex's memory;
-    // dropping the handle must not unmap it, or locking any other robust mutex would write
-    // into unmapped memory.
-    drop(first);
-    let second = Mutex::anonymous().unwrap();
-    for _ in 0..3 {
-        drop(second.lock().unwrap());
+fn a_thread_that_ends_holding_the_mutex_is_a_dead_owner() {
+    let _dog = watchdog("mutex thread owner", LIMIT);
+    let mutex = Mutex::anonymous().unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| std::mem::forget(mutex.lock().unwrap()));
+    });
+    let mut guard = mutex.lock().unwrap_err().into_guard_for_test();
+    guard.mark_consistent().unwrap();
+    drop(guard);
+    drop(mutex.lock().unwrap());
+}
+
+/// The lock word of a named mutex, read through the segment's file (offset 16, after the
+/// header), as a peer in another language would.
+fn lock_word(file: &std::fs::File) -> u32 {
+    use std::os::unix::fs::FileExt;
+    let mut word = [0; 4];
+    file.read_exact_at(&mut word, 16).unwrap();
+    u32::from_ne_bytes(word)
+}
+
+#[test]
+fn garbage_written_over_a_mutex_makes_locking_fail_or_recover_never_crash() {
+    use std::os::unix::fs::FileExt;
+    let _dog = watchdog("mutex garbage", LIMIT);
+    let name = unique_name("mutex-garbage");
+    let mutex = Mutex::create(&name).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(format!("/dev/shm/{name}"))
+        .unwrap();
+    // The documented layout: the holder's thread ID in the low 22 bits of the lock word.
+    let guard = mutex.lock().unwrap();
+    let tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
+    assert_eq!(lock_word(&file) & 0x3f_ffff, tid);
+    drop(guard);
+    assert_eq!(lock_word(&file), 0);
+
+    // Another writer scribbles over the lock and state words, with this thread holding the
+    // mutex or not. glibc's robust mutex keeps list pointers there, which its unlock writes
+    // through; here the outcome may be any error or a guard, but no crash and no hang.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id());
+    let mut outcomes = std::collections::BTreeMap::<&str, u32>::new();
+    for round in 0..300u32 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let held = mutex.try_lock();
+        let mut garbage = x.to_ne_bytes();
+        if round % 3 == 0 {
+            // A state word of 0..=2 now and then, so the lock word alone is tried too.
+            garbage[4..].copy_from_slice(&((round / 3) % 3).to_ne_bytes());
+        }
+        file.write_all_at(&garbage, 16).unwrap();
+        drop(held);
+        let outcome = match mutex.lock_timeout(Duration::from_millis(20)) {
+            Ok(_) => "locked",
+            Err(LockError::OwnerDied(_)) => "owner died",
+            Err(LockError::NotRecoverable) => "not recoverable",
+            Err(LockError::TimedOut) => "timed out",
+            Err(LockError::WouldBlock) => "would block",
+            Err(LockError::Io(_)) => "error",
+        };
+        *outcomes.entry(outcome).or_default() += 1;
     }
+    assert!(outcomes.len() >= 2, "{outcomes:?}");
+    // Zeros are a free, consistent mutex again.
+    file.write_all_at(&[0; 8], 16).unwrap();
+    drop(mutex.lock().unwrap());
+    drop(mutex);
+    assert!(shm_gone(&name));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ use std::sync::atomic::{
 
 /// The start time of process `pid` in clock ticks since boot, and whether it is still running
 /// (not a zombie); `None` if there is no such process.
-fn stat(pid: u32) -> Option<(u64, bool)> {
+pub(crate) fn stat(pid: u32) -> Option<(u64, bool)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name in parentheses may contain anything, so parse after the last ')'.
     let rest = &text[text.rfind(')')? + 1..];

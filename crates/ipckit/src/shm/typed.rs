@@ -4,27 +4,28 @@
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::time::Duration;
 
 use super::AnonymousMap;
 use crate::error::ResultExt;
 use crate::mode::CreationMode;
 use crate::sys::mmap::Mapping;
-use crate::sys::sync::{view, MutexLock, PthreadMutex};
+use crate::sys::sync::{view, MutexLock, RawMutex};
 use crate::sys::typed::{Memory, Placed, TypedHeader};
 
 /// "IPKT" in memory order.
 const MAGIC: u32 = u32::from_le_bytes(*b"IPKT");
 /// The layout version this code writes and reads.
-pub const LAYOUT_VERSION: u32 = 1;
-/// Where the robust mutex lives.
+/// 2: the lock is ipckit's own (two `u32`s naming the owner thread), not a glibc mutex.
+pub const LAYOUT_VERSION: u32 = 2;
+/// Where the lock lives.
 const LOCK_OFFSET: usize = 64;
 /// Where the elements start: on their own cache line, away from the header and the lock.
 const DATA_OFFSET: usize = 128;
 
 const _: () = assert!(size_of::<TypedHeader>() <= LOCK_OFFSET);
-const _: () = assert!(LOCK_OFFSET + size_of::<PthreadMutex>() <= DATA_OFFSET);
+const _: () = assert!(LOCK_OFFSET + size_of::<RawMutex>() <= DATA_OFFSET);
 
 mod sealed {
     use std::sync::atomic::Ordering;
@@ -317,7 +318,7 @@ fn total_size<T: Element>(len: usize) -> Option<usize> {
 fn init<T: Element>(map: &Mapping, kind: Kind, len: usize, initial: &[T]) -> io::Result<()> {
     let header: &TypedHeader =
         view(map, 0).ok_or_else(|| io::Error::other("typed segment smaller than its header"))?;
-    let lock: &PthreadMutex =
+    let lock: &RawMutex =
         view(map, LOCK_OFFSET).ok_or_else(|| io::Error::other("typed segment too small"))?;
     lock.init()?;
     if !initial.is_empty() {
@@ -447,18 +448,12 @@ fn check_header<T: Element>(
 /// The part shared by [`Value`] and [`Array`]: memory, lock, cells.
 struct Shared<T: Element> {
     placed: Placed<Memory, T::Cell>,
-    /// Guards alive in this process: glibc links a held robust mutex into its thread's list
-    /// through the mutex's own memory, so memory a leaked guard still holds is never unmapped.
-    held: AtomicUsize,
 }
 
 impl<T: Element> Shared<T> {
     fn new(memory: Memory, len: usize) -> io::Result<Shared<T>> {
         let placed = Placed::new(memory, LOCK_OFFSET, DATA_OFFSET, len).map_err(|(_, e)| e)?;
-        Ok(Shared {
-            placed,
-            held: AtomicUsize::new(0),
-        })
+        Ok(Shared { placed })
     }
 
     fn anonymous(kind: Kind, initial: &[T]) -> io::Result<Shared<T>> {
@@ -509,7 +504,7 @@ impl<T: Element> Shared<T> {
     fn lock<'a, G>(&'a self, guard: impl FnOnce(Held<'a, T>) -> G) -> LockResult<G> {
         let raw = self.placed().lock();
         // A wake-up costs far more than a short wait for a holder about to unlock; the spin
-        // only reads the lock word, and glibc then takes it (or sleeps).
+        // only reads the lock word, and the lock then takes it (or sleeps).
         if raw.is_held() {
             crate::sync::spin_until(|| !raw.is_held());
         }
@@ -537,21 +532,6 @@ impl<T: Element> Shared<T> {
     }
 }
 
-impl<T: Element> Drop for Shared<T> {
-    fn drop(&mut self) {
-        if *self.held.get_mut() == 0 {
-            return;
-        }
-        // A leaked guard holds the lock: keep the memory mapped, but remove the name.
-        if let Memory::Named(seg) = self.placed.owner() {
-            if seg.is_owner() {
-                let _ = super::unlink(&seg.name());
-            }
-        }
-        self.placed.keep_mapped();
-    }
-}
-
 impl<T: Element> fmt::Debug for Shared<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Shared")
@@ -570,7 +550,6 @@ struct Held<'a, T: Element> {
 
 impl<'a, T: Element> Held<'a, T> {
     fn new(shared: &'a Shared<T>) -> Held<'a, T> {
-        shared.held.fetch_add(1, Ordering::Relaxed);
         Held {
             shared,
             _not_send: PhantomData,
@@ -587,17 +566,15 @@ impl<'a, T: Element> Held<'a, T> {
             .placed()
             .lock()
             .consistent()
-            .context_with(|| "pthread_mutex_consistent (was the owner dead?)")
+            .context_with(|| "mark_consistent (was the owner dead?)")
     }
 }
 
 impl<T: Element> Drop for Held<'_, T> {
     fn drop(&mut self) {
-        // Unlocking a mutex this thread holds only fails if a peer corrupted it; the memory
-        // then stays mapped (see `Shared::held`).
-        if self.shared.placed().lock().unlock().is_ok() {
-            self.shared.held.fetch_sub(1, Ordering::Relaxed);
-        }
+        // Unlocking a lock this thread holds only fails if a peer overwrote its word; there
+        // is nothing better to do in a destructor than to leave it so.
+        let _ = self.shared.placed().lock().unlock();
     }
 }
 
@@ -704,8 +681,9 @@ impl<G> From<LockError<G>> for io::Error {
 /// For peers in other languages, in native byte order: at offset 0 the ASCII magic `IPKT`,
 /// then `u32`s layout version ([`LAYOUT_VERSION`]), kind (1 value, 2 array), element type
 /// (1–4 `u8`–`u64`, 5–8 `i8`–`i64`, 9 `f32`, 10 `f64`, 11 `bool`), element size, data offset
-/// (128); then `u64`s element count and total size. A glibc robust `pthread_mutex_t` sits at
-/// offset 64, the elements from offset 128, each naturally aligned.
+/// (128); then `u64`s element count and total size. The lock sits at offset 64 (two `u32`s, as
+/// described under Layout on [`sync::Mutex`](crate::sync::Mutex)), the elements from offset
+/// 128, each naturally aligned.
 ///
 /// # Trust
 ///
@@ -739,7 +717,7 @@ pub struct Value<T: Element> {
 
 impl<T: Element> Value<T> {
     /// Creates the value `name` (`/dev/shm/<name>`, owner-only) holding `initial`
-    /// (`shm_open`, `mmap`, `pthread_mutex_init`).
+    /// (`shm_open`, `mmap`).
     ///
     /// # Errors
     ///
@@ -808,7 +786,7 @@ impl<T: Element> Value<T> {
     }
 
     /// Locks the value's mutex, sleeping while another process holds it
-    /// (`pthread_mutex_lock`).
+    /// (as `pthread_mutex_lock`).
     ///
     /// # Errors
     ///
@@ -820,7 +798,7 @@ impl<T: Element> Value<T> {
         self.shared.lock(|held| ValueGuard { held })
     }
 
-    /// Locks if nobody holds the lock (`pthread_mutex_trylock`).
+    /// Locks if nobody holds the lock (as `pthread_mutex_trylock`).
     ///
     /// # Errors
     ///
@@ -829,7 +807,7 @@ impl<T: Element> Value<T> {
         self.shared.try_lock(|held| ValueGuard { held })
     }
 
-    /// Locks, waiting at most `timeout` (`pthread_mutex_clocklock`).
+    /// Locks, waiting at most `timeout` (as `pthread_mutex_clocklock`).
     ///
     /// # Errors
     ///
@@ -897,7 +875,7 @@ impl<T: Element> ValueGuard<'_, T> {
         new
     }
 
-    /// Declares the value repaired after [`LockError::OwnerDied`] (`pthread_mutex_consistent`).
+    /// Declares the value repaired after [`LockError::OwnerDied`] (as `pthread_mutex_consistent`).
     ///
     /// # Errors
     ///
@@ -1108,7 +1086,7 @@ impl<T: Element> Array<T> {
             .collect()
     }
 
-    /// Locks the array's mutex (`pthread_mutex_lock`); see [`Value::lock`].
+    /// Locks the array's mutex (as `pthread_mutex_lock`); see [`Value::lock`].
     ///
     /// # Errors
     ///
@@ -1118,7 +1096,7 @@ impl<T: Element> Array<T> {
         self.shared.lock(|held| ArrayGuard { held })
     }
 
-    /// Locks if nobody holds the lock (`pthread_mutex_trylock`).
+    /// Locks if nobody holds the lock (as `pthread_mutex_trylock`).
     ///
     /// # Errors
     ///
@@ -1127,7 +1105,7 @@ impl<T: Element> Array<T> {
         self.shared.try_lock(|held| ArrayGuard { held })
     }
 
-    /// Locks, waiting at most `timeout` (`pthread_mutex_clocklock`).
+    /// Locks, waiting at most `timeout` (as `pthread_mutex_clocklock`).
     ///
     /// # Errors
     ///
@@ -1241,7 +1219,7 @@ impl<T: Element> ArrayGuard<'_, T> {
             .collect()
     }
 
-    /// Declares the array repaired after [`LockError::OwnerDied`] (`pthread_mutex_consistent`).
+    /// Declares the array repaired after [`LockError::OwnerDied`] (as `pthread_mutex_consistent`).
     ///
     /// # Errors
     ///

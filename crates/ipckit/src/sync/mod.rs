@@ -3,7 +3,7 @@
 //!
 //! | type | what | lives in |
 //! |---|---|---|
-//! | [`Mutex`] | lock that reports its owner's death ([`LockError::OwnerDied`]) | shared memory (glibc robust mutex) |
+//! | [`Mutex`] | lock that reports its owner's death ([`LockError::OwnerDied`]) | shared memory (a lock word naming the owner thread) |
 //! | [`Semaphore`] | counting semaphore, acquire/release by `n` | shared memory (futex) |
 //! | [`Event`] | set/clear flag to wait on | shared memory (futex) |
 //! | [`Condvar`] | condition variable used with [`Mutex`] | shared memory (futex) |
@@ -34,6 +34,7 @@ mod mutex;
 mod named;
 pub(crate) mod pid_lock;
 pub(crate) mod region;
+mod robust;
 mod semaphore;
 mod sysv;
 

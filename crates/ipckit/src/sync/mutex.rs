@@ -3,19 +3,20 @@
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use super::region::{Kind, Region};
 use crate::mode::CreationMode;
-use crate::sys::sync::{MutexLock, PthreadMutex};
+use crate::sys::sync::{MutexLock, RawMutex};
 
-/// A mutual-exclusion lock shared between processes, robust against its owner dying:
-/// a glibc `pthread_mutex_t` with `PTHREAD_PROCESS_SHARED`, `PTHREAD_MUTEX_ROBUST` and
-/// `PTHREAD_MUTEX_ERRORCHECK`, in shared memory.
+/// A mutual-exclusion lock shared between processes, robust against its owner dying, with the
+/// semantics of a `pthread_mutex_t` made `PTHREAD_PROCESS_SHARED`, `PTHREAD_MUTEX_ROBUST` and
+/// `PTHREAD_MUTEX_ERRORCHECK`, but no pointers in shared memory (see Trust below).
 ///
-/// When a process (or thread) dies holding the lock — even by `SIGKILL` — the kernel hands it to
-/// the next locker, whose [`lock`](Mutex::lock) returns [`LockError::OwnerDied`] with the guard.
+/// The lock belongs to the thread that took it. When that thread ends holding it, or its
+/// process dies — even by `SIGKILL` — the next locker takes it over (lockers look at whether
+/// the owner lives when they would otherwise sleep, and every 10 ms while they sleep), and its
+/// [`lock`](Mutex::lock) returns [`LockError::OwnerDied`] with the guard.
 /// The new owner repairs whatever the lock protects and calls
 /// [`MutexGuard::mark_consistent`]; if it drops the guard without doing so, the mutex becomes
 /// unusable for everyone ([`LockError::NotRecoverable`]), as POSIX specifies.
@@ -23,6 +24,18 @@ use crate::sys::sync::{MutexLock, PthreadMutex};
 /// Uncontended locking and unlocking are a compare-and-swap in user space; a locker that finds
 /// the lock held retries briefly, then sleeps on the futex; unlocking makes a system call only
 /// when someone sleeps.
+///
+/// # Layout
+///
+/// For peers in other languages: two native-endian `u32`s (at offset 16 of a named mutex's
+/// segment, after ipckit's 16-byte header). The lock word is 0 when free, else
+/// `tid | tag << 22 | waiting << 31`, `tag` being the owner thread's start time (field 22 of
+/// `/proc/<tid>/stat`) modulo 511 plus 1 (0 when unknown). Lock by compare-and-swap from 0;
+/// set the top bit before sleeping on the word (`FUTEX_WAIT`); unlock by compare-and-swap
+/// back to 0 and wake one sleeper (`FUTEX_WAKE`) when the bit was set. A locker that finds
+/// the named thread dead swaps in its own word. The state word is 0 (consistent),
+/// 1 (an owner died; the taker sets it, `mark_consistent` clears it) or 2 (not recoverable;
+/// an unlock of an inconsistent mutex sets it).
 ///
 /// Get one with [`Mutex::create`] / [`Mutex::open`] (a named segment in `/dev/shm`, see
 /// [`Options`](super::Options) for the creation mode and permissions) or
@@ -35,9 +48,15 @@ use crate::sys::sync::{MutexLock, PthreadMutex};
 /// # Trust
 ///
 /// Any process that can write the mutex's memory can break mutual exclusion or make the
-/// mutex fail, and since glibc keeps its list of robust mutexes a thread holds *inside* the
-/// mutexes, a hostile writer of a mutex this process holds can also corrupt that list. Give
-/// write access only to processes you trust (the default permissions are 0600).
+/// mutex fail (or wait: a word naming a live thread that never unlocks keeps
+/// [`lock`](Mutex::lock) waiting, as a live holder would), never make this process touch
+/// memory outside it: the mutex holds two numbers and no pointers (glibc's robust mutexes keep
+/// their owner thread's robust-list links inside the mutex, which a hostile writer could aim
+/// anywhere). Give write access only to processes you trust (the default permissions are 0600).
+///
+/// Owners are told apart by thread ID and a tag of the thread's start time, so all processes
+/// using one mutex must share a PID namespace; a new thread given a dead owner's ID passes for
+/// it once in 511 times (the lock then waits for that thread).
 ///
 /// # Examples
 ///
@@ -65,18 +84,6 @@ use crate::sys::sync::{MutexLock, PthreadMutex};
 #[derive(Debug)]
 pub struct Mutex {
     region: Region,
-    /// Guards of this handle alive in this process. glibc links a held robust mutex into its
-    /// thread's list through the mutex's own memory, so a handle dropped while a (leaked) guard
-    /// still holds the lock must not unmap that memory.
-    held: AtomicUsize,
-}
-
-impl Drop for Mutex {
-    fn drop(&mut self) {
-        if *self.held.get_mut() != 0 {
-            self.region.leak_mapping();
-        }
-    }
 }
 
 impl Mutex {
@@ -86,7 +93,7 @@ impl Mutex {
     ///
     /// When the memory cannot be mapped or the mutex initialised.
     pub fn anonymous() -> io::Result<Mutex> {
-        Region::anonymous(Kind::Mutex, size_of::<PthreadMutex>(), init).map(Mutex::from_region)
+        Region::anonymous(Kind::Mutex, size_of::<RawMutex>(), init).map(Mutex::from_region)
     }
 
     /// Creates the named mutex `name` (`/dev/shm/<name>`, owner-only); the handle removes the
@@ -121,20 +128,17 @@ impl Mutex {
             mode,
             permissions,
             Kind::Mutex,
-            size_of::<PthreadMutex>(),
+            size_of::<RawMutex>(),
             init,
         )
         .map(Mutex::from_region)
     }
 
     fn from_region(region: Region) -> Mutex {
-        Mutex {
-            region,
-            held: AtomicUsize::new(0),
-        }
+        Mutex { region }
     }
 
-    fn raw(&self) -> &PthreadMutex {
+    fn raw(&self) -> &RawMutex {
         self.region.state()
     }
 
@@ -148,7 +152,7 @@ impl Mutex {
         }
     }
 
-    /// Locks, sleeping while another process holds the lock (`pthread_mutex_lock`).
+    /// Locks, sleeping while another process holds the lock (as `pthread_mutex_lock`).
     ///
     /// # Errors
     ///
@@ -158,7 +162,7 @@ impl Mutex {
     #[doc(alias = "pthread_mutex_lock")]
     pub fn lock(&self) -> LockResult<'_> {
         // A wake-up costs far more than a short wait for a holder that is about to unlock;
-        // the spin only reads the lock word, and glibc then takes it (or sleeps).
+        // the spin only reads the lock word, and the lock then takes it (or sleeps).
         let raw = self.raw();
         if raw.is_held() {
             super::spin_until(|| !raw.is_held());
@@ -166,7 +170,7 @@ impl Mutex {
         self.result(raw.lock(), LockError::WouldBlock)
     }
 
-    /// Locks if nobody holds the lock (`pthread_mutex_trylock`).
+    /// Locks if nobody holds the lock (as `pthread_mutex_trylock`).
     ///
     /// # Errors
     ///
@@ -176,12 +180,13 @@ impl Mutex {
         self.result(self.raw().try_lock(), LockError::WouldBlock)
     }
 
-    /// Locks, waiting at most `timeout` (`pthread_mutex_clocklock` on `CLOCK_MONOTONIC`).
+    /// Locks, waiting at most `timeout` for a live holder (as `pthread_mutex_clocklock`).
     ///
     /// # Errors
     ///
     /// [`LockError::TimedOut`] when the lock stayed held, otherwise as [`lock`](Mutex::lock).
     #[doc(alias = "pthread_mutex_clocklock")]
+    #[doc(alias = "pthread_mutex_timedlock")]
     pub fn lock_timeout(&self, timeout: Duration) -> LockResult<'_> {
         self.result(self.raw().lock_timeout(timeout), LockError::TimedOut)
     }
@@ -203,14 +208,12 @@ impl Mutex {
 
     /// Unlocks for a guard given up with [`MutexGuard::into_mutex`].
     pub(crate) fn unlock_raw(&self) -> io::Result<()> {
-        self.raw().unlock()?;
-        self.held.fetch_sub(1, Ordering::Relaxed);
-        Ok(())
+        self.raw().unlock()
     }
 }
 
 fn init(map: &crate::sys::mmap::Mapping) -> io::Result<()> {
-    crate::sys::sync::view::<PthreadMutex>(map, super::region::STATE_OFFSET)
+    crate::sys::sync::view::<RawMutex>(map, super::region::STATE_OFFSET)
         .ok_or_else(|| io::Error::other("mutex segment too small"))?
         .init()
 }
@@ -297,7 +300,6 @@ pub struct MutexGuard<'a> {
 
 impl<'a> MutexGuard<'a> {
     fn new(mutex: &'a Mutex) -> MutexGuard<'a> {
-        mutex.held.fetch_add(1, Ordering::Relaxed);
         MutexGuard {
             mutex,
             _not_send: PhantomData,
@@ -315,7 +317,7 @@ impl<'a> MutexGuard<'a> {
         self.mutex
             .raw()
             .consistent()
-            .map_err(|e| crate::error::context(e, "pthread_mutex_consistent (was the owner dead?)"))
+            .map_err(|e| crate::error::context(e, "mark_consistent (was the owner dead?)"))
     }
 
     /// The mutex this guard holds.
@@ -341,10 +343,8 @@ impl fmt::Debug for MutexGuard<'_> {
 
 impl Drop for MutexGuard<'_> {
     fn drop(&mut self) {
-        // Unlocking a mutex this thread holds only fails if a peer corrupted it; there is
-        // nothing better to do in a destructor than to leave it so.
-        if self.mutex.raw().unlock().is_ok() {
-            self.mutex.held.fetch_sub(1, Ordering::Relaxed);
-        }
+        // Unlocking a mutex this thread holds only fails if a peer overwrote its lock word;
+        // there is nothing better to do in a destructor than to leave it so.
+        let _ = self.mutex.raw().unlock();
     }
 }

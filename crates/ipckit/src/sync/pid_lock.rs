@@ -1,11 +1,13 @@
-//! A lock in shared memory whose word names its owner process (its PID and a tag of its start
-//! time): the lock of the object store and of each side of a queue.
+//! A lock in shared memory whose word names its owner (a process, or a thread, by its ID and
+//! a tag of its start time): the lock of the object store and of each side of a queue
+//! (process owners), and of `sync::Mutex`, `shm::Value` and `shm::Array` (thread owners, see
+//! `sync::robust`).
 //!
 //! Unlike glibc's robust mutex, it keeps nothing of its owner's in the shared memory but that
 //! word: glibc links a robust mutex into its owner thread's robust list through pointers stored
 //! inside the mutex, so a peer that overwrites them can make the owner's unlock write through
 //! a pointer of the peer's choosing. A peer that overwrites this lock can only make lockers
-//! wait, fail, or (with a forged word naming no live process) take it while someone holds it.
+//! wait, fail, or (with a forged word naming no live owner) take it while someone holds it.
 //!
 //! Locking is one compare-and-swap of 0 to our word; unlocking one compare-and-swap back, so
 //! with nobody waiting no process enters the kernel. A locker about to sleep sets the word's
@@ -13,7 +15,8 @@
 //! bit set (others may sleep still), so the bit clears itself once nobody waits: a sleeper
 //! that is killed leaves nothing behind. A locker
 //! spins first, then sleeps on the word in slices. It checks whether the owner still lives
-//! (a pidfd: the process gone, or a zombie, or the PID now another process's, told by its
+//! (a process: through a pidfd, the process gone, or a zombie, or the PID now another
+//! process's, told by its start time; a thread: through `/proc/<tid>/stat` and the thread's
 //! start time) when spinning ends and after every slice without progress, and takes a dead
 //! owner's lock over, telling the caller to repair what the lock protects. The start time tag
 //! has 9 bits: a new process on a dead owner's PID passes for the owner once in 511 times
@@ -26,9 +29,9 @@ use std::io;
 use std::sync::atomic::{AtomicU32, Ordering::*};
 use std::time::{Duration, Instant};
 
-use crate::queue::peers::start_time;
+use crate::queue::peers::{start_time, stat as thread_stat};
 use crate::sys::futex;
-use crate::sys::queue::my_lock_word;
+use crate::sys::queue::{fork_generation, my_lock_word};
 use crate::sys::store::process_alive_if;
 
 /// The low bits of a lock word hold the owner's PID (Linux PIDs are below 2^22, its
@@ -46,21 +49,64 @@ fn tag(start: u64) -> u32 {
     (start % 511) as u32 + 1
 }
 
-/// The lock word naming this process as owner.
-fn me() -> u32 {
-    my_lock_word(|pid| {
-        let tag = start_time(pid).map_or(0, tag);
-        (pid & PID_MASK) | tag << PID_BITS
-    })
+/// The lock word naming the process or thread `id` as owner.
+fn word_of(id: u32) -> u32 {
+    let tag = start_time(id).map_or(0, tag);
+    (id & PID_MASK) | tag << PID_BITS
 }
 
-/// Whether the owner named by lock word `word` lives: its PID names a live process (not a
-/// zombie) whose start time has the word's tag (when both are known).
-fn owner_alive(word: u32) -> bool {
-    let (pid, want) = (word & PID_MASK, (word & TAG_MASK) >> PID_BITS);
-    process_alive_if(pid, || {
-        want == 0 || start_time(pid).is_none_or(|start| tag(start) == want)
-    })
+thread_local! {
+    /// This thread's lock word and the fork generation it was made in (a child of `fork`
+    /// runs the forking thread under a new thread ID).
+    static THREAD_WORD: std::cell::Cell<(u64, u32)> = const { std::cell::Cell::new((u64::MAX, 0)) };
+}
+
+/// Who owns a lock: the calling process (any of its threads may unlock what another locked,
+/// and a thread of the owner finding it held waits), or the calling thread (locking it again
+/// from that thread is an error, and a thread that ends holding it is a dead owner).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Owner {
+    Process,
+    Thread,
+}
+
+impl Owner {
+    /// The lock word naming the caller as owner.
+    #[inline]
+    fn me(self) -> u32 {
+        match self {
+            Owner::Process => my_lock_word(word_of),
+            Owner::Thread => {
+                let gen = fork_generation();
+                THREAD_WORD.with(|cached| match cached.get() {
+                    (g, word) if g == gen => word,
+                    _ => {
+                        let tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
+                        let word = word_of(tid);
+                        cached.set((gen, word));
+                        word
+                    }
+                })
+            }
+        }
+    }
+
+    /// Whether the owner named by lock word `word` lives: its ID names a live process or
+    /// thread (not a zombie) whose start time has the word's tag (when both are known).
+    fn alive(self, word: u32) -> bool {
+        let (id, want) = (word & PID_MASK, (word & TAG_MASK) >> PID_BITS);
+        let same = |start: u64| want == 0 || tag(start) == want;
+        match self {
+            Owner::Process => process_alive_if(id, || start_time(id).is_none_or(same)),
+            // A pidfd names a thread only on Linux 6.9 and later, so threads are looked up in
+            // `/proc` (which lists only processes but finds any thread by its ID). Without a
+            // readable `/proc` nothing counts as dead.
+            Owner::Thread => match thread_stat(id) {
+                Some((start, running)) => running && same(start),
+                None => !std::path::Path::new("/proc/self/stat").exists(),
+            },
+        }
+    }
 }
 
 /// How a [`PidLock`] was acquired.
@@ -80,7 +126,8 @@ pub(crate) struct Patience {
     pub(crate) spins: u32,
     /// One futex sleep; the owner's life is checked after each one without progress.
     pub(crate) slice: Duration,
-    /// How long a lock held by a live process is waited for before `TimedOut`.
+    /// How long a lock held by a live owner is waited for before `TimedOut` (`Duration::MAX`:
+    /// for ever).
     pub(crate) limit: Duration,
 }
 
@@ -88,28 +135,69 @@ pub(crate) struct Patience {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PidLock<'a> {
     word: &'a AtomicU32,
+    owner: Owner,
 }
 
 impl<'a> PidLock<'a> {
+    /// A lock owned by processes.
     pub(crate) fn new(word: &'a AtomicU32) -> PidLock<'a> {
-        PidLock { word }
+        PidLock {
+            word,
+            owner: Owner::Process,
+        }
+    }
+
+    /// A lock owned by threads.
+    pub(crate) fn per_thread(word: &'a AtomicU32) -> PidLock<'a> {
+        PidLock {
+            word,
+            owner: Owner::Thread,
+        }
+    }
+
+    /// The lock word naming the caller as owner.
+    #[inline]
+    pub(crate) fn me(&self) -> u32 {
+        self.owner.me()
+    }
+
+    /// Whether `me` (from [`PidLock::me`]) owns the lock now.
+    pub(crate) fn is_held_by(&self, me: u32) -> bool {
+        self.word.load(Relaxed) & !WAITING == me
+    }
+
+    /// Whether anyone holds the lock now (a hint for spinning: reads, never writes).
+    pub(crate) fn is_held(&self) -> bool {
+        self.word.load(Relaxed) != 0
     }
 
     /// Takes the lock for this process. `what` names the lock in a `TimedOut` error.
     ///
     /// # Errors
     ///
-    /// `TimedOut` when a live process (or a PID written into the word) holds it longer than
-    /// `patience.limit`.
+    /// `TimedOut` when a live owner (or an ID written into the word) holds it longer than
+    /// `patience.limit`; `Deadlock` when a thread-owned lock is already the calling thread's.
+    #[inline]
     pub(crate) fn lock(
         &self,
         patience: Patience,
         what: &dyn Fn() -> String,
     ) -> io::Result<Acquired> {
-        let me = me();
+        let me = self.owner.me();
         if self.word.compare_exchange(0, me, SeqCst, Relaxed).is_ok() {
             return Ok(Acquired::Clean);
         }
+        self.lock_contended(me, patience, what)
+    }
+
+    /// [`PidLock::lock`] once the first compare-and-swap failed.
+    #[cold]
+    fn lock_contended(
+        &self,
+        me: u32,
+        patience: Patience,
+        what: &dyn Fn() -> String,
+    ) -> io::Result<Acquired> {
         for round in 0..patience.spins {
             for _ in 0..(1u32 << round.min(4)) {
                 std::hint::spin_loop();
@@ -120,7 +208,13 @@ impl<'a> PidLock<'a> {
                 return Ok(Acquired::Clean);
             }
         }
-        let give_up = Instant::now() + patience.limit;
+        if self.owner == Owner::Thread && self.word.load(Relaxed) & !WAITING == me {
+            return Err(io::Error::new(
+                io::ErrorKind::Deadlock,
+                format!("{}: the calling thread holds the lock already", what()),
+            ));
+        }
+        let give_up = Instant::now().checked_add(patience.limit);
         let mut check = true;
         // Once we have slept, others may sleep too: take the lock with the bit set, so our
         // unlock wakes the next of them.
@@ -138,7 +232,7 @@ impl<'a> PidLock<'a> {
                 continue;
             }
             let owner = cur & !WAITING;
-            if check && owner != me && !owner_alive(owner) {
+            if check && owner != me && !self.owner.alive(owner) {
                 if self
                     .word
                     .compare_exchange(cur, me | (cur & WAITING), SeqCst, Relaxed)
@@ -148,12 +242,16 @@ impl<'a> PidLock<'a> {
                 }
                 continue;
             }
-            if Instant::now() > give_up {
+            if give_up.is_some_and(|give_up| Instant::now() >= give_up) {
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!(
-                        "{}: the lock stayed held by live pid {} for {:?}",
+                        "{}: the lock stayed held by live {} {} for {:?}",
                         what(),
+                        match self.owner {
+                            Owner::Process => "pid",
+                            Owner::Thread => "thread",
+                        },
                         cur & PID_MASK,
                         patience.limit
                     ),
@@ -167,7 +265,9 @@ impl<'a> PidLock<'a> {
             {
                 continue;
             }
-            let left = give_up.saturating_duration_since(Instant::now());
+            let left = give_up.map_or(patience.slice, |give_up| {
+                give_up.saturating_duration_since(Instant::now())
+            });
             futex::wait(self.word, cur | WAITING, Some(patience.slice.min(left)))?;
             slept = WAITING;
             // A whole slice without progress: look at the owner again.
@@ -175,9 +275,14 @@ impl<'a> PidLock<'a> {
         }
     }
 
-    /// Releases the lock this process holds and wakes one sleeper, if any may sleep.
+    /// Releases the lock the caller holds and wakes one sleeper, if any may sleep.
     pub(crate) fn unlock(&self) {
-        let me = me();
+        self.unlock_as(self.owner.me());
+    }
+
+    /// As [`PidLock::unlock`], for a caller that has its word (from [`PidLock::me`]) at hand.
+    #[inline]
+    pub(crate) fn unlock_as(&self, me: u32) {
         // Only a peer that overwrote the word makes both fail; leave it to them then.
         if self.word.compare_exchange(me, 0, SeqCst, Relaxed).is_err()
             && self
@@ -216,7 +321,7 @@ pub(crate) mod tests {
             lock.lock(QUICK, &|| "test".into()).unwrap(),
             Acquired::OwnerDied
         );
-        assert_eq!(word.load(Relaxed), me());
+        assert_eq!(word.load(Relaxed), Owner::Process.me());
         assert_eq!(word.load(Relaxed) & PID_MASK, std::process::id());
         lock.unlock();
         assert_eq!(
@@ -365,24 +470,64 @@ pub(crate) mod tests {
 
     #[test]
     fn an_owner_word_names_its_process_by_pid_and_start_time() {
-        let me = me();
+        let me = Owner::Process.me();
         assert_eq!(me & PID_MASK, std::process::id());
         assert_ne!(me & TAG_MASK, 0, "our start time is read from /proc");
         assert_eq!(me & WAITING, 0);
-        assert!(owner_alive(me));
+        assert!(Owner::Process.alive(me));
         let other_start = (me & PID_MASK) | (((me & TAG_MASK) >> PID_BITS) % 511 + 1) << PID_BITS;
-        assert!(!owner_alive(other_start), "same PID, another start time");
         assert!(
-            owner_alive(me & PID_MASK),
+            !Owner::Process.alive(other_start),
+            "same PID, another start time"
+        );
+        assert!(
+            Owner::Process.alive(me & PID_MASK),
             "an unknown start time counts as the owner's"
         );
-        assert!(!owner_alive(dead_pid()));
+        assert!(!Owner::Process.alive(dead_pid()));
+    }
+
+    #[test]
+    fn a_thread_owned_lock_names_the_thread_and_is_taken_over_when_it_ends() {
+        let word = AtomicU32::new(0);
+        let lock = PidLock::per_thread(&word);
+        // A thread that ends holding the lock.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                assert_eq!(lock.lock(QUICK, &|| "t".into()).unwrap(), Acquired::Clean);
+                let tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
+                assert_eq!(word.load(Relaxed) & PID_MASK, tid);
+                assert!(Owner::Thread.alive(word.load(Relaxed)));
+            });
+        });
+        let dead = word.load(Relaxed);
+        assert!(!Owner::Thread.alive(dead), "the thread has ended");
+        assert!(!lock.is_held_by(lock.me()));
+        assert_eq!(
+            lock.lock(QUICK, &|| "t".into()).unwrap(),
+            Acquired::OwnerDied
+        );
+        assert!(lock.is_held_by(lock.me()));
+        // Locking it again from this thread fails instead of waiting for ever.
+        let err = lock.lock(QUICK, &|| "mutex m".into()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::Deadlock, "{err}");
+        assert!(err.to_string().contains("mutex m"), "{err}");
+        // Another live thread waits until the limit.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let err = lock.lock(QUICK, &|| "mutex m".into()).unwrap_err();
+                assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+                assert!(err.to_string().contains("held by live thread"), "{err}");
+            });
+        });
+        lock.unlock();
+        assert_eq!(word.load(Relaxed), 0);
     }
 
     #[test]
     fn a_killed_sleepers_bit_is_gone_after_one_unlock() {
         // A sleeper set the bit on our lock and was killed: nobody will take the wake-up.
-        let word = AtomicU32::new(me() | WAITING);
+        let word = AtomicU32::new(Owner::Process.me() | WAITING);
         let lock = PidLock::new(&word);
         lock.unlock();
         assert_eq!(word.load(Relaxed), 0);
@@ -392,7 +537,7 @@ pub(crate) mod tests {
         );
         assert_eq!(
             word.load(Relaxed),
-            me(),
+            Owner::Process.me(),
             "taken without the bit: unlocks make no syscall"
         );
         lock.unlock();

@@ -15,7 +15,8 @@ use crate::sys::sync::{view, Header, SharedState};
 /// Size of [`Header`]; the state starts here (8-byte aligned, since mappings are page aligned).
 pub(crate) const STATE_OFFSET: usize = 16;
 const MAGIC: u32 = 0x4950_4b53; // "IPKS"
-const VERSION: u32 = 1;
+/// 2: the mutex is ipckit's own lock (two `u32`s naming the owner thread), not glibc's.
+const VERSION: u32 = 2;
 
 /// Which primitive a segment holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,8 +44,7 @@ impl Kind {
 /// A mapped segment holding one primitive after its header.
 #[derive(Debug)]
 pub(crate) struct Region {
-    /// `None` only after [`Region::leak_mapping`], when nothing uses the state any more.
-    map: Option<Mapping>,
+    map: Mapping,
     /// The named segment, which removes the name on drop if this handle created it (unless
     /// detached).
     link: Option<Link>,
@@ -65,7 +65,7 @@ impl Region {
         init(&map)?;
         publish(&map, kind, size);
         Ok(Region {
-            map: Some(map),
+            map,
             link: None,
             name: None,
         })
@@ -101,7 +101,7 @@ impl Region {
                 .map_err(|e| context(e, format_args!("open shared {} {shm_name}", kind.name())))?;
         }
         Ok(Region {
-            map: Some(map),
+            map,
             link: Some(link),
             name: Some(shm_name),
         })
@@ -110,10 +110,7 @@ impl Region {
     /// The primitive's state.
     pub(crate) fn state<T: SharedState>(&self) -> &T {
         // The mapping was sized for `T` after the header when it was created or opened.
-        self.map
-            .as_ref()
-            .and_then(|map| view(map, STATE_OFFSET))
-            .expect("segment mapped and sized for its state until dropped")
+        view(&self.map, STATE_OFFSET).expect("segment sized for its state when mapped")
     }
 
     /// The shared-memory name ("/name"), if the primitive is named.
@@ -126,12 +123,6 @@ impl Region {
         if let Some(link) = &mut self.link {
             link.detach();
         }
-    }
-
-    /// Never unmaps the memory (the name is still removed as usual): for a mutex a leaked
-    /// guard still holds, whose address is on this thread's robust list.
-    pub(crate) fn leak_mapping(&mut self) {
-        std::mem::forget(self.map.take());
     }
 }
 

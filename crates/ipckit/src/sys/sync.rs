@@ -1,4 +1,4 @@
-//! Raw parts of the synchronisation primitives: glibc's robust process-shared `pthread_mutex_t`,
+//! Raw parts of the synchronisation primitives: the state of ipckit's robust mutex,
 //! POSIX named semaphores (`sem_open`) and System V semaphore sets. Their futex waits and wakes
 //! are in `sys::futex`.
 //!
@@ -6,28 +6,22 @@
 //! `sync` module owns the mappings and keeps them alive for as long as these views are used.
 //!
 //! Embedding a primitive in another shared structure (a queue header, a value's lock): put the
-//! `#[repr(C)]` state type ([`PthreadMutex`], [`RawSemaphore`], [`RawEvent`], [`RawCondvar`],
+//! `#[repr(C)]` state type ([`RawMutex`], [`RawSemaphore`], [`RawEvent`], [`RawCondvar`],
 //! [`RawBarrier`]) in your own `#[repr(C)]` header at an 8-aligned offset, get a `&T` with
 //! [`view`], call its `init` once before publishing the header, then use its crate-internal
 //! methods (`acquire`/`release`, `wait`/`set`, `lock`/`unlock`, `wait`/`notify`), which are
 //! what the public `sync` types call too.
 
-use std::cell::UnsafeCell;
 use std::ffi::CStr;
 use std::io;
 use std::mem::MaybeUninit;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
 use super::cvt;
 
 // glibc ≥ 2.30 has these; the `libc` crate does not declare them for every target.
 extern "C" {
-    fn pthread_mutex_clocklock(
-        mutex: *mut libc::pthread_mutex_t,
-        clock: libc::clockid_t,
-        abstime: *const libc::timespec,
-    ) -> libc::c_int;
     fn sem_clockwait(
         sem: *mut libc::sem_t,
         clock: libc::clockid_t,
@@ -74,9 +68,6 @@ fn monotonic_deadline(timeout: Duration) -> libc::timespec {
     }
 }
 
-/// The owner-TID bits of a robust futex word (`FUTEX_TID_MASK`).
-const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
-
 /// What locking a robust mutex gave.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum MutexLock {
@@ -86,132 +77,22 @@ pub(crate) enum MutexLock {
     OwnerDied,
     /// Nobody can lock it any more (`ENOTRECOVERABLE`).
     NotRecoverable,
-    /// Held by someone else (`try_lock`: `EBUSY`, `lock_timeout`: `ETIMEDOUT`).
+    /// Held by someone else (`try_lock`, or `lock_timeout` past its timeout).
     Busy,
 }
 
-/// glibc's `pthread_mutex_t`, process-shared, robust and error-checking, in shared memory.
-#[repr(transparent)]
-pub(crate) struct PthreadMutex(UnsafeCell<libc::pthread_mutex_t>);
-
-impl PthreadMutex {
-    /// `pthread_mutex_init` with `PTHREAD_PROCESS_SHARED`, `PTHREAD_MUTEX_ROBUST` and
-    /// `PTHREAD_MUTEX_ERRORCHECK`.
-    ///
-    /// Only for fresh memory that no process uses as a mutex yet (the crate calls it while
-    /// creating a segment, before publishing the header); re-initialising a mutex that a thread
-    /// holds would corrupt glibc's robust list of that thread.
-    pub(crate) fn init(&self) -> io::Result<()> {
-        let mut attr = MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
-        // SAFETY: `attr` is valid for writes; init fills it.
-        check(unsafe { libc::pthread_mutexattr_init(attr.as_mut_ptr()) })?;
-        let attr_ptr = attr.as_mut_ptr();
-        let result = (|| {
-            // SAFETY: `attr_ptr` was initialised above and is destroyed below.
-            check(unsafe {
-                libc::pthread_mutexattr_setpshared(attr_ptr, libc::PTHREAD_PROCESS_SHARED)
-            })?;
-            // SAFETY: as above.
-            check(unsafe {
-                libc::pthread_mutexattr_setrobust(attr_ptr, libc::PTHREAD_MUTEX_ROBUST)
-            })?;
-            // SAFETY: as above.
-            check(unsafe {
-                libc::pthread_mutexattr_settype(attr_ptr, libc::PTHREAD_MUTEX_ERRORCHECK)
-            })?;
-            // SAFETY: `self` is mapped, aligned memory; callers only initialise fresh memory.
-            check(unsafe { libc::pthread_mutex_init(self.raw(), attr_ptr) })
-        })();
-        // SAFETY: `attr_ptr` was initialised and is not used afterwards.
-        unsafe { libc::pthread_mutexattr_destroy(attr_ptr) };
-        result
-    }
-
-    fn raw(&self) -> *mut libc::pthread_mutex_t {
-        self.0.get()
-    }
-
-    fn classify(ret: libc::c_int) -> io::Result<MutexLock> {
-        match ret {
-            0 => Ok(MutexLock::Locked),
-            libc::EOWNERDEAD => Ok(MutexLock::OwnerDied),
-            libc::ENOTRECOVERABLE => Ok(MutexLock::NotRecoverable),
-            libc::EBUSY | libc::ETIMEDOUT => Ok(MutexLock::Busy),
-            e => Err(io::Error::from_raw_os_error(e)),
-        }
-    }
-
-    /// `pthread_mutex_lock`.
-    pub(crate) fn lock(&self) -> io::Result<MutexLock> {
-        // SAFETY: `self` lives in mapped memory initialised by `init` (or by a peer that may
-        // have corrupted it: glibc then reports an error or misbehaves as a lock, see the
-        // `sync::Mutex` docs).
-        Self::classify(unsafe { libc::pthread_mutex_lock(self.raw()) })
-    }
-
-    /// glibc's futex word, `__data.__lock`: the first `int` of `pthread_mutex_t` on every
-    /// Linux target glibc supports; for a robust mutex it holds the owner's TID.
-    fn word(&self) -> &AtomicU32 {
-        // SAFETY: the mutex is at least 4 bytes, 8-aligned, inside an `UnsafeCell` (so shared
-        // mutation is allowed) and glibc itself accesses this word atomically.
-        unsafe { &*self.raw().cast::<AtomicU32>() }
-    }
-
-    /// Whether some thread holds the lock now (a hint for spinning: reads, never writes).
-    pub(crate) fn is_held(&self) -> bool {
-        self.word().load(Ordering::Relaxed) & FUTEX_TID_MASK != 0
-    }
-
-    /// `pthread_mutex_trylock`.
-    pub(crate) fn try_lock(&self) -> io::Result<MutexLock> {
-        // SAFETY: as in `lock`.
-        let got = Self::classify(unsafe { libc::pthread_mutex_trylock(self.raw()) });
-        if let Ok(MutexLock::NotRecoverable) = got {
-            // glibc ≤ 2.3x's trylock takes the lock word before it notices the mutex is not
-            // recoverable and then fails to release it (it compares the *old* word with our
-            // TID), leaving other lockers hanging instead of getting ENOTRECOVERABLE. Undo that.
-            let tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
-            let word = self.word();
-            if word
-                .compare_exchange(tid, 0, Ordering::Release, Ordering::Relaxed)
-                .is_err()
-                && word.load(Ordering::Relaxed) & FUTEX_TID_MASK == tid
-            {
-                word.store(0, Ordering::Release);
-                super::futex::wake_all(word);
-            }
-        }
-        got
-    }
-
-    /// `pthread_mutex_clocklock` with a CLOCK_MONOTONIC deadline `timeout` from now.
-    pub(crate) fn lock_timeout(&self, timeout: Duration) -> io::Result<MutexLock> {
-        let deadline = monotonic_deadline(timeout);
-        // SAFETY: as in `lock`; `deadline` is a valid timespec for the duration of the call.
-        Self::classify(unsafe {
-            pthread_mutex_clocklock(self.raw(), libc::CLOCK_MONOTONIC, &deadline)
-        })
-    }
-
-    /// `pthread_mutex_unlock`.
-    pub(crate) fn unlock(&self) -> io::Result<()> {
-        // SAFETY: as in `lock`; the caller holds the lock.
-        check(unsafe { libc::pthread_mutex_unlock(self.raw()) })
-    }
-
-    /// `pthread_mutex_consistent`.
-    pub(crate) fn consistent(&self) -> io::Result<()> {
-        // SAFETY: as in `lock`; the caller holds the lock after `EOWNERDEAD`.
-        check(unsafe { libc::pthread_mutex_consistent(self.raw()) })
-    }
-}
-
-fn check(ret: libc::c_int) -> io::Result<()> {
-    if ret == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::from_raw_os_error(ret))
-    }
+/// ipckit's process-shared robust mutex (of `sync::Mutex`, `shm::Value` and `shm::Array`):
+/// a lock word naming the owner thread by its ID and a tag of its start time, and a word
+/// saying whether what it protects is consistent. Two plain `u32`s, no pointers; the
+/// protocol is in `sync::robust`.
+#[repr(C)]
+pub(crate) struct RawMutex {
+    /// 0 when free; else the owner's thread ID (low 22 bits), its start time tag (9 bits)
+    /// and a "someone may sleep" bit (the top one). See `sync::pid_lock`.
+    pub(crate) word: AtomicU32,
+    /// 0 consistent, 1 an owner died and nobody has marked it consistent yet, 2 not
+    /// recoverable.
+    pub(crate) state: AtomicU32,
 }
 
 /// A POSIX named semaphore opened with `sem_open`, closed on drop.
@@ -453,6 +334,5 @@ unsafe impl SharedState for RawEvent {}
 unsafe impl SharedState for RawCondvar {}
 // SAFETY: as above.
 unsafe impl SharedState for RawBarrier {}
-// SAFETY: `#[repr(transparent)]` over an `UnsafeCell` of glibc's mutex, which is plain integers
-// and pointers-as-integers; it is only touched through the `pthread_mutex_*` functions.
-unsafe impl SharedState for PthreadMutex {}
+// SAFETY: `#[repr(C)]` struct of atomics, valid for any bit pattern.
+unsafe impl SharedState for RawMutex {}

@@ -6,12 +6,11 @@
 //! this process.
 
 use std::io;
-use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8};
 
 use super::mmap::Mapping;
-use super::sync::{PthreadMutex, SharedState};
+use super::sync::{RawMutex, SharedState};
 
 /// Atomic cells an element can be stored in: any bit pattern is a valid value.
 ///
@@ -83,28 +82,17 @@ pub(crate) struct TypedHeader {
 // SAFETY: `#[repr(C)]` struct of atomics, valid for any bit pattern.
 unsafe impl SharedState for TypedHeader {}
 
-/// An owner of a mapping with a robust mutex at `lock_offset` and `len` cells of type `C` from
+/// An owner of a mapping with a [`RawMutex`] at `lock_offset` and `len` cells of type `C` from
 /// `data_offset`, all checked to lie inside the mapping and be aligned when placed.
 pub(crate) struct Placed<O, C> {
-    /// Dropped in `Drop` unless `keep_mapped` was called.
-    owner: ManuallyDrop<O>,
-    keep_mapped: bool,
-    lock: NonNull<PthreadMutex>,
+    owner: O,
+    lock: NonNull<RawMutex>,
     cells: NonNull<C>,
     len: usize,
 }
 
-impl<O, C> Drop for Placed<O, C> {
-    fn drop(&mut self) {
-        if !self.keep_mapped {
-            // SAFETY: the owner is dropped exactly once, here, and not used afterwards.
-            unsafe { ManuallyDrop::drop(&mut self.owner) };
-        }
-    }
-}
-
 // SAFETY: the pointers point into the owner's mapping, which is shared memory accessed only
-// through atomics and the pthread functions; sending the owner sends them with it.
+// through atomics; sending the owner sends them with it.
 unsafe impl<O: Send, C: Cell> Send for Placed<O, C> {}
 // SAFETY: as above; `&Placed` only hands out shared references to atomics and the mutex.
 unsafe impl<O: Sync, C: Cell> Sync for Placed<O, C> {}
@@ -120,9 +108,9 @@ impl<O: MapOwner, C: Cell> Placed<O, C> {
         let map = owner.mapping();
         let base = map.as_ptr();
         let lock_fits = lock_offset
-            .checked_add(size_of::<PthreadMutex>())
+            .checked_add(size_of::<RawMutex>())
             .is_some_and(|end| end <= map.len())
-            && lock_offset % align_of::<PthreadMutex>() == 0;
+            && lock_offset % align_of::<RawMutex>() == 0;
         let data_fits = len
             .checked_mul(size_of::<C>())
             .and_then(|bytes| bytes.checked_add(data_offset))
@@ -144,12 +132,11 @@ impl<O: MapOwner, C: Cell> Placed<O, C> {
                 ),
             ));
         }
-        let lock = NonNull::new(base.wrapping_add(lock_offset).cast::<PthreadMutex>());
+        let lock = NonNull::new(base.wrapping_add(lock_offset).cast::<RawMutex>());
         let cells = NonNull::new(base.wrapping_add(data_offset).cast::<C>());
         match (lock, cells) {
             (Some(lock), Some(cells)) => Ok(Placed {
-                owner: ManuallyDrop::new(owner),
-                keep_mapped: false,
+                owner,
                 lock,
                 cells,
                 len,
@@ -167,15 +154,9 @@ impl<O: MapOwner, C: Cell> Placed<O, C> {
         self.owner.detach();
     }
 
-    /// Never drops the owner, so its memory stays mapped (for a lock a leaked guard holds,
-    /// whose address is on the thread's robust list).
-    pub(crate) fn keep_mapped(&mut self) {
-        self.keep_mapped = true;
-    }
-
-    pub(crate) fn lock(&self) -> &PthreadMutex {
+    pub(crate) fn lock(&self) -> &RawMutex {
         // SAFETY: checked in `new` to lie inside the mapping, aligned; the owner keeps it
-        // mapped while `self` lives; `PthreadMutex` is an `UnsafeCell` accepting any bytes.
+        // mapped while `self` lives; `RawMutex` is atomics accepting any bytes.
         unsafe { self.lock.as_ref() }
     }
 
