@@ -964,6 +964,62 @@ fn close_with_batches() {
     assert_eq!(out.len(), 4, "failed gets append nothing");
 }
 
+/// A message whose `AsRef` panics from its second call on: `put_many` measures it before it
+/// locks, then panics while writing it under the producers' lock.
+struct PanicsWhenWritten(std::cell::Cell<u32>);
+
+impl AsRef<[u8]> for PanicsWhenWritten {
+    fn as_ref(&self) -> &[u8] {
+        self.0.set(self.0.get() + 1);
+        assert!(self.0.get() < 2, "a caller's AsRef panics under the lock");
+        b"measured"
+    }
+}
+
+struct Msg<'a>(&'a [u8], Option<&'a PanicsWhenWritten>);
+
+impl AsRef<[u8]> for Msg<'_> {
+    fn as_ref(&self) -> &[u8] {
+        match self.1 {
+            Some(p) => p.as_ref(),
+            None => self.0,
+        }
+    }
+}
+
+#[test]
+fn a_panic_inside_put_many_unlocks_the_queue_and_commits_nothing() {
+    let _wd = util::watchdog("put_many panic", Duration::from_secs(30));
+    let q: Queue<()> = Queue::new(8).unwrap();
+    let bytes = q.as_bytes();
+    let bomb = PanicsWhenWritten(std::cell::Cell::new(0));
+    let batch = [Msg(b"first", None), Msg(b"", Some(&bomb))];
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| bytes.put_many(&batch)));
+    assert!(caught.is_err(), "the AsRef panicked through put_many");
+    assert_eq!(
+        bomb.0.get(),
+        2,
+        "it panicked under the lock, after being measured"
+    );
+    // Another process puts at once (a try_ form, which fails if the lock stayed held).
+    let mut kids = Children::new();
+    let child = kids.fork(|| match q.as_bytes().try_put(b"from the child") {
+        Ok(()) => 0,
+        Err(_) => 1,
+    });
+    kids.join(child);
+    let mut buf = Vec::new();
+    bytes.try_get_into(&mut buf).unwrap();
+    assert_eq!(
+        buf, b"from the child",
+        "the panicked batch committed nothing"
+    );
+    assert!(matches!(
+        bytes.try_get_into(&mut buf),
+        Err(TryRecvError::Empty)
+    ));
+}
+
 #[test]
 fn chaos_sigkill_batches() {
     let _wd = util::watchdog("chaos_batches", Duration::from_secs(240));

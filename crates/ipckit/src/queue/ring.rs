@@ -226,6 +226,20 @@ impl Wakes {
     };
 }
 
+/// A side's lock held by [`Ring::run`]: unlocked when dropped, so a panic in the operation
+/// does not leave the side locked for as long as this process lives.
+struct Held<'r> {
+    ring: &'r Ring,
+    side: Side,
+    repaired: bool,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.ring.unlock(self.side, self.repaired);
+    }
+}
+
 impl Ring {
     pub(crate) fn anonymous(geo: Geometry, policy: WaitPolicy) -> io::Result<Ring> {
         geo.check()?;
@@ -859,9 +873,14 @@ impl Ring {
             let res = match side {
                 Some(side) => {
                     let repaired = lock(side)?;
-                    let res = op();
-                    self.unlock(side, repaired);
-                    res
+                    // Unlocks on the way out, a panic in `op` included (only a caller's
+                    // `AsRef` in `put_many` can panic there, before anything is committed).
+                    let _held = Held {
+                        ring: self,
+                        side,
+                        repaired,
+                    };
+                    op()
                 }
                 None => op(),
             };
