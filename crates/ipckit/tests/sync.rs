@@ -990,3 +990,59 @@ fn semaphores_ping_pong_between_processes_without_losing_a_permit() {
     );
     assert_eq!(set.get_all().unwrap(), [0, 0]);
 }
+
+#[test]
+fn role_locker_out_of_fds() {
+    if role_arg("role_locker_out_of_fds").is_none() {
+        return;
+    }
+    let _dog = watchdog("locker out of fds", LIMIT);
+    let mutex = Mutex::anonymous().unwrap();
+    let (locked, unlock) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let guard = mutex.lock().unwrap();
+            locked.wait();
+            unlock.wait();
+            drop(guard);
+        });
+        locked.wait();
+        // Use up every file descriptor this process may have (a few more than it has open).
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: `limit` is valid for writes.
+        assert_eq!(
+            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+            0
+        );
+        let open = std::fs::read_dir("/proc/self/fd").unwrap().count() as u64;
+        limit.rlim_cur = open + 8;
+        // SAFETY: `limit` is a valid rlimit; this role process is ours alone.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
+        let mut files = Vec::new();
+        loop {
+            match std::fs::File::open("/dev/null") {
+                Ok(file) => files.push(file),
+                Err(e) => {
+                    assert_eq!(e.raw_os_error(), Some(libc::EMFILE), "{e}");
+                    break;
+                }
+            }
+        }
+        // The holder lives: its lock is not taken over, whatever /proc could not tell.
+        let got = mutex.lock_timeout(Duration::from_millis(50));
+        let timed_out = matches!(got, Err(LockError::TimedOut));
+        drop(got);
+        drop(files);
+        unlock.wait();
+        assert!(timed_out, "a live holder's mutex was taken");
+    });
+}
+
+#[test]
+fn a_live_holder_keeps_the_mutex_when_the_locker_is_out_of_file_descriptors() {
+    let _dog = watchdog("mutex out of fds", LIMIT);
+    role("role_locker_out_of_fds", "").expect_success("locker out of fds");
+}

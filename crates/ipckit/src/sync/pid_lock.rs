@@ -29,7 +29,7 @@ use std::io;
 use std::sync::atomic::{AtomicU32, Ordering::*};
 use std::time::{Duration, Instant};
 
-use crate::queue::peers::{start_time, stat as thread_stat};
+use crate::queue::peers::{start_time, try_stat as thread_stat};
 use crate::sys::futex;
 use crate::sys::queue::{fork_generation, my_lock_word};
 use crate::sys::store::process_alive_if;
@@ -100,10 +100,13 @@ impl Owner {
             Owner::Process => process_alive_if(id, || start_time(id).is_none_or(same)),
             // A pidfd names a thread only on Linux 6.9 and later, so threads are looked up in
             // `/proc` (which lists only processes but finds any thread by its ID). Without a
-            // readable `/proc` nothing counts as dead.
+            // mounted `/proc` nothing counts as dead; nor does a thread whose entry could not
+            // be read (this process out of file descriptors or memory): only a missing entry
+            // says the thread is gone.
             Owner::Thread => match thread_stat(id) {
-                Some((start, running)) => running && same(start),
-                None => !std::path::Path::new("/proc/self/stat").exists(),
+                Ok(Some((start, running))) => running && same(start),
+                Ok(None) => !std::path::Path::new("/proc/self/stat").exists(),
+                Err(_) => true,
             },
         }
     }
