@@ -235,7 +235,11 @@ impl<'a> PidLock<'a> {
                 continue;
             }
             let owner = cur & !WAITING;
-            if check && owner != me && !self.owner.alive(owner) {
+            // A thread-owned word with our thread ID that is not our word names an earlier
+            // thread given the same ID (or is forged): dead, whatever its tag, since the one
+            // live thread with that ID, ours, does not hold the lock.
+            let ours = self.owner == Owner::Thread && owner & PID_MASK == me & PID_MASK;
+            if check && owner != me && (ours || !self.owner.alive(owner)) {
                 if self
                     .word
                     .compare_exchange(cur, me | (cur & WAITING), SeqCst, Relaxed)
