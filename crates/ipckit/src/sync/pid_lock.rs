@@ -23,7 +23,8 @@
 //! (then the lock waits for that process as for a live owner). All processes using one lock
 //! must share a PID namespace (and a time namespace: start times are read through `/proc`). A
 //! live owner that holds the lock past the caller's patience (stopped, or a word a peer wrote)
-//! makes `lock` fail with `TimedOut` rather than hang.
+//! makes `lock` fail with `TimedOut` rather than hang, unless that patience is `Duration::MAX`
+//! (`sync::Mutex::lock`, which waits for a live owner as `pthread_mutex_lock` does).
 
 use std::io;
 use std::sync::atomic::{AtomicU32, Ordering::*};
