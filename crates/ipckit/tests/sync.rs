@@ -1013,10 +1013,8 @@ fn role_locker_out_of_fds() {
             rlim_max: 0,
         };
         // SAFETY: `limit` is valid for writes.
-        assert_eq!(
-            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
-            0
-        );
+        let got = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+        assert_eq!(got, 0, "getrlimit: {}", io::Error::last_os_error());
         let open = std::fs::read_dir("/proc/self/fd").unwrap().count() as u64;
         limit.rlim_cur = open + 8;
         // SAFETY: `limit` is a valid rlimit; this role process is ours alone.
