@@ -93,7 +93,9 @@
 //!   mapping. Owners are recognised through `/proc`, so all peers must share a PID namespace,
 //!   and a new process or thread given a dead owner's ID passes for it once in 511 times
 //!   (the lock then waits for it as for a live owner). Share locks only with trusted processes
-//!   (owner-only permissions are the default).
+//!   (owner-only permissions are the default). A program that `exec`s holding one of these
+//!   locks (a [`sync::Mutex`] held by its main thread) keeps holding it until the new program
+//!   exits: unlike glibc's robust mutexes, the kernel does not release them at `exec`.
 //! * A peer that truncates a shared segment under a live mapping can make the next access
 //!   raise `SIGBUS`; sizes are checked when a segment is opened, not on every access.
 //! * System V message queues have no timed receive in the kernel: their `_timeout` forms poll

@@ -990,3 +990,148 @@ fn semaphores_ping_pong_between_processes_without_losing_a_permit() {
     );
     assert_eq!(set.get_all().unwrap(), [0, 0]);
 }
+
+#[test]
+fn role_locker_out_of_fds() {
+    if role_arg("role_locker_out_of_fds").is_none() {
+        return;
+    }
+    let _dog = watchdog("locker out of fds", LIMIT);
+    let mutex = Mutex::anonymous().unwrap();
+    let (locked, unlock) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let guard = mutex.lock().unwrap();
+            locked.wait();
+            unlock.wait();
+            drop(guard);
+        });
+        locked.wait();
+        // Use up every file descriptor this process may have (a few more than it has open).
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: `limit` is valid for writes.
+        let got = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+        assert_eq!(got, 0, "getrlimit: {}", io::Error::last_os_error());
+        let open = std::fs::read_dir("/proc/self/fd").unwrap().count() as u64;
+        limit.rlim_cur = open + 8;
+        // SAFETY: `limit` is a valid rlimit; this role process is ours alone.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
+        let mut files = Vec::new();
+        loop {
+            match std::fs::File::open("/dev/null") {
+                Ok(file) => files.push(file),
+                Err(e) => {
+                    assert_eq!(e.raw_os_error(), Some(libc::EMFILE), "{e}");
+                    break;
+                }
+            }
+        }
+        // The holder lives: its lock is not taken over, whatever /proc could not tell.
+        let got = mutex.lock_timeout(Duration::from_millis(50));
+        let timed_out = matches!(got, Err(LockError::TimedOut));
+        drop(got);
+        drop(files);
+        unlock.wait();
+        assert!(timed_out, "a live holder's mutex was taken");
+    });
+}
+
+#[test]
+fn a_live_holder_keeps_the_mutex_when_the_locker_is_out_of_file_descriptors() {
+    let _dog = watchdog("mutex out of fds", LIMIT);
+    role("role_locker_out_of_fds", "").expect_success("locker out of fds");
+}
+
+#[test]
+/// The child of a `fork` made by the thread holding a mutex runs under another thread ID, so
+/// it does not own the lock (nor unlock it by dropping the guard it inherited), and the
+/// thread's cached lock word is made again for it.
+fn a_child_forked_by_the_holding_thread_does_not_own_the_mutex() {
+    let _dog = watchdog("fork holder", LIMIT);
+    let mutex = Mutex::anonymous().unwrap();
+    let guard = mutex.lock().unwrap();
+    let code = fork_and_wait(|| {
+        // The inherited guard names the parent's thread: dropping it here unlocks nothing.
+        drop(guard);
+        match mutex.lock_timeout(Duration::from_millis(30)) {
+            Err(LockError::TimedOut) => {}
+            Err(LockError::Io(e)) if e.kind() == io::ErrorKind::Deadlock => return 3,
+            Ok(_) => return 4,
+            _ => return 5,
+        }
+        match mutex.try_lock() {
+            Err(LockError::WouldBlock) => 0,
+            _ => 6,
+        }
+    });
+    assert_eq!(code, 0);
+}
+
+#[test]
+/// A condition-variable waiter whose mutex was taken by a process that died holding it gets
+/// `OwnerDied` when it relocks.
+fn condvar_wait_reports_an_owner_that_died_while_it_waited() {
+    let _dog = watchdog("condvar owner dies", LIMIT);
+    let mutex = Mutex::anonymous().unwrap();
+    let cond = Condvar::anonymous().unwrap();
+    let guard = mutex.lock().unwrap();
+    // SAFETY: the child only locks, notifies and `_exit`s (as in `fork_and_wait`).
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let code = match mutex.lock() {
+            Ok(g) => {
+                cond.notify_all();
+                std::mem::forget(g);
+                0
+            }
+            Err(_) => 1,
+        };
+        // SAFETY: ends the child immediately, holding the lock.
+        unsafe { libc::_exit(code) };
+    }
+    assert!(pid > 0, "fork: {}", io::Error::last_os_error());
+    let got = cond.wait_timeout(guard, LONG);
+    let mut status = 0;
+    // SAFETY: `pid` is our child; `status` is valid for writes.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{status:#x}"
+    );
+    match got {
+        Err(LockError::OwnerDied(mut g)) => g.mark_consistent().unwrap(),
+        other => panic!("expected OwnerDied, got {other:?}"),
+    }
+    drop(mutex.lock().unwrap());
+}
+
+#[test]
+fn a_lock_word_naming_the_calling_thread_under_another_tag_is_a_dead_owners() {
+    use std::os::unix::fs::FileExt;
+    let _dog = watchdog("mutex own tid", LIMIT);
+    let name = unique_name("mutex-own-tid");
+    let mutex = Mutex::create(&name).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(format!("/dev/shm/{name}"))
+        .unwrap();
+    let tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
+    // A word with this thread's ID but not this thread's word: an earlier thread given the
+    // same ID (whose start time could not be read: tag 0), or a forged word. This thread
+    // holds nothing, so nobody alive does; waiting for it would wait for ever.
+    for word in [tid, tid | 1 << 31] {
+        file.write_all_at(&word.to_ne_bytes(), 16).unwrap();
+        let mut guard = mutex
+            .lock_timeout(Duration::from_millis(50))
+            .unwrap_err()
+            .into_guard_for_test();
+        guard.mark_consistent().unwrap();
+        drop(guard);
+        assert_eq!(lock_word(&file), 0);
+    }
+    drop(mutex.lock().unwrap());
+}

@@ -10,16 +10,35 @@ use std::sync::atomic::{
 };
 
 /// The start time of process `pid` in clock ticks since boot, and whether it is still running
-/// (not a zombie); `None` if there is no such process.
+/// (not a zombie); `None` if there is no such process or `/proc` could not tell.
 pub(crate) fn stat(pid: u32) -> Option<(u64, bool)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name in parentheses may contain anything, so parse after the last ')'.
-    let rest = &text[text.rfind(')')? + 1..];
-    let mut fields = rest.split_ascii_whitespace();
-    let state = fields.next()?;
-    // After the state, field 4 (ppid) is index 0 here; starttime is field 22, index 18.
-    let start = fields.nth(18)?.parse().ok()?;
-    Some((start, !matches!(state, "Z" | "X" | "x")))
+    try_stat(pid).ok().flatten()
+}
+
+/// As [`stat`], telling "no such process or thread" (`Ok(None)`: `/proc/<id>` does not exist)
+/// from "could not tell" (`Err`: out of file descriptors or memory, an unexpected format), so
+/// that a caller deciding whether an owner is dead does not take the second for the first.
+pub(crate) fn try_stat(pid: u32) -> std::io::Result<Option<(u64, bool)>> {
+    let text = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(text) => text,
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ESRCH)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let parsed = (|| {
+        // The command name in parentheses may contain anything, so parse after the last ')'.
+        let rest = &text[text.rfind(')')? + 1..];
+        let mut fields = rest.split_ascii_whitespace();
+        let state = fields.next()?;
+        // After the state, field 4 (ppid) is index 0 here; starttime is field 22, index 18.
+        let start = fields.nth(18)?.parse().ok()?;
+        Some((start, !matches!(state, "Z" | "X" | "x")))
+    })();
+    parsed.map(Some).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("/proc/{pid}/stat: unexpected format"),
+        )
+    })
 }
 
 /// The start time of process `pid` in clock ticks since boot, if `/proc` tells it.

@@ -62,10 +62,9 @@
 //! process's: `pidfd_open` + `poll`, the start time from `/proc`); if so, it takes the
 //! lock over and runs the *reclaim pass* below
 //! before going on. Every table update is ordered so that a process killed in the middle
-//! leaves a consistent table. (The lock is not a [`sync::Mutex`](crate::sync::Mutex): glibc's
-//! robust mutex keeps its owner's robust-list links inside the shared memory and may abort on
-//! a mutex a peer overwrote, which would break the promise that a corrupted segment only
-//! causes errors.)
+//! leaves a consistent table. (The lock is owned by a process, not by a thread as a
+//! [`sync::Mutex`](crate::sync::Mutex) is: any thread of the owner may release it, and a
+//! thread that ends holding it does not make it a dead owner's.)
 //!
 //! The reclaim pass frees the entries of objects whose creator died before sealing (and their
 //! space), drops the holder records of dead processes and frees deleted objects left without

@@ -31,11 +31,13 @@ use crate::sys::sync::{MutexLock, RawMutex};
 /// segment, after ipckit's 16-byte header). The lock word is 0 when free, else
 /// `tid | tag << 22 | waiting << 31`, `tag` being the owner thread's start time (field 22 of
 /// `/proc/<tid>/stat`) modulo 511 plus 1 (0 when unknown). Lock by compare-and-swap from 0;
-/// set the top bit before sleeping on the word (`FUTEX_WAIT`); unlock by compare-and-swap
-/// back to 0 and wake one sleeper (`FUTEX_WAKE`) when the bit was set. A locker that finds
-/// the named thread dead swaps in its own word. The state word is 0 (consistent),
-/// 1 (an owner died; the taker sets it, `mark_consistent` clears it) or 2 (not recoverable;
-/// an unlock of an inconsistent mutex sets it).
+/// set the top bit before sleeping on the word (`FUTEX_WAIT`, process-shared: no
+/// `FUTEX_PRIVATE_FLAG`); a locker that has slept takes the lock with the top bit set (others
+/// may sleep still); unlock by compare-and-swap back to 0 and wake one sleeper (`FUTEX_WAKE`)
+/// when the bit was set. Sleep in slices: a locker that finds the named thread dead swaps in
+/// its own word, keeping the top bit. The state word is 0 (consistent), 1 (an owner died; the
+/// taker sets it, `mark_consistent` clears it) or 2 (not recoverable; an unlock of an
+/// inconsistent mutex sets it); any other value counts as 2.
 ///
 /// Get one with [`Mutex::create`] / [`Mutex::open`] (a named segment in `/dev/shm`, see
 /// [`Options`](super::Options) for the creation mode and permissions) or
@@ -57,6 +59,14 @@ use crate::sys::sync::{MutexLock, RawMutex};
 /// Owners are told apart by thread ID and a tag of the thread's start time, so all processes
 /// using one mutex must share a PID namespace; a new thread given a dead owner's ID passes for
 /// it once in 511 times (the lock then waits for that thread).
+///
+/// # `exec`
+///
+/// A program that `exec`s while its main thread holds the mutex keeps holding it: the main
+/// thread keeps its ID and start time across `exec` (and a thread that `exec`s takes over
+/// both), so the new program passes for the owner until it exits, and only then is the owner
+/// dead. (The kernel releases glibc's robust mutexes at `exec`; nothing tells it about this
+/// lock.) Drop guards before `exec`.
 ///
 /// # Examples
 ///

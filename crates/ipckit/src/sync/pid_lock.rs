@@ -23,13 +23,14 @@
 //! (then the lock waits for that process as for a live owner). All processes using one lock
 //! must share a PID namespace (and a time namespace: start times are read through `/proc`). A
 //! live owner that holds the lock past the caller's patience (stopped, or a word a peer wrote)
-//! makes `lock` fail with `TimedOut` rather than hang.
+//! makes `lock` fail with `TimedOut` rather than hang, unless that patience is `Duration::MAX`
+//! (`sync::Mutex::lock`, which waits for a live owner as `pthread_mutex_lock` does).
 
 use std::io;
 use std::sync::atomic::{AtomicU32, Ordering::*};
 use std::time::{Duration, Instant};
 
-use crate::queue::peers::{start_time, stat as thread_stat};
+use crate::queue::peers::{start_time, try_stat as thread_stat};
 use crate::sys::futex;
 use crate::sys::queue::{fork_generation, my_lock_word};
 use crate::sys::store::process_alive_if;
@@ -100,10 +101,13 @@ impl Owner {
             Owner::Process => process_alive_if(id, || start_time(id).is_none_or(same)),
             // A pidfd names a thread only on Linux 6.9 and later, so threads are looked up in
             // `/proc` (which lists only processes but finds any thread by its ID). Without a
-            // readable `/proc` nothing counts as dead.
+            // mounted `/proc` nothing counts as dead; nor does a thread whose entry could not
+            // be read (this process out of file descriptors or memory): only a missing entry
+            // says the thread is gone.
             Owner::Thread => match thread_stat(id) {
-                Some((start, running)) => running && same(start),
-                None => !std::path::Path::new("/proc/self/stat").exists(),
+                Ok(Some((start, running))) => running && same(start),
+                Ok(None) => !std::path::Path::new("/proc/self/stat").exists(),
+                Err(_) => true,
             },
         }
     }
@@ -232,7 +236,11 @@ impl<'a> PidLock<'a> {
                 continue;
             }
             let owner = cur & !WAITING;
-            if check && owner != me && !self.owner.alive(owner) {
+            // A thread-owned word with our thread ID that is not our word names an earlier
+            // thread given the same ID (or is forged): dead, whatever its tag, since the one
+            // live thread with that ID, ours, does not hold the lock.
+            let ours = self.owner == Owner::Thread && owner & PID_MASK == me & PID_MASK;
+            if check && owner != me && (ours || !self.owner.alive(owner)) {
                 if self
                     .word
                     .compare_exchange(cur, me | (cur & WAITING), SeqCst, Relaxed)

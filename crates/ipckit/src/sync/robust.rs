@@ -16,8 +16,10 @@
 //! The protocol, for peers in other languages: the lock word is 0 when free, else
 //! `tid | tag << 22 | waiting << 31` where `tag` is `starttime % 511 + 1` (field 22 of
 //! `/proc/<tid>/stat`, or 0 when unknown); lock by compare-and-swap from 0, set the top bit
-//! before sleeping on the word with `FUTEX_WAIT`, unlock by compare-and-swap back to 0 and
-//! `FUTEX_WAKE` one sleeper when the bit was set. The state word is 0, 1 or 2 as above.
+//! before sleeping on the word with `FUTEX_WAIT` (process-shared), take it with the bit set
+//! once having slept, unlock by compare-and-swap back to 0 and `FUTEX_WAKE` one sleeper when
+//! the bit was set; a locker that finds the owner dead swaps in its own word, keeping the
+//! bit. The state word is 0, 1 or 2 as above (any other value counts as 2).
 
 use std::io;
 use std::sync::atomic::Ordering::{Acquire, Release};
@@ -100,11 +102,11 @@ impl RawMutex {
     }
 
     /// Unlocks; an inconsistent mutex becomes not recoverable.
-    #[inline]
     ///
     /// # Errors
     ///
     /// `PermissionDenied` (`EPERM`) when the calling thread does not hold it.
+    #[inline]
     pub(crate) fn unlock(&self) -> io::Result<()> {
         let lock = self.pid_lock();
         let me = lock.me();
