@@ -52,16 +52,11 @@ pub(crate) fn me() -> (u64, u64) {
     (u64::from(pid), stat(pid).map_or(0, |(s, _)| s))
 }
 
-/// Whether the process recorded as (`pid`, `start`) is alive. Where `/proc` cannot be read
-/// at all, liveness is unknown and every process counts as alive (no false disconnects).
+/// Whether the process recorded as (`pid`, `start`) is alive. Where `/proc` cannot tell
+/// (not mounted, or this process out of file descriptors or memory), liveness is unknown and
+/// the process counts as alive (no false disconnects).
 pub(crate) fn alive(pid: u64, start: u64) -> bool {
-    match u32::try_from(pid) {
-        Ok(p) if p > 0 => match stat(p) {
-            Some((s, running)) => running && s == start,
-            None => !std::path::Path::new("/proc/self/stat").exists(),
-        },
-        _ => false,
-    }
+    alive_if(pid, |s| s == start)
 }
 
 /// One word naming a process: its PID in the low half, the low half of its start time in the
@@ -70,13 +65,18 @@ pub(crate) fn pack(pid: u64, start: u64) -> u64 {
     (start << 32) | (pid & 0xFFFF_FFFF)
 }
 
-/// Whether the process named by a [`pack`]ed word is alive.
+/// Whether the process named by a [`pack`]ed word is alive (as [`alive`]).
 pub(crate) fn alive_packed(word: u64) -> bool {
-    let pid = word & 0xFFFF_FFFF;
+    alive_if(word & 0xFFFF_FFFF, |s| (s & 0xFFFF_FFFF) == word >> 32)
+}
+
+/// Whether process `pid` runs and `same(its start time)`; unknown counts as alive.
+fn alive_if(pid: u64, same: impl FnOnce(u64) -> bool) -> bool {
     match u32::try_from(pid) {
-        Ok(p) if p > 0 => match stat(p) {
-            Some((s, running)) => running && (s & 0xFFFF_FFFF) == word >> 32,
-            None => !std::path::Path::new("/proc/self/stat").exists(),
+        Ok(p) if p > 0 => match try_stat(p) {
+            Ok(Some((s, running))) => running && same(s),
+            Ok(None) => !std::path::Path::new("/proc/self/stat").exists(),
+            Err(_) => true,
         },
         _ => false,
     }

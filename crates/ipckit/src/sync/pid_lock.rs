@@ -509,7 +509,17 @@ pub(crate) mod tests {
             });
         });
         let dead = word.load(Relaxed);
-        assert!(!Owner::Thread.alive(dead), "the thread has ended");
+        // `join` returns once the thread has released its memory; its `/proc` entry goes a
+        // moment later, when the kernel reaps it (lockers look again after every slice).
+        let joined = Instant::now();
+        while Owner::Thread.alive(dead) {
+            assert!(
+                joined.elapsed() < Duration::from_secs(10),
+                "the ended thread {} still looks alive",
+                dead & PID_MASK
+            );
+            std::thread::yield_now();
+        }
         assert!(!lock.is_held_by(lock.me()));
         assert_eq!(
             lock.lock(QUICK, &|| "t".into()).unwrap(),
