@@ -809,6 +809,19 @@ fn a_thread_that_ends_holding_the_mutex_is_a_dead_owner() {
     drop(mutex.lock().unwrap());
 }
 
+/// A new named mutex and its segment's file in `/dev/shm`, opened for reading and writing as
+/// another process (or a peer in another language) would.
+fn named_mutex_and_file(tag: &str) -> (String, Mutex, std::fs::File) {
+    let name = unique_name(tag);
+    let mutex = Mutex::create(&name).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(format!("/dev/shm/{name}"))
+        .unwrap();
+    (name, mutex, file)
+}
+
 /// The lock word of a named mutex, read through the segment's file (offset 16, after the
 /// header), as a peer in another language would.
 fn lock_word(file: &std::fs::File) -> u32 {
@@ -822,13 +835,7 @@ fn lock_word(file: &std::fs::File) -> u32 {
 fn garbage_written_over_a_mutex_makes_locking_fail_or_recover_never_crash() {
     use std::os::unix::fs::FileExt;
     let _dog = watchdog("mutex garbage", LIMIT);
-    let name = unique_name("mutex-garbage");
-    let mutex = Mutex::create(&name).unwrap();
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(format!("/dev/shm/{name}"))
-        .unwrap();
+    let (name, mutex, file) = named_mutex_and_file("mutex-garbage");
     // The documented layout: the holder's thread ID in the low 22 bits of the lock word.
     let guard = mutex.lock().unwrap();
     let tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
@@ -1112,13 +1119,7 @@ fn condvar_wait_reports_an_owner_that_died_while_it_waited() {
 fn a_lock_word_naming_the_calling_thread_under_another_tag_is_a_dead_owners() {
     use std::os::unix::fs::FileExt;
     let _dog = watchdog("mutex own tid", LIMIT);
-    let name = unique_name("mutex-own-tid");
-    let mutex = Mutex::create(&name).unwrap();
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(format!("/dev/shm/{name}"))
-        .unwrap();
+    let (name, mutex, file) = named_mutex_and_file("mutex-own-tid");
     let tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
     // A word with this thread's ID but not this thread's word: an earlier thread given the
     // same ID (whose start time could not be read: tag 0), or a forged word. This thread
@@ -1134,4 +1135,6 @@ fn a_lock_word_naming_the_calling_thread_under_another_tag_is_a_dead_owners() {
         assert_eq!(lock_word(&file), 0);
     }
     drop(mutex.lock().unwrap());
+    drop(mutex);
+    assert!(shm_gone(&name));
 }
