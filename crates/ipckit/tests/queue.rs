@@ -1182,6 +1182,39 @@ fn chaos_sigkill_batches() {
     assert!(q.is_empty());
 }
 
+/// Every message of a parked ping-pong finds its receiver asleep (or about to sleep), so each
+/// one goes through the sleeping flag and the wake-up: a missed wake-up would cost a whole
+/// sleep slice (100 ms) and 5,000 of them would overrun the watchdog.
+#[test]
+fn channel_parked_ping_pong_never_sleeps_through_a_message() {
+    let _wd = util::watchdog("channel parked ping-pong", Duration::from_secs(120));
+    let options = || {
+        channel::Options::new()
+            .capacity(4)
+            .max_message_size(16)
+            .wait_policy(WaitPolicy::Park)
+            .anonymous::<u32>()
+            .unwrap()
+    };
+    let ((ping_tx, ping_rx), (pong_tx, pong_rx)) = (options(), options());
+    const ROUNDS: u32 = 5_000;
+    let mut kids = Children::new();
+    let child = kids.fork(|| {
+        for i in 0..ROUNDS {
+            match ping_rx.recv() {
+                Ok(got) if got == i && pong_tx.send(i).is_ok() => {}
+                _ => return 1,
+            }
+        }
+        0
+    });
+    for i in 0..ROUNDS {
+        ping_tx.send(i).unwrap();
+        assert_eq!(pong_rx.recv().unwrap(), i);
+    }
+    kids.join(child);
+}
+
 #[test]
 fn channel_keeps_order_across_fork() {
     let _wd = util::watchdog("channel_order", Duration::from_secs(60));

@@ -13,9 +13,15 @@
 //!
 //! Waiting: the receiver spins (per [`WaitPolicy`]), then raises its "sleeping" flag and
 //! sleeps on the tail word with `futex(FUTEX_WAIT)`; the sender wakes it only if the flag is
-//! up (a sequentially consistent store/load pair on both sides makes the flag and the index
-//! agree), so while both are busy nobody enters the kernel. The same holds the other way for
-//! a sender waiting on a full channel.
+//! up, so while both are busy nobody enters the kernel. The same holds the other way for a
+//! sender waiting on a full channel. Flag and index must agree (a waker stores the index then
+//! loads the flag, a sleeper stores the flag then loads the index, and neither may see only
+//! the old value of the other's store): the sleeper fences with a full barrier and then with
+//! `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`, which makes every thread of the processes
+//! registered for it execute one, so the message path of a registered process needs no fence
+//! (where `membarrier` is refused, an end fences its index store itself, and a sleeper that
+//! could not fence its peer sleeps in 1 ms slices). The price is on the sleeping side: each
+//! time an end goes to sleep, the CPUs then running registered processes take an interrupt.
 //!
 //! # Crash safety and disconnection
 //!
@@ -50,7 +56,7 @@ use super::error::{
 };
 use super::object::{self, Object};
 use super::peers;
-use super::wait::{Deadline, WaitPolicy};
+use super::wait::{self, Deadline, WaitPolicy};
 use super::{codec, with_scratch};
 use crate::mode::CreationMode;
 use crate::sys::futex;
@@ -338,6 +344,9 @@ struct Endpoint {
     mine: Cell<u32>,
     /// The owner word we wrote when claiming.
     owner_word: Cell<u64>,
+    /// Whether this process is registered for `membarrier`, so that our index stores need no
+    /// fence (see [`wait::register_fence_free`]).
+    fence_free: Cell<bool>,
 }
 
 impl Endpoint {
@@ -349,6 +358,7 @@ impl Endpoint {
             other: Cell::new(0),
             mine: Cell::new(0),
             owner_word: Cell::new(0),
+            fence_free: Cell::new(false),
         }
     }
 
@@ -402,8 +412,21 @@ impl Endpoint {
         }
         self.mine.set(c.u32(mine).load(Acquire));
         self.other.set(c.u32(other).load(Acquire));
+        self.fence_free.set(wait::register_fence_free());
         self.claimed_gen.set(gen);
         Ok(())
+    }
+
+    /// Publishes our index `value` at `word`; the peer's "sleeping" flag is loaded after it.
+    #[inline]
+    fn publish(&self, word: usize, value: u32) {
+        let index = self.chan.u32(word);
+        if self.fence_free.get() {
+            // A sleeping peer's `membarrier` orders this store before our flag load.
+            index.store(value, Release);
+        } else {
+            index.store(value, SeqCst);
+        }
     }
 
     #[inline]
@@ -478,6 +501,13 @@ impl Endpoint {
             };
             let seen = c.u32(word).load(SeqCst);
             c.u32(sleeping).store(1, SeqCst);
+            // A fence-free peer may have stored its index and loaded our flag in the other
+            // order; after this, either it sees the flag or `ready()` sees its index.
+            let slice = if wait::fence_peers() {
+                slice
+            } else {
+                slice.min(wait::UNFENCED_SLICE)
+            };
             if ready() || self.peer_gone(peer_rec, false) {
                 c.u32(sleeping).store(0, Relaxed);
                 return if ready() {
@@ -568,10 +598,10 @@ impl<T> Sender<T> {
         c.obj.region.write(off + 8, msg)?;
         c.u32(off).store(msg.len() as u32, Relaxed);
         let next = tail.wrapping_add(1);
-        // The stamp publishes the slot to a receiver watching it; the tail (sequentially
-        // consistent, paired with the receiver's sleeping flag) to one about to sleep.
+        // The stamp publishes the slot to a receiver watching it; the tail (ordered before
+        // the load of the receiver's sleeping flag) to one about to sleep.
         c.u32(off + 4).store(next, Release);
-        c.u32(O_TAIL).store(next, SeqCst);
+        ep.publish(O_TAIL, next);
         ep.mine.set(next);
         wake_sleeper(c, O_RX_SLEEPING, O_TAIL);
         Ok(())
@@ -773,7 +803,7 @@ impl<T> Receiver<T> {
             )));
         }
         c.obj.region.read_to_vec(off + 8, len as usize, out)?;
-        c.u32(O_HEAD).store(next, SeqCst);
+        ep.publish(O_HEAD, next);
         ep.mine.set(next);
         wake_sleeper(c, O_TX_SLEEPING, O_HEAD);
         Ok(())

@@ -40,6 +40,32 @@ pub(crate) enum Deadline {
 /// its peers are still alive.
 pub(crate) const SLICE: Duration = Duration::from_millis(100);
 
+/// Registers this process for `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)` (idempotent, per
+/// process) and says whether that worked: then a peer about to sleep makes every thread of
+/// ours execute a full barrier ([`fence_peers`]), so our stores of an index and loads of the
+/// peer's "sleeping" flag need no fence of their own on the message path.
+///
+/// A waker stores its index, then loads the sleeper's flag; a sleeper stores its flag, then
+/// loads the index. Without a barrier between its store and its load on *both* sides (x86
+/// lets a load pass an earlier store), each could miss the other's store and the sleeper would
+/// sleep through the message. With `membarrier` the sleeper's call puts the barrier into the
+/// waker's instruction stream: either the waker's load comes after it and sees the flag, or
+/// its store (before the load in program order) is visible to the sleeper's re-check.
+pub(crate) fn register_fence_free() -> bool {
+    rustix::thread::membarrier(rustix::thread::MembarrierCommand::RegisterGlobalExpedited).is_ok()
+}
+
+/// Makes every running thread of every process registered by [`register_fence_free`] execute
+/// a full memory barrier; false if the system refuses (the caller must then not count on a
+/// fence-free peer's wake-up and sleeps in short slices).
+pub(crate) fn fence_peers() -> bool {
+    rustix::thread::membarrier(rustix::thread::MembarrierCommand::GlobalExpedited).is_ok()
+}
+
+/// The longest sleep of a waiter whose [`fence_peers`] failed: a fence-free peer's wake-up
+/// may then be missed, and this bounds the delay.
+pub(crate) const UNFENCED_SLICE: Duration = Duration::from_millis(1);
+
 impl Deadline {
     pub(crate) fn after(timeout: Duration) -> Deadline {
         match Instant::now().checked_add(timeout) {
