@@ -467,6 +467,13 @@ fn pilot_latency(
     }
 }
 
+/// Bytes sent before a throughput round's clock starts, at least (in at most 1000 messages,
+/// the cap of every warm-up): every round sets its link up afresh, and a shared-memory ring
+/// (8 MiB at most in the bench's rows) is fresh memory whose pages fault in on first touch;
+/// timing that lap made a 1 MiB row measure page faults (5 to 11 messages a round, about a
+/// quarter of the steady rate).
+const WARM_BYTES: usize = 8 << 20;
+
 /// Finds how many `size`-byte messages take about `per_round` seconds: runs growing batches
 /// until one lasts long enough to time (which also warms the path up).
 fn pilot_throughput(
@@ -489,7 +496,9 @@ fn pilot_throughput(
             let count = (per_round * rate).clamp(2.0, 1e9) as usize;
             return Ok(ThroughputJob {
                 size,
-                warmup: (count / 20).clamp(1, 1000),
+                warmup: (count / 20)
+                    .clamp(1, 1000)
+                    .max(WARM_BYTES.div_ceil(size).min(1000)),
                 count,
             });
         }
