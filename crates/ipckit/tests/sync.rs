@@ -236,7 +236,7 @@ trait IntoGuard<'a> {
     fn into_guard_for_test(self) -> ipckit::sync::MutexGuard<'a>;
 }
 
-impl<'a> IntoGuard<'a> for LockError<'a> {
+impl<'a> IntoGuard<'a> for LockError<ipckit::sync::MutexGuard<'a>> {
     fn into_guard_for_test(self) -> ipckit::sync::MutexGuard<'a> {
         match self {
             LockError::OwnerDied(guard) => guard,

@@ -10,6 +10,8 @@ use std::time::Duration;
 use super::AnonymousMap;
 use crate::error::ResultExt;
 use crate::mode::CreationMode;
+use crate::sync::mutex::lock_result;
+pub use crate::sync::{LockError, LockResult};
 use crate::sys::mmap::Mapping;
 use crate::sys::sync::{view, MutexLock, RawMutex};
 use crate::sys::typed::{Memory, Placed, TypedHeader};
@@ -492,13 +494,7 @@ impl<T: Element> Shared<T> {
         busy: LockError<G>,
         guard: impl FnOnce(Held<'a, T>) -> G,
     ) -> LockResult<G> {
-        match got {
-            Ok(MutexLock::Locked) => Ok(guard(Held::new(self))),
-            Ok(MutexLock::OwnerDied) => Err(LockError::OwnerDied(guard(Held::new(self)))),
-            Ok(MutexLock::NotRecoverable) => Err(LockError::NotRecoverable),
-            Ok(MutexLock::Busy) => Err(busy),
-            Err(e) => Err(LockError::Io(e)),
-        }
+        lock_result(got, busy, || guard(Held::new(self)))
     }
 
     fn lock<'a, G>(&'a self, guard: impl FnOnce(Held<'a, T>) -> G) -> LockResult<G> {
@@ -575,79 +571,6 @@ impl<T: Element> Drop for Held<'_, T> {
         // Unlocking a lock this thread holds only fails if a peer overwrote its word; there
         // is nothing better to do in a destructor than to leave it so.
         let _ = self.shared.placed().lock().unlock();
-    }
-}
-
-/// What locking a [`Value`] or [`Array`] returns.
-pub type LockResult<G> = Result<G, LockError<G>>;
-
-/// Why locking a [`Value`] or [`Array`] did not simply succeed; as
-/// [`sync::LockError`](crate::sync::LockError), with the guard `G` of the value or array.
-pub enum LockError<G> {
-    /// The lock is yours, but its previous owner died holding it: the data may be
-    /// half-updated. Repair it and call `mark_consistent` on the guard; dropping the guard
-    /// without that makes the lock [`NotRecoverable`](LockError::NotRecoverable).
-    OwnerDied(G),
-    /// An owner died and the next one unlocked without marking the data consistent: nobody
-    /// can lock it any more (`ENOTRECOVERABLE`).
-    NotRecoverable,
-    /// `try_lock`: someone else holds the lock.
-    WouldBlock,
-    /// `lock_timeout`: the lock stayed held for the whole timeout.
-    TimedOut,
-    /// Any other error (`Deadlock` when the calling thread already holds the lock).
-    Io(io::Error),
-}
-
-impl<G> LockError<G> {
-    /// `true` for [`LockError::OwnerDied`].
-    pub fn is_owner_died(&self) -> bool {
-        matches!(self, LockError::OwnerDied(_))
-    }
-}
-
-impl<G> fmt::Debug for LockError<G> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LockError::OwnerDied(_) => f.write_str("OwnerDied(..)"),
-            LockError::NotRecoverable => f.write_str("NotRecoverable"),
-            LockError::WouldBlock => f.write_str("WouldBlock"),
-            LockError::TimedOut => f.write_str("TimedOut"),
-            LockError::Io(e) => f.debug_tuple("Io").field(e).finish(),
-        }
-    }
-}
-
-impl<G> fmt::Display for LockError<G> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LockError::OwnerDied(_) => {
-                f.write_str("the previous owner of the lock died holding it")
-            }
-            LockError::NotRecoverable => f.write_str(
-                "the lock is not recoverable: an owner died and the next one did not mark it \
-                 consistent",
-            ),
-            LockError::WouldBlock => f.write_str("the lock is held by someone else"),
-            LockError::TimedOut => f.write_str("timed out waiting for the lock"),
-            LockError::Io(e) => write!(f, "lock: {e}"),
-        }
-    }
-}
-
-impl<G> std::error::Error for LockError<G> {}
-
-impl<G> From<LockError<G>> for io::Error {
-    /// Converts into an [`io::Error`]; an [`OwnerDied`](LockError::OwnerDied) guard is dropped
-    /// unmarked on the way, which makes the lock not recoverable.
-    fn from(e: LockError<G>) -> io::Error {
-        let kind = match &e {
-            LockError::OwnerDied(_) | LockError::NotRecoverable => io::ErrorKind::Other,
-            LockError::WouldBlock => io::ErrorKind::WouldBlock,
-            LockError::TimedOut => io::ErrorKind::TimedOut,
-            LockError::Io(io) => io.kind(),
-        };
-        io::Error::new(kind, e.to_string())
     }
 }
 

@@ -135,7 +135,10 @@ impl Condvar {
     /// # Errors
     ///
     /// Those of [`Mutex::lock`] when relocking (including [`LockError::OwnerDied`]).
-    pub fn wait<'a>(&self, guard: MutexGuard<'a>) -> Result<MutexGuard<'a>, LockError<'a>> {
+    pub fn wait<'a>(
+        &self,
+        guard: MutexGuard<'a>,
+    ) -> Result<MutexGuard<'a>, LockError<MutexGuard<'a>>> {
         self.wait_inner(guard, None).map(|(g, _)| g)
     }
 
@@ -148,7 +151,7 @@ impl Condvar {
         &self,
         guard: MutexGuard<'a>,
         timeout: Duration,
-    ) -> Result<(MutexGuard<'a>, WaitTimeoutResult), LockError<'a>> {
+    ) -> Result<(MutexGuard<'a>, WaitTimeoutResult), LockError<MutexGuard<'a>>> {
         self.wait_inner(guard, Some(timeout))
     }
 
@@ -156,7 +159,7 @@ impl Condvar {
         &self,
         guard: MutexGuard<'a>,
         timeout: Option<Duration>,
-    ) -> Result<(MutexGuard<'a>, WaitTimeoutResult), LockError<'a>> {
+    ) -> Result<(MutexGuard<'a>, WaitTimeoutResult), LockError<MutexGuard<'a>>> {
         let mutex: &'a Mutex = guard.into_mutex();
         let waited = match self.raw().wait(|| mutex.unlock_raw(), timeout) {
             Ok(waited) => waited,

@@ -30,7 +30,7 @@
 mod barrier;
 mod condvar;
 mod event;
-mod mutex;
+pub(crate) mod mutex;
 mod named;
 pub(crate) mod pid_lock;
 pub(crate) mod region;

@@ -152,14 +152,12 @@ impl Mutex {
         self.region.state()
     }
 
-    fn result<'a>(&'a self, got: io::Result<MutexLock>, busy: LockError<'a>) -> LockResult<'a> {
-        match got {
-            Ok(MutexLock::Locked) => Ok(MutexGuard::new(self)),
-            Ok(MutexLock::OwnerDied) => Err(LockError::OwnerDied(MutexGuard::new(self))),
-            Ok(MutexLock::NotRecoverable) => Err(LockError::NotRecoverable),
-            Ok(MutexLock::Busy) => Err(busy),
-            Err(e) => Err(LockError::Io(e)),
-        }
+    fn result<'a>(
+        &'a self,
+        got: io::Result<MutexLock>,
+        busy: LockError<MutexGuard<'a>>,
+    ) -> LockResult<MutexGuard<'a>> {
+        lock_result(got, busy, || MutexGuard::new(self))
     }
 
     /// Locks, sleeping while another process holds the lock (as `pthread_mutex_lock`).
@@ -170,7 +168,7 @@ impl Mutex {
     /// [`LockError::NotRecoverable`], or [`LockError::Io`] (`Deadlock` when this thread
     /// already holds it).
     #[doc(alias = "pthread_mutex_lock")]
-    pub fn lock(&self) -> LockResult<'_> {
+    pub fn lock(&self) -> LockResult<MutexGuard<'_>> {
         // A wake-up costs far more than a short wait for a holder that is about to unlock;
         // the spin only reads the lock word, and the lock then takes it (or sleeps).
         let raw = self.raw();
@@ -186,7 +184,7 @@ impl Mutex {
     ///
     /// [`LockError::WouldBlock`] when it is held, otherwise as [`lock`](Mutex::lock).
     #[doc(alias = "pthread_mutex_trylock")]
-    pub fn try_lock(&self) -> LockResult<'_> {
+    pub fn try_lock(&self) -> LockResult<MutexGuard<'_>> {
         self.result(self.raw().try_lock(), LockError::WouldBlock)
     }
 
@@ -197,7 +195,7 @@ impl Mutex {
     /// [`LockError::TimedOut`] when the lock stayed held, otherwise as [`lock`](Mutex::lock).
     #[doc(alias = "pthread_mutex_clocklock")]
     #[doc(alias = "pthread_mutex_timedlock")]
-    pub fn lock_timeout(&self, timeout: Duration) -> LockResult<'_> {
+    pub fn lock_timeout(&self, timeout: Duration) -> LockResult<MutexGuard<'_>> {
         self.result(self.raw().lock_timeout(timeout), LockError::TimedOut)
     }
 
@@ -212,7 +210,7 @@ impl Mutex {
     }
 
     /// Relocks after [`Condvar`](super::Condvar) released the lock for waiting.
-    pub(crate) fn relock(&self) -> LockResult<'_> {
+    pub(crate) fn relock(&self) -> LockResult<MutexGuard<'_>> {
         self.lock()
     }
 
@@ -228,34 +226,52 @@ fn init(map: &crate::sys::mmap::Mapping) -> io::Result<()> {
         .init()
 }
 
-/// What [`Mutex::lock`] and friends return.
-pub type LockResult<'a> = Result<MutexGuard<'a>, LockError<'a>>;
+/// What locking a [`Mutex`] (`G` = [`MutexGuard`]), a [`shm::Value`](crate::shm::Value) or a
+/// [`shm::Array`](crate::shm::Array) (`G` = their guard) returns.
+pub type LockResult<G> = Result<G, LockError<G>>;
 
-/// Why locking did not simply succeed.
-pub enum LockError<'a> {
+/// Why locking a robust lock did not simply succeed; `G` is the guard.
+pub enum LockError<G> {
     /// The lock is yours, but its previous owner died holding it: the state it protects may be
-    /// half-updated. Repair it and call [`MutexGuard::mark_consistent`]; dropping the guard
-    /// without that makes the mutex [`NotRecoverable`](LockError::NotRecoverable).
-    OwnerDied(MutexGuard<'a>),
+    /// half-updated. Repair it and call `mark_consistent` on the guard (as
+    /// [`MutexGuard::mark_consistent`]); dropping the guard without that makes the lock
+    /// [`NotRecoverable`](LockError::NotRecoverable).
+    OwnerDied(G),
     /// An owner died and the next one unlocked without marking the state consistent: nobody can
-    /// lock this mutex any more (`ENOTRECOVERABLE`). Recreate it.
+    /// lock it any more (`ENOTRECOVERABLE`). Recreate it.
     NotRecoverable,
-    /// [`Mutex::try_lock`]: someone else holds the lock.
+    /// `try_lock`: someone else holds the lock.
     WouldBlock,
-    /// [`Mutex::lock_timeout`]: the lock stayed held for the whole timeout.
+    /// `lock_timeout`: the lock stayed held for the whole timeout.
     TimedOut,
     /// Any other error (`Deadlock` when the calling thread already holds the lock).
     Io(io::Error),
 }
 
-impl LockError<'_> {
+/// The [`LockResult`] of a lock attempt that gave `got`: `guard()` makes the guard of a lock
+/// now held, `busy` is the error for one held by someone else.
+pub(crate) fn lock_result<G>(
+    got: io::Result<MutexLock>,
+    busy: LockError<G>,
+    guard: impl FnOnce() -> G,
+) -> LockResult<G> {
+    match got {
+        Ok(MutexLock::Locked) => Ok(guard()),
+        Ok(MutexLock::OwnerDied) => Err(LockError::OwnerDied(guard())),
+        Ok(MutexLock::NotRecoverable) => Err(LockError::NotRecoverable),
+        Ok(MutexLock::Busy) => Err(busy),
+        Err(e) => Err(LockError::Io(e)),
+    }
+}
+
+impl<G> LockError<G> {
     /// `true` for [`LockError::OwnerDied`].
     pub fn is_owner_died(&self) -> bool {
         matches!(self, LockError::OwnerDied(_))
     }
 }
 
-impl fmt::Debug for LockError<'_> {
+impl<G> fmt::Debug for LockError<G> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LockError::OwnerDied(_) => f.write_str("OwnerDied(..)"),
@@ -267,34 +283,34 @@ impl fmt::Debug for LockError<'_> {
     }
 }
 
-impl fmt::Display for LockError<'_> {
+impl<G> fmt::Display for LockError<G> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LockError::OwnerDied(_) => {
-                f.write_str("the previous owner of the mutex died holding it")
+                f.write_str("the previous owner of the lock died holding it")
             }
             LockError::NotRecoverable => f.write_str(
-                "the mutex is not recoverable: an owner died and the next one did not mark it \
+                "the lock is not recoverable: an owner died and the next one did not mark it \
                  consistent",
             ),
-            LockError::WouldBlock => f.write_str("the mutex is locked by someone else"),
-            LockError::TimedOut => f.write_str("timed out waiting for the mutex"),
-            LockError::Io(e) => write!(f, "mutex: {e}"),
+            LockError::WouldBlock => f.write_str("the lock is held by someone else"),
+            LockError::TimedOut => f.write_str("timed out waiting for the lock"),
+            LockError::Io(e) => write!(f, "lock: {e}"),
         }
     }
 }
 
-impl std::error::Error for LockError<'_> {}
+impl<G> std::error::Error for LockError<G> {}
 
-impl From<LockError<'_>> for io::Error {
+impl<G> From<LockError<G>> for io::Error {
     /// Converts into an [`io::Error`]; an [`OwnerDied`](LockError::OwnerDied) guard is dropped
-    /// unmarked on the way, which makes the mutex not recoverable.
-    fn from(e: LockError<'_>) -> io::Error {
+    /// unmarked on the way, which makes the lock not recoverable.
+    fn from(e: LockError<G>) -> io::Error {
         let kind = match &e {
             LockError::OwnerDied(_) | LockError::NotRecoverable => io::ErrorKind::Other,
             LockError::WouldBlock => io::ErrorKind::WouldBlock,
             LockError::TimedOut => io::ErrorKind::TimedOut,
-            LockError::Io(io) => return io::Error::new(io.kind(), e.to_string()),
+            LockError::Io(io) => io.kind(),
         };
         io::Error::new(kind, e.to_string())
     }
