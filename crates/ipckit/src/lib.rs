@@ -90,8 +90,8 @@
 //!   [`shm::Array`], [`Queue`] and the object store) holds only its owner's thread or process
 //!   ID and a tag of its start time, no pointers: a peer that overwrites one can break mutual
 //!   exclusion or make operations wait or fail, never make ipckit read or write outside a
-//!   mapping. Owners are recognised through `/proc`, so all peers must share a PID namespace,
-//!   and a new process or thread given a dead owner's ID passes for it once in 511 times
+//!   mapping. Owners are recognised through pidfds and `/proc`, so all peers must share a PID
+//!   namespace, and a new process or thread given a dead owner's ID passes for it once in 511 times
 //!   (the lock then waits for it as for a live owner). Share locks only with trusted processes
 //!   (owner-only permissions are the default). A program that `exec`s holding one of these
 //!   locks (a [`sync::Mutex`] held by its main thread) keeps holding it until the new program

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use crate::queue::peers::{start_time, try_stat as thread_stat};
 use crate::sys::futex;
 use crate::sys::queue::{fork_generation, my_lock_word};
-use crate::sys::store::process_alive_if;
+use crate::sys::store::{process_alive_if, thread_alive_if};
 
 /// The low bits of a lock word hold the owner's PID (Linux PIDs are below 2^22, its
 /// `PID_MAX_LIMIT`); the 9 above them a tag of the owner's start time (1 to 511, or 0 when
@@ -99,16 +99,21 @@ impl Owner {
         let same = |start: u64| want == 0 || tag(start) == want;
         match self {
             Owner::Process => process_alive_if(id, || start_time(id).is_none_or(same)),
-            // A pidfd names a thread only on Linux 6.9 and later, so threads are looked up in
-            // `/proc` (which lists only processes but finds any thread by its ID). Without a
-            // mounted `/proc` nothing counts as dead; nor does a thread whose entry could not
-            // be read (this process out of file descriptors or memory): only a missing entry
-            // says the thread is gone.
-            Owner::Thread => match thread_stat(id) {
+            // A thread pidfd (Linux 6.9 and later) pins the thread while its start time is
+            // read; `/proc` may hide it (`hidepid`), and then it counts as the owner.
+            Owner::Thread => thread_alive_if(id, || match thread_stat(id) {
+                Ok(Some((start, running))) => running && same(start),
+                Ok(None) | Err(_) => true,
+            })
+            // Before that, threads are looked up in `/proc` alone (which lists only processes
+            // but finds any thread by its ID). Without a mounted `/proc` nothing counts as
+            // dead; nor does a thread whose entry could not be read (this process out of file
+            // descriptors or memory): only a missing entry says the thread is gone.
+            .unwrap_or_else(|| match thread_stat(id) {
                 Ok(Some((start, running))) => running && same(start),
                 Ok(None) => !std::path::Path::new("/proc/self/stat").exists(),
                 Err(_) => true,
-            },
+            }),
         }
     }
 }
@@ -540,6 +545,34 @@ pub(crate) mod tests {
         });
         lock.unlock();
         assert_eq!(word.load(Relaxed), 0);
+    }
+
+    #[test]
+    fn a_thread_pidfd_tells_a_live_thread_from_an_ended_one() {
+        let me = rustix::thread::gettid().as_raw_nonzero().get() as u32;
+        let Some(alive) = thread_alive_if(me, || true) else {
+            eprintln!("skipped: this kernel has no thread pidfds (Linux 6.9 and later)");
+            return;
+        };
+        assert!(alive);
+        assert_eq!(
+            thread_alive_if(me, || false),
+            Some(false),
+            "not the expected thread"
+        );
+        let ended = std::thread::spawn(|| rustix::thread::gettid().as_raw_nonzero().get() as u32)
+            .join()
+            .unwrap();
+        // Gone once the kernel has reaped it (a moment after `join`), never alive again
+        // unless a new thread gets the ID.
+        let joined = Instant::now();
+        while thread_alive_if(ended, || true) == Some(true) {
+            assert!(
+                joined.elapsed() < Duration::from_secs(10),
+                "thread {ended} still alive"
+            );
+            std::thread::yield_now();
+        }
     }
 
     #[test]
