@@ -13,12 +13,12 @@
 //! with nobody waiting no process enters the kernel. A locker about to sleep sets the word's
 //! top bit; an unlock that finds it set wakes one sleeper, which then takes the lock with the
 //! bit set (others may sleep still), so the bit clears itself once nobody waits: a sleeper
-//! that is killed leaves nothing behind. A locker
-//! spins first, then sleeps on the word in slices. It checks whether the owner still lives
-//! (a process: through a pidfd, the process gone, or a zombie, or the PID now another
-//! process's, told by its start time; a thread: through `/proc/<tid>/stat` and the thread's
-//! start time) when spinning ends and after every slice without progress, and takes a dead
-//! owner's lock over, telling the caller to repair what the lock protects. The start time tag
+//! that is killed leaves nothing behind. A locker spins first, then sleeps on the word in
+//! slices. It checks whether the owner still lives (a process: through a pidfd, the process
+//! gone, or a zombie, or the PID now another process's, told by its start time; a thread:
+//! through a thread pidfd where the kernel has them, and `/proc/<tid>/stat` with the
+//! thread's start time) when spinning ends and after every slice without progress, and takes
+//! a dead owner's lock over, telling the caller to repair what the lock protects. The start time tag
 //! has 9 bits: a new process on a dead owner's PID passes for the owner once in 511 times
 //! (then the lock waits for that process as for a live owner). All processes using one lock
 //! must share a PID namespace (and a time namespace: start times are read through `/proc`). A
@@ -101,19 +101,22 @@ impl Owner {
             Owner::Process => process_alive_if(id, || start_time(id).is_none_or(same)),
             // A thread pidfd (Linux 6.9 and later) pins the thread while its start time is
             // read; `/proc` may hide it (`hidepid`), and then it counts as the owner.
-            Owner::Thread => thread_alive_if(id, || match thread_stat(id) {
-                Ok(Some((start, running))) => running && same(start),
-                Ok(None) | Err(_) => true,
-            })
-            // Before that, threads are looked up in `/proc` alone (which lists only processes
-            // but finds any thread by its ID). Without a mounted `/proc` nothing counts as
-            // dead; nor does a thread whose entry could not be read (this process out of file
-            // descriptors or memory): only a missing entry says the thread is gone.
-            .unwrap_or_else(|| match thread_stat(id) {
-                Ok(Some((start, running))) => running && same(start),
-                Ok(None) => !std::path::Path::new("/proc/self/stat").exists(),
-                Err(_) => true,
-            }),
+            Owner::Thread => {
+                // What `/proc/<tid>/stat` says; `missing` is the answer when it has no entry.
+                // A thread whose entry could not be read (this process out of file
+                // descriptors or memory) is not dead.
+                let by_stat = |missing: bool| match thread_stat(id) {
+                    Ok(Some((start, running))) => running && same(start),
+                    Ok(None) => missing,
+                    Err(_) => true,
+                };
+                // A thread pidfd (Linux 6.9 and later) pins the thread while its start time
+                // is read; `/proc` may hide it (`hidepid`), and then it counts as the owner.
+                // Before that, `/proc` alone, which finds any thread by its ID: a missing
+                // entry says the thread is gone, unless `/proc` is not mounted at all.
+                thread_alive_if(id, || by_stat(true))
+                    .unwrap_or_else(|| by_stat(!std::path::Path::new("/proc/self/stat").exists()))
+            }
         }
     }
 }
