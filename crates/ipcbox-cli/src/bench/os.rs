@@ -1,0 +1,153 @@
+//! The bench's only unsafe code: `fork` for the peer process and the `SIGPIPE` disposition.
+//!
+//! Everything here is a safe function whose precondition is checked at run time: `fork` refuses
+//! to run unless the process has exactly one thread.
+
+#![allow(unsafe_code)]
+
+use std::io::{self, Write};
+use std::panic::{self, AssertUnwindSafe};
+
+use anyhow::{bail, Context};
+use rustix::process::{kill_process, waitpid, Pid, Signal, WaitOptions, WaitStatus};
+
+/// Which side of a [`fork`] the caller is on.
+#[derive(Debug)]
+pub enum Fork {
+    /// The original process, with a handle on the new child.
+    Parent(Child),
+    /// The new child process. It must end in [`run_child`] and never return to the caller's
+    /// caller: the stack above it belongs to the parent's bench loop.
+    Child,
+}
+
+/// A forked peer process. Dropping it unreaped kills and reaps it, so an error in the parent
+/// never leaves a stray peer behind.
+#[derive(Debug)]
+pub struct Child {
+    pid: Pid,
+    reaped: bool,
+}
+
+/// Forks the process (`fork(2)`).
+///
+/// # Errors
+///
+/// When the process has more than one thread (a child of a multi-threaded process may only do
+/// async-signal-safe work, and the bench's peer allocates), or when `fork` fails.
+pub fn fork() -> anyhow::Result<Fork> {
+    let threads = thread_count().context("count the bench's threads before fork")?;
+    if threads != 1 {
+        bail!("cannot fork the benchmark peer: the bench process has {threads} threads, it must have exactly one");
+    }
+    // Whatever the std buffers hold would otherwise be in both processes' memory; the child
+    // never flushes (it ends with `_exit`) but an empty buffer makes that obviously true.
+    let _ = io::stdout().flush();
+    // SAFETY: the process has exactly one thread (checked above; nothing between the check and
+    // this call starts one), so the child is a complete copy of a consistent process: no lock,
+    // allocator state or std-internal structure is owned by a thread missing in the child,
+    // and the child may run ordinary Rust code, allocation included. `fork` takes no pointers.
+    let pid = unsafe { libc::fork() };
+    match pid {
+        -1 => Err(io::Error::last_os_error()).context("fork the benchmark peer"),
+        0 => Ok(Fork::Child),
+        raw => {
+            let pid = Pid::from_raw(raw).context("fork returned an invalid process ID")?;
+            Ok(Fork::Parent(Child { pid, reaped: false }))
+        }
+    }
+}
+
+/// Runs the child's work and ends the child process with `_exit`: status 0 on success, 1
+/// (after printing the error to stderr) on an error, 101 on a panic. Never returns, so no
+/// destructor of the parent's state runs twice and no stdout buffer is flushed twice.
+pub fn run_child(work: impl FnOnce() -> anyhow::Result<()>) -> ! {
+    let code = match panic::catch_unwind(AssertUnwindSafe(work)) {
+        Ok(Ok(())) => 0,
+        Ok(Err(err)) => {
+            eprintln!("ipcbox bench: peer process: {err:#}");
+            1
+        }
+        Err(_) => 101,
+    };
+    // SAFETY: `_exit` takes no pointers and ends the process at once, without running atexit
+    // handlers or destructors; that is the point: the parent's state is not ours to clean up.
+    unsafe { libc::_exit(code) }
+}
+
+impl Child {
+    /// Waits for the child and checks that it exited with status 0.
+    ///
+    /// # Errors
+    ///
+    /// The wait error, or a description of how the peer ended when it did not succeed.
+    pub fn wait(mut self) -> anyhow::Result<()> {
+        let status = self.reap()?;
+        match status.exit_status() {
+            Some(0) => Ok(()),
+            _ => bail!(
+                "benchmark peer (pid {}) {}",
+                self.pid.as_raw_pid(),
+                describe(status)
+            ),
+        }
+    }
+
+    /// Kills the child with `SIGKILL` (if it still runs), reaps it and describes how it ended.
+    pub fn kill(mut self) -> String {
+        let _ = kill_process(self.pid, Signal::KILL);
+        match self.reap() {
+            Ok(status) => describe(status),
+            Err(err) => format!("could not be reaped: {err:#}"),
+        }
+    }
+
+    fn reap(&mut self) -> anyhow::Result<WaitStatus> {
+        let waited = waitpid(Some(self.pid), WaitOptions::empty())
+            .with_context(|| format!("wait for benchmark peer {}", self.pid.as_raw_pid()))?;
+        self.reaped = true;
+        waited
+            .map(|(_, status)| status)
+            .context("waitpid returned no status for the benchmark peer")
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if !self.reaped {
+            let _ = kill_process(self.pid, Signal::KILL);
+            let _ = waitpid(Some(self.pid), WaitOptions::empty());
+        }
+    }
+}
+
+fn describe(status: WaitStatus) -> String {
+    if let Some(code) = status.exit_status() {
+        format!("exited with status {code}")
+    } else if let Some(sig) = status.terminating_signal() {
+        format!("was killed by signal {sig}")
+    } else {
+        format!("ended with wait status {:#x}", status.as_raw())
+    }
+}
+
+fn thread_count() -> io::Result<usize> {
+    Ok(std::fs::read_dir("/proc/self/task")?.count())
+}
+
+/// Ignores `SIGPIPE` so that a peer that dies makes a write fail with `EPIPE` (reported as an
+/// error) instead of killing the bench. ipcbox's pipes do the same; raw rows must not depend on
+/// whether an ipcbox pipe was created first.
+///
+/// # Errors
+///
+/// The OS error from `signal`.
+pub fn ignore_sigpipe() -> io::Result<()> {
+    // SAFETY: `SIG_IGN` installs no handler function, so no code of ours ever runs in signal
+    // context; `signal` itself is safe to call at any time.
+    let previous = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    if previous == libc::SIG_ERR {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -1,0 +1,169 @@
+//! Codecs: how a typed message becomes the payload of a frame, and back.
+//!
+//! A [`frame::Connection`](crate::frame::Connection) moves frames (see `WIRE.md`); the codec
+//! decides what the bytes inside a frame mean. [`Postcard`] (the default) encodes any
+//! `serde` type in the compact [postcard](https://postcard.jamesmunns.com/wire-format) format;
+//! [`Raw`] passes `Vec<u8>` payloads through untouched. Implement [`Codec`] for your own format
+//! (JSON, a hand-written struct layout a C peer understands, …).
+//!
+//! ```
+//! use ipcbox::codec::{Codec, Postcard};
+//!
+//! let mut codec = Postcard;
+//! let mut payload = Vec::new();
+//! codec.encode(&(7u32, "seven".to_string()), &mut payload)?;
+//! let back: (u32, String) = codec.decode(&payload)?;
+//! assert_eq!(back, (7, "seven".to_string()));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::error::Error;
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// Turns messages of type `M` into frame payloads and back.
+///
+/// `decode` gets exactly one frame's payload, which came from another process: it must treat it
+/// as untrusted input (fail with [`DecodeError`] on anything malformed, never panic).
+pub trait Codec<M> {
+    /// Appends the encoding of `msg` to `out` (which may already hold bytes: keep them).
+    ///
+    /// # Errors
+    ///
+    /// [`EncodeError`] when the message cannot be represented (a `serde` error, say).
+    fn encode(&mut self, msg: &M, out: &mut Vec<u8>) -> Result<(), EncodeError>;
+
+    /// Decodes one message from one frame's whole payload.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError`] when the payload is not a valid encoding of an `M`.
+    fn decode(&mut self, payload: &[u8]) -> Result<M, DecodeError>;
+}
+
+/// The default codec: [postcard](https://docs.rs/postcard), a compact, stable binary `serde`
+/// format (varint integers, length-prefixed strings and sequences, no field names).
+///
+/// Decoding is strict: a payload with bytes left over after the message is an error, so that a
+/// frame of the wrong type is less likely to decode silently.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Postcard;
+
+impl Postcard {
+    /// [`Codec::encode`] for any `Serialize` type: for users that only send (`queue`).
+    pub(crate) fn encode_to<M: Serialize + ?Sized>(
+        msg: &M,
+        out: &mut Vec<u8>,
+    ) -> Result<(), EncodeError> {
+        let buf = std::mem::take(out);
+        *out = postcard::to_extend(msg, buf).map_err(EncodeError::new)?;
+        Ok(())
+    }
+
+    /// [`Codec::decode`] for any `DeserializeOwned` type: for users that only receive.
+    pub(crate) fn decode_from<M: DeserializeOwned>(payload: &[u8]) -> Result<M, DecodeError> {
+        let (msg, rest) = postcard::take_from_bytes(payload).map_err(DecodeError::new)?;
+        if rest.is_empty() {
+            Ok(msg)
+        } else {
+            Err(DecodeError::new(format!(
+                "{} trailing bytes after a message of {} bytes",
+                rest.len(),
+                payload.len() - rest.len()
+            )))
+        }
+    }
+}
+
+impl<M: Serialize + DeserializeOwned> Codec<M> for Postcard {
+    fn encode(&mut self, msg: &M, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        Postcard::encode_to(msg, out)
+    }
+
+    fn decode(&mut self, payload: &[u8]) -> Result<M, DecodeError> {
+        Postcard::decode_from(payload)
+    }
+}
+
+/// The identity codec for `Vec<u8>` messages: the payload is the message.
+///
+/// Useful to give a bytes-only connection the typed `send`/`recv` API; the
+/// [`send_bytes`](crate::frame::Connection::send_bytes) family does the same without the
+/// `Vec` allocation per received message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Raw;
+
+impl Codec<Vec<u8>> for Raw {
+    fn encode(&mut self, msg: &Vec<u8>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        out.extend_from_slice(msg);
+        Ok(())
+    }
+
+    fn decode(&mut self, payload: &[u8]) -> Result<Vec<u8>, DecodeError> {
+        Ok(payload.to_vec())
+    }
+}
+
+type BoxError = Box<dyn Error + Send + Sync + 'static>;
+
+macro_rules! codec_error {
+    ($name:ident, $what:literal) => {
+        #[doc = concat!("A message could not be ", $what, "; wraps the codec's own error.")]
+        #[derive(Debug)]
+        pub struct $name(BoxError);
+
+        impl $name {
+            /// Wraps a codec's error (anything that converts into a boxed error, a `String` too).
+            pub fn new(err: impl Into<BoxError>) -> $name {
+                $name(err.into())
+            }
+
+            /// The codec's own error.
+            pub fn into_inner(self) -> BoxError {
+                self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!("message could not be ", $what, ": {}"), self.0)
+            }
+        }
+
+        impl Error for $name {
+            fn source(&self) -> Option<&(dyn Error + 'static)> {
+                Some(&*self.0)
+            }
+        }
+    };
+}
+
+codec_error!(EncodeError, "encoded");
+codec_error!(DecodeError, "decoded");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postcard_round_trip_and_strictness() {
+        let mut c = Postcard;
+        let mut out = vec![0xAA];
+        Codec::<Vec<u32>>::encode(&mut c, &vec![1, 300, 70000], &mut out).unwrap();
+        assert_eq!(out[0], 0xAA, "encode appends");
+        let back: Vec<u32> = c.decode(&out[1..]).unwrap();
+        assert_eq!(back, [1, 300, 70000]);
+        let err = Codec::<u8>::decode(&mut c, &[1, 2]).unwrap_err();
+        assert!(err.to_string().contains("1 trailing bytes"), "{err}");
+        assert!(Codec::<String>::decode(&mut c, &[5, b'a']).is_err());
+    }
+
+    #[test]
+    fn raw_is_identity() {
+        let mut out = Vec::new();
+        Raw.encode(&b"abc".to_vec(), &mut out).unwrap();
+        assert_eq!(Raw.decode(&out).unwrap(), b"abc");
+    }
+}

@@ -1,0 +1,717 @@
+//! Signals: names and numbers, sending, safe handling, timeouts for blocking calls.
+//!
+//! * A [`Signal`] is a checked signal number with the names `kill -l` prints.
+//! * [`send`] and [`send_group`] deliver one to a process or a process group (`kill`).
+//! * [`Signals`] collects received signals for a normal thread to handle: no code of the
+//!   program runs inside a signal handler. [`flag`] is the smallest form: a boolean set on
+//!   arrival. Both are built on `signal-hook`.
+//! * [`with_timeout`] bounds any blocking system call (the old `alarm(2)`-around-`open(2)`
+//!   trick, done per thread and without races).
+//! * [`ChildExits`] wakes a parent when a child exits, so that it reaps without polling.
+//!
+//! ```
+//! use ipcbox::signal::{self, Signal, Signals};
+//! use ipcbox::Pid;
+//!
+//! let mut signals = Signals::new([Signal::USR1])?;
+//! signal::send(Pid::this(), Signal::USR1)?;
+//! assert_eq!(signals.wait()?, vec![Signal::USR1]);
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+use std::fmt;
+use std::io;
+use std::os::fd::AsFd;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use signal_hook::SigId;
+
+use crate::error::{context, invalid_input, ResultExt};
+use crate::pipe;
+use crate::process::Pid;
+use crate::sys;
+
+/// A signal number, checked to be one the kernel knows (1..=64 on Linux).
+///
+/// Names follow `kill -l`: [`Signal::from_str`] takes `"TERM"`, `"SIGTERM"`, `"term"`,
+/// `"15"`, and `"RTMIN+3"`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Signal(i32);
+
+/// Standard signals with their names, in number order.
+const NAMES: [(&str, i32); 31] = [
+    ("HUP", libc::SIGHUP),
+    ("INT", libc::SIGINT),
+    ("QUIT", libc::SIGQUIT),
+    ("ILL", libc::SIGILL),
+    ("TRAP", libc::SIGTRAP),
+    ("ABRT", libc::SIGABRT),
+    ("BUS", libc::SIGBUS),
+    ("FPE", libc::SIGFPE),
+    ("KILL", libc::SIGKILL),
+    ("USR1", libc::SIGUSR1),
+    ("SEGV", libc::SIGSEGV),
+    ("USR2", libc::SIGUSR2),
+    ("PIPE", libc::SIGPIPE),
+    ("ALRM", libc::SIGALRM),
+    ("TERM", libc::SIGTERM),
+    ("STKFLT", libc::SIGSTKFLT),
+    ("CHLD", libc::SIGCHLD),
+    ("CONT", libc::SIGCONT),
+    ("STOP", libc::SIGSTOP),
+    ("TSTP", libc::SIGTSTP),
+    ("TTIN", libc::SIGTTIN),
+    ("TTOU", libc::SIGTTOU),
+    ("URG", libc::SIGURG),
+    ("XCPU", libc::SIGXCPU),
+    ("XFSZ", libc::SIGXFSZ),
+    ("VTALRM", libc::SIGVTALRM),
+    ("PROF", libc::SIGPROF),
+    ("WINCH", libc::SIGWINCH),
+    ("IO", libc::SIGIO),
+    ("PWR", libc::SIGPWR),
+    ("SYS", libc::SIGSYS),
+];
+
+/// The highest signal number on Linux (`SIGRTMAX`).
+const MAX: i32 = 64;
+
+impl Signal {
+    /// Hangup (`SIGHUP`).
+    pub const HUP: Signal = Signal(libc::SIGHUP);
+    /// Interrupt from the keyboard, Ctrl+C (`SIGINT`).
+    pub const INT: Signal = Signal(libc::SIGINT);
+    /// Quit from the keyboard (`SIGQUIT`).
+    pub const QUIT: Signal = Signal(libc::SIGQUIT);
+    /// Abort (`SIGABRT`).
+    pub const ABRT: Signal = Signal(libc::SIGABRT);
+    /// Kill, cannot be caught (`SIGKILL`).
+    pub const KILL: Signal = Signal(libc::SIGKILL);
+    /// User-defined signal 1 (`SIGUSR1`).
+    pub const USR1: Signal = Signal(libc::SIGUSR1);
+    /// Invalid memory reference (`SIGSEGV`).
+    pub const SEGV: Signal = Signal(libc::SIGSEGV);
+    /// User-defined signal 2 (`SIGUSR2`).
+    pub const USR2: Signal = Signal(libc::SIGUSR2);
+    /// Write to a pipe with no reader (`SIGPIPE`).
+    pub const PIPE: Signal = Signal(libc::SIGPIPE);
+    /// Timer expired (`SIGALRM`).
+    pub const ALRM: Signal = Signal(libc::SIGALRM);
+    /// Termination request (`SIGTERM`).
+    pub const TERM: Signal = Signal(libc::SIGTERM);
+    /// A child stopped, continued or terminated (`SIGCHLD`).
+    pub const CHLD: Signal = Signal(libc::SIGCHLD);
+    /// Continue if stopped (`SIGCONT`).
+    pub const CONT: Signal = Signal(libc::SIGCONT);
+    /// Stop, cannot be caught (`SIGSTOP`).
+    pub const STOP: Signal = Signal(libc::SIGSTOP);
+    /// Stop from the terminal, Ctrl+Z (`SIGTSTP`).
+    pub const TSTP: Signal = Signal(libc::SIGTSTP);
+    /// Window size change (`SIGWINCH`).
+    pub const WINCH: Signal = Signal(libc::SIGWINCH);
+
+    /// The signal with number `num`.
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::InvalidInput`] when `num` is not in `1..=64`, or is 32 or 33 (reserved
+    /// by the C library for its threads).
+    pub fn from_raw(num: i32) -> io::Result<Signal> {
+        if (1..=31).contains(&num) || (libc::SIGRTMIN()..=MAX).contains(&num) {
+            Ok(Signal(num))
+        } else {
+            Err(invalid_input(format_args!(
+                "invalid signal number {num}: expected 1..=31 or {}..={MAX}",
+                libc::SIGRTMIN()
+            )))
+        }
+    }
+
+    /// The real-time signal `SIGRTMIN+n`.
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::InvalidInput`] when `SIGRTMIN+n` is above `SIGRTMAX`.
+    pub fn rt(n: u32) -> io::Result<Signal> {
+        let num = i64::from(libc::SIGRTMIN()) + i64::from(n);
+        match i32::try_from(num) {
+            Ok(num) if num <= MAX => Ok(Signal(num)),
+            _ => Err(invalid_input(format_args!(
+                "invalid real-time signal RTMIN+{n}: the last one is RTMIN+{}",
+                MAX - libc::SIGRTMIN()
+            ))),
+        }
+    }
+
+    /// The signal's number.
+    pub const fn as_raw(self) -> i32 {
+        self.0
+    }
+
+    /// The name without the `SIG` prefix, as `kill -l` prints it (`"TERM"`, `"RTMIN+2"`).
+    pub fn name(self) -> String {
+        if let Some((name, _)) = NAMES.iter().find(|(_, n)| *n == self.0) {
+            return (*name).to_owned();
+        }
+        let rtmin = libc::SIGRTMIN();
+        let mid = rtmin + (MAX - rtmin) / 2;
+        if self.0 == rtmin {
+            "RTMIN".to_owned()
+        } else if self.0 == MAX {
+            "RTMAX".to_owned()
+        } else if self.0 <= mid {
+            format!("RTMIN+{}", self.0 - rtmin)
+        } else {
+            format!("RTMAX-{}", MAX - self.0)
+        }
+    }
+
+    /// Every signal in number order, as `kill -l` lists them.
+    pub fn all() -> impl Iterator<Item = Signal> {
+        (1..=MAX).filter_map(|n| Signal::from_raw(n).ok())
+    }
+}
+
+impl fmt::Debug for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SIG{}({})", self.name(), self.0)
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SIG{}", self.name())
+    }
+}
+
+impl FromStr for Signal {
+    type Err = io::Error;
+
+    fn from_str(s: &str) -> io::Result<Signal> {
+        let bad = || invalid_input(format_args!("unknown signal {s:?}"));
+        if let Ok(num) = s.parse::<i32>() {
+            return Signal::from_raw(num);
+        }
+        let upper = s.to_ascii_uppercase();
+        let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+        if let Some((_, num)) = NAMES.iter().find(|(n, _)| *n == name) {
+            return Ok(Signal(*num));
+        }
+        let rtmin = libc::SIGRTMIN();
+        let (base, rest) = if let Some(rest) = name.strip_prefix("RTMIN") {
+            (rtmin, rest)
+        } else if let Some(rest) = name.strip_prefix("RTMAX") {
+            (MAX, rest)
+        } else {
+            return Err(bad());
+        };
+        let offset = match rest {
+            "" => 0,
+            _ => rest.parse::<i32>().map_err(|_| bad())?,
+        };
+        // The offset comes from the caller's text: an overflow is a bad name, not a panic.
+        match base.checked_add(offset) {
+            Some(num) if (rtmin..=MAX).contains(&num) => Ok(Signal(num)),
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// The real-time signal [`with_timeout`] uses to interrupt a blocking call: `SIGRTMAX-2`.
+///
+/// ipcbox installs a handler that does nothing for it (without `SA_RESTART`) the first time
+/// [`with_timeout`] runs; programs using ipcbox timeouts should leave this signal alone.
+pub const TIMEOUT_SIGNAL: Signal = Signal(MAX - 2);
+
+/// How often the timeout signal repeats once the deadline has passed, so that a signal landing
+/// just before the blocking call starts is followed by another one inside it.
+const TIMEOUT_REPEAT: Duration = Duration::from_millis(1);
+
+/// Sends `sig` to the process `pid`.
+///
+/// Wraps [`kill(2)`](https://man7.org/linux/man-pages/man2/kill.2.html).
+///
+/// # Errors
+///
+/// [`io::ErrorKind::NotFound`] (`ESRCH`) when there is no such process,
+/// [`io::ErrorKind::PermissionDenied`] (`EPERM`) when the caller may not signal it; the
+/// message names the signal and the process.
+#[doc(alias = "kill")]
+pub fn send(pid: Pid, sig: Signal) -> io::Result<()> {
+    kill(pid.as_raw(), sig).context_with(|| format!("send {sig} to process {pid}"))
+}
+
+/// Sends `sig` to every process in the process group `pgid`.
+///
+/// Wraps [`kill(2)`](https://man7.org/linux/man-pages/man2/kill.2.html) with `-pgid`
+/// (`killpg(3)`).
+///
+/// # Errors
+///
+/// [`io::ErrorKind::NotFound`] when there is no such group, a permission error when the
+/// caller may signal none of its members.
+#[doc(alias = "killpg")]
+pub fn send_group(pgid: Pid, sig: Signal) -> io::Result<()> {
+    kill(-pgid.as_raw(), sig).context_with(|| format!("send {sig} to process group {pgid}"))
+}
+
+/// `kill(2)`, with `ESRCH` as [`io::ErrorKind::NotFound`] (std leaves it uncategorised).
+fn kill(pid: i32, sig: Signal) -> io::Result<()> {
+    sys::signal::kill(pid, sig.as_raw()).map_err(|e| {
+        if e.raw_os_error() == Some(libc::ESRCH) {
+            io::Error::new(io::ErrorKind::NotFound, e)
+        } else {
+            e
+        }
+    })
+}
+
+/// Refuses the signals a program cannot or must not handle through a flag or an iterator.
+fn check_handleable(sig: Signal) -> io::Result<()> {
+    let why = match sig {
+        Signal::KILL | Signal::STOP => "it cannot be caught",
+        s if [libc::SIGILL, libc::SIGFPE, libc::SIGSEGV, libc::SIGBUS].contains(&s.0) => {
+            "it reports a fault in the thread that caused it, which cannot continue"
+        }
+        TIMEOUT_SIGNAL => "ipcbox reserves it for signal::with_timeout",
+        _ => return Ok(()),
+    };
+    Err(invalid_input(format_args!("cannot handle {sig}: {why}")))
+}
+
+/// Sets the returned flag to `true` whenever `sig` arrives; the caller swaps it back.
+///
+/// Wraps [`signal_hook::flag::register`] (`sigaction(2)` with `SA_RESTART`). The handler stays
+/// installed for the life of the process (the signal's default action, such as terminating,
+/// no longer happens).
+///
+/// # Errors
+///
+/// [`io::ErrorKind::InvalidInput`] for `KILL`, `STOP`, the fault signals (`ILL`, `FPE`, `SEGV`,
+/// `BUS`) and [`TIMEOUT_SIGNAL`].
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::atomic::Ordering;
+/// use ipcbox::signal::{self, Signal};
+///
+/// let hup = signal::flag(Signal::HUP)?;
+/// signal::send(ipcbox::Pid::this(), Signal::HUP)?;
+/// assert!(hup.swap(false, Ordering::SeqCst));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn flag(sig: Signal) -> io::Result<Arc<AtomicBool>> {
+    check_handleable(sig)?;
+    let flag = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(sig.0, Arc::clone(&flag))
+        .context_with(|| format!("install a handler for {sig}"))?;
+    Ok(flag)
+}
+
+/// Signals received by this process, collected for a normal thread to handle.
+///
+/// The handler (installed with `sigaction(2)`, `SA_RESTART`, through `signal-hook`) only sets a
+/// flag and writes a byte to a private pipe; [`pending`](Signals::pending),
+/// [`wait`](Signals::wait) and [`wait_timeout`](Signals::wait_timeout) read them back. Several
+/// arrivals of one signal before it is collected count once, as the kernel merges them too.
+///
+/// Dropping a `Signals` removes its handlers; the signal is then ignored rather than given its
+/// default action back (a limit of `signal-hook`).
+pub struct Signals {
+    entries: Vec<Entry>,
+    wake: pipe::Reader,
+    wake_writer: pipe::Writer,
+}
+
+struct Entry {
+    sig: Signal,
+    arrived: Arc<AtomicBool>,
+    ids: [SigId; 2],
+}
+
+impl fmt::Debug for Signals {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Signals")
+            .field(
+                "signals",
+                &self.entries.iter().map(|e| e.sig).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl Signals {
+    /// Starts collecting `signals`.
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::InvalidInput`] for a signal that cannot be handled (see [`flag`]), the
+    /// OS error when out of file descriptors.
+    pub fn new(signals: impl IntoIterator<Item = Signal>) -> io::Result<Signals> {
+        let (wake, wake_writer) = pipe::Options::new().nonblocking(true).create()?;
+        let mut this = Signals {
+            entries: Vec::new(),
+            wake,
+            wake_writer,
+        };
+        for sig in signals {
+            this.add(sig)?;
+        }
+        Ok(this)
+    }
+
+    /// Also collects `sig` (nothing changes if it is collected already).
+    ///
+    /// # Errors
+    ///
+    /// As [`Signals::new`].
+    pub fn add(&mut self, sig: Signal) -> io::Result<()> {
+        check_handleable(sig)?;
+        if self.entries.iter().any(|e| e.sig == sig) {
+            return Ok(());
+        }
+        let what = || format!("install a handler for {sig}");
+        let arrived = Arc::new(AtomicBool::new(false));
+        // signal-hook runs a signal's actions in the order they were registered: the flag is
+        // set before the wake-up byte is written, so a waiter woken by the byte sees the flag.
+        let flag_id =
+            signal_hook::flag::register(sig.0, Arc::clone(&arrived)).context_with(what)?;
+        let writer = match self.wake_writer.try_clone() {
+            Ok(w) => w,
+            Err(e) => {
+                signal_hook::low_level::unregister(flag_id);
+                return Err(context(e, what()));
+            }
+        };
+        let pipe_id = match signal_hook::low_level::pipe::register(sig.0, writer) {
+            Ok(id) => id,
+            Err(e) => {
+                signal_hook::low_level::unregister(flag_id);
+                return Err(context(e, what()));
+            }
+        };
+        self.entries.push(Entry {
+            sig,
+            arrived,
+            ids: [flag_id, pipe_id],
+        });
+        Ok(())
+    }
+
+    /// The signals that arrived since the last call, in number order; empty if none.
+    /// Never blocks.
+    pub fn pending(&mut self) -> Vec<Signal> {
+        self.drain_wake();
+        self.collect()
+    }
+
+    /// Waits until at least one signal arrives and returns those that did, in number order.
+    ///
+    /// # Errors
+    ///
+    /// The OS error from `poll(2)` (other than `EINTR`, which it retries).
+    pub fn wait(&mut self) -> io::Result<Vec<Signal>> {
+        self.wait_until(None)
+    }
+
+    /// As [`wait`](Signals::wait), but returns an empty list once `timeout` has passed with
+    /// no signal.
+    ///
+    /// # Errors
+    ///
+    /// The OS error from `poll(2)`.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> io::Result<Vec<Signal>> {
+        self.wait_until(Instant::now().checked_add(timeout))
+    }
+
+    /// An endless iterator over arriving signals, blocking between them.
+    pub fn forever(&mut self) -> impl Iterator<Item = Signal> + '_ {
+        let mut batch = Vec::new().into_iter();
+        std::iter::from_fn(move || loop {
+            if let Some(sig) = batch.next() {
+                return Some(sig);
+            }
+            // poll only fails on a programming error (EFAULT, EINVAL); end the iteration then.
+            batch = self.wait().ok()?.into_iter();
+        })
+    }
+
+    fn wait_until(&mut self, deadline: Option<Instant>) -> io::Result<Vec<Signal>> {
+        loop {
+            self.drain_wake();
+            let got = self.collect();
+            if !got.is_empty() {
+                return Ok(got);
+            }
+            let left = match deadline {
+                None => None,
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => return Ok(got),
+                },
+            };
+            let ts = left.map(|d| rustix::time::Timespec {
+                tv_sec: d.as_secs().try_into().unwrap_or(i64::MAX),
+                tv_nsec: d.subsec_nanos().into(),
+            });
+            let mut fds = [rustix::event::PollFd::new(
+                &self.wake,
+                rustix::event::PollFlags::IN,
+            )];
+            match rustix::event::poll(&mut fds, ts.as_ref()) {
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(context(e, "wait for signals")),
+            }
+        }
+    }
+
+    fn drain_wake(&self) {
+        let mut buf = [0u8; 64];
+        while let Ok(n) = rustix::io::read(self.wake.as_fd(), &mut buf) {
+            if n < buf.len() {
+                break;
+            }
+        }
+    }
+
+    fn collect(&self) -> Vec<Signal> {
+        let mut got: Vec<Signal> = self
+            .entries
+            .iter()
+            .filter(|e| e.arrived.swap(false, Ordering::SeqCst))
+            .map(|e| e.sig)
+            .collect();
+        got.sort();
+        got
+    }
+}
+
+impl Drop for Signals {
+    fn drop(&mut self) {
+        for entry in &self.entries {
+            for id in entry.ids {
+                signal_hook::low_level::unregister(id);
+            }
+        }
+    }
+}
+
+/// Wakes the parent when a child process exits (`SIGCHLD`), so that it reaps without polling.
+///
+/// A notification says "some child changed state", not which one, and several exits may
+/// merge into one notification. The caller therefore reaps every child it waits for with a
+/// non-blocking wait (`waitpid(pid, WNOHANG)`, `Child::try_wait`) after each notification,
+/// and creates the `ChildExits` *before* checking, so an exit between the check and the wait
+/// is not missed:
+///
+/// ```
+/// use ipcbox::signal::ChildExits;
+///
+/// let mut exits = ChildExits::new()?;
+/// let mut child = std::process::Command::new("true").spawn()?;
+/// let status = loop {
+///     if let Some(status) = child.try_wait()? {
+///         break status;
+///     }
+///     exits.wait()?;
+/// };
+/// assert!(status.success());
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct ChildExits(Signals);
+
+impl ChildExits {
+    /// Starts listening for `SIGCHLD`.
+    ///
+    /// # Errors
+    ///
+    /// The OS error when out of file descriptors.
+    pub fn new() -> io::Result<ChildExits> {
+        Ok(ChildExits(Signals::new([Signal::CHLD])?))
+    }
+
+    /// Whether a child changed state since the last call. Never blocks.
+    pub fn try_wait(&mut self) -> bool {
+        !self.0.pending().is_empty()
+    }
+
+    /// Waits until a child changes state.
+    ///
+    /// # Errors
+    ///
+    /// The OS error from `poll(2)`.
+    pub fn wait(&mut self) -> io::Result<()> {
+        self.0.wait().map(drop)
+    }
+
+    /// Waits until a child changes state (`true`) or `timeout` passes (`false`).
+    ///
+    /// # Errors
+    ///
+    /// The OS error from `poll(2)`.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> io::Result<bool> {
+        Ok(!self.0.wait_timeout(timeout)?.is_empty())
+    }
+}
+
+/// Runs `call` with a deadline: a blocking system call inside it that is still waiting when
+/// `timeout` has passed fails, and `with_timeout` returns [`io::ErrorKind::TimedOut`].
+///
+/// A per-thread POSIX timer (`timer_create(2)` with `SIGEV_THREAD_ID`) sends
+/// [`TIMEOUT_SIGNAL`] to the calling thread at the deadline and then every millisecond until
+/// `call` returns; its handler does nothing and is installed without `SA_RESTART`, so the
+/// blocking call returns `EINTR`. An `EINTR` before the deadline (another signal) calls `call`
+/// again. The timer is deleted and the thread's signal mask restored on every way out.
+///
+/// `call` must not retry on `EINTR` itself: `rustix` calls and ipcbox's own ends do not, but
+/// `std::fs::File::open` and `std::io::Read::read_exact` do, and would then never time out.
+///
+/// # Errors
+///
+/// [`io::ErrorKind::TimedOut`] ("timed out after …") when the deadline passed while `call` was
+/// blocked; `call`'s own error otherwise; `AlreadyExists` if the program already handles
+/// [`TIMEOUT_SIGNAL`] itself.
+///
+/// # Examples
+///
+/// ```
+/// use std::io::Read;
+/// use std::time::Duration;
+///
+/// let (mut reader, _writer) = ipcbox::pipe::new()?;
+/// let mut buf = [0u8; 8];
+/// let err = ipcbox::signal::with_timeout(Duration::from_millis(20), || reader.read(&mut buf))
+///     .unwrap_err();
+/// assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[doc(alias = "alarm")]
+#[doc(alias = "timer_create")]
+pub fn with_timeout<T>(
+    timeout: Duration,
+    mut call: impl FnMut() -> io::Result<T>,
+) -> io::Result<T> {
+    let sig = TIMEOUT_SIGNAL.0;
+    sys::signal::install_interrupt_handler(sig)
+        .context_with(|| format!("install the timeout handler for {TIMEOUT_SIGNAL}"))?;
+    let deadline = Instant::now().checked_add(timeout);
+    // Declared before the timer so that it is dropped after it: the timer is deleted (and a
+    // pending expiry delivered to the no-op handler) while the signal is still unblocked.
+    let _unblocked = Unblocked::new(sig)?;
+    let timer = sys::signal::ThreadTimer::for_this_thread(sig)
+        .context_with(|| "create a timer for a timeout")?;
+    timer
+        .arm(timeout, TIMEOUT_REPEAT)
+        .context_with(|| format!("arm a timer for {timeout:?}"))?;
+    loop {
+        match call() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("timed out after {timeout:?}"),
+                    ));
+                }
+            }
+            result => return result,
+        }
+    }
+}
+
+/// Keeps a signal unblocked in this thread; blocks it again on drop if it was blocked.
+struct Unblocked {
+    sig: i32,
+    was_blocked: bool,
+}
+
+impl Unblocked {
+    fn new(sig: i32) -> io::Result<Unblocked> {
+        let was_blocked =
+            sys::signal::unblock_in_thread(sig).context_with(|| format!("unblock signal {sig}"))?;
+        Ok(Unblocked { sig, was_blocked })
+    }
+}
+
+impl Drop for Unblocked {
+    fn drop(&mut self) {
+        if self.was_blocked {
+            sys::signal::block_in_thread(self.sig);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_like_kill_l() {
+        for sig in Signal::all() {
+            let parsed: Signal = sig.name().parse().unwrap();
+            assert_eq!(parsed, sig, "{}", sig.name());
+        }
+        assert_eq!("sigterm".parse::<Signal>().unwrap(), Signal::TERM);
+        assert_eq!("9".parse::<Signal>().unwrap(), Signal::KILL);
+        assert_eq!(Signal::KILL.name(), "KILL");
+        assert_eq!(Signal::rt(0).unwrap().name(), "RTMIN");
+    }
+
+    #[test]
+    fn with_timeout_works_when_the_thread_blocks_the_signal_and_restores_the_mask() {
+        std::thread::spawn(|| {
+            let sig = TIMEOUT_SIGNAL.0;
+            sys::signal::block_in_thread(sig);
+            let (mut reader, _writer) = pipe::new().unwrap();
+            let mut buf = [0u8; 1];
+            let err = with_timeout(Duration::from_millis(5), || {
+                std::io::Read::read(&mut reader, &mut buf)
+            })
+            .unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+            assert!(
+                sys::signal::unblock_in_thread(sig).unwrap(),
+                "blocked again afterwards"
+            );
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn with_timeout_passes_results_and_errors_through() {
+        assert_eq!(with_timeout(Duration::MAX, || Ok(5)).unwrap(), 5);
+        let err = with_timeout(Duration::ZERO, || -> io::Result<()> {
+            Err(io::Error::from(io::ErrorKind::NotFound))
+        })
+        .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn bad_names_and_numbers_are_quoted() {
+        let err = "SIGNOPE".parse::<Signal>().unwrap_err();
+        assert!(err.to_string().contains("\"SIGNOPE\""), "{err}");
+        let err = Signal::from_raw(99).unwrap_err();
+        assert!(err.to_string().contains("99"), "{err}");
+        assert!(Signal::from_raw(0).is_err());
+        assert!(Signal::rt(1000).is_err());
+    }
+
+    #[test]
+    fn huge_real_time_offsets_are_errors_not_overflows() {
+        for name in [
+            "RTMIN+2147483647",
+            "SIGRTMAX-2147483648",
+            "rtmin+2147483600",
+        ] {
+            let err = name.parse::<Signal>().unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{name}");
+            assert!(err.to_string().contains(name), "{err}");
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! Synchronisation between processes: locks, semaphores, events, condition variables and
+//! barriers in shared memory, and the operating system's named semaphores.
+//!
+//! | type | what | lives in |
+//! |---|---|---|
+//! | [`Mutex`] | lock that reports its owner's death ([`LockError::OwnerDied`]) | shared memory (a lock word naming the owner thread) |
+//! | [`Semaphore`] | counting semaphore, acquire/release by `n` | shared memory (futex) |
+//! | [`Event`] | set/clear flag to wait on | shared memory (futex) |
+//! | [`Condvar`] | condition variable used with [`Mutex`] | shared memory (futex) |
+//! | [`Barrier`] | `n` processes meet each round | shared memory (futex) |
+//! | [`NamedSemaphore`] | POSIX `sem_open` semaphore, as `posix_ipc.Semaphore` | `/dev/shm/sem.<name>` |
+//! | [`SemaphoreSet`] | System V set, `semop` over several, `SEM_UNDO`, as `sysv_ipc.Semaphore` | kernel |
+//!
+//! The shared-memory primitives are created either *named* (`create(name, ..)` / `open(name)`,
+//! one small segment in `/dev/shm` each, the creator removing the name on drop; see [`Options`]
+//! for the creation mode and permissions) or *anonymous* (`anonymous(..)`, inherited by the
+//! children forked afterwards). Their fast paths are atomic operations without system calls:
+//! a caller that must wait spins briefly, then sleeps on a futex, and a waker makes the wake-up
+//! system call only when someone sleeps.
+//!
+//! # Trust
+//!
+//! Every process that can write a primitive's memory can break it (admit two holders, wake
+//! nobody). ipcbox validates the segment's header when opening and bounds-checks what it
+//! reads, so a hostile or crashed peer makes operations fail or misbehave as a lock, but
+//! never makes this process's memory unsafe — with one exception documented on [`Mutex`].
+//! A peer that shrinks a segment with `ftruncate` makes the next access raise `SIGBUS`, as with
+//! any POSIX shared memory.
+
+mod barrier;
+mod condvar;
+mod event;
+pub(crate) mod mutex;
+mod named;
+pub(crate) mod pid_lock;
+pub(crate) mod region;
+mod robust;
+mod semaphore;
+mod sysv;
+
+use std::io;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crate::mode::CreationMode;
+
+pub use barrier::{Barrier, BarrierWaitResult, BARRIER_MAX_PARTIES};
+pub use condvar::{Condvar, WaitTimeoutResult};
+pub use event::Event;
+pub use mutex::{LockError, LockResult, Mutex, MutexGuard};
+pub use named::{NamedSemaphore, NAMED_SEMAPHORE_MAX};
+pub use semaphore::{Semaphore, SEMAPHORE_MAX};
+pub use sysv::{SemOp, SemaphoreSet, SEMMSL, SEMVMX};
+
+/// How a named primitive (or a System V set) is created or opened: [`CreationMode`] and
+/// permissions.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> std::io::Result<()> {
+/// use ipcbox::sync::Options;
+/// use ipcbox::CreationMode;
+///
+/// let name = format!("ipcbox-doc-opts-{}", std::process::id());
+/// let sem = Options::new().mode(CreationMode::OpenOrCreate).open_semaphore(&name, 2)?;
+/// let same = Options::new().mode(CreationMode::OpenOrCreate).open_semaphore(&name, 9)?;
+/// assert_eq!(same.value(), 2);
+/// # drop(sem);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Options {
+    mode: CreationMode,
+    permissions: u32,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options::new()
+    }
+}
+
+impl Options {
+    /// Create exclusively, permissions 0600.
+    pub fn new() -> Options {
+        Options {
+            mode: CreationMode::CreateExclusive,
+            permissions: 0o600,
+        }
+    }
+
+    /// How to create or open.
+    pub fn mode(&mut self, mode: CreationMode) -> &mut Options {
+        self.mode = mode;
+        self
+    }
+
+    /// Permission bits for a newly created object: set exactly for the shared-memory
+    /// primitives (as [`shm::Options::permissions`](crate::shm::Options::permissions)); the
+    /// umask applies to a [`NamedSemaphore`].
+    pub fn permissions(&mut self, permissions: u32) -> &mut Options {
+        self.permissions = permissions & 0o777;
+        self
+    }
+
+    /// A named [`Mutex`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Mutex::create`] / [`Mutex::open`].
+    pub fn open_mutex(&self, name: &str) -> io::Result<Mutex> {
+        Mutex::with_options(name, self.mode, self.permissions)
+    }
+
+    /// A named [`Semaphore`]; `initial` applies only if it is created.
+    ///
+    /// # Errors
+    ///
+    /// As [`Semaphore::create`] / [`Semaphore::open`].
+    pub fn open_semaphore(&self, name: &str, initial: u32) -> io::Result<Semaphore> {
+        Semaphore::with_options(name, self.mode, self.permissions, initial)
+    }
+
+    /// A named [`Event`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Event::create`] / [`Event::open`].
+    pub fn open_event(&self, name: &str) -> io::Result<Event> {
+        Event::with_options(name, self.mode, self.permissions)
+    }
+
+    /// A named [`Condvar`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Condvar::create`] / [`Condvar::open`].
+    pub fn open_condvar(&self, name: &str) -> io::Result<Condvar> {
+        Condvar::with_options(name, self.mode, self.permissions)
+    }
+
+    /// A named [`Barrier`]; `parties` applies only if it is created.
+    ///
+    /// # Errors
+    ///
+    /// As [`Barrier::create`] / [`Barrier::open`].
+    pub fn open_barrier(&self, name: &str, parties: u32) -> io::Result<Barrier> {
+        Barrier::with_options(name, self.mode, self.permissions, parties)
+    }
+
+    /// A [`NamedSemaphore`] (`sem_open`); `initial` applies only if it is created.
+    ///
+    /// # Errors
+    ///
+    /// As [`NamedSemaphore::create`] / [`NamedSemaphore::open`].
+    pub fn open_named_semaphore(&self, name: &str, initial: u32) -> io::Result<NamedSemaphore> {
+        NamedSemaphore::with_options(name, self.mode, self.permissions, initial)
+    }
+
+    /// A System V [`SemaphoreSet`] of `nsems` semaphores under `key` (`semget`); `nsems`
+    /// applies only if it is created.
+    ///
+    /// # Errors
+    ///
+    /// As [`SemaphoreSet::create`] / [`SemaphoreSet::open`].
+    pub fn open_semaphore_set(&self, key: crate::IpcKey, nsems: usize) -> io::Result<SemaphoreSet> {
+        SemaphoreSet::with_options(key, self.mode, self.permissions, nsems)
+    }
+}
+
+/// How long a waiter re-checks before it sleeps: a wake-up costs far more (about 60 µs on a
+/// VM, see DESIGN.md) than spinning while a peer on another core is about to answer.
+const SPIN_FOR: Duration = Duration::from_micros(10);
+
+/// How long the spin is pure; after that it yields the CPU between re-checks. A peer on
+/// another CPU answers within a fraction of this; a peer waiting for *our* CPU (both
+/// processes pinned to one, or a one-CPU cpuset) only runs if we yield.
+const SPIN_ALONE: Duration = Duration::from_micros(1);
+
+/// Spins briefly (at most [`SPIN_FOR`]) until `ready` holds; `true` if it did.
+pub(crate) fn spin_until(ready: impl FnMut() -> bool) -> bool {
+    spin_until_by(32, ready)
+}
+
+/// As [`spin_until`], looking at the clock every `batch` calls of `ready` (1 when `ready` is
+/// itself a system call, so that the time limits hold).
+pub(crate) fn spin_until_by(batch: u32, mut ready: impl FnMut() -> bool) -> bool {
+    if !multi_core() {
+        return false;
+    }
+    let start = Instant::now();
+    loop {
+        for _ in 0..batch {
+            std::hint::spin_loop();
+            if ready() {
+                return true;
+            }
+        }
+        let spun = start.elapsed();
+        if spun >= SPIN_FOR {
+            return false;
+        }
+        if spun >= SPIN_ALONE {
+            std::thread::yield_now();
+            if ready() {
+                return true;
+            }
+        }
+    }
+}
+
+/// Whether spinning can help: on one CPU the holder cannot run while we spin. This counts the
+/// system's CPUs, not this process's affinity: a process pinned to one CPU (as latency-minded
+/// programs and `ipcbox bench` are) still waits for peers running on the others.
+fn multi_core() -> bool {
+    static CORES: OnceLock<bool> = OnceLock::new();
+    *CORES.get_or_init(|| crate::sys::sync::online_cpus() > 1)
+}
+
+/// An optional deadline; `remaining` is `Some(None)` for "forever".
+struct Deadline(Option<Instant>);
+
+impl Deadline {
+    fn new(timeout: Option<Duration>) -> Deadline {
+        Deadline(timeout.map(|t| Instant::now().checked_add(t).unwrap_or_else(far_future)))
+    }
+
+    /// `None` when expired, `Some(None)` without deadline, `Some(Some(left))` otherwise.
+    fn remaining(&self) -> Option<Option<Duration>> {
+        match self.0 {
+            None => Some(None),
+            Some(at) => {
+                let left = at.saturating_duration_since(Instant::now());
+                (!left.is_zero()).then_some(Some(left))
+            }
+        }
+    }
+
+    fn expired(&self) -> bool {
+        self.remaining().is_none()
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spinning_counts_the_system_cpus_not_the_affinity_mask() {
+        let online = crate::sys::sync::online_cpus();
+        let allowed = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert!(online >= allowed, "{online} online < {allowed} allowed");
+        // Pin this test's thread to one CPU, as `ipcbox bench` pins its processes: the count
+        // must not change, since a peer may still run on the other CPUs.
+        let mut one = rustix::thread::CpuSet::new();
+        one.set(rustix::thread::sched_getcpu());
+        rustix::thread::sched_setaffinity(None, &one).expect("pin to one CPU");
+        assert_eq!(
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+            1
+        );
+        assert_eq!(crate::sys::sync::online_cpus(), online);
+        assert_eq!(multi_core(), online > 1);
+        if online > 1 {
+            assert!(spin_until(|| true));
+        }
+    }
+}

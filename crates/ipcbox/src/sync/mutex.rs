@@ -1,0 +1,376 @@
+//! A process-shared mutex that reports when its previous owner died holding it.
+
+use std::fmt;
+use std::io;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use super::region::{Kind, Region};
+use crate::mode::CreationMode;
+use crate::sys::sync::{MutexLock, RawMutex};
+
+/// A mutual-exclusion lock shared between processes, robust against its owner dying, with the
+/// semantics of a `pthread_mutex_t` made `PTHREAD_PROCESS_SHARED`, `PTHREAD_MUTEX_ROBUST` and
+/// `PTHREAD_MUTEX_ERRORCHECK`, but no pointers in shared memory (see Trust below).
+///
+/// The lock belongs to the thread that took it. When that thread ends holding it, or its
+/// process dies — even by `SIGKILL` — the next locker takes it over (lockers look at whether
+/// the owner lives when they would otherwise sleep, and every 10 ms while they sleep), and its
+/// [`lock`](Mutex::lock) returns [`LockError::OwnerDied`] with the guard.
+/// The new owner repairs whatever the lock protects and calls
+/// [`MutexGuard::mark_consistent`]; if it drops the guard without doing so, the mutex becomes
+/// unusable for everyone ([`LockError::NotRecoverable`]), as POSIX specifies.
+///
+/// Uncontended locking and unlocking are a compare-and-swap in user space; a locker that finds
+/// the lock held retries briefly, then sleeps on the futex; unlocking makes a system call only
+/// when someone sleeps.
+///
+/// # Layout
+///
+/// For peers in other languages: two native-endian `u32`s (at offset 16 of a named mutex's
+/// segment, after ipcbox's 16-byte header). The lock word is 0 when free, else
+/// `tid | tag << 22 | waiting << 31`, `tag` being the owner thread's start time (field 22 of
+/// `/proc/<tid>/stat`) modulo 511 plus 1 (0 when unknown). Lock by compare-and-swap from 0;
+/// set the top bit before sleeping on the word (`FUTEX_WAIT`, process-shared: no
+/// `FUTEX_PRIVATE_FLAG`); a locker that has slept takes the lock with the top bit set (others
+/// may sleep still); unlock by compare-and-swap back to 0 and wake one sleeper (`FUTEX_WAKE`)
+/// when the bit was set. Sleep in slices: a locker that finds the named thread dead swaps in
+/// its own word, keeping the top bit. The state word is 0 (consistent), 1 (an owner died; the
+/// taker sets it, `mark_consistent` clears it) or 2 (not recoverable; an unlock of an
+/// inconsistent mutex sets it); any other value counts as 2.
+///
+/// Get one with [`Mutex::create`] / [`Mutex::open`] (a named segment in `/dev/shm`, see
+/// [`Options`](super::Options) for the creation mode and permissions) or
+/// [`Mutex::anonymous`] (shared with the children forked afterwards).
+///
+/// The lock is not a container: it protects whatever the processes agree it protects (a shared
+/// segment, a file). Locking again from the thread that holds it fails with
+/// [`io::ErrorKind::Deadlock`] instead of hanging.
+///
+/// # Trust
+///
+/// Any process that can write the mutex's memory can break mutual exclusion or make the
+/// mutex fail (or wait: a word naming a live thread that never unlocks keeps
+/// [`lock`](Mutex::lock) waiting, as a live holder would), never make this process touch
+/// memory outside it: the mutex holds two numbers and no pointers (glibc's robust mutexes keep
+/// their owner thread's robust-list links inside the mutex, which a hostile writer could aim
+/// anywhere). Give write access only to processes you trust (the default permissions are 0600).
+///
+/// Owners are told apart by thread ID and a tag of the thread's start time, so all processes
+/// using one mutex must share a PID namespace; a new thread given a dead owner's ID passes for
+/// it once in 511 times (the lock then waits for that thread).
+///
+/// # `exec`
+///
+/// A program that `exec`s while its main thread holds the mutex keeps holding it: the main
+/// thread keeps its ID and start time across `exec` (and a thread that `exec`s takes over
+/// both), so the new program passes for the owner until it exits, and only then is the owner
+/// dead. (The kernel releases glibc's robust mutexes at `exec`; nothing tells it about this
+/// lock.) Drop guards before `exec`.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> std::io::Result<()> {
+/// use ipcbox::sync::{LockError, Mutex};
+///
+/// let mutex = Mutex::anonymous()?;
+/// let guard = match mutex.lock() {
+///     Ok(guard) => guard,
+///     Err(LockError::OwnerDied(mut guard)) => {
+///         // repair the protected state here, then:
+///         guard.mark_consistent()?;
+///         guard
+///     }
+///     Err(e) => return Err(e.into()),
+/// };
+/// drop(guard);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// See [pthread_mutex_lock(3p)](https://man7.org/linux/man-pages/man3/pthread_mutex_lock.3p.html)
+/// and [pthread_mutex_consistent(3)](https://man7.org/linux/man-pages/man3/pthread_mutex_consistent.3.html).
+#[derive(Debug)]
+pub struct Mutex {
+    region: Region,
+}
+
+impl Mutex {
+    /// A new mutex in anonymous shared memory, shared with the children forked afterwards.
+    ///
+    /// # Errors
+    ///
+    /// When the memory cannot be mapped or the mutex initialised.
+    pub fn anonymous() -> io::Result<Mutex> {
+        Region::anonymous(Kind::Mutex, size_of::<RawMutex>(), init).map(Mutex::from_region)
+    }
+
+    /// Creates the named mutex `name` (`/dev/shm/<name>`, owner-only); the handle removes the
+    /// name on drop unless [`detach`](Mutex::detach)ed.
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::AlreadyExists`] if the name exists, `InvalidInput` for an invalid name.
+    pub fn create(name: &str) -> io::Result<Mutex> {
+        super::Options::new().open_mutex(name)
+    }
+
+    /// Opens the existing named mutex `name`.
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::NotFound`] if there is none; `InvalidInput` if the segment does not
+    /// hold an ipcbox mutex.
+    pub fn open(name: &str) -> io::Result<Mutex> {
+        super::Options::new()
+            .mode(CreationMode::Open)
+            .open_mutex(name)
+    }
+
+    pub(crate) fn with_options(
+        name: &str,
+        mode: CreationMode,
+        permissions: u32,
+    ) -> io::Result<Mutex> {
+        Region::named(
+            name,
+            mode,
+            permissions,
+            Kind::Mutex,
+            size_of::<RawMutex>(),
+            init,
+        )
+        .map(Mutex::from_region)
+    }
+
+    fn from_region(region: Region) -> Mutex {
+        Mutex { region }
+    }
+
+    fn raw(&self) -> &RawMutex {
+        self.region.state()
+    }
+
+    fn result<'a>(
+        &'a self,
+        got: io::Result<MutexLock>,
+        busy: LockError<MutexGuard<'a>>,
+    ) -> LockResult<MutexGuard<'a>> {
+        lock_result(got, busy, || MutexGuard::new(self))
+    }
+
+    /// Locks, sleeping while another process holds the lock (as `pthread_mutex_lock`).
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::OwnerDied`] (locked, but the previous owner died),
+    /// [`LockError::NotRecoverable`], or [`LockError::Io`] (`Deadlock` when this thread
+    /// already holds it).
+    #[doc(alias = "pthread_mutex_lock")]
+    pub fn lock(&self) -> LockResult<MutexGuard<'_>> {
+        // A wake-up costs far more than a short wait for a holder that is about to unlock;
+        // the spin only reads the lock word, and the lock then takes it (or sleeps).
+        let raw = self.raw();
+        if raw.is_held() {
+            super::spin_until(|| !raw.is_held());
+        }
+        self.result(raw.lock(), LockError::WouldBlock)
+    }
+
+    /// Locks if nobody holds the lock (as `pthread_mutex_trylock`).
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::WouldBlock`] when it is held, otherwise as [`lock`](Mutex::lock).
+    #[doc(alias = "pthread_mutex_trylock")]
+    pub fn try_lock(&self) -> LockResult<MutexGuard<'_>> {
+        self.result(self.raw().try_lock(), LockError::WouldBlock)
+    }
+
+    /// Locks, waiting at most `timeout` for a live holder (as `pthread_mutex_clocklock`).
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::TimedOut`] when the lock stayed held, otherwise as [`lock`](Mutex::lock).
+    #[doc(alias = "pthread_mutex_clocklock")]
+    #[doc(alias = "pthread_mutex_timedlock")]
+    pub fn lock_timeout(&self, timeout: Duration) -> LockResult<MutexGuard<'_>> {
+        self.result(self.raw().lock_timeout(timeout), LockError::TimedOut)
+    }
+
+    /// The shared-memory name ("/name") of a named mutex.
+    pub fn name(&self) -> Option<&str> {
+        self.region.name()
+    }
+
+    /// Keeps the name after this handle is dropped (only the creator removes it anyway).
+    pub fn detach(&mut self) {
+        self.region.detach();
+    }
+
+    /// Relocks after [`Condvar`](super::Condvar) released the lock for waiting.
+    pub(crate) fn relock(&self) -> LockResult<MutexGuard<'_>> {
+        self.lock()
+    }
+
+    /// Unlocks for a guard given up with [`MutexGuard::into_mutex`].
+    pub(crate) fn unlock_raw(&self) -> io::Result<()> {
+        self.raw().unlock()
+    }
+}
+
+fn init(map: &crate::sys::mmap::Mapping) -> io::Result<()> {
+    crate::sys::sync::view::<RawMutex>(map, super::region::STATE_OFFSET)
+        .ok_or_else(|| io::Error::other("mutex segment too small"))?
+        .init()
+}
+
+/// What locking a [`Mutex`] (`G` = [`MutexGuard`]), a [`shm::Value`](crate::shm::Value) or a
+/// [`shm::Array`](crate::shm::Array) (`G` = their guard) returns.
+pub type LockResult<G> = Result<G, LockError<G>>;
+
+/// Why locking a robust lock did not simply succeed; `G` is the guard.
+pub enum LockError<G> {
+    /// The lock is yours, but its previous owner died holding it: the state it protects may be
+    /// half-updated. Repair it and call `mark_consistent` on the guard (as
+    /// [`MutexGuard::mark_consistent`]); dropping the guard without that makes the lock
+    /// [`NotRecoverable`](LockError::NotRecoverable).
+    OwnerDied(G),
+    /// An owner died and the next one unlocked without marking the state consistent: nobody can
+    /// lock it any more (`ENOTRECOVERABLE`). Recreate it.
+    NotRecoverable,
+    /// `try_lock`: someone else holds the lock.
+    WouldBlock,
+    /// `lock_timeout`: the lock stayed held for the whole timeout.
+    TimedOut,
+    /// Any other error (`Deadlock` when the calling thread already holds the lock).
+    Io(io::Error),
+}
+
+/// The [`LockResult`] of a lock attempt that gave `got`: `guard()` makes the guard of a lock
+/// now held, `busy` is the error for one held by someone else.
+pub(crate) fn lock_result<G>(
+    got: io::Result<MutexLock>,
+    busy: LockError<G>,
+    guard: impl FnOnce() -> G,
+) -> LockResult<G> {
+    match got {
+        Ok(MutexLock::Locked) => Ok(guard()),
+        Ok(MutexLock::OwnerDied) => Err(LockError::OwnerDied(guard())),
+        Ok(MutexLock::NotRecoverable) => Err(LockError::NotRecoverable),
+        Ok(MutexLock::Busy) => Err(busy),
+        Err(e) => Err(LockError::Io(e)),
+    }
+}
+
+impl<G> LockError<G> {
+    /// `true` for [`LockError::OwnerDied`].
+    pub fn is_owner_died(&self) -> bool {
+        matches!(self, LockError::OwnerDied(_))
+    }
+}
+
+impl<G> fmt::Debug for LockError<G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LockError::OwnerDied(_) => f.write_str("OwnerDied(..)"),
+            LockError::NotRecoverable => f.write_str("NotRecoverable"),
+            LockError::WouldBlock => f.write_str("WouldBlock"),
+            LockError::TimedOut => f.write_str("TimedOut"),
+            LockError::Io(e) => f.debug_tuple("Io").field(e).finish(),
+        }
+    }
+}
+
+impl<G> fmt::Display for LockError<G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LockError::OwnerDied(_) => {
+                f.write_str("the previous owner of the lock died holding it")
+            }
+            LockError::NotRecoverable => f.write_str(
+                "the lock is not recoverable: an owner died and the next one did not mark it \
+                 consistent",
+            ),
+            LockError::WouldBlock => f.write_str("the lock is held by someone else"),
+            LockError::TimedOut => f.write_str("timed out waiting for the lock"),
+            LockError::Io(e) => write!(f, "lock: {e}"),
+        }
+    }
+}
+
+impl<G> std::error::Error for LockError<G> {}
+
+impl<G> From<LockError<G>> for io::Error {
+    /// Converts into an [`io::Error`]; an [`OwnerDied`](LockError::OwnerDied) guard is dropped
+    /// unmarked on the way, which makes the lock not recoverable.
+    fn from(e: LockError<G>) -> io::Error {
+        let kind = match &e {
+            LockError::OwnerDied(_) | LockError::NotRecoverable => io::ErrorKind::Other,
+            LockError::WouldBlock => io::ErrorKind::WouldBlock,
+            LockError::TimedOut => io::ErrorKind::TimedOut,
+            LockError::Io(io) => io.kind(),
+        };
+        io::Error::new(kind, e.to_string())
+    }
+}
+
+/// Holds a [`Mutex`] locked; unlocks on drop (`pthread_mutex_unlock`).
+///
+/// A guard stays on the thread that locked (the lock belongs to that thread).
+pub struct MutexGuard<'a> {
+    mutex: &'a Mutex,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl<'a> MutexGuard<'a> {
+    fn new(mutex: &'a Mutex) -> MutexGuard<'a> {
+        MutexGuard {
+            mutex,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// Declares the protected state repaired after [`LockError::OwnerDied`]
+    /// (`pthread_mutex_consistent`); the mutex then works normally again.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` (`EINVAL`) when the mutex was not inconsistent.
+    #[doc(alias = "pthread_mutex_consistent")]
+    pub fn mark_consistent(&mut self) -> io::Result<()> {
+        self.mutex
+            .raw()
+            .consistent()
+            .map_err(|e| crate::error::context(e, "mark_consistent (was the owner dead?)"))
+    }
+
+    /// The mutex this guard holds.
+    pub fn mutex(&self) -> &'a Mutex {
+        self.mutex
+    }
+
+    /// Gives up the guard without unlocking (the caller unlocks through `mutex.unlock_raw`).
+    pub(crate) fn into_mutex(self) -> &'a Mutex {
+        let mutex = self.mutex;
+        std::mem::forget(self);
+        mutex
+    }
+}
+
+impl fmt::Debug for MutexGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MutexGuard")
+            .field("mutex", &self.mutex.name())
+            .finish()
+    }
+}
+
+impl Drop for MutexGuard<'_> {
+    fn drop(&mut self) {
+        // Unlocking a mutex this thread holds only fails if a peer overwrote its lock word;
+        // there is nothing better to do in a destructor than to leave it so.
+        let _ = self.mutex.raw().unlock();
+    }
+}

@@ -1,0 +1,143 @@
+//! The protocol of ipcbox's robust mutex ([`RawMutex`]): the lock of [`Mutex`](super::Mutex),
+//! [`shm::Value`](crate::shm::Value) and [`shm::Array`](crate::shm::Array).
+//!
+//! The lock word is a thread-owned [`PidLock`] (the owner's thread ID and start time tag; see
+//! `sync::pid_lock`), so nothing in shared memory points anywhere: a peer that scribbles over
+//! the mutex can make lockers wait, fail or get in together, never make this process write
+//! through a pointer it chose (glibc's robust mutexes keep their owner's robust-list links
+//! inside the mutex). Beside the word, a state word gives POSIX's robust semantics:
+//!
+//! * A locker that finds the owner thread dead takes the lock over, marks the state
+//!   inconsistent and reports [`MutexLock::OwnerDied`]; so does every later locker until one
+//!   marks it consistent ([`RawMutex::consistent`]).
+//! * Unlocking while it is inconsistent makes it not recoverable: every later lock reports
+//!   [`MutexLock::NotRecoverable`] (and leaves the lock free).
+//!
+//! The protocol, for peers in other languages: the lock word is 0 when free, else
+//! `tid | tag << 22 | waiting << 31` where `tag` is `starttime % 511 + 1` (field 22 of
+//! `/proc/<tid>/stat`, or 0 when unknown); lock by compare-and-swap from 0, set the top bit
+//! before sleeping on the word with `FUTEX_WAIT` (process-shared), take it with the bit set
+//! once having slept, unlock by compare-and-swap back to 0 and `FUTEX_WAKE` one sleeper when
+//! the bit was set; a locker that finds the owner dead swaps in its own word, keeping the
+//! bit. The state word is 0, 1 or 2 as above (any other value counts as 2).
+
+use std::io;
+use std::sync::atomic::Ordering::{Acquire, Release};
+use std::time::Duration;
+
+use super::pid_lock::{Acquired, Patience, PidLock};
+use crate::sys::sync::{MutexLock, RawMutex};
+
+const CONSISTENT: u32 = 0;
+const INCONSISTENT: u32 = 1;
+const NOT_RECOVERABLE: u32 = 2;
+
+/// How long a locker sleeps between looks at whether the owner thread still lives.
+const SLICE: Duration = Duration::from_millis(10);
+
+impl RawMutex {
+    /// Makes fresh memory a free, consistent mutex (before the segment is published).
+    pub(crate) fn init(&self) -> io::Result<()> {
+        self.state.store(CONSISTENT, Release);
+        self.word.store(0, Release);
+        Ok(())
+    }
+
+    fn pid_lock(&self) -> PidLock<'_> {
+        PidLock::per_thread(&self.word)
+    }
+
+    /// Locks, waiting `limit` at most for a live owner (`Duration::MAX`: for ever).
+    #[inline]
+    fn lock_within(&self, spins: u32, limit: Duration) -> io::Result<MutexLock> {
+        let patience = Patience {
+            spins,
+            slice: SLICE,
+            limit,
+        };
+        let acquired = match self.pid_lock().lock(patience, &|| String::from("mutex")) {
+            Ok(acquired) => acquired,
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => return Ok(MutexLock::Busy),
+            Err(e) => return Err(e),
+        };
+        match self.state.load(Acquire) {
+            CONSISTENT if acquired == Acquired::Clean => Ok(MutexLock::Locked),
+            CONSISTENT | INCONSISTENT => {
+                // A dead owner, or one that took it over after a death and died too (a clean
+                // hand-over of an inconsistent mutex cannot happen: unlocking it makes it not
+                // recoverable).
+                self.state.store(INCONSISTENT, Release);
+                Ok(MutexLock::OwnerDied)
+            }
+            _ => {
+                self.pid_lock().unlock();
+                Ok(MutexLock::NotRecoverable)
+            }
+        }
+    }
+
+    /// Locks, waiting for as long as a live thread holds it (`pthread_mutex_lock`).
+    #[inline]
+    pub(crate) fn lock(&self) -> io::Result<MutexLock> {
+        self.lock_within(8, Duration::MAX)
+    }
+
+    /// Locks if it is free or its owner is dead (`pthread_mutex_trylock`).
+    pub(crate) fn try_lock(&self) -> io::Result<MutexLock> {
+        match self.lock_within(0, Duration::ZERO) {
+            // The calling thread holds it: busy, as for `pthread_mutex_trylock`.
+            Err(e) if e.kind() == io::ErrorKind::Deadlock => Ok(MutexLock::Busy),
+            got => got,
+        }
+    }
+
+    /// Locks, waiting at most `timeout` for a live owner.
+    pub(crate) fn lock_timeout(&self, timeout: Duration) -> io::Result<MutexLock> {
+        self.lock_within(8, timeout)
+    }
+
+    /// Whether some thread holds the lock now (a hint for spinning: reads, never writes).
+    pub(crate) fn is_held(&self) -> bool {
+        self.pid_lock().is_held()
+    }
+
+    /// Unlocks; an inconsistent mutex becomes not recoverable.
+    ///
+    /// # Errors
+    ///
+    /// `PermissionDenied` (`EPERM`) when the calling thread does not hold it.
+    #[inline]
+    pub(crate) fn unlock(&self) -> io::Result<()> {
+        let lock = self.pid_lock();
+        let me = lock.me();
+        if !lock.is_held_by(me) {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "unlocking a mutex the calling thread does not hold",
+            ));
+        }
+        if self.state.load(Acquire) == INCONSISTENT {
+            self.state.store(NOT_RECOVERABLE, Release);
+        }
+        lock.unlock_as(me);
+        Ok(())
+    }
+
+    /// Marks the state repaired after [`MutexLock::OwnerDied`] (`pthread_mutex_consistent`).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` (`EINVAL`) when the calling thread does not hold it or it was not
+    /// inconsistent.
+    pub(crate) fn consistent(&self) -> io::Result<()> {
+        let lock = self.pid_lock();
+        if !lock.is_held_by(lock.me()) || self.state.load(Acquire) != INCONSISTENT {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the mutex is not inconsistent, or not held by the calling thread",
+            ));
+        }
+        self.state.store(CONSISTENT, Release);
+        Ok(())
+    }
+}
