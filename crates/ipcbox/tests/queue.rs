@@ -474,7 +474,7 @@ fn corrupted_header_is_an_error_not_a_crash() {
     let name = util::unique_name("queue-corrupt");
     let q: Queue<u32> = Queue::create(&name, 4).unwrap();
     q.put(1).unwrap();
-    // Overwrite the producers' position (offset 192 in layout version 5), which both sides
+    // Overwrite the producers' position (offset 192 in layout version 6), which both sides
     // read, with nonsense.
     use std::os::unix::fs::FileExt;
     let f = std::fs::OpenOptions::new()
@@ -508,7 +508,7 @@ fn channel_with_a_huge_max_message_in_its_header_is_an_error_not_a_crash() {
     let _wd = util::watchdog("channel_corrupt", Duration::from_secs(30));
     let name = util::unique_name("chan-corrupt");
     let tx: channel::Sender<u32> = channel::Options::new().sender(&name).unwrap();
-    // The maximum message size (offset 32 in layout version 1), so big that adding the slot
+    // The maximum message size (offset 32 in layout version 3), so big that adding the slot
     // header to it overflows.
     use std::os::unix::fs::FileExt;
     let f = std::fs::OpenOptions::new()

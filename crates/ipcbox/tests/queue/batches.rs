@@ -1,3 +1,6 @@
+//! The queue's batch operations: order, exactly-once delivery to batch and single
+//! consumers, partial fits, closing, and a panic inside `put_many`.
+
 use super::*;
 
 #[test]

@@ -1,3 +1,9 @@
+//! Each side's lock and its redo journal.
+//!
+//! A side's totals change only through [`Ring::commit`] under [`Ring::lock`]. A process killed
+//! at any instruction of a commit leaves either the old totals or a valid journal of the new
+//! ones, which the next locker of that side applies.
+
 use std::io;
 use std::sync::atomic::{compiler_fence, Ordering::*};
 
@@ -9,10 +15,13 @@ use crate::queue::wait::{Deadline, WaitPolicy};
 use crate::sync::pid_lock::{Acquired, Patience, PidLock};
 use crate::sys::futex;
 
-/// How a side's lock waits: compare-and-swap rounds with a back-off (about 150 pause
-/// instructions in all, a few microseconds, longer than any critical section), then 10 ms
-/// sleeps with the owner's life checked after each; a live owner holding it for 10 s (stopped,
-/// say) makes the operation fail with `TimedOut`.
+/// How a side's lock waits:
+///
+/// * compare-and-swap rounds with a back-off;
+/// * then 10 ms sleeps, with the owner's life checked after each;
+/// * a live owner holding it for 10 s (stopped, say) makes the operation fail with `TimedOut`.
+// The back-off is about 150 pause instructions in all, a few microseconds: longer than any
+// critical section, which is a copy and a few stores.
 pub(super) const LOCK_PATIENCE: Patience = Patience {
     spins: 12,
     slice: std::time::Duration::from_millis(10),
@@ -21,8 +30,9 @@ pub(super) const LOCK_PATIENCE: Patience = Patience {
 /// How long a `try_` operation waits for a lock a live process holds: far longer than any
 /// lock hold (a copy and a few stores), far shorter than a stopped holder.
 const TRY_LOCK_LIMIT: std::time::Duration = std::time::Duration::from_millis(20);
-/// Under [`WaitPolicy::SpinThenPark`]: about 4000 pause instructions, some tens of
-/// microseconds, before sleeping.
+/// How a side's lock waits under [`WaitPolicy::SpinThenPark`]: longer spinning before it
+/// sleeps.
+// About 4000 pause instructions, some tens of microseconds.
 const SPIN_LOCK_PATIENCE: Patience = Patience {
     spins: 256,
     ..LOCK_PATIENCE

@@ -1,3 +1,17 @@
+//! The layout of a queue's shared-memory object, and what a valid one holds.
+//!
+//! * The header: the geometry (written once by the creator, before the ready word), each
+//!   side's lock, journal and published totals, the closed flag and counters, the futex
+//!   words, and the table of attached processes.
+//! * The ring of records, from [`DATA_OFF`] on. A record is an 8-byte header (the tag
+//!   [`TAG_RECORD`] and the payload length) and the payload, padded to 8 bytes.
+//! * Where a record would not fit before the end of the ring, a [`TAG_SKIP`] word stands
+//!   in its place and the record starts at the beginning of the ring.
+//!
+//! An opener checks the magic number, the layout version and the geometry against the
+//! object's size ([`Ring::validate`]). Every operation checks the totals it reads
+//! ([`Ring::check`]) before it computes with them.
+
 use std::io;
 use std::sync::atomic::Ordering::*;
 
@@ -23,6 +37,8 @@ const O_DATA_OFF: usize = 48;
 /// Where one side's words live: its lock word and the journal's valid flag (one line), the
 /// journal's new totals (the next line), and the published totals (a line of their own, the
 /// only one the other side reads).
+// With one producer and one consumer neither lock is ever contended: each stays in its
+// owner's cache, and a message costs the lines it is written into and one published total.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Side {
     pub(super) lock: usize,

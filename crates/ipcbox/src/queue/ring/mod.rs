@@ -1,17 +1,18 @@
-//! The multi-producer multi-consumer byte ring behind [`Queue`](super::Queue): two locks that
-//! survive their owner's death (one for the producers' side, one for the consumers'; see
-//! [`PidLock`]), a redo journal per side,
-//! futex words with waiter bits, and a table of attached processes. See the module docs of
-//! [`queue`](super) for the crash-safety argument.
+//! The multi-producer multi-consumer byte ring behind [`Queue`](super::Queue).
 //!
-//! Each side publishes three totals on a cache line of its own: its ring position (the tail
-//! for producers, the head for consumers), the messages and the payload bytes it has moved
-//! since the queue was made. A side changes its totals only under its own lock and reads the
-//! other side's without a lock. Totals only grow, so a stale or half-updated view of the
-//! other side is a view of an earlier moment: it can make a queue look fuller or emptier than
-//! it is for a moment, never give out space that is still in use or a record not yet written.
-//! With one producer and one consumer neither lock is ever contended: each stays in its
-//! owner's cache, and a message costs the lines it is written into and one published total.
+//! It has two sides, the producers' and the consumers'. Each side has:
+//!
+//! * a lock that survives its owner's death ([`PidLock`](crate::sync::pid_lock::PidLock));
+//! * a redo journal, which the next locker rolls forward after a death inside a commit;
+//! * three published totals: its ring position (the tail for producers, the head for
+//!   consumers), and the messages and payload bytes it has moved since the queue was made.
+//!
+//! Besides the sides: futex words with waiter bits, and a table of attached processes.
+//!
+//! A side changes its totals only under its own lock, and reads the other side's without a
+//! lock. A stale or half-updated view of the other side can make the queue look fuller or
+//! emptier than it is for a moment. It never gives out space that is still in use, nor a
+//! record not yet written.
 
 mod journal;
 mod layout;
@@ -33,10 +34,24 @@ use layout::{
     T_MSGS, T_POS,
 };
 
-/// A producer spinning on a full queue reads the consumers' totals once every two pauses per
-/// message of capacity (a pause is some 30 ns here), within these bounds: while a full queue
-/// holds many messages, its consumers have work for a while, and every read of their line
-/// makes their next commit wait for it to come back.
+// Why every state another process can see is a state between two whole operations, which is
+// what the queue's crash guarantees rest on:
+//
+// - Totals only grow, and a side publishes its position after the records or the space it
+//   covers are ready (`apply_journal`, position last). So any view of the other side,
+//   however stale or half-updated, is a view of an earlier moment.
+// - A put writes its record into free space past the tail, which no one reads, then commits
+//   (`stage_put`). A get copies its record out, then commits (`stage_get`).
+// - A commit goes through the side's redo journal (journal.rs). A death before the journal is
+//   valid leaves the old totals, and the bytes written are unreachable free space. A death
+//   after it leaves a journal the next locker of that side applies again.
+// - No waiting happens under a lock, only a copy and a few stores. Sleepers register under
+//   the lock of the side whose commits they wait for (`run`), so no wake-up is lost.
+
+/// Bounds on how many pauses a producer spinning on a full queue makes between two reads of
+/// the consumers' totals: two per message of capacity (see [`Ring::full_poll`]).
+// While a full queue holds many messages, its consumers have work for a while, and every read
+// of their line makes their next commit wait for it to come back. A pause is some 30 ns here.
 const FULL_POLL_MIN: u64 = 4;
 const FULL_POLL_MAX: u64 = 256;
 
@@ -381,6 +396,10 @@ impl Ring {
         let (mut c, tail) = self.visible(false)?;
         let mut off = self.offset(c.pos);
         let (at, len) = self.stage_get(&mut c, &mut off, tail)?;
+        // The copy-out comes before the commit: a consumer killed before the commit leaves the
+        // message to the next one, killed after it takes the message with it. A redelivering
+        // design could not tell a consumer that died just before `get` returned from one that
+        // died just after, so it would duplicate; this one is at most once instead.
         self.r().read_to_vec(at, len, out)?;
         if c.pos != tail {
             // The next record is whole already: start fetching it while this commit drains.
@@ -498,15 +517,12 @@ impl Ring {
         }
     }
 
-    /// Runs `op` under `side`'s lock (without a lock for `None`: `join`, whose check reads
-    /// only totals) until it succeeds, fails for good, or the deadline passes; sleeps on the futex `word` in between. `blocked` is the lock-free check of
-    /// what `op` waits for, made with the same arithmetic on fresh totals: spinning runs on
-    /// it. A sleeper sets its waiter bit under the lock of the side whose commits it waits
-    /// for (`wakers`), which checks the bit under that lock after each commit, and runs
-    /// `blocked` once more before it lets go of that lock: a commit before the registration
-    /// shows in that check, one after it sees the bit. So the message path needs no fence of
-    /// its own. With no `wakers` (join) the bit is set and the check made with sequentially
-    /// consistent operations, matched in `task_done`.
+    /// Runs `op` under `side`'s lock until it succeeds, fails for good, or the deadline
+    /// passes, and sleeps on the futex `word` in between. `side` is `None` for `join`, whose
+    /// check reads only totals.
+    ///
+    /// `blocked` is the lock-free check of what `op` waits for, made with the same arithmetic
+    /// on fresh totals: spinning runs on it. A sleeper registers under `wakers`' lock.
     #[allow(
         clippy::too_many_arguments,
         reason = "private; each caller differs in every one"
@@ -583,6 +599,15 @@ impl Ring {
                 sleep = true;
                 continue;
             }
+            // A sleeper sets its waiter bit under the lock of the side whose commits it waits
+            // for, which checks the bit under that lock after each commit, and runs `blocked`
+            // once more before it lets go of that lock. A commit before the registration shows
+            // in that check, one after it sees the bit: so the message path needs no fence of
+            // its own. A killed sleeper leaves at most a set bit, which costs the next waker
+            // one needless wake.
+            //
+            // With no `wakers` (join) the bit is set and the check made with sequentially
+            // consistent operations, matched in `task_done`.
             let expect = match wakers {
                 Some(wakers) => {
                     let repaired = lock(wakers)?;

@@ -1,3 +1,6 @@
+//! Unit tests of the ring. A death inside a commit, or a lock kept by a dead or live process,
+//! is staged by writing into the shared memory what that process would leave there.
+
 use super::journal::LOCK_PATIENCE;
 use super::*;
 use crate::sync::pid_lock::tests::dead_pid;
