@@ -1,46 +1,42 @@
 //! One-to-one channels in shared memory: one [`Sender`], one [`Receiver`], the lowest latency
 //! and the highest throughput ipcbox offers for messages.
 //!
-//! A fixed ring of cache-line-aligned slots (a 4-byte length, a 4-byte stamp and up to
-//! [`Options::max_message_size`] payload bytes); the sender alone writes the tail index, the
-//! receiver alone the head index, each on its own cache line, so no lock and no atomic
-//! read-modify-write is on the message path. A sender writes the slot, stamps it with its
-//! sequence number, then stores the tail; a receiver watches the stamp of the slot it expects
-//! next (not the tail), copies the slot out, then frees it with one store of the head. A
-//! message of up to 56 bytes therefore costs one cache line moving from the sender's core to
-//! the receiver's; a longer one costs one more line per 64 bytes, fetched once the stamp is
-//! seen (so a 64-byte message, with its 8-byte header, takes two lines one after the other).
+//! A channel is a fixed ring of slots, each a whole number of cache lines with room for one
+//! message of up to [`Options::max_message_size`] bytes. No lock and no atomic
+//! read-modify-write is on the message path: the sender alone writes the tail index, the
+//! receiver alone the head index, each on its own cache line.
 //!
-//! Waiting: the receiver spins (per [`WaitPolicy`]), then raises its "sleeping" flag and
-//! sleeps on the tail word with `futex(FUTEX_WAIT)`; the sender wakes it only if the flag is
-//! up, so while both are busy nobody enters the kernel. The same holds the other way for a
-//! sender waiting on a full channel. Flag and index must agree (a waker stores the index then
-//! loads the flag, a sleeper stores the flag then loads the index, and neither may see only
-//! the old value of the other's store): the sleeper fences with a full barrier and then with
-//! `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`, which makes every thread of the processes
-//! registered for it execute one, so the message path of a registered process needs no fence
-//! (where `membarrier` is refused, an end fences its index store itself, and a sleeper that
-//! could not fence its peer sleeps in 1 ms slices). The price is on the sleeping side: each
-//! time an end goes to sleep, the CPUs then running registered processes take an interrupt.
+//! A blocked end spins (per [`WaitPolicy`]), then sleeps on a futex. Its peer wakes it only if
+//! it sleeps, so while both ends are busy nobody enters the kernel.
 //!
 //! # Crash safety and disconnection
 //!
-//! * A sender killed while writing a slot never published it: the receiver does not see it.
-//!   One killed after the stamp (the publication) but before the tail store did publish it;
-//!   the next owner of the sending end moves the tail past it when it takes over.
-//!   A receiver killed while copying a slot out never freed it: the next receiver gets it.
-//!   A `recv` that did not return therefore either left its message in the channel or took it
-//!   with it (killed after the head store), never both; a message whose `send` returned is
-//!   received exactly once unless the receiver that took it died.
-//! * Each endpoint is owned by one process, recorded in the channel as PID and start time when
-//!   it first sends or receives (so a handle inherited across `fork` belongs to the process
-//!   that uses it). Dropping an endpoint marks it gone. A receiver finding the channel empty
-//!   gets `Disconnected` once the sender is gone or its process is dead (checked every 100 ms
-//!   of sleeping); a sender gets `Disconnected` once the receiver is gone or dead.
-//! * A dead endpoint's owner can be replaced: opening a named channel's endpoint takes it over
-//!   when its recorded owner is dead, and fails with `ResourceBusy` while it lives.
+//! * A message whose `send` returned is received exactly once, unless the receiver that took
+//!   it died.
+//! * A `send` that did not return either published its message or left no trace of it.
+//! * A `recv` that did not return either left its message in the channel, for the next
+//!   receiver, or took it with it; never both.
+//! * Each end is owned by one process, recorded in the channel as PID and start time when it
+//!   first sends or receives. So a handle inherited across `fork` belongs to the process that
+//!   uses it. Dropping an end marks it gone.
+//! * A receiver finding the channel empty gets `Disconnected` once the sender is gone or its
+//!   process is dead (checked every 100 ms of sleeping). A sender gets `Disconnected` once the
+//!   receiver is gone or dead.
+//! * Opening an end of a named channel takes it over when its recorded owner is dead, and fails
+//!   with `ResourceBusy` while that owner lives.
 //! * Indices and lengths read from shared memory are checked; a corrupted channel gives an
 //!   `InvalidData` error.
+//!
+//! # Limitations
+//!
+//! * One thread sends and one receives: [`Sender`] and [`Receiver`] are `Send` but not `Sync`.
+//! * Every slot reserves room for the largest message. The capacity is rounded up to a power
+//!   of two, at most 2^30 slots.
+//! * Each time an end goes to sleep, the CPUs then running processes registered for
+//!   `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)` take an interrupt.
+//! * Where `membarrier` is refused, an end fences each index store, and a sleeper that could
+//!   not fence its peer wakes every millisecond to look again.
+//! * Both ends must share one PID namespace: ownership goes by PID and start time.
 
 use std::cell::Cell;
 use std::io;
@@ -79,6 +75,15 @@ const O_TX_SLEEPING: usize = 256;
 const O_TX: usize = 320;
 const O_RX: usize = 384;
 const SLOTS_OFF: usize = 448;
+
+// A slot is a 4-byte length, a 4-byte stamp and the payload. A sender writes the slot, stamps
+// it with its sequence number, then stores the tail. A receiver watches the stamp of the slot
+// it expects next (not the tail), copies the slot out, then frees it with one store of the
+// head.
+//
+// A message of up to 56 bytes therefore costs one cache line moving from the sender's core to
+// the receiver's. A longer one costs one more line per 64 bytes, fetched once the stamp is
+// seen: a 64-byte message, with its 8-byte header, takes two lines one after the other.
 
 const MAX_CAPACITY: u64 = 1 << 30;
 
@@ -416,6 +421,17 @@ impl Endpoint {
         self.claimed_gen.set(gen);
         Ok(())
     }
+
+    // Flag and index must agree: a waker stores its index then loads the peer's "sleeping"
+    // flag, a sleeper stores its flag then loads the index, and neither may see only the old
+    // value of the other's store.
+    //
+    // The sleeper fences with a full barrier and then with
+    // `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`, which makes every thread of the processes
+    // registered for it execute one. So the message path of a registered process needs no
+    // fence; the price is an interrupt on the CPUs running them each time an end sleeps.
+    // Where `membarrier` is refused, an end fences its index store itself, and a sleeper that
+    // could not fence its peer sleeps in short slices (`wait::UNFENCED_SLICE`).
 
     /// Publishes our index `value` at `word`; the peer's "sleeping" flag is loaded after it.
     #[inline]

@@ -3,139 +3,118 @@
 //!
 //! # The queue
 //!
-//! A [`Queue<T>`] lives in one shared-memory object: a header and a byte ring of records
-//! (an 8-byte header with the length, the payload padded to 8 bytes; a skip marker where a
-//! record would not fit before the end of the ring). It is bounded twice: in messages
-//! ([`Options::capacity`]) and in payload bytes ([`Options::byte_capacity`]); the ring is sized
-//! so that the limits, never the wrap-around, decide when it is full. Typed messages are
-//! encoded with `postcard`; [`ByteQueue`] (from [`Queue::as_bytes`]) moves raw bytes.
+//! A [`Queue<T>`] lives in one shared-memory object: a header and a ring of variable-length
+//! records. It is bounded twice, and these limits, never the ring's wrap-around, decide when
+//! it is full:
 //!
-//! It is created before `fork` and inherited ([`Queue::new`], [`Options::anonymous`]), or named
-//! and opened by unrelated processes ([`Queue::create`], [`Queue::open`], [`Options::named`]);
-//! an opener checks the magic number, the layout version and that the geometry fits the object.
+//! * in messages ([`Options::capacity`]);
+//! * in payload bytes ([`Options::byte_capacity`]).
 //!
-//! Every operation has three forms: blocking (`put`, `get`), `try_` and `_timeout`; a message
-//! that could not be sent is handed back in the error. Waiting sleeps on futex words outside
-//! the locks; a waker makes the `futex(FUTEX_WAKE)` call only if a waiter has set the word's
-//! waiter bit, so when nobody sleeps no process enters the kernel. [`WaitPolicy::SpinThenPark`]
-//! spins before it sleeps, for the lowest latency when both sides are busy.
+//! Typed messages are encoded with `postcard`; [`ByteQueue`] (from [`Queue::as_bytes`]) moves
+//! raw bytes. A queue is either:
 //!
-//! `close()` makes every later `put` fail with `Disconnected`; consumers drain what is left
-//! and then get `Disconnected`. A waiter also gets `Disconnected` when some other process has
-//! attached to the queue at some time and none of them is alive any more, so a consumer does
-//! not hang forever on a queue whose producers were all killed, nor a producer on a full
-//! queue whose consumers were (Python's `multiprocessing.Queue` hangs in both cases); a
-//! consumer first takes every message the dead producers committed. A
-//! process attaches when it creates or opens the queue, or, for a handle inherited across
-//! `fork`, at its first operation; liveness is checked by PID and start time (so a zombie
-//! child or a recycled PID does not count) after every 100 ms a waiter sleeps without news.
-//! A queue nobody else has attached to yet is merely empty (or full).
+//! * anonymous, created before `fork` and inherited ([`Queue::new`], [`Options::anonymous`]);
+//! * named, created and opened by unrelated processes ([`Queue::create`], [`Queue::open`],
+//!   [`Options::named`]). An opener checks the magic number, the layout version and that the
+//!   geometry fits the object.
 //!
-//! The queue is joinable: each `put` counts an unfinished task, [`Queue::task_done`] finishes
-//! one (an error if more are finished than were taken), [`Queue::join`] waits for none to be
-//! unfinished.
+//! Every operation has three forms: blocking (`put`, `get`), `try_` and `_timeout`. A message
+//! that could not be sent is handed back in the error.
+//!
+//! A blocked operation sleeps on a futex, holding no lock. A waker enters the kernel only if
+//! someone sleeps, so while both sides are busy no process makes a system call.
+//! [`WaitPolicy::SpinThenPark`] spins before it sleeps, for the lowest latency when both sides
+//! are busy.
+//!
+//! # Closing and disconnection
+//!
+//! * `close()` makes every later `put` fail with `Disconnected`. Consumers drain what is left,
+//!   then get `Disconnected`.
+//! * A waiter also gets `Disconnected` when some other process has attached to the queue at
+//!   some time and none of them is alive any more. So a consumer does not hang forever on a
+//!   queue whose producers were all killed, nor a producer on a full queue whose consumers
+//!   were (Python's `multiprocessing.Queue` hangs in both cases).
+//! * A consumer first takes every message the dead producers committed.
+//! * A process attaches when it creates or opens the queue or, for a handle inherited across
+//!   `fork`, at its first operation. A queue nobody else has attached to yet is merely empty
+//!   (or full).
+//! * Liveness goes by PID and start time, so a zombie child or a recycled PID does not count.
+//!   A sleeping waiter checks it after every 100 ms without news.
+//!
+//! The queue is joinable, like `JoinableQueue`:
+//!
+//! * each `put` counts an unfinished task;
+//! * [`Queue::task_done`] finishes one (an error if more are finished than were taken);
+//! * [`Queue::join`] waits until none is unfinished.
 //!
 //! # Crash safety
 //!
-//! Any participant may be `SIGKILL`ed at any instruction. The argument:
-//!
-//! * **Two locks that survive their owners.** The producers' side (tail position, messages
-//!   and bytes put) changes only under one lock, the consumers' side (head position, messages
-//!   and bytes taken) only under another. A lock is a futex word holding its owner's PID and a
-//!   tag of its start time, and nothing else of the owner's (glibc's robust mutex keeps
-//!   pointers into its owner's memory there, which a hostile peer could bend). A locker that
-//!   finds a lock held after a short spin, and after every 10 ms sleep without progress,
-//!   checks whether the owner still lives (pidfd: gone, a zombie, or its PID now another
-//!   process's); if not, it takes the lock over and repairs that side. No
-//!   waiting happens under a lock, only a copy and a few stores. With one producer and one
-//!   consumer neither lock is contended, and neither side waits for the other.
-//! * **Each side reads the other's totals without its lock.** The totals only grow, and a side
-//!   publishes its position after the records or the space it covers are ready, so any view of
-//!   the other side, however stale or half-updated, is a view of an earlier moment: a producer
-//!   never writes over a record a consumer has not finished copying, a consumer never reads a
-//!   record before it is whole. A stale view can only make the queue look fuller or emptier.
-//! * **Nothing half-visible.** A `put` writes the record into free space past the tail, which
-//!   no one reads, then commits; a `get` copies the record out, then commits. A commit writes
-//!   the side's new totals to that side's redo journal, sets the journal's valid flag, applies
-//!   the totals (position last), clears the flag. A death before the flag leaves the old
-//!   totals (the written bytes are unreachable free space); a death after it leaves a journal
-//!   the next locker of that side applies again (applying is idempotent). So every state
-//!   another process can see is a state between two whole operations.
-//! * **Waiting cannot wedge.** A sleeper sets a waiter bit under the lock of the side whose
-//!   commits it waits for (a consumer under the producers' lock, a producer under the
-//!   consumers'), checks once more, and sleeps on a word outside the lock; that side checks
-//!   the bit under its lock after each commit. A killed sleeper leaves at most a set bit,
-//!   which costs the next waker one needless wake. A waker killed between its commit and its
-//!   wake leaves the sleepers to their 100 ms re-checks; the recovery after a dead lock owner
-//!   wakes everybody.
-//! * **Untrusted memory.** Every index, length and record header read from shared memory is
-//!   checked against the geometry before use; a corrupted queue gives an `InvalidData`
-//!   error, never undefined behaviour.
-//!
-//! What this means for messages:
+//! Any participant may be `SIGKILL`ed at any instruction. What this means for messages:
 //!
 //! * A message whose `put` returned `Ok` is in the queue and is returned by exactly one `get`,
 //!   unless the consumer that takes it dies.
 //! * A `put` that did not return (its producer died) either committed the message or left no
 //!   trace of it.
 //! * A `get` that did not return (its consumer died) either left the message in the queue,
-//!   where another consumer gets it (death before the commit), or took it with it (death after
-//!   the commit): then that one message is lost. It is never delivered twice: this queue is
-//!   *at most once* for messages in the hands of a dying consumer, like a message a consumer
-//!   receives and then dies before handling. (A redelivering design cannot tell a consumer that
-//!   died just before `get` returned from one that died just after, so it would duplicate.)
-//!   A consumer that must not lose work acknowledges with [`Queue::task_done`] and its producer
-//!   side re-sends what [`Queue::join`] shows unfinished.
+//!   where another consumer gets it, or took it with it: then that one message is lost. It is
+//!   never delivered twice.
+//! * The queue is thus *at most once* for a message in the hands of a dying consumer, like a
+//!   message a consumer receives and then dies before handling. A consumer that must not lose
+//!   work acknowledges with [`Queue::task_done`], and its producers re-send what
+//!   [`Queue::join`] shows unfinished.
+//! * Shared memory is untrusted input: every index, length and record header read from it is
+//!   checked before use. A corrupted queue gives an `InvalidData` error, never undefined
+//!   behaviour.
 //!
-//! The integration test `chaos_sigkill_never_loses_duplicates_or_wedges` checks all of this:
-//! 3 producers and 2 consumers stream 200,000 sequence-numbered, checksummed messages of
-//! varying length while 600 random `SIGKILL`s hit them (each victim is replaced at once);
-//! afterwards no message was delivered twice, no garbage was delivered, every committed
-//! message was delivered except at most one per consumer killed inside `get`, and the queue
-//! still works; `chaos_sigkill_batches` does the same (100,000 messages, 300 kills) with
-//! `put_many` producers and `get_many` consumers. Some kills land inside the critical section, which the next locker repairs
-//! ([`Queue::recoveries`] counts them). Unit tests leave a lock held by a dead process (its PID in
-//! the lock word) before and after its journal became valid.
+//! How it holds:
+//!
+//! * The producers' side of the queue changes only under one lock, the consumers' side only
+//!   under another. A lock survives its owner: a process that finds the owner dead takes the
+//!   lock over and repairs that side ([`Queue::recoveries`] counts these repairs).
+//! * Each side reads the other's totals without its lock. A stale view can only make the
+//!   queue look fuller or emptier for a moment.
+//! * A side commits its new totals through a redo journal, so a death at any instruction
+//!   leaves either the old state or the new one, never a state in between.
+//! * A process killed while others sleep cannot strand them: a sleeper looks at the queue
+//!   again after every 100 ms without news, and a repair wakes everybody.
 //!
 //! # Batches
 //!
-//! [`Queue::put_many`] and [`Queue::get_many`] (and their `try_` / `_timeout` forms, and the
-//! [`ByteQueue`] ones) move many messages per lock hold, which is what makes a 1→1 stream of
-//! small messages several times faster: one lock hold, one commit and one publication of the
-//! totals per batch instead of per message. Each lock hold writes (or copies out) its
-//! records exactly as single operations do and then makes **one** journal commit for all of
-//! them, so the crash argument above holds per lock hold:
+//! [`Queue::put_many`] and [`Queue::get_many`] (and their `try_` and `_timeout` forms, and the
+//! [`ByteQueue`] ones) move many messages per lock hold: one lock hold, one commit and one
+//! publication of the totals per batch instead of per message. The crash guarantees above hold
+//! per lock hold:
 //!
 //! * `put_many` puts as many messages as fit in one lock hold, commits them, and waits for
-//!   room for the rest (the `try_` form stops after the first hold and returns how many it
-//!   put). A producer killed inside `put_many` leaves a prefix of its messages in the queue,
-//!   whole and in order: every earlier lock hold's messages, plus all or none of the current
-//!   one's. Never a torn message, never a gap. An error says how many were put (`msgs[..n]`).
-//! * `get_many` takes up to `max` messages (at least one) in one lock hold. The messages of a
-//!   `get_many` that returned are the caller's; a consumer killed inside `get_many` either left
-//!   all of that batch in the queue (death before the commit) or took all of it with it (death
-//!   after): it loses at most that one batch, up to `max` messages (the rule for `get`, for a
-//!   batch). Messages of one batch are consecutive in the queue's order.
+//!   room for the rest. The `try_` form stops after the first hold and returns how many it put.
+//! * A producer killed inside `put_many` leaves a prefix of its messages in the queue, whole
+//!   and in order: every earlier lock hold's messages, plus all or none of the current one's.
+//!   Never a torn message, never a gap. An error says how many were put (`msgs[..n]`).
+//! * `get_many` takes up to `max` messages (at least one) in one lock hold. They are
+//!   consecutive in the queue's order, and the caller's once it returns.
+//! * A consumer killed inside `get_many` either left all of that batch in the queue or took
+//!   all of it with it: it loses at most that one batch, up to `max` messages.
 //!
 //! Messages from one producer's `put_many` calls interleave with other producers' only
-//! between lock holds. A batch in one lock hold holds the lock longer (a copy of each
-//! message), so keep batches to tens or hundreds of small messages.
+//! between lock holds. A batch holds the lock for the copy of each of its messages, so keep
+//! batches to tens or hundreds of small messages.
 //!
 //! # Limitations
 //!
-//! * A process that stops (`SIGSTOP`) while holding a lock blocks the others of its side (and
-//!   sleepers registering with that side) until it continues: a blocking operation for up to
-//!   10 s, then it fails with `TimedOut`; a `_timeout` form until its deadline (then
-//!   `Timeout`); a `try_` form for up to 20 ms (then `Failed` with `TimedOut`, naming the
-//!   holder's PID). A process that writes garbage into the shared memory can
-//!   make operations fail (and lose messages), not crash other processes.
+//! * A live process that keeps a lock (stopped with `SIGSTOP` while holding it, or whose PID a
+//!   peer wrote into the lock word) blocks the others of its side, and sleepers registering
+//!   with that side:
+//!   * a blocking operation for up to 10 s, then it fails with `TimedOut`;
+//!   * a `_timeout` form until its deadline, then `Timeout`;
+//!   * a `try_` form for up to 20 ms, then `Failed` with `TimedOut`, naming the holder's PID.
+//! * A process that writes garbage into the shared memory can make operations fail (and lose
+//!   messages), not crash other processes.
 //! * At most 64 processes are tracked for disconnection; beyond that, peers are not counted.
-//!   Disconnection is about processes: threads of one process are one peer.
+//!   Disconnection is about processes: the threads of one process are one peer.
 //! * Every process using a queue must share one PID namespace (and time namespace): the locks
-//!   and the disconnection check go by PID and start time. A dead lock owner whose PID a new
-//!   process got passes for alive once in 511 times (the start time tag has 9 bits). A live
-//!   process that holds a lock for 10 s (stopped, or a PID a peer wrote into the lock word)
-//!   makes the other side's operations fail with `TimedOut`.
+//!   and the disconnection check go by PID and start time.
+//! * A dead lock owner whose PID a new process got passes for alive once in 511 times (the
+//!   start time tag has 9 bits).
 
 mod codec;
 mod error;
@@ -690,7 +669,8 @@ impl<T> Queue<T> {
         self.bytes.ring.detach_name();
     }
 
-    /// How many times a process found a lock's owner (producers' or consumers') dead and repaired its side.
+    /// How many times a process found the owner of a lock (the producers' or the consumers')
+    /// dead and repaired its side of the queue.
     pub fn recoveries(&self) -> u64 {
         self.bytes.ring.recoveries()
     }
