@@ -149,7 +149,7 @@ impl<M, T: Transport, C: Default> Connection<M, T, C> {
                 format!("environment variable {var} naming a connection: {e}"),
             )
         })?;
-        let fd = sys::frame::claim_inherited(var, &value, T::check_fd)?;
+        let fd = sys::fd::claim_inherited(var, &value, T::check_fd)?;
         Self::new(T::from(fd))
     }
 }
@@ -269,7 +269,7 @@ impl<M, T: Transport, C> Connection<M, T, C> {
         T: Into<OwnedFd>,
     {
         let fd: OwnedFd = self.into_transport()?.into();
-        let value = sys::frame::keep_open_in_child(cmd, fd)?;
+        let value = sys::fd::keep_open_in_child(cmd, fd)?;
         cmd.env(var, value);
         Ok(())
     }
