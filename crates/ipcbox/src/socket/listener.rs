@@ -11,7 +11,7 @@ use rustix::event::PollFlags;
 use rustix::io::Errno;
 use rustix::net::{self, sockopt, AddressFamily, SocketFlags};
 
-use super::{Credentials, Endpoint, Kind, SeqPacket, Stream};
+use super::{peer_cred, Credentials, Endpoint, Kind, SeqPacket, Stream};
 use crate::error::{context, invalid_input, ResultExt};
 use crate::sys::socket as sys;
 
@@ -153,7 +153,7 @@ impl Inner {
     fn bind(ep: &Endpoint, kind: Kind, opts: &Options) -> io::Result<Inner> {
         let mut inner = match ep {
             Endpoint::Unix { kind: k, .. } | Endpoint::Abstract { kind: k, .. } if *k == kind => {
-                let fd = sys::socket(AddressFamily::UNIX, kind, true)?;
+                let fd = sys::socket(AddressFamily::UNIX, kind.socket_type(), true)?;
                 let file = sys::bind_unix(fd.as_fd(), ep, opts.mode)?;
                 net::listen(&fd, opts.backlog).context_with(|| format!("listen on \"{ep}\""))?;
                 Inner::new(fd, ep.clone(), false, file)
@@ -241,7 +241,7 @@ impl Inner {
             return true;
         }
         let me = rustix::process::geteuid().as_raw();
-        let refusal = match sys::peer_cred(fd.as_fd()) {
+        let refusal = match peer_cred(fd.as_fd()) {
             Ok(c) => {
                 if c.uid == me {
                     return true;
@@ -273,7 +273,7 @@ fn bind_tcp(addr: &std::net::SocketAddr, backlog: i32) -> io::Result<OwnedFd> {
     } else {
         AddressFamily::INET6
     };
-    let fd = sys::socket(family, Kind::Stream, true)?;
+    let fd = sys::socket(family, Kind::Stream.socket_type(), true)?;
     sockopt::set_socket_reuseaddr(&fd, true)?;
     net::bind(&fd, addr)?;
     net::listen(&fd, backlog)?;

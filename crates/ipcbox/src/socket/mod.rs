@@ -86,6 +86,24 @@ impl From<net::UCred> for Credentials {
     }
 }
 
+/// The credentials of the peer of the Unix socket `fd` (`SO_PEERCRED`).
+fn peer_cred(fd: BorrowedFd<'_>) -> io::Result<Credentials> {
+    let cred = sys::peer_cred(fd)?;
+    // What the kernel reports for a socket without a Unix peer (TCP, UDP, an unconnected
+    // datagram socket); a pid of 0 alone is a peer in a PID namespace we cannot see.
+    if cred.pid == 0 && cred.uid == u32::MAX && cred.gid == u32::MAX {
+        return Err(io::Error::new(
+            io::ErrorKind::NotConnected,
+            "get peer credentials (SO_PEERCRED): the socket has no Unix peer that sent any",
+        ));
+    }
+    Ok(Credentials {
+        pid: Pid::from_raw(cred.pid).ok(),
+        uid: cred.uid,
+        gid: cred.gid,
+    })
+}
+
 impl fmt::Display for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.pid {
@@ -106,7 +124,7 @@ fn connect_fd(ep: &Endpoint, kind: Kind, timeout: Option<Duration>) -> io::Resul
     match ep {
         Endpoint::Unix { .. } | Endpoint::Abstract { .. } => {
             let addr = sys::unix_addr(ep)?;
-            let fd = sys::socket(AddressFamily::UNIX, kind, false)?;
+            let fd = sys::socket(AddressFamily::UNIX, kind.socket_type(), false)?;
             if kind == Kind::Datagram {
                 // Autobind to a unique abstract name so the peer can answer.
                 net::bind(&fd, &SocketAddrUnix::new_unnamed())
@@ -124,7 +142,7 @@ fn connect_fd(ep: &Endpoint, kind: Kind, timeout: Option<Duration>) -> io::Resul
                 } else {
                     AddressFamily::INET6
                 };
-                let fd = sys::socket(family, kind, false)?;
+                let fd = sys::socket(family, kind.socket_type(), false)?;
                 match sys::connect(fd.as_fd(), &addr, timeout) {
                     Ok(()) => {
                         if kind == Kind::Stream {
@@ -196,7 +214,7 @@ macro_rules! socket_common {
             /// unconnected datagram socket); the OS error otherwise.
             #[doc(alias = "SO_PEERCRED")]
             pub fn peer_credentials(&self) -> io::Result<Credentials> {
-                sys::peer_cred(self.as_fd())
+                peer_cred(self.as_fd())
             }
 
             /// Sends `bytes` with the open descriptors `fds` attached (`sendmsg(2)` with an
@@ -703,7 +721,7 @@ impl Datagram {
                 kind: Kind::Datagram,
                 ..
             } => {
-                let fd = sys::socket(AddressFamily::UNIX, Kind::Datagram, false)?;
+                let fd = sys::socket(AddressFamily::UNIX, Kind::Datagram.socket_type(), false)?;
                 let file = sys::bind_unix(fd.as_fd(), ep, mode)?;
                 Ok(Datagram(fd, file))
             }
@@ -715,7 +733,7 @@ impl Datagram {
                     } else {
                         AddressFamily::INET6
                     };
-                    let fd = sys::socket(family, Kind::Datagram, false)?;
+                    let fd = sys::socket(family, Kind::Datagram.socket_type(), false)?;
                     match net::bind(&fd, &addr) {
                         Ok(()) => return Ok(Datagram(fd, None)),
                         Err(e) => last = Some(e),

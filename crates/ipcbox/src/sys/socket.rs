@@ -16,20 +16,23 @@ use rustix::io::Errno;
 use rustix::net::{
     self, sockopt, AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags,
     ReturnFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketAddrAny,
-    SocketAddrUnix, SocketFlags,
+    SocketAddrUnix, SocketFlags, SocketType,
 };
 
 use crate::error::{context, invalid_input, ResultExt};
-use crate::process::Pid;
-use crate::socket::{Credentials, Endpoint, Kind};
+use crate::socket::{Endpoint, Kind};
 
 /// `socket(2)` with `SOCK_CLOEXEC`.
-pub(crate) fn socket(family: AddressFamily, kind: Kind, nonblocking: bool) -> io::Result<OwnedFd> {
+pub(crate) fn socket(
+    family: AddressFamily,
+    ty: SocketType,
+    nonblocking: bool,
+) -> io::Result<OwnedFd> {
     let mut flags = SocketFlags::CLOEXEC;
     if nonblocking {
         flags |= SocketFlags::NONBLOCK;
     }
-    Ok(net::socket_with(family, kind.socket_type(), flags, None)?)
+    Ok(net::socket_with(family, ty, flags, None)?)
 }
 
 /// The `sockaddr_un` of a Unix endpoint.
@@ -200,7 +203,7 @@ fn remove_if_stale(path: &Path, kind: Kind, ep: &Endpoint) -> io::Result<()> {
         ));
     }
     // A live listener sees this probe as a connection that closes at once.
-    let probe = socket(AddressFamily::UNIX, kind, true)?;
+    let probe = socket(AddressFamily::UNIX, kind.socket_type(), true)?;
     match net::connect(&probe, &unix_addr(ep)?) {
         Err(Errno::CONNREFUSED) => {
             // Nobody has the socket open: a listener died without removing its file.
@@ -346,8 +349,8 @@ pub(crate) fn recv_fds(
 /// Not `rustix::net::sockopt::socket_peercred`: its `UCred` holds the pid as a non-zero `Pid`,
 /// but the kernel reports pid 0 (with uid and gid -1) for a socket without a Unix peer (TCP,
 /// UDP, an unconnected datagram socket), and pid 0 for a peer in a PID namespace we cannot
-/// see; rustix would build an invalid `Pid` from that.
-pub(crate) fn peer_cred(fd: BorrowedFd<'_>) -> io::Result<Credentials> {
+/// see; rustix would build an invalid `Pid` from that. The raw struct leaves both to the caller.
+pub(crate) fn peer_cred(fd: BorrowedFd<'_>) -> io::Result<libc::ucred> {
     let mut cred = libc::ucred {
         pid: 0,
         uid: 0,
@@ -367,17 +370,7 @@ pub(crate) fn peer_cred(fd: BorrowedFd<'_>) -> io::Result<Credentials> {
         )
     };
     super::cvt(ret).context_with(|| "get peer credentials (SO_PEERCRED)")?;
-    if cred.pid == 0 && cred.uid == u32::MAX && cred.gid == u32::MAX {
-        return Err(io::Error::new(
-            io::ErrorKind::NotConnected,
-            "get peer credentials (SO_PEERCRED): the socket has no Unix peer that sent any",
-        ));
-    }
-    Ok(Credentials {
-        pid: Pid::from_raw(cred.pid).ok(),
-        uid: cred.uid,
-        gid: cred.gid,
-    })
+    Ok(cred)
 }
 
 /// Blocking `send(2)` of one buffer with `MSG_NOSIGNAL` (a closed peer is `EPIPE`, never a
