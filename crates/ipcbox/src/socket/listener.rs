@@ -11,6 +11,9 @@ use rustix::event::PollFlags;
 use rustix::io::Errno;
 use rustix::net::{self, sockopt, AddressFamily, SocketFlags};
 
+use super::bind::{bind_unix, BoundFile};
+use super::connect::deadline;
+use super::endpoint::local_endpoint;
 use super::{peer_cred, Credentials, Endpoint, Kind, SeqPacket, Stream};
 use crate::error::{context, invalid_input, ResultExt};
 use crate::sys::socket as sys;
@@ -126,7 +129,7 @@ struct Inner {
     fd: OwnedFd,
     local: Endpoint,
     tcp: bool,
-    file: Option<sys::BoundFile>,
+    file: Option<BoundFile>,
     same_uid_only: bool,
     on_refused: Option<RefusedHook>,
     refused: AtomicU64,
@@ -154,7 +157,7 @@ impl Inner {
         let mut inner = match ep {
             Endpoint::Unix { kind: k, .. } | Endpoint::Abstract { kind: k, .. } if *k == kind => {
                 let fd = sys::socket(AddressFamily::UNIX, kind.socket_type(), true)?;
-                let file = sys::bind_unix(fd.as_fd(), ep, opts.mode)?;
+                let file = bind_unix(fd.as_fd(), ep, opts.mode)?;
                 net::listen(&fd, opts.backlog).context_with(|| format!("listen on \"{ep}\""))?;
                 Inner::new(fd, ep.clone(), false, file)
             }
@@ -169,7 +172,7 @@ impl Inner {
                 for addr in ep.resolve()? {
                     match bind_tcp(&addr, opts.backlog) {
                         Ok(fd) => {
-                            let local = sys::local_endpoint(fd.as_fd(), Kind::Stream)?
+                            let local = local_endpoint(fd.as_fd(), Kind::Stream)?
                                 .unwrap_or_else(|| ep.clone());
                             return Ok(Inner::new(fd, local, true, None));
                         }
@@ -193,7 +196,7 @@ impl Inner {
         Ok(inner)
     }
 
-    fn new(fd: OwnedFd, local: Endpoint, tcp: bool, file: Option<sys::BoundFile>) -> Inner {
+    fn new(fd: OwnedFd, local: Endpoint, tcp: bool, file: Option<BoundFile>) -> Inner {
         Inner {
             fd,
             local,
@@ -345,7 +348,7 @@ macro_rules! listener {
             pub fn accept_timeout(&self, timeout: Duration) -> io::Result<Option<$conn>> {
                 Ok(self
                     .0
-                    .accept(Wait::Until(sys::deadline(timeout)))?
+                    .accept(Wait::Until(deadline(timeout)))?
                     .map($conn::from))
             }
 

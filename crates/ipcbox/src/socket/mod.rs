@@ -58,8 +58,14 @@ use crate::error::{context, invalid_input, ResultExt};
 use crate::process::Pid;
 use crate::sys::socket as sys;
 
+mod bind;
+mod connect;
 mod endpoint;
 mod listener;
+
+use bind::{bind_unix, BoundFile};
+use connect::{connect, deadline};
+use endpoint::{endpoint_of, local_endpoint, peer_endpoint, unix_addr};
 
 pub use endpoint::{Endpoint, Kind, MAX_UNIX_NAME};
 pub use listener::{Listener, Options, Refusal, SeqPacketListener};
@@ -123,14 +129,14 @@ fn connect_fd(ep: &Endpoint, kind: Kind, timeout: Option<Duration>) -> io::Resul
     }
     match ep {
         Endpoint::Unix { .. } | Endpoint::Abstract { .. } => {
-            let addr = sys::unix_addr(ep)?;
+            let addr = unix_addr(ep)?;
             let fd = sys::socket(AddressFamily::UNIX, kind.socket_type(), false)?;
             if kind == Kind::Datagram {
                 // Autobind to a unique abstract name so the peer can answer.
                 net::bind(&fd, &SocketAddrUnix::new_unnamed())
                     .context_with(|| format!("autobind for \"{ep}\""))?;
             }
-            sys::connect(fd.as_fd(), &addr, timeout)
+            connect(fd.as_fd(), &addr, timeout)
                 .map_err(|e| context(e, format_args!("connect to \"{ep}\"")))?;
             Ok(fd)
         }
@@ -143,7 +149,7 @@ fn connect_fd(ep: &Endpoint, kind: Kind, timeout: Option<Duration>) -> io::Resul
                     AddressFamily::INET6
                 };
                 let fd = sys::socket(family, kind.socket_type(), false)?;
-                match sys::connect(fd.as_fd(), &addr, timeout) {
+                match connect(fd.as_fd(), &addr, timeout) {
                     Ok(()) => {
                         if kind == Kind::Stream {
                             sockopt::set_tcp_nodelay(&fd, true)
@@ -192,7 +198,7 @@ macro_rules! socket_common {
             /// The OS error.
             #[doc(alias = "getsockname")]
             pub fn local_endpoint(&self) -> io::Result<Option<Endpoint>> {
-                sys::local_endpoint(self.as_fd(), $kind)
+                local_endpoint(self.as_fd(), $kind)
             }
 
             /// The peer's address (`getpeername(2)`); `None` for an unnamed Unix peer.
@@ -202,7 +208,7 @@ macro_rules! socket_common {
             /// `ENOTCONN` ([`io::ErrorKind::NotConnected`]) for an unconnected socket.
             #[doc(alias = "getpeername")]
             pub fn peer_endpoint(&self) -> io::Result<Option<Endpoint>> {
-                sys::peer_endpoint(self.as_fd(), $kind)
+                peer_endpoint(self.as_fd(), $kind)
             }
 
             /// The pid, uid and gid of the peer of a Unix socket (`SO_PEERCRED`), as they were
@@ -427,7 +433,7 @@ fn recv_timeout(
     flags: RecvFlags,
     timeout: Duration,
 ) -> io::Result<Option<usize>> {
-    let deadline = sys::deadline(timeout);
+    let deadline = deadline(timeout);
     loop {
         if let Some(n) = recv_once(fd, buf, flags | RecvFlags::DONTWAIT)? {
             return Ok(Some(n));
@@ -544,7 +550,7 @@ macro_rules! message_methods {
             ///
             /// As for [`send`](Self::send).
             pub fn send_timeout(&self, msg: &[u8], timeout: Duration) -> io::Result<bool> {
-                let deadline = sys::deadline(timeout);
+                let deadline = deadline(timeout);
                 loop {
                     if self.try_send(msg)? {
                         return Ok(true);
@@ -697,7 +703,7 @@ impl From<SeqPacket> for OwnedFd {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Debug)]
-pub struct Datagram(OwnedFd, Option<sys::BoundFile>);
+pub struct Datagram(OwnedFd, Option<BoundFile>);
 
 impl Datagram {
     /// A datagram socket bound to `ep` (`unix-dgram:`, `unix-abstract-dgram:`, `udp:`), with
@@ -722,7 +728,7 @@ impl Datagram {
                 ..
             } => {
                 let fd = sys::socket(AddressFamily::UNIX, Kind::Datagram.socket_type(), false)?;
-                let file = sys::bind_unix(fd.as_fd(), ep, mode)?;
+                let file = bind_unix(fd.as_fd(), ep, mode)?;
                 Ok(Datagram(fd, file))
             }
             Endpoint::Udp { .. } => {
@@ -778,7 +784,7 @@ impl Datagram {
                 let err = last.map_or_else(|| io::Error::other("no address"), io::Error::from);
                 Err(context(err, format_args!("connect to \"{ep}\"")))
             }
-            _ => net::connect(&self.0, &sys::unix_addr(ep)?)
+            _ => net::connect(&self.0, &unix_addr(ep)?)
                 .context_with(|| format!("connect to \"{ep}\"")),
         }
     }
@@ -801,7 +807,7 @@ impl Datagram {
                 }
                 res
             }
-            _ => net::sendto(&self.0, msg, SendFlags::NOSIGNAL, &sys::unix_addr(ep)?),
+            _ => net::sendto(&self.0, msg, SendFlags::NOSIGNAL, &unix_addr(ep)?),
         };
         let n = res.context_with(|| format!("send a {}-byte message to \"{ep}\"", msg.len()))?;
         sent_whole(n, msg.len())
@@ -821,7 +827,7 @@ impl Datagram {
             }
         };
         let n = check_len(n, buf.len())?;
-        Ok((n, from.and_then(|a| sys::endpoint_of(a, Kind::Datagram))))
+        Ok((n, from.and_then(|a| endpoint_of(a, Kind::Datagram))))
     }
 
     /// Keeps the socket file on drop.
