@@ -1,3 +1,7 @@
+//! The engine under a connection: the receive buffer that frames are cut from, sends of
+//! whole frames and of what a timed-out send left pending, and the waits of the `try_` and
+//! `_timeout` forms.
+
 use std::io::{self, IoSlice};
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};

@@ -1,3 +1,5 @@
+//! `Connection`, its constructors `duplex` and `pipe`, and handing an end to a child.
+
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
@@ -74,12 +76,13 @@ pub(super) fn fd_of<T: AsFd>(transport: &Option<T>) -> BorrowedFd<'_> {
 /// Sending needs `T:` [`Writable`], receiving `T:` [`Readable`]. The raw-bytes operations work
 /// whatever `M` is, and mix freely with typed ones (they are the same frames).
 ///
-/// Dropping a connection closes its descriptor; the peer receives every frame sent before,
-/// then [`RecvError::Disconnected`]. If a `try_`/`_timeout` send left part of a frame
-/// unsent, drop first sends the rest, blocking if need be (as `BufWriter` does), which is
-/// forever if the peer is alive but never reads again; call
-/// [`flush_timeout`](Connection::flush_timeout) (or [`try_flush`](Connection::try_flush))
-/// first to bound that.
+/// Dropping a connection closes its descriptor: the peer receives every frame sent before,
+/// then [`RecvError::Disconnected`].
+///
+/// If a `try_`/`_timeout` send left part of a frame unsent, drop first sends the rest,
+/// blocking if need be (as `BufWriter` does). That is forever if the peer is alive but never
+/// reads again: call [`flush_timeout`](Connection::flush_timeout) (or
+/// [`try_flush`](Connection::try_flush)) first to bound it.
 pub struct Connection<M, T: Transport = UnixStream, C = Postcard> {
     /// Always `Some` except inside `into_transport`, which moves it out past `Drop`.
     pub(super) transport: Option<T>,
@@ -132,13 +135,15 @@ impl<M, T: Transport, C: Default> Connection<M, T, C> {
     /// Takes the connection end a parent passed with [`pass_to_child`](Self::pass_to_child):
     /// reads the environment variable `var`, checks that the descriptor it names is open, is
     /// the very object the parent passed (same device and inode) and is of transport `T`'s
-    /// kind, and takes ownership of it (once per process; it becomes close-on-exec again).
+    /// kind, and takes ownership of it. A process can take it once; it becomes close-on-exec
+    /// again.
     ///
     /// # Errors
     ///
-    /// [`io::ErrorKind::NotFound`] if `var` is not set; [`io::ErrorKind::InvalidInput`] if its
-    /// value is malformed, or the descriptor is not the one passed or not of the right kind;
-    /// [`io::ErrorKind::AlreadyExists`] if this process already took it.
+    /// * [`io::ErrorKind::NotFound`] if `var` is not set.
+    /// * [`io::ErrorKind::InvalidInput`] if its value is malformed, or the descriptor is not the
+    ///   one passed or not of the right kind.
+    /// * [`io::ErrorKind::AlreadyExists`] if this process already took it.
     pub fn from_env(var: &str) -> io::Result<Self>
     where
         T: From<OwnedFd>,

@@ -1,3 +1,6 @@
+//! Why an operation on a connection failed: the public error enums, and the internal reason
+//! each is built from.
+
 use std::fmt;
 use std::io;
 
@@ -44,9 +47,9 @@ macro_rules! recv_error {
             /// The peer closed the connection (every frame it sent before was received): the
             /// analogue of Python's `EOFError`.
             Disconnected,
-            /// The next frame's payload (`len` bytes) is longer than the limit `max`; it
-            /// stays unread (on a message transport: unless it was longer than the 64 KiB
-            /// receive buffer too, when it is dropped; see `WIRE.md`).
+            /// The next frame's payload (`len` bytes) is longer than the limit `max`. It
+            /// stays unread, unless on a message transport it was also longer than the 64 KiB
+            /// receive buffer: then it is dropped (see `WIRE.md`).
             TooLarge {
                 /// The payload length the frame header gives.
                 len: usize,
@@ -135,9 +138,9 @@ pub enum RecvError {
     /// The peer closed the connection (every frame it sent before was received): the analogue
     /// of Python's `EOFError`.
     Disconnected,
-    /// The next frame's payload (`len` bytes) is longer than the limit `max`; it stays unread
-    /// (on a message transport: unless it was longer than the 64 KiB receive buffer too, when
-    /// it is dropped; see `WIRE.md`).
+    /// The next frame's payload (`len` bytes) is longer than the limit `max`. It stays unread,
+    /// unless on a message transport it was also longer than the 64 KiB receive buffer: then
+    /// it is dropped (see `WIRE.md`).
     TooLarge {
         /// The payload length the frame header gives.
         len: usize,

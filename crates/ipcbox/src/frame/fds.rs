@@ -1,3 +1,5 @@
+//! Descriptors beside frames over Unix sockets (`SCM_RIGHTS`).
+
 use std::io::{self, IoSlice};
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::time::Duration;
@@ -16,9 +18,6 @@ use super::HEADER_LEN;
 use crate::codec::Codec;
 use crate::error::context;
 use crate::sys;
-
-// ---------------------------------------------------------------------------------------------
-// Descriptors beside frames (Unix sockets)
 
 /// The most descriptors one frame carries: the kernel's limit per message (`SCM_MAX_FD`).
 pub const MAX_FDS_PER_FRAME: usize = 253;
@@ -253,9 +252,9 @@ impl<M, T: Writable, C: Codec<M>> Connection<M, T, C> {
     }
 
     /// Sends `msg` as one frame with the open descriptors `fds` attached to the frame's first
-    /// byte (`sendmsg(2)` with an `SCM_RIGHTS` control message; Unix sockets only). The peer
-    /// receives duplicates with [`recv_with_fds`](Self::recv_with_fds); ours stay open. See
-    /// `WIRE.md`, "File descriptors".
+    /// byte: `sendmsg(2)` with an `SCM_RIGHTS` control message, over Unix sockets only. The
+    /// peer receives duplicates with [`recv_with_fds`](Self::recv_with_fds), and ours stay
+    /// open. See `WIRE.md`, "File descriptors".
     ///
     /// # Errors
     ///

@@ -1,29 +1,28 @@
 //! Typed message connections over any byte transport, and `multiprocessing.Pipe`'s analogue.
 //!
-//! A [`Connection`] sends and receives *frames* over a descriptor-backed transport (a Unix or
-//! TCP stream socket, one end of a pipe; the socket module's types slot in the same way).
-//! Every transport uses the one wire format described in `WIRE.md` at the repository root: a
-//! 4-byte little-endian payload length, then the payload. A Python program with `socket` and
-//! `struct` speaks it in a few lines.
+//! A [`Connection`] sends and receives *frames* over a descriptor-backed transport: a Unix or
+//! TCP stream socket, one end of a pipe, or one of the [`socket`](crate::socket) module's
+//! types. Every transport uses the one wire format of `WIRE.md` at the repository root, which
+//! a Python program speaks with `socket` and `struct` in a few lines.
 //!
 //! * **Typed**: [`send`](Connection::send) / [`recv`](Connection::recv) encode and decode
-//!   messages with a [`Codec`]; the default, [`Postcard`], takes any `serde` type.
-//! * **Bytes**: [`send_bytes`](Connection::send_bytes), [`recv_bytes`](Connection::recv_bytes),
-//!   [`recv_bytes_into`](Connection::recv_bytes_into) move raw payloads: one system call per
-//!   message (a frame up to 1 KiB is copied into one buffer for `send`/`write`, a larger one
-//!   goes out with `sendmsg`/`writev` of header and payload), and small frames arrive with one `read` into a reused buffer (which may take in
-//!   several frames at once), with no allocation per message. A blocking receive of a large
-//!   frame (64 KiB and up) reads the payload straight into the caller's buffer. On a message
-//!   socket each frame is one `recv` when the receive limit is under 64 KiB (or on UDP); under
-//!   a larger limit a `MSG_PEEK` learns its size first.
+//!   messages with a [`Codec`]. The default, [`Postcard`], takes any `serde` type.
+//! * **Bytes**: [`send_bytes`](Connection::send_bytes), [`recv_bytes`](Connection::recv_bytes)
+//!   and [`recv_bytes_into`](Connection::recv_bytes_into) move raw payloads.
+//! * **Cost**: one system call per message when it need not wait, and no allocation per
+//!   message. One `read` into a reused buffer may take in several small frames.
+//! * **Large frames**: a blocking receive of a frame of 64 KiB or more reads the payload
+//!   straight into the caller's buffer. On a message socket each frame is one `recv`, after a
+//!   `MSG_PEEK` for its size when the receive limit is 64 KiB or more (not on UDP).
+//! * **Timeouts**: every blocking operation has `try_` and `_timeout` forms. A frame that
+//!   arrives partly before a timeout stays buffered and is completed by the next call, so
+//!   timeouts never desynchronise the stream.
 //! * On a blocking message socket with a receive timeout (`SO_RCVTIMEO`), a blocking receive
 //!   that outlasts it fails with [`io::ErrorKind::TimedOut`] instead of waiting on.
-//! * Every blocking operation has `try_` and `_timeout` forms. A frame that arrives partly
-//!   before a timeout stays buffered and is completed by the next call: timeouts never
-//!   desynchronise the stream.
-//! * The receiver refuses frames longer than [`max_frame_len`](Connection::max_frame_len)
-//!   (default [`DEFAULT_MAX_FRAME_LEN`]) with an error naming both sizes, and grows its buffer
-//!   only as bytes actually arrive: a header claiming 4 GiB costs nothing.
+//! * **Limits**: the receiver refuses frames longer than
+//!   [`max_frame_len`](Connection::max_frame_len) (default [`DEFAULT_MAX_FRAME_LEN`]) with an
+//!   error naming both sizes. Its buffer grows only as bytes arrive: a header claiming 4 GiB
+//!   costs nothing.
 //!
 //! [`duplex`] and [`pipe()`] are `multiprocessing.Pipe(duplex=True)` and `Pipe(duplex=False)`.
 //!

@@ -1,3 +1,5 @@
+//! The transports a connection runs over, and how each one delimits frames.
+
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
@@ -123,13 +125,15 @@ impl Writable for socket::SeqPacket {}
 /// One frame per datagram. Sending needs a connected socket ([`socket::Datagram::connect`],
 /// [`socket::Datagram::pair`]); receiving takes frames from any sender.
 ///
-/// A datagram socket has no end of stream: receiving never reports `Disconnected`, and an
-/// empty datagram is a torn frame. Unix datagrams are reliable and ordered (a full receiver
-/// makes the sender wait). UDP may lose, duplicate or reorder datagrams (frames), never tear
-/// one; a frame must fit one datagram (at most 65 503 payload bytes over IPv4, less with
-/// IPv6; a longer send fails with `EMSGSIZE`); a peer that is gone shows as an
-/// [`io::ErrorKind::ConnectionRefused`] error on a later call. Build acknowledgements and
-/// retries on top, or use TCP.
+/// * A datagram socket has no end of stream: receiving never reports `Disconnected`, and an
+///   empty datagram is a torn frame.
+/// * Unix datagrams are reliable and ordered: a full receiver makes the sender wait.
+/// * UDP may lose, duplicate or reorder datagrams (frames), never tear one. Build
+///   acknowledgements and retries on top, or use TCP.
+/// * Over UDP a frame must fit one datagram: at most 65 503 payload bytes over IPv4, less
+///   over IPv6. A longer send fails with `EMSGSIZE`.
+/// * A UDP peer that is gone shows as an [`io::ErrorKind::ConnectionRefused`] error on a
+///   later call.
 impl Transport for socket::Datagram {
     const FRAMING: Framing = Framing::Message;
     fn check_fd(fd: BorrowedFd<'_>) -> io::Result<()> {

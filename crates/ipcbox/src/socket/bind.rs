@@ -1,3 +1,6 @@
+//! Binding a Unix socket to a path with the stale-file policy, and removing the socket file
+//! again on drop.
+
 use std::io;
 use std::os::fd::BorrowedFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
@@ -40,11 +43,14 @@ impl Drop for BoundFile {
     }
 }
 
-/// `bind(2)` for a Unix endpoint, with the stale-file policy: if the path exists and is a socket
-/// nobody listens on (connecting gives `ECONNREFUSED`), it is removed and the bind retried; a
-/// live socket gives `AddrInUse` naming the path; anything that is not a socket is never
-/// removed. A filesystem socket then gets `mode` (before `listen`, so nobody can connect
-/// earlier).
+/// `bind(2)` for a Unix endpoint, with the stale-file policy for a path that exists:
+///
+/// * a socket nobody listens on (connecting gives `ECONNREFUSED`) is removed, and the bind
+///   retried;
+/// * a live socket gives `AddrInUse` naming the path;
+/// * anything that is not a socket is never removed.
+///
+/// A filesystem socket then gets `mode`, before `listen`, so nobody can connect earlier.
 pub(super) fn bind_unix(
     fd: BorrowedFd<'_>,
     ep: &Endpoint,

@@ -1,3 +1,5 @@
+//! `connect(2)` with a timeout.
+
 use std::io;
 use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};

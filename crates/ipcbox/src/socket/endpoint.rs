@@ -1,4 +1,5 @@
-//! Socket addresses written as strings: `unix:/path`, `unix-abstract:name`, `tcp:host:port`, …
+//! Socket addresses written as strings (`unix:/path`, `unix-abstract:name`, `tcp:host:port`,
+//! …), and their conversion to and from the kernel's socket addresses.
 
 use std::fmt;
 use std::io;

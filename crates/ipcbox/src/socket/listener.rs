@@ -293,14 +293,14 @@ macro_rules! listener {
             /// Binds and listens on `ep` with the default [`Options`]: `socket(2)`, `bind(2)`,
             /// `listen(2)`.
             ///
-            /// A filesystem socket gets mode 0600. If its path exists: a socket file nobody
-            /// listens on any more (connecting to it is refused, its listener died) is removed
-            /// and the bind retried; a live listener's path gives
-            /// [`io::ErrorKind::AddrInUse`] naming the path; a path that is not a socket is
-            /// never removed and gives `AddrInUse` too. The listener removes its socket file on
-            /// drop (if the path is still the file it created) unless [`detach`](Self::detach)ed.
-            /// An abstract name has no file. TCP listeners set `SO_REUSEADDR`; port 0 picks a
-            /// free port, which [`local_endpoint`](Self::local_endpoint) reports.
+            /// * A filesystem socket gets mode 0600. A path that exists is handled as in
+            ///   [Socket files](crate::socket#socket-files): a dead listener's socket file is
+            ///   replaced; a live listener's path, or a path that is not a socket, gives
+            ///   [`io::ErrorKind::AddrInUse`] naming the path.
+            /// * The listener removes its socket file on drop (if the path is still the file it
+            ///   created) unless [`detach`](Self::detach)ed. An abstract name has no file.
+            /// * TCP listeners set `SO_REUSEADDR`. Port 0 picks a free port, which
+            ///   [`local_endpoint`](Self::local_endpoint) reports.
             ///
             /// # Errors
             ///

@@ -1,5 +1,6 @@
-//! Sockets: Unix stream, seqpacket and datagram (filesystem paths and the Linux abstract
-//! namespace), socket pairs, TCP and UDP; listeners; file-descriptor passing; peer credentials.
+//! Sockets: Unix stream, seqpacket and datagram sockets (filesystem paths and the Linux
+//! abstract namespace), socket pairs, TCP and UDP, with listeners, file-descriptor passing and
+//! peer credentials.
 //!
 //! Endpoints are strings (see [`Endpoint`]): `unix:/path`, `unix-abstract:name`,
 //! `unix-seqpacket:/path`, `unix-dgram:/path`, `tcp:host:port`, `udp:host:port`.
@@ -35,13 +36,16 @@
 //!
 //! # Socket files
 //!
-//! A listener (or bound datagram socket) creates its socket file with mode 0600 and removes it
-//! on drop, if the path still names the file it created. When binding finds a socket file whose
-//! listener has died (connecting to it is refused), the file is removed and the bind retried; a
-//! live listener's path is [`io::ErrorKind::AddrInUse`]; a file that is not a socket is never
-//! removed. (The check connects to the old socket: a live listener sees a connection that
-//! closes at once.) Two processes that find the same stale file at the same instant may race (one may
-//! remove the other's fresh file); bind under a lock if that matters.
+//! * A listener (or bound datagram socket) creates its socket file with mode 0600 and removes
+//!   it on drop, if the path still names the file it created.
+//! * When binding finds a socket file whose listener has died (connecting to it is refused),
+//!   the file is removed and the bind retried. A live listener sees that check as a
+//!   connection that closes at once.
+//! * A live listener's path is [`io::ErrorKind::AddrInUse`].
+//! * A file that is not a socket is never removed.
+//!
+//! Two processes that find the same stale file at the same instant may race: one may remove
+//! the other's fresh file. Bind under a lock if that matters.
 
 use std::fmt;
 use std::io::{self, IoSlice, Read, Write};
@@ -223,9 +227,10 @@ macro_rules! socket_common {
                 peer_cred(self.as_fd())
             }
 
-            /// Sends `bytes` with the open descriptors `fds` attached (`sendmsg(2)` with an
-            /// `SCM_RIGHTS` control message; Unix sockets only). The receiver gets duplicates
-            /// of the descriptors; ours stay open. At least one byte must be sent with them.
+            /// Sends `bytes` with the open descriptors `fds` attached: `sendmsg(2)` with an
+            /// `SCM_RIGHTS` control message, over Unix sockets only. The receiver gets
+            /// duplicates of the descriptors, and ours stay open. At least one byte must be
+            /// sent with them.
             ///
             /// # Errors
             ///
@@ -243,9 +248,11 @@ macro_rules! socket_common {
             ///
             /// # Errors
             ///
-            /// [`io::ErrorKind::InvalidData`] if the peer sent more descriptors than `max_fds`
-            /// (the control data was truncated; those that arrived are closed, the bytes are
-            /// consumed), or if a message did not fit `buf`; the OS error otherwise.
+            /// * [`io::ErrorKind::InvalidData`] if the peer sent more descriptors than
+            ///   `max_fds`: the control data was truncated, those that arrived are closed and
+            ///   the bytes are consumed.
+            /// * [`io::ErrorKind::InvalidData`] if a message did not fit `buf`.
+            /// * The OS error otherwise.
             #[doc(alias = "recvmsg")]
             pub fn recv_fds(
                 &self,
@@ -567,7 +574,8 @@ macro_rules! message_methods {
             /// # Errors
             ///
             /// [`io::ErrorKind::InvalidData`] naming both sizes if the message was longer than
-            /// `buf` (the rest of it is lost; the socket stays usable); the OS error otherwise.
+            /// `buf`: the rest of it is lost, and the socket stays usable. The OS error
+            /// otherwise.
             pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
                 let (_, n) = loop {
                     match net::recv(&self.0, &mut *buf, RecvFlags::TRUNC) {
@@ -685,9 +693,10 @@ impl From<SeqPacket> for OwnedFd {
 
 /// A datagram socket: Unix `SOCK_DGRAM` (reliable, ordered) or UDP.
 ///
-/// Bind it to receive at a known endpoint; connect it to talk to one peer with
-/// [`send`](Self::send)/[`recv`](Self::recv); or use [`send_to`](Self::send_to) /
-/// [`recv_from`](Self::recv_from).
+/// * Bind it to receive at a known endpoint.
+/// * Connect it to talk to one peer with [`send`](Self::send)/[`recv`](Self::recv).
+/// * Or address each message with [`send_to`](Self::send_to) /
+///   [`recv_from`](Self::recv_from).
 ///
 /// ```
 /// use ipcbox::socket::Datagram;
