@@ -1,12 +1,16 @@
-//! Socket addresses written as strings: `unix:/path`, `unix-abstract:name`, `tcp:host:port`, …
+//! Socket addresses written as strings (`unix:/path`, `unix-abstract:name`, `tcp:host:port`,
+//! …), and their conversion to and from the kernel's socket addresses.
 
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use crate::error::invalid_input;
+use rustix::net::{self, AddressFamily, SocketAddrAny, SocketAddrUnix};
+
+use crate::error::{invalid_input, ResultExt};
 
 /// The longest Unix socket path or abstract name, in bytes (`sun_path` is 108 bytes and a path
 /// needs its terminating NUL).
@@ -352,6 +356,58 @@ impl TryFrom<&str> for Endpoint {
     fn try_from(s: &str) -> io::Result<Endpoint> {
         s.parse()
     }
+}
+
+/// The `sockaddr_un` of a Unix endpoint.
+pub(super) fn unix_addr(ep: &Endpoint) -> io::Result<SocketAddrUnix> {
+    match ep {
+        Endpoint::Unix { path, .. } => {
+            SocketAddrUnix::new(path.as_path()).context_with(|| format!("socket path of \"{ep}\""))
+        }
+        Endpoint::Abstract { name, .. } => SocketAddrUnix::new_abstract_name(name.as_bytes())
+            .context_with(|| format!("abstract name of \"{ep}\"")),
+        _ => Err(invalid_input(format_args!(
+            "\"{ep}\" is not a Unix endpoint"
+        ))),
+    }
+}
+
+/// The endpoint of an address the kernel reported; `None` for an unnamed Unix socket.
+pub(super) fn endpoint_of(addr: SocketAddrAny, kind: Kind) -> Option<Endpoint> {
+    match addr.address_family() {
+        AddressFamily::UNIX => {
+            let unix = SocketAddrUnix::try_from(addr).ok()?;
+            if let Some(path) = unix.path_bytes() {
+                use std::os::unix::ffi::OsStrExt;
+                let path = PathBuf::from(std::ffi::OsStr::from_bytes(path));
+                Some(Endpoint::Unix { path, kind })
+            } else {
+                unix.abstract_name().map(|name| Endpoint::Abstract {
+                    name: String::from_utf8_lossy(name).into_owned(),
+                    kind,
+                })
+            }
+        }
+        AddressFamily::INET | AddressFamily::INET6 => SocketAddr::try_from(addr)
+            .ok()
+            .map(|a| Endpoint::from_ip(a, kind)),
+        _ => None,
+    }
+}
+
+/// `getsockname(2)` as an endpoint.
+pub(super) fn local_endpoint(fd: BorrowedFd<'_>, kind: Kind) -> io::Result<Option<Endpoint>> {
+    Ok(endpoint_of(
+        net::getsockname(fd).context_with(|| "getsockname")?,
+        kind,
+    ))
+}
+
+/// `getpeername(2)` as an endpoint.
+pub(super) fn peer_endpoint(fd: BorrowedFd<'_>, kind: Kind) -> io::Result<Option<Endpoint>> {
+    Ok(net::getpeername(fd)
+        .context_with(|| "getpeername")?
+        .and_then(|a| endpoint_of(a, kind)))
 }
 
 #[cfg(test)]

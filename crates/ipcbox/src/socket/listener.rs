@@ -11,7 +11,10 @@ use rustix::event::PollFlags;
 use rustix::io::Errno;
 use rustix::net::{self, sockopt, AddressFamily, SocketFlags};
 
-use super::{Credentials, Endpoint, Kind, SeqPacket, Stream};
+use super::bind::{bind_unix, BoundFile};
+use super::connect::deadline;
+use super::endpoint::local_endpoint;
+use super::{peer_cred, Credentials, Endpoint, Kind, SeqPacket, Stream};
 use crate::error::{context, invalid_input, ResultExt};
 use crate::sys::socket as sys;
 
@@ -126,7 +129,7 @@ struct Inner {
     fd: OwnedFd,
     local: Endpoint,
     tcp: bool,
-    file: Option<sys::BoundFile>,
+    file: Option<BoundFile>,
     same_uid_only: bool,
     on_refused: Option<RefusedHook>,
     refused: AtomicU64,
@@ -153,8 +156,8 @@ impl Inner {
     fn bind(ep: &Endpoint, kind: Kind, opts: &Options) -> io::Result<Inner> {
         let mut inner = match ep {
             Endpoint::Unix { kind: k, .. } | Endpoint::Abstract { kind: k, .. } if *k == kind => {
-                let fd = sys::socket(AddressFamily::UNIX, kind, true)?;
-                let file = sys::bind_unix(fd.as_fd(), ep, opts.mode)?;
+                let fd = sys::socket(AddressFamily::UNIX, kind.socket_type(), true)?;
+                let file = bind_unix(fd.as_fd(), ep, opts.mode)?;
                 net::listen(&fd, opts.backlog).context_with(|| format!("listen on \"{ep}\""))?;
                 Inner::new(fd, ep.clone(), false, file)
             }
@@ -169,7 +172,7 @@ impl Inner {
                 for addr in ep.resolve()? {
                     match bind_tcp(&addr, opts.backlog) {
                         Ok(fd) => {
-                            let local = sys::local_endpoint(fd.as_fd(), Kind::Stream)?
+                            let local = local_endpoint(fd.as_fd(), Kind::Stream)?
                                 .unwrap_or_else(|| ep.clone());
                             return Ok(Inner::new(fd, local, true, None));
                         }
@@ -193,7 +196,7 @@ impl Inner {
         Ok(inner)
     }
 
-    fn new(fd: OwnedFd, local: Endpoint, tcp: bool, file: Option<sys::BoundFile>) -> Inner {
+    fn new(fd: OwnedFd, local: Endpoint, tcp: bool, file: Option<BoundFile>) -> Inner {
         Inner {
             fd,
             local,
@@ -241,7 +244,7 @@ impl Inner {
             return true;
         }
         let me = rustix::process::geteuid().as_raw();
-        let refusal = match sys::peer_cred(fd.as_fd()) {
+        let refusal = match peer_cred(fd.as_fd()) {
             Ok(c) => {
                 if c.uid == me {
                     return true;
@@ -273,7 +276,7 @@ fn bind_tcp(addr: &std::net::SocketAddr, backlog: i32) -> io::Result<OwnedFd> {
     } else {
         AddressFamily::INET6
     };
-    let fd = sys::socket(family, Kind::Stream, true)?;
+    let fd = sys::socket(family, Kind::Stream.socket_type(), true)?;
     sockopt::set_socket_reuseaddr(&fd, true)?;
     net::bind(&fd, addr)?;
     net::listen(&fd, backlog)?;
@@ -290,14 +293,14 @@ macro_rules! listener {
             /// Binds and listens on `ep` with the default [`Options`]: `socket(2)`, `bind(2)`,
             /// `listen(2)`.
             ///
-            /// A filesystem socket gets mode 0600. If its path exists: a socket file nobody
-            /// listens on any more (connecting to it is refused, its listener died) is removed
-            /// and the bind retried; a live listener's path gives
-            /// [`io::ErrorKind::AddrInUse`] naming the path; a path that is not a socket is
-            /// never removed and gives `AddrInUse` too. The listener removes its socket file on
-            /// drop (if the path is still the file it created) unless [`detach`](Self::detach)ed.
-            /// An abstract name has no file. TCP listeners set `SO_REUSEADDR`; port 0 picks a
-            /// free port, which [`local_endpoint`](Self::local_endpoint) reports.
+            /// * A filesystem socket gets mode 0600. A path that exists is handled as in
+            ///   [Socket files](crate::socket#socket-files): a dead listener's socket file is
+            ///   replaced; a live listener's path, or a path that is not a socket, gives
+            ///   [`io::ErrorKind::AddrInUse`] naming the path.
+            /// * The listener removes its socket file on drop (if the path is still the file it
+            ///   created) unless [`detach`](Self::detach)ed. An abstract name has no file.
+            /// * TCP listeners set `SO_REUSEADDR`. Port 0 picks a free port, which
+            ///   [`local_endpoint`](Self::local_endpoint) reports.
             ///
             /// # Errors
             ///
@@ -345,7 +348,7 @@ macro_rules! listener {
             pub fn accept_timeout(&self, timeout: Duration) -> io::Result<Option<$conn>> {
                 Ok(self
                     .0
-                    .accept(Wait::Until(sys::deadline(timeout)))?
+                    .accept(Wait::Until(deadline(timeout)))?
                     .map($conn::from))
             }
 

@@ -1,5 +1,6 @@
-//! Sockets: Unix stream, seqpacket and datagram (filesystem paths and the Linux abstract
-//! namespace), socket pairs, TCP and UDP; listeners; file-descriptor passing; peer credentials.
+//! Sockets: Unix stream, seqpacket and datagram sockets (filesystem paths and the Linux
+//! abstract namespace), socket pairs, TCP and UDP, with listeners, file-descriptor passing and
+//! peer credentials.
 //!
 //! Endpoints are strings (see [`Endpoint`]): `unix:/path`, `unix-abstract:name`,
 //! `unix-seqpacket:/path`, `unix-dgram:/path`, `tcp:host:port`, `udp:host:port`.
@@ -35,13 +36,16 @@
 //!
 //! # Socket files
 //!
-//! A listener (or bound datagram socket) creates its socket file with mode 0600 and removes it
-//! on drop, if the path still names the file it created. When binding finds a socket file whose
-//! listener has died (connecting to it is refused), the file is removed and the bind retried; a
-//! live listener's path is [`io::ErrorKind::AddrInUse`]; a file that is not a socket is never
-//! removed. (The check connects to the old socket: a live listener sees a connection that
-//! closes at once.) Two processes that find the same stale file at the same instant may race (one may
-//! remove the other's fresh file); bind under a lock if that matters.
+//! * A listener (or bound datagram socket) creates its socket file with mode 0600 and removes
+//!   it on drop, if the path still names the file it created.
+//! * When binding finds a socket file whose listener has died (connecting to it is refused),
+//!   the file is removed and the bind retried. A live listener sees that check as a
+//!   connection that closes at once.
+//! * A live listener's path is [`io::ErrorKind::AddrInUse`].
+//! * A file that is not a socket is never removed.
+//!
+//! Two processes that find the same stale file at the same instant may race: one may remove
+//! the other's fresh file. Bind under a lock if that matters.
 
 use std::fmt;
 use std::io::{self, IoSlice, Read, Write};
@@ -58,8 +62,14 @@ use crate::error::{context, invalid_input, ResultExt};
 use crate::process::Pid;
 use crate::sys::socket as sys;
 
+mod bind;
+mod connect;
 mod endpoint;
 mod listener;
+
+use bind::{bind_unix, BoundFile};
+use connect::{connect, deadline};
+use endpoint::{endpoint_of, local_endpoint, peer_endpoint, unix_addr};
 
 pub use endpoint::{Endpoint, Kind, MAX_UNIX_NAME};
 pub use listener::{Listener, Options, Refusal, SeqPacketListener};
@@ -86,6 +96,24 @@ impl From<net::UCred> for Credentials {
     }
 }
 
+/// The credentials of the peer of the Unix socket `fd` (`SO_PEERCRED`).
+fn peer_cred(fd: BorrowedFd<'_>) -> io::Result<Credentials> {
+    let cred = sys::peer_cred(fd)?;
+    // What the kernel reports for a socket without a Unix peer (TCP, UDP, an unconnected
+    // datagram socket); a pid of 0 alone is a peer in a PID namespace we cannot see.
+    if cred.pid == 0 && cred.uid == u32::MAX && cred.gid == u32::MAX {
+        return Err(io::Error::new(
+            io::ErrorKind::NotConnected,
+            "get peer credentials (SO_PEERCRED): the socket has no Unix peer that sent any",
+        ));
+    }
+    Ok(Credentials {
+        pid: Pid::from_raw(cred.pid).ok(),
+        uid: cred.uid,
+        gid: cred.gid,
+    })
+}
+
 impl fmt::Display for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.pid {
@@ -105,14 +133,14 @@ fn connect_fd(ep: &Endpoint, kind: Kind, timeout: Option<Duration>) -> io::Resul
     }
     match ep {
         Endpoint::Unix { .. } | Endpoint::Abstract { .. } => {
-            let addr = sys::unix_addr(ep)?;
-            let fd = sys::socket(AddressFamily::UNIX, kind, false)?;
+            let addr = unix_addr(ep)?;
+            let fd = sys::socket(AddressFamily::UNIX, kind.socket_type(), false)?;
             if kind == Kind::Datagram {
                 // Autobind to a unique abstract name so the peer can answer.
                 net::bind(&fd, &SocketAddrUnix::new_unnamed())
                     .context_with(|| format!("autobind for \"{ep}\""))?;
             }
-            sys::connect(fd.as_fd(), &addr, timeout)
+            connect(fd.as_fd(), &addr, timeout)
                 .map_err(|e| context(e, format_args!("connect to \"{ep}\"")))?;
             Ok(fd)
         }
@@ -124,8 +152,8 @@ fn connect_fd(ep: &Endpoint, kind: Kind, timeout: Option<Duration>) -> io::Resul
                 } else {
                     AddressFamily::INET6
                 };
-                let fd = sys::socket(family, kind, false)?;
-                match sys::connect(fd.as_fd(), &addr, timeout) {
+                let fd = sys::socket(family, kind.socket_type(), false)?;
+                match connect(fd.as_fd(), &addr, timeout) {
                     Ok(()) => {
                         if kind == Kind::Stream {
                             sockopt::set_tcp_nodelay(&fd, true)
@@ -174,7 +202,7 @@ macro_rules! socket_common {
             /// The OS error.
             #[doc(alias = "getsockname")]
             pub fn local_endpoint(&self) -> io::Result<Option<Endpoint>> {
-                sys::local_endpoint(self.as_fd(), $kind)
+                local_endpoint(self.as_fd(), $kind)
             }
 
             /// The peer's address (`getpeername(2)`); `None` for an unnamed Unix peer.
@@ -184,7 +212,7 @@ macro_rules! socket_common {
             /// `ENOTCONN` ([`io::ErrorKind::NotConnected`]) for an unconnected socket.
             #[doc(alias = "getpeername")]
             pub fn peer_endpoint(&self) -> io::Result<Option<Endpoint>> {
-                sys::peer_endpoint(self.as_fd(), $kind)
+                peer_endpoint(self.as_fd(), $kind)
             }
 
             /// The pid, uid and gid of the peer of a Unix socket (`SO_PEERCRED`), as they were
@@ -196,12 +224,13 @@ macro_rules! socket_common {
             /// unconnected datagram socket); the OS error otherwise.
             #[doc(alias = "SO_PEERCRED")]
             pub fn peer_credentials(&self) -> io::Result<Credentials> {
-                sys::peer_cred(self.as_fd())
+                peer_cred(self.as_fd())
             }
 
-            /// Sends `bytes` with the open descriptors `fds` attached (`sendmsg(2)` with an
-            /// `SCM_RIGHTS` control message; Unix sockets only). The receiver gets duplicates
-            /// of the descriptors; ours stay open. At least one byte must be sent with them.
+            /// Sends `bytes` with the open descriptors `fds` attached: `sendmsg(2)` with an
+            /// `SCM_RIGHTS` control message, over Unix sockets only. The receiver gets
+            /// duplicates of the descriptors, and ours stay open. At least one byte must be
+            /// sent with them.
             ///
             /// # Errors
             ///
@@ -219,9 +248,11 @@ macro_rules! socket_common {
             ///
             /// # Errors
             ///
-            /// [`io::ErrorKind::InvalidData`] if the peer sent more descriptors than `max_fds`
-            /// (the control data was truncated; those that arrived are closed, the bytes are
-            /// consumed), or if a message did not fit `buf`; the OS error otherwise.
+            /// * [`io::ErrorKind::InvalidData`] if the peer sent more descriptors than
+            ///   `max_fds`: the control data was truncated, those that arrived are closed and
+            ///   the bytes are consumed.
+            /// * [`io::ErrorKind::InvalidData`] if a message did not fit `buf`.
+            /// * The OS error otherwise.
             #[doc(alias = "recvmsg")]
             pub fn recv_fds(
                 &self,
@@ -409,7 +440,7 @@ fn recv_timeout(
     flags: RecvFlags,
     timeout: Duration,
 ) -> io::Result<Option<usize>> {
-    let deadline = sys::deadline(timeout);
+    let deadline = deadline(timeout);
     loop {
         if let Some(n) = recv_once(fd, buf, flags | RecvFlags::DONTWAIT)? {
             return Ok(Some(n));
@@ -526,7 +557,7 @@ macro_rules! message_methods {
             ///
             /// As for [`send`](Self::send).
             pub fn send_timeout(&self, msg: &[u8], timeout: Duration) -> io::Result<bool> {
-                let deadline = sys::deadline(timeout);
+                let deadline = deadline(timeout);
                 loop {
                     if self.try_send(msg)? {
                         return Ok(true);
@@ -543,7 +574,8 @@ macro_rules! message_methods {
             /// # Errors
             ///
             /// [`io::ErrorKind::InvalidData`] naming both sizes if the message was longer than
-            /// `buf` (the rest of it is lost; the socket stays usable); the OS error otherwise.
+            /// `buf`: the rest of it is lost, and the socket stays usable. The OS error
+            /// otherwise.
             pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
                 let (_, n) = loop {
                     match net::recv(&self.0, &mut *buf, RecvFlags::TRUNC) {
@@ -661,9 +693,10 @@ impl From<SeqPacket> for OwnedFd {
 
 /// A datagram socket: Unix `SOCK_DGRAM` (reliable, ordered) or UDP.
 ///
-/// Bind it to receive at a known endpoint; connect it to talk to one peer with
-/// [`send`](Self::send)/[`recv`](Self::recv); or use [`send_to`](Self::send_to) /
-/// [`recv_from`](Self::recv_from).
+/// * Bind it to receive at a known endpoint.
+/// * Connect it to talk to one peer with [`send`](Self::send)/[`recv`](Self::recv).
+/// * Or address each message with [`send_to`](Self::send_to) /
+///   [`recv_from`](Self::recv_from).
 ///
 /// ```
 /// use ipcbox::socket::Datagram;
@@ -679,7 +712,7 @@ impl From<SeqPacket> for OwnedFd {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Debug)]
-pub struct Datagram(OwnedFd, Option<sys::BoundFile>);
+pub struct Datagram(OwnedFd, Option<BoundFile>);
 
 impl Datagram {
     /// A datagram socket bound to `ep` (`unix-dgram:`, `unix-abstract-dgram:`, `udp:`), with
@@ -703,8 +736,8 @@ impl Datagram {
                 kind: Kind::Datagram,
                 ..
             } => {
-                let fd = sys::socket(AddressFamily::UNIX, Kind::Datagram, false)?;
-                let file = sys::bind_unix(fd.as_fd(), ep, mode)?;
+                let fd = sys::socket(AddressFamily::UNIX, Kind::Datagram.socket_type(), false)?;
+                let file = bind_unix(fd.as_fd(), ep, mode)?;
                 Ok(Datagram(fd, file))
             }
             Endpoint::Udp { .. } => {
@@ -715,7 +748,7 @@ impl Datagram {
                     } else {
                         AddressFamily::INET6
                     };
-                    let fd = sys::socket(family, Kind::Datagram, false)?;
+                    let fd = sys::socket(family, Kind::Datagram.socket_type(), false)?;
                     match net::bind(&fd, &addr) {
                         Ok(()) => return Ok(Datagram(fd, None)),
                         Err(e) => last = Some(e),
@@ -760,7 +793,7 @@ impl Datagram {
                 let err = last.map_or_else(|| io::Error::other("no address"), io::Error::from);
                 Err(context(err, format_args!("connect to \"{ep}\"")))
             }
-            _ => net::connect(&self.0, &sys::unix_addr(ep)?)
+            _ => net::connect(&self.0, &unix_addr(ep)?)
                 .context_with(|| format!("connect to \"{ep}\"")),
         }
     }
@@ -783,7 +816,7 @@ impl Datagram {
                 }
                 res
             }
-            _ => net::sendto(&self.0, msg, SendFlags::NOSIGNAL, &sys::unix_addr(ep)?),
+            _ => net::sendto(&self.0, msg, SendFlags::NOSIGNAL, &unix_addr(ep)?),
         };
         let n = res.context_with(|| format!("send a {}-byte message to \"{ep}\"", msg.len()))?;
         sent_whole(n, msg.len())
@@ -803,7 +836,7 @@ impl Datagram {
             }
         };
         let n = check_len(n, buf.len())?;
-        Ok((n, from.and_then(|a| sys::endpoint_of(a, Kind::Datagram))))
+        Ok((n, from.and_then(|a| endpoint_of(a, Kind::Datagram))))
     }
 
     /// Keeps the socket file on drop.

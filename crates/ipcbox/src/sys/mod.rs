@@ -31,7 +31,7 @@ macro_rules! impl_is_minus_one {
 
 impl_is_minus_one! { i32 i64 isize }
 
-pub(crate) mod frame;
+pub(crate) mod fd;
 pub(crate) mod futex;
 pub(crate) mod mmap;
 pub(crate) mod mq;

@@ -1,0 +1,766 @@
+//! The engine under a connection: the receive buffer that frames are cut from, sends of
+//! whole frames and of what a timed-out send left pending, and the waits of the `try_` and
+//! `_timeout` forms.
+
+use std::io::{self, IoSlice};
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags};
+use rustix::fs::{fcntl_getfl, fcntl_setfl, FileType, OFlags};
+use rustix::io::Errno;
+use rustix::net::{RecvFlags, SendAncillaryBuffer, SendFlags};
+
+use super::error::Fail;
+use super::transport::{Framing, INET};
+use super::{DEFAULT_MAX_FRAME_LEN, HEADER_LEN};
+use crate::error::{context, ResultExt};
+use crate::sys;
+/// What the receive buffer starts at (allocated on the first receive).
+pub(super) const INITIAL_BUF: usize = 64 << 10;
+
+/// A receive buffer larger than this is freed once it is empty.
+const KEEP_BUF: usize = 1 << 20;
+
+/// Frames (header included) up to this long are copied into one buffer to be sent.
+const SMALL_FRAME: usize = 1 << 10;
+
+/// Frames at least this long are received straight into the caller's buffer when possible.
+const DIRECT_MIN: usize = INITIAL_BUF;
+
+/// Where [`State::recv_direct`] puts a payload.
+pub(super) trait Sink {
+    /// Takes the part of the payload that was already buffered.
+    fn start(&mut self, prefix: &[u8]);
+    /// Free space for payload bytes `filled..`, non-empty while `filled < len`.
+    fn room(&mut self, filled: usize, len: usize) -> &mut [u8];
+}
+
+/// The caller's buffer, at least `len` long (checked against `max` before use).
+impl Sink for [u8] {
+    fn start(&mut self, prefix: &[u8]) {
+        self[..prefix.len()].copy_from_slice(prefix);
+    }
+    fn room(&mut self, filled: usize, len: usize) -> &mut [u8] {
+        &mut self[filled..len]
+    }
+}
+
+/// A new `Vec`, grown in step with arrivals (at most doubling), never to a claimed length.
+impl Sink for Vec<u8> {
+    fn start(&mut self, prefix: &[u8]) {
+        self.clear();
+        self.extend_from_slice(prefix);
+    }
+    fn room(&mut self, filled: usize, len: usize) -> &mut [u8] {
+        if self.len() == filled {
+            let grown = (2 * filled).max(INITIAL_BUF).min(len);
+            self.resize(grown, 0);
+        }
+        &mut self[filled..]
+    }
+}
+
+/// How long an operation may wait.
+#[derive(Clone, Copy)]
+pub(super) enum Wait {
+    Block,
+    Try,
+    Until(Instant),
+}
+
+impl Wait {
+    pub(super) fn timeout(d: Duration) -> Wait {
+        match Instant::now().checked_add(d) {
+            Some(t) => Wait::Until(t),
+            None => Wait::Block,
+        }
+    }
+}
+
+/// Waits until `fd` is ready for `flags`; `false` when the wait ran out first.
+pub(super) fn wait_ready(fd: BorrowedFd<'_>, flags: PollFlags, wait: Wait) -> io::Result<bool> {
+    loop {
+        let timeout = match wait {
+            Wait::Block => None,
+            Wait::Try => Some(Duration::ZERO),
+            Wait::Until(t) => Some(t.saturating_duration_since(Instant::now())),
+        };
+        let ts = timeout.map(|d| rustix::time::Timespec {
+            tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
+            tv_nsec: d.subsec_nanos().into(),
+        });
+        let mut fds = [PollFd::new(&fd, flags)];
+        match rustix::event::poll(&mut fds, ts.as_ref()) {
+            Ok(n) => return Ok(n > 0),
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(context(e, "poll connection")),
+        }
+    }
+}
+
+/// The buffers and state of a connection, apart from its transport and codec.
+pub(super) struct State {
+    /// Received bytes; `rbuf[rpos..rend]` is not consumed yet (whole or partial frames).
+    pub(super) rbuf: Vec<u8>,
+    pub(super) rpos: usize,
+    pub(super) rend: usize,
+    /// The peer closed its side; what is buffered is all there will be.
+    pub(super) eof: bool,
+    /// Scratch space for encoding typed messages: header placeholder, then payload.
+    pub(super) wbuf: Vec<u8>,
+    /// The unsent rest of a frame a `try_`/`_timeout` send had started: sent before anything
+    /// else so the stream stays whole.
+    pub(super) pending: Vec<u8>,
+    pub(super) pending_pos: usize,
+    pub(super) max_frame: usize,
+    pub(super) framing: Framing,
+    pub(super) socket: bool,
+    /// A `SOCK_DGRAM` socket: an empty message is a (torn) datagram, never the end.
+    pub(super) datagram: bool,
+    /// Descriptors received with the frame being received by `recv_with_fds`.
+    pub(super) fds: Vec<OwnedFd>,
+    /// Every message the transport can carry fits a receive buffer of [`INITIAL_BUF`] (UDP).
+    pub(super) small_messages: bool,
+    /// `O_NONBLOCK` is set on the descriptor (by its creator, or by us for a non-socket
+    /// writer's first `try_`/`_timeout` send).
+    pub(super) nonblocking: bool,
+    /// We set `O_NONBLOCK` ourselves: [`Connection::into_transport`] clears it again, so the
+    /// descriptor handed back (or to a child) blocks as it did when it was given to us.
+    pub(super) set_nonblocking: bool,
+}
+
+impl State {
+    pub(super) fn new(fd: BorrowedFd<'_>, framing: Framing) -> io::Result<State> {
+        let st = rustix::fs::fstat(fd).context_with(|| "inspect connection descriptor")?;
+        let socket = FileType::from_raw_mode(st.st_mode) == FileType::Socket;
+        if !socket {
+            // Sockets are written with MSG_NOSIGNAL; pipes need SIGPIPE ignored for EPIPE.
+            sys::signal::ignore_sigpipe_if_default()?;
+        }
+        let nonblocking = fcntl_getfl(fd)?.contains(OFlags::NONBLOCK);
+        let datagram = framing == Framing::Message
+            && rustix::net::sockopt::socket_type(fd)? == rustix::net::SocketType::DGRAM;
+        // A UDP datagram carries at most 65,507 (IPv4) or 65,527 (IPv6) bytes.
+        let small_messages = framing == Framing::Message
+            && socket
+            && INET.contains(&rustix::net::sockopt::socket_domain(fd)?);
+        Ok(State {
+            rbuf: Vec::new(),
+            rpos: 0,
+            rend: 0,
+            eof: false,
+            wbuf: Vec::new(),
+            pending: Vec::new(),
+            pending_pos: 0,
+            max_frame: DEFAULT_MAX_FRAME_LEN,
+            framing,
+            socket,
+            datagram,
+            fds: Vec::new(),
+            small_messages,
+            nonblocking,
+            set_nonblocking: false,
+        })
+    }
+
+    /// Makes room in `rbuf` for a frame of `need` bytes starting at `rpos`, growing the buffer
+    /// only in step with what has arrived (at most doubling), never to what a header claims.
+    pub(super) fn make_room(&mut self, need: usize) {
+        if self.rpos > 0 && (self.rend == self.rbuf.len() || self.rbuf.len() - self.rpos < need) {
+            self.rbuf.copy_within(self.rpos..self.rend, 0);
+            self.rend -= self.rpos;
+            self.rpos = 0;
+        }
+        if self.rend == self.rbuf.len() {
+            let grown = (self.rbuf.len() * 2)
+                .max(INITIAL_BUF)
+                .min(need.max(INITIAL_BUF));
+            self.rbuf.resize(grown, 0);
+        }
+    }
+
+    /// One read into the free end of `rbuf`; sets `eof` when the peer has closed.
+    pub(super) fn read_some(&mut self, fd: BorrowedFd<'_>, wait: Wait) -> Result<(), Fail> {
+        let blocking = matches!(wait, Wait::Block);
+        loop {
+            if !blocking && !self.socket && !self.nonblocking {
+                // A blocking pipe end: only read once poll says it will not block.
+                if !wait_ready(fd, PollFlags::IN, wait).map_err(Fail::Io)? {
+                    return Err(Fail::WouldBlock);
+                }
+            }
+            let buf = &mut self.rbuf[self.rend..];
+            let res = if self.socket && !blocking {
+                rustix::net::recv(fd, buf, RecvFlags::DONTWAIT).map(|(n, _)| n)
+            } else {
+                rustix::io::read(fd, buf)
+            };
+            match res {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(());
+                }
+                Ok(n) => {
+                    self.rend += n;
+                    return Ok(());
+                }
+                Err(Errno::INTR) => continue,
+                Err(Errno::AGAIN) => {
+                    if matches!(wait, Wait::Try)
+                        || !wait_ready(fd, PollFlags::IN, wait).map_err(Fail::Io)?
+                    {
+                        return Err(Fail::WouldBlock);
+                    }
+                }
+                // A peer that closed with our data unread in its queue: an end like EOF.
+                Err(Errno::CONNRESET) => {
+                    self.eof = true;
+                    return Ok(());
+                }
+                Err(e) => return Err(Fail::Io(context(e, "receive from connection"))),
+            }
+        }
+    }
+
+    /// Ensures a whole frame of at most `max` payload bytes is buffered at `rpos`; returns its
+    /// payload length. A frame that is too long stays unconsumed.
+    pub(super) fn fill_frame(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        wait: Wait,
+        max: usize,
+    ) -> Result<usize, Fail> {
+        if self.rpos == self.rend && self.rbuf.len() > KEEP_BUF {
+            // One large frame should not pin its size in memory for the connection's life.
+            self.rbuf = Vec::new();
+            self.rpos = 0;
+            self.rend = 0;
+        }
+        if self.framing == Framing::Message {
+            return self.fill_message(fd, wait, max);
+        }
+        loop {
+            let have = self.rend - self.rpos;
+            let need = if have >= HEADER_LEN {
+                let mut h = [0u8; HEADER_LEN];
+                h.copy_from_slice(&self.rbuf[self.rpos..self.rpos + HEADER_LEN]);
+                let len = u32::from_le_bytes(h) as usize;
+                if len > max {
+                    return Err(Fail::TooLarge { len, max });
+                }
+                if have >= HEADER_LEN + len {
+                    return Ok(len);
+                }
+                HEADER_LEN + len
+            } else {
+                HEADER_LEN
+            };
+            if self.eof {
+                if have == 0 {
+                    return Err(Fail::Disconnected);
+                }
+                // Report the torn frame once; afterwards the connection is simply closed.
+                self.rpos = 0;
+                self.rend = 0;
+                return Err(Fail::Torn {
+                    expected: need,
+                    received: have,
+                });
+            }
+            self.make_room(need);
+            self.read_some(fd, wait)?;
+        }
+    }
+
+    /// [`fill_frame`](Self::fill_frame) for message transports: one frame per message.
+    ///
+    /// One `recv` per message when no frame the caller accepts can be longer than the receive
+    /// buffer: when `max` plus the header fits it (a longer message is refused anyway), or on
+    /// UDP, whose largest datagram always fits it. Otherwise the message's size is learned
+    /// first without taking it (`MSG_PEEK | MSG_TRUNC`), so a long frame is never cut.
+    fn fill_message(&mut self, fd: BorrowedFd<'_>, wait: Wait, max: usize) -> Result<usize, Fail> {
+        if self.rend > self.rpos {
+            // A whole message refused earlier as too long: it stays until taken.
+            let len = self.rend - self.rpos - HEADER_LEN;
+            if len > max {
+                return Err(Fail::TooLarge { len, max });
+            }
+            return Ok(len);
+        }
+        self.rpos = 0;
+        self.rend = 0;
+        if self.eof {
+            return Err(Fail::Disconnected);
+        }
+        if self.rbuf.len() < INITIAL_BUF {
+            self.rbuf.resize(INITIAL_BUF, 0);
+        }
+        let one_call = self.small_messages || max.saturating_add(HEADER_LEN) <= self.rbuf.len();
+        let (size, wait) = if one_call {
+            (self.rbuf.len(), wait)
+        } else {
+            let size = self.recv_message(fd, 0, RecvFlags::PEEK, wait)?;
+            if size > HEADER_LEN && size - HEADER_LEN > max {
+                return Err(Fail::TooLarge {
+                    len: size - HEADER_LEN,
+                    max,
+                });
+            }
+            if self.rbuf.len() < size {
+                self.rbuf.resize(size, 0);
+            }
+            // The message is there: take it without waiting.
+            (size.max(1), Wait::Try)
+        };
+        let got = self.recv_message(fd, size, RecvFlags::empty(), wait)?;
+        if got == 0 && !self.datagram {
+            // SOCK_SEQPACKET: the peer closed. (On a datagram socket an empty datagram is
+            // just a message too short for a header: a torn frame, below.)
+            self.eof = true;
+            return Err(Fail::Disconnected);
+        }
+        if got > size {
+            // Cut by the buffer, so longer than `max` (see above); the rest of it is lost.
+            return Err(Fail::TooLarge {
+                len: got - HEADER_LEN.min(got),
+                max,
+            });
+        }
+        let claimed = if got >= HEADER_LEN {
+            let mut h = [0u8; HEADER_LEN];
+            h.copy_from_slice(&self.rbuf[..HEADER_LEN]);
+            HEADER_LEN + u32::from_le_bytes(h) as usize
+        } else {
+            HEADER_LEN
+        };
+        if claimed != got {
+            return Err(Fail::Torn {
+                expected: claimed,
+                received: got,
+            });
+        }
+        self.rend = got;
+        let len = got - HEADER_LEN;
+        if len > max {
+            // Received whole: it stays buffered for a receive with a higher limit.
+            return Err(Fail::TooLarge { len, max });
+        }
+        Ok(len)
+    }
+
+    /// One `recv(2)` of a message into `rbuf[..len]` with `flags` (and `MSG_TRUNC`), waiting
+    /// as `wait` allows; returns the message's real length, 0 at end of file.
+    fn recv_message(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        len: usize,
+        flags: RecvFlags,
+        wait: Wait,
+    ) -> Result<usize, Fail> {
+        let blocking = matches!(wait, Wait::Block);
+        let mut flags = flags | RecvFlags::TRUNC;
+        if !blocking {
+            flags |= RecvFlags::DONTWAIT;
+        }
+        loop {
+            match rustix::net::recv(fd, &mut self.rbuf[..len], flags) {
+                Ok((_, size)) => return Ok(size),
+                Err(Errno::INTR) => continue,
+                Err(Errno::AGAIN) if blocking && !self.nonblocking_now(fd)? => {
+                    // A blocking socket with a receive timeout (`SO_RCVTIMEO`) that ran out.
+                    return Err(Fail::Io(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "receive from connection: the socket's receive timeout passed",
+                    )));
+                }
+                Err(Errno::AGAIN) => {
+                    if !wait_ready(fd, PollFlags::IN, wait).map_err(Fail::Io)? {
+                        return Err(Fail::WouldBlock);
+                    }
+                }
+                Err(Errno::CONNRESET) => return Ok(0),
+                Err(e) => return Err(Fail::Io(context(e, "receive from connection"))),
+            }
+        }
+    }
+
+    /// Whether `O_NONBLOCK` is set on the descriptor now (someone may have set it since).
+    fn nonblocking_now(&mut self, fd: BorrowedFd<'_>) -> Result<bool, Fail> {
+        let flags = fcntl_getfl(fd).map_err(|e| Fail::Io(e.into()))?;
+        self.nonblocking = flags.contains(OFlags::NONBLOCK);
+        Ok(self.nonblocking)
+    }
+
+    /// Blocking receive of a large frame's payload straight into `sink`, saving the copy
+    /// through `rbuf`: `Some(len)` when done, `None` when the frame is small, already buffered,
+    /// too long or not there (then [`fill_frame`](Self::fill_frame) handles it).
+    pub(super) fn recv_direct<S: Sink + ?Sized>(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        max: usize,
+        sink: &mut S,
+    ) -> Result<Option<usize>, Fail> {
+        if self.framing != Framing::Stream {
+            return Ok(None);
+        }
+        while self.rend - self.rpos < HEADER_LEN {
+            if self.eof {
+                return Ok(None);
+            }
+            self.make_room(HEADER_LEN);
+            self.read_some(fd, Wait::Block)?;
+        }
+        let mut h = [0u8; HEADER_LEN];
+        h.copy_from_slice(&self.rbuf[self.rpos..self.rpos + HEADER_LEN]);
+        let len = u32::from_le_bytes(h) as usize;
+        let have = self.rend - self.rpos - HEADER_LEN;
+        if len > max || len < DIRECT_MIN || have >= len || self.eof {
+            return Ok(None);
+        }
+        // The frame is incomplete, so nothing after it is buffered: all of rbuf is consumed.
+        sink.start(&self.rbuf[self.rpos + HEADER_LEN..self.rend]);
+        self.rpos = 0;
+        self.rend = 0;
+        let mut filled = have;
+        while filled < len {
+            match rustix::io::read(fd, sink.room(filled, len)) {
+                Ok(0) | Err(Errno::CONNRESET) => {
+                    self.eof = true;
+                    return Err(Fail::Torn {
+                        expected: HEADER_LEN + len,
+                        received: HEADER_LEN + filled,
+                    });
+                }
+                Ok(n) => filled += n,
+                Err(Errno::INTR) => {}
+                Err(Errno::AGAIN) => {
+                    wait_ready(fd, PollFlags::IN, Wait::Block).map_err(Fail::Io)?;
+                }
+                Err(e) => {
+                    // The stream is cut inside a frame; nothing after it can be trusted.
+                    self.eof = true;
+                    return Err(Fail::Io(context(e, "receive from connection")));
+                }
+            }
+        }
+        Ok(Some(len))
+    }
+
+    /// The payload of the frame [`fill_frame`](Self::fill_frame) found, consuming it.
+    pub(super) fn take_frame(&mut self, len: usize) -> &[u8] {
+        let start = self.rpos + HEADER_LEN;
+        self.rpos = start + len;
+        if self.rpos == self.rend {
+            // Nothing else buffered: the next read starts at the front again, with no copy.
+            let (rpos, rend) = (self.rpos, self.rend);
+            self.rpos = 0;
+            self.rend = 0;
+            return &self.rbuf[start..rend.min(rpos)];
+        }
+        &self.rbuf[start..start + len]
+    }
+
+    /// One write attempt of `bufs`, waiting for room as `wait` allows.
+    pub(super) fn write_some(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        bufs: &[IoSlice<'_>],
+        wait: Wait,
+    ) -> Result<usize, Fail> {
+        let blocking = matches!(wait, Wait::Block);
+        if !blocking && !self.socket && !self.nonblocking {
+            let flags = fcntl_getfl(fd).map_err(|e| Fail::Io(e.into()))?;
+            fcntl_setfl(fd, flags | OFlags::NONBLOCK).map_err(|e| Fail::Io(e.into()))?;
+            self.nonblocking = true;
+            self.set_nonblocking = true;
+        }
+        loop {
+            let res = match (self.socket, bufs) {
+                (true, _) => {
+                    let mut flags = SendFlags::NOSIGNAL;
+                    if !blocking {
+                        flags |= SendFlags::DONTWAIT;
+                    }
+                    match bufs {
+                        [one] => rustix::net::send(fd, one, flags),
+                        _ => rustix::net::sendmsg(
+                            fd,
+                            bufs,
+                            &mut SendAncillaryBuffer::default(),
+                            flags,
+                        ),
+                    }
+                }
+                (false, [one]) => rustix::io::write(fd, one),
+                (false, _) => rustix::io::writev(fd, bufs),
+            };
+            match res {
+                Ok(n) => return Ok(n),
+                Err(Errno::INTR) => continue,
+                Err(Errno::AGAIN) => {
+                    if !wait_ready(fd, PollFlags::OUT, wait).map_err(Fail::Io)? {
+                        return Err(Fail::WouldBlock);
+                    }
+                }
+                Err(Errno::PIPE) | Err(Errno::CONNRESET) => return Err(Fail::Disconnected),
+                Err(e) => return Err(Fail::Io(context(e, "send on connection"))),
+            }
+        }
+    }
+
+    /// Sends the rest of a frame a previous `try_`/`_timeout` send started.
+    pub(super) fn flush_pending(&mut self, fd: BorrowedFd<'_>, wait: Wait) -> Result<(), Fail> {
+        while self.pending_pos < self.pending.len() {
+            let pending = std::mem::take(&mut self.pending);
+            let res = self.write_some(fd, &[IoSlice::new(&pending[self.pending_pos..])], wait);
+            self.pending = pending;
+            self.pending_pos += res?;
+        }
+        self.pending.clear();
+        self.pending_pos = 0;
+        Ok(())
+    }
+
+    /// Sends one frame: `header` then `payload`, in one system call when the transport takes
+    /// it all. If a `try_`/`_timeout` send has put part of the frame out when time runs out,
+    /// the rest is kept in `pending` and the frame counts as sent.
+    pub(super) fn write_frame(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        header: [u8; HEADER_LEN],
+        payload: &[u8],
+        wait: Wait,
+    ) -> Result<(), Fail> {
+        self.flush_pending(fd, wait)?;
+        let total = HEADER_LEN + payload.len();
+        // A small frame is copied into one buffer and sent with `send`/`write`: cheaper than
+        // the kernel's `sendmsg`/`writev` of two pieces (about 150 ns a message).
+        let mut small = [0u8; SMALL_FRAME];
+        let (first, second): (&[u8], &[u8]) = if total <= SMALL_FRAME {
+            small[..HEADER_LEN].copy_from_slice(&header);
+            small[HEADER_LEN..total].copy_from_slice(payload);
+            (&small[..total], &[])
+        } else {
+            (&header, payload)
+        };
+        let mut done = 0;
+        while done < total {
+            let (a, b) = if done < first.len() {
+                (&first[done..], second)
+            } else {
+                (&second[done - first.len()..], &[][..])
+            };
+            let bufs = [IoSlice::new(a), IoSlice::new(b)];
+            let bufs = if b.is_empty() { &bufs[..1] } else { &bufs[..] };
+            match self.write_some(fd, bufs, wait) {
+                Ok(n) => done += n,
+                Err(Fail::WouldBlock) if done > 0 => {
+                    self.pending.extend_from_slice(a);
+                    self.pending.extend_from_slice(b);
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
+            if self.framing == Framing::Message && done < total {
+                return Err(Fail::Io(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    format!("message transport took {done} of a {total}-byte frame"),
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn check_send_len(&self, len: usize) -> Result<[u8; HEADER_LEN], Fail> {
+        let max = self.max_frame;
+        if len > max {
+            return Err(Fail::TooLarge { len, max });
+        }
+        // `max_frame` never exceeds the wire's u32 limit, so this always converts.
+        let len32 = u32::try_from(len).map_err(|_| Fail::TooLarge { len, max })?;
+        Ok(len32.to_le_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::net::UnixStream;
+
+    use super::*;
+    use crate::frame::{duplex, Connection, RecvError, TryRecvError, WIRE_MAX_FRAME_LEN};
+    use crate::socket;
+
+    fn seqpacket_pair() -> (
+        Connection<String, socket::SeqPacket>,
+        Connection<String, socket::SeqPacket>,
+    ) {
+        let (a, b) = socket::SeqPacket::pair().unwrap();
+        (Connection::new(a).unwrap(), Connection::new(b).unwrap())
+    }
+
+    #[test]
+    fn message_framing_one_frame_per_message() {
+        let (mut a, mut b) = seqpacket_pair();
+        a.send(&"one".to_string()).unwrap();
+        a.send_bytes(&[]).unwrap();
+        a.send(&"three".to_string()).unwrap();
+        assert_eq!(b.recv().unwrap(), "one");
+        assert_eq!(b.recv_bytes(10).unwrap(), b"");
+        assert!(matches!(
+            b.try_recv_bytes(1),
+            Err(TryRecvError::TooLarge { len: 6, max: 1 })
+        ));
+        assert_eq!(b.try_recv().unwrap(), "three");
+        assert!(matches!(b.try_recv(), Err(TryRecvError::Empty)));
+        // A message whose header disagrees with its length is a torn frame, and skipped.
+        a.transport().send(&[9, 0, 0, 0, 1]).unwrap();
+        a.send(&"after".to_string()).unwrap();
+        assert!(matches!(
+            b.recv(),
+            Err(RecvError::Torn {
+                expected: 13,
+                received: 5
+            })
+        ));
+        assert_eq!(b.recv().unwrap(), "after");
+        drop(a);
+        assert!(b.recv().unwrap_err().is_disconnected());
+    }
+
+    #[test]
+    fn message_framing_long_frames_and_small_limits() {
+        let (a, b) = socket::SeqPacket::pair().unwrap();
+        rustix::net::sockopt::set_socket_send_buffer_size(&a, 1 << 20).unwrap();
+        let (mut a, mut b) = (
+            Connection::<(), _>::new(a).unwrap(),
+            Connection::<(), _>::new(b).unwrap(),
+        );
+        let long = vec![7u8; 3 * INITIAL_BUF];
+        let mut small = [0u8; 16];
+        // One longer than the buffer, refused by a small limit, is dropped (its
+        // rest is lost); the next arrives.
+        a.send_bytes(&long).unwrap();
+        a.send_bytes(b"next").unwrap();
+        assert!(matches!(
+            b.recv_bytes_into(&mut small),
+            Err(RecvError::TooLarge { len, max: 16 }) if len == long.len()
+        ));
+        assert_eq!(b.recv_bytes_into(&mut small).unwrap(), 4);
+        assert_eq!(&small[..4], b"next");
+        // Under the default limit the size is learned first: a long frame arrives whole.
+        a.send_bytes(&long).unwrap();
+        assert_eq!(b.recv_bytes(usize::MAX).unwrap(), long);
+        // A frame refused by a small limit that fits the buffer stays for a larger one.
+        a.send_bytes(&[1; 100]).unwrap();
+        assert!(matches!(
+            b.recv_bytes_into(&mut small),
+            Err(RecvError::TooLarge { len: 100, max: 16 })
+        ));
+        assert_eq!(b.buffered_len(), 104);
+        assert_eq!(b.recv_bytes(100).unwrap(), [1; 100]);
+        // A large caller's buffer (limit above the receive buffer) takes the PEEK path.
+        let mut big = vec![0u8; 4 * INITIAL_BUF];
+        a.send_bytes(&long).unwrap();
+        assert_eq!(b.recv_bytes_into(&mut big).unwrap(), long.len());
+        assert_eq!(&big[..long.len()], &long[..]);
+    }
+
+    #[test]
+    fn message_receive_timeout_is_an_error_not_a_hang() {
+        let (a, b) = socket::SeqPacket::pair().unwrap();
+        b.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        let mut b = Connection::<u32, _>::new(b).unwrap();
+        for limit in [16, usize::MAX] {
+            let mut buf = vec![0u8; limit.min(1 << 20)];
+            match b.recv_bytes_into(&mut buf) {
+                Err(RecvError::Io(e)) => assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}"),
+                other => panic!("expected a timeout, got {other:?}"),
+            }
+        }
+        // Made non-blocking after wrapping: a blocking receive waits in poll instead.
+        let mut a = Connection::<u32, _>::new(a).unwrap();
+        b.transport().set_nonblocking(true).unwrap();
+        let t = std::thread::spawn(move || {
+            a.send(&9).unwrap();
+            a
+        });
+        assert_eq!(b.recv().unwrap(), 9);
+        drop(t.join().unwrap());
+    }
+
+    #[test]
+    fn buffer_grows_with_arrivals_not_claims() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let mut b = Connection::<(), _>::new(b).unwrap();
+        b.set_max_frame_len(WIRE_MAX_FRAME_LEN);
+        rustix::io::write(&a, &u32::MAX.to_le_bytes()).unwrap();
+        rustix::io::write(&a, &[7; 100]).unwrap();
+        assert!(matches!(
+            b.try_recv_bytes(usize::MAX),
+            Err(TryRecvError::Empty)
+        ));
+        assert!(
+            b.state.rbuf.len() <= 2 * INITIAL_BUF,
+            "{}",
+            b.state.rbuf.len()
+        );
+        drop(a);
+        assert!(matches!(
+            b.recv_bytes(usize::MAX),
+            Err(RecvError::Torn {
+                expected: 4_294_967_299,
+                received: 104
+            })
+        ));
+        assert!(b.recv_bytes(usize::MAX).unwrap_err().is_disconnected());
+    }
+
+    #[test]
+    fn large_frames_go_straight_to_the_callers_buffer() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let mut b = Connection::<(), _>::new(b).unwrap();
+        let len = 5 * INITIAL_BUF + 3;
+        let writer = std::thread::spawn(move || {
+            let mut frame = (len as u32).to_le_bytes().to_vec();
+            frame.extend((0..len).map(|i| (i % 253) as u8));
+            for chunk in frame.chunks(10_000) {
+                rustix::io::write(&a, chunk).unwrap();
+            }
+            // Then a torn one: header and part of the payload.
+            rustix::io::write(&a, &(len as u32).to_le_bytes()).unwrap();
+            rustix::io::write(&a, &[1; 100]).unwrap();
+        });
+        let mut buf = vec![0u8; len];
+        assert_eq!(b.recv_bytes_into(&mut buf).unwrap(), len);
+        assert!(buf.iter().enumerate().all(|(i, &x)| x == (i % 253) as u8));
+        assert!(b.state.rbuf.len() <= INITIAL_BUF, "copied through rbuf");
+        writer.join().unwrap();
+        match b.recv_bytes_into(&mut buf) {
+            Err(RecvError::Torn { expected, received }) => {
+                assert_eq!((expected, received), (len + 4, 104));
+            }
+            other => panic!("expected Torn, got {other:?}"),
+        }
+        assert!(b.recv_bytes_into(&mut buf).unwrap_err().is_disconnected());
+    }
+
+    #[test]
+    fn many_small_frames_in_one_read_and_one_large() {
+        let (mut a, mut b) = duplex::<u64>().unwrap();
+        let t = std::thread::spawn(move || {
+            for i in 0..1000 {
+                a.send(&i).unwrap();
+            }
+            a.send_bytes(&vec![0xA5u8; 3 * INITIAL_BUF + 17]).unwrap();
+            a
+        });
+        for i in 0..1000 {
+            assert_eq!(b.recv().unwrap(), i);
+        }
+        let got = b.recv_bytes(usize::MAX).unwrap();
+        assert_eq!(got.len(), 3 * INITIAL_BUF + 17);
+        assert!(got.iter().all(|&x| x == 0xA5));
+        drop(t.join().unwrap());
+    }
+}

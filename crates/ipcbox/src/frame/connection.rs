@@ -1,0 +1,589 @@
+//! `Connection`, its constructors `duplex` and `pipe`, and handing an end to a child.
+
+use std::fmt;
+use std::io;
+use std::marker::PhantomData;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::process::Command;
+use std::time::Duration;
+
+use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
+
+use super::buffer::{State, Wait};
+use super::error::{
+    Fail, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
+};
+use super::transport::{Readable, Transport, Writable};
+use super::{HEADER_LEN, WIRE_MAX_FRAME_LEN};
+use crate::codec::{Codec, Postcard};
+use crate::error::ResultExt;
+use crate::pipe;
+use crate::sys;
+
+#[cfg(doc)]
+use super::DEFAULT_MAX_FRAME_LEN;
+/// A pair of connected duplex connections over a Unix stream `socketpair`:
+/// `multiprocessing.Pipe(duplex=True)`.
+///
+/// Wraps [`socketpair(2)`](https://man7.org/linux/man-pages/man2/socketpair.2.html)
+/// (`AF_UNIX`, `SOCK_STREAM`, close-on-exec). Either end sends and receives.
+///
+/// # Errors
+///
+/// The OS error when out of descriptors.
+#[doc(alias = "socketpair")]
+#[doc(alias = "Pipe")]
+pub fn duplex<M>() -> io::Result<(Connection<M>, Connection<M>)> {
+    let (a, b) = UnixStream::pair().context_with(|| "create socketpair for a duplex connection")?;
+    Ok((Connection::new(a)?, Connection::new(b)?))
+}
+
+/// A one-way connection over an anonymous pipe: `multiprocessing.Pipe(duplex=False)`.
+///
+/// Wraps [`pipe2(2)`](https://man7.org/linux/man-pages/man2/pipe.2.html). As in Python, the
+/// first end receives and the second sends; here the types say so.
+///
+/// # Errors
+///
+/// The OS error when out of descriptors.
+///
+/// # Examples
+///
+/// ```
+/// let (mut rx, mut tx) = ipcbox::frame::pipe::<Vec<u16>>()?;
+/// tx.send(&vec![1, 2, 3])?;
+/// assert_eq!(rx.recv()?, [1, 2, 3]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[allow(clippy::type_complexity)]
+pub fn pipe<M>() -> io::Result<(Connection<M, pipe::Reader>, Connection<M, pipe::Writer>)> {
+    let (r, w) = pipe::new()?;
+    Ok((Connection::new(r)?, Connection::new(w)?))
+}
+
+/// The descriptor of a connection's transport (borrowing only that field).
+pub(super) fn fd_of<T: AsFd>(transport: &Option<T>) -> BorrowedFd<'_> {
+    transport
+        .as_ref()
+        .expect("a connection holds its transport until into_transport")
+        .as_fd()
+}
+
+/// A framed, typed connection over the transport `T`, with messages of type `M` encoded by
+/// the codec `C` (default [`Postcard`]).
+///
+/// Sending needs `T:` [`Writable`], receiving `T:` [`Readable`]. The raw-bytes operations work
+/// whatever `M` is, and mix freely with typed ones (they are the same frames).
+///
+/// Dropping a connection closes its descriptor: the peer receives every frame sent before,
+/// then [`RecvError::Disconnected`].
+///
+/// If a `try_`/`_timeout` send left part of a frame unsent, drop first sends the rest,
+/// blocking if need be (as `BufWriter` does). That is forever if the peer is alive but never
+/// reads again: call [`flush_timeout`](Connection::flush_timeout) (or
+/// [`try_flush`](Connection::try_flush)) first to bound it.
+pub struct Connection<M, T: Transport = UnixStream, C = Postcard> {
+    /// Always `Some` except inside `into_transport`, which moves it out past `Drop`.
+    pub(super) transport: Option<T>,
+    pub(super) codec: C,
+    pub(super) state: State,
+    _message: PhantomData<fn(M) -> M>,
+}
+
+impl<M, T: Transport, C> fmt::Debug for Connection<M, T, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("fd", &self.fd())
+            .field("buffered", &(self.state.rend - self.state.rpos))
+            .field(
+                "pending",
+                &(self.state.pending.len() - self.state.pending_pos),
+            )
+            .field("max_frame_len", &self.state.max_frame)
+            .finish()
+    }
+}
+
+impl<M, T: Transport, C: Default> Connection<M, T, C> {
+    /// Wraps a connected transport, with the default codec.
+    ///
+    /// Inspects the descriptor (`fstat`, `fcntl(F_GETFL)`); for a non-socket it also makes sure
+    /// `SIGPIPE` is ignored (if still at its default) so a closed reader is an error, not death.
+    ///
+    /// # Errors
+    ///
+    /// The OS error from inspecting the descriptor.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ipcbox::frame::Connection;
+    /// use std::os::unix::net::UnixStream;
+    ///
+    /// let (a, b) = UnixStream::pair()?;
+    /// let mut a = Connection::<String>::new(a)?;
+    /// let mut b = Connection::<String>::new(b)?;
+    /// a.send(&"hi".to_string())?;
+    /// assert_eq!(b.recv()?, "hi");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn new(transport: T) -> io::Result<Self> {
+        Self::with_codec(transport, C::default())
+    }
+
+    /// Takes the connection end a parent passed with [`pass_to_child`](Self::pass_to_child):
+    /// reads the environment variable `var`, checks that the descriptor it names is open, is
+    /// the very object the parent passed (same device and inode) and is of transport `T`'s
+    /// kind, and takes ownership of it. A process can take it once; it becomes close-on-exec
+    /// again.
+    ///
+    /// # Errors
+    ///
+    /// * [`io::ErrorKind::NotFound`] if `var` is not set.
+    /// * [`io::ErrorKind::InvalidInput`] if its value is malformed, or the descriptor is not the
+    ///   one passed or not of the right kind.
+    /// * [`io::ErrorKind::AlreadyExists`] if this process already took it.
+    pub fn from_env(var: &str) -> io::Result<Self>
+    where
+        T: From<OwnedFd>,
+    {
+        let value = std::env::var(var).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("environment variable {var} naming a connection: {e}"),
+            )
+        })?;
+        let fd = sys::fd::claim_inherited(var, &value, T::check_fd)?;
+        Self::new(T::from(fd))
+    }
+}
+
+impl<M, T: Transport, C> Connection<M, T, C> {
+    /// Wraps a connected transport, with the given codec. See [`new`](Self::new).
+    ///
+    /// # Errors
+    ///
+    /// The OS error from inspecting the descriptor.
+    pub fn with_codec(transport: T, codec: C) -> io::Result<Self> {
+        let state = State::new(transport.as_fd(), T::FRAMING)?;
+        Ok(Connection {
+            transport: Some(transport),
+            codec,
+            state,
+            _message: PhantomData,
+        })
+    }
+
+    /// The longest payload this connection sends or accepts, in bytes.
+    pub fn max_frame_len(&self) -> usize {
+        self.state.max_frame
+    }
+
+    /// Sets the longest payload this connection sends or accepts (capped at
+    /// [`WIRE_MAX_FRAME_LEN`]). Raising it lets a frame refused with `TooLarge`, which stays
+    /// unread, be received.
+    pub fn set_max_frame_len(&mut self, max: usize) -> &mut Self {
+        self.state.max_frame = max.min(WIRE_MAX_FRAME_LEN);
+        self
+    }
+
+    /// The transport.
+    pub fn transport(&self) -> &T {
+        self.transport
+            .as_ref()
+            .expect("a connection holds its transport until into_transport")
+    }
+
+    fn fd(&self) -> BorrowedFd<'_> {
+        fd_of(&self.transport)
+    }
+
+    /// The codec.
+    pub fn codec_mut(&mut self) -> &mut C {
+        &mut self.codec
+    }
+
+    /// Bytes received from the transport and not yet returned as frames.
+    pub fn buffered_len(&self) -> usize {
+        self.state.rend - self.state.rpos
+    }
+
+    /// Bytes of a started frame not yet handed to the transport (see [`flush`](Self::flush)).
+    pub fn pending_len(&self) -> usize {
+        self.state.pending.len() - self.state.pending_pos
+    }
+
+    /// Gives the transport back, after sending any pending bytes; a pipe end that a `try_` or
+    /// `_timeout` send switched to `O_NONBLOCK` is switched back to blocking.
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::InvalidData`] if received bytes are buffered (they would be lost: the
+    /// connection is dropped then), or the error from sending the pending bytes.
+    pub fn into_transport(mut self) -> io::Result<T> {
+        let buffered = self.buffered_len();
+        if buffered > 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{buffered} received bytes are buffered in the connection"),
+            ));
+        }
+        self.state
+            .flush_pending(fd_of(&self.transport), Wait::Block)
+            .map_err(|f| io::Error::from(SendError::from_fail(f)))?;
+        if self.state.set_nonblocking {
+            let fd = fd_of(&self.transport);
+            let flags = fcntl_getfl(fd).context_with(|| "restore blocking mode")?;
+            fcntl_setfl(fd, flags - OFlags::NONBLOCK).context_with(|| "restore blocking mode")?;
+            self.state.nonblocking = false;
+            self.state.set_nonblocking = false;
+        }
+        self.transport
+            .take()
+            .ok_or_else(|| io::Error::other("connection has no transport"))
+    }
+
+    /// Hands this end to the program `cmd` will run: the descriptor stays open across `exec`
+    /// in that child only (a `pre_exec` hook clears its close-on-exec flag after `fork`), and
+    /// the environment variable `var` names it for [`from_env`](Self::from_env) (value
+    /// `fd:dev:ino`; a non-Rust child takes the number before the first `:`). The parent's copy
+    /// lives in `cmd` and closes when `cmd` is dropped: drop it after `spawn`, or the peer never
+    /// sees `Disconnected` from this end.
+    ///
+    /// # Errors
+    ///
+    /// As [`into_transport`](Self::into_transport), and the OS error from `fstat`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use ipcbox::frame::{self, Connection};
+    /// use std::process::Command;
+    ///
+    /// let (mine, theirs) = frame::duplex::<String>()?;
+    /// let mut cmd = Command::new("worker");
+    /// theirs.pass_to_child(&mut cmd, "WORKER_CONN")?;
+    /// let child = cmd.spawn()?;
+    /// drop(cmd); // closes the parent's copy: the child alone holds that end
+    /// // In the worker: let conn = Connection::<String>::from_env("WORKER_CONN")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn pass_to_child(self, cmd: &mut Command, var: &str) -> io::Result<()>
+    where
+        T: Into<OwnedFd>,
+    {
+        let fd: OwnedFd = self.into_transport()?.into();
+        let value = sys::fd::keep_open_in_child(cmd, fd)?;
+        cmd.env(var, value);
+        Ok(())
+    }
+}
+
+impl<M, T: Transport, C> Drop for Connection<M, T, C> {
+    fn drop(&mut self) {
+        if let Some(t) = &self.transport {
+            if self.state.pending_pos < self.state.pending.len() {
+                let _ = self.state.flush_pending(t.as_fd(), Wait::Block);
+            }
+        }
+    }
+}
+
+impl<M, T: Writable, C: Codec<M>> Connection<M, T, C> {
+    fn send_with(&mut self, msg: &M, wait: Wait) -> Result<(), Fail> {
+        let mut wbuf = std::mem::take(&mut self.state.wbuf);
+        wbuf.clear();
+        wbuf.extend_from_slice(&[0; HEADER_LEN]);
+        let res = match self.codec.encode(msg, &mut wbuf) {
+            Ok(()) => self
+                .state
+                .check_send_len(wbuf.len() - HEADER_LEN)
+                .and_then(|h| {
+                    self.state
+                        .write_frame(fd_of(&self.transport), h, &wbuf[HEADER_LEN..], wait)
+                }),
+            Err(e) => Err(Fail::Encode(e)),
+        };
+        self.state.wbuf = wbuf;
+        res
+    }
+
+    /// Encodes `msg` and sends it as one frame, waiting for room in the transport.
+    ///
+    /// One `send`/`write` (a frame up to 1 KiB) or `sendmsg`/`writev` when the transport takes
+    /// the frame at once.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Disconnected`] when the peer has closed (`EPIPE`, `ECONNRESET`),
+    /// [`SendError::TooLarge`] when the encoding exceeds [`max_frame_len`](Self::max_frame_len),
+    /// [`SendError::Encode`], or [`SendError::Io`].
+    pub fn send(&mut self, msg: &M) -> Result<(), SendError> {
+        self.send_with(msg, Wait::Block)
+            .map_err(SendError::from_fail)
+    }
+
+    /// [`send`](Self::send) without waiting: [`TrySendError::Full`] when the transport has no
+    /// room (nothing sent). If only part of the frame fits, the rest is kept and sent first by
+    /// the next operation (the frame counts as sent; see [`flush`](Self::flush)).
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send), plus `Full`.
+    pub fn try_send(&mut self, msg: &M) -> Result<(), TrySendError> {
+        self.send_with(msg, Wait::Try)
+            .map_err(TrySendError::from_fail)
+    }
+
+    /// [`send`](Self::send) waiting at most `timeout` for room, with the same partial-frame
+    /// rule as [`try_send`](Self::try_send).
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send), plus `Timeout` (nothing sent).
+    pub fn send_timeout(&mut self, msg: &M, timeout: Duration) -> Result<(), SendTimeoutError> {
+        self.send_with(msg, Wait::timeout(timeout))
+            .map_err(SendTimeoutError::from_fail)
+    }
+}
+
+impl<M, T: Writable, C> Connection<M, T, C> {
+    fn send_bytes_with(&mut self, bytes: &[u8], wait: Wait) -> Result<(), Fail> {
+        let header = self.state.check_send_len(bytes.len())?;
+        self.state
+            .write_frame(fd_of(&self.transport), header, bytes, wait)
+    }
+
+    /// Sends `bytes` as one frame, as is, with no allocation: one `sendmsg`/`writev` of header
+    /// and payload, or for a frame up to 1 KiB one `send`/`write` of a copy on the stack.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send), without `Encode`.
+    pub fn send_bytes(&mut self, bytes: &[u8]) -> Result<(), SendError> {
+        self.send_bytes_with(bytes, Wait::Block)
+            .map_err(SendError::from_fail)
+    }
+
+    /// [`send_bytes`](Self::send_bytes) without waiting; see [`try_send`](Self::try_send).
+    ///
+    /// # Errors
+    ///
+    /// As [`try_send`](Self::try_send).
+    pub fn try_send_bytes(&mut self, bytes: &[u8]) -> Result<(), TrySendError> {
+        self.send_bytes_with(bytes, Wait::Try)
+            .map_err(TrySendError::from_fail)
+    }
+
+    /// [`send_bytes`](Self::send_bytes) waiting at most `timeout`; see
+    /// [`send_timeout`](Self::send_timeout).
+    ///
+    /// # Errors
+    ///
+    /// As [`send_timeout`](Self::send_timeout).
+    pub fn send_bytes_timeout(
+        &mut self,
+        bytes: &[u8],
+        timeout: Duration,
+    ) -> Result<(), SendTimeoutError> {
+        self.send_bytes_with(bytes, Wait::timeout(timeout))
+            .map_err(SendTimeoutError::from_fail)
+    }
+
+    /// Sends what remains of a frame a `try_`/`_timeout` send started, waiting as needed.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Disconnected`] or [`SendError::Io`].
+    pub fn flush(&mut self) -> Result<(), SendError> {
+        self.state
+            .flush_pending(fd_of(&self.transport), Wait::Block)
+            .map_err(SendError::from_fail)
+    }
+
+    /// [`flush`](Self::flush) without waiting.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_send`](Self::try_send).
+    pub fn try_flush(&mut self) -> Result<(), TrySendError> {
+        self.state
+            .flush_pending(fd_of(&self.transport), Wait::Try)
+            .map_err(TrySendError::from_fail)
+    }
+
+    /// [`flush`](Self::flush) waiting at most `timeout`; what it could not send stays
+    /// pending. Call it before dropping a connection whose peer may have stopped reading.
+    ///
+    /// # Errors
+    ///
+    /// As [`send_timeout`](Self::send_timeout).
+    pub fn flush_timeout(&mut self, timeout: Duration) -> Result<(), SendTimeoutError> {
+        self.state
+            .flush_pending(fd_of(&self.transport), Wait::timeout(timeout))
+            .map_err(SendTimeoutError::from_fail)
+    }
+}
+
+impl<M, T: Readable, C: Codec<M>> Connection<M, T, C> {
+    fn recv_with(&mut self, wait: Wait) -> Result<M, Fail> {
+        let max = self.state.max_frame;
+        let len = self.state.fill_frame(fd_of(&self.transport), wait, max)?;
+        let payload = self.state.take_frame(len);
+        self.codec.decode(payload).map_err(Fail::Decode)
+    }
+
+    /// Receives one frame and decodes it, waiting until one arrives.
+    ///
+    /// # Errors
+    ///
+    /// * [`RecvError::Disconnected`]: the peer closed, and every frame it sent was received.
+    /// * [`RecvError::TooLarge`]: the next frame is longer than
+    ///   [`max_frame_len`](Self::max_frame_len); it stays unread.
+    /// * [`RecvError::Torn`]: the peer closed in the middle of a frame.
+    /// * [`RecvError::Decode`]: the payload is not an `M` (the frame is consumed; the next one
+    ///   can be received).
+    /// * [`RecvError::Io`].
+    pub fn recv(&mut self) -> Result<M, RecvError> {
+        self.recv_with(Wait::Block).map_err(RecvError::from_fail)
+    }
+
+    /// [`recv`](Self::recv) without waiting: [`TryRecvError::Empty`] unless a whole frame is
+    /// available (a partial one stays buffered).
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv), plus `Empty`.
+    pub fn try_recv(&mut self) -> Result<M, TryRecvError> {
+        self.recv_with(Wait::Try).map_err(TryRecvError::from_fail)
+    }
+
+    /// [`recv`](Self::recv) waiting at most `timeout`; a frame cut by the timeout stays buffered
+    /// and is completed by the next receive.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv), plus `Timeout`.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<M, RecvTimeoutError> {
+        self.recv_with(Wait::timeout(timeout))
+            .map_err(RecvTimeoutError::from_fail)
+    }
+}
+
+impl<M, T: Readable, C> Connection<M, T, C> {
+    fn recv_bytes_with(&mut self, max_len: usize, wait: Wait) -> Result<Vec<u8>, Fail> {
+        let max = max_len.min(self.state.max_frame);
+        let fd = fd_of(&self.transport);
+        if matches!(wait, Wait::Block) {
+            let mut out = Vec::new();
+            if self.state.recv_direct(fd, max, &mut out)?.is_some() {
+                return Ok(out);
+            }
+        }
+        let len = self.state.fill_frame(fd, wait, max)?;
+        Ok(self.state.take_frame(len).to_vec())
+    }
+
+    fn recv_bytes_into_with(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize, Fail> {
+        let max = buf.len().min(self.state.max_frame);
+        let fd = fd_of(&self.transport);
+        if matches!(wait, Wait::Block) {
+            if let Some(len) = self.state.recv_direct(fd, max, buf)? {
+                return Ok(len);
+            }
+        }
+        let len = self.state.fill_frame(fd, wait, max)?;
+        buf[..len].copy_from_slice(self.state.take_frame(len));
+        Ok(len)
+    }
+
+    /// Receives one frame's payload as a new `Vec`, like Python's `Connection.recv_bytes`.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv) without `Decode`; `TooLarge` names `max_len` when the frame is
+    /// longer than it (the frame stays unread).
+    pub fn recv_bytes(&mut self, max_len: usize) -> Result<Vec<u8>, RecvError> {
+        self.recv_bytes_with(max_len, Wait::Block)
+            .map_err(RecvError::from_fail)
+    }
+
+    /// [`recv_bytes`](Self::recv_bytes) without waiting.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_recv`](Self::try_recv) without `Decode`.
+    pub fn try_recv_bytes(&mut self, max_len: usize) -> Result<Vec<u8>, TryRecvError> {
+        self.recv_bytes_with(max_len, Wait::Try)
+            .map_err(TryRecvError::from_fail)
+    }
+
+    /// [`recv_bytes`](Self::recv_bytes) waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_timeout`](Self::recv_timeout) without `Decode`.
+    pub fn recv_bytes_timeout(
+        &mut self,
+        max_len: usize,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, RecvTimeoutError> {
+        self.recv_bytes_with(max_len, Wait::timeout(timeout))
+            .map_err(RecvTimeoutError::from_fail)
+    }
+
+    /// Receives one frame's payload into `buf` and returns its length, like Python's
+    /// `Connection.recv_bytes_into`; no allocation.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv) without `Decode`; a frame longer than `buf` is `TooLarge` (naming
+    /// both sizes) and stays unread, so a larger buffer can take it (on a message transport,
+    /// a message longer than 64 KiB refused by a `buf` under 64 KiB is dropped instead).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (mut a, mut b) = ipcbox::frame::duplex::<()>()?;
+    /// a.send_bytes(b"ping")?;
+    /// let mut buf = [0u8; 64];
+    /// let n = b.recv_bytes_into(&mut buf)?;
+    /// assert_eq!(&buf[..n], b"ping");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn recv_bytes_into(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
+        self.recv_bytes_into_with(buf, Wait::Block)
+            .map_err(RecvError::from_fail)
+    }
+
+    /// [`recv_bytes_into`](Self::recv_bytes_into) without waiting.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_recv`](Self::try_recv) without `Decode`.
+    pub fn try_recv_bytes_into(&mut self, buf: &mut [u8]) -> Result<usize, TryRecvError> {
+        self.recv_bytes_into_with(buf, Wait::Try)
+            .map_err(TryRecvError::from_fail)
+    }
+
+    /// [`recv_bytes_into`](Self::recv_bytes_into) waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_timeout`](Self::recv_timeout) without `Decode`.
+    pub fn recv_bytes_into_timeout(
+        &mut self,
+        buf: &mut [u8],
+        timeout: Duration,
+    ) -> Result<usize, RecvTimeoutError> {
+        self.recv_bytes_into_with(buf, Wait::timeout(timeout))
+            .map_err(RecvTimeoutError::from_fail)
+    }
+}
+
+impl<M, T: Transport, C> AsFd for Connection<M, T, C> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd()
+    }
+}
