@@ -1,0 +1,123 @@
+//! Child processes: spawning, waiting, reaping, exit statuses, pipelines.
+//!
+//! * [`Command`] starts a program (`fork` + `exec`, with the `PATH` search of `execvp`) with its
+//!   standard streams redirected ([`Stdio`]: inherited, `/dev/null`, a new pipe, a file, an
+//!   ipcbox pipe end), any other fd handed over at a chosen number ([`Command::pass_fd`]), a
+//!   parent-death signal, its own process group or session, and kill-on-drop.
+//! * [`Child`] waits for it: [`wait`](Child::wait), [`try_wait`](Child::try_wait) (`WNOHANG`,
+//!   returns at once), [`wait_timeout`](Child::wait_timeout) (a `pidfd` and `poll`, no sleep
+//!   loop), and [`wait_with_usage`](Child::wait_with_usage) (`wait4`: CPU time, peak memory).
+//! * [`ExitStatus`] tells an exit code, a terminating signal and core dump, a stop or a
+//!   continue, and prints itself like a shell would.
+//! * [`WaitOptions`] waits for any child, a process group, or one child, including stops and
+//!   continues (`WUNTRACED`, `WCONTINUED`); [`reap_all`] collects every finished child.
+//! * [`Pipeline`] runs `ps aux | grep python` and reports every stage's status.
+//! * [`fork`], [`exit_immediately`], [`daemonize`], [`set_child_subreaper`].
+//!
+//! ```
+//! use ipcbox::process::{Command, Stdio};
+//!
+//! let out = Command::new("sh").args(["-c", "echo hi; exit 3"]).output()?;
+//! assert_eq!(out.stdout, b"hi\n");
+//! assert_eq!(out.status.code(), Some(3));
+//! assert_eq!(out.status.to_string(), "exit code 3");
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! # Who reaps whom
+//!
+//! A [`Child`] reaps its own process with `wait4` on its pid. [`wait_any`], [`reap_all`] and
+//! [`WaitOptions`] with [`WaitTarget::Any`] or a group reap whichever child of the *whole
+//! process* finished, including children a [`Child`] (or `std::process::Child`, or another
+//! library) is waiting for; that `Child`'s own wait then fails with `ECHILD`. Use them in
+//! programs that own all their children. Signals are sent through a pidfd, so a child reaped
+//! behind a [`Child`]'s back is never confused with a new process that reused its pid.
+
+use std::fmt;
+use std::io;
+
+use crate::error::invalid_input;
+
+mod child;
+mod command;
+mod fork;
+mod pipeline;
+mod status;
+mod stdio;
+mod wait;
+
+pub use child::Child;
+pub use command::{Command, Output};
+pub use fork::{daemonize, exit_immediately, fork, Fork};
+pub use pipeline::{Pipeline, PipelineOutput, RunningPipeline};
+pub use status::{ExitStatus, ResourceUsage};
+pub use stdio::Stdio;
+pub use wait::{
+    is_child_subreaper, reap_all, set_child_subreaper, wait_any, WaitOptions, WaitTarget, Waited,
+};
+
+/// A process ID (a positive `pid_t`), or a process group ID where a function says so.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Pid(i32);
+
+impl Pid {
+    /// The process ID `raw`.
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::InvalidInput`] when `raw` is not positive: 0 and negative numbers
+    /// mean "my process group" and "a process group" to `kill(2)` and `waitpid(2)`, and ipcbox
+    /// spells those out instead.
+    pub fn from_raw(raw: i32) -> io::Result<Pid> {
+        if raw > 0 {
+            Ok(Pid(raw))
+        } else {
+            Err(invalid_input(format_args!(
+                "invalid process ID {raw}: must be positive"
+            )))
+        }
+    }
+
+    /// The ID of the calling process (`getpid`).
+    #[doc(alias = "getpid")]
+    pub fn this() -> Pid {
+        Pid(rustix::process::getpid().as_raw_nonzero().get())
+    }
+
+    /// The ID of the calling process's parent (`getppid`); `None` if it has none in this PID
+    /// namespace.
+    #[doc(alias = "getppid")]
+    pub fn parent() -> Option<Pid> {
+        rustix::process::getppid().map(|p| Pid(p.as_raw_nonzero().get()))
+    }
+
+    /// The number.
+    pub const fn as_raw(self) -> i32 {
+        self.0
+    }
+}
+
+impl fmt::Debug for Pid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Pid({})", self.0)
+    }
+}
+
+impl fmt::Display for Pid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pid_rejects_non_positive_numbers() {
+        assert!(Pid::from_raw(0).unwrap_err().to_string().contains('0'));
+        assert!(Pid::from_raw(-5).unwrap_err().to_string().contains("-5"));
+        assert_eq!(Pid::this().as_raw(), std::process::id() as i32);
+        assert!(Pid::parent().is_some());
+    }
+}
