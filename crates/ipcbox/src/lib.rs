@@ -107,6 +107,7 @@ mod error;
 mod ipc_key;
 mod mode;
 mod name;
+mod pid;
 mod sys;
 
 pub mod codec;
@@ -126,6 +127,6 @@ pub mod sync;
 pub use frame::Connection;
 pub use ipc_key::IpcKey;
 pub use mode::CreationMode;
-pub use process::Pid;
+pub use pid::Pid;
 pub use queue::Queue;
 pub use signal::Signal;
