@@ -146,6 +146,14 @@ impl Signal {
         }
     }
 
+    /// The real-time signal `SIGRTMAX-n`, for constants.
+    pub(crate) const fn rtmax_minus(n: i32) -> Signal {
+        // SIGRTMIN is 34 or 35 depending on the C library: keeping to the upper half of the
+        // real-time range makes the signal exist everywhere, and be named RTMAX-n.
+        assert!(0 <= n && n <= 14, "SIGRTMAX-n with n outside 0..=14");
+        Signal(MAX - n)
+    }
+
     /// The signal's number.
     pub const fn as_raw(self) -> i32 {
         self.0
@@ -224,7 +232,7 @@ impl FromStr for Signal {
 ///
 /// ipcbox installs a handler that does nothing for it (without `SA_RESTART`) the first time
 /// [`with_timeout`] runs; programs using ipcbox timeouts should leave this signal alone.
-pub const TIMEOUT_SIGNAL: Signal = Signal(MAX - 2);
+pub const TIMEOUT_SIGNAL: Signal = Signal::rtmax_minus(2);
 
 /// How often the timeout signal repeats once the deadline has passed, so that a signal landing
 /// just before the blocking call starts is followed by another one inside it.
@@ -273,7 +281,7 @@ fn kill(pid: i32, sig: Signal) -> io::Result<()> {
 fn check_handleable(sig: Signal) -> io::Result<()> {
     let why = match sig {
         Signal::KILL | Signal::STOP => "it cannot be caught",
-        s if [libc::SIGILL, libc::SIGFPE, libc::SIGSEGV, libc::SIGBUS].contains(&s.0) => {
+        s if [libc::SIGILL, libc::SIGFPE, libc::SIGSEGV, libc::SIGBUS].contains(&s.as_raw()) => {
             "it reports a fault in the thread that caused it, which cannot continue"
         }
         TIMEOUT_SIGNAL => "ipcbox reserves it for signal::with_timeout",
@@ -307,7 +315,7 @@ fn check_handleable(sig: Signal) -> io::Result<()> {
 pub fn flag(sig: Signal) -> io::Result<Arc<AtomicBool>> {
     check_handleable(sig)?;
     let flag = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(sig.0, Arc::clone(&flag))
+    signal_hook::flag::register(sig.as_raw(), Arc::clone(&flag))
         .context_with(|| format!("install a handler for {sig}"))?;
     Ok(flag)
 }
@@ -379,7 +387,7 @@ impl Signals {
         // signal-hook runs a signal's actions in the order they were registered: the flag is
         // set before the wake-up byte is written, so a waiter woken by the byte sees the flag.
         let flag_id =
-            signal_hook::flag::register(sig.0, Arc::clone(&arrived)).context_with(what)?;
+            signal_hook::flag::register(sig.as_raw(), Arc::clone(&arrived)).context_with(what)?;
         let writer = match self.wake_writer.try_clone() {
             Ok(w) => w,
             Err(e) => {
@@ -387,7 +395,7 @@ impl Signals {
                 return Err(context(e, what()));
             }
         };
-        let pipe_id = match signal_hook::low_level::pipe::register(sig.0, writer) {
+        let pipe_id = match signal_hook::low_level::pipe::register(sig.as_raw(), writer) {
             Ok(id) => id,
             Err(e) => {
                 signal_hook::low_level::unregister(flag_id);
@@ -596,7 +604,7 @@ pub fn with_timeout<T>(
     timeout: Duration,
     mut call: impl FnMut() -> io::Result<T>,
 ) -> io::Result<T> {
-    let sig = TIMEOUT_SIGNAL.0;
+    let sig = TIMEOUT_SIGNAL.as_raw();
     sys::signal::install_interrupt_handler(sig)
         .context_with(|| format!("install the timeout handler for {TIMEOUT_SIGNAL}"))?;
     let deadline = Instant::now().checked_add(timeout);
@@ -664,7 +672,7 @@ mod tests {
     #[test]
     fn with_timeout_works_when_the_thread_blocks_the_signal_and_restores_the_mask() {
         std::thread::spawn(|| {
-            let sig = TIMEOUT_SIGNAL.0;
+            let sig = TIMEOUT_SIGNAL.as_raw();
             sys::signal::block_in_thread(sig);
             let (mut reader, _writer) = pipe::new().unwrap();
             let mut buf = [0u8; 1];
