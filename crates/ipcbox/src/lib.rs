@@ -108,6 +108,7 @@ mod ipc_key;
 mod mode;
 mod name;
 mod pid;
+mod signum;
 mod sys;
 
 pub mod codec;
@@ -129,4 +130,4 @@ pub use ipc_key::IpcKey;
 pub use mode::CreationMode;
 pub use pid::Pid;
 pub use queue::Queue;
-pub use signal::Signal;
+pub use signum::Signal;
