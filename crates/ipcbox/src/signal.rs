@@ -29,8 +29,8 @@ use std::time::{Duration, Instant};
 use signal_hook::SigId;
 
 use crate::error::{context, invalid_input, ResultExt};
+use crate::pid::Pid;
 use crate::pipe;
-use crate::process::Pid;
 use crate::sys;
 
 pub use crate::signum::Signal;

@@ -8,7 +8,7 @@ use rustix::process::{pidfd_open, PidfdFlags};
 use super::{ExitStatus, Pid, ResourceUsage, WaitOptions};
 use crate::error::{context, invalid_input, ResultExt};
 use crate::pipe;
-use crate::signal::Signal;
+use crate::signum::Signal;
 use crate::sys;
 
 #[cfg(doc)]

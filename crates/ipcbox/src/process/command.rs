@@ -9,7 +9,7 @@ use super::stdio::{Fallback, StdioKind};
 use super::{Child, ExitStatus, Pid, Stdio};
 use crate::error::{context, invalid_input, ResultExt};
 use crate::pipe;
-use crate::signal::Signal;
+use crate::signum::Signal;
 use crate::sys;
 use crate::sys::process::ChildSetup;
 

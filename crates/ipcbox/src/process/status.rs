@@ -1,7 +1,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::signal::Signal;
+use crate::signum::Signal;
 
 #[cfg(doc)]
 use super::WaitOptions;
