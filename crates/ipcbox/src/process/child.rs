@@ -41,7 +41,7 @@ impl Child {
             Ok(fd) => fd,
             Err(e) => {
                 // Still our unreaped child, so the pid cannot have been reused.
-                let _ = sys::process::kill(pid.as_raw(), libc::SIGKILL);
+                let _ = sys::signal::kill(pid.as_raw(), libc::SIGKILL);
                 let _ = sys::process::wait4(pid.as_raw(), 0);
                 return Err(context(e, format_args!("pidfd_open for child {pid}")));
             }

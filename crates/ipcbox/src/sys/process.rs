@@ -58,12 +58,6 @@ pub(crate) fn pidfd_send_signal(pidfd: impl AsFd, sig: i32) -> io::Result<()> {
     cvt(ret).map(drop)
 }
 
-/// `kill(pid, sig)`, where `pid` may be 0 or negative as `kill(2)` allows.
-pub(crate) fn kill(pid: i32, sig: i32) -> io::Result<()> {
-    // SAFETY: `kill` takes plain integers and touches no memory.
-    cvt(unsafe { libc::kill(pid, sig) }).map(drop)
-}
-
 /// `_exit(code)`: ends the process at once, without running destructors or `atexit` handlers
 /// and without flushing stdio buffers.
 pub(crate) fn exit_immediately(code: i32) -> ! {
