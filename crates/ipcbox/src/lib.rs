@@ -78,8 +78,10 @@
 //!
 //! # Safety and unsafe code
 //!
-//! The crate denies `unsafe_code`; only the private `sys` layer, which makes the raw system
-//! calls that `rustix` does not cover, may use it, and every block there states why it holds.
+//! The crate denies `unsafe_code`. `unsafe` blocks live only in the private `sys` layer, which
+//! makes the raw system calls that `rustix` does not cover; every block there states why it
+//! holds. A public `unsafe fn` ([`process::fork`], [`process::daemonize`]) states its contract
+//! in a `# Safety` section and calls straight into that layer.
 //!
 //! # Limitations
 //!

@@ -1,3 +1,5 @@
+//! `Pid`: a process ID, the base type every mechanism names processes with.
+
 use std::fmt;
 use std::io;
 
@@ -12,9 +14,12 @@ impl Pid {
     ///
     /// # Errors
     ///
-    /// [`io::ErrorKind::InvalidInput`] when `raw` is not positive: 0 and negative numbers
-    /// mean "my process group" and "a process group" to `kill(2)` and `waitpid(2)`, and ipcbox
-    /// spells those out instead.
+    /// [`io::ErrorKind::InvalidInput`] when `raw` is not positive. To `kill(2)` and
+    /// `waitpid(2)`, 0 and negative numbers mean "my process group" and "a process group";
+    /// ipcbox spells those out instead ([`process::WaitTarget`], [`signal::send_group`]).
+    ///
+    /// [`process::WaitTarget`]: crate::process::WaitTarget
+    /// [`signal::send_group`]: crate::signal::send_group
     pub fn from_raw(raw: i32) -> io::Result<Pid> {
         if raw > 0 {
             Ok(Pid(raw))

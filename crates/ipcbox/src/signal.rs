@@ -18,6 +18,15 @@
 //! assert_eq!(signals.wait()?, vec![Signal::USR1]);
 //! # Ok::<(), std::io::Error>(())
 //! ```
+//!
+//! # Limitations
+//!
+//! * [`flag`] and [`Signals`] refuse `KILL` and `STOP` (they cannot be caught) and the fault
+//!   signals `ILL`, `FPE`, `SEGV`, `BUS` (the faulting thread cannot go on).
+//! * A handler installed by [`flag`] stays for the life of the process. Those of a
+//!   [`Signals`] go when it is dropped, and the signal is then ignored rather than given its
+//!   default action back (a limit of `signal-hook`).
+//! * [`with_timeout`] reserves [`TIMEOUT_SIGNAL`]: a program using it leaves that signal alone.
 
 use std::fmt;
 use std::io;
@@ -129,10 +138,10 @@ pub fn flag(sig: Signal) -> io::Result<Arc<AtomicBool>> {
 
 /// Signals received by this process, collected for a normal thread to handle.
 ///
-/// The handler (installed with `sigaction(2)`, `SA_RESTART`, through `signal-hook`) only sets a
-/// flag and writes a byte to a private pipe; [`pending`](Signals::pending),
-/// [`wait`](Signals::wait) and [`wait_timeout`](Signals::wait_timeout) read them back. Several
-/// arrivals of one signal before it is collected count once, as the kernel merges them too.
+/// The handler (`sigaction(2)` with `SA_RESTART`, through `signal-hook`) only sets a flag and
+/// writes a byte to a private pipe. [`pending`](Signals::pending), [`wait`](Signals::wait) and
+/// [`wait_timeout`](Signals::wait_timeout) read them back in a normal thread. Several arrivals
+/// of one signal before it is collected count once, as the kernel merges them too.
 ///
 /// Dropping a `Signals` removes its handlers; the signal is then ignored rather than given its
 /// default action back (a limit of `signal-hook`).
@@ -318,10 +327,12 @@ impl Drop for Signals {
 /// Wakes the parent when a child process exits (`SIGCHLD`), so that it reaps without polling.
 ///
 /// A notification says "some child changed state", not which one, and several exits may
-/// merge into one notification. The caller therefore reaps every child it waits for with a
-/// non-blocking wait (`waitpid(pid, WNOHANG)`, `Child::try_wait`) after each notification,
-/// and creates the `ChildExits` *before* checking, so an exit between the check and the wait
-/// is not missed:
+/// merge into one notification. So the caller:
+///
+/// * creates the `ChildExits` *before* its first check, so that an exit between the check and
+///   the wait is not missed;
+/// * after each notification, reaps every child it waits for with a non-blocking wait
+///   (`waitpid(pid, WNOHANG)`, `Child::try_wait`).
 ///
 /// ```
 /// use ipcbox::signal::ChildExits;
@@ -377,20 +388,23 @@ impl ChildExits {
 /// Runs `call` with a deadline: a blocking system call inside it that is still waiting when
 /// `timeout` has passed fails, and `with_timeout` returns [`io::ErrorKind::TimedOut`].
 ///
-/// A per-thread POSIX timer (`timer_create(2)` with `SIGEV_THREAD_ID`) sends
-/// [`TIMEOUT_SIGNAL`] to the calling thread at the deadline and then every millisecond until
-/// `call` returns; its handler does nothing and is installed without `SA_RESTART`, so the
-/// blocking call returns `EINTR`. An `EINTR` before the deadline (another signal) calls `call`
-/// again. The timer is deleted and the thread's signal mask restored on every way out.
+/// * A per-thread POSIX timer (`timer_create(2)` with `SIGEV_THREAD_ID`) sends
+///   [`TIMEOUT_SIGNAL`] to the calling thread at the deadline, then every millisecond until
+///   `call` returns.
+/// * The signal's handler does nothing and is installed without `SA_RESTART`, so the blocking
+///   call fails with `EINTR`. An `EINTR` before the deadline (another signal) calls `call`
+///   again.
+/// * On every way out, the timer is deleted and the thread's signal mask restored.
 ///
 /// `call` must not retry on `EINTR` itself: `rustix` calls and ipcbox's own ends do not, but
 /// `std::fs::File::open` and `std::io::Read::read_exact` do, and would then never time out.
 ///
 /// # Errors
 ///
-/// [`io::ErrorKind::TimedOut`] ("timed out after …") when the deadline passed while `call` was
-/// blocked; `call`'s own error otherwise; `AlreadyExists` if the program already handles
-/// [`TIMEOUT_SIGNAL`] itself.
+/// * [`io::ErrorKind::TimedOut`] ("timed out after …") when the deadline passed while `call`
+///   was blocked.
+/// * `call`'s own error otherwise.
+/// * `AlreadyExists` if the program already handles [`TIMEOUT_SIGNAL`] itself.
 ///
 /// # Examples
 ///

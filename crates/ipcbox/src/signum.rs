@@ -1,3 +1,5 @@
+//! `Signal`: a checked signal number with the names `kill -l` prints.
+
 use std::fmt;
 use std::io;
 use std::str::FromStr;
@@ -87,8 +89,8 @@ impl Signal {
     ///
     /// # Errors
     ///
-    /// [`io::ErrorKind::InvalidInput`] when `num` is not in `1..=64`, or is 32 or 33 (reserved
-    /// by the C library for its threads).
+    /// [`io::ErrorKind::InvalidInput`] when `num` is not in `1..=64`, or lies between 31 and
+    /// `SIGRTMIN` (32 and 33 with glibc): the C library reserves those for its threads.
     pub fn from_raw(num: i32) -> io::Result<Signal> {
         if (1..=31).contains(&num) || (libc::SIGRTMIN()..=MAX).contains(&num) {
             Ok(Signal(num))

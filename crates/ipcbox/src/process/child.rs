@@ -1,3 +1,5 @@
+//! `Child`: a child process this process waits for, signals and reaps.
+
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};

@@ -1,3 +1,5 @@
+//! `Command`: a program to start as a child, or to replace this process with.
+
 use std::ffi::{OsStr, OsString};
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};

@@ -1,3 +1,5 @@
+//! `fork`, `daemonize` and the way a forked child ends.
+
 use std::io;
 
 use super::{Child, Pid};
@@ -18,21 +20,34 @@ pub enum Fork {
 ///
 /// # Safety
 ///
-/// The child has only the calling thread. If this process has other threads (a test harness,
-/// a runtime, a logger), they may have held locks — in the allocator, in stdio, in any
-/// `Mutex` — that stay locked forever in the child. So, in the child of a multi-threaded
-/// process, do only async-signal-safe work (see
-/// [signal-safety(7)](https://man7.org/linux/man-pages/man7/signal-safety.7.html)): no
-/// allocation, no `println!`, no locks; then `exec` or [`exit_immediately`]. A
-/// single-threaded process's child may run any code. Either way the child should end with
-/// [`exit_immediately`], not by returning, so it does not run the parent's destructors and
-/// flush its buffers a second time.
+/// The child has only the calling thread. Other threads of this process (a test harness, a
+/// runtime, a logger) may have held locks — in the allocator, in stdio, in any `Mutex` — that
+/// stay locked forever in the child. So:
 ///
-/// [`exit_immediately`]: crate::process::exit_immediately
+/// * The child of a multi-threaded process does only async-signal-safe work (see
+///   [signal-safety(7)](https://man7.org/linux/man-pages/man7/signal-safety.7.html)): no
+///   allocation, no `println!`, no locks. Then it calls `exec` or [`exit_immediately`].
+/// * The child of a single-threaded process may run any code.
+/// * Either way the child ends with [`exit_immediately`], not by returning, so that it does
+///   not run the parent's destructors or flush its buffers a second time.
 ///
 /// # Errors
 ///
 /// `EAGAIN` (process limit) or `ENOMEM`.
+///
+/// # Examples
+///
+/// ```
+/// use ipcbox::process::{self, Fork};
+///
+/// // SAFETY: the child calls nothing but `exit_immediately`.
+/// # #[allow(unsafe_code)]
+/// match unsafe { process::fork()? } {
+///     Fork::Child => process::exit_immediately(7),
+///     Fork::Parent(mut child) => assert_eq!(child.wait()?.code(), Some(7)),
+/// }
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[allow(unsafe_code)]
 pub unsafe fn fork() -> io::Result<Fork> {
     // SAFETY: the caller upholds the rules above.
@@ -51,16 +66,19 @@ pub fn exit_immediately(code: i32) -> ! {
 
 /// Turns this process into a daemon and returns in the daemon only.
 ///
-/// Forks; the child calls `setsid` (a new session, no controlling terminal) and forks again
-/// so the daemon is not a session leader and can never acquire a terminal; the daemon changes
-/// to `/` and connects stdin, stdout and stderr to `/dev/null`. The original process waits
-/// until the daemon is set up, then exits with code 0 (`_exit`); the middle one exits at once,
-/// so the daemon is re-parented to init (or a subreaper). Other fds and the umask are kept.
+/// The classic double `fork`:
+///
+/// * A first child calls `setsid` (a new session, no controlling terminal), forks the daemon
+///   and exits at once. The daemon is re-parented to init (or a subreaper) and, not being a
+///   session leader, can never acquire a terminal.
+/// * The daemon changes to `/` and connects stdin, stdout and stderr to `/dev/null`. It keeps
+///   its other fds and the umask.
+/// * The original process waits until the daemon is set up, then exits with code 0 (`_exit`).
 ///
 /// # Safety
 ///
 /// The daemon continues running the caller's code in a forked child, so the calling process
-/// must be single-threaded (see [`fork`](crate::process::fork)).
+/// must be single-threaded (see [`fork`]).
 ///
 /// # Errors
 ///

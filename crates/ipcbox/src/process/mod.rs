@@ -26,12 +26,21 @@
 //!
 //! # Who reaps whom
 //!
-//! A [`Child`] reaps its own process with `wait4` on its pid. [`wait_any`], [`reap_all`] and
-//! [`WaitOptions`] with [`WaitTarget::Any`] or a group reap whichever child of the *whole
-//! process* finished, including children a [`Child`] (or `std::process::Child`, or another
-//! library) is waiting for; that `Child`'s own wait then fails with `ECHILD`. Use them in
-//! programs that own all their children. Signals are sent through a pidfd, so a child reaped
-//! behind a [`Child`]'s back is never confused with a new process that reused its pid.
+//! * A [`Child`] reaps only its own process, with `wait4` on its pid.
+//! * [`wait_any`], [`reap_all`] and [`WaitOptions`] with [`WaitTarget::Any`] or a group reap
+//!   whichever child of the *whole process* finished. That includes children a [`Child`] (or
+//!   `std::process::Child`, or another library) is waiting for, whose own wait then fails
+//!   with `ECHILD`. Use them in programs that own all their children.
+//! * A [`Child`] sends signals through a pidfd, so a child reaped behind its back is never
+//!   confused with a new process that reused its pid.
+//!
+//! # Limitations
+//!
+//! * Linux 5.3 or later: every [`Child`] holds a pidfd (`pidfd_open`).
+//! * [`fork`] and [`daemonize`] are `unsafe`: in a multi-threaded process the child may only
+//!   do async-signal-safe work (see their `# Safety` sections).
+//! * A wait for any child or a process group ([`WaitOptions`]) has no timeout form: Linux has
+//!   no pollable handle for them. [`Child::wait_timeout`] bounds the wait for one child.
 
 mod child;
 mod command;

@@ -1,3 +1,5 @@
+//! `Pipeline`: commands joined stdout to stdin, as a shell runs `a | b`.
+
 use std::io;
 use std::os::fd::OwnedFd;
 
@@ -13,10 +15,13 @@ use super::Stdio;
 /// Commands whose stdout feeds the next one's stdin, like `ps aux | grep python` in a shell,
 /// reporting every stage's status.
 ///
-/// Each link is a pipe (`pipe2`) that std connects with `dup2` in the child; the parent closes
-/// its copies as soon as both sides run, so every stage sees end of file (or `SIGPIPE`) exactly
-/// as in a shell. The first stage's stdin, the last stage's stdout and every stage's stderr
-/// come from the stages' own settings; the links replace the rest.
+/// Each link is a pipe (`pipe2`) put in place with `dup2` in the two children. The parent
+/// keeps no copy of a link once both its stages run, so every stage sees end of file (or
+/// `SIGPIPE`) exactly as in a shell.
+///
+/// * The first stage's stdin, the last stage's stdout and every stage's stderr come from the
+///   stages' own settings.
+/// * The links replace every other stdin and stdout, whatever the stages set.
 ///
 /// ```
 /// use ipcbox::process::{Command, Pipeline};

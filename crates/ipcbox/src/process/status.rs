@@ -1,3 +1,5 @@
+//! How a child ended or changed state, and the resources it used.
+
 use std::fmt;
 use std::time::Duration;
 

@@ -1,3 +1,5 @@
+//! What a child's standard streams are connected to.
+
 use std::fs::File;
 use std::os::fd::OwnedFd;
 

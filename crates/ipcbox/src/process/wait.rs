@@ -1,3 +1,5 @@
+//! Waiting for any child or a process group, reaping, the child subreaper.
+
 use std::fmt;
 use std::io;
 

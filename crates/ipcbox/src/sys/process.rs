@@ -1,5 +1,6 @@
-//! Process calls that need `unsafe`: `wait4`, `fork`, `_exit`, `pidfd_send_signal`, and the
-//! code that runs in a spawned child between `fork` and `exec` (`pre_exec`).
+//! Process calls that need `unsafe`: `wait4`, `fork`, `_exit`, `pidfd_send_signal`, the code
+//! that runs in a spawned child between `fork` and `exec` (`pre_exec`), and the steps of
+//! `daemonize`. Raw integers in and out; `process` builds its types on them.
 
 use std::ffi::CStr;
 use std::io;
@@ -65,7 +66,7 @@ pub(crate) fn exit_immediately(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-/// Where `fork` returned.
+/// Where `fork` returned: in the parent, with the child's raw pid.
 pub(crate) enum ForkResult {
     Parent(i32),
     Child,
