@@ -78,8 +78,10 @@
 //!
 //! # Safety and unsafe code
 //!
-//! The crate denies `unsafe_code`; only the private `sys` layer, which makes the raw system
-//! calls that `rustix` does not cover, may use it, and every block there states why it holds.
+//! The crate denies `unsafe_code`. `unsafe` blocks live only in the private `sys` layer, which
+//! makes the raw system calls that `rustix` does not cover; every block there states why it
+//! holds. A public `unsafe fn` ([`process::fork`], [`process::daemonize`]) states its contract
+//! in a `# Safety` section and calls straight into that layer.
 //!
 //! # Limitations
 //!
@@ -107,6 +109,8 @@ mod error;
 mod ipc_key;
 mod mode;
 mod name;
+mod pid;
+mod signum;
 mod sys;
 
 pub mod codec;
@@ -126,6 +130,6 @@ pub mod sync;
 pub use frame::Connection;
 pub use ipc_key::IpcKey;
 pub use mode::CreationMode;
-pub use process::Pid;
+pub use pid::Pid;
 pub use queue::Queue;
-pub use signal::Signal;
+pub use signum::Signal;

@@ -1,5 +1,6 @@
-//! Process calls that need `unsafe`: `wait4`, `fork`, `_exit`, `pidfd_send_signal`, and the
-//! code that runs in a spawned child between `fork` and `exec` (`pre_exec`).
+//! Process calls that need `unsafe`: `wait4`, `fork`, `_exit`, `pidfd_send_signal`, the code
+//! that runs in a spawned child between `fork` and `exec` (`pre_exec`), and the steps of
+//! `daemonize`. Raw integers in and out; `process` builds its types on them.
 
 use std::ffi::CStr;
 use std::io;
@@ -9,7 +10,6 @@ use std::os::unix::process::CommandExt;
 
 use super::cvt;
 use crate::error::ResultExt;
-use crate::process::{Child, Fork, Pid};
 
 /// What `wait4` reported: the child's ID, its raw status word and its resource usage.
 pub(crate) struct WaitResult {
@@ -59,12 +59,6 @@ pub(crate) fn pidfd_send_signal(pidfd: impl AsFd, sig: i32) -> io::Result<()> {
     cvt(ret).map(drop)
 }
 
-/// `kill(pid, sig)`, where `pid` may be 0 or negative as `kill(2)` allows.
-pub(crate) fn kill(pid: i32, sig: i32) -> io::Result<()> {
-    // SAFETY: `kill` takes plain integers and touches no memory.
-    cvt(unsafe { libc::kill(pid, sig) }).map(drop)
-}
-
 /// `_exit(code)`: ends the process at once, without running destructors or `atexit` handlers
 /// and without flushing stdio buffers.
 pub(crate) fn exit_immediately(code: i32) -> ! {
@@ -72,7 +66,7 @@ pub(crate) fn exit_immediately(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-/// Where `fork` returned.
+/// Where `fork` returned: in the parent, with the child's raw pid.
 pub(crate) enum ForkResult {
     Parent(i32),
     Child,
@@ -84,7 +78,7 @@ pub(crate) enum ForkResult {
 ///
 /// In the child only the calling thread exists; if the parent had other threads, the child
 /// may only call async-signal-safe functions until it execs or exits (see `process::fork`).
-unsafe fn fork_raw() -> io::Result<ForkResult> {
+pub(crate) unsafe fn fork() -> io::Result<ForkResult> {
     // SAFETY: the caller upholds the rules for what the child may do.
     match cvt(unsafe { libc::fork() })? {
         0 => Ok(ForkResult::Child),
@@ -170,7 +164,7 @@ pub(crate) fn exec(cmd: &mut std::process::Command) -> io::Error {
 ///
 /// As for [`fork`], and the caller's process must be one where continuing to run the caller's
 /// code in a forked child is sound (single-threaded).
-unsafe fn daemonize_raw(dev_null: &CStr, root: &CStr) -> io::Result<()> {
+pub(crate) unsafe fn daemonize(dev_null: &CStr, root: &CStr) -> io::Result<()> {
     let (report_r, report_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
     let report_w = std::os::fd::IntoRawFd::into_raw_fd(report_w);
     let fail = |step: i32| -> ! {
@@ -181,7 +175,7 @@ unsafe fn daemonize_raw(dev_null: &CStr, root: &CStr) -> io::Result<()> {
         exit_immediately(1)
     };
     // SAFETY: the caller upholds the fork rules; the child below only makes raw system calls.
-    let forked = unsafe { fork_raw() };
+    let forked = unsafe { fork() };
     if forked.is_err() {
         // SAFETY: our own write end, not yet shared with any process.
         unsafe { libc::close(report_w) };
@@ -266,57 +260,4 @@ unsafe fn daemonize_raw(dev_null: &CStr, root: &CStr) -> io::Result<()> {
             Ok(())
         }
     }
-}
-
-// The public `process::fork` and `process::daemonize` live here, with the rest of the unsafe
-// code, and are re-exported by `process`.
-
-/// Creates a child process that is a copy of this one (`fork(2)`).
-///
-/// # Safety
-///
-/// The child has only the calling thread. If this process has other threads (a test harness,
-/// a runtime, a logger), they may have held locks — in the allocator, in stdio, in any
-/// `Mutex` — that stay locked forever in the child. So, in the child of a multi-threaded
-/// process, do only async-signal-safe work (see
-/// [signal-safety(7)](https://man7.org/linux/man-pages/man7/signal-safety.7.html)): no
-/// allocation, no `println!`, no locks; then `exec` or [`exit_immediately`]. A
-/// single-threaded process's child may run any code. Either way the child should end with
-/// [`exit_immediately`], not by returning, so it does not run the parent's destructors and
-/// flush its buffers a second time.
-///
-/// [`exit_immediately`]: crate::process::exit_immediately
-///
-/// # Errors
-///
-/// `EAGAIN` (process limit) or `ENOMEM`.
-pub unsafe fn fork() -> io::Result<Fork> {
-    // SAFETY: the caller upholds the rules above.
-    match unsafe { fork_raw() }.context_with(|| "fork")? {
-        ForkResult::Child => Ok(Fork::Child),
-        ForkResult::Parent(pid) => Ok(Fork::Parent(Child::adopt(Pid::from_raw(pid)?, false)?)),
-    }
-}
-
-/// Turns this process into a daemon and returns in the daemon only.
-///
-/// Forks; the child calls `setsid` (a new session, no controlling terminal) and forks again
-/// so the daemon is not a session leader and can never acquire a terminal; the daemon changes
-/// to `/` and connects stdin, stdout and stderr to `/dev/null`. The original process waits
-/// until the daemon is set up, then exits with code 0 (`_exit`); the middle one exits at once,
-/// so the daemon is re-parented to init (or a subreaper). Other fds and the umask are kept.
-///
-/// # Safety
-///
-/// The daemon continues running the caller's code in a forked child, so the calling process
-/// must be single-threaded (see [`fork`](crate::process::fork)).
-///
-/// # Errors
-///
-/// In the original process, when a step fails (the message names it); the daemon is then not
-/// running.
-#[doc(alias = "daemon")]
-pub unsafe fn daemonize() -> io::Result<()> {
-    // SAFETY: the caller guarantees a single-threaded process.
-    unsafe { daemonize_raw(c"/dev/null", c"/") }
 }

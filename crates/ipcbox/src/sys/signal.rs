@@ -1,4 +1,5 @@
-//! Signal dispositions (`sigaction`), which rustix leaves to the C library.
+//! Signal calls that rustix leaves to the C library: dispositions (`sigaction`), `kill`, the
+//! calling thread's signal mask, and POSIX timers that signal one thread.
 
 use std::io;
 use std::mem::MaybeUninit;
