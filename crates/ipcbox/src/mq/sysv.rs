@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::error::{context, invalid_input};
 use crate::ipc_key::IpcKey;
 use crate::mode::CreationMode;
-use crate::process::Pid;
+use crate::pid::Pid;
 use crate::sys::mq as sys;
 use crate::sys::mq::MTYPE_SIZE;
 

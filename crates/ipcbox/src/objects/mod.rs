@@ -50,7 +50,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use crate::ipc_key::IpcKey;
-use crate::process::Pid;
+use crate::pid::Pid;
 
 /// The kind of an IPC object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -6,7 +6,7 @@ use std::fs;
 use std::io;
 
 use super::{How, User};
-use crate::process::Pid;
+use crate::pid::Pid;
 
 /// A file's identity: (device, inode).
 pub(super) type Inode = (u64, u64);

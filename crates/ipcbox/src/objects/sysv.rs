@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::{idle_since, Kind, Object, RecordedPid, Removal, Usage};
 use crate::error::context;
 use crate::ipc_key::IpcKey;
-use crate::process::Pid;
+use crate::pid::Pid;
 use crate::sys;
 
 /// One line of a `/proc/sysvipc` table.

@@ -59,7 +59,7 @@ use rustix::net::{
 };
 
 use crate::error::{context, invalid_input, ResultExt};
-use crate::process::Pid;
+use crate::pid::Pid;
 use crate::sys::socket as sys;
 
 mod bind;
