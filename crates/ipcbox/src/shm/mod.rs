@@ -105,10 +105,10 @@ macro_rules! byte_access {
 
 mod map;
 mod segment;
-pub mod store;
 mod sysv;
 mod typed;
 
+pub use crate::store;
 pub use map::{AnonymousMap, FileMap};
 pub(crate) use segment::Link;
 pub use segment::{unlink, Options, Segment, NAME_MAX, SIZE_MAX};
