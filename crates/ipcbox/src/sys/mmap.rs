@@ -10,6 +10,10 @@ use std::ptr::NonNull;
 
 use rustix::mm::{mmap, mmap_anonymous, msync, munmap, MapFlags, MsyncFlags, ProtFlags};
 
+mod view;
+
+pub(crate) use view::{cells, Cell, Placed, TypedHeader};
+
 /// A `MAP_SHARED` mapping, unmapped on drop.
 #[derive(Debug)]
 pub(crate) struct Mapping {
