@@ -12,21 +12,13 @@ use crate::error::ResultExt;
 use crate::mode::CreationMode;
 use crate::sync::mutex::lock_result;
 pub use crate::sync::{LockError, LockResult};
-use crate::sys::mmap::{cells, Mapping, Placed, TypedHeader};
+use crate::sys::mmap::{cells, Mapping, Placed};
 use crate::sys::sync::{view, MutexLock, RawMutex};
 
-/// "IPBT" in memory order.
-const MAGIC: u32 = u32::from_le_bytes(*b"IPBT");
-/// The layout version this code writes and reads.
-/// 2: the lock is ipcbox's own (two `u32`s naming the owner thread), not a glibc mutex.
-pub const LAYOUT_VERSION: u32 = 3;
-/// Where the lock lives.
-const LOCK_OFFSET: usize = 64;
-/// Where the elements start: on their own cache line, away from the header and the lock.
-const DATA_OFFSET: usize = 128;
+mod layout;
 
-const _: () = assert!(size_of::<TypedHeader>() <= LOCK_OFFSET);
-const _: () = assert!(LOCK_OFFSET + size_of::<RawMutex>() <= DATA_OFFSET);
+pub use layout::LAYOUT_VERSION;
+use layout::{TypedHeader, DATA_OFFSET, LOCK_OFFSET, MAGIC};
 
 mod sealed {
     use std::sync::atomic::Ordering;

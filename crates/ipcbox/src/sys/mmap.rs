@@ -12,7 +12,7 @@ use rustix::mm::{mmap, mmap_anonymous, msync, munmap, MapFlags, MsyncFlags, Prot
 
 mod view;
 
-pub(crate) use view::{cells, Cell, Placed, TypedHeader};
+pub(crate) use view::{assert_shared_state, cells, shared_layout, Cell, Placed};
 
 /// A `MAP_SHARED` mapping, unmapped on drop.
 #[derive(Debug)]

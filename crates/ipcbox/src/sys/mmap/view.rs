@@ -45,28 +45,70 @@ pub(crate) fn cells<C: Cell>(map: &Mapping, offset: usize, len: usize) -> Option
     Some(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
-/// The header at the start of a typed segment.
-#[repr(C)]
-#[derive(Debug)]
-pub(crate) struct TypedHeader {
-    /// Written last (release) by the creator.
-    pub(crate) magic: AtomicU32,
-    pub(crate) version: AtomicU32,
-    /// Value or array.
-    pub(crate) kind: AtomicU32,
-    /// The element type's tag.
-    pub(crate) elem_tag: AtomicU32,
-    pub(crate) elem_size: AtomicU32,
-    /// Where the elements start.
-    pub(crate) data_offset: AtomicU32,
-    /// Number of elements.
-    pub(crate) len: AtomicU64,
-    /// `data_offset + len * elem_size`.
-    pub(crate) total_size: AtomicU64,
+// SAFETY: atomic integers accept any bit pattern, have the layout of their integer (C's
+// `_Atomic` types) and are only ever mutated atomically.
+unsafe impl SharedState for AtomicU8 {}
+// SAFETY: as above.
+unsafe impl SharedState for AtomicU16 {}
+// SAFETY: as above.
+unsafe impl SharedState for AtomicU32 {}
+// SAFETY: as above.
+unsafe impl SharedState for AtomicU64 {}
+// SAFETY: an array lays its elements out one after another without padding, so it accepts
+// any bit pattern and is only mutated through atomics when its element type does and is.
+unsafe impl<T: SharedState, const N: usize> SharedState for [T; N] {}
+
+/// Compiles only for [`SharedState`] types; [`shared_layout!`] calls it for every field.
+pub(crate) const fn assert_shared_state<T: SharedState>() {}
+
+/// Declares a `#[repr(C)]` struct that lives in shared memory and implements [`SharedState`]
+/// for it, so [`view`](crate::sys::sync::view) can hand out references to it.
+///
+/// Every field must itself be `SharedState` (an atomic integer, an array of them, or another
+/// struct declared with this macro); that is checked at compile time, which is what makes the
+/// `unsafe impl` below sound whatever module the struct is declared in.
+///
+/// ```ignore
+/// shared_layout! {
+///     /// What it is.
+///     #[derive(Debug)]
+///     pub(crate) struct Header {
+///         pub(crate) magic: AtomicU32,
+///         pub(crate) ids: [AtomicU32; 5],
+///     }
+/// }
+/// ```
+macro_rules! shared_layout {
+    (
+        $(#[$attr:meta])*
+        $vis:vis struct $name:ident {
+            $(
+                $(#[$field_attr:meta])*
+                $field_vis:vis $field:ident: $ty:ty
+            ),* $(,)?
+        }
+    ) => {
+        $(#[$attr])*
+        #[repr(C)]
+        $vis struct $name {
+            $(
+                $(#[$field_attr])*
+                $field_vis $field: $ty,
+            )*
+        }
+
+        const _: () = {
+            $($crate::sys::mmap::assert_shared_state::<$ty>();)*
+        };
+
+        // SAFETY: `#[repr(C)]`, and every field is `SharedState` (checked just above), so the
+        // struct accepts any bit pattern and is only mutated through the atomics it is made of.
+        #[allow(unsafe_code)]
+        unsafe impl $crate::sys::sync::SharedState for $name {}
+    };
 }
 
-// SAFETY: `#[repr(C)]` struct of atomics, valid for any bit pattern.
-unsafe impl SharedState for TypedHeader {}
+pub(crate) use shared_layout;
 
 /// A mapping with a [`RawMutex`] at `lock_offset` and `len` cells of type `C` from
 /// `data_offset`, all checked to lie inside the mapping and be aligned when placed.
