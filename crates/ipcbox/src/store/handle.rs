@@ -16,8 +16,8 @@ use crate::mode::CreationMode;
 use crate::shm::Segment;
 use crate::sync::pid_lock::{Acquired, Patience, PidLock};
 use crate::sys::futex;
-use crate::sys::mmap::Mapping;
-use crate::sys::store::{table, ObjectMem, RawHeader, StoreMaps};
+use crate::sys::mmap::{slice, Mapping, SharedBytes};
+use crate::sys::store::RawHeader;
 use crate::sys::sync::view;
 
 /// How the metadata lock waits: a short spin, then 20 ms sleeps (the owner's life checked after
@@ -98,9 +98,17 @@ pub struct Stats {
     pub max_objects: usize,
 }
 
+/// The two mappings of one store segment: read-write for metadata and objects being created,
+/// read-only (`PROT_READ`) for the views of sealed objects.
+#[derive(Debug)]
+pub(super) struct StoreMaps {
+    pub(super) rw: Arc<Mapping>,
+    pub(super) ro: Arc<Mapping>,
+}
+
 pub(super) struct Inner {
     pub(super) seg: Segment,
-    pub(super) maps: Arc<StoreMaps>,
+    pub(super) maps: StoreMaps,
     pub(super) geo: Geometry,
     pub(super) name: String,
     pub(super) detached: std::sync::atomic::AtomicBool,
@@ -179,7 +187,10 @@ impl Store {
         Ok(Store {
             inner: Arc::new(Inner {
                 seg,
-                maps: Arc::new(StoreMaps { rw, ro }),
+                maps: StoreMaps {
+                    rw: Arc::new(rw),
+                    ro: Arc::new(ro),
+                },
                 geo,
                 name,
                 detached: Default::default(),
@@ -390,9 +401,22 @@ impl Store {
         self.lock()?.reclaim()
     }
 
-    fn mem(&self, offset: usize, len: usize, writable: bool) -> io::Result<ObjectMem> {
+    /// The bytes of the object at `offset` of the data area, through the read-write mapping
+    /// if `writable`, else through the read-only one.
+    fn mem(&self, offset: usize, len: usize, writable: bool) -> io::Result<SharedBytes> {
         let start = self.inner.geo.data_offset + offset;
-        ObjectMem::new(self.inner.maps.clone(), start, len, writable).ok_or_else(|| {
+        // Slices of these bytes are sound because the store's protocol keeps everyone else off
+        // them: `offset` is an allocation recorded in the table under the lock; a writable view
+        // is made only for the object this handle is creating (nobody sees it before it is
+        // sealed, and an allocation is never handed out twice), a read-only one only for a
+        // sealed object this process holds (sealed bytes are never written again, and the
+        // space is not reused while a holder record exists).
+        let map = if writable {
+            &self.inner.maps.rw
+        } else {
+            &self.inner.maps.ro
+        };
+        SharedBytes::new(map.clone(), start, len, writable).ok_or_else(|| {
             corrupt(
                 &self.inner.name,
                 format_args!("object at {offset} of {len} bytes outside the segment"),
@@ -410,7 +434,7 @@ impl Store {
     pub(super) fn lock(&self) -> io::Result<Locked<'_>> {
         let header = self.header();
         // The geometry was checked against the mapping when the store was opened.
-        let entries = table(&self.inner.maps.rw, TABLE_OFFSET, self.inner.geo.entries)
+        let entries = slice(&self.inner.maps.rw, TABLE_OFFSET, self.inner.geo.entries)
             .ok_or_else(|| corrupt(self.name(), "the table does not fit the segment"))?;
         let me = std::process::id();
         let recovered = PidLock::new(&header.lock)

@@ -92,7 +92,7 @@ mod object;
 mod options;
 mod table;
 
-pub use crate::sys::store::Pod;
+pub use crate::sys::mmap::Pod;
 pub use handle::{ObjectInfo, Stats, Store, StoreFull};
 pub use id::{ObjectId, ID_LEN};
 pub use layout::{ALIGN, MAX_OBJECTS_LIMIT};

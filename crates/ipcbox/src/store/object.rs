@@ -7,8 +7,9 @@ use std::sync::atomic::Ordering::SeqCst;
 
 use super::handle::Store;
 use super::id::ObjectId;
+use crate::error::invalid_input;
 use crate::sys::futex;
-use crate::sys::store::{cast_error, cast_slice, cast_slice_mut, ObjectMem, Pod};
+use crate::sys::mmap::{cast_slice, cast_slice_mut, CastError, Pod, SharedBytes};
 
 /// A read-only view of a sealed object, in place in the shared segment: `&[u8]` through
 /// `Deref` (from a `PROT_READ` mapping), or `&[T]` through [`as_slice_of`](ObjectRef::as_slice_of).
@@ -29,7 +30,7 @@ use crate::sys::store::{cast_error, cast_slice, cast_slice_mut, ObjectMem, Pod};
 /// nor through its address: the view points into a `PROT_READ` mapping, so a write faults.
 pub struct ObjectRef {
     pub(super) store: Store,
-    pub(super) mem: ObjectMem,
+    pub(super) mem: SharedBytes,
     pub(super) id: ObjectId,
     pub(super) index: usize,
     pub(super) generation: u32,
@@ -118,7 +119,7 @@ impl fmt::Debug for ObjectRef {
 /// contents are unspecified (whatever an earlier object left there).
 pub struct ObjectBuf {
     pub(super) store: Store,
-    pub(super) mem: ObjectMem,
+    pub(super) mem: SharedBytes,
     pub(super) id: ObjectId,
     pub(super) index: usize,
     pub(super) generation: u32,
@@ -213,4 +214,18 @@ impl fmt::Debug for ObjectBuf {
             .field("len", &self.mem.bytes().len())
             .finish()
     }
+}
+
+/// The error for a failed `cast_slice`, naming the type and the object.
+fn cast_error<T>(e: CastError, len: usize, addr: *const u8, what: &str) -> io::Error {
+    let ty = std::any::type_name::<T>();
+    let size = std::mem::size_of::<T>();
+    let align = std::mem::align_of::<T>();
+    let why = match e {
+        CastError::Size => format!("its {len} bytes are not a whole number of {size}-byte {ty}"),
+        CastError::Misaligned => {
+            format!("its address {addr:p} is not aligned to {align} bytes for {ty}")
+        }
+    };
+    invalid_input(format_args!("view {what} as [{ty}]: {why}"))
 }

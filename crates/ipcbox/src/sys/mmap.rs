@@ -12,7 +12,11 @@ use rustix::mm::{mmap, mmap_anonymous, msync, munmap, MapFlags, MsyncFlags, Prot
 
 mod view;
 
-pub(crate) use view::{assert_shared_state, cells, shared_layout, Cell, Placed};
+pub use view::Pod;
+pub(crate) use view::{
+    assert_shared_state, cast_slice, cast_slice_mut, cells, shared_layout, slice, CastError, Cell,
+    Placed, SharedBytes,
+};
 
 /// A `MAP_SHARED` mapping, unmapped on drop.
 #[derive(Debug)]

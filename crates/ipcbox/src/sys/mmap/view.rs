@@ -8,6 +8,7 @@
 use std::io;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8};
+use std::sync::Arc;
 
 use super::Mapping;
 use crate::sys::sync::{RawMutex, SharedState};
@@ -29,20 +30,35 @@ unsafe impl Cell for AtomicU32 {}
 // SAFETY: as above.
 unsafe impl Cell for AtomicU64 {}
 
+/// The address of `n` values of type `T` from `offset` in `map`, if they lie inside the mapping
+/// and are aligned.
+fn checked<T>(map: &Mapping, offset: usize, n: usize) -> Option<*const T> {
+    let len = n.checked_mul(size_of::<T>())?;
+    if !map.contains(offset, len) {
+        return None;
+    }
+    let ptr = map.as_ptr().wrapping_add(offset).cast::<T>();
+    ptr.is_aligned().then_some(ptr.cast_const())
+}
+
 /// Views `len` cells of type `C` from `offset` in `map`, or `None` when they do not fit or
 /// are misaligned.
 pub(crate) fn cells<C: Cell>(map: &Mapping, offset: usize, len: usize) -> Option<&[C]> {
-    let bytes = len.checked_mul(size_of::<C>())?;
-    if !map.contains(offset, bytes) {
-        return None;
-    }
-    let ptr = map.as_ptr().wrapping_add(offset).cast::<C>();
-    if !ptr.is_aligned() {
-        return None;
-    }
+    let ptr = checked::<C>(map, offset, len)?;
     // SAFETY: the range lies inside the live mapping, which `&map` keeps mapped for the
     // returned lifetime; alignment was checked; `C: Cell` is atomics accepting any bit pattern.
     Some(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+/// Views `n` values of type `T` from `offset` in `map` (a table of entries), or `None` when
+/// they do not fit or are misaligned.
+pub(crate) fn slice<T: SharedState>(map: &Mapping, offset: usize, n: usize) -> Option<&[T]> {
+    let ptr = checked::<T>(map, offset, n)?;
+    // SAFETY: the range lies inside the live mapping, which `&map` keeps mapped for the
+    // returned lifetime; alignment was checked; `T: SharedState` accepts any bit pattern and
+    // is only mutated through atomics, so shared views of memory other processes write are
+    // sound.
+    Some(unsafe { std::slice::from_raw_parts(ptr, n) })
 }
 
 // SAFETY: atomic integers accept any bit pattern, have the layout of their integer (C's
@@ -193,4 +209,133 @@ impl<C: Cell> Placed<C> {
         // aligned; `self` keeps them mapped while it lives; atomics of any bit pattern.
         unsafe { std::slice::from_raw_parts(self.cells.as_ptr(), self.len) }
     }
+}
+
+/// `offset..offset + len` of a mapping, kept mapped by the `Arc`, handed out as byte slices.
+///
+/// # Soundness
+///
+/// A `&[u8]` into shared memory is sound only while nobody writes those bytes, and a
+/// `&mut [u8]` only while nobody else reads or writes them. That cannot be checked here: make
+/// one only for bytes a protocol protects that way, and name the protocol where it is made.
+/// Other processes are outside Rust's reach: one that ignores the protocol can change the
+/// bytes under a view, the caveat of every shared mapping (memmap2's `Mmap`), which the
+/// public type built on this one must document.
+#[derive(Debug)]
+pub(crate) struct SharedBytes {
+    map: Arc<Mapping>,
+    offset: usize,
+    len: usize,
+    writable: bool,
+}
+
+impl SharedBytes {
+    /// `None` when the range does not lie inside the mapping. A `writable` view must be of a
+    /// writable mapping.
+    pub(crate) fn new(
+        map: Arc<Mapping>,
+        offset: usize,
+        len: usize,
+        writable: bool,
+    ) -> Option<SharedBytes> {
+        if !map.contains(offset, len) {
+            return None;
+        }
+        Some(SharedBytes {
+            map,
+            offset,
+            len,
+            writable,
+        })
+    }
+
+    fn ptr(&self) -> NonNull<u8> {
+        // `offset` lies inside the mapping (checked in `new`), so the address is not null.
+        NonNull::new(self.map.as_ptr().wrapping_add(self.offset)).unwrap_or(NonNull::dangling())
+    }
+
+    /// The bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        // SAFETY: the range lies inside a live mapping (checked in `new`; the `Arc` keeps it
+        // mapped while `self` lives); nobody writes it meanwhile, by the maker's protocol (see
+        // the type's docs); a writable view hands out `&mut` only through `&mut self`.
+        unsafe { std::slice::from_raw_parts(self.ptr().as_ptr(), self.len) }
+    }
+
+    /// The bytes, writable; `None` for a read-only view.
+    pub(crate) fn bytes_mut(&mut self) -> Option<&mut [u8]> {
+        if !self.writable {
+            return None;
+        }
+        // SAFETY: the range lies inside the live, writable mapping; `&mut self` excludes every
+        // other reference from this view, and by the maker's protocol no other view of these
+        // bytes exists in any process while this one lives.
+        Some(unsafe { std::slice::from_raw_parts_mut(self.ptr().as_ptr(), self.len) })
+    }
+
+    /// The address of the first byte.
+    pub(crate) fn as_ptr(&self) -> *const u8 {
+        self.ptr().as_ptr()
+    }
+}
+
+/// Plain old data: types for which every bit pattern is a valid value and that have no padding,
+/// so viewing any bytes as a slice of them (as the object store's `as_slice_of` does) is sound.
+///
+/// Implemented for the primitive integers and floats and arrays of them.
+///
+/// # Safety
+///
+/// Implementors must be `Copy`, have no padding bytes, no invalid bit patterns (no `bool`,
+/// `char`, enums, references or pointers) and no interior mutability.
+pub unsafe trait Pod: Copy + Send + Sync + 'static {}
+
+macro_rules! pod {
+    ($($t:ty)*) => ($(
+        // SAFETY: a primitive number: no padding, every bit pattern valid.
+        unsafe impl Pod for $t {}
+    )*)
+}
+pod! { u8 i8 u16 i16 u32 i32 u64 i64 u128 i128 usize isize f32 f64 }
+
+// SAFETY: an array of `Pod` has no padding between its elements and no invalid patterns.
+unsafe impl<T: Pod, const N: usize> Pod for [T; N] {}
+
+/// Why bytes cannot be viewed as `[T]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CastError {
+    /// The address is not aligned for `T`.
+    Misaligned,
+    /// The length is not a multiple of `size_of::<T>()` (or `T` is zero-sized).
+    Size,
+}
+
+/// Views `bytes` as a slice of `T`.
+pub(crate) fn cast_slice<T: Pod>(bytes: &[u8]) -> Result<&[T], CastError> {
+    let size = std::mem::size_of::<T>();
+    if size == 0 || bytes.len() % size != 0 {
+        return Err(CastError::Size);
+    }
+    if !bytes.as_ptr().cast::<T>().is_aligned() {
+        return Err(CastError::Misaligned);
+    }
+    // SAFETY: aligned, in bounds (len / size elements of `size` bytes), `T: Pod` accepts any
+    // bytes; the lifetime is the input's.
+    Ok(unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<T>(), bytes.len() / size) })
+}
+
+/// Views `bytes` as a mutable slice of `T`.
+pub(crate) fn cast_slice_mut<T: Pod>(bytes: &mut [u8]) -> Result<&mut [T], CastError> {
+    let size = std::mem::size_of::<T>();
+    if size == 0 || bytes.len() % size != 0 {
+        return Err(CastError::Size);
+    }
+    if !bytes.as_ptr().cast::<T>().is_aligned() {
+        return Err(CastError::Misaligned);
+    }
+    // SAFETY: as in `cast_slice`; `T: Pod` also means any `T` written is valid bytes, and the
+    // exclusive borrow is carried over.
+    Ok(unsafe {
+        std::slice::from_raw_parts_mut(bytes.as_mut_ptr().cast::<T>(), bytes.len() / size)
+    })
 }
