@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::id::ObjectId;
-use super::layout::{round_up, Geometry, ALIGN, CREATING, SEALED, TABLE_OFFSET};
+use super::layout::{round_up, Geometry, RawHeader, ALIGN, CREATING, SEALED, TABLE_OFFSET};
 use super::object::{ObjectBuf, ObjectRef};
 use super::options::Options;
 use super::table::{corrupt, Locked};
@@ -17,7 +17,6 @@ use crate::shm::Segment;
 use crate::sync::pid_lock::{Acquired, Patience, PidLock};
 use crate::sys::futex;
 use crate::sys::mmap::{slice, Mapping, SharedBytes};
-use crate::sys::store::RawHeader;
 use crate::sys::sync::view;
 
 /// How the metadata lock waits: a short spin, then 20 ms sleeps (the owner's life checked after

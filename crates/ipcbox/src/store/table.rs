@@ -7,9 +7,11 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 
 use super::handle::{Store, StoreFull};
 use super::id::ObjectId;
-use super::layout::{Geometry, ALIGN, CREATING, DELETING, FLAG_EVICT, FREE, SEALED};
+use super::layout::{
+    Geometry, RawEntry, RawHeader, ALIGN, CREATING, DELETING, FLAG_EVICT, FREE, HOLDERS, SEALED,
+};
 use crate::sync::pid_lock::PidLock;
-use crate::sys::store::{process_alive, RawEntry, RawHeader, HOLDERS};
+use crate::sys::store::process_alive;
 
 /// A table entry as read (and checked) under the lock.
 #[derive(Debug, Clone, Copy)]
