@@ -7,12 +7,13 @@
 //! | [`FileMap`] | a regular file, `mmap`ed `MAP_SHARED` | a path | any process that maps the file |
 //! | [`AnonymousMap`] | anonymous `MAP_SHARED` memory | nothing | children forked after it was made |
 //! | [`Value`], [`Array`] | a named segment or anonymous memory holding typed numbers, a lock and a checked header | a name, or nothing | any process that opens it with the same element type |
-//! | [`Store`] | an object store in one named segment: create → write → seal → zero-copy read-only views | a name, object ids | any process using ipcbox |
+//! | [`Store`] | an object store in one named segment: create → write → seal → zero-copy read-only views (module [`store`](mod@store)) | a name, object ids | any process using ipcbox |
 //!
-//! The four byte-level types copy bytes in and out with bounds-checked `read_at` / `write_at`;
-//! the memory is shared with other processes, so what is read is untrusted input. `as_ptr` and
-//! the unsafe `as_slice` / `as_mut_slice` are for callers that organise concurrent access
-//! themselves. [`Value`] and [`Array`] hold numbers (see [`Element`]), each accessed atomically.
+//! * The four byte-level types copy bytes in and out with bounds-checked `read_at` /
+//!   `write_at`. The memory is shared with other processes, so what is read is untrusted input.
+//! * `as_ptr` and the unsafe `as_slice` / `as_mut_slice` are for callers that organise
+//!   concurrent access themselves.
+//! * [`Value`] and [`Array`] hold numbers (see [`Element`]), each accessed atomically.
 //!
 //! ```
 //! use ipcbox::shm;

@@ -574,14 +574,16 @@ impl<T: Element> Drop for Held<'_, T> {
 /// One value of type `T` in shared memory, like Python's `multiprocessing.Value`, with its
 /// lock (a robust process-shared mutex).
 ///
-/// Every access to the value is one atomic instruction on its own cache line: [`get`] and
-/// [`set`] are an atomic load and store and never tear, and for integers [`fetch_add`],
-/// [`fetch_sub`], [`swap`] and [`compare_exchange`] are atomic read-modify-writes, so simple
-/// counters need no lock. [`lock`] is for updates made of several steps (read, compute, write;
-/// or keeping the value in step with other data): while one process holds the guard, every
-/// other process that also goes through `lock` waits. `get`/`set` do not take the lock, so
-/// they see and may overwrite the value between a holder's steps; a protocol that locks must
-/// lock on every side.
+/// Every access to the value is one atomic instruction on its own cache line:
+///
+/// * [`get`] and [`set`] are an atomic load and store, and never tear;
+/// * for integers, [`fetch_add`], [`fetch_sub`], [`swap`] and [`compare_exchange`] are atomic
+///   read-modify-writes, so simple counters need no lock.
+///
+/// [`lock`] is for updates made of several steps (read, compute, write, or keeping the value in
+/// step with other data): while one process holds the guard, every other process that also
+/// goes through `lock` waits. `get` and `set` do not take the lock, so they see and may
+/// overwrite the value between a holder's steps: a protocol that locks must lock on every side.
 ///
 /// Named values (`/dev/shm/<name>`) have a header recording the layout version, the element
 /// type and its size; [`open`](Value::open) checks it and fails with

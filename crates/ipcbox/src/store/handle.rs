@@ -431,6 +431,11 @@ impl Store {
 
     /// Takes the metadata lock (see the module docs), reclaiming after a dead owner.
     pub(super) fn lock(&self) -> io::Result<Locked<'_>> {
+        // The lock is a futex word holding the owner's pid and a tag of its start time. A
+        // waiter that finds it held after a short spin, and again after each slice without
+        // progress, checks whether the owner is dead: its pid gone, a zombie, or now another
+        // process's (`pidfd_open` + `poll`, the start time from `/proc`). Taking it over from a
+        // dead owner reports `OwnerDied`, and the reclaim pass runs before anything else.
         let header = self.header();
         // The geometry was checked against the mapping when the store was opened.
         let entries = slice(&self.inner.maps.rw, TABLE_OFFSET, self.inner.geo.entries)

@@ -1,4 +1,15 @@
-//! The segment's layout: header constants, geometry, initialisation.
+//! The segment's layout, checked against the segment's size whenever it is opened or locked:
+//!
+//! * at offset 0, the header ([`RawHeader`]): magic, version, geometry, the metadata lock, the
+//!   seal counter;
+//! * at [`TABLE_OFFSET`], the table: `max_objects` entries ([`RawEntry`]) of id, state,
+//!   creator pid, allocation and up to [`HOLDERS`] holder records `(pid, count)`;
+//! * from the next page boundary, the data area of `capacity` bytes.
+//!
+//! Allocations are derived from the table itself (first fit between the recorded allocations,
+//! [`ALIGN`]-aligned), so there is no free list to corrupt: every operation re-checks every
+//! offset and length it reads (inside the data area, no overlap, sizes within allocations).
+//! Metadata is only touched through atomics.
 
 use std::io;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};

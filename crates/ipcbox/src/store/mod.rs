@@ -1,10 +1,12 @@
-//! A zero-copy object store for large immutable data, like pyarrow's Plasma: one named
-//! shared-memory segment of fixed capacity holding objects that one process creates, writes and
-//! seals, and any process then reads in place.
+//! A zero-copy object store for large immutable data, like pyarrow's Plasma.
+//!
+//! A store is one named shared-memory segment of fixed capacity. One process creates an
+//! object, writes it and seals it; from then on any process can read it in place, without a
+//! copy, whatever its size. The module is also reachable as `shm::store`.
 //!
 //! ```
 //! use std::time::Duration;
-//! use ipcbox::shm::store::{ObjectId, Store};
+//! use ipcbox::store::{ObjectId, Store};
 //!
 //! # let name = format!("ipcbox-doc-store-{}", std::process::id());
 //! let store = Store::create(&name, 1 << 20)?; // 1 MiB, removed when `store` is dropped
@@ -26,49 +28,37 @@
 //! * [`ObjectBuf::seal`] makes it immutable and visible, and wakes processes waiting in
 //!   [`Store::get`]. Dropping the buffer unsealed ([`ObjectBuf::abort`]) frees the space.
 //! * [`Store::get`] / [`try_get`](Store::try_get) / [`get_timeout`](Store::get_timeout) return
-//!   an [`ObjectRef`]: a read-only view (`&[u8]`, or `&[T]` for plain-old-data `T` with
-//!   [`ObjectRef::as_slice_of`]) of the bytes in place, whatever their size. Each view is a
-//!   *hold* recorded in the table with the holder's pid; dropping it releases the hold.
+//!   an [`ObjectRef`]: a read-only view of the bytes in place, as `&[u8]`, or as `&[T]` for
+//!   plain-old-data `T` with [`ObjectRef::as_slice_of`].
+//! * Each view is a *hold* recorded in the store with the holder's pid; dropping the view
+//!   releases the hold.
 //! * [`Store::delete`] removes the object from view at once; its space is freed when the last
 //!   hold is released.
-//! * A full store is an [`io::ErrorKind::StorageFull`](std::io::ErrorKind::StorageFull) error carrying a [`StoreFull`] with the
-//!   sizes, or — with [`Options::evict`] — evicts the least recently sealed objects nobody
-//!   holds until the new one fits.
+//! * A full store is an [`io::ErrorKind::StorageFull`](std::io::ErrorKind::StorageFull) error
+//!   carrying a [`StoreFull`] with the sizes. With [`Options::evict`], the store evicts the
+//!   least recently sealed objects nobody holds until the new one fits.
 //!
-//! # Layout and safety
+//! # Guarantees
 //!
-//! The segment holds a header (magic, version, geometry, the metadata lock, the seal
-//! counter), a table of [`Options::max_objects`] entries (id, state, creator pid, offset,
-//! length, up to 16 holder records `(pid, count)`) and the data area. Allocations are derived
-//! from the table itself (first fit between the recorded allocations, 64-byte aligned), so
-//! there is no free list to corrupt: every operation re-checks every offset and length it reads
-//! (inside the data area, no overlap, sizes within allocations) and reports a damaged
-//! segment as [`io::ErrorKind::InvalidData`](std::io::ErrorKind::InvalidData). Metadata is only touched through atomics.
-//!
-//! Views of sealed objects point into a second, read-only (`PROT_READ`) mapping of the
-//! segment: a reader cannot write through its view — not by type (`&[u8]`), not by the MMU.
-//! Sealed bytes are never written again by ipcbox, and their space is not reused while a hold
-//! is recorded. **Trust:** a process that can open the segment read-write can ignore that
-//! protocol and change bytes under a view (as with every shared-memory mapping, see memmap2's
-//! `Mmap`); ipcbox cannot prevent it. Keep the permissions owner-only (the default). A peer
-//! that shrinks the segment (`ftruncate`) makes the next access raise `SIGBUS`, as with any
-//! POSIX shared memory (see [`Segment`](crate::shm::Segment#sigbus)).
+//! * A view cannot write its object: it is `&[u8]` by type, and it points into a read-only
+//!   (`PROT_READ`) mapping of the segment.
+//! * Sealed bytes are never written again by ipcbox, and their space is not reused while a
+//!   view of them lives, even after the object is deleted.
+//! * Every offset, length and state read from the segment is checked before it is used. A
+//!   damaged segment is an [`io::ErrorKind::InvalidData`](std::io::ErrorKind::InvalidData)
+//!   error, never an access outside the segment.
+//! * A process killed at any instant leaves a consistent store; what it held is reclaimed
+//!   (next section).
 //!
 //! # Crashed processes
 //!
-//! The metadata lock is a futex word holding the owner's pid and a tag of its start time. A
-//! waiter that finds the lock held after a short spin, and again after each 20 ms slice
-//! without progress, checks whether the owner is dead (the pid gone, a zombie, or now another
-//! process's: `pidfd_open` + `poll`, the start time from `/proc`); if so, it takes the
-//! lock over and runs the *reclaim pass* below
-//! before going on. Every table update is ordered so that a process killed in the middle
-//! leaves a consistent table. (The lock is owned by a process, not by a thread as a
-//! [`sync::Mutex`](crate::sync::Mutex) is: any thread of the owner may release it, and a
-//! thread that ends holding it does not make it a dead owner's.)
+//! The store's metadata lock records its owner. A process that finds it held checks whether
+//! the owner is dead; if so, it takes the lock over and runs the *reclaim pass* before going
+//! on. The lock belongs to a process, not to a thread as a [`sync::Mutex`](crate::sync::Mutex)
+//! does: any thread of the owner may release it.
 //!
-//! The reclaim pass frees the entries of objects whose creator died before sealing (and their
-//! space), drops the holder records of dead processes and frees deleted objects left without
-//! holders. It runs:
+//! The reclaim pass frees objects whose creator died before sealing them, drops the holds of
+//! dead processes and frees deleted objects nobody holds any more. It runs:
 //!
 //! * when a `create_object` does not fit (before reporting the store full or evicting),
 //! * when the lock is taken over from a dead owner,
@@ -77,13 +67,22 @@
 //! * on demand: [`Store::reclaim`].
 //!
 //! So a dead creator's space or a dead reader's hold never blocks anything: whatever needs the
-//! space or the object reclaims it. All processes using a store must share a PID namespace.
-//! Pids are reused: a dead holder's record whose pid now belongs to a live process is kept
-//! until that process exits.
+//! space or the object reclaims it.
 //!
-//! A process holding the lock for longer than 10 seconds (stopped, or a peer that wrote a live
-//! pid into a corrupted lock word) makes other operations fail with
-//! [`io::ErrorKind::TimedOut`](std::io::ErrorKind::TimedOut) rather than hang; the lock is only ever held for table updates.
+//! # Limits
+//!
+//! * **Trust.** A process that can open the segment read-write can ignore the protocol and
+//!   change bytes under a view, as with every shared-memory mapping (see memmap2's `Mmap`).
+//!   Keep the permissions owner-only (the default).
+//! * A peer that shrinks the segment (`ftruncate`) makes the next access raise `SIGBUS`, as
+//!   with any POSIX shared memory (see [`Segment`](crate::shm::Segment#sigbus)).
+//! * At most 16 processes hold views of one object at once, and at most
+//!   [`Options::max_objects`] objects exist at once.
+//! * All processes using a store must share a PID namespace. A dead holder whose pid now
+//!   belongs to a live process keeps its hold until that process exits.
+//! * A process that holds the metadata lock for more than 10 seconds (stopped, or a corrupted
+//!   lock word naming a live process) makes other operations fail with
+//!   [`io::ErrorKind::TimedOut`](std::io::ErrorKind::TimedOut) rather than hang.
 
 mod handle;
 mod id;

@@ -22,7 +22,7 @@ use crate::sys::mmap::{cast_slice, cast_slice_mut, CastError, Pod, SharedBytes};
 /// The bytes cannot be written through a view, by type:
 ///
 /// ```compile_fail
-/// # fn f(view: ipcbox::shm::ObjectRef) {
+/// # fn f(view: ipcbox::store::ObjectRef) {
 /// view[0] = 1; // error: cannot assign to data in dereference of `ObjectRef`
 /// # }
 /// ```
@@ -45,8 +45,8 @@ impl ObjectRef {
 
     /// The object's bytes viewed as a slice of `T` (e.g. `f64`): no copy.
     ///
-    /// Objects start at multiples of [`ALIGN`](super::ALIGN) (64) bytes in a page-aligned data area, so
-    /// any primitive type is aligned.
+    /// Objects start at multiples of [`ALIGN`](super::ALIGN) (64) bytes in a page-aligned
+    /// data area, so any primitive type is aligned.
     ///
     /// # Errors
     ///

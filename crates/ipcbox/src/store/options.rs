@@ -12,7 +12,7 @@ use crate::shm;
 /// permissions, eviction.
 ///
 /// ```
-/// use ipcbox::shm::store::Options;
+/// use ipcbox::store::Options;
 /// use ipcbox::CreationMode;
 ///
 /// # let name = format!("ipcbox-doc-store-opts-{}", std::process::id());
@@ -59,15 +59,18 @@ impl Options {
         self
     }
 
-    /// The bytes of object data a store this call creates holds (required to create one;
-    /// rounded up to [`ALIGN`](super::ALIGN); an existing store keeps its own). Every object takes its size rounded up to [`ALIGN`](super::ALIGN) (at least [`ALIGN`](super::ALIGN)).
+    /// The bytes of object data a store this call creates holds: required to create one,
+    /// rounded up to [`ALIGN`](super::ALIGN). An existing store keeps its own.
+    ///
+    /// Every object takes its size rounded up to [`ALIGN`](super::ALIGN), at least `ALIGN`.
     pub fn capacity(&mut self, bytes: usize) -> &mut Options {
         self.capacity = Some(bytes);
         self
     }
 
     /// How many objects (sealed, being created or awaiting deletion) a store this call creates
-    /// can hold at once: the size of its table, 1024 by default, at most [`MAX_OBJECTS_LIMIT`](super::MAX_OBJECTS_LIMIT).
+    /// can hold at once: the size of its table, 1024 by default, at most
+    /// [`MAX_OBJECTS_LIMIT`](super::MAX_OBJECTS_LIMIT).
     pub fn max_objects(&mut self, n: usize) -> &mut Options {
         self.max_objects = n;
         self

@@ -53,6 +53,9 @@ impl Drop for Locked<'_> {
     }
 }
 
+// Every update of an entry is ordered so that a process killed between any two stores leaves
+// a consistent table: the fields first, the state word last (release), and a holder record's
+// count is cleared before its pid is written.
 impl Locked<'_> {
     fn name(&self) -> &str {
         &self.store.inner.name

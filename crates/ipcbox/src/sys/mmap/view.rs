@@ -84,7 +84,7 @@ pub(crate) const fn assert_shared_state<T: SharedState>() {}
 /// struct declared with this macro); that is checked at compile time, which is what makes the
 /// `unsafe impl` below sound whatever module the struct is declared in.
 ///
-/// ```ignore
+/// ```text
 /// shared_layout! {
 ///     /// What it is.
 ///     #[derive(Debug)]
