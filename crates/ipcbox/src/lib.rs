@@ -125,6 +125,7 @@ pub mod queue;
 pub mod shm;
 pub mod signal;
 pub mod socket;
+pub mod store;
 pub mod sync;
 
 pub use frame::Connection;

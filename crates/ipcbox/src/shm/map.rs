@@ -298,6 +298,11 @@ impl AnonymousMap {
     fn what(&self) -> String {
         format!("anonymous map of {} bytes", self.map.len())
     }
+
+    /// The mapping, for the crate's structures that keep one of their own.
+    pub(crate) fn into_mapping(self) -> Mapping {
+        self.map
+    }
 }
 
 byte_access!(AnonymousMap);

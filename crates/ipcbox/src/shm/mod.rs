@@ -7,12 +7,13 @@
 //! | [`FileMap`] | a regular file, `mmap`ed `MAP_SHARED` | a path | any process that maps the file |
 //! | [`AnonymousMap`] | anonymous `MAP_SHARED` memory | nothing | children forked after it was made |
 //! | [`Value`], [`Array`] | a named segment or anonymous memory holding typed numbers, a lock and a checked header | a name, or nothing | any process that opens it with the same element type |
-//! | [`Store`] | an object store in one named segment: create → write → seal → zero-copy read-only views | a name, object ids | any process using ipcbox |
+//! | [`Store`] | an object store in one named segment: create → write → seal → zero-copy read-only views (module [`store`](mod@store)) | a name, object ids | any process using ipcbox |
 //!
-//! The four byte-level types copy bytes in and out with bounds-checked `read_at` / `write_at`;
-//! the memory is shared with other processes, so what is read is untrusted input. `as_ptr` and
-//! the unsafe `as_slice` / `as_mut_slice` are for callers that organise concurrent access
-//! themselves. [`Value`] and [`Array`] hold numbers (see [`Element`]), each accessed atomically.
+//! * The four byte-level types copy bytes in and out with bounds-checked `read_at` /
+//!   `write_at`. The memory is shared with other processes, so what is read is untrusted input.
+//! * `as_ptr` and the unsafe `as_slice` / `as_mut_slice` are for callers that organise
+//!   concurrent access themselves.
+//! * [`Value`] and [`Array`] hold numbers (see [`Element`]), each accessed atomically.
 //!
 //! ```
 //! use ipcbox::shm;
@@ -26,7 +27,7 @@
 use std::fmt;
 use std::io;
 
-/// The safe byte access every shared-memory type has (the unsafe slices are in `sys::shm`), over its `map: Mapping` and `writable: bool`
+/// The byte access every shared-memory type has, over its `map: Mapping` and `writable: bool`
 /// fields and a `what()` description for error messages.
 macro_rules! byte_access {
     ($ty:ident) => {
@@ -94,8 +95,35 @@ macro_rules! byte_access {
                 self.map.as_ptr()
             }
 
-            /// The mapping, for the crate's structures that live in shared memory and for
-            /// `as_slice` / `as_mut_slice` (in `sys::shm`, with the crate's other unsafe code).
+            /// The whole memory as a byte slice.
+            ///
+            /// # Safety
+            ///
+            /// While the slice lives, no one may write the memory: not this process, and not
+            /// any other process that has it mapped. ipcbox cannot check other processes; use
+            /// `read_at` unless a protocol excludes such writes (a lock, or memory that is
+            /// never written again once published).
+            #[allow(unsafe_code)]
+            pub unsafe fn as_slice(&self) -> &[u8] {
+                // SAFETY: forwarded from the caller's promise, see # Safety.
+                unsafe { self.mapping().as_slice() }
+            }
+
+            /// The whole memory as a mutable byte slice.
+            ///
+            /// # Safety
+            ///
+            /// The handle must be writable, and while the slice lives no one else may read or
+            /// write the memory: not this process, and not any other process that has it mapped.
+            #[allow(unsafe_code)]
+            pub unsafe fn as_mut_slice(&mut self) -> &mut [u8] {
+                // SAFETY: forwarded from the caller's promise, see # Safety; `&mut self`
+                // excludes other slices from this handle.
+                unsafe { self.mapping().as_mut_slice() }
+            }
+
+            /// The mapping, for `as_slice` / `as_mut_slice` and the crate's structures that live
+            /// in shared memory.
             pub(crate) fn mapping(&self) -> &$crate::sys::mmap::Mapping {
                 &self.map
             }
@@ -105,10 +133,10 @@ macro_rules! byte_access {
 
 mod map;
 mod segment;
-pub mod store;
 mod sysv;
 mod typed;
 
+pub use crate::store;
 pub use map::{AnonymousMap, FileMap};
 pub(crate) use segment::Link;
 pub use segment::{unlink, Options, Segment, NAME_MAX, SIZE_MAX};

@@ -415,11 +415,12 @@ impl Options {
 ///
 /// A new segment is built unnamed (`O_TMPFILE` in `/dev/shm`), sized, its space reserved and
 /// its contents initialised ([`Options::open_with_init`]) before it is linked under its name in
-/// one step, so other processes never see a half-made segment. On file systems without
-/// `O_TMPFILE` ipcbox falls back to `O_CREAT | O_EXCL` and sizes the object afterwards; an
-/// opener that comes in between finds size 0 and gets an [`io::ErrorKind::InvalidData`] error
-/// ("not initialised"), as it does for objects that other programs created but have not sized
-/// yet: it may retry. ipcbox does not wait by itself.
+/// one step, so other processes never see a half-made segment.
+///
+/// On file systems without `O_TMPFILE`, ipcbox falls back to `O_CREAT | O_EXCL` and sizes the
+/// object afterwards. An opener that comes in between finds size 0 and gets an
+/// [`io::ErrorKind::InvalidData`] error ("not initialised"), as it does for objects that other
+/// programs created but have not sized yet. It may retry; ipcbox does not wait by itself.
 ///
 /// # `SIGBUS`
 ///

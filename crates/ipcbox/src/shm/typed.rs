@@ -7,27 +7,18 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::time::Duration;
 
-use super::AnonymousMap;
+use super::{AnonymousMap, Link, Segment};
 use crate::error::ResultExt;
 use crate::mode::CreationMode;
 use crate::sync::mutex::lock_result;
 pub use crate::sync::{LockError, LockResult};
-use crate::sys::mmap::Mapping;
+use crate::sys::mmap::{cells, Mapping, Placed};
 use crate::sys::sync::{view, MutexLock, RawMutex};
-use crate::sys::typed::{Memory, Placed, TypedHeader};
 
-/// "IPBT" in memory order.
-const MAGIC: u32 = u32::from_le_bytes(*b"IPBT");
-/// The layout version this code writes and reads.
-/// 2: the lock is ipcbox's own (two `u32`s naming the owner thread), not a glibc mutex.
-pub const LAYOUT_VERSION: u32 = 3;
-/// Where the lock lives.
-const LOCK_OFFSET: usize = 64;
-/// Where the elements start: on their own cache line, away from the header and the lock.
-const DATA_OFFSET: usize = 128;
+mod layout;
 
-const _: () = assert!(size_of::<TypedHeader>() <= LOCK_OFFSET);
-const _: () = assert!(LOCK_OFFSET + size_of::<RawMutex>() <= DATA_OFFSET);
+pub use layout::LAYOUT_VERSION;
+use layout::{TypedHeader, DATA_OFFSET, LOCK_OFFSET, MAGIC};
 
 mod sealed {
     use std::sync::atomic::Ordering;
@@ -36,7 +27,7 @@ mod sealed {
     pub trait Element: Copy {
         const TAG: u32;
         const NAME: &'static str;
-        type Cell: crate::sys::typed::Cell;
+        type Cell: crate::sys::mmap::Cell;
         fn load(cell: &Self::Cell, order: Ordering) -> Self;
         fn store(cell: &Self::Cell, value: Self, order: Ordering);
     }
@@ -297,12 +288,12 @@ impl TypedOptions {
             Err(e) if e.kind() == io::ErrorKind::InvalidData && self.mode != CreationMode::Open => {
                 let seg = super::Options::new().open(name).map_err(|_| e)?;
                 let found = check_header::<T>(seg.mapping(), kind, &seg.name(), len)?;
-                return Shared::new(Memory::Named(seg), found);
+                return Shared::named(seg, found);
             }
             r => r?,
         };
         let found = check_header::<T>(seg.mapping(), kind, &seg.name(), len)?;
-        Shared::new(Memory::Named(seg), found)
+        Shared::named(seg, found)
     }
 }
 
@@ -324,9 +315,9 @@ fn init<T: Element>(map: &Mapping, kind: Kind, len: usize, initial: &[T]) -> io:
         view(map, LOCK_OFFSET).ok_or_else(|| io::Error::other("typed segment too small"))?;
     lock.init()?;
     if !initial.is_empty() {
-        let placed = Placed::<&Mapping, T::Cell>::new(map, LOCK_OFFSET, DATA_OFFSET, len)
-            .map_err(|(_, e)| e)?;
-        for (cell, &v) in placed.cells().iter().zip(initial) {
+        let cells = cells::<T::Cell>(map, DATA_OFFSET, len)
+            .ok_or_else(|| io::Error::other("typed segment too small for its elements"))?;
+        for (cell, &v) in cells.iter().zip(initial) {
             T::store(cell, v, Ordering::Relaxed);
         }
     }
@@ -449,13 +440,20 @@ fn check_header<T: Element>(
 
 /// The part shared by [`Value`] and [`Array`]: memory, lock, cells.
 struct Shared<T: Element> {
-    placed: Placed<Memory, T::Cell>,
+    placed: Placed<T::Cell>,
+    /// The name of a named value or array, removed on drop if this handle created it.
+    link: Option<Link>,
 }
 
 impl<T: Element> Shared<T> {
-    fn new(memory: Memory, len: usize) -> io::Result<Shared<T>> {
-        let placed = Placed::new(memory, LOCK_OFFSET, DATA_OFFSET, len).map_err(|(_, e)| e)?;
-        Ok(Shared { placed })
+    fn new(map: Mapping, link: Option<Link>, len: usize) -> io::Result<Shared<T>> {
+        let placed = Placed::new(map, LOCK_OFFSET, DATA_OFFSET, len)?;
+        Ok(Shared { placed, link })
+    }
+
+    fn named(seg: Segment, len: usize) -> io::Result<Shared<T>> {
+        let (link, map) = seg.into_parts();
+        Shared::new(map, Some(link), len)
     }
 
     fn anonymous(kind: Kind, initial: &[T]) -> io::Result<Shared<T>> {
@@ -469,23 +467,22 @@ impl<T: Element> Shared<T> {
         })?;
         let map = AnonymousMap::new(size)?;
         init::<T>(map.mapping(), kind, initial.len(), initial)?;
-        Shared::new(Memory::Anonymous(map), initial.len())
+        Shared::new(map.into_mapping(), None, initial.len())
     }
 
     #[inline]
-    fn placed(&self) -> &Placed<Memory, T::Cell> {
+    fn placed(&self) -> &Placed<T::Cell> {
         &self.placed
     }
 
     fn name(&self) -> Option<String> {
-        match self.placed().owner() {
-            Memory::Named(seg) => Some(seg.name()),
-            Memory::Anonymous(_) => None,
-        }
+        self.link.as_ref().map(Link::name)
     }
 
     fn detach(&mut self) {
-        self.placed.detach();
+        if let Some(link) = &mut self.link {
+            link.detach();
+        }
     }
 
     fn result<'a, G>(
@@ -577,14 +574,16 @@ impl<T: Element> Drop for Held<'_, T> {
 /// One value of type `T` in shared memory, like Python's `multiprocessing.Value`, with its
 /// lock (a robust process-shared mutex).
 ///
-/// Every access to the value is one atomic instruction on its own cache line: [`get`] and
-/// [`set`] are an atomic load and store and never tear, and for integers [`fetch_add`],
-/// [`fetch_sub`], [`swap`] and [`compare_exchange`] are atomic read-modify-writes, so simple
-/// counters need no lock. [`lock`] is for updates made of several steps (read, compute, write;
-/// or keeping the value in step with other data): while one process holds the guard, every
-/// other process that also goes through `lock` waits. `get`/`set` do not take the lock, so
-/// they see and may overwrite the value between a holder's steps; a protocol that locks must
-/// lock on every side.
+/// Every access to the value is one atomic instruction on its own cache line:
+///
+/// * [`get`] and [`set`] are an atomic load and store, and never tear;
+/// * for integers, [`fetch_add`], [`fetch_sub`], [`swap`] and [`compare_exchange`] are atomic
+///   read-modify-writes, so simple counters need no lock.
+///
+/// [`lock`] is for updates made of several steps (read, compute, write, or keeping the value in
+/// step with other data): while one process holds the guard, every other process that also
+/// goes through `lock` waits. `get` and `set` do not take the lock, so they see and may
+/// overwrite the value between a holder's steps: a protocol that locks must lock on every side.
 ///
 /// Named values (`/dev/shm/<name>`) have a header recording the layout version, the element
 /// type and its size; [`open`](Value::open) checks it and fails with

@@ -10,6 +10,14 @@ use std::ptr::NonNull;
 
 use rustix::mm::{mmap, mmap_anonymous, msync, munmap, MapFlags, MsyncFlags, ProtFlags};
 
+mod view;
+
+pub use view::Pod;
+pub(crate) use view::{
+    assert_shared_state, cast_slice, cast_slice_mut, cells, shared_layout, slice, CastError, Cell,
+    Placed, SharedBytes,
+};
+
 /// A `MAP_SHARED` mapping, unmapped on drop.
 #[derive(Debug)]
 pub(crate) struct Mapping {

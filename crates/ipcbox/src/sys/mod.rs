@@ -42,4 +42,3 @@ pub(crate) mod signal;
 pub(crate) mod socket;
 pub(crate) mod store;
 pub(crate) mod sync;
-pub(crate) mod typed;

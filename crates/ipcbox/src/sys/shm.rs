@@ -1,8 +1,5 @@
 //! System V shared memory: `shmget`, `shmctl`. Attaching is
 //! [`Mapping::shmat`](super::mmap::Mapping::shmat).
-//!
-//! Also the unsafe escape hatches of every `shm` type, `as_slice` and `as_mut_slice`: public
-//! `unsafe fn`s, so they are declared here rather than in the safe `shm` module.
 
 use std::io;
 
@@ -48,42 +45,3 @@ pub(crate) fn shm_remove(shmid: i32) -> io::Result<()> {
     cvt(unsafe { libc::shmctl(shmid, libc::IPC_RMID, std::ptr::null_mut()) })?;
     Ok(())
 }
-
-/// `as_slice` / `as_mut_slice` for each `shm` type, over its `mapping()`.
-macro_rules! unsafe_slices {
-    ($($ty:ty),*) => {$(
-        impl $ty {
-            /// The whole memory as a byte slice.
-            ///
-            /// # Safety
-            ///
-            /// While the slice lives, no one may write the memory: not this process, and not
-            /// any other process that has it mapped. ipcbox cannot check other processes; use
-            /// `read_at` unless a protocol excludes such writes (a lock, or memory that is
-            /// never written again once published).
-            pub unsafe fn as_slice(&self) -> &[u8] {
-                // SAFETY: forwarded from the caller's promise, see # Safety.
-                unsafe { self.mapping().as_slice() }
-            }
-
-            /// The whole memory as a mutable byte slice.
-            ///
-            /// # Safety
-            ///
-            /// The handle must be writable, and while the slice lives no one else may read or
-            /// write the memory: not this process, and not any other process that has it mapped.
-            pub unsafe fn as_mut_slice(&mut self) -> &mut [u8] {
-                // SAFETY: forwarded from the caller's promise, see # Safety; `&mut self`
-                // excludes other slices from this handle.
-                unsafe { self.mapping().as_mut_slice() }
-            }
-        }
-    )*};
-}
-
-unsafe_slices!(
-    crate::shm::Segment,
-    crate::shm::SysVSegment,
-    crate::shm::FileMap,
-    crate::shm::AnonymousMap
-);
