@@ -107,6 +107,7 @@
 
 mod error;
 mod ipc_key;
+mod liveness;
 mod mode;
 mod name;
 mod pid;

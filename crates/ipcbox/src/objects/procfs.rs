@@ -6,6 +6,7 @@ use std::fs;
 use std::io;
 
 use super::{How, User};
+use crate::liveness::{self, Liveness};
 use crate::pid::Pid;
 
 /// A file's identity: (device, inode).
@@ -166,18 +167,10 @@ fn process_uid(pid: i32) -> Option<u32> {
     line.split_ascii_whitespace().nth(2)?.parse().ok()
 }
 
-/// Whether `pid` names a live process: it exists and is neither a zombie nor dead. Errors
-/// other than "no such process" count as alive (the safe answer for `clean`).
+/// Whether `pid` may name a live process (see [`liveness`]): "unknown" counts as alive, the
+/// safe answer for `clean`.
 pub(super) fn alive(pid: Pid) -> bool {
-    match fs::read_to_string(format!("/proc/{}/stat", pid.as_raw())) {
-        Ok(stat) => {
-            let state = stat
-                .rfind(')')
-                .and_then(|i| stat[i + 1..].trim_start().chars().next());
-            !matches!(state, Some('Z' | 'X' | 'x'))
-        }
-        Err(e) => !gone(&e),
-    }
+    u32::try_from(pid.as_raw()).is_ok_and(|pid| liveness::process(pid, |_| true) != Liveness::Dead)
 }
 
 #[cfg(test)]

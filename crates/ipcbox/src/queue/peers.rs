@@ -1,60 +1,19 @@
-//! Which processes are attached to a queue, and whether they still live.
-//!
-//! A process is identified by its PID and its start time (field 22 of `/proc/<pid>/stat`), so
-//! a recycled PID is not taken for the process that died. A zombie counts as dead: a parent
-//! that has not reaped its killed child must still learn that the child is gone.
+//! Which processes are attached to a queue, and whether they still live (by the one rule of
+//! [`liveness`]: a process is its PID and its start time).
 
+use crate::liveness::{self, Liveness};
 use std::sync::atomic::{
     AtomicU64,
     Ordering::{Acquire, Relaxed, Release},
 };
 
-/// The start time of process `pid` in clock ticks since boot, and whether it is still running
-/// (not a zombie); `None` if there is no such process or `/proc` could not tell.
-pub(crate) fn stat(pid: u32) -> Option<(u64, bool)> {
-    try_stat(pid).ok().flatten()
-}
-
-/// As [`stat`], telling "no such process or thread" (`Ok(None)`: `/proc/<id>` does not exist)
-/// from "could not tell" (`Err`: out of file descriptors or memory, an unexpected format), so
-/// that a caller deciding whether an owner is dead does not take the second for the first.
-pub(crate) fn try_stat(pid: u32) -> std::io::Result<Option<(u64, bool)>> {
-    let text = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(text) => text,
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ESRCH)) => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let parsed = (|| {
-        // The command name in parentheses may contain anything, so parse after the last ')'.
-        let rest = &text[text.rfind(')')? + 1..];
-        let mut fields = rest.split_ascii_whitespace();
-        let state = fields.next()?;
-        // After the state, field 4 (ppid) is index 0 here; starttime is field 22, index 18.
-        let start = fields.nth(18)?.parse().ok()?;
-        Some((start, !matches!(state, "Z" | "X" | "x")))
-    })();
-    parsed.map(Some).ok_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("/proc/{pid}/stat: unexpected format"),
-        )
-    })
-}
-
-/// The start time of process `pid` in clock ticks since boot, if `/proc` tells it.
-pub(crate) fn start_time(pid: u32) -> Option<u64> {
-    stat(pid).map(|(start, _)| start)
-}
-
 /// This process's identity as a registry entry: (pid, start time).
 pub(crate) fn me() -> (u64, u64) {
-    let pid = std::process::id();
-    (u64::from(pid), stat(pid).map_or(0, |(s, _)| s))
+    let (pid, start) = liveness::me();
+    (u64::from(pid), start)
 }
 
-/// Whether the process recorded as (`pid`, `start`) is alive. Where `/proc` cannot tell
-/// (not mounted, or this process out of file descriptors or memory), liveness is unknown and
-/// the process counts as alive (no false disconnects).
+/// Whether the process recorded as (`pid`, `start`) may be alive (see [`liveness`]).
 pub(crate) fn alive(pid: u64, start: u64) -> bool {
     alive_if(pid, |s| s == start)
 }
@@ -70,16 +29,9 @@ pub(crate) fn alive_packed(word: u64) -> bool {
     alive_if(word & 0xFFFF_FFFF, |s| (s & 0xFFFF_FFFF) == word >> 32)
 }
 
-/// Whether process `pid` runs and `same(its start time)`; unknown counts as alive.
+/// Whether process `pid` may be alive and `same(its start time)`.
 fn alive_if(pid: u64, same: impl FnOnce(u64) -> bool) -> bool {
-    match u32::try_from(pid) {
-        Ok(p) if p > 0 => match try_stat(p) {
-            Ok(Some((s, running))) => running && same(s),
-            Ok(None) => !std::path::Path::new("/proc/self/stat").exists(),
-            Err(_) => true,
-        },
-        _ => false,
-    }
+    u32::try_from(pid).is_ok_and(|pid| liveness::process(pid, same) != Liveness::Dead)
 }
 
 /// A table of attached processes in shared memory: each slot is (pid, start, handles).

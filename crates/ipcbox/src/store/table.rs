@@ -10,8 +10,8 @@ use super::id::ObjectId;
 use super::layout::{
     Geometry, RawEntry, RawHeader, ALIGN, CREATING, DELETING, FLAG_EVICT, FREE, HOLDERS, SEALED,
 };
+use crate::liveness::{self, Liveness};
 use crate::sync::pid_lock::PidLock;
-use crate::sys::store::process_alive;
 
 /// A table entry as read (and checked) under the lock.
 #[derive(Debug, Clone, Copy)]
@@ -227,7 +227,7 @@ impl Locked<'_> {
             }
             let live = *alive
                 .entry(pid)
-                .or_insert_with(|| pid == self.me || process_alive(pid));
+                .or_insert_with(|| pid == self.me || may_live(pid));
             if live {
                 held = true;
             } else {
@@ -246,7 +246,7 @@ impl Locked<'_> {
             let dead_creator = s.state == CREATING
                 && !*alive
                     .entry(s.creator)
-                    .or_insert_with(|| s.creator == self.me || process_alive(s.creator));
+                    .or_insert_with(|| s.creator == self.me || may_live(s.creator));
             let held = self.reap_holders(i, &mut alive)?;
             if dead_creator || (s.state == DELETING && !held) {
                 self.free(i)?;
@@ -258,7 +258,7 @@ impl Locked<'_> {
 
     /// Frees entry `i` if its object is being created by a dead process; `true` if it did.
     fn reclaim_if_orphan(&self, i: usize, s: &Snap) -> io::Result<bool> {
-        if s.state == CREATING && s.creator != self.me && !process_alive(s.creator) {
+        if s.state == CREATING && s.creator != self.me && !may_live(s.creator) {
             self.free(i)?;
             return Ok(true);
         }
@@ -487,4 +487,10 @@ impl Locked<'_> {
         }
         Ok(())
     }
+}
+
+/// Whether process `pid` may still live (the table records holders by PID alone, so a PID
+/// taken by a new process counts as its holder until that one ends too).
+fn may_live(pid: u32) -> bool {
+    liveness::process(pid, |_| true) != Liveness::Dead
 }

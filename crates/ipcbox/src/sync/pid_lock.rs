@@ -30,10 +30,9 @@ use std::io;
 use std::sync::atomic::{AtomicU32, Ordering::*};
 use std::time::{Duration, Instant};
 
-use crate::queue::peers::{start_time, try_stat as thread_stat};
+use crate::liveness::{self, start_time, Liveness};
 use crate::sys::futex;
 use crate::sys::queue::{fork_generation, my_lock_word};
-use crate::sys::store::{process_alive_if, thread_alive_if};
 
 /// The low bits of a lock word hold the owner's PID (Linux PIDs are below 2^22, its
 /// `PID_MAX_LIMIT`); the 9 above them a tag of the owner's start time (1 to 511, or 0 when
@@ -92,32 +91,17 @@ impl Owner {
         }
     }
 
-    /// Whether the owner named by lock word `word` lives: its ID names a live process or
-    /// thread (not a zombie) whose start time has the word's tag (when both are known).
+    /// Whether the owner named by lock word `word` may live: its ID names a live process or
+    /// thread whose start time has the word's tag (when both are known), or the system cannot
+    /// tell (see [`liveness`]).
     fn alive(self, word: u32) -> bool {
         let (id, want) = (word & PID_MASK, (word & TAG_MASK) >> PID_BITS);
         let same = |start: u64| want == 0 || tag(start) == want;
-        match self {
-            Owner::Process => process_alive_if(id, || start_time(id).is_none_or(same)),
-            // A thread pidfd (Linux 6.9 and later) pins the thread while its start time is
-            // read; `/proc` may hide it (`hidepid`), and then it counts as the owner.
-            Owner::Thread => {
-                // What `/proc/<tid>/stat` says; `missing` is the answer when it has no entry.
-                // A thread whose entry could not be read (this process out of file
-                // descriptors or memory) is not dead.
-                let by_stat = |missing: bool| match thread_stat(id) {
-                    Ok(Some((start, running))) => running && same(start),
-                    Ok(None) => missing,
-                    Err(_) => true,
-                };
-                // A thread pidfd (Linux 6.9 and later) pins the thread while its start time
-                // is read; `/proc` may hide it (`hidepid`), and then it counts as the owner.
-                // Before that, `/proc` alone, which finds any thread by its ID: a missing
-                // entry says the thread is gone, unless `/proc` is not mounted at all.
-                thread_alive_if(id, || by_stat(true))
-                    .unwrap_or_else(|| by_stat(!std::path::Path::new("/proc/self/stat").exists()))
-            }
-        }
+        let verdict = match self {
+            Owner::Process => liveness::process(id, same),
+            Owner::Thread => liveness::thread(id, same),
+        };
+        verdict != Liveness::Dead
     }
 }
 
@@ -314,20 +298,13 @@ impl<'a> PidLock<'a> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::liveness::tests::dead_pid;
 
     const QUICK: Patience = Patience {
         spins: 4,
         slice: Duration::from_millis(5),
         limit: Duration::from_millis(200),
     };
-
-    /// The PID of a process that has exited and been reaped.
-    pub(crate) fn dead_pid() -> u32 {
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let pid = child.id();
-        child.wait().unwrap();
-        pid
-    }
 
     #[test]
     fn a_dead_owners_lock_is_taken_over_and_said_so() {
@@ -553,14 +530,10 @@ pub(crate) mod tests {
     #[test]
     fn a_thread_pidfd_tells_a_live_thread_from_an_ended_one() {
         let me = rustix::thread::gettid().as_raw_nonzero().get() as u32;
-        let Some(alive) = thread_alive_if(me, || true) else {
-            eprintln!("skipped: this kernel has no thread pidfds (Linux 6.9 and later)");
-            return;
-        };
-        assert!(alive);
+        assert_eq!(liveness::thread(me, |_| true), Liveness::Alive);
         assert_eq!(
-            thread_alive_if(me, || false),
-            Some(false),
+            liveness::thread(me, |_| false),
+            Liveness::Dead,
             "not the expected thread"
         );
         let ended = std::thread::spawn(|| rustix::thread::gettid().as_raw_nonzero().get() as u32)
@@ -569,7 +542,7 @@ pub(crate) mod tests {
         // Gone once the kernel has reaped it (a moment after `join`), never alive again
         // unless a new thread gets the ID.
         let joined = Instant::now();
-        while thread_alive_if(ended, || true) == Some(true) {
+        while liveness::thread(ended, |_| true) == Liveness::Alive {
             assert!(
                 joined.elapsed() < Duration::from_secs(10),
                 "thread {ended} still alive"

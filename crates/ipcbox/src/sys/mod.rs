@@ -40,5 +40,4 @@ pub(crate) mod queue;
 pub(crate) mod shm;
 pub(crate) mod signal;
 pub(crate) mod socket;
-pub(crate) mod store;
 pub(crate) mod sync;

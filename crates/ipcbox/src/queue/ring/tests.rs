@@ -3,7 +3,7 @@
 
 use super::journal::LOCK_PATIENCE;
 use super::*;
-use crate::sync::pid_lock::tests::dead_pid;
+use crate::liveness::tests::dead_pid;
 
 fn small() -> Ring {
     let geo = Geometry {
