@@ -105,6 +105,7 @@
 
 #![deny(unsafe_code)]
 
+mod deadline;
 mod error;
 mod ipc_key;
 mod liveness;

@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 
 use signal_hook::SigId;
 
+use crate::deadline::Deadline;
 use crate::error::{context, invalid_input, ResultExt};
 use crate::pid::Pid;
 use crate::pipe;
@@ -239,7 +240,7 @@ impl Signals {
     ///
     /// The OS error from `poll(2)` (other than `EINTR`, which it retries).
     pub fn wait(&mut self) -> io::Result<Vec<Signal>> {
-        self.wait_until(None)
+        self.wait_until(Deadline::Forever)
     }
 
     /// As [`wait`](Signals::wait), but returns an empty list once `timeout` has passed with
@@ -249,7 +250,7 @@ impl Signals {
     ///
     /// The OS error from `poll(2)`.
     pub fn wait_timeout(&mut self, timeout: Duration) -> io::Result<Vec<Signal>> {
-        self.wait_until(Instant::now().checked_add(timeout))
+        self.wait_until(Deadline::after(timeout))
     }
 
     /// An endless iterator over arriving signals, blocking between them.
@@ -264,24 +265,17 @@ impl Signals {
         })
     }
 
-    fn wait_until(&mut self, deadline: Option<Instant>) -> io::Result<Vec<Signal>> {
+    fn wait_until(&mut self, deadline: Deadline) -> io::Result<Vec<Signal>> {
         loop {
             self.drain_wake();
             let got = self.collect();
             if !got.is_empty() {
                 return Ok(got);
             }
-            let left = match deadline {
-                None => None,
-                Some(d) => match d.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => Some(left),
-                    _ => return Ok(got),
-                },
-            };
-            let ts = left.map(|d| rustix::time::Timespec {
-                tv_sec: d.as_secs().try_into().unwrap_or(i64::MAX),
-                tv_nsec: d.subsec_nanos().into(),
-            });
+            if deadline.has_passed() {
+                return Ok(got);
+            }
+            let ts = deadline.poll_timeout();
             let mut fds = [rustix::event::PollFd::new(
                 &self.wake,
                 rustix::event::PollFlags::IN,

@@ -2,12 +2,13 @@
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use rustix::event::{poll, PollFd, PollFlags};
 use rustix::process::{pidfd_open, PidfdFlags};
 
 use super::{ExitStatus, Pid, ResourceUsage, WaitOptions};
+use crate::deadline::Deadline;
 use crate::error::{context, invalid_input, ResultExt};
 use crate::pipe;
 use crate::signum::Signal;
@@ -121,23 +122,16 @@ impl Child {
     ///
     /// As for [`wait`](Child::wait).
     pub fn wait_timeout(&mut self, timeout: Duration) -> io::Result<Option<ExitStatus>> {
-        let Some(deadline) = Instant::now().checked_add(timeout) else {
-            return self.wait().map(Some);
-        };
+        let deadline = Deadline::after(timeout);
         loop {
             if let Some(status) = self.try_wait()? {
                 return Ok(Some(status));
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            if deadline.has_passed() {
                 return Ok(None);
             }
-            let ts = Timespec {
-                tv_sec: left.as_secs().try_into().unwrap_or(i64::MAX),
-                tv_nsec: left.subsec_nanos().into(),
-            };
             let mut pfd = [PollFd::new(&self.pidfd, PollFlags::IN)];
-            match poll(&mut pfd, Some(&ts)) {
+            match poll(&mut pfd, deadline.poll_timeout().as_ref()) {
                 Ok(_) | Err(rustix::io::Errno::INTR) => {}
                 Err(e) => return Err(context(e, format_args!("poll pidfd of child {}", self.pid))),
             }

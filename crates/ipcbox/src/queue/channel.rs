@@ -505,11 +505,11 @@ impl Endpoint {
                 Err(Stop::Disconnected)
             };
         }
-        if deadline.spin(self.policy.spin_for(), || !fast_ready()) {
+        if wait::spin(deadline, self.policy.spin_for(), || !fast_ready()) {
             return Ok(());
         }
         loop {
-            let Some(slice) = deadline.slice() else {
+            let Some(slice) = deadline.slice(wait::SLICE) else {
                 return Err(match deadline {
                     Deadline::Now => blocked_stop(),
                     _ => Stop::Timeout,
@@ -629,7 +629,8 @@ impl<T> Sender<T> {
     ///
     /// As [`Sender::send`].
     pub fn send_bytes<'a>(&self, msg: &'a [u8]) -> Result<(), SendError<&'a [u8]>> {
-        self.send_raw(msg, Deadline::Never).map_err(|e| e.send(msg))
+        self.send_raw(msg, Deadline::Forever)
+            .map_err(|e| e.send(msg))
     }
 
     /// Sends raw bytes if there is room now.
@@ -723,7 +724,7 @@ impl<T: Serialize> Sender<T> {
     /// [`SendError::Disconnected`] if the receiver is gone or dead; [`SendError::Failed`] if
     /// the encoded message is over the size limit or the channel is corrupted.
     pub fn send(&self, msg: T) -> Result<(), SendError<T>> {
-        self.encode_send(&msg, Deadline::Never)
+        self.encode_send(&msg, Deadline::Forever)
             .map_err(|e| e.send(msg))
     }
 
@@ -832,7 +833,7 @@ impl<T> Receiver<T> {
     ///
     /// As [`Receiver::recv`].
     pub fn recv_bytes_into(&self, buf: &mut Vec<u8>) -> Result<(), RecvError> {
-        self.recv_raw(buf, Deadline::Never).map_err(Stop::recv)
+        self.recv_raw(buf, Deadline::Forever).map_err(Stop::recv)
     }
 
     /// Receives raw bytes into `buf` if a message is there now.
@@ -895,7 +896,7 @@ impl<T: DeserializeOwned> Receiver<T> {
     /// [`RecvError::Failed`] if the message does not decode (it is dropped) or the channel is
     /// corrupted.
     pub fn recv(&self) -> Result<T, RecvError> {
-        self.recv_decode(Deadline::Never).map_err(Stop::recv)
+        self.recv_decode(Deadline::Forever).map_err(Stop::recv)
     }
 
     /// Receives a message if one is there now.

@@ -281,7 +281,9 @@ impl ByteQueue {
     /// [`SendError::Disconnected`] if the queue is closed or every other attached process is
     /// gone; [`SendError::Failed`] for a message over the size limit or a corrupted queue.
     pub fn put<'a>(&self, msg: &'a [u8]) -> Result<(), SendError<&'a [u8]>> {
-        self.ring.put(msg, Deadline::Never).map_err(|e| e.send(msg))
+        self.ring
+            .put(msg, Deadline::Forever)
+            .map_err(|e| e.send(msg))
     }
 
     /// Appends `msg` if there is room now.
@@ -318,7 +320,7 @@ impl ByteQueue {
     /// [`RecvError::Disconnected`] once the queue is closed (or every other attached process is
     /// gone) and empty; [`RecvError::Failed`] for a corrupted queue.
     pub fn get_into(&self, buf: &mut Vec<u8>) -> Result<(), RecvError> {
-        self.ring.get(buf, Deadline::Never).map_err(Stop::recv)
+        self.ring.get(buf, Deadline::Forever).map_err(Stop::recv)
     }
 
     /// Removes the oldest message into `buf` if there is one now.
@@ -383,7 +385,7 @@ impl ByteQueue {
     /// As [`ByteQueue::put`]; the error holds how many messages were put: `msgs[..n]` is in
     /// the queue, the rest is not. A message over the size limit fails the batch at it.
     pub fn put_many<M: AsRef<[u8]>>(&self, msgs: &[M]) -> Result<(), SendError<usize>> {
-        match self.ring.put_many(msgs, Deadline::Never) {
+        match self.ring.put_many(msgs, Deadline::Forever) {
             (_, Ok(())) => Ok(()),
             (n, Err(e)) => Err(e.send(n)),
         }
@@ -428,7 +430,7 @@ impl ByteQueue {
     ///
     /// As [`ByteQueue::get_into`]; nothing is appended then.
     pub fn get_many(&self, max: usize, out: &mut Vec<Vec<u8>>) -> Result<usize, RecvError> {
-        self.bytes_many(max, out, Deadline::Never)
+        self.bytes_many(max, out, Deadline::Forever)
             .map_err(Stop::recv)
     }
 
@@ -642,7 +644,7 @@ impl<T> Queue<T> {
     pub fn join(&self) -> io::Result<()> {
         self.bytes
             .ring
-            .join(Deadline::Never)
+            .join(Deadline::Forever)
             .map_err(|e| io::Error::from(e.recv()))
     }
 
@@ -699,7 +701,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// gone; [`SendError::Failed`] if the encoded message is over the size limit or the queue
     /// is corrupted. The message is handed back.
     pub fn put(&self, msg: T) -> Result<(), SendError<T>> {
-        self.encode_put(&msg, Deadline::Never)
+        self.encode_put(&msg, Deadline::Forever)
             .map_err(|e| e.send(msg))
     }
 
@@ -809,7 +811,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn put_many(&self, msgs: &[T]) -> Result<(), SendError<usize>> {
-        match self.encode_put_many(msgs, Deadline::Never) {
+        match self.encode_put_many(msgs, Deadline::Forever) {
             (_, Ok(())) => Ok(()),
             (n, Err(e)) => Err(e.send(n)),
         }
@@ -855,7 +857,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// dropped, the others are still appended to `out`, and the first decoding error is
     /// returned.
     pub fn get_many(&self, max: usize, out: &mut Vec<T>) -> Result<usize, RecvError> {
-        self.get_decode_many(max, out, Deadline::Never)
+        self.get_decode_many(max, out, Deadline::Forever)
             .map_err(Stop::recv)
     }
 
@@ -892,7 +894,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// is gone) and empty; [`RecvError::Failed`] if the message does not decode as `T` (it is
     /// dropped; the queue stays usable) or the queue is corrupted.
     pub fn get(&self) -> Result<T, RecvError> {
-        self.get_decode(Deadline::Never).map_err(Stop::recv)
+        self.get_decode(Deadline::Forever).map_err(Stop::recv)
     }
 
     /// Removes and returns the oldest message if there is one now.

@@ -25,16 +25,7 @@ impl WaitPolicy {
     }
 }
 
-/// When a blocking operation gives up.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Deadline {
-    /// Do not wait (`try_`).
-    Now,
-    /// Wait until this instant (`_timeout`).
-    At(Instant),
-    /// Wait as long as it takes.
-    Never,
-}
+pub(crate) use crate::deadline::Deadline;
 
 /// Sleeps longer than this are cut into slices, after each of which the waiter checks whether
 /// its peers are still alive.
@@ -66,61 +57,40 @@ pub(crate) fn fence_peers() -> bool {
 /// may then be missed, and this bounds the delay.
 pub(crate) const UNFENCED_SLICE: Duration = Duration::from_millis(1);
 
-impl Deadline {
-    pub(crate) fn after(timeout: Duration) -> Deadline {
-        match Instant::now().checked_add(timeout) {
-            Some(t) => Deadline::At(t),
-            None => Deadline::Never,
-        }
+/// Spins for up to `spin` (never past `deadline`) while `blocked()` holds. Returns true if
+/// it stopped because `blocked()` turned false.
+pub(crate) fn spin(deadline: Deadline, spin: Duration, blocked: impl Fn() -> bool) -> bool {
+    if spin.is_zero() || deadline == Deadline::Now {
+        return !blocked();
     }
-
-    /// How long the next futex sleep may last; `None` when the deadline has passed.
-    pub(crate) fn slice(self) -> Option<Duration> {
-        match self {
-            Deadline::Now => None,
-            Deadline::Never => Some(SLICE),
-            Deadline::At(t) => {
-                let left = t.saturating_duration_since(Instant::now());
-                (!left.is_zero()).then(|| left.min(SLICE))
-            }
+    // A first burst without reading the clock: a busy peer usually answers within it, and
+    // the clock read would be on the latency path.
+    for _ in 0..256 {
+        if !blocked() {
+            return true;
         }
+        std::hint::spin_loop();
     }
-
-    /// Spins for up to `spin` (never past the deadline) while `blocked()` holds. Returns true
-    /// if it stopped because `blocked()` turned false.
-    pub(crate) fn spin(self, spin: Duration, blocked: impl Fn() -> bool) -> bool {
-        if spin.is_zero() || matches!(self, Deadline::Now) {
-            return !blocked();
-        }
-        // A first burst without reading the clock: a busy peer usually answers within it, and
-        // the clock read would be on the latency path.
-        for _ in 0..256 {
+    let start = Instant::now();
+    let end = match deadline {
+        Deadline::At(t) => t.min(start + spin),
+        _ => start + spin,
+    };
+    let mut rounds = 0u32;
+    loop {
+        for _ in 0..64 {
             if !blocked() {
                 return true;
             }
             std::hint::spin_loop();
         }
-        let start = Instant::now();
-        let end = match self {
-            Deadline::At(t) => t.min(start + spin),
-            _ => start + spin,
-        };
-        let mut rounds = 0u32;
-        loop {
-            for _ in 0..64 {
-                if !blocked() {
-                    return true;
-                }
-                std::hint::spin_loop();
-            }
-            if Instant::now() >= end {
-                return !blocked();
-            }
-            rounds += 1;
-            if rounds % 16 == 0 {
-                // On an oversubscribed machine the peer may be waiting for this very core.
-                std::thread::yield_now();
-            }
+        if Instant::now() >= end {
+            return !blocked();
+        }
+        rounds += 1;
+        if rounds % 16 == 0 {
+            // On an oversubscribed machine the peer may be waiting for this very core.
+            std::thread::yield_now();
         }
     }
 }

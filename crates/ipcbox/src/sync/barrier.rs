@@ -5,7 +5,8 @@ use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::time::Duration;
 
 use super::region::{Kind, Region, STATE_OFFSET};
-use super::{spin_until, Deadline};
+use super::spin_until;
+use crate::deadline::Deadline;
 use crate::error::invalid_input;
 use crate::mode::CreationMode;
 use crate::sys::futex;
@@ -66,16 +67,17 @@ impl RawBarrier {
         if spin_until(released) {
             return Ok(Some(false));
         }
-        let deadline = Deadline::new(timeout);
+        let deadline = Deadline::from_timeout(timeout);
         loop {
             self.waiters.fetch_add(1, SeqCst);
             let s = self.state.load(SeqCst);
             let outcome = if generation(s) != my_gen {
                 Ok(true)
             } else {
-                match deadline.remaining() {
-                    Some(left) => futex::wait(&self.state, s, left),
-                    None => Ok(false),
+                if deadline.has_passed() {
+                    Ok(false)
+                } else {
+                    futex::wait(&self.state, s, deadline.remaining())
                 }
             };
             self.waiters.fetch_sub(1, SeqCst);
@@ -83,7 +85,7 @@ impl RawBarrier {
             if released() {
                 return Ok(Some(false));
             }
-            if deadline.expired() {
+            if deadline.has_passed() {
                 // Withdraw our arrival, unless the barrier opened meanwhile.
                 let mut s = self.state.load(SeqCst);
                 loop {

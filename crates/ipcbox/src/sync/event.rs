@@ -5,7 +5,8 @@ use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::time::Duration;
 
 use super::region::{Kind, Region, STATE_OFFSET};
-use super::{spin_until, Deadline};
+use super::spin_until;
+use crate::deadline::Deadline;
 use crate::mode::CreationMode;
 use crate::sys::futex;
 use crate::sys::mmap::Mapping;
@@ -36,15 +37,16 @@ impl RawEvent {
         if self.is_set() || spin_until(|| self.is_set()) {
             return Ok(true);
         }
-        let deadline = Deadline::new(timeout);
+        let deadline = Deadline::from_timeout(timeout);
         loop {
             self.waiters.fetch_add(1, SeqCst);
             let outcome = if self.is_set() {
                 Ok(true)
             } else {
-                match deadline.remaining() {
-                    Some(left) => futex::wait(&self.flag, 0, left),
-                    None => Ok(false),
+                if deadline.has_passed() {
+                    Ok(false)
+                } else {
+                    futex::wait(&self.flag, 0, deadline.remaining())
                 }
             };
             self.waiters.fetch_sub(1, SeqCst);
@@ -52,7 +54,7 @@ impl RawEvent {
             if self.is_set() {
                 return Ok(true);
             }
-            if !woken || deadline.expired() {
+            if !woken || deadline.has_passed() {
                 return Ok(false);
             }
         }

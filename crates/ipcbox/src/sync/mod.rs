@@ -219,34 +219,6 @@ fn multi_core() -> bool {
     *CORES.get_or_init(|| crate::sys::sync::online_cpus() > 1)
 }
 
-/// An optional deadline; `remaining` is `Some(None)` for "forever".
-struct Deadline(Option<Instant>);
-
-impl Deadline {
-    fn new(timeout: Option<Duration>) -> Deadline {
-        Deadline(timeout.map(|t| Instant::now().checked_add(t).unwrap_or_else(far_future)))
-    }
-
-    /// `None` when expired, `Some(None)` without deadline, `Some(Some(left))` otherwise.
-    fn remaining(&self) -> Option<Option<Duration>> {
-        match self.0 {
-            None => Some(None),
-            Some(at) => {
-                let left = at.saturating_duration_since(Instant::now());
-                (!left.is_zero()).then_some(Some(left))
-            }
-        }
-    }
-
-    fn expired(&self) -> bool {
-        self.remaining().is_none()
-    }
-}
-
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

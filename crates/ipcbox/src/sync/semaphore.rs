@@ -5,7 +5,8 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
 use std::time::Duration;
 
 use super::region::{Kind, Region, STATE_OFFSET};
-use super::{spin_until, Deadline};
+use super::spin_until;
+use crate::deadline::Deadline;
 use crate::error::invalid_input;
 use crate::mode::CreationMode;
 use crate::sys::futex;
@@ -39,7 +40,7 @@ impl RawSemaphore {
         if self.try_acquire(n) || spin_until(|| self.try_acquire(n)) {
             return Ok(true);
         }
-        let deadline = Deadline::new(timeout);
+        let deadline = Deadline::from_timeout(timeout);
         loop {
             // Announce the sleeper before the last look at the count, so that a releaser either
             // sees us (and wakes) or we see its permits (SeqCst on both sides).
@@ -48,9 +49,10 @@ impl RawSemaphore {
             let outcome = if c >= n {
                 Ok(true)
             } else {
-                match deadline.remaining() {
-                    Some(left) => futex::wait(&self.count, c, left),
-                    None => Ok(false),
+                if deadline.has_passed() {
+                    Ok(false)
+                } else {
+                    futex::wait(&self.count, c, deadline.remaining())
                 }
             };
             self.waiters.fetch_sub(1, SeqCst);
@@ -58,7 +60,7 @@ impl RawSemaphore {
             if self.try_acquire(n) {
                 return Ok(true);
             }
-            if !woken || deadline.expired() {
+            if !woken || deadline.has_passed() {
                 return Ok(false);
             }
         }

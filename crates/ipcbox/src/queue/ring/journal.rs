@@ -47,7 +47,7 @@ impl Ring {
     /// repair was made (then the unlock wakes everybody, since the dead owner may have owed a
     /// wake).
     pub(super) fn lock(&self, side: Side) -> io::Result<bool> {
-        self.lock_until(side, Deadline::Never)
+        self.lock_until(side, Deadline::Forever)
     }
 
     /// [`Ring::lock`] for an operation that gives up at `deadline`: a live holder is waited
@@ -61,7 +61,7 @@ impl Ring {
             WaitPolicy::SpinThenPark(_) => SPIN_LOCK_PATIENCE,
         };
         patience.limit = match deadline {
-            Deadline::Never => patience.limit,
+            Deadline::Forever => patience.limit,
             Deadline::Now => TRY_LOCK_LIMIT.min(patience.limit),
             Deadline::At(t) => t
                 .saturating_duration_since(std::time::Instant::now())

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 use super::error::Stop;
 use super::object::Object;
 use super::peers;
-use super::wait::{Deadline, WaitPolicy};
+use super::wait::{self, Deadline, WaitPolicy};
 use crate::mode::CreationMode;
 use crate::sys::futex;
 use crate::sys::queue::Region;
@@ -547,7 +547,7 @@ impl Ring {
             self.lock_until(side, deadline).map_err(|e| {
                 if e.kind() == io::ErrorKind::TimedOut
                     && matches!(deadline, Deadline::At(_))
-                    && deadline.slice().is_none()
+                    && deadline.slice(wait::SLICE).is_none()
                 {
                     Stop::Timeout
                 } else {
@@ -578,7 +578,7 @@ impl Ring {
                 Err(Stop::Full) | Err(Stop::Empty) => {}
                 Err(e) => return Err(e),
             }
-            let Some(slice) = deadline.slice() else {
+            let Some(slice) = deadline.slice(wait::SLICE) else {
                 return Err(match deadline {
                     Deadline::Now => blocked_stop.take().unwrap_or(Stop::Timeout),
                     _ => Stop::Timeout,
@@ -589,12 +589,12 @@ impl Ring {
                     // A full queue: read the consumers' line only every few pauses (see
                     // `FULL_POLL_MIN`), so their commits do not wait for it each time.
                     let polls = std::cell::Cell::new(0u32);
-                    deadline.spin(spin, || {
+                    wait::spin(deadline, spin, || {
                         polls.set(polls.get().wrapping_add(1));
                         polls.get() % self.full_poll() != 0 || blocked()
                     });
                 } else {
-                    deadline.spin(spin, &blocked);
+                    wait::spin(deadline, spin, &blocked);
                 }
                 sleep = true;
                 continue;

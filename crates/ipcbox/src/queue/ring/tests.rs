@@ -186,7 +186,7 @@ fn a_sleeping_consumer_takes_a_dead_producers_committed_message_not_disconnected
     std::thread::scope(|s| {
         let consumer = s.spawn(|| {
             let mut out = Vec::new();
-            ring.get(&mut out, Deadline::Never).map(|()| out)
+            ring.get(&mut out, Deadline::Forever).map(|()| out)
         });
         // Wait until the consumer sleeps (its waiter bit set under the producers' lock).
         while ring.u32(O_NOT_EMPTY).load(SeqCst) & 1 == 0 {
