@@ -108,11 +108,15 @@
 mod deadline;
 mod error;
 mod ipc_key;
+mod layout;
 mod liveness;
 mod mode;
 mod name;
 mod pid;
+mod pid_lock;
+mod robust;
 mod signum;
+mod spin;
 mod sys;
 
 pub mod codec;

@@ -135,11 +135,11 @@ fn semaphores(id: i32, nsems: u64) -> io::Result<(Vec<(&'static str, i32)>, u64)
     for num in 0..i32::try_from(nsems).unwrap_or(i32::MAX) {
         let what = |cmd: &str| format!("semctl({id}, {num}, {cmd})");
         let pid =
-            sys::sync::semctl(id, num, libc::GETPID).map_err(|e| context(e, what("GETPID")))?;
+            sys::sem::semctl(id, num, libc::GETPID).map_err(|e| context(e, what("GETPID")))?;
         let n =
-            sys::sync::semctl(id, num, libc::GETNCNT).map_err(|e| context(e, what("GETNCNT")))?;
+            sys::sem::semctl(id, num, libc::GETNCNT).map_err(|e| context(e, what("GETNCNT")))?;
         let z =
-            sys::sync::semctl(id, num, libc::GETZCNT).map_err(|e| context(e, what("GETZCNT")))?;
+            sys::sem::semctl(id, num, libc::GETZCNT).map_err(|e| context(e, what("GETZCNT")))?;
         waiters += u64::try_from(n).unwrap_or(0) + u64::try_from(z).unwrap_or(0);
         if pid > 0 && !pids.iter().any(|&(_, p)| p == pid) {
             pids.push(("last semop", pid));
@@ -249,7 +249,7 @@ pub(super) fn remove_if_unused(obj: &Object, min_idle: Duration) -> io::Result<R
     }
     let removed = match obj.kind {
         Kind::SysVShm => sys::shm::shm_remove(id),
-        Kind::SysVSemaphores => sys::sync::semctl(id, 0, libc::IPC_RMID).map(drop),
+        Kind::SysVSemaphores => sys::sem::semctl(id, 0, libc::IPC_RMID).map(drop),
         _ => sys::mq::msgctl_rmid(id),
     };
     match removed {

@@ -372,7 +372,7 @@ impl Endpoint {
     /// `fork` (`force` true) is that same end and takes it over.
     #[cold]
     fn claim(&self, rec: usize, what: &str, force: bool) -> io::Result<()> {
-        let gen = crate::sys::queue::fork_generation();
+        let gen = crate::sys::process::fork_generation();
         let (pid, start) = peers::me();
         let me = peers::pack(pid, start);
         let c = &self.chan;
@@ -447,7 +447,7 @@ impl Endpoint {
 
     #[inline]
     fn ensure(&self, rec: usize, what: &str) -> io::Result<()> {
-        if self.claimed_gen.get() != crate::sys::queue::fork_generation() {
+        if self.claimed_gen.get() != crate::sys::process::fork_generation() {
             self.claim(rec, what, true)?;
         }
         Ok(())
@@ -467,7 +467,7 @@ impl Endpoint {
     /// Marks our end gone and wakes the peer, if this process still owns it (a process that
     /// handed its end to a forked child and then drops its copy does not disconnect the child).
     fn release(&self, rec: usize) {
-        if self.claimed_gen.get() != crate::sys::queue::fork_generation() {
+        if self.claimed_gen.get() != crate::sys::process::fork_generation() {
             return;
         }
         let c = &self.chan;

@@ -10,7 +10,7 @@ use crate::error::ResultExt;
 use crate::mode::CreationMode;
 use crate::shm::{self, Link};
 use crate::sys::mmap::Mapping;
-use crate::sys::queue::Region;
+use crate::sys::mmap::Region;
 
 /// An attached queue object: its memory, and its name if it has one.
 #[derive(Debug)]

@@ -9,11 +9,13 @@ use std::time::Duration;
 
 use super::{AnonymousMap, Link, Segment};
 use crate::error::ResultExt;
+use crate::layout::sync::RawMutex;
 use crate::mode::CreationMode;
-use crate::sync::mutex::lock_result;
-pub use crate::sync::{LockError, LockResult};
+use crate::robust::lock_result;
+use crate::robust::MutexLock;
+pub use crate::robust::{LockError, LockResult};
+use crate::sys::mmap::view;
 use crate::sys::mmap::{cells, Mapping, Placed};
-use crate::sys::sync::{view, MutexLock, RawMutex};
 
 mod layout;
 
@@ -440,7 +442,7 @@ fn check_header<T: Element>(
 
 /// The part shared by [`Value`] and [`Array`]: memory, lock, cells.
 struct Shared<T: Element> {
-    placed: Placed<T::Cell>,
+    placed: Placed<RawMutex, T::Cell>,
     /// The name of a named value or array, removed on drop if this handle created it.
     link: Option<Link>,
 }
@@ -471,7 +473,7 @@ impl<T: Element> Shared<T> {
     }
 
     #[inline]
-    fn placed(&self) -> &Placed<T::Cell> {
+    fn placed(&self) -> &Placed<RawMutex, T::Cell> {
         &self.placed
     }
 
@@ -499,7 +501,7 @@ impl<T: Element> Shared<T> {
         // A wake-up costs far more than a short wait for a holder about to unlock; the spin
         // only reads the lock word, and the lock then takes it (or sleeps).
         if raw.is_held() {
-            crate::sync::spin_until(|| !raw.is_held());
+            crate::spin::spin_until(|| !raw.is_held());
         }
         self.result(raw.lock(), LockError::WouldBlock, guard)
     }

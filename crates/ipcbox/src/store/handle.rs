@@ -13,11 +13,11 @@ use super::options::Options;
 use super::table::{corrupt, Locked};
 use crate::error::ResultExt;
 use crate::mode::CreationMode;
+use crate::pid_lock::{Acquired, Patience, PidLock};
 use crate::shm::Segment;
-use crate::sync::pid_lock::{Acquired, Patience, PidLock};
 use crate::sys::futex;
+use crate::sys::mmap::view;
 use crate::sys::mmap::{slice, Mapping, SharedBytes};
-use crate::sys::sync::view;
 
 /// How the metadata lock waits: a short spin, then 20 ms sleeps (the owner's life checked after
 /// each), and a live owner is waited for 10 seconds before an operation fails.

@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64};
 
 use crate::error::invalid_input;
 use crate::shm;
+use crate::sys::mmap::view;
 use crate::sys::mmap::{shared_layout, Mapping};
-use crate::sys::sync::view;
 
 const MAGIC: u64 = u64::from_le_bytes(*b"IPBSTORE");
 const VERSION: u32 = 4;
@@ -47,7 +47,7 @@ shared_layout! {
         pub(crate) version: AtomicU32,
         /// Bit 0: evict sealed unheld objects when full.
         pub(crate) flags: AtomicU32,
-        /// The metadata lock: 0 = free, otherwise the holder (see `sync::pid_lock`).
+        /// The metadata lock: 0 = free, otherwise the holder (see `pid_lock`).
         pub(crate) lock: AtomicU32,
         /// Unused (the lock keeps its waiting bit in its own word).
         pub(crate) reserved: AtomicU32,

@@ -11,7 +11,7 @@ use super::layout::{
     Geometry, RawEntry, RawHeader, ALIGN, CREATING, DELETING, FLAG_EVICT, FREE, HOLDERS, SEALED,
 };
 use crate::liveness::{self, Liveness};
-use crate::sync::pid_lock::PidLock;
+use crate::pid_lock::PidLock;
 
 /// A table entry as read (and checked) under the lock.
 #[derive(Debug, Clone, Copy)]

@@ -5,13 +5,14 @@ use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::time::Duration;
 
 use super::region::{Kind, Region, STATE_OFFSET};
-use super::spin_until;
 use crate::deadline::Deadline;
 use crate::error::invalid_input;
+use crate::layout::sync::RawBarrier;
 use crate::mode::CreationMode;
+use crate::spin::spin_until;
 use crate::sys::futex;
+use crate::sys::mmap::view;
 use crate::sys::mmap::Mapping;
-use crate::sys::sync::{view, RawBarrier};
 
 /// The most parties a [`Barrier`] can have.
 pub const BARRIER_MAX_PARTIES: u32 = 0xffff;

@@ -4,12 +4,14 @@ use std::io;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::time::Duration;
 
-use super::mutex::{LockError, Mutex, MutexGuard};
+use super::mutex::{Mutex, MutexGuard};
 use super::region::{Kind, Region, STATE_OFFSET};
+use crate::layout::sync::RawCondvar;
 use crate::mode::CreationMode;
+use crate::robust::LockError;
 use crate::sys::futex;
+use crate::sys::mmap::view;
 use crate::sys::mmap::Mapping;
-use crate::sys::sync::{view, RawCondvar};
 
 impl RawCondvar {
     pub(crate) fn init(&self) {

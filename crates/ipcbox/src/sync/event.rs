@@ -5,12 +5,13 @@ use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::time::Duration;
 
 use super::region::{Kind, Region, STATE_OFFSET};
-use super::spin_until;
 use crate::deadline::Deadline;
+use crate::layout::sync::RawEvent;
 use crate::mode::CreationMode;
+use crate::spin::spin_until;
 use crate::sys::futex;
+use crate::sys::mmap::view;
 use crate::sys::mmap::Mapping;
-use crate::sys::sync::{view, RawEvent};
 
 impl RawEvent {
     pub(crate) fn init(&self, set: bool) {

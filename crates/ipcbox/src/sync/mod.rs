@@ -32,22 +32,19 @@ mod condvar;
 mod event;
 pub(crate) mod mutex;
 mod named;
-pub(crate) mod pid_lock;
 pub(crate) mod region;
-mod robust;
 mod semaphore;
 mod sysv;
 
 use std::io;
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use crate::mode::CreationMode;
 
+pub use crate::robust::{LockError, LockResult};
 pub use barrier::{Barrier, BarrierWaitResult, BARRIER_MAX_PARTIES};
 pub use condvar::{Condvar, WaitTimeoutResult};
 pub use event::Event;
-pub use mutex::{LockError, LockResult, Mutex, MutexGuard};
+pub use mutex::{Mutex, MutexGuard};
 pub use named::{NamedSemaphore, NAMED_SEMAPHORE_MAX};
 pub use semaphore::{Semaphore, SEMAPHORE_MAX};
 pub use sysv::{SemOp, SemaphoreSet, SEMMSL, SEMVMX};
@@ -167,80 +164,5 @@ impl Options {
     /// As [`SemaphoreSet::create`] / [`SemaphoreSet::open`].
     pub fn open_semaphore_set(&self, key: crate::IpcKey, nsems: usize) -> io::Result<SemaphoreSet> {
         SemaphoreSet::with_options(key, self.mode, self.permissions, nsems)
-    }
-}
-
-/// How long a waiter re-checks before it sleeps: a wake-up costs far more (about 60 µs on a
-/// VM, see DESIGN.md) than spinning while a peer on another core is about to answer.
-const SPIN_FOR: Duration = Duration::from_micros(10);
-
-/// How long the spin is pure; after that it yields the CPU between re-checks. A peer on
-/// another CPU answers within a fraction of this; a peer waiting for *our* CPU (both
-/// processes pinned to one, or a one-CPU cpuset) only runs if we yield.
-const SPIN_ALONE: Duration = Duration::from_micros(1);
-
-/// Spins briefly (at most [`SPIN_FOR`]) until `ready` holds; `true` if it did.
-pub(crate) fn spin_until(ready: impl FnMut() -> bool) -> bool {
-    spin_until_by(32, ready)
-}
-
-/// As [`spin_until`], looking at the clock every `batch` calls of `ready` (1 when `ready` is
-/// itself a system call, so that the time limits hold).
-pub(crate) fn spin_until_by(batch: u32, mut ready: impl FnMut() -> bool) -> bool {
-    if !multi_core() {
-        return false;
-    }
-    let start = Instant::now();
-    loop {
-        for _ in 0..batch {
-            std::hint::spin_loop();
-            if ready() {
-                return true;
-            }
-        }
-        let spun = start.elapsed();
-        if spun >= SPIN_FOR {
-            return false;
-        }
-        if spun >= SPIN_ALONE {
-            std::thread::yield_now();
-            if ready() {
-                return true;
-            }
-        }
-    }
-}
-
-/// Whether spinning can help: on one CPU the holder cannot run while we spin. This counts the
-/// system's CPUs, not this process's affinity: a process pinned to one CPU (as latency-minded
-/// programs and `ipcbox bench` are) still waits for peers running on the others.
-fn multi_core() -> bool {
-    static CORES: OnceLock<bool> = OnceLock::new();
-    *CORES.get_or_init(|| crate::sys::sync::online_cpus() > 1)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn spinning_counts_the_system_cpus_not_the_affinity_mask() {
-        let online = crate::sys::sync::online_cpus();
-        let allowed = std::thread::available_parallelism().map_or(1, |n| n.get());
-        assert!(online >= allowed, "{online} online < {allowed} allowed");
-        // Pin this test's thread to one CPU, as `ipcbox bench` pins its processes: the count
-        // must not change, since a peer may still run on the other CPUs.
-        let mut one = rustix::thread::CpuSet::new();
-        one.set(rustix::thread::sched_getcpu());
-        rustix::thread::sched_setaffinity(None, &one).expect("pin to one CPU");
-        assert_eq!(
-            std::thread::available_parallelism().map_or(0, |n| n.get()),
-            1
-        );
-        assert_eq!(crate::sys::sync::online_cpus(), online);
-        assert_eq!(multi_core(), online > 1);
-        if online > 1 {
-            assert!(spin_until(|| true));
-        }
     }
 }

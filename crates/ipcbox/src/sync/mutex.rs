@@ -6,8 +6,10 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use super::region::{Kind, Region};
+use crate::layout::sync::RawMutex;
 use crate::mode::CreationMode;
-use crate::sys::sync::{MutexLock, RawMutex};
+use crate::robust::MutexLock;
+use crate::robust::{lock_result, LockError, LockResult};
 
 /// A mutual-exclusion lock shared between processes, robust against its owner dying, with the
 /// semantics of a `pthread_mutex_t` made `PTHREAD_PROCESS_SHARED`, `PTHREAD_MUTEX_ROBUST` and
@@ -173,7 +175,7 @@ impl Mutex {
         // the spin only reads the lock word, and the lock then takes it (or sleeps).
         let raw = self.raw();
         if raw.is_held() {
-            super::spin_until(|| !raw.is_held());
+            crate::spin::spin_until(|| !raw.is_held());
         }
         self.result(raw.lock(), LockError::WouldBlock)
     }
@@ -221,99 +223,9 @@ impl Mutex {
 }
 
 fn init(map: &crate::sys::mmap::Mapping) -> io::Result<()> {
-    crate::sys::sync::view::<RawMutex>(map, super::region::STATE_OFFSET)
+    crate::sys::mmap::view::<RawMutex>(map, super::region::STATE_OFFSET)
         .ok_or_else(|| io::Error::other("mutex segment too small"))?
         .init()
-}
-
-/// What locking a [`Mutex`] (`G` = [`MutexGuard`]), a [`shm::Value`](crate::shm::Value) or a
-/// [`shm::Array`](crate::shm::Array) (`G` = their guard) returns.
-pub type LockResult<G> = Result<G, LockError<G>>;
-
-/// Why locking a robust lock did not simply succeed; `G` is the guard.
-pub enum LockError<G> {
-    /// The lock is yours, but its previous owner died holding it: the state it protects may be
-    /// half-updated. Repair it and call `mark_consistent` on the guard (as
-    /// [`MutexGuard::mark_consistent`]); dropping the guard without that makes the lock
-    /// [`NotRecoverable`](LockError::NotRecoverable).
-    OwnerDied(G),
-    /// An owner died and the next one unlocked without marking the state consistent: nobody can
-    /// lock it any more (`ENOTRECOVERABLE`). Recreate it.
-    NotRecoverable,
-    /// `try_lock`: someone else holds the lock.
-    WouldBlock,
-    /// `lock_timeout`: the lock stayed held for the whole timeout.
-    TimedOut,
-    /// Any other error (`Deadlock` when the calling thread already holds the lock).
-    Io(io::Error),
-}
-
-/// The [`LockResult`] of a lock attempt that gave `got`: `guard()` makes the guard of a lock
-/// now held, `busy` is the error for one held by someone else.
-pub(crate) fn lock_result<G>(
-    got: io::Result<MutexLock>,
-    busy: LockError<G>,
-    guard: impl FnOnce() -> G,
-) -> LockResult<G> {
-    match got {
-        Ok(MutexLock::Locked) => Ok(guard()),
-        Ok(MutexLock::OwnerDied) => Err(LockError::OwnerDied(guard())),
-        Ok(MutexLock::NotRecoverable) => Err(LockError::NotRecoverable),
-        Ok(MutexLock::Busy) => Err(busy),
-        Err(e) => Err(LockError::Io(e)),
-    }
-}
-
-impl<G> LockError<G> {
-    /// `true` for [`LockError::OwnerDied`].
-    pub fn is_owner_died(&self) -> bool {
-        matches!(self, LockError::OwnerDied(_))
-    }
-}
-
-impl<G> fmt::Debug for LockError<G> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LockError::OwnerDied(_) => f.write_str("OwnerDied(..)"),
-            LockError::NotRecoverable => f.write_str("NotRecoverable"),
-            LockError::WouldBlock => f.write_str("WouldBlock"),
-            LockError::TimedOut => f.write_str("TimedOut"),
-            LockError::Io(e) => f.debug_tuple("Io").field(e).finish(),
-        }
-    }
-}
-
-impl<G> fmt::Display for LockError<G> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LockError::OwnerDied(_) => {
-                f.write_str("the previous owner of the lock died holding it")
-            }
-            LockError::NotRecoverable => f.write_str(
-                "the lock is not recoverable: an owner died and the next one did not mark it \
-                 consistent",
-            ),
-            LockError::WouldBlock => f.write_str("the lock is held by someone else"),
-            LockError::TimedOut => f.write_str("timed out waiting for the lock"),
-            LockError::Io(e) => write!(f, "lock: {e}"),
-        }
-    }
-}
-
-impl<G> std::error::Error for LockError<G> {}
-
-impl<G> From<LockError<G>> for io::Error {
-    /// Converts into an [`io::Error`]; an [`OwnerDied`](LockError::OwnerDied) guard is dropped
-    /// unmarked on the way, which makes the lock not recoverable.
-    fn from(e: LockError<G>) -> io::Error {
-        let kind = match &e {
-            LockError::OwnerDied(_) | LockError::NotRecoverable => io::ErrorKind::Other,
-            LockError::WouldBlock => io::ErrorKind::WouldBlock,
-            LockError::TimedOut => io::ErrorKind::TimedOut,
-            LockError::Io(io) => io.kind(),
-        };
-        io::Error::new(kind, e.to_string())
-    }
 }
 
 /// Holds a [`Mutex`] locked; unlocks on drop (`pthread_mutex_unlock`).

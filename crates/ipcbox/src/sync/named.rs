@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::error::{context, invalid_input, ResultExt};
 use crate::mode::CreationMode;
 use crate::name::posix_name;
-use crate::sys::sync::{sem_unlink, NamedSem};
+use crate::sys::sem::{sem_unlink, NamedSem};
 
 /// The largest value of a POSIX semaphore (`SEM_VALUE_MAX`).
 pub const NAMED_SEMAPHORE_MAX: u32 = i32::MAX as u32;
@@ -139,7 +139,7 @@ impl NamedSemaphore {
     /// post answers faster than a sleeper is woken (glibc's `sem_post` makes no system call
     /// when nobody sleeps). Errors are left to the blocking call that follows.
     fn spin(&self) -> bool {
-        super::spin_until(|| matches!(self.sem.try_wait(), Ok(true)))
+        crate::spin::spin_until(|| matches!(self.sem.try_wait(), Ok(true)))
     }
 
     /// Increments the value, waking one waiter (`sem_post`).

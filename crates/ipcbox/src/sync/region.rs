@@ -6,11 +6,12 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::error::{context, invalid_input, ResultExt};
+use crate::layout::sync::Header;
 use crate::mode::CreationMode;
 use crate::name::{posix_name, NAME_MAX};
 use crate::shm::{self, Link};
 use crate::sys::mmap::Mapping;
-use crate::sys::sync::{view, Header, SharedState};
+use crate::sys::mmap::{view, SharedState};
 
 /// Size of [`Header`]; the state starts here (8-byte aligned, since mappings are page aligned).
 pub(crate) const STATE_OFFSET: usize = 16;

@@ -5,13 +5,14 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
 use std::time::Duration;
 
 use super::region::{Kind, Region, STATE_OFFSET};
-use super::spin_until;
 use crate::deadline::Deadline;
 use crate::error::invalid_input;
+use crate::layout::sync::RawSemaphore;
 use crate::mode::CreationMode;
+use crate::spin::spin_until;
 use crate::sys::futex;
+use crate::sys::mmap::view;
 use crate::sys::mmap::Mapping;
-use crate::sys::sync::{view, RawSemaphore};
 
 /// The largest value a [`Semaphore`] holds (`SEM_VALUE_MAX`, `i32::MAX`).
 pub const SEMAPHORE_MAX: u32 = i32::MAX as u32;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::error::{invalid_input, ResultExt};
 use crate::ipc_key::IpcKey;
 use crate::mode::CreationMode;
-use crate::sys::sync::{semctl, semctl_all, semctl_nsems, semctl_setval, semget, semop};
+use crate::sys::sem::{semctl, semctl_all, semctl_nsems, semctl_setval, semget, semop};
 
 /// The largest value of a System V semaphore (`SEMVMX`).
 pub const SEMVMX: u16 = 32767;
@@ -176,7 +176,7 @@ impl SemaphoreSet {
             b.sem_flg |= nowait;
         }
         let mut done = false;
-        super::spin_until_by(1, || match semop(self.id, &mut tries, None) {
+        crate::spin::spin_until_by(1, || match semop(self.id, &mut tries, None) {
             Ok(()) => {
                 done = true;
                 true

@@ -10,12 +10,15 @@ use std::ptr::NonNull;
 
 use rustix::mm::{mmap, mmap_anonymous, msync, munmap, MapFlags, MsyncFlags, ProtFlags};
 
+mod region;
 mod view;
+
+pub(crate) use region::Region;
 
 pub use view::Pod;
 pub(crate) use view::{
-    assert_shared_state, cast_slice, cast_slice_mut, cells, shared_layout, slice, CastError, Cell,
-    Placed, SharedBytes,
+    assert_shared_state, cast_slice, cast_slice_mut, cells, shared_layout, slice, view, CastError,
+    Cell, Placed, SharedBytes, SharedState,
 };
 
 /// A `MAP_SHARED` mapping, unmapped on drop.

@@ -1,12 +1,16 @@
 //! Process calls that need `unsafe`: `wait4`, `fork`, `_exit`, `pidfd_send_signal`, the code
-//! that runs in a spawned child between `fork` and `exec` (`pre_exec`), and the steps of
-//! `daemonize`. Raw integers in and out; `process` builds its types on them.
+//! that runs in a spawned child between `fork` and `exec` (`pre_exec`), the steps of
+//! `daemonize`, the number of online CPUs, and a generation number that changes in a child
+//! after every `fork` (`pthread_atfork`). Raw integers in and out; `process` builds its types
+//! on them.
 
 use std::ffi::CStr;
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::process::CommandExt;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Once;
 
 use super::cvt;
 use crate::error::ResultExt;
@@ -259,5 +263,52 @@ pub(crate) unsafe fn daemonize(dev_null: &CStr, root: &CStr) -> io::Result<()> {
             unsafe { libc::close(report_w) };
             Ok(())
         }
+    }
+}
+
+/// The number of CPUs online in the system (`sysconf(_SC_NPROCESSORS_ONLN)`), 1 if unknown.
+///
+/// Not this process's affinity mask: a peer holding a lock may run on another CPU even when
+/// the caller is pinned to one.
+pub(crate) fn online_cpus() -> usize {
+    // SAFETY: `sysconf` takes no pointers and only reads system state.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    usize::try_from(n).unwrap_or(1).max(1)
+}
+
+static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+/// This process's lock owner word once made (0: not yet, or forked since).
+static MY_LOCK_WORD: AtomicU32 = AtomicU32::new(0);
+
+extern "C" fn after_fork_in_child() {
+    FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
+    MY_LOCK_WORD.store(0, Ordering::Relaxed);
+}
+
+/// A number that changes in a child after every `fork` (a `pthread_atfork` child handler), so a
+/// handle inherited across fork can tell cheaply that it now lives in another process.
+pub(crate) fn fork_generation() -> u64 {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        // SAFETY: the handler only increments an atomic, which is async-signal-safe as a
+        // post-fork child handler must be; it is registered once.
+        unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
+    });
+    FORK_GENERATION.load(Ordering::Relaxed)
+}
+
+/// The word naming this process as the owner of a `PidLock`, made by `make(pid)` (never 0)
+/// once per process, so the locks need no system call each time (`getpid` is one; they ask
+/// twice per operation). Forgotten in a child after `fork` by the same handler as
+/// [`fork_generation`], which is installed before the first lookup.
+pub(crate) fn my_lock_word(make: impl FnOnce(u32) -> u32) -> u32 {
+    fork_generation();
+    match MY_LOCK_WORD.load(Ordering::Relaxed) {
+        0 => {
+            let word = make(std::process::id());
+            MY_LOCK_WORD.store(word, Ordering::Relaxed);
+            word
+        }
+        word => word,
     }
 }

@@ -11,8 +11,8 @@ use super::layout::{
     Side, O_ALL_DONE, O_NOT_EMPTY, O_NOT_FULL, O_RECOVERIES, T_BYTES, T_MSGS, T_POS,
 };
 use super::{Ring, Totals};
+use crate::pid_lock::{Acquired, Patience, PidLock};
 use crate::queue::wait::{Deadline, WaitPolicy};
-use crate::sync::pid_lock::{Acquired, Patience, PidLock};
 use crate::sys::futex;
 
 /// How a side's lock waits:

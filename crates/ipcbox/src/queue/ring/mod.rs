@@ -2,7 +2,7 @@
 //!
 //! It has two sides, the producers' and the consumers'. Each side has:
 //!
-//! * a lock that survives its owner's death ([`PidLock`](crate::sync::pid_lock::PidLock));
+//! * a lock that survives its owner's death ([`PidLock`](crate::pid_lock::PidLock));
 //! * a redo journal, which the next locker rolls forward after a death inside a commit;
 //! * three published totals: its ring position (the tail for producers, the head for
 //!   consumers), and the messages and payload bytes it has moved since the queue was made.
@@ -26,7 +26,7 @@ use super::peers;
 use super::wait::{self, Deadline, WaitPolicy};
 use crate::mode::CreationMode;
 use crate::sys::futex;
-use crate::sys::queue::Region;
+use crate::sys::mmap::Region;
 pub(crate) use layout::Geometry;
 use layout::{
     align8, corrupted, Side, CONSUMERS, DATA_OFF, O_ALL_DONE, O_ATTACHED_EVER, O_CLOSED, O_DONE,
@@ -193,7 +193,7 @@ impl Ring {
     /// Registers this process as attached, once per handle and process (again after fork).
     /// The table is kept under the producers' lock.
     fn attach(&self) -> io::Result<()> {
-        let gen = crate::sys::queue::fork_generation();
+        let gen = crate::sys::process::fork_generation();
         if self.attached_gen.load(Relaxed) == gen {
             return Ok(());
         }
@@ -865,7 +865,7 @@ impl Ring {
 
 impl Drop for Ring {
     fn drop(&mut self) {
-        if self.attached_gen.load(Relaxed) == crate::sys::queue::fork_generation() {
+        if self.attached_gen.load(Relaxed) == crate::sys::process::fork_generation() {
             if let Ok(repaired) = self.lock(PRODUCERS) {
                 self.peers()
                     .detach(self.my_pid.load(Relaxed), self.my_start.load(Relaxed));

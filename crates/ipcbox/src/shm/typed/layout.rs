@@ -2,8 +2,8 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
+use crate::layout::sync::RawMutex;
 use crate::sys::mmap::shared_layout;
-use crate::sys::sync::RawMutex;
 
 /// "IPBT" in memory order.
 pub(super) const MAGIC: u32 = u32::from_le_bytes(*b"IPBT");

@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8};
 use std::sync::Arc;
 
 use super::Mapping;
-use crate::sys::sync::{RawMutex, SharedState};
 
 /// Atomic cells an element can be stored in: any bit pattern is a valid value.
 ///
@@ -61,6 +60,23 @@ pub(crate) fn slice<T: SharedState>(map: &Mapping, offset: usize, n: usize) -> O
     Some(unsafe { std::slice::from_raw_parts(ptr, n) })
 }
 
+/// Types made only of atomics and cells whose every bit pattern is valid, so that a view of
+/// them in memory shared with other (possibly hostile) processes is sound.
+///
+/// # Safety
+///
+/// Implementors must be `#[repr(C)]`/`#[repr(transparent)]`, accept any bit pattern, and only
+/// be mutated through atomics or `UnsafeCell`s.
+pub(crate) unsafe trait SharedState {}
+
+/// Views the `T` at `offset` in `map`, or `None` when it does not fit or is misaligned.
+pub(crate) fn view<T: SharedState>(map: &Mapping, offset: usize) -> Option<&T> {
+    let ptr = checked::<T>(map, offset, 1)?;
+    // SAFETY: the range lies inside the live mapping, which `&map` keeps mapped for the
+    // returned lifetime; alignment was checked; `T: SharedState` accepts any bit pattern.
+    Some(unsafe { &*ptr })
+}
+
 // SAFETY: atomic integers accept any bit pattern, have the layout of their integer (C's
 // `_Atomic` types) and are only ever mutated atomically.
 unsafe impl SharedState for AtomicU8 {}
@@ -78,7 +94,7 @@ unsafe impl<T: SharedState, const N: usize> SharedState for [T; N] {}
 pub(crate) const fn assert_shared_state<T: SharedState>() {}
 
 /// Declares a `#[repr(C)]` struct that lives in shared memory and implements [`SharedState`]
-/// for it, so [`view`](crate::sys::sync::view) can hand out references to it.
+/// for it, so [`view`] can hand out references to it.
 ///
 /// Every field must itself be `SharedState` (an atomic integer, an array of them, or another
 /// struct declared with this macro); that is checked at compile time, which is what makes the
@@ -120,44 +136,44 @@ macro_rules! shared_layout {
         // SAFETY: `#[repr(C)]`, and every field is `SharedState` (checked just above), so the
         // struct accepts any bit pattern and is only mutated through the atomics it is made of.
         #[allow(unsafe_code)]
-        unsafe impl $crate::sys::sync::SharedState for $name {}
+        unsafe impl $crate::sys::mmap::SharedState for $name {}
     };
 }
 
 pub(crate) use shared_layout;
 
-/// A mapping with a [`RawMutex`] at `lock_offset` and `len` cells of type `C` from
+/// A mapping with a lock of type `L` at `lock_offset` and `len` cells of type `C` from
 /// `data_offset`, all checked to lie inside the mapping and be aligned when placed.
 ///
 /// The mapping is owned here, so the places stay valid for as long as `self` lives, whatever
 /// the caller does with the rest of the object the mapping came from (its name, its file).
-pub(crate) struct Placed<C> {
+pub(crate) struct Placed<L, C> {
     /// Keeps the places mapped; unmapped when `self` is dropped.
     _map: Mapping,
-    lock: NonNull<RawMutex>,
+    lock: NonNull<L>,
     cells: NonNull<C>,
     len: usize,
 }
 
 // SAFETY: the pointers point into the owned mapping, which is shared memory accessed only
 // through atomics; sending the mapping sends them with it.
-unsafe impl<C: Cell> Send for Placed<C> {}
-// SAFETY: as above; `&Placed` only hands out shared references to atomics and the mutex.
-unsafe impl<C: Cell> Sync for Placed<C> {}
+unsafe impl<L: SharedState + Sync, C: Cell> Send for Placed<L, C> {}
+// SAFETY: as above; `&Placed` only hands out shared references to atomics and the lock.
+unsafe impl<L: SharedState + Sync, C: Cell> Sync for Placed<L, C> {}
 
-impl<C: Cell> Placed<C> {
+impl<L: SharedState, C: Cell> Placed<L, C> {
     /// Places the lock and `len ≥ 1` cells in `map`.
     pub(crate) fn new(
         map: Mapping,
         lock_offset: usize,
         data_offset: usize,
         len: usize,
-    ) -> io::Result<Placed<C>> {
+    ) -> io::Result<Placed<L, C>> {
         let base = map.as_ptr();
         let lock_fits = lock_offset
-            .checked_add(size_of::<RawMutex>())
+            .checked_add(size_of::<L>())
             .is_some_and(|end| end <= map.len())
-            && lock_offset % align_of::<RawMutex>() == 0;
+            && lock_offset % align_of::<L>() == 0;
         let data_fits = len
             .checked_mul(size_of::<C>())
             .and_then(|bytes| bytes.checked_add(data_offset))
@@ -176,7 +192,7 @@ impl<C: Cell> Placed<C> {
                 ),
             ));
         }
-        let lock = NonNull::new(base.wrapping_add(lock_offset).cast::<RawMutex>());
+        let lock = NonNull::new(base.wrapping_add(lock_offset).cast::<L>());
         let cells = NonNull::new(base.wrapping_add(data_offset).cast::<C>());
         match (lock, cells) {
             (Some(lock), Some(cells)) => Ok(Placed {
@@ -189,9 +205,9 @@ impl<C: Cell> Placed<C> {
         }
     }
 
-    pub(crate) fn lock(&self) -> &RawMutex {
+    pub(crate) fn lock(&self) -> &L {
         // SAFETY: checked in `new` to lie inside the mapping, aligned; `self` keeps it
-        // mapped while it lives; `RawMutex` is atomics accepting any bytes.
+        // mapped while it lives; `L: SharedState` accepts any bytes.
         unsafe { self.lock.as_ref() }
     }
 

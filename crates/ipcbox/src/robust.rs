@@ -2,7 +2,7 @@
 //! [`shm::Value`](crate::shm::Value) and [`shm::Array`](crate::shm::Array).
 //!
 //! The lock word is a thread-owned [`PidLock`] (the owner's thread ID and start time tag; see
-//! `sync::pid_lock`), so nothing in shared memory points anywhere: a peer that scribbles over
+//! `pid_lock`), so nothing in shared memory points anywhere: a peer that scribbles over
 //! the mutex can make lockers wait, fail or get in together, never make this process write
 //! through a pointer it chose (glibc's robust mutexes keep their owner's robust-list links
 //! inside the mutex). Beside the word, a state word gives POSIX's robust semantics:
@@ -21,12 +21,26 @@
 //! the bit was set; a locker that finds the owner dead swaps in its own word, keeping the
 //! bit. The state word is 0, 1 or 2 as above (any other value counts as 2).
 
+use std::fmt;
 use std::io;
 use std::sync::atomic::Ordering::{Acquire, Release};
 use std::time::Duration;
 
-use super::pid_lock::{Acquired, Patience, PidLock};
-use crate::sys::sync::{MutexLock, RawMutex};
+use crate::layout::sync::RawMutex;
+use crate::pid_lock::{Acquired, Patience, PidLock};
+
+/// What locking a robust mutex gave.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum MutexLock {
+    /// Locked; the protected state is consistent.
+    Locked,
+    /// Locked, but the previous owner died holding it (`EOWNERDEAD`).
+    OwnerDied,
+    /// Nobody can lock it any more (`ENOTRECOVERABLE`).
+    NotRecoverable,
+    /// Held by someone else (`try_lock`, or `lock_timeout` past its timeout).
+    Busy,
+}
 
 const CONSISTENT: u32 = 0;
 const INCONSISTENT: u32 = 1;
@@ -139,5 +153,95 @@ impl RawMutex {
         }
         self.state.store(CONSISTENT, Release);
         Ok(())
+    }
+}
+
+/// What locking a [`Mutex`](crate::sync::Mutex) (`G` = [`MutexGuard`](crate::sync::MutexGuard)), a [`shm::Value`](crate::shm::Value) or a
+/// [`shm::Array`](crate::shm::Array) (`G` = their guard) returns.
+pub type LockResult<G> = Result<G, LockError<G>>;
+
+/// Why locking a robust lock did not simply succeed; `G` is the guard.
+pub enum LockError<G> {
+    /// The lock is yours, but its previous owner died holding it: the state it protects may be
+    /// half-updated. Repair it and call `mark_consistent` on the guard (as
+    /// [`MutexGuard::mark_consistent`](crate::sync::MutexGuard::mark_consistent)); dropping the guard without that makes the lock
+    /// [`NotRecoverable`](LockError::NotRecoverable).
+    OwnerDied(G),
+    /// An owner died and the next one unlocked without marking the state consistent: nobody can
+    /// lock it any more (`ENOTRECOVERABLE`). Recreate it.
+    NotRecoverable,
+    /// `try_lock`: someone else holds the lock.
+    WouldBlock,
+    /// `lock_timeout`: the lock stayed held for the whole timeout.
+    TimedOut,
+    /// Any other error (`Deadlock` when the calling thread already holds the lock).
+    Io(io::Error),
+}
+
+/// The [`LockResult`] of a lock attempt that gave `got`: `guard()` makes the guard of a lock
+/// now held, `busy` is the error for one held by someone else.
+pub(crate) fn lock_result<G>(
+    got: io::Result<MutexLock>,
+    busy: LockError<G>,
+    guard: impl FnOnce() -> G,
+) -> LockResult<G> {
+    match got {
+        Ok(MutexLock::Locked) => Ok(guard()),
+        Ok(MutexLock::OwnerDied) => Err(LockError::OwnerDied(guard())),
+        Ok(MutexLock::NotRecoverable) => Err(LockError::NotRecoverable),
+        Ok(MutexLock::Busy) => Err(busy),
+        Err(e) => Err(LockError::Io(e)),
+    }
+}
+
+impl<G> LockError<G> {
+    /// `true` for [`LockError::OwnerDied`].
+    pub fn is_owner_died(&self) -> bool {
+        matches!(self, LockError::OwnerDied(_))
+    }
+}
+
+impl<G> fmt::Debug for LockError<G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LockError::OwnerDied(_) => f.write_str("OwnerDied(..)"),
+            LockError::NotRecoverable => f.write_str("NotRecoverable"),
+            LockError::WouldBlock => f.write_str("WouldBlock"),
+            LockError::TimedOut => f.write_str("TimedOut"),
+            LockError::Io(e) => f.debug_tuple("Io").field(e).finish(),
+        }
+    }
+}
+
+impl<G> fmt::Display for LockError<G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LockError::OwnerDied(_) => {
+                f.write_str("the previous owner of the lock died holding it")
+            }
+            LockError::NotRecoverable => f.write_str(
+                "the lock is not recoverable: an owner died and the next one did not mark it \
+                 consistent",
+            ),
+            LockError::WouldBlock => f.write_str("the lock is held by someone else"),
+            LockError::TimedOut => f.write_str("timed out waiting for the lock"),
+            LockError::Io(e) => write!(f, "lock: {e}"),
+        }
+    }
+}
+
+impl<G> std::error::Error for LockError<G> {}
+
+impl<G> From<LockError<G>> for io::Error {
+    /// Converts into an [`io::Error`]; an [`OwnerDied`](LockError::OwnerDied) guard is dropped
+    /// unmarked on the way, which makes the lock not recoverable.
+    fn from(e: LockError<G>) -> io::Error {
+        let kind = match &e {
+            LockError::OwnerDied(_) | LockError::NotRecoverable => io::ErrorKind::Other,
+            LockError::WouldBlock => io::ErrorKind::WouldBlock,
+            LockError::TimedOut => io::ErrorKind::TimedOut,
+            LockError::Io(io) => io.kind(),
+        };
+        io::Error::new(kind, e.to_string())
     }
 }

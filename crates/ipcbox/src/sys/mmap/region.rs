@@ -6,10 +6,9 @@
 
 use std::io;
 use std::mem::{align_of, size_of};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::Once;
+use std::sync::atomic::{AtomicU32, AtomicU64};
 
-use super::mmap::Mapping;
+use super::Mapping;
 
 /// A shared mapping seen as a queue's memory.
 ///
@@ -188,42 +187,5 @@ impl Region {
             // mapping anyway (checked).
             unsafe { std::arch::x86_64::_mm_prefetch::<HINT>(ptr.cast_const().cast()) };
         }
-    }
-}
-
-static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
-/// This process's lock owner word once made (0: not yet, or forked since).
-static MY_LOCK_WORD: AtomicU32 = AtomicU32::new(0);
-
-extern "C" fn after_fork_in_child() {
-    FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
-    MY_LOCK_WORD.store(0, Ordering::Relaxed);
-}
-
-/// A number that changes in a child after every `fork` (a `pthread_atfork` child handler), so a
-/// handle inherited across fork can tell cheaply that it now lives in another process.
-pub(crate) fn fork_generation() -> u64 {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        // SAFETY: the handler only increments an atomic, which is async-signal-safe as a
-        // post-fork child handler must be; it is registered once.
-        unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
-    });
-    FORK_GENERATION.load(Ordering::Relaxed)
-}
-
-/// The word naming this process as the owner of a `PidLock`, made by `make(pid)` (never 0)
-/// once per process, so the locks need no system call each time (`getpid` is one; they ask
-/// twice per operation). Forgotten in a child after `fork` by the same handler as
-/// [`fork_generation`], which is installed before the first lookup.
-pub(crate) fn my_lock_word(make: impl FnOnce(u32) -> u32) -> u32 {
-    fork_generation();
-    match MY_LOCK_WORD.load(Ordering::Relaxed) {
-        0 => {
-            let word = make(std::process::id());
-            MY_LOCK_WORD.store(word, Ordering::Relaxed);
-            word
-        }
-        word => word,
     }
 }

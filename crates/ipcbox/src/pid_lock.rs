@@ -1,7 +1,7 @@
 //! A lock in shared memory whose word names its owner (a process, or a thread, by its ID and
 //! a tag of its start time): the lock of the object store and of each side of a queue
 //! (process owners), and of `sync::Mutex`, `shm::Value` and `shm::Array` (thread owners, see
-//! `sync::robust`).
+//! `robust`).
 //!
 //! Unlike glibc's robust mutex, it keeps nothing of its owner's in the shared memory but that
 //! word: glibc links a robust mutex into its owner thread's robust list through pointers stored
@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use crate::liveness::{self, start_time, Liveness};
 use crate::sys::futex;
-use crate::sys::queue::{fork_generation, my_lock_word};
+use crate::sys::process::{fork_generation, my_lock_word};
 
 /// The low bits of a lock word hold the owner's PID (Linux PIDs are below 2^22, its
 /// `PID_MAX_LIMIT`); the 9 above them a tag of the owner's start time (1 to 511, or 0 when
@@ -350,7 +350,7 @@ pub(crate) mod tests {
     /// do not share it.
     const ROLE_FILE: &str = "IPCBOX_PID_LOCK_ROLE_FILE";
 
-    fn map_file(path: &std::path::Path) -> crate::sys::queue::Region {
+    fn map_file(path: &std::path::Path) -> crate::sys::mmap::Region {
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -360,7 +360,7 @@ pub(crate) mod tests {
             .unwrap();
         file.set_len(4096).unwrap();
         let map = crate::sys::mmap::Mapping::map_fd(&file, 4096, true).unwrap();
-        crate::sys::queue::Region::new(map)
+        crate::sys::mmap::Region::new(map)
     }
 
     /// A child role (run by `a_dead_owners_lock_is_taken_over_after_its_pid_is_reused`): takes
@@ -403,7 +403,7 @@ pub(crate) mod tests {
         for _ in 0..50 {
             word.store(0, SeqCst);
             let status = std::process::Command::new(std::env::current_exe().unwrap())
-                .args(["--exact", "sync::pid_lock::tests::role_lock_and_exit"])
+                .args(["--exact", "pid_lock::tests::role_lock_and_exit"])
                 .args(["--ignored", "--quiet", "--test-threads=1"])
                 .env(ROLE_FILE, &path)
                 .stdout(std::process::Stdio::null())

@@ -1,21 +1,9 @@
-//! Raw parts of the synchronisation primitives: the state of ipcbox's robust mutex,
-//! POSIX named semaphores (`sem_open`) and System V semaphore sets. Their futex waits and wakes
-//! are in `sys::futex`.
-//!
-//! Everything here that touches shared memory takes a pointer into a live mapping; the safe
-//! `sync` module owns the mappings and keeps them alive for as long as these views are used.
-//!
-//! Embedding a primitive in another shared structure (a queue header, a value's lock): put the
-//! `#[repr(C)]` state type ([`RawMutex`], [`RawSemaphore`], [`RawEvent`], [`RawCondvar`],
-//! [`RawBarrier`]) in your own `#[repr(C)]` header at an 8-aligned offset, get a `&T` with
-//! [`view`], call its `init` once before publishing the header, then use its crate-internal
-//! methods (`acquire`/`release`, `wait`/`set`, `lock`/`unlock`, `wait`/`notify`), which are
-//! what the public `sync` types call too.
+//! POSIX named semaphores (`sem_open`) and System V semaphore sets (`semget`, `semop`,
+//! `semctl`).
 
 use std::ffi::CStr;
 use std::io;
 use std::mem::MaybeUninit;
-use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
 use super::cvt;
@@ -35,29 +23,6 @@ extern "C" {
     ) -> libc::c_int;
 }
 
-/// Views `ptr` as a `&T` that lives as long as the caller says.
-///
-/// # Safety
-///
-/// `ptr` must be aligned for `T`, point to `size_of::<T>()` bytes of mapped, writable memory
-/// that stays mapped for `'a`, and `T` must be made only of atomics / `UnsafeCell`s whose every
-/// bit pattern is valid (memory shared with other processes can hold anything).
-pub(crate) unsafe fn shared_ref<'a, T>(ptr: *mut u8) -> &'a T {
-    debug_assert!(ptr.cast::<T>().is_aligned());
-    // SAFETY: the caller guarantees alignment, size, lifetime and that any bit pattern is valid.
-    unsafe { &*ptr.cast::<T>() }
-}
-
-/// The number of CPUs online in the system (`sysconf(_SC_NPROCESSORS_ONLN)`), 1 if unknown.
-///
-/// Not this process's affinity mask: a peer holding a lock may run on another CPU even when
-/// the caller is pinned to one.
-pub(crate) fn online_cpus() -> usize {
-    // SAFETY: `sysconf` takes no pointers and only reads system state.
-    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
-    usize::try_from(n).unwrap_or(1).max(1)
-}
-
 /// A CLOCK_MONOTONIC deadline `timeout` from now, as an absolute `timespec`.
 fn monotonic_deadline(timeout: Duration) -> libc::timespec {
     let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
@@ -66,33 +31,6 @@ fn monotonic_deadline(timeout: Duration) -> libc::timespec {
         tv_sec: total.as_secs().min(i64::MAX as u64) as libc::time_t,
         tv_nsec: total.subsec_nanos() as libc::c_long,
     }
-}
-
-/// What locking a robust mutex gave.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum MutexLock {
-    /// Locked; the protected state is consistent.
-    Locked,
-    /// Locked, but the previous owner died holding it (`EOWNERDEAD`).
-    OwnerDied,
-    /// Nobody can lock it any more (`ENOTRECOVERABLE`).
-    NotRecoverable,
-    /// Held by someone else (`try_lock`, or `lock_timeout` past its timeout).
-    Busy,
-}
-
-/// ipcbox's process-shared robust mutex (of `sync::Mutex`, `shm::Value` and `shm::Array`):
-/// a lock word naming the owner thread by its ID and a tag of its start time, and a word
-/// saying whether what it protects is consistent. Two plain `u32`s, no pointers; the
-/// protocol is in `sync::robust`.
-#[repr(C)]
-pub(crate) struct RawMutex {
-    /// 0 when free; else the owner's thread ID (low 22 bits), its start time tag (9 bits)
-    /// and a "someone may sleep" bit (the top one). See `sync::pid_lock`.
-    pub(crate) word: AtomicU32,
-    /// 0 consistent, 1 an owner died and nobody has marked it consistent yet, 2 not
-    /// recoverable.
-    pub(crate) state: AtomicU32,
 }
 
 /// A POSIX named semaphore opened with `sem_open`, closed on drop.
@@ -253,86 +191,3 @@ pub(crate) fn semctl_nsems(id: i32) -> io::Result<usize> {
     let ds = unsafe { ds.assume_init() };
     Ok(ds.sem_nsems as usize)
 }
-
-/// Types made only of atomics and cells whose every bit pattern is valid, so that a view of
-/// them in memory shared with other (possibly hostile) processes is sound.
-///
-/// # Safety
-///
-/// Implementors must be `#[repr(C)]`/`#[repr(transparent)]`, accept any bit pattern, and only
-/// be mutated through atomics or `UnsafeCell`s.
-pub(crate) unsafe trait SharedState {}
-
-/// Views the `T` at `offset` in `map`, or `None` when it does not fit or is misaligned.
-pub(crate) fn view<T: SharedState>(map: &super::mmap::Mapping, offset: usize) -> Option<&T> {
-    let end = offset.checked_add(std::mem::size_of::<T>())?;
-    if end > map.len() {
-        return None;
-    }
-    let ptr = map.as_ptr().wrapping_add(offset);
-    if !ptr.cast::<T>().is_aligned() {
-        return None;
-    }
-    // SAFETY: the range lies inside the live mapping, which `&map` keeps mapped for the
-    // returned lifetime; alignment was checked; `T: SharedState` accepts any bit pattern.
-    Some(unsafe { shared_ref::<T>(ptr) })
-}
-
-/// The header in front of every primitive ipcbox places in its own segment.
-#[repr(C)]
-#[derive(Debug)]
-pub(crate) struct Header {
-    /// The `sync` magic number once the creator finished initialising the segment.
-    pub(crate) magic: AtomicU32,
-    pub(crate) version: AtomicU32,
-    /// Which primitive (one of the `KIND_*` constants of `sync`).
-    pub(crate) kind: AtomicU32,
-    /// Total size of the segment in bytes.
-    pub(crate) size: AtomicU32,
-}
-
-/// A counting semaphore's state: the count and how many processes sleep on it.
-#[repr(C)]
-#[derive(Debug)]
-pub(crate) struct RawSemaphore {
-    pub(crate) count: AtomicU32,
-    pub(crate) waiters: AtomicU32,
-}
-
-/// An event's state: 0 = clear, 1 = set, and the number of sleepers.
-#[repr(C)]
-#[derive(Debug)]
-pub(crate) struct RawEvent {
-    pub(crate) flag: AtomicU32,
-    pub(crate) waiters: AtomicU32,
-}
-
-/// A condition variable's state: a sequence number bumped by every notify, and sleepers.
-#[repr(C)]
-#[derive(Debug)]
-pub(crate) struct RawCondvar {
-    pub(crate) seq: AtomicU32,
-    pub(crate) waiters: AtomicU32,
-}
-
-/// A barrier's state: parties, `generation << 16 | arrived`, and sleepers.
-#[repr(C)]
-#[derive(Debug)]
-pub(crate) struct RawBarrier {
-    pub(crate) parties: AtomicU32,
-    pub(crate) state: AtomicU32,
-    pub(crate) waiters: AtomicU32,
-}
-
-// SAFETY: all of these are `#[repr(C)]` structs of `AtomicU32`s, valid for any bit pattern.
-unsafe impl SharedState for Header {}
-// SAFETY: as above.
-unsafe impl SharedState for RawSemaphore {}
-// SAFETY: as above.
-unsafe impl SharedState for RawEvent {}
-// SAFETY: as above.
-unsafe impl SharedState for RawCondvar {}
-// SAFETY: as above.
-unsafe impl SharedState for RawBarrier {}
-// SAFETY: `#[repr(C)]` struct of atomics, valid for any bit pattern.
-unsafe impl SharedState for RawMutex {}

@@ -1,0 +1,72 @@
+//! Layouts in shared memory of the synchronisation primitives: the header of a primitive's own
+//! segment and the state of each primitive (LAYOUT.md, "Synchronisation primitives").
+
+use std::sync::atomic::AtomicU32;
+
+use crate::sys::mmap::shared_layout;
+
+shared_layout! {
+    /// ipcbox's process-shared robust mutex (of `sync::Mutex`, `shm::Value` and `shm::Array`):
+    /// a lock word naming the owner thread by its ID and a tag of its start time, and a word
+    /// saying whether what it protects is consistent. Two plain `u32`s, no pointers; the
+    /// protocol is in `robust`.
+    pub(crate) struct RawMutex {
+        /// 0 when free; else the owner's thread ID (low 22 bits), its start time tag (9 bits)
+        /// and a "someone may sleep" bit (the top one). See `pid_lock`.
+        pub(crate) word: AtomicU32,
+        /// 0 consistent, 1 an owner died and nobody has marked it consistent yet, 2 not
+        /// recoverable.
+        pub(crate) state: AtomicU32,
+    }
+}
+
+shared_layout! {
+    /// The header in front of every primitive ipcbox places in its own segment.
+    #[derive(Debug)]
+    pub(crate) struct Header {
+        /// The `sync` magic number once the creator finished initialising the segment.
+        pub(crate) magic: AtomicU32,
+        pub(crate) version: AtomicU32,
+        /// Which primitive (one of the `KIND_*` constants of `sync`).
+        pub(crate) kind: AtomicU32,
+        /// Total size of the segment in bytes.
+        pub(crate) size: AtomicU32,
+    }
+}
+
+shared_layout! {
+    /// A counting semaphore's state: the count and how many processes sleep on it.
+    #[derive(Debug)]
+    pub(crate) struct RawSemaphore {
+        pub(crate) count: AtomicU32,
+        pub(crate) waiters: AtomicU32,
+    }
+}
+
+shared_layout! {
+    /// An event's state: 0 = clear, 1 = set, and the number of sleepers.
+    #[derive(Debug)]
+    pub(crate) struct RawEvent {
+        pub(crate) flag: AtomicU32,
+        pub(crate) waiters: AtomicU32,
+    }
+}
+
+shared_layout! {
+    /// A condition variable's state: a sequence number bumped by every notify, and sleepers.
+    #[derive(Debug)]
+    pub(crate) struct RawCondvar {
+        pub(crate) seq: AtomicU32,
+        pub(crate) waiters: AtomicU32,
+    }
+}
+
+shared_layout! {
+    /// A barrier's state: parties, `generation << 16 | arrived`, and sleepers.
+    #[derive(Debug)]
+    pub(crate) struct RawBarrier {
+        pub(crate) parties: AtomicU32,
+        pub(crate) state: AtomicU32,
+        pub(crate) waiters: AtomicU32,
+    }
+}
