@@ -13,10 +13,10 @@ shared_layout! {
     pub(crate) struct RawMutex {
         /// 0 when free; else the owner's thread ID (low 22 bits), its start time tag (9 bits)
         /// and a "someone may sleep" bit (the top one). See `pid_lock`.
-        pub(crate) word: AtomicU32,
+        pub(crate) word: AtomicU32 = 0,
         /// 0 consistent, 1 an owner died and nobody has marked it consistent yet, 2 not
         /// recoverable.
-        pub(crate) state: AtomicU32,
+        pub(crate) state: AtomicU32 = 4,
     }
 }
 
@@ -25,12 +25,12 @@ shared_layout! {
     #[derive(Debug)]
     pub(crate) struct Header {
         /// The `sync` magic number once the creator finished initialising the segment.
-        pub(crate) magic: AtomicU32,
-        pub(crate) version: AtomicU32,
+        pub(crate) magic: AtomicU32 = 0,
+        pub(crate) version: AtomicU32 = 4,
         /// Which primitive (one of the `KIND_*` constants of `sync`).
-        pub(crate) kind: AtomicU32,
+        pub(crate) kind: AtomicU32 = 8,
         /// Total size of the segment in bytes.
-        pub(crate) size: AtomicU32,
+        pub(crate) size: AtomicU32 = 12,
     }
 }
 
@@ -38,8 +38,8 @@ shared_layout! {
     /// A counting semaphore's state: the count and how many processes sleep on it.
     #[derive(Debug)]
     pub(crate) struct RawSemaphore {
-        pub(crate) count: AtomicU32,
-        pub(crate) waiters: AtomicU32,
+        pub(crate) count: AtomicU32 = 0,
+        pub(crate) waiters: AtomicU32 = 4,
     }
 }
 
@@ -47,8 +47,8 @@ shared_layout! {
     /// An event's state: 0 = clear, 1 = set, and the number of sleepers.
     #[derive(Debug)]
     pub(crate) struct RawEvent {
-        pub(crate) flag: AtomicU32,
-        pub(crate) waiters: AtomicU32,
+        pub(crate) flag: AtomicU32 = 0,
+        pub(crate) waiters: AtomicU32 = 4,
     }
 }
 
@@ -56,8 +56,8 @@ shared_layout! {
     /// A condition variable's state: a sequence number bumped by every notify, and sleepers.
     #[derive(Debug)]
     pub(crate) struct RawCondvar {
-        pub(crate) seq: AtomicU32,
-        pub(crate) waiters: AtomicU32,
+        pub(crate) seq: AtomicU32 = 0,
+        pub(crate) waiters: AtomicU32 = 4,
     }
 }
 
@@ -65,8 +65,8 @@ shared_layout! {
     /// A barrier's state: parties, `generation << 16 | arrived`, and sleepers.
     #[derive(Debug)]
     pub(crate) struct RawBarrier {
-        pub(crate) parties: AtomicU32,
-        pub(crate) state: AtomicU32,
-        pub(crate) waiters: AtomicU32,
+        pub(crate) parties: AtomicU32 = 0,
+        pub(crate) state: AtomicU32 = 4,
+        pub(crate) waiters: AtomicU32 = 8,
     }
 }

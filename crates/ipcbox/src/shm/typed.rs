@@ -17,10 +17,8 @@ pub use crate::robust::{LockError, LockResult};
 use crate::sys::mmap::view;
 use crate::sys::mmap::{cells, Mapping, Placed};
 
-mod layout;
-
-pub use layout::LAYOUT_VERSION;
-use layout::{TypedHeader, DATA_OFFSET, LOCK_OFFSET, MAGIC};
+pub use crate::layout::typed::LAYOUT_VERSION;
+use crate::layout::typed::{TypedHeader, DATA_OFFSET, LOCK_OFFSET, MAGIC};
 
 mod sealed {
     use std::sync::atomic::Ordering;

@@ -13,88 +13,13 @@
 
 use std::io;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
-use std::sync::atomic::{AtomicU32, AtomicU64};
 
 use crate::error::invalid_input;
 use crate::shm;
 use crate::sys::mmap::view;
-use crate::sys::mmap::{shared_layout, Mapping};
+use crate::sys::mmap::Mapping;
 
-const MAGIC: u64 = u64::from_le_bytes(*b"IPBSTORE");
-const VERSION: u32 = 4;
-/// Where the table starts (the header is smaller).
-pub(super) const TABLE_OFFSET: usize = 128;
-/// Allocation granularity and alignment in the data area.
-pub const ALIGN: usize = 64;
-/// The most table entries a store may have.
-pub const MAX_OBJECTS_LIMIT: usize = 1 << 20;
-pub(super) const FLAG_EVICT: u32 = 1;
-
-pub(super) const FREE: u32 = 0;
-pub(super) const CREATING: u32 = 1;
-pub(super) const SEALED: u32 = 2;
-pub(super) const DELETING: u32 = 3;
-
-/// Holder records per object: distinct processes that may hold views of it at once.
-pub(crate) const HOLDERS: usize = 16;
-
-shared_layout! {
-    /// The header at offset 0 of a store segment.
-    #[derive(Debug)]
-    pub(crate) struct RawHeader {
-        /// Written last (release) by the creator.
-        pub(crate) magic: AtomicU64,
-        pub(crate) version: AtomicU32,
-        /// Bit 0: evict sealed unheld objects when full.
-        pub(crate) flags: AtomicU32,
-        /// The metadata lock: 0 = free, otherwise the holder (see `pid_lock`).
-        pub(crate) lock: AtomicU32,
-        /// Unused (the lock keeps its waiting bit in its own word).
-        pub(crate) reserved: AtomicU32,
-        /// Bumped (under the lock) by every seal; `get` sleeps on it.
-        pub(crate) seal_seq: AtomicU32,
-        pub(crate) seal_waiters: AtomicU32,
-        pub(crate) table_offset: AtomicU64,
-        pub(crate) entries: AtomicU64,
-        pub(crate) data_offset: AtomicU64,
-        pub(crate) capacity: AtomicU64,
-        pub(crate) total_size: AtomicU64,
-        /// Seal counter: the order objects were sealed in (for eviction).
-        pub(crate) clock: AtomicU64,
-    }
-}
-
-shared_layout! {
-    /// One process holding views of an object: its pid and how many views it holds.
-    #[derive(Debug)]
-    pub(crate) struct RawHolder {
-        pub(crate) pid: AtomicU32,
-        pub(crate) count: AtomicU32,
-    }
-}
-
-shared_layout! {
-    /// One entry of the object table.
-    #[derive(Debug)]
-    pub(crate) struct RawEntry {
-        /// Free, creating, sealed or deleting (see `store`).
-        pub(crate) state: AtomicU32,
-        /// The pid of the process creating the object (while creating).
-        pub(crate) creator: AtomicU32,
-        /// The 20-byte object id as five native-endian words.
-        pub(crate) id: [AtomicU32; 5],
-        /// Bumped whenever the entry is taken for a new object, so stale handles notice.
-        pub(crate) generation: AtomicU32,
-        /// The allocation in the data area: offset from the data area's start and length.
-        pub(crate) offset: AtomicU64,
-        pub(crate) alloc_len: AtomicU64,
-        /// The object's size in bytes (at most `alloc_len`).
-        pub(crate) size: AtomicU64,
-        /// The header's clock when the object was sealed.
-        pub(crate) sealed_at: AtomicU64,
-        pub(crate) holders: [RawHolder; HOLDERS],
-    }
-}
+pub(crate) use crate::layout::store::*;
 
 /// Where things are in a store segment, checked against the segment's size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

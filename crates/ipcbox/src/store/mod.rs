@@ -91,10 +91,10 @@ mod object;
 mod options;
 mod table;
 
+pub use crate::layout::store::{ALIGN, MAX_OBJECTS_LIMIT};
 pub use crate::sys::mmap::Pod;
 pub use handle::{ObjectInfo, Stats, Store, StoreFull};
 pub use id::{ObjectId, ID_LEN};
-pub use layout::{ALIGN, MAX_OBJECTS_LIMIT};
 pub use object::{ObjectBuf, ObjectRef};
 pub use options::Options;
 

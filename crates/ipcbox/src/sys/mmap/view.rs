@@ -93,20 +93,23 @@ unsafe impl<T: SharedState, const N: usize> SharedState for [T; N] {}
 /// Compiles only for [`SharedState`] types; [`shared_layout!`] calls it for every field.
 pub(crate) const fn assert_shared_state<T: SharedState>() {}
 
-/// Declares a `#[repr(C)]` struct that lives in shared memory and implements [`SharedState`]
-/// for it, so [`view`] can hand out references to it.
+/// Declares a `#[repr(C)]` struct that lives in shared memory, pins every field at the byte
+/// offset written beside it, and implements [`SharedState`] for it, so [`view`] can hand out
+/// references to it.
 ///
-/// Every field must itself be `SharedState` (an atomic integer, an array of them, or another
-/// struct declared with this macro); that is checked at compile time, which is what makes the
-/// `unsafe impl` below sound whatever module the struct is declared in.
+/// - Every field must itself be `SharedState` (an atomic integer, an array of them, or another
+///   struct declared with this macro). That is checked at compile time, which is what makes
+///   the `unsafe impl` below sound whatever module the struct is declared in.
+/// - Every field's offset is checked at compile time against the one given (`= 8`), the one
+///   LAYOUT.md gives, so the code and the description cannot drift apart unnoticed.
 ///
 /// ```text
 /// shared_layout! {
 ///     /// What it is.
 ///     #[derive(Debug)]
 ///     pub(crate) struct Header {
-///         pub(crate) magic: AtomicU32,
-///         pub(crate) ids: [AtomicU32; 5],
+///         pub(crate) magic: AtomicU32 = 0,
+///         pub(crate) ids: [AtomicU32; 5] = 4,
 ///     }
 /// }
 /// ```
@@ -116,7 +119,7 @@ macro_rules! shared_layout {
         $vis:vis struct $name:ident {
             $(
                 $(#[$field_attr:meta])*
-                $field_vis:vis $field:ident: $ty:ty
+                $field_vis:vis $field:ident: $ty:ty = $offset:expr
             ),* $(,)?
         }
     ) => {
@@ -131,6 +134,10 @@ macro_rules! shared_layout {
 
         const _: () = {
             $($crate::sys::mmap::assert_shared_state::<$ty>();)*
+            $(assert!(
+                ::core::mem::offset_of!($name, $field) == $offset,
+                concat!(stringify!($name), ".", stringify!($field), " is not at its offset"),
+            );)*
         };
 
         // SAFETY: `#[repr(C)]`, and every field is `SharedState` (checked just above), so the
