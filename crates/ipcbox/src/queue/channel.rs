@@ -47,9 +47,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::error::{
-    RecvError, RecvTimeoutError, SendError, SendTimeoutError, Stop, TryRecvError, TrySendError,
-};
+use super::error::{done, waited, Failure, RecvError, SendError};
 use super::object::{self, Object};
 use super::peers;
 use super::wait::{self, Deadline, WaitPolicy};
@@ -96,7 +94,7 @@ const MAX_CAPACITY: u64 = 1 << 30;
 ///     .capacity(64)
 ///     .max_message_size(128)
 ///     .anonymous::<u64>()?;
-/// tx.send(7)?;
+/// tx.send(&7)?;
 /// assert_eq!(rx.recv()?, 7);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -481,39 +479,34 @@ impl Endpoint {
         c.u32(rec + 16).store(1, SeqCst);
     }
 
-    /// Waits until `ready()` or the deadline; the peer wakes us through `word` when we raise
-    /// `sleeping`. Returns Err(Timeout/Disconnected/Empty/Full) or Ok when ready.
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "private; the words and the two readiness checks differ per side"
-    )]
-    fn wait(
+    /// Waits until `ready()` (true) or the deadline (false); the peer wakes us through `word`
+    /// when we raise `sleeping`. `Disconnected` once the peer is gone and still not `ready()`.
+    fn wait<E: Failure>(
         &self,
         deadline: Deadline,
         word: usize,
         sleeping: usize,
         peer_rec: usize,
-        blocked_stop: fn() -> Stop,
         fast_ready: impl Fn() -> bool,
         ready: impl Fn() -> bool,
-    ) -> Result<(), Stop> {
+    ) -> Result<bool, E> {
         let c = &self.chan;
-        if self.peer_gone(peer_rec, false) {
-            return if ready() {
-                Ok(())
+        let gone = || {
+            if ready() {
+                Ok(true)
             } else {
-                Err(Stop::Disconnected)
-            };
+                Err(E::disconnected())
+            }
+        };
+        if self.peer_gone(peer_rec, false) {
+            return gone();
         }
         if wait::spin(deadline, self.policy.spin_for(), || !fast_ready()) {
-            return Ok(());
+            return Ok(true);
         }
         loop {
             let Some(slice) = deadline.slice(wait::SLICE) else {
-                return Err(match deadline {
-                    Deadline::Now => blocked_stop(),
-                    _ => Stop::Timeout,
-                });
+                return Ok(false);
             };
             let seen = c.u32(word).load(SeqCst);
             c.u32(sleeping).store(1, SeqCst);
@@ -526,24 +519,16 @@ impl Endpoint {
             };
             if ready() || self.peer_gone(peer_rec, false) {
                 c.u32(sleeping).store(0, Relaxed);
-                return if ready() {
-                    Ok(())
-                } else {
-                    Err(Stop::Disconnected)
-                };
+                return gone();
             }
             let res = futex::wait(c.u32(word), seen, Some(slice));
             c.u32(sleeping).store(0, Relaxed);
-            res?;
+            res.map_err(E::failed)?;
             if ready() {
-                return Ok(());
+                return Ok(true);
             }
             if self.peer_gone(peer_rec, c.u32(word).load(Relaxed) == seen) {
-                return if ready() {
-                    Ok(())
-                } else {
-                    Err(Stop::Disconnected)
-                };
+                return gone();
             }
         }
     }
@@ -571,36 +556,33 @@ impl<T> Sender<T> {
         }
     }
 
-    fn send_raw(&self, msg: &[u8], deadline: Deadline) -> Result<(), Stop> {
+    /// Sends `msg`; false if the deadline passed first.
+    fn send_raw(&self, msg: &[u8], deadline: Deadline) -> Result<bool, SendError> {
         let ep = &self.ep;
         let c = &*ep.chan;
         if msg.len() as u64 > c.max_msg {
-            return Err(Stop::Failed(crate::error::invalid_input(format_args!(
-                "message of {} bytes over the channel's limit of {} bytes",
-                msg.len(),
-                c.max_msg
-            ))));
+            return Err(SendError::Failed(crate::error::invalid_input(
+                format_args!(
+                    "message of {} bytes over the channel's limit of {} bytes",
+                    msg.len(),
+                    c.max_msg
+                ),
+            )));
         }
-        ep.ensure(O_TX, "sender")?;
+        ep.ensure(O_TX, "sender").map_err(SendError::Failed)?;
         if ep.peer_gone(O_RX, false) {
-            return Err(Stop::Disconnected);
+            return Err(SendError::Disconnected);
         }
         let tail = ep.mine.get();
         let cap = c.cap as u32;
         if tail.wrapping_sub(ep.other.get()) >= cap {
             let refresh = || tail.wrapping_sub(c.u32(O_HEAD).load(Acquire)) < cap;
-            ep.wait(
-                deadline,
-                O_HEAD,
-                O_TX_SLEEPING,
-                O_RX,
-                || Stop::Full,
-                refresh,
-                refresh,
-            )?;
+            if !ep.wait(deadline, O_HEAD, O_TX_SLEEPING, O_RX, refresh, refresh)? {
+                return Ok(false);
+            }
             let head = c.u32(O_HEAD).load(Acquire);
             if tail.wrapping_sub(head) > cap {
-                return Err(Stop::Failed(io::Error::new(
+                return Err(SendError::Failed(io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!(
                         "channel header corrupted: {}: head {head}, tail {tail}",
@@ -611,7 +593,10 @@ impl<T> Sender<T> {
             ep.other.set(head);
         }
         let off = c.slot_off(tail);
-        c.obj.region.write(off + 8, msg)?;
+        c.obj
+            .region
+            .write(off + 8, msg)
+            .map_err(SendError::Failed)?;
         c.u32(off).store(msg.len() as u32, Relaxed);
         let next = tail.wrapping_add(1);
         // The stamp publishes the slot to a receiver watching it; the tail (ordered before
@@ -620,7 +605,7 @@ impl<T> Sender<T> {
         ep.publish(O_TAIL, next);
         ep.mine.set(next);
         wake_sleeper(c, O_RX_SLEEPING, O_TAIL);
-        Ok(())
+        Ok(true)
     }
 
     /// Sends raw bytes, waiting while the channel is full.
@@ -628,33 +613,27 @@ impl<T> Sender<T> {
     /// # Errors
     ///
     /// As [`Sender::send`].
-    pub fn send_bytes<'a>(&self, msg: &'a [u8]) -> Result<(), SendError<&'a [u8]>> {
-        self.send_raw(msg, Deadline::Forever)
-            .map_err(|e| e.send(msg))
+    pub fn send_bytes(&self, msg: &[u8]) -> Result<(), SendError> {
+        done(self.send_raw(msg, Deadline::Forever))
     }
 
-    /// Sends raw bytes if there is room now.
+    /// Sends raw bytes if there is room now; `Ok(false)` if the channel is full.
     ///
     /// # Errors
     ///
-    /// As [`Sender::try_send`].
-    pub fn try_send_bytes<'a>(&self, msg: &'a [u8]) -> Result<(), TrySendError<&'a [u8]>> {
+    /// As [`Sender::send`].
+    pub fn try_send_bytes(&self, msg: &[u8]) -> Result<bool, SendError> {
         self.send_raw(msg, Deadline::Now)
-            .map_err(|e| e.try_send(msg))
     }
 
-    /// Sends raw bytes, waiting at most `timeout` for room.
+    /// Sends raw bytes, waiting at most `timeout` for room; `Ok(false)` if the channel stayed
+    /// full.
     ///
     /// # Errors
     ///
-    /// As [`Sender::send_timeout`].
-    pub fn send_bytes_timeout<'a>(
-        &self,
-        msg: &'a [u8],
-        timeout: Duration,
-    ) -> Result<(), SendTimeoutError<&'a [u8]>> {
+    /// As [`Sender::send`].
+    pub fn send_bytes_timeout(&self, msg: &[u8], timeout: Duration) -> Result<bool, SendError> {
         self.send_raw(msg, Deadline::after(timeout))
-            .map_err(|e| e.send_timeout(msg))
     }
 
     /// The number of slots.
@@ -710,9 +689,9 @@ fn detach(ep: &mut Endpoint) {
 }
 
 impl<T: Serialize> Sender<T> {
-    fn encode_send(&self, msg: &T, deadline: Deadline) -> Result<(), Stop> {
+    fn encode_send(&self, msg: &T, deadline: Deadline) -> Result<bool, SendError> {
         with_scratch(|buf| {
-            codec::encode(msg, buf)?;
+            codec::encode(msg, buf).map_err(SendError::Failed)?;
             self.send_raw(buf, deadline)
         })
     }
@@ -723,29 +702,27 @@ impl<T: Serialize> Sender<T> {
     ///
     /// [`SendError::Disconnected`] if the receiver is gone or dead; [`SendError::Failed`] if
     /// the encoded message is over the size limit or the channel is corrupted.
-    pub fn send(&self, msg: T) -> Result<(), SendError<T>> {
-        self.encode_send(&msg, Deadline::Forever)
-            .map_err(|e| e.send(msg))
+    pub fn send(&self, msg: &T) -> Result<(), SendError> {
+        done(self.encode_send(msg, Deadline::Forever))
     }
 
-    /// Sends `msg` if there is room now.
+    /// Sends `msg` if there is room now; `Ok(false)` if the channel is full.
     ///
     /// # Errors
     ///
-    /// [`TrySendError::Full`] hands the message back; otherwise as [`Sender::send`].
-    pub fn try_send(&self, msg: T) -> Result<(), TrySendError<T>> {
-        self.encode_send(&msg, Deadline::Now)
-            .map_err(|e| e.try_send(msg))
+    /// As [`Sender::send`].
+    pub fn try_send(&self, msg: &T) -> Result<bool, SendError> {
+        self.encode_send(msg, Deadline::Now)
     }
 
-    /// Sends `msg`, waiting at most `timeout` for room.
+    /// Sends `msg`, waiting at most `timeout` for room; `Ok(false)` if the channel stayed
+    /// full.
     ///
     /// # Errors
     ///
-    /// [`SendTimeoutError::Timeout`] hands the message back; otherwise as [`Sender::send`].
-    pub fn send_timeout(&self, msg: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
-        self.encode_send(&msg, Deadline::after(timeout))
-            .map_err(|e| e.send_timeout(msg))
+    /// As [`Sender::send`].
+    pub fn send_timeout(&self, msg: &T, timeout: Duration) -> Result<bool, SendError> {
+        self.encode_send(msg, Deadline::after(timeout))
     }
 }
 
@@ -768,10 +745,11 @@ impl<T> Receiver<T> {
         }
     }
 
-    fn recv_raw(&self, out: &mut Vec<u8>, deadline: Deadline) -> Result<(), Stop> {
+    /// Receives a message into `out`; false if the deadline passed first.
+    fn recv_raw(&self, out: &mut Vec<u8>, deadline: Deadline) -> Result<bool, RecvError> {
         let ep = &self.ep;
         let c = &*ep.chan;
-        ep.ensure(O_RX, "receiver")?;
+        ep.ensure(O_RX, "receiver").map_err(RecvError::Failed)?;
         let head = ep.mine.get();
         let off = c.slot_off(head);
         let next = head.wrapping_add(1);
@@ -787,18 +765,12 @@ impl<T> Receiver<T> {
             // moment: only a tail ahead of the head means a message.
             let refresh =
                 || stamped() || (c.u32(O_TAIL).load(Acquire).wrapping_sub(head) as i32) > 0;
-            ep.wait(
-                deadline,
-                O_TAIL,
-                O_RX_SLEEPING,
-                O_TX,
-                || Stop::Empty,
-                stamped,
-                refresh,
-            )?;
+            if !ep.wait(deadline, O_TAIL, O_RX_SLEEPING, O_TX, stamped, refresh)? {
+                return Ok(false);
+            }
             if !stamped() {
                 let tail = c.u32(O_TAIL).load(Acquire);
-                return Err(Stop::Failed(io::Error::new(
+                return Err(RecvError::Failed(io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!(
                         "channel corrupted: {}: head {head}, tail {tail}, slot stamp {}",
@@ -810,7 +782,7 @@ impl<T> Receiver<T> {
         }
         let len = u64::from(c.u32(off).load(Relaxed));
         if len > c.max_msg {
-            return Err(Stop::Failed(io::Error::new(
+            return Err(RecvError::Failed(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!(
                     "channel {} corrupted: slot length {len} over the limit {}",
@@ -819,11 +791,14 @@ impl<T> Receiver<T> {
                 ),
             )));
         }
-        c.obj.region.read_to_vec(off + 8, len as usize, out)?;
+        c.obj
+            .region
+            .read_to_vec(off + 8, len as usize, out)
+            .map_err(RecvError::Failed)?;
         ep.publish(O_HEAD, next);
         ep.mine.set(next);
         wake_sleeper(c, O_TX_SLEEPING, O_HEAD);
-        Ok(())
+        Ok(true)
     }
 
     /// Receives raw bytes into `buf` (replacing its contents), waiting while the channel is
@@ -833,30 +808,31 @@ impl<T> Receiver<T> {
     ///
     /// As [`Receiver::recv`].
     pub fn recv_bytes_into(&self, buf: &mut Vec<u8>) -> Result<(), RecvError> {
-        self.recv_raw(buf, Deadline::Forever).map_err(Stop::recv)
+        done(self.recv_raw(buf, Deadline::Forever))
     }
 
-    /// Receives raw bytes into `buf` if a message is there now.
+    /// Receives raw bytes into `buf` if a message is there now; `Ok(false)` if the channel is
+    /// empty.
     ///
     /// # Errors
     ///
-    /// As [`Receiver::try_recv`].
-    pub fn try_recv_bytes_into(&self, buf: &mut Vec<u8>) -> Result<(), TryRecvError> {
-        self.recv_raw(buf, Deadline::Now).map_err(Stop::try_recv)
+    /// As [`Receiver::recv`].
+    pub fn try_recv_bytes_into(&self, buf: &mut Vec<u8>) -> Result<bool, RecvError> {
+        self.recv_raw(buf, Deadline::Now)
     }
 
-    /// Receives raw bytes into `buf`, waiting at most `timeout`.
+    /// Receives raw bytes into `buf`, waiting at most `timeout`; `Ok(false)` if the channel
+    /// stayed empty.
     ///
     /// # Errors
     ///
-    /// As [`Receiver::recv_timeout`].
+    /// As [`Receiver::recv`].
     pub fn recv_bytes_into_timeout(
         &self,
         buf: &mut Vec<u8>,
         timeout: Duration,
-    ) -> Result<(), RecvTimeoutError> {
+    ) -> Result<bool, RecvError> {
         self.recv_raw(buf, Deadline::after(timeout))
-            .map_err(Stop::recv_timeout)
     }
 
     /// The number of slots.
@@ -881,10 +857,12 @@ impl<T> Receiver<T> {
 }
 
 impl<T: DeserializeOwned> Receiver<T> {
-    fn recv_decode(&self, deadline: Deadline) -> Result<T, Stop> {
+    fn recv_decode(&self, deadline: Deadline) -> Result<Option<T>, RecvError> {
         with_scratch(|buf| {
-            self.recv_raw(buf, deadline)?;
-            Ok(codec::decode(buf)?)
+            if !self.recv_raw(buf, deadline)? {
+                return Ok(None);
+            }
+            codec::decode(buf).map(Some).map_err(RecvError::Failed)
         })
     }
 
@@ -896,26 +874,25 @@ impl<T: DeserializeOwned> Receiver<T> {
     /// [`RecvError::Failed`] if the message does not decode (it is dropped) or the channel is
     /// corrupted.
     pub fn recv(&self) -> Result<T, RecvError> {
-        self.recv_decode(Deadline::Forever).map_err(Stop::recv)
+        waited(self.recv_decode(Deadline::Forever))
     }
 
-    /// Receives a message if one is there now.
+    /// Receives a message if one is there now; `Ok(None)` if the channel is empty.
     ///
     /// # Errors
     ///
-    /// [`TryRecvError::Empty`]; otherwise as [`Receiver::recv`].
-    pub fn try_recv(&self) -> Result<T, TryRecvError> {
-        self.recv_decode(Deadline::Now).map_err(Stop::try_recv)
+    /// As [`Receiver::recv`].
+    pub fn try_recv(&self) -> Result<Option<T>, RecvError> {
+        self.recv_decode(Deadline::Now)
     }
 
-    /// Receives a message, waiting at most `timeout`.
+    /// Receives a message, waiting at most `timeout`; `Ok(None)` if the channel stayed empty.
     ///
     /// # Errors
     ///
-    /// [`RecvTimeoutError::Timeout`]; otherwise as [`Receiver::recv`].
-    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+    /// As [`Receiver::recv`].
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<T>, RecvError> {
         self.recv_decode(Deadline::after(timeout))
-            .map_err(Stop::recv_timeout)
     }
 }
 

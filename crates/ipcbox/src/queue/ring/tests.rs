@@ -48,25 +48,22 @@ fn die_inside_get_commit(ring: &Ring, valid: bool) {
 #[test]
 fn a_commit_torn_after_its_journal_is_valid_is_rolled_forward() {
     let ring = small();
-    ring.put(b"hello", Deadline::Now).unwrap();
-    ring.put(b"world", Deadline::Now).unwrap();
+    assert!(ring.put(b"hello", Deadline::Now).unwrap());
+    assert!(ring.put(b"world", Deadline::Now).unwrap());
     die_inside_get_commit(&ring, true);
     // The producers see the half-applied totals (one message fewer, its space not yet
     // free) and still work.
-    ring.put(b"third", Deadline::Now).unwrap();
+    assert!(ring.put(b"third", Deadline::Now).unwrap());
     let mut out = Vec::new();
-    ring.get(&mut out, Deadline::Now).unwrap();
+    assert!(ring.get(&mut out, Deadline::Now).unwrap());
     assert_eq!(out, b"world", "the dead consumer's message is taken, once");
-    ring.get(&mut out, Deadline::Now).unwrap();
+    assert!(ring.get(&mut out, Deadline::Now).unwrap());
     assert_eq!(out, b"third");
-    assert!(matches!(
-        ring.get(&mut out, Deadline::Now),
-        Err(Stop::Empty)
-    ));
+    assert!(!ring.get(&mut out, Deadline::Now).unwrap());
     assert_eq!(ring.recoveries(), 1);
     assert_eq!((ring.len(), ring.used_bytes()), (0, 0));
-    ring.put(b"again", Deadline::Now).unwrap();
-    ring.get(&mut out, Deadline::Now).unwrap();
+    assert!(ring.put(b"again", Deadline::Now).unwrap());
+    assert!(ring.get(&mut out, Deadline::Now).unwrap());
     assert_eq!(out, b"again");
 }
 
@@ -89,38 +86,32 @@ fn a_lock_a_live_process_keeps_ends_timeouts_at_their_deadline() {
         let (timed, tried) = finished
             .recv_timeout(LOCK_PATIENCE.limit / 2)
             .expect("put waited for the live holder past its deadline");
-        assert!(matches!(timed, Err(Stop::Timeout)), "{timed:?}");
+        assert!(matches!(timed, Ok(false)), "{timed:?}");
         assert!(
-            matches!(&tried, Err(Stop::Failed(e)) if e.kind() == io::ErrorKind::TimedOut
+            matches!(&tried, Err(SendError::Failed(e)) if e.kind() == io::ErrorKind::TimedOut
                 && e.to_string().contains(&format!("held by live pid {parent}"))),
             "{tried:?}"
         );
     });
     // The consumers' side does not need that lock: an empty queue says so at once.
     let mut out = Vec::new();
-    assert!(matches!(
-        ring.get(&mut out, Deadline::Now),
-        Err(Stop::Empty)
-    ));
+    assert!(!ring.get(&mut out, Deadline::Now).unwrap());
     ring.u32(PRODUCERS.lock).store(0, SeqCst);
-    ring.put(b"x", Deadline::Now).unwrap();
-    ring.get(&mut out, Deadline::Now).unwrap();
+    assert!(ring.put(b"x", Deadline::Now).unwrap());
+    assert!(ring.get(&mut out, Deadline::Now).unwrap());
     assert_eq!(out, b"x");
 }
 
 #[test]
 fn a_commit_torn_before_its_journal_is_valid_leaves_the_old_state() {
     let ring = small();
-    ring.put(b"hello", Deadline::Now).unwrap();
+    assert!(ring.put(b"hello", Deadline::Now).unwrap());
     die_inside_get_commit(&ring, false);
     let mut out = Vec::new();
-    ring.get(&mut out, Deadline::Now).unwrap();
+    assert!(ring.get(&mut out, Deadline::Now).unwrap());
     assert_eq!(out, b"hello", "the message stays for the next consumer");
     assert_eq!(ring.recoveries(), 1);
-    assert!(matches!(
-        ring.get(&mut out, Deadline::Now),
-        Err(Stop::Empty)
-    ));
+    assert!(!ring.get(&mut out, Deadline::Now).unwrap());
 }
 
 /// Does what a producer killed inside a `put_many` commit leaves behind: `msgs` staged,
@@ -133,7 +124,7 @@ fn die_inside_put_many_commit(ring: &Ring, msgs: &[&[u8]], valid: bool) {
             let (mut p, c) = ring.both().unwrap();
             for m in msgs {
                 let mut off = ring.offset(p.pos);
-                ring.stage_put(&mut p, &mut off, &c, m).unwrap();
+                assert!(ring.stage_put(&mut p, &mut off, &c, m).unwrap());
             }
             for (t, v) in [(T_POS, p.pos), (T_MSGS, p.msgs), (T_BYTES, p.bytes)] {
                 ring.u64(PRODUCERS.journal + t).store(v, Relaxed);
@@ -151,21 +142,23 @@ fn a_batch_commit_is_all_or_nothing_when_its_producer_dies() {
     let mut out = Vec::new();
     for valid in [false, true] {
         let ring = small();
-        ring.put(b"first", Deadline::Now).unwrap();
+        assert!(ring.put(b"first", Deadline::Now).unwrap());
         die_inside_put_many_commit(&ring, &[b"a", b"bb", b"ccc"], valid);
         // Consumers do not wait for the dead producer's lock: they see what was
         // committed before it.
         let mut ends = Vec::new();
         out.clear();
-        ring.get_many(10, &mut out, &mut ends, Deadline::Now)
-            .unwrap();
+        assert!(ring
+            .get_many(10, &mut out, &mut ends, Deadline::Now)
+            .unwrap());
         assert_eq!(out, b"first");
         // The next producer repairs the producers' side.
-        assert_eq!(ring.put_many(&[b"x"], Deadline::Now).0, 1);
+        assert_eq!(ring.put_many(&[b"x"], Deadline::Now).unwrap(), 1);
         out.clear();
         ends.clear();
-        ring.get_many(10, &mut out, &mut ends, Deadline::Now)
-            .unwrap();
+        assert!(ring
+            .get_many(10, &mut out, &mut ends, Deadline::Now)
+            .unwrap());
         let want: &[u8] = if valid { b"abbcccx" } else { b"x" };
         assert_eq!(out, want, "journal valid: {valid}");
         assert_eq!(ends.len(), if valid { 4 } else { 1 });
@@ -186,7 +179,7 @@ fn a_sleeping_consumer_takes_a_dead_producers_committed_message_not_disconnected
     std::thread::scope(|s| {
         let consumer = s.spawn(|| {
             let mut out = Vec::new();
-            ring.get(&mut out, Deadline::Forever).map(|()| out)
+            ring.get(&mut out, Deadline::Forever).map(|_| out)
         });
         // Wait until the consumer sleeps (its waiter bit set under the producers' lock).
         while ring.u32(O_NOT_EMPTY).load(SeqCst) & 1 == 0 {
@@ -196,7 +189,7 @@ fn a_sleeping_consumer_takes_a_dead_producers_committed_message_not_disconnected
         ring.lock(PRODUCERS).unwrap();
         let (mut p, c) = ring.both().unwrap();
         let mut off = ring.offset(p.pos);
-        ring.stage_put(&mut p, &mut off, &c, b"last words").unwrap();
+        assert!(ring.stage_put(&mut p, &mut off, &c, b"last words").unwrap());
         ring.commit(PRODUCERS, p);
         die_holding(&ring, PRODUCERS);
         let got = consumer.join().unwrap();
@@ -236,27 +229,28 @@ fn huge_totals_in_the_header_are_errors_not_overflows() {
         let mut out = Vec::new();
         let put = ring.put(b"x", Deadline::Now);
         assert_eq!(
-            matches!(put, Err(Stop::Failed(ref e)) if e.kind() == io::ErrorKind::InvalidData),
+            matches!(put, Err(SendError::Failed(ref e)) if e.kind() == io::ErrorKind::InvalidData),
             put_fails,
             "put with {fields:?}: {put:?}"
         );
         let get = ring.get(&mut out, Deadline::Now);
         assert_eq!(
-            matches!(get, Err(Stop::Failed(ref e)) if e.kind() == io::ErrorKind::InvalidData),
+            matches!(get, Err(RecvError::Failed(ref e)) if e.kind() == io::ErrorKind::InvalidData),
             get_fails,
             "get with {fields:?}: {get:?}"
         );
         assert!(ring.task_done().is_err(), "task_done with {fields:?}");
         // Filling the queue makes a producer read the consumers' totals afresh: then
         // every corruption shows.
-        let fill: Result<Vec<()>, Stop> = (0..8).map(|_| ring.put(b"x", Deadline::Now)).collect();
+        let fill: Result<Vec<bool>, SendError> =
+            (0..8).map(|_| ring.put(b"x", Deadline::Now)).collect();
         assert!(
-            matches!(fill, Err(Stop::Failed(_))),
+            matches!(fill, Err(SendError::Failed(_))),
             "filling with {fields:?}: {fill:?}"
         );
     }
     let ring = small();
-    ring.put(b"x", Deadline::Now).unwrap();
+    assert!(ring.put(b"x", Deadline::Now).unwrap());
     ring.u64(O_DONE).store(u64::MAX, Relaxed);
     let err = ring.task_done().unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
@@ -265,18 +259,18 @@ fn huge_totals_in_the_header_are_errors_not_overflows() {
 #[test]
 fn too_many_task_done_is_an_error_and_join_sees_all_done() {
     let ring = small();
-    ring.put(b"a", Deadline::Now).unwrap();
-    ring.put(b"b", Deadline::Now).unwrap();
+    assert!(ring.put(b"a", Deadline::Now).unwrap());
+    assert!(ring.put(b"b", Deadline::Now).unwrap());
     let mut out = Vec::new();
-    ring.get(&mut out, Deadline::Now).unwrap();
+    assert!(ring.get(&mut out, Deadline::Now).unwrap());
     ring.task_done().unwrap();
     let err = ring.task_done().unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
     assert!(!ring.all_done());
-    ring.get(&mut out, Deadline::Now).unwrap();
+    assert!(ring.get(&mut out, Deadline::Now).unwrap());
     ring.task_done().unwrap();
     assert!(ring.all_done());
-    ring.join(Deadline::Now).unwrap();
+    assert!(ring.join(Deadline::Now).unwrap());
 }
 
 #[test]
@@ -298,13 +292,13 @@ fn wrap_around_keeps_records_whole() {
     for round in 0..200u32 {
         let len = (round as usize * 37) % 250 + 1;
         let msg: Vec<u8> = (0..len).map(|i| (i as u32 + round) as u8).collect();
-        ring.put(&msg, Deadline::Now).unwrap();
+        assert!(ring.put(&msg, Deadline::Now).unwrap());
         if round % 3 == 0 {
-            ring.put(&msg, Deadline::Now).unwrap();
-            ring.get(&mut out, Deadline::Now).unwrap();
+            assert!(ring.put(&msg, Deadline::Now).unwrap());
+            assert!(ring.get(&mut out, Deadline::Now).unwrap());
             assert_eq!(out, msg);
         }
-        ring.get(&mut out, Deadline::Now).unwrap();
+        assert!(ring.get(&mut out, Deadline::Now).unwrap());
         assert_eq!(out, msg);
     }
 }
