@@ -9,6 +9,8 @@ mod util;
 mod batches;
 #[path = "queue/chaos.rs"]
 mod chaos;
+#[path = "queue/deadlines.rs"]
+mod deadlines;
 
 use std::io;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::SeqCst};

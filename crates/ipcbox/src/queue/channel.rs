@@ -42,7 +42,7 @@ use std::cell::Cell;
 use std::io;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -636,6 +636,16 @@ impl<T> Sender<T> {
         self.send_raw(msg, Deadline::after(timeout))
     }
 
+    /// Sends raw bytes, waiting until `deadline` at most for room; `Ok(false)` if the channel
+    /// stayed full.
+    ///
+    /// # Errors
+    ///
+    /// As [`Sender::send`].
+    pub fn send_bytes_deadline(&self, msg: &[u8], deadline: Instant) -> Result<bool, SendError> {
+        self.send_raw(msg, Deadline::At(deadline))
+    }
+
     /// The number of slots.
     pub fn capacity(&self) -> usize {
         self.ep.chan.cap as usize
@@ -723,6 +733,16 @@ impl<T: Serialize> Sender<T> {
     /// As [`Sender::send`].
     pub fn send_timeout(&self, msg: &T, timeout: Duration) -> Result<bool, SendError> {
         self.encode_send(msg, Deadline::after(timeout))
+    }
+
+    /// Sends `msg`, waiting until `deadline` at most for room; `Ok(false)` if the channel
+    /// stayed full.
+    ///
+    /// # Errors
+    ///
+    /// As [`Sender::send`].
+    pub fn send_deadline(&self, msg: &T, deadline: Instant) -> Result<bool, SendError> {
+        self.encode_send(msg, Deadline::At(deadline))
     }
 }
 
@@ -835,6 +855,20 @@ impl<T> Receiver<T> {
         self.recv_raw(buf, Deadline::after(timeout))
     }
 
+    /// Receives raw bytes into `buf`, waiting until `deadline` at most; `Ok(false)` if the
+    /// channel stayed empty.
+    ///
+    /// # Errors
+    ///
+    /// As [`Receiver::recv`].
+    pub fn recv_bytes_into_deadline(
+        &self,
+        buf: &mut Vec<u8>,
+        deadline: Instant,
+    ) -> Result<bool, RecvError> {
+        self.recv_raw(buf, Deadline::At(deadline))
+    }
+
     /// The number of slots.
     pub fn capacity(&self) -> usize {
         self.ep.chan.cap as usize
@@ -893,6 +927,16 @@ impl<T: DeserializeOwned> Receiver<T> {
     /// As [`Receiver::recv`].
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<T>, RecvError> {
         self.recv_decode(Deadline::after(timeout))
+    }
+
+    /// Receives a message, waiting until `deadline` at most; `Ok(None)` if the channel stayed
+    /// empty.
+    ///
+    /// # Errors
+    ///
+    /// As [`Receiver::recv`].
+    pub fn recv_deadline(&self, deadline: Instant) -> Result<Option<T>, RecvError> {
+        self.recv_decode(Deadline::At(deadline))
     }
 }
 

@@ -18,8 +18,9 @@
 //!   [`Options::named`]). An opener checks the magic number, the layout version and that the
 //!   geometry fits the object.
 //!
-//! Every operation has three forms: blocking (`put`, `get`), `try_` and `_timeout`. The last
-//! two say "not now" (full, empty, timed out) in `Ok`: `Ok(false)`, `Ok(None)` or a count of 0.
+//! Every operation has a blocking form (`put`, `get`), a `try_` and a `_timeout` form, and the
+//! single ones a `_deadline` form. All but the blocking one say "not now" (full, empty, timed
+//! out) in `Ok`: `Ok(false)`, `Ok(None)` or a count of 0.
 //!
 //! A blocked operation sleeps on a futex, holding no lock. A waker enters the kernel only if
 //! someone sleeps, so while both sides are busy no process makes a system call.
@@ -128,7 +129,7 @@ pub mod channel;
 
 use std::io;
 use std::marker::PhantomData;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -302,6 +303,16 @@ impl ByteQueue {
         self.ring.put(msg, Deadline::after(timeout))
     }
 
+    /// Appends `msg`, waiting until `deadline` at most for room; `Ok(false)` if the queue
+    /// stayed full.
+    ///
+    /// # Errors
+    ///
+    /// As [`ByteQueue::put`].
+    pub fn put_deadline(&self, msg: &[u8], deadline: Instant) -> Result<bool, SendError> {
+        self.ring.put(msg, Deadline::At(deadline))
+    }
+
     /// Removes the oldest message into `buf` (replacing its contents), waiting while the queue
     /// is empty.
     ///
@@ -337,6 +348,20 @@ impl ByteQueue {
         self.ring.get(buf, Deadline::after(timeout))
     }
 
+    /// Removes the oldest message into `buf`, waiting until `deadline` at most for one;
+    /// `Ok(false)` if the queue stayed empty.
+    ///
+    /// # Errors
+    ///
+    /// As [`ByteQueue::get_into`].
+    pub fn get_into_deadline(
+        &self,
+        buf: &mut Vec<u8>,
+        deadline: Instant,
+    ) -> Result<bool, RecvError> {
+        self.ring.get(buf, Deadline::At(deadline))
+    }
+
     /// Removes and returns the oldest message, waiting while the queue is empty.
     ///
     /// # Errors
@@ -364,6 +389,16 @@ impl ByteQueue {
     /// As [`ByteQueue::get_into`].
     pub fn get_timeout(&self, timeout: Duration) -> Result<Option<Vec<u8>>, RecvError> {
         self.get_vec(Deadline::after(timeout))
+    }
+
+    /// Removes and returns the oldest message, waiting until `deadline` at most for one;
+    /// `Ok(None)` if the queue stayed empty.
+    ///
+    /// # Errors
+    ///
+    /// As [`ByteQueue::get_into`].
+    pub fn get_deadline(&self, deadline: Instant) -> Result<Option<Vec<u8>>, RecvError> {
+        self.get_vec(Deadline::At(deadline))
     }
 
     fn get_vec(&self, deadline: Deadline) -> Result<Option<Vec<u8>>, RecvError> {
@@ -720,6 +755,16 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         self.encode_put(msg, Deadline::after(timeout))
     }
 
+    /// Appends `msg`, waiting until `deadline` at most for room; `Ok(false)` if the queue
+    /// stayed full.
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::put`].
+    pub fn put_deadline(&self, msg: &T, deadline: Instant) -> Result<bool, SendError> {
+        self.encode_put(msg, Deadline::At(deadline))
+    }
+
     /// Encodes `msgs` into one scratch buffer and puts them as [`ByteQueue::put_many`] does;
     /// an encoding error stops the batch at that message.
     fn encode_put_many(&self, msgs: &[T], deadline: Deadline) -> Result<usize, PutManyError> {
@@ -899,5 +944,15 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// As [`Queue::get`].
     pub fn get_timeout(&self, timeout: Duration) -> Result<Option<T>, RecvError> {
         self.get_decode(Deadline::after(timeout))
+    }
+
+    /// Removes and returns the oldest message, waiting until `deadline` at most for one;
+    /// `Ok(None)` if the queue stayed empty.
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::get`].
+    pub fn get_deadline(&self, deadline: Instant) -> Result<Option<T>, RecvError> {
+        self.get_decode(Deadline::At(deadline))
     }
 }
