@@ -41,7 +41,7 @@
 use std::cell::Cell;
 use std::io;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicU32, Ordering::*};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
@@ -52,27 +52,11 @@ use super::object::{self, Object};
 use super::peers;
 use super::wait::{self, Deadline, WaitPolicy};
 use super::{codec, with_scratch};
+use crate::layout::channel::{
+    RawChannelHeader, RawEnd, RawSlot, MAGIC, PAYLOAD_OFFSET, READY, SLOTS_OFFSET, VERSION,
+};
 use crate::mode::CreationMode;
 use crate::sys::futex;
-
-const MAGIC: u64 = u64::from_le_bytes(*b"IPCBCHN\x01");
-const VERSION: u32 = 3;
-const READY: u32 = 0x5245_4459;
-
-const O_MAGIC: usize = 0;
-const O_VERSION: usize = 8;
-const O_READY: usize = 12;
-const O_CAP: usize = 16;
-const O_SLOT: usize = 24;
-const O_MAX_MSG: usize = 32;
-const O_TAIL: usize = 64;
-const O_HEAD: usize = 128;
-const O_RX_SLEEPING: usize = 192;
-const O_TX_SLEEPING: usize = 256;
-// Endpoint records: owner (pid and start time packed in one word), gone flag at +16.
-const O_TX: usize = 320;
-const O_RX: usize = 384;
-const SLOTS_OFF: usize = 448;
 
 // A slot is a 4-byte length, a 4-byte stamp and the payload. A sender writes the slot, stamps
 // it with its sequence number, then stores the tail. A receiver watches the stamp of the slot
@@ -175,7 +159,7 @@ impl Options {
         let slot = (8 + self.max_message + 63) & !63;
         let len = cap
             .checked_mul(slot)
-            .and_then(|n| n.checked_add(SLOTS_OFF as u64))
+            .and_then(|n| n.checked_add(SLOTS_OFFSET as u64))
             .and_then(|n| usize::try_from(n).ok())
             .ok_or_else(|| {
                 crate::error::invalid_input(format_args!(
@@ -224,7 +208,7 @@ impl Options {
     /// `ResourceBusy` if a live process owns the sending end.
     pub fn sender<T>(&self, name: &str) -> io::Result<Sender<T>> {
         let ep = Endpoint::new(std::sync::Arc::new(self.named_chan(name)?), self.policy);
-        ep.claim(O_TX, "sender", false)?;
+        ep.claim(Role::Sender, false)?;
         Ok(Sender::new(ep))
     }
 
@@ -235,7 +219,7 @@ impl Options {
     /// As [`Options::sender`].
     pub fn receiver<T>(&self, name: &str) -> io::Result<Receiver<T>> {
         let ep = Endpoint::new(std::sync::Arc::new(self.named_chan(name)?), self.policy);
-        ep.claim(O_RX, "receiver", false)?;
+        ep.claim(Role::Receiver, false)?;
         Ok(Receiver::new(ep))
     }
 }
@@ -250,23 +234,46 @@ pub fn new<T>(capacity: usize) -> io::Result<(Sender<T>, Receiver<T>)> {
     Options::new().capacity(capacity).anonymous()
 }
 
+/// One end of the channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Sender,
+    Receiver,
+}
+
+impl Role {
+    fn peer(self) -> Role {
+        match self {
+            Role::Sender => Role::Receiver,
+            Role::Receiver => Role::Sender,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Role::Sender => "sender",
+            Role::Receiver => "receiver",
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Chan {
-    obj: Object,
+    obj: Object<RawChannelHeader>,
     cap: u64,
     slot: u64,
     max_msg: u64,
 }
 
 impl Chan {
-    fn init(obj: Object, cap: u64, slot: u64, max_msg: u64) -> io::Result<Chan> {
-        let r = &obj.region;
-        r.u64_at(O_CAP).store(cap, Relaxed);
-        r.u64_at(O_SLOT).store(slot, Relaxed);
-        r.u64_at(O_MAX_MSG).store(max_msg, Relaxed);
-        r.u32_at(O_VERSION).store(VERSION, Relaxed);
-        r.u64_at(O_MAGIC).store(MAGIC, Relaxed);
-        r.u32_at(O_READY).store(READY, Release);
+    fn init(obj: Object<RawChannelHeader>, cap: u64, slot: u64, max_msg: u64) -> io::Result<Chan> {
+        let h = obj.region.header();
+        h.capacity.store(cap, Relaxed);
+        h.slot.store(slot, Relaxed);
+        h.max_msg.store(max_msg, Relaxed);
+        h.version.store(VERSION, Relaxed);
+        h.magic.store(MAGIC, Relaxed);
+        h.ready.store(READY, Release);
         Ok(Chan {
             obj,
             cap,
@@ -275,35 +282,32 @@ impl Chan {
         })
     }
 
-    fn validate(obj: Object) -> io::Result<Chan> {
+    fn validate(obj: Object<RawChannelHeader>) -> io::Result<Chan> {
         let r = &obj.region;
+        let h = r.header();
         let label = obj.label().to_owned();
         let bad = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
-        if r.len() < SLOTS_OFF {
-            return Err(bad(format!("{label} is too small for an ipcbox channel")));
-        }
         object::wait_ready(&format!("channel {label}"), || {
-            r.u32_at(O_READY).load(Acquire) == READY
+            h.ready.load(Acquire) == READY
         })?;
-        let (magic, version) = (
-            r.u64_at(O_MAGIC).load(Relaxed),
-            r.u32_at(O_VERSION).load(Relaxed),
-        );
+        let (magic, version) = (h.magic.load(Relaxed), h.version.load(Relaxed));
         if magic != MAGIC || version != VERSION {
             return Err(bad(format!(
                 "{label} is not an ipcbox channel of layout version {VERSION} (magic {magic:#x}, version {version})"
             )));
         }
-        let cap = r.u64_at(O_CAP).load(Relaxed);
-        let slot = r.u64_at(O_SLOT).load(Relaxed);
-        let max_msg = r.u64_at(O_MAX_MSG).load(Relaxed);
+        let cap = h.capacity.load(Relaxed);
+        let slot = h.slot.load(Relaxed);
+        let max_msg = h.max_msg.load(Relaxed);
         let fits = cap
             .checked_mul(slot)
-            .and_then(|n| n.checked_add(SLOTS_OFF as u64))
+            .and_then(|n| n.checked_add(SLOTS_OFFSET as u64))
             .is_some_and(|n| n <= r.len() as u64);
         if !cap.is_power_of_two()
             || cap > MAX_CAPACITY
-            || slot.checked_sub(8).is_none_or(|room| room < max_msg)
+            || slot
+                .checked_sub(PAYLOAD_OFFSET as u64)
+                .is_none_or(|room| room < max_msg)
             || slot % 8 != 0
             || !fits
         {
@@ -320,17 +324,60 @@ impl Chan {
         })
     }
 
+    /// The header, checked to fit the mapping when it was attached.
     #[inline]
-    fn u32(&self, off: usize) -> &AtomicU32 {
-        self.obj.region.u32_at(off)
+    fn h(&self) -> &RawChannelHeader {
+        self.obj.region.header()
     }
+
     #[inline]
-    fn u64(&self, off: usize) -> &AtomicU64 {
-        self.obj.region.u64_at(off)
+    fn end(&self, role: Role) -> &RawEnd {
+        match role {
+            Role::Sender => &self.h().sender,
+            Role::Receiver => &self.h().receiver,
+        }
     }
+
+    /// The index `role` alone writes: the tail for the sender, the head for the receiver.
     #[inline]
-    fn slot_off(&self, index: u32) -> usize {
-        SLOTS_OFF + ((u64::from(index) & (self.cap - 1)) * self.slot) as usize
+    fn index(&self, role: Role) -> &AtomicU32 {
+        match role {
+            Role::Sender => &self.h().tail,
+            Role::Receiver => &self.h().head,
+        }
+    }
+
+    /// The flag `role` raises while it may sleep on its peer's index.
+    #[inline]
+    fn sleeping(&self, role: Role) -> &AtomicU32 {
+        match role {
+            Role::Sender => &self.h().tx_sleeping,
+            Role::Receiver => &self.h().rx_sleeping,
+        }
+    }
+
+    /// The slot of message `index`: its length and stamp, and where its payload starts.
+    #[inline]
+    fn slot(&self, index: u32) -> io::Result<(&RawSlot, usize)> {
+        // In bounds for any index once `validate` checked the geometry against the mapping;
+        // checked again all the same, since the mapping is shared with other processes.
+        let off = SLOTS_OFFSET + ((u64::from(index) & (self.cap - 1)) * self.slot) as usize;
+        match self.obj.region.at::<RawSlot>(off) {
+            Some(slot) => Ok((slot, off + PAYLOAD_OFFSET)),
+            None => Err(self.bad_slot(off)),
+        }
+    }
+
+    #[cold]
+    fn bad_slot(&self, off: usize) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "channel {} corrupted: slot at offset {off} outside its {} byte object",
+                self.obj.label(),
+                self.obj.region.len()
+            ),
+        )
     }
 }
 
@@ -365,24 +412,26 @@ impl Endpoint {
         }
     }
 
-    /// Takes ownership of the end recorded at `rec` (`O_TX`/`O_RX`) for this process. An
-    /// opener (`force` false) fails while a live process owns it; a handle inherited across
-    /// `fork` (`force` true) is that same end and takes it over.
+    /// Takes ownership of the end `role` for this process. An opener (`force` false) fails
+    /// while a live process owns it; a handle inherited across `fork` (`force` true) is that
+    /// same end and takes it over.
     #[cold]
-    fn claim(&self, rec: usize, what: &str, force: bool) -> io::Result<()> {
+    fn claim(&self, role: Role, force: bool) -> io::Result<()> {
         let gen = crate::sys::process::fork_generation();
         let (pid, start) = peers::me();
         let me = peers::pack(pid, start);
         let c = &self.chan;
-        let owner = c.u64(rec);
+        let end = c.end(role);
+        let owner = &end.owner;
         loop {
             let cur = owner.load(Acquire);
             if !force && cur != 0 && peers::alive_packed(cur) {
                 return Err(io::Error::new(
                     io::ErrorKind::ResourceBusy,
                     format!(
-                        "channel {} {what} is owned by live process {}",
+                        "channel {} {} is owned by live process {}",
                         c.obj.label(),
+                        role.name(),
                         cur & 0xFFFF_FFFF
                     ),
                 ));
@@ -391,30 +440,25 @@ impl Endpoint {
                 break;
             }
         }
-        c.u32(rec + 16).store(0, Release);
+        end.gone.store(0, Release);
         self.owner_word.set(me);
-        // Take up our index where the previous owner left it.
-        let (mine, other) = if rec == O_TX {
-            (O_TAIL, O_HEAD)
-        } else {
-            (O_HEAD, O_TAIL)
-        };
-        if rec == O_TX {
+        if role == Role::Sender {
             // A sender killed between stamping a slot and storing the tail left a message
             // the receiver may already have taken: move the tail past every stamped slot, so
             // the next message goes after it, and tell a sleeping receiver.
-            let mut tail = c.u32(O_TAIL).load(Acquire);
+            let mut tail = c.h().tail.load(Acquire);
             for _ in 0..c.cap {
-                if c.u32(c.slot_off(tail) + 4).load(Acquire) != tail.wrapping_add(1) {
+                if c.slot(tail)?.0.stamp.load(Acquire) != tail.wrapping_add(1) {
                     break;
                 }
                 tail = tail.wrapping_add(1);
             }
-            c.u32(O_TAIL).store(tail, SeqCst);
-            wake_sleeper(c, O_RX_SLEEPING, O_TAIL);
+            c.h().tail.store(tail, SeqCst);
+            wake_sleeper(c, Role::Receiver);
         }
-        self.mine.set(c.u32(mine).load(Acquire));
-        self.other.set(c.u32(other).load(Acquire));
+        // Take up our index where the previous owner left it.
+        self.mine.set(c.index(role).load(Acquire));
+        self.other.set(c.index(role.peer()).load(Acquire));
         self.fence_free.set(wait::register_fence_free());
         self.claimed_gen.set(gen);
         Ok(())
@@ -431,10 +475,10 @@ impl Endpoint {
     // Where `membarrier` is refused, an end fences its index store itself, and a sleeper that
     // could not fence its peer sleeps in short slices (`wait::UNFENCED_SLICE`).
 
-    /// Publishes our index `value` at `word`; the peer's "sleeping" flag is loaded after it.
+    /// Publishes `role`'s (our) index `value`; the peer's "sleeping" flag is loaded after it.
     #[inline]
-    fn publish(&self, word: usize, value: u32) {
-        let index = self.chan.u32(word);
+    fn publish(&self, role: Role, value: u32) {
+        let index = self.chan.index(role);
         if self.fence_free.get() {
             // A sleeping peer's `membarrier` orders this store before our flag load.
             index.store(value, Release);
@@ -444,53 +488,54 @@ impl Endpoint {
     }
 
     #[inline]
-    fn ensure(&self, rec: usize, what: &str) -> io::Result<()> {
+    fn ensure(&self, role: Role) -> io::Result<()> {
         if self.claimed_gen.get() != crate::sys::process::fork_generation() {
-            self.claim(rec, what, true)?;
+            self.claim(role, true)?;
         }
         Ok(())
     }
 
-    /// Whether the peer recorded at `rec` has gone (dropped its end) or, if `check_alive`, died.
+    /// Whether the end `peer` has gone (dropped) or, if `check_alive`, its owner died.
     #[inline]
-    fn peer_gone(&self, rec: usize, check_alive: bool) -> bool {
-        let c = &self.chan;
-        if c.u32(rec + 16).load(Acquire) != 0 {
+    fn peer_gone(&self, peer: Role, check_alive: bool) -> bool {
+        let end = self.chan.end(peer);
+        if end.gone.load(Acquire) != 0 {
             return true;
         }
-        let owner = c.u64(rec).load(Acquire);
+        let owner = end.owner.load(Acquire);
         check_alive && owner != 0 && !peers::alive_packed(owner)
     }
 
     /// Marks our end gone and wakes the peer, if this process still owns it (a process that
     /// handed its end to a forked child and then drops its copy does not disconnect the child).
-    fn release(&self, rec: usize) {
+    fn release(&self, role: Role) {
         if self.claimed_gen.get() != crate::sys::process::fork_generation() {
             return;
         }
-        let c = &self.chan;
+        let end = self.chan.end(role);
         let mine = self.owner_word.get();
-        if c.u64(rec)
+        if end
+            .owner
             .compare_exchange(mine, 0, AcqRel, Relaxed)
             .is_err()
         {
             return;
         }
-        c.u32(rec + 16).store(1, SeqCst);
+        end.gone.store(1, SeqCst);
     }
 
-    /// Waits until `ready()` (true) or the deadline (false); the peer wakes us through `word`
-    /// when we raise `sleeping`. `Disconnected` once the peer is gone and still not `ready()`.
+    /// Waits, as `role`, until `ready()` (true) or the deadline (false); the peer wakes us
+    /// through its index when we raise our sleeping flag. `Disconnected` once the peer is gone
+    /// and still not `ready()`.
     fn wait<E: Failure>(
         &self,
         deadline: Deadline,
-        word: usize,
-        sleeping: usize,
-        peer_rec: usize,
+        role: Role,
         fast_ready: impl Fn() -> bool,
         ready: impl Fn() -> bool,
     ) -> Result<bool, E> {
         let c = &self.chan;
+        let (word, sleeping, peer) = (c.index(role.peer()), c.sleeping(role), role.peer());
         let gone = || {
             if ready() {
                 Ok(true)
@@ -498,7 +543,7 @@ impl Endpoint {
                 Err(E::disconnected())
             }
         };
-        if self.peer_gone(peer_rec, false) {
+        if self.peer_gone(peer, false) {
             return gone();
         }
         if wait::spin(deadline, self.policy.spin_for(), || !fast_ready()) {
@@ -508,8 +553,8 @@ impl Endpoint {
             let Some(slice) = deadline.slice(wait::SLICE) else {
                 return Ok(false);
             };
-            let seen = c.u32(word).load(SeqCst);
-            c.u32(sleeping).store(1, SeqCst);
+            let seen = word.load(SeqCst);
+            sleeping.store(1, SeqCst);
             // A fence-free peer may have stored its index and loaded our flag in the other
             // order; after this, either it sees the flag or `ready()` sees its index.
             let slice = if wait::fence_peers() {
@@ -517,17 +562,17 @@ impl Endpoint {
             } else {
                 slice.min(wait::UNFENCED_SLICE)
             };
-            if ready() || self.peer_gone(peer_rec, false) {
-                c.u32(sleeping).store(0, Relaxed);
+            if ready() || self.peer_gone(peer, false) {
+                sleeping.store(0, Relaxed);
                 return gone();
             }
-            let res = futex::wait(c.u32(word), seen, Some(slice));
-            c.u32(sleeping).store(0, Relaxed);
+            let res = futex::wait(word, seen, Some(slice));
+            sleeping.store(0, Relaxed);
             res.map_err(E::failed)?;
             if ready() {
                 return Ok(true);
             }
-            if self.peer_gone(peer_rec, c.u32(word).load(Relaxed) == seen) {
+            if self.peer_gone(peer, word.load(Relaxed) == seen) {
                 return gone();
             }
         }
@@ -569,18 +614,18 @@ impl<T> Sender<T> {
                 ),
             )));
         }
-        ep.ensure(O_TX, "sender").map_err(SendError::Failed)?;
-        if ep.peer_gone(O_RX, false) {
+        ep.ensure(Role::Sender).map_err(SendError::Failed)?;
+        if ep.peer_gone(Role::Receiver, false) {
             return Err(SendError::Disconnected);
         }
         let tail = ep.mine.get();
         let cap = c.cap as u32;
         if tail.wrapping_sub(ep.other.get()) >= cap {
-            let refresh = || tail.wrapping_sub(c.u32(O_HEAD).load(Acquire)) < cap;
-            if !ep.wait(deadline, O_HEAD, O_TX_SLEEPING, O_RX, refresh, refresh)? {
+            let refresh = || tail.wrapping_sub(c.h().head.load(Acquire)) < cap;
+            if !ep.wait(deadline, Role::Sender, refresh, refresh)? {
                 return Ok(false);
             }
-            let head = c.u32(O_HEAD).load(Acquire);
+            let head = c.h().head.load(Acquire);
             if tail.wrapping_sub(head) > cap {
                 return Err(SendError::Failed(io::Error::new(
                     io::ErrorKind::InvalidData,
@@ -592,19 +637,19 @@ impl<T> Sender<T> {
             }
             ep.other.set(head);
         }
-        let off = c.slot_off(tail);
+        let (slot, payload) = c.slot(tail).map_err(SendError::Failed)?;
         c.obj
             .region
-            .write(off + 8, msg)
+            .write(payload, msg)
             .map_err(SendError::Failed)?;
-        c.u32(off).store(msg.len() as u32, Relaxed);
+        slot.len.store(msg.len() as u32, Relaxed);
         let next = tail.wrapping_add(1);
         // The stamp publishes the slot to a receiver watching it; the tail (ordered before
         // the load of the receiver's sleeping flag) to one about to sleep.
-        c.u32(off + 4).store(next, Release);
-        ep.publish(O_TAIL, next);
+        slot.stamp.store(next, Release);
+        ep.publish(Role::Sender, next);
         ep.mine.set(next);
-        wake_sleeper(c, O_RX_SLEEPING, O_TAIL);
+        wake_sleeper(c, Role::Receiver);
         Ok(true)
     }
 
@@ -672,21 +717,23 @@ impl<T> Sender<T> {
     }
 }
 
-/// Wakes the peer if it sleeps on `word`: the first waker takes the flag down, so a burst
-/// of messages to a sleeper that is still waking up costs one wake-up call, not one each.
+/// Wakes `sleeper` if it sleeps (on its peer's index): the first waker takes the flag down, so
+/// a burst of messages to a sleeper that is still waking up costs one wake-up call, not one
+/// each.
 #[inline]
-fn wake_sleeper(c: &Chan, sleeping: usize, word: usize) {
-    let flag = c.u32(sleeping);
+fn wake_sleeper(c: &Chan, sleeper: Role) {
+    let flag = c.sleeping(sleeper);
     if flag.load(SeqCst) != 0 && flag.swap(0, SeqCst) != 0 {
-        futex::wake_all(c.u32(word));
+        futex::wake_all(c.index(sleeper.peer()));
     }
 }
 
 fn len(c: &Chan) -> usize {
     let n = c
-        .u32(O_TAIL)
+        .h()
+        .tail
         .load(Relaxed)
-        .wrapping_sub(c.u32(O_HEAD).load(Relaxed)) as i32;
+        .wrapping_sub(c.h().head.load(Relaxed)) as i32;
     (n.max(0) as u64).min(c.cap) as usize
 }
 
@@ -748,11 +795,11 @@ impl<T: Serialize> Sender<T> {
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
-        self.ep.release(O_TX);
+        self.ep.release(Role::Sender);
         // The receiver sleeps on the tail word; it re-checks the gone flag when woken.
-        let c = &self.ep.chan;
-        if c.u32(O_RX_SLEEPING).load(SeqCst) != 0 {
-            futex::wake_all(c.u32(O_TAIL));
+        let h = self.ep.chan.h();
+        if h.rx_sleeping.load(SeqCst) != 0 {
+            futex::wake_all(&h.tail);
         }
     }
 }
@@ -769,11 +816,11 @@ impl<T> Receiver<T> {
     fn recv_raw(&self, out: &mut Vec<u8>, deadline: Deadline) -> Result<bool, RecvError> {
         let ep = &self.ep;
         let c = &*ep.chan;
-        ep.ensure(O_RX, "receiver").map_err(RecvError::Failed)?;
+        ep.ensure(Role::Receiver).map_err(RecvError::Failed)?;
         let head = ep.mine.get();
-        let off = c.slot_off(head);
+        let (slot, payload) = c.slot(head).map_err(RecvError::Failed)?;
         let next = head.wrapping_add(1);
-        let stamp = c.u32(off + 4);
+        let stamp = &slot.stamp;
         if stamp.load(Acquire) != next {
             // Spin on the slot itself; sleep on the tail, which the sender stores after the
             // stamp and checks the sleeping flag against. The spin reads the stamp's line
@@ -783,13 +830,12 @@ impl<T> Receiver<T> {
             let stamped = || stamp.load(Acquire) == next;
             // The stamp goes before the tail, so a receiver may be one past the tail for a
             // moment: only a tail ahead of the head means a message.
-            let refresh =
-                || stamped() || (c.u32(O_TAIL).load(Acquire).wrapping_sub(head) as i32) > 0;
-            if !ep.wait(deadline, O_TAIL, O_RX_SLEEPING, O_TX, stamped, refresh)? {
+            let refresh = || stamped() || (c.h().tail.load(Acquire).wrapping_sub(head) as i32) > 0;
+            if !ep.wait(deadline, Role::Receiver, stamped, refresh)? {
                 return Ok(false);
             }
             if !stamped() {
-                let tail = c.u32(O_TAIL).load(Acquire);
+                let tail = c.h().tail.load(Acquire);
                 return Err(RecvError::Failed(io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!(
@@ -800,7 +846,7 @@ impl<T> Receiver<T> {
                 )));
             }
         }
-        let len = u64::from(c.u32(off).load(Relaxed));
+        let len = u64::from(slot.len.load(Relaxed));
         if len > c.max_msg {
             return Err(RecvError::Failed(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -813,11 +859,11 @@ impl<T> Receiver<T> {
         }
         c.obj
             .region
-            .read_to_vec(off + 8, len as usize, out)
+            .read_to_vec(payload, len as usize, out)
             .map_err(RecvError::Failed)?;
-        ep.publish(O_HEAD, next);
+        ep.publish(Role::Receiver, next);
         ep.mine.set(next);
-        wake_sleeper(c, O_TX_SLEEPING, O_HEAD);
+        wake_sleeper(c, Role::Sender);
         Ok(true)
     }
 
@@ -942,10 +988,10 @@ impl<T: DeserializeOwned> Receiver<T> {
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
-        self.ep.release(O_RX);
-        let c = &self.ep.chan;
-        if c.u32(O_TX_SLEEPING).load(SeqCst) != 0 {
-            futex::wake_all(c.u32(O_HEAD));
+        self.ep.release(Role::Receiver);
+        let h = self.ep.chan.h();
+        if h.tx_sleeping.load(SeqCst) != 0 {
+            futex::wake_all(&h.head);
         }
     }
 }

@@ -24,15 +24,12 @@ use super::error::{Failure, PutManyError, RecvError, SendError};
 use super::object::Object;
 use super::peers;
 use super::wait::{self, Deadline, WaitPolicy};
+use crate::layout::queue::{RawQueueHeader, RawSide, DATA_OFFSET, TAG_MASK, TAG_RECORD, TAG_SKIP};
 use crate::mode::CreationMode;
 use crate::sys::futex;
 use crate::sys::mmap::Region;
 pub(crate) use layout::Geometry;
-use layout::{
-    align8, corrupted, Side, CONSUMERS, DATA_OFF, O_ALL_DONE, O_ATTACHED_EVER, O_CLOSED, O_DONE,
-    O_NOT_EMPTY, O_NOT_FULL, O_RECOVERIES, PRODUCERS, TAG_MASK, TAG_RECORD, TAG_SKIP, T_BYTES,
-    T_MSGS, T_POS,
-};
+use layout::{align8, corrupted, Side, CONSUMERS, PRODUCERS};
 
 // Why every state another process can see is a state between two whole operations, which is
 // what the queue's crash guarantees rest on:
@@ -66,7 +63,7 @@ struct Totals {
 /// An attached MPMC byte ring.
 #[derive(Debug)]
 pub(crate) struct Ring {
-    obj: Object,
+    obj: Object<RawQueueHeader>,
     geo: Geometry,
     ring: u64,
     policy: WaitPolicy,
@@ -118,7 +115,7 @@ impl Drop for Held<'_> {
 impl Ring {
     pub(crate) fn anonymous(geo: Geometry, policy: WaitPolicy) -> io::Result<Ring> {
         geo.check()?;
-        let obj = Object::anonymous(DATA_OFF + geo.ring() as usize)?;
+        let obj = Object::anonymous(DATA_OFFSET + geo.ring() as usize)?;
         let ring = Ring::new(obj, geo, policy);
         ring.init()?;
         ring.attach()?;
@@ -140,7 +137,7 @@ impl Ring {
         let len = if mode == CreationMode::Open {
             0
         } else {
-            DATA_OFF + geo.ring() as usize
+            DATA_OFFSET + geo.ring() as usize
         };
         let (obj, created) = Object::named(name, mode, len, permissions)?;
         let ring = if created {
@@ -154,7 +151,7 @@ impl Ring {
         Ok(ring)
     }
 
-    fn new(obj: Object, geo: Geometry, policy: WaitPolicy) -> Ring {
+    fn new(obj: Object<RawQueueHeader>, geo: Geometry, policy: WaitPolicy) -> Ring {
         Ring {
             obj,
             ring: geo.ring(),
@@ -168,14 +165,22 @@ impl Ring {
         }
     }
 
-    fn r(&self) -> &Region {
+    fn r(&self) -> &Region<RawQueueHeader> {
         &self.obj.region
     }
-    fn u64(&self, off: usize) -> &AtomicU64 {
-        self.r().u64_at(off)
+
+    /// The header, checked to fit the mapping when it was attached.
+    #[inline]
+    fn h(&self) -> &RawQueueHeader {
+        self.obj.region.header()
     }
-    fn u32(&self, off: usize) -> &AtomicU32 {
-        self.r().u32_at(off)
+
+    #[inline]
+    fn side(&self, side: Side) -> &RawSide {
+        match side {
+            Side::Producers => &self.h().producers,
+            Side::Consumers => &self.h().consumers,
+        }
     }
 
     pub(crate) fn geometry(&self) -> Geometry {
@@ -200,7 +205,7 @@ impl Ring {
         let me = peers::me();
         let died = self.lock(PRODUCERS)?;
         if self.peers().attach(me.0, me.1) {
-            self.u64(O_ATTACHED_EVER).fetch_add(1, Relaxed);
+            self.h().attached_ever.fetch_add(1, Relaxed);
         }
         self.unlock(PRODUCERS, died);
         self.my_pid.store(me.0, Relaxed);
@@ -212,11 +217,12 @@ impl Ring {
     /// The published totals of `side`, position first: whatever counts are read after it are
     /// at least as recent.
     fn totals(&self, side: Side) -> Totals {
-        let pos = self.u64(side.totals + T_POS).load(Acquire);
+        let t = &self.side(side).totals;
+        let pos = t.pos.load(Acquire);
         Totals {
             pos,
-            msgs: self.u64(side.totals + T_MSGS).load(Acquire),
-            bytes: self.u64(side.totals + T_BYTES).load(Acquire),
+            msgs: t.msgs.load(Acquire),
+            bytes: t.bytes.load(Acquire),
         }
     }
 
@@ -253,7 +259,7 @@ impl Ring {
     }
 
     fn data(&self, pos: u64) -> usize {
-        DATA_OFF + pos as usize
+        DATA_OFFSET + pos as usize
     }
 
     /// Where a record of `len` payload bytes goes after the producers' totals `p`: the ring
@@ -294,7 +300,7 @@ impl Ring {
         msgs: &[M],
         done: &mut usize,
     ) -> Result<Option<Wakes>, SendError> {
-        if self.u64(O_CLOSED).load(Acquire) != 0 {
+        if self.h().closed.load(Acquire) != 0 {
             return Err(SendError::Disconnected);
         }
         let mut p = self.totals(PRODUCERS);
@@ -334,7 +340,7 @@ impl Ring {
         self.commit(PRODUCERS, p);
         *done = n;
         Ok(Some(Wakes {
-            not_empty: self.take_waiters(O_NOT_EMPTY),
+            not_empty: self.take_waiters(&self.h().not_empty),
             not_full: false,
             all_done: false,
         }))
@@ -378,17 +384,17 @@ impl Ring {
         let c = self.totals(CONSUMERS);
         let mut tail = self.seen_tail.load(Acquire);
         if fresh || tail <= c.pos || self.check_tail(&c, tail).is_err() {
-            tail = self.u64(PRODUCERS.totals + T_POS).load(Acquire);
+            tail = self.h().producers.totals.pos.load(Acquire);
             self.check_tail(&c, tail).map_err(RecvError::Failed)?;
             self.seen_tail.store(tail, Release);
         }
         if tail == c.pos {
-            if self.u64(O_CLOSED).load(Acquire) == 0 {
+            if self.h().closed.load(Acquire) == 0 {
                 return Ok(None);
             }
             // Closing takes the producers' lock, so every put committed before it is
             // visible once the flag is: look again.
-            tail = self.u64(PRODUCERS.totals + T_POS).load(Acquire);
+            tail = self.h().producers.totals.pos.load(Acquire);
             self.check_tail(&c, tail).map_err(RecvError::Failed)?;
             if tail == c.pos {
                 return Err(RecvError::Disconnected);
@@ -422,7 +428,7 @@ impl Ring {
         self.commit(CONSUMERS, c);
         Ok(Some(Wakes {
             not_empty: false,
-            not_full: self.take_waiters(O_NOT_FULL),
+            not_full: self.take_waiters(&self.h().not_full),
             all_done: false,
         }))
     }
@@ -461,7 +467,7 @@ impl Ring {
         self.commit(CONSUMERS, c);
         Ok(Some(Wakes {
             not_empty: false,
-            not_full: self.take_waiters(O_NOT_FULL),
+            not_full: self.take_waiters(&self.h().not_full),
             all_done: false,
         }))
     }
@@ -507,8 +513,7 @@ impl Ring {
     /// If someone sleeps on `word`, advances its sequence and clears the bit. Called under
     /// the lock that sleepers on `word` register under (see [`Ring::run`]), after the commit
     /// they wait for.
-    fn take_waiters(&self, word: usize) -> bool {
-        let w = self.u32(word);
+    fn take_waiters(&self, w: &AtomicU32) -> bool {
         // Sequentially consistent for `join`, whose sleepers register without a lock.
         let mut v = w.load(SeqCst);
         while v & 1 == 1 {
@@ -522,13 +527,13 @@ impl Ring {
 
     fn wake(&self, w: Wakes) {
         if w.not_empty {
-            futex::wake_all(self.u32(O_NOT_EMPTY));
+            futex::wake_all(&self.h().not_empty);
         }
         if w.not_full {
-            futex::wake_all(self.u32(O_NOT_FULL));
+            futex::wake_all(&self.h().not_full);
         }
         if w.all_done {
-            futex::wake_all(self.u32(O_ALL_DONE));
+            futex::wake_all(&self.h().all_done);
         }
     }
 
@@ -548,7 +553,7 @@ impl Ring {
         side: Option<Side>,
         wakers: Option<Side>,
         deadline: Deadline,
-        word: usize,
+        word: &AtomicU32,
         blocked: impl Fn() -> bool,
         mut op: impl FnMut() -> Result<Option<Wakes>, E>,
     ) -> Result<bool, E> {
@@ -621,23 +626,23 @@ impl Ring {
                     let Some(repaired) = lock(wakers)? else {
                         return Ok(false);
                     };
-                    let expect = self.u32(word).fetch_or(1, SeqCst) | 1;
+                    let expect = word.fetch_or(1, SeqCst) | 1;
                     let still = blocked();
                     self.unlock(wakers, repaired);
                     still.then_some(expect)
                 }
                 None => {
-                    let expect = self.u32(word).fetch_or(1, SeqCst) | 1;
+                    let expect = word.fetch_or(1, SeqCst) | 1;
                     blocked().then_some(expect)
                 }
             };
             let Some(expect) = expect else {
                 continue;
             };
-            futex::wait(self.u32(word), expect, Some(slice)).map_err(E::failed)?;
+            futex::wait(word, expect, Some(slice)).map_err(E::failed)?;
             // A waker killed between its commit and its wake leaves the word as it was: look
             // at the queue itself before calling it disconnected.
-            if self.u32(word).load(Relaxed) == expect && blocked() && self.peers_gone() {
+            if word.load(Relaxed) == expect && blocked() && self.peers_gone() {
                 return Err(E::disconnected());
             }
         }
@@ -645,7 +650,7 @@ impl Ring {
 
     /// Whether another process attached at some time and none is alive now.
     fn peers_gone(&self) -> bool {
-        self.u64(O_ATTACHED_EVER).load(Relaxed) >= 2
+        self.h().attached_ever.load(Relaxed) >= 2
             && !self.peers().others_alive(self.my_pid.load(Relaxed))
     }
 
@@ -655,7 +660,7 @@ impl Ring {
     }
 
     fn closed(&self) -> bool {
-        self.u64(O_CLOSED).load(SeqCst) != 0
+        self.h().closed.load(SeqCst) != 0
     }
 
     /// Lock-free, on fresh totals: whether a put of `len` bytes would find the queue full
@@ -668,8 +673,8 @@ impl Ring {
 
     /// Lock-free, on fresh totals: whether a get would find the queue empty (and open) now.
     fn empty_now(&self) -> bool {
-        let head = self.u64(CONSUMERS.totals + T_POS).load(Acquire);
-        let tail = self.u64(PRODUCERS.totals + T_POS).load(Acquire);
+        let head = self.h().consumers.totals.pos.load(Acquire);
+        let tail = self.h().producers.totals.pos.load(Acquire);
         tail == head && !self.closed()
     }
 
@@ -689,7 +694,7 @@ impl Ring {
             Some(PRODUCERS),
             Some(CONSUMERS),
             deadline,
-            O_NOT_FULL,
+            &self.h().not_full,
             || self.full_for(len),
             || self.put_locked(msg),
         )
@@ -701,7 +706,7 @@ impl Ring {
             Some(CONSUMERS),
             Some(PRODUCERS),
             deadline,
-            O_NOT_EMPTY,
+            &self.h().not_empty,
             || self.empty_now(),
             || self.get_locked(out),
         )
@@ -729,7 +734,7 @@ impl Ring {
                 Some(PRODUCERS),
                 Some(CONSUMERS),
                 deadline,
-                O_NOT_FULL,
+                &self.h().not_full,
                 || self.full_for(first),
                 || self.put_many_locked(rest, &mut n),
             );
@@ -767,7 +772,7 @@ impl Ring {
             Some(CONSUMERS),
             Some(PRODUCERS),
             deadline,
-            O_NOT_EMPTY,
+            &self.h().not_empty,
             || self.empty_now(),
             || self.get_many_locked(max, buf, ends),
         )
@@ -778,11 +783,11 @@ impl Ring {
     /// producers under the consumers' (see [`Ring::run`]).
     pub(crate) fn close(&self) -> io::Result<()> {
         let repaired = self.lock(PRODUCERS)?;
-        self.u64(O_CLOSED).store(1, SeqCst);
-        let not_empty = self.take_waiters(O_NOT_EMPTY);
+        self.h().closed.store(1, SeqCst);
+        let not_empty = self.take_waiters(&self.h().not_empty);
         self.unlock(PRODUCERS, repaired);
         let repaired = self.lock(CONSUMERS)?;
-        let not_full = self.take_waiters(O_NOT_FULL);
+        let not_full = self.take_waiters(&self.h().not_full);
         self.unlock(CONSUMERS, repaired);
         self.wake(Wakes {
             not_empty,
@@ -796,7 +801,7 @@ impl Ring {
     /// total, which must stay at most the consumers' message total.
     pub(crate) fn task_done(&self) -> io::Result<()> {
         self.attach()?;
-        let done = self.u64(O_DONE);
+        let done = &self.h().done;
         let mut d = done.load(SeqCst);
         loop {
             let (_, c) = self.both()?;
@@ -818,8 +823,9 @@ impl Ring {
             }
             match done.compare_exchange_weak(d, d + 1, SeqCst, SeqCst) {
                 Ok(_) => {
-                    if d + 1 == self.totals(PRODUCERS).msgs && self.take_waiters(O_ALL_DONE) {
-                        futex::wake_all(self.u32(O_ALL_DONE));
+                    if d + 1 == self.totals(PRODUCERS).msgs && self.take_waiters(&self.h().all_done)
+                    {
+                        futex::wake_all(&self.h().all_done);
                     }
                     return Ok(());
                 }
@@ -832,8 +838,8 @@ impl Ring {
     /// read first: the producers' total, read after it, is at least as recent, so equality
     /// means there was a moment with nothing unfinished.
     fn all_done(&self) -> bool {
-        let done = self.u64(O_DONE).load(SeqCst);
-        done == self.u64(PRODUCERS.totals + T_MSGS).load(SeqCst)
+        let done = self.h().done.load(SeqCst);
+        done == self.h().producers.totals.msgs.load(SeqCst)
     }
 
     /// Waits until every message put is finished; false if the deadline passed first.
@@ -842,7 +848,7 @@ impl Ring {
             None,
             None,
             deadline,
-            O_ALL_DONE,
+            &self.h().all_done,
             || !self.all_done(),
             || Ok(self.all_done().then_some(Wakes::NONE)),
         )
@@ -864,7 +870,7 @@ impl Ring {
         self.closed()
     }
     pub(crate) fn recoveries(&self) -> u64 {
-        self.u64(O_RECOVERIES).load(Relaxed)
+        self.h().recoveries.load(Relaxed)
     }
 }
 

@@ -16,7 +16,7 @@ fn small() -> Ring {
 
 /// Leaves `side`'s lock held by a dead process, as a process killed holding it does.
 fn die_holding(ring: &Ring, side: Side) {
-    ring.u32(side.lock).store(dead_pid(), SeqCst);
+    ring.side(side).lock.store(dead_pid(), SeqCst);
 }
 
 /// Does what a consumer killed inside a `get` commit leaves behind: the commit of the
@@ -27,18 +27,13 @@ fn die_inside_get_commit(ring: &Ring, valid: bool) {
     {
         {
             let (_, c) = ring.both().unwrap();
-            let new = [
-                (T_POS, c.pos + 16),
-                (T_MSGS, c.msgs + 1),
-                (T_BYTES, c.bytes + 5),
-            ];
-            for (t, v) in new {
-                ring.u64(CONSUMERS.journal + t).store(v, Relaxed);
-            }
+            let side = ring.side(CONSUMERS);
+            side.journal.pos.store(c.pos + 16, Relaxed);
+            side.journal.msgs.store(c.msgs + 1, Relaxed);
+            side.journal.bytes.store(c.bytes + 5, Relaxed);
             if valid {
-                ring.u64(CONSUMERS.j_valid).store(1, Relaxed);
-                ring.u64(CONSUMERS.totals + T_MSGS)
-                    .store(c.msgs + 1, Relaxed);
+                side.journal_valid.store(1, Relaxed);
+                side.totals.msgs.store(c.msgs + 1, Relaxed);
             }
         }
     }
@@ -73,7 +68,7 @@ fn a_lock_a_live_process_keeps_ends_timeouts_at_their_deadline() {
     // A live process (the test runner's parent) holds the producers' lock, as a stopped
     // producer would.
     let parent = std::os::unix::process::parent_id();
-    ring.u32(PRODUCERS.lock).store(parent, SeqCst);
+    ring.h().producers.lock.store(parent, SeqCst);
     // Watchdog: the lock's own patience is 10 s; giving up at the operations' deadlines
     // answers long before half of it.
     let (done, finished) = std::sync::mpsc::channel();
@@ -96,7 +91,7 @@ fn a_lock_a_live_process_keeps_ends_timeouts_at_their_deadline() {
     // The consumers' side does not need that lock: an empty queue says so at once.
     let mut out = Vec::new();
     assert!(!ring.get(&mut out, Deadline::Now).unwrap());
-    ring.u32(PRODUCERS.lock).store(0, SeqCst);
+    ring.h().producers.lock.store(0, SeqCst);
     assert!(ring.put(b"x", Deadline::Now).unwrap());
     assert!(ring.get(&mut out, Deadline::Now).unwrap());
     assert_eq!(out, b"x");
@@ -126,11 +121,12 @@ fn die_inside_put_many_commit(ring: &Ring, msgs: &[&[u8]], valid: bool) {
                 let mut off = ring.offset(p.pos);
                 assert!(ring.stage_put(&mut p, &mut off, &c, m).unwrap());
             }
-            for (t, v) in [(T_POS, p.pos), (T_MSGS, p.msgs), (T_BYTES, p.bytes)] {
-                ring.u64(PRODUCERS.journal + t).store(v, Relaxed);
-            }
+            let side = ring.side(PRODUCERS);
+            side.journal.pos.store(p.pos, Relaxed);
+            side.journal.msgs.store(p.msgs, Relaxed);
+            side.journal.bytes.store(p.bytes, Relaxed);
             if valid {
-                ring.u64(PRODUCERS.j_valid).store(1, Relaxed);
+                side.journal_valid.store(1, Relaxed);
             }
         }
     }
@@ -174,7 +170,7 @@ fn a_sleeping_consumer_takes_a_dead_producers_committed_message_not_disconnected
     // slice is told the queue is disconnected, if nothing is left to take.
     ring.lock(PRODUCERS).unwrap();
     assert!(ring.peers().attach(u64::from(dead_pid()), 1));
-    ring.u64(O_ATTACHED_EVER).fetch_add(1, Relaxed);
+    ring.h().attached_ever.fetch_add(1, Relaxed);
     ring.unlock(PRODUCERS, false);
     std::thread::scope(|s| {
         let consumer = s.spawn(|| {
@@ -182,7 +178,7 @@ fn a_sleeping_consumer_takes_a_dead_producers_committed_message_not_disconnected
             ring.get(&mut out, Deadline::Forever).map(|_| out)
         });
         // Wait until the consumer sleeps (its waiter bit set under the producers' lock).
-        while ring.u32(O_NOT_EMPTY).load(SeqCst) & 1 == 0 {
+        while ring.h().not_empty.load(SeqCst) & 1 == 0 {
             std::thread::yield_now();
         }
         // A producer killed after its commit, before it could look for sleepers to wake.
@@ -206,25 +202,24 @@ fn huge_totals_in_the_header_are_errors_not_overflows() {
     // (fields overwritten, put fails, get fails): each side checks what it reads. A
     // producer judges room on its last view of the consumers first, so a consumers'
     // total it has not read again yet cannot fail its put.
+    use std::mem::offset_of;
+    const P_POS: usize = offset_of!(RawQueueHeader, producers.totals.pos);
+    const P_BYTES: usize = offset_of!(RawQueueHeader, producers.totals.bytes);
+    const C_POS: usize = offset_of!(RawQueueHeader, consumers.totals.pos);
+    const C_MSGS: usize = offset_of!(RawQueueHeader, consumers.totals.msgs);
     type Case = (&'static [(usize, u64)], bool, bool);
     let cases: [Case; 5] = [
-        (
-            &[
-                (PRODUCERS.totals + T_POS, TOP),
-                (CONSUMERS.totals + T_POS, TOP),
-            ],
-            true,
-            true,
-        ),
-        (&[(PRODUCERS.totals + T_BYTES, u64::MAX)], true, false),
-        (&[(PRODUCERS.totals + T_POS, 1 << 40)], true, true),
-        (&[(CONSUMERS.totals + T_MSGS, u64::MAX)], false, true),
-        (&[(CONSUMERS.totals + T_POS, 4096)], false, true),
+        (&[(P_POS, TOP), (C_POS, TOP)], true, true),
+        (&[(P_BYTES, u64::MAX)], true, false),
+        (&[(P_POS, 1 << 40)], true, true),
+        (&[(C_MSGS, u64::MAX)], false, true),
+        (&[(C_POS, 4096)], false, true),
     ];
     for (fields, put_fails, get_fails) in cases {
         let ring = small();
         for &(field, value) in fields {
-            ring.u64(field).store(value, Relaxed);
+            let word: &AtomicU64 = ring.r().at(field).unwrap();
+            word.store(value, Relaxed);
         }
         let mut out = Vec::new();
         let put = ring.put(b"x", Deadline::Now);
@@ -251,7 +246,7 @@ fn huge_totals_in_the_header_are_errors_not_overflows() {
     }
     let ring = small();
     assert!(ring.put(b"x", Deadline::Now).unwrap());
-    ring.u64(O_DONE).store(u64::MAX, Relaxed);
+    ring.h().done.store(u64::MAX, Relaxed);
     let err = ring.task_done().unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
 }
