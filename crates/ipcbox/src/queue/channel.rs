@@ -6,8 +6,10 @@
 //! read-modify-write is on the message path: the sender alone writes the tail index, the
 //! receiver alone the head index, each on its own cache line.
 //!
-//! A blocked end spins (per [`WaitPolicy`]), then sleeps on a futex. Its peer wakes it only if
-//! it sleeps, so while both ends are busy nobody enters the kernel.
+//! `send` and `recv` block; their `try_`, `_timeout` and `_deadline` forms say "not now" in
+//! `Ok` (the [crate's rule](crate#outcomes)). A blocked end spins (per [`WaitPolicy`]), then
+//! sleeps on a futex. Its peer wakes it only if it sleeps, so while both ends are busy nobody
+//! enters the kernel.
 //!
 //! # Crash safety and disconnection
 //!

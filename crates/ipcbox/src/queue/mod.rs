@@ -19,8 +19,9 @@
 //!   geometry fits the object.
 //!
 //! Every operation has a blocking form (`put`, `get`), a `try_` and a `_timeout` form, and the
-//! single ones a `_deadline` form. All but the blocking one say "not now" (full, empty, timed
-//! out) in `Ok`: `Ok(false)`, `Ok(None)` or a count of 0.
+//! single ones a `_deadline` form. Outcomes follow the [crate's rule](crate#outcomes): "not
+//! now" (full, empty, timed out) is `Ok(false)`, `Ok(None)` or a count of 0; an `Err` is a
+//! failure ([`SendError`], [`RecvError`], [`PutManyError`]).
 //!
 //! A blocked operation sleeps on a futex, holding no lock. A waker enters the kernel only if
 //! someone sleeps, so while both sides are busy no process makes a system call.
