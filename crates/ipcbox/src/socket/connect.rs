@@ -2,13 +2,14 @@
 
 use std::io;
 use std::os::fd::BorrowedFd;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rustix::event::PollFlags;
 use rustix::io::Errno;
 use rustix::net::{self, sockopt};
 
-use crate::sys::socket::wait;
+use super::ready::wait_ready;
+use crate::deadline::Deadline;
 
 /// `connect(2)` with an optional timeout. The timeout uses `SO_SNDTIMEO`, which bounds both a
 /// TCP handshake and a wait on a full Unix listen queue; it is reset afterwards.
@@ -21,15 +22,13 @@ pub(super) fn connect(
     addr: &impl net::addr::SocketAddrArg,
     timeout: Option<Duration>,
 ) -> io::Result<()> {
-    let deadline = timeout.and_then(deadline);
+    let deadline = Deadline::from_timeout(timeout);
     let timed_out = || io::Error::new(io::ErrorKind::TimedOut, "connect timed out");
     let mut interrupted = false;
     let res = loop {
         if let Some(t) = timeout {
-            let left = match deadline {
-                Some(d) => d.saturating_duration_since(Instant::now()),
-                None => t,
-            };
+            // Forever: a timeout too long to reach; ask the kernel for it all the same.
+            let left = deadline.remaining().unwrap_or(t);
             if interrupted && left.is_zero() {
                 break Err(timed_out());
             }
@@ -41,8 +40,7 @@ pub(super) fn connect(
             Err(Errno::INTR) => interrupted = true,
             // A TCP handshake that a signal interrupted goes on in the background: wait for it.
             Err(Errno::ALREADY) if interrupted => {
-                let wait_until = if timeout.is_some() { deadline } else { None };
-                if !wait(fd, PollFlags::OUT, wait_until)? {
+                if !wait_ready(fd, PollFlags::OUT, deadline)? {
                     break Err(timed_out());
                 }
                 break match sockopt::socket_error(fd)? {
@@ -59,9 +57,4 @@ pub(super) fn connect(
         sockopt::set_socket_timeout(fd, sockopt::Timeout::Send, None)?;
     }
     res
-}
-
-/// The deadline `timeout` from now (`None` if it is too far to represent: wait forever).
-pub(super) fn deadline(timeout: Duration) -> Option<Instant> {
-    Instant::now().checked_add(timeout)
 }

@@ -58,6 +58,7 @@ use rustix::net::{
     self, sockopt, AddressFamily, RecvFlags, SendFlags, SocketAddrUnix, SocketFlags,
 };
 
+use crate::deadline::Deadline;
 use crate::error::{context, invalid_input, ResultExt};
 use crate::pid::Pid;
 use crate::sys::socket as sys;
@@ -66,13 +67,15 @@ mod bind;
 mod connect;
 mod endpoint;
 mod listener;
+mod ready;
 
 use bind::{bind_unix, BoundFile};
-use connect::{connect, deadline};
+use connect::connect;
 use endpoint::{endpoint_of, local_endpoint, peer_endpoint, unix_addr};
 
 pub use endpoint::{Endpoint, Kind, MAX_UNIX_NAME};
 pub use listener::{Listener, Options, Refusal, SeqPacketListener};
+pub(crate) use ready::wait_ready;
 
 /// The process, user and group of a Unix socket's peer, as recorded when it connected (or
 /// created the pair) — `SO_PEERCRED`.
@@ -440,12 +443,12 @@ fn recv_timeout(
     flags: RecvFlags,
     timeout: Duration,
 ) -> io::Result<Option<usize>> {
-    let deadline = deadline(timeout);
+    let deadline = Deadline::after(timeout);
     loop {
         if let Some(n) = recv_once(fd, buf, flags | RecvFlags::DONTWAIT)? {
             return Ok(Some(n));
         }
-        if !sys::wait(fd, PollFlags::IN, deadline)? {
+        if !wait_ready(fd, PollFlags::IN, deadline)? {
             return Ok(None);
         }
     }
@@ -557,12 +560,12 @@ macro_rules! message_methods {
             ///
             /// As for [`send`](Self::send).
             pub fn send_timeout(&self, msg: &[u8], timeout: Duration) -> io::Result<bool> {
-                let deadline = deadline(timeout);
+                let deadline = Deadline::after(timeout);
                 loop {
                     if self.try_send(msg)? {
                         return Ok(true);
                     }
-                    if !sys::wait(self.as_fd(), PollFlags::OUT, deadline)? {
+                    if !wait_ready(self.as_fd(), PollFlags::OUT, deadline)? {
                         return Ok(false);
                     }
                 }
