@@ -10,13 +10,14 @@ use std::time::Duration;
 
 use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
 
-use super::buffer::{State, Wait};
+use super::buffer::State;
 use super::error::{
     Fail, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
 use super::transport::{Readable, Transport, Writable};
 use super::{HEADER_LEN, WIRE_MAX_FRAME_LEN};
 use crate::codec::{Codec, Postcard};
+use crate::deadline::Deadline;
 use crate::error::ResultExt;
 use crate::pipe;
 use crate::sys;
@@ -230,7 +231,7 @@ impl<M, T: Transport, C> Connection<M, T, C> {
             ));
         }
         self.state
-            .flush_pending(fd_of(&self.transport), Wait::Block)
+            .flush_pending(fd_of(&self.transport), Deadline::Forever)
             .map_err(|f| io::Error::from(SendError::from_fail(f)))?;
         if self.state.set_nonblocking {
             let fd = fd_of(&self.transport);
@@ -284,14 +285,14 @@ impl<M, T: Transport, C> Drop for Connection<M, T, C> {
     fn drop(&mut self) {
         if let Some(t) = &self.transport {
             if self.state.pending_pos < self.state.pending.len() {
-                let _ = self.state.flush_pending(t.as_fd(), Wait::Block);
+                let _ = self.state.flush_pending(t.as_fd(), Deadline::Forever);
             }
         }
     }
 }
 
 impl<M, T: Writable, C: Codec<M>> Connection<M, T, C> {
-    fn send_with(&mut self, msg: &M, wait: Wait) -> Result<(), Fail> {
+    fn send_with(&mut self, msg: &M, deadline: Deadline) -> Result<(), Fail> {
         let mut wbuf = std::mem::take(&mut self.state.wbuf);
         wbuf.clear();
         wbuf.extend_from_slice(&[0; HEADER_LEN]);
@@ -301,7 +302,7 @@ impl<M, T: Writable, C: Codec<M>> Connection<M, T, C> {
                 .check_send_len(wbuf.len() - HEADER_LEN)
                 .and_then(|h| {
                     self.state
-                        .write_frame(fd_of(&self.transport), h, &wbuf[HEADER_LEN..], wait)
+                        .write_frame(fd_of(&self.transport), h, &wbuf[HEADER_LEN..], deadline)
                 }),
             Err(e) => Err(Fail::Encode(e)),
         };
@@ -320,7 +321,7 @@ impl<M, T: Writable, C: Codec<M>> Connection<M, T, C> {
     /// [`SendError::TooLarge`] when the encoding exceeds [`max_frame_len`](Self::max_frame_len),
     /// [`SendError::Encode`], or [`SendError::Io`].
     pub fn send(&mut self, msg: &M) -> Result<(), SendError> {
-        self.send_with(msg, Wait::Block)
+        self.send_with(msg, Deadline::Forever)
             .map_err(SendError::from_fail)
     }
 
@@ -332,7 +333,7 @@ impl<M, T: Writable, C: Codec<M>> Connection<M, T, C> {
     ///
     /// As [`send`](Self::send), plus `Full`.
     pub fn try_send(&mut self, msg: &M) -> Result<(), TrySendError> {
-        self.send_with(msg, Wait::Try)
+        self.send_with(msg, Deadline::Now)
             .map_err(TrySendError::from_fail)
     }
 
@@ -343,16 +344,16 @@ impl<M, T: Writable, C: Codec<M>> Connection<M, T, C> {
     ///
     /// As [`send`](Self::send), plus `Timeout` (nothing sent).
     pub fn send_timeout(&mut self, msg: &M, timeout: Duration) -> Result<(), SendTimeoutError> {
-        self.send_with(msg, Wait::timeout(timeout))
+        self.send_with(msg, Deadline::after(timeout))
             .map_err(SendTimeoutError::from_fail)
     }
 }
 
 impl<M, T: Writable, C> Connection<M, T, C> {
-    fn send_bytes_with(&mut self, bytes: &[u8], wait: Wait) -> Result<(), Fail> {
+    fn send_bytes_with(&mut self, bytes: &[u8], deadline: Deadline) -> Result<(), Fail> {
         let header = self.state.check_send_len(bytes.len())?;
         self.state
-            .write_frame(fd_of(&self.transport), header, bytes, wait)
+            .write_frame(fd_of(&self.transport), header, bytes, deadline)
     }
 
     /// Sends `bytes` as one frame, as is, with no allocation: one `sendmsg`/`writev` of header
@@ -362,7 +363,7 @@ impl<M, T: Writable, C> Connection<M, T, C> {
     ///
     /// As [`send`](Self::send), without `Encode`.
     pub fn send_bytes(&mut self, bytes: &[u8]) -> Result<(), SendError> {
-        self.send_bytes_with(bytes, Wait::Block)
+        self.send_bytes_with(bytes, Deadline::Forever)
             .map_err(SendError::from_fail)
     }
 
@@ -372,7 +373,7 @@ impl<M, T: Writable, C> Connection<M, T, C> {
     ///
     /// As [`try_send`](Self::try_send).
     pub fn try_send_bytes(&mut self, bytes: &[u8]) -> Result<(), TrySendError> {
-        self.send_bytes_with(bytes, Wait::Try)
+        self.send_bytes_with(bytes, Deadline::Now)
             .map_err(TrySendError::from_fail)
     }
 
@@ -387,7 +388,7 @@ impl<M, T: Writable, C> Connection<M, T, C> {
         bytes: &[u8],
         timeout: Duration,
     ) -> Result<(), SendTimeoutError> {
-        self.send_bytes_with(bytes, Wait::timeout(timeout))
+        self.send_bytes_with(bytes, Deadline::after(timeout))
             .map_err(SendTimeoutError::from_fail)
     }
 
@@ -398,7 +399,7 @@ impl<M, T: Writable, C> Connection<M, T, C> {
     /// [`SendError::Disconnected`] or [`SendError::Io`].
     pub fn flush(&mut self) -> Result<(), SendError> {
         self.state
-            .flush_pending(fd_of(&self.transport), Wait::Block)
+            .flush_pending(fd_of(&self.transport), Deadline::Forever)
             .map_err(SendError::from_fail)
     }
 
@@ -409,7 +410,7 @@ impl<M, T: Writable, C> Connection<M, T, C> {
     /// As [`try_send`](Self::try_send).
     pub fn try_flush(&mut self) -> Result<(), TrySendError> {
         self.state
-            .flush_pending(fd_of(&self.transport), Wait::Try)
+            .flush_pending(fd_of(&self.transport), Deadline::Now)
             .map_err(TrySendError::from_fail)
     }
 
@@ -421,15 +422,17 @@ impl<M, T: Writable, C> Connection<M, T, C> {
     /// As [`send_timeout`](Self::send_timeout).
     pub fn flush_timeout(&mut self, timeout: Duration) -> Result<(), SendTimeoutError> {
         self.state
-            .flush_pending(fd_of(&self.transport), Wait::timeout(timeout))
+            .flush_pending(fd_of(&self.transport), Deadline::after(timeout))
             .map_err(SendTimeoutError::from_fail)
     }
 }
 
 impl<M, T: Readable, C: Codec<M>> Connection<M, T, C> {
-    fn recv_with(&mut self, wait: Wait) -> Result<M, Fail> {
+    fn recv_with(&mut self, deadline: Deadline) -> Result<M, Fail> {
         let max = self.state.max_frame;
-        let len = self.state.fill_frame(fd_of(&self.transport), wait, max)?;
+        let len = self
+            .state
+            .fill_frame(fd_of(&self.transport), deadline, max)?;
         let payload = self.state.take_frame(len);
         self.codec.decode(payload).map_err(Fail::Decode)
     }
@@ -446,7 +449,8 @@ impl<M, T: Readable, C: Codec<M>> Connection<M, T, C> {
     ///   can be received).
     /// * [`RecvError::Io`].
     pub fn recv(&mut self) -> Result<M, RecvError> {
-        self.recv_with(Wait::Block).map_err(RecvError::from_fail)
+        self.recv_with(Deadline::Forever)
+            .map_err(RecvError::from_fail)
     }
 
     /// [`recv`](Self::recv) without waiting: [`TryRecvError::Empty`] unless a whole frame is
@@ -456,7 +460,8 @@ impl<M, T: Readable, C: Codec<M>> Connection<M, T, C> {
     ///
     /// As [`recv`](Self::recv), plus `Empty`.
     pub fn try_recv(&mut self) -> Result<M, TryRecvError> {
-        self.recv_with(Wait::Try).map_err(TryRecvError::from_fail)
+        self.recv_with(Deadline::Now)
+            .map_err(TryRecvError::from_fail)
     }
 
     /// [`recv`](Self::recv) waiting at most `timeout`; a frame cut by the timeout stays buffered
@@ -466,34 +471,34 @@ impl<M, T: Readable, C: Codec<M>> Connection<M, T, C> {
     ///
     /// As [`recv`](Self::recv), plus `Timeout`.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<M, RecvTimeoutError> {
-        self.recv_with(Wait::timeout(timeout))
+        self.recv_with(Deadline::after(timeout))
             .map_err(RecvTimeoutError::from_fail)
     }
 }
 
 impl<M, T: Readable, C> Connection<M, T, C> {
-    fn recv_bytes_with(&mut self, max_len: usize, wait: Wait) -> Result<Vec<u8>, Fail> {
+    fn recv_bytes_with(&mut self, max_len: usize, deadline: Deadline) -> Result<Vec<u8>, Fail> {
         let max = max_len.min(self.state.max_frame);
         let fd = fd_of(&self.transport);
-        if matches!(wait, Wait::Block) {
+        if deadline == Deadline::Forever {
             let mut out = Vec::new();
             if self.state.recv_direct(fd, max, &mut out)?.is_some() {
                 return Ok(out);
             }
         }
-        let len = self.state.fill_frame(fd, wait, max)?;
+        let len = self.state.fill_frame(fd, deadline, max)?;
         Ok(self.state.take_frame(len).to_vec())
     }
 
-    fn recv_bytes_into_with(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize, Fail> {
+    fn recv_bytes_into_with(&mut self, buf: &mut [u8], deadline: Deadline) -> Result<usize, Fail> {
         let max = buf.len().min(self.state.max_frame);
         let fd = fd_of(&self.transport);
-        if matches!(wait, Wait::Block) {
+        if deadline == Deadline::Forever {
             if let Some(len) = self.state.recv_direct(fd, max, buf)? {
                 return Ok(len);
             }
         }
-        let len = self.state.fill_frame(fd, wait, max)?;
+        let len = self.state.fill_frame(fd, deadline, max)?;
         buf[..len].copy_from_slice(self.state.take_frame(len));
         Ok(len)
     }
@@ -505,7 +510,7 @@ impl<M, T: Readable, C> Connection<M, T, C> {
     /// As [`recv`](Self::recv) without `Decode`; `TooLarge` names `max_len` when the frame is
     /// longer than it (the frame stays unread).
     pub fn recv_bytes(&mut self, max_len: usize) -> Result<Vec<u8>, RecvError> {
-        self.recv_bytes_with(max_len, Wait::Block)
+        self.recv_bytes_with(max_len, Deadline::Forever)
             .map_err(RecvError::from_fail)
     }
 
@@ -515,7 +520,7 @@ impl<M, T: Readable, C> Connection<M, T, C> {
     ///
     /// As [`try_recv`](Self::try_recv) without `Decode`.
     pub fn try_recv_bytes(&mut self, max_len: usize) -> Result<Vec<u8>, TryRecvError> {
-        self.recv_bytes_with(max_len, Wait::Try)
+        self.recv_bytes_with(max_len, Deadline::Now)
             .map_err(TryRecvError::from_fail)
     }
 
@@ -529,7 +534,7 @@ impl<M, T: Readable, C> Connection<M, T, C> {
         max_len: usize,
         timeout: Duration,
     ) -> Result<Vec<u8>, RecvTimeoutError> {
-        self.recv_bytes_with(max_len, Wait::timeout(timeout))
+        self.recv_bytes_with(max_len, Deadline::after(timeout))
             .map_err(RecvTimeoutError::from_fail)
     }
 
@@ -553,7 +558,7 @@ impl<M, T: Readable, C> Connection<M, T, C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn recv_bytes_into(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
-        self.recv_bytes_into_with(buf, Wait::Block)
+        self.recv_bytes_into_with(buf, Deadline::Forever)
             .map_err(RecvError::from_fail)
     }
 
@@ -563,7 +568,7 @@ impl<M, T: Readable, C> Connection<M, T, C> {
     ///
     /// As [`try_recv`](Self::try_recv) without `Decode`.
     pub fn try_recv_bytes_into(&mut self, buf: &mut [u8]) -> Result<usize, TryRecvError> {
-        self.recv_bytes_into_with(buf, Wait::Try)
+        self.recv_bytes_into_with(buf, Deadline::Now)
             .map_err(TryRecvError::from_fail)
     }
 
@@ -577,7 +582,7 @@ impl<M, T: Readable, C> Connection<M, T, C> {
         buf: &mut [u8],
         timeout: Duration,
     ) -> Result<usize, RecvTimeoutError> {
-        self.recv_bytes_into_with(buf, Wait::timeout(timeout))
+        self.recv_bytes_into_with(buf, Deadline::after(timeout))
             .map_err(RecvTimeoutError::from_fail)
     }
 }
