@@ -11,9 +11,7 @@ use std::time::Duration;
 use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
 
 use super::buffer::State;
-use super::error::{
-    Fail, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
-};
+use super::error::{received, sent, Fail, RecvError, SendError};
 use super::transport::{Readable, Transport, Writable};
 use super::{HEADER_LEN, WIRE_MAX_FRAME_LEN};
 use crate::codec::{Codec, Postcard};
@@ -325,27 +323,29 @@ impl<M, T: Writable, C: Codec<M>> Connection<M, T, C> {
             .map_err(SendError::from_fail)
     }
 
-    /// [`send`](Self::send) without waiting: [`TrySendError::Full`] when the transport has no
-    /// room (nothing sent). If only part of the frame fits, the rest is kept and sent first by
-    /// the next operation (the frame counts as sent; see [`flush`](Self::flush)).
+    /// [`send`](Self::send) without waiting.
+    ///
+    /// * `Ok(true)`: the frame is taken. The transport took all of it, or (on a stream) a
+    ///   first part: the connection keeps the rest and sends it before anything else (see
+    ///   [`flush`](Self::flush)).
+    /// * `Ok(false)`: nothing of `msg` was taken; the transport had no room. If the rest of an
+    ///   earlier frame was still pending, part of that rest may have gone out.
     ///
     /// # Errors
     ///
-    /// As [`send`](Self::send), plus `Full`.
-    pub fn try_send(&mut self, msg: &M) -> Result<(), TrySendError> {
-        self.send_with(msg, Deadline::Now)
-            .map_err(TrySendError::from_fail)
+    /// As [`send`](Self::send).
+    pub fn try_send(&mut self, msg: &M) -> Result<bool, SendError> {
+        sent(self.send_with(msg, Deadline::Now))
     }
 
-    /// [`send`](Self::send) waiting at most `timeout` for room, with the same partial-frame
-    /// rule as [`try_send`](Self::try_send).
+    /// [`send`](Self::send) waiting at most `timeout` for room: `Ok(false)` when it passes
+    /// first, with the meaning of `Ok(true)` and `Ok(false)` of [`try_send`](Self::try_send).
     ///
     /// # Errors
     ///
-    /// As [`send`](Self::send), plus `Timeout` (nothing sent).
-    pub fn send_timeout(&mut self, msg: &M, timeout: Duration) -> Result<(), SendTimeoutError> {
-        self.send_with(msg, Deadline::after(timeout))
-            .map_err(SendTimeoutError::from_fail)
+    /// As [`send`](Self::send).
+    pub fn send_timeout(&mut self, msg: &M, timeout: Duration) -> Result<bool, SendError> {
+        sent(self.send_with(msg, Deadline::after(timeout)))
     }
 }
 
@@ -367,29 +367,28 @@ impl<M, T: Writable, C> Connection<M, T, C> {
             .map_err(SendError::from_fail)
     }
 
-    /// [`send_bytes`](Self::send_bytes) without waiting; see [`try_send`](Self::try_send).
+    /// [`send_bytes`](Self::send_bytes) without waiting; `Ok(true)` and `Ok(false)` as for
+    /// [`try_send`](Self::try_send).
     ///
     /// # Errors
     ///
-    /// As [`try_send`](Self::try_send).
-    pub fn try_send_bytes(&mut self, bytes: &[u8]) -> Result<(), TrySendError> {
-        self.send_bytes_with(bytes, Deadline::Now)
-            .map_err(TrySendError::from_fail)
+    /// As [`send_bytes`](Self::send_bytes).
+    pub fn try_send_bytes(&mut self, bytes: &[u8]) -> Result<bool, SendError> {
+        sent(self.send_bytes_with(bytes, Deadline::Now))
     }
 
-    /// [`send_bytes`](Self::send_bytes) waiting at most `timeout`; see
-    /// [`send_timeout`](Self::send_timeout).
+    /// [`send_bytes`](Self::send_bytes) waiting at most `timeout`; `Ok(true)` and `Ok(false)`
+    /// as for [`try_send`](Self::try_send).
     ///
     /// # Errors
     ///
-    /// As [`send_timeout`](Self::send_timeout).
+    /// As [`send_bytes`](Self::send_bytes).
     pub fn send_bytes_timeout(
         &mut self,
         bytes: &[u8],
         timeout: Duration,
-    ) -> Result<(), SendTimeoutError> {
-        self.send_bytes_with(bytes, Deadline::after(timeout))
-            .map_err(SendTimeoutError::from_fail)
+    ) -> Result<bool, SendError> {
+        sent(self.send_bytes_with(bytes, Deadline::after(timeout)))
     }
 
     /// Sends what remains of a frame a `try_`/`_timeout` send started, waiting as needed.
@@ -403,27 +402,31 @@ impl<M, T: Writable, C> Connection<M, T, C> {
             .map_err(SendError::from_fail)
     }
 
-    /// [`flush`](Self::flush) without waiting.
+    /// [`flush`](Self::flush) without waiting: `Ok(true)` when nothing is pending any more,
+    /// `Ok(false)` when some of it still is (part may have gone out).
     ///
     /// # Errors
     ///
-    /// As [`try_send`](Self::try_send).
-    pub fn try_flush(&mut self) -> Result<(), TrySendError> {
-        self.state
-            .flush_pending(fd_of(&self.transport), Deadline::Now)
-            .map_err(TrySendError::from_fail)
+    /// As [`flush`](Self::flush).
+    pub fn try_flush(&mut self) -> Result<bool, SendError> {
+        sent(
+            self.state
+                .flush_pending(fd_of(&self.transport), Deadline::Now),
+        )
     }
 
-    /// [`flush`](Self::flush) waiting at most `timeout`; what it could not send stays
-    /// pending. Call it before dropping a connection whose peer may have stopped reading.
+    /// [`flush`](Self::flush) waiting at most `timeout`: `Ok(false)` when some of the frame is
+    /// still pending then (part may have gone out). Call it before dropping a connection whose
+    /// peer may have stopped reading.
     ///
     /// # Errors
     ///
-    /// As [`send_timeout`](Self::send_timeout).
-    pub fn flush_timeout(&mut self, timeout: Duration) -> Result<(), SendTimeoutError> {
-        self.state
-            .flush_pending(fd_of(&self.transport), Deadline::after(timeout))
-            .map_err(SendTimeoutError::from_fail)
+    /// As [`flush`](Self::flush).
+    pub fn flush_timeout(&mut self, timeout: Duration) -> Result<bool, SendError> {
+        sent(
+            self.state
+                .flush_pending(fd_of(&self.transport), Deadline::after(timeout)),
+        )
     }
 }
 
@@ -453,26 +456,25 @@ impl<M, T: Readable, C: Codec<M>> Connection<M, T, C> {
             .map_err(RecvError::from_fail)
     }
 
-    /// [`recv`](Self::recv) without waiting: [`TryRecvError::Empty`] unless a whole frame is
-    /// available (a partial one stays buffered).
+    /// [`recv`](Self::recv) without waiting: `Ok(None)` unless a whole frame is available.
+    /// The bytes of a partial frame that did arrive stay buffered in the connection
+    /// ([`buffered_len`](Self::buffered_len)), and the next receive completes it.
     ///
     /// # Errors
     ///
-    /// As [`recv`](Self::recv), plus `Empty`.
-    pub fn try_recv(&mut self) -> Result<M, TryRecvError> {
-        self.recv_with(Deadline::Now)
-            .map_err(TryRecvError::from_fail)
+    /// As [`recv`](Self::recv).
+    pub fn try_recv(&mut self) -> Result<Option<M>, RecvError> {
+        received(self.recv_with(Deadline::Now))
     }
 
-    /// [`recv`](Self::recv) waiting at most `timeout`; a frame cut by the timeout stays buffered
-    /// and is completed by the next receive.
+    /// [`recv`](Self::recv) waiting at most `timeout`: `Ok(None)` when no whole frame came in
+    /// time (a partial one stays buffered, as for [`try_recv`](Self::try_recv)).
     ///
     /// # Errors
     ///
-    /// As [`recv`](Self::recv), plus `Timeout`.
-    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<M, RecvTimeoutError> {
-        self.recv_with(Deadline::after(timeout))
-            .map_err(RecvTimeoutError::from_fail)
+    /// As [`recv`](Self::recv).
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<M>, RecvError> {
+        received(self.recv_with(Deadline::after(timeout)))
     }
 }
 
@@ -514,28 +516,28 @@ impl<M, T: Readable, C> Connection<M, T, C> {
             .map_err(RecvError::from_fail)
     }
 
-    /// [`recv_bytes`](Self::recv_bytes) without waiting.
+    /// [`recv_bytes`](Self::recv_bytes) without waiting: `Ok(None)` as for
+    /// [`try_recv`](Self::try_recv).
     ///
     /// # Errors
     ///
-    /// As [`try_recv`](Self::try_recv) without `Decode`.
-    pub fn try_recv_bytes(&mut self, max_len: usize) -> Result<Vec<u8>, TryRecvError> {
-        self.recv_bytes_with(max_len, Deadline::Now)
-            .map_err(TryRecvError::from_fail)
+    /// As [`recv_bytes`](Self::recv_bytes).
+    pub fn try_recv_bytes(&mut self, max_len: usize) -> Result<Option<Vec<u8>>, RecvError> {
+        received(self.recv_bytes_with(max_len, Deadline::Now))
     }
 
-    /// [`recv_bytes`](Self::recv_bytes) waiting at most `timeout`.
+    /// [`recv_bytes`](Self::recv_bytes) waiting at most `timeout`: `Ok(None)` as for
+    /// [`recv_timeout`](Self::recv_timeout).
     ///
     /// # Errors
     ///
-    /// As [`recv_timeout`](Self::recv_timeout) without `Decode`.
+    /// As [`recv_bytes`](Self::recv_bytes).
     pub fn recv_bytes_timeout(
         &mut self,
         max_len: usize,
         timeout: Duration,
-    ) -> Result<Vec<u8>, RecvTimeoutError> {
-        self.recv_bytes_with(max_len, Deadline::after(timeout))
-            .map_err(RecvTimeoutError::from_fail)
+    ) -> Result<Option<Vec<u8>>, RecvError> {
+        received(self.recv_bytes_with(max_len, Deadline::after(timeout)))
     }
 
     /// Receives one frame's payload into `buf` and returns its length, like Python's
@@ -562,28 +564,28 @@ impl<M, T: Readable, C> Connection<M, T, C> {
             .map_err(RecvError::from_fail)
     }
 
-    /// [`recv_bytes_into`](Self::recv_bytes_into) without waiting.
+    /// [`recv_bytes_into`](Self::recv_bytes_into) without waiting: `Ok(None)` as for
+    /// [`try_recv`](Self::try_recv), and `buf` is untouched then.
     ///
     /// # Errors
     ///
-    /// As [`try_recv`](Self::try_recv) without `Decode`.
-    pub fn try_recv_bytes_into(&mut self, buf: &mut [u8]) -> Result<usize, TryRecvError> {
-        self.recv_bytes_into_with(buf, Deadline::Now)
-            .map_err(TryRecvError::from_fail)
+    /// As [`recv_bytes_into`](Self::recv_bytes_into).
+    pub fn try_recv_bytes_into(&mut self, buf: &mut [u8]) -> Result<Option<usize>, RecvError> {
+        received(self.recv_bytes_into_with(buf, Deadline::Now))
     }
 
-    /// [`recv_bytes_into`](Self::recv_bytes_into) waiting at most `timeout`.
+    /// [`recv_bytes_into`](Self::recv_bytes_into) waiting at most `timeout`: `Ok(None)` as for
+    /// [`recv_timeout`](Self::recv_timeout), and `buf` is untouched then.
     ///
     /// # Errors
     ///
-    /// As [`recv_timeout`](Self::recv_timeout) without `Decode`.
+    /// As [`recv_bytes_into`](Self::recv_bytes_into).
     pub fn recv_bytes_into_timeout(
         &mut self,
         buf: &mut [u8],
         timeout: Duration,
-    ) -> Result<usize, RecvTimeoutError> {
-        self.recv_bytes_into_with(buf, Deadline::after(timeout))
-            .map_err(RecvTimeoutError::from_fail)
+    ) -> Result<Option<usize>, RecvError> {
+        received(self.recv_bytes_into_with(buf, Deadline::after(timeout)))
     }
 }
 

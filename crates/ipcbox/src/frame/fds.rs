@@ -10,9 +10,7 @@ use rustix::net::{RecvFlags, SendFlags};
 
 use super::buffer::{wait_ready, State, INITIAL_BUF};
 use super::connection::{fd_of, Connection};
-use super::error::{
-    Fail, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
-};
+use super::error::{received, sent, Fail, RecvError, SendError};
 use super::transport::{Framing, Readable, Writable};
 use super::HEADER_LEN;
 use crate::codec::Codec;
@@ -287,34 +285,34 @@ impl<M, T: Writable, C: Codec<M>> Connection<M, T, C> {
             .map_err(SendError::from_fail)
     }
 
-    /// [`send_with_fds`](Self::send_with_fds) without waiting: `Full` when the socket has no
-    /// room (nothing sent, no descriptor passed).
+    /// [`send_with_fds`](Self::send_with_fds) without waiting; `Ok(true)` and `Ok(false)` as
+    /// for [`try_send`](Self::try_send). After `Ok(false)` no descriptor was passed; after
+    /// `Ok(true)` they all were, with the frame's first byte.
     ///
     /// # Errors
     ///
-    /// As [`try_send`](Self::try_send).
+    /// As [`send_with_fds`](Self::send_with_fds).
     pub fn try_send_with_fds(
         &mut self,
         msg: &M,
         fds: &[BorrowedFd<'_>],
-    ) -> Result<(), TrySendError> {
-        self.send_fds_with(msg, fds, Deadline::Now)
-            .map_err(TrySendError::from_fail)
+    ) -> Result<bool, SendError> {
+        sent(self.send_fds_with(msg, fds, Deadline::Now))
     }
 
-    /// [`send_with_fds`](Self::send_with_fds) waiting at most `timeout` for room.
+    /// [`send_with_fds`](Self::send_with_fds) waiting at most `timeout` for room; the outcome
+    /// as for [`try_send_with_fds`](Self::try_send_with_fds).
     ///
     /// # Errors
     ///
-    /// As [`send_timeout`](Self::send_timeout).
+    /// As [`send_with_fds`](Self::send_with_fds).
     pub fn send_with_fds_timeout(
         &mut self,
         msg: &M,
         fds: &[BorrowedFd<'_>],
         timeout: Duration,
-    ) -> Result<(), SendTimeoutError> {
-        self.send_fds_with(msg, fds, Deadline::after(timeout))
-            .map_err(SendTimeoutError::from_fail)
+    ) -> Result<bool, SendError> {
+        sent(self.send_fds_with(msg, fds, Deadline::after(timeout)))
     }
 }
 
@@ -352,27 +350,26 @@ impl<M, T: Readable, C: Codec<M>> Connection<M, T, C> {
             .map_err(RecvError::from_fail)
     }
 
-    /// [`recv_with_fds`](Self::recv_with_fds) without waiting; a partial frame stays buffered
-    /// with its descriptors.
+    /// [`recv_with_fds`](Self::recv_with_fds) without waiting: `Ok(None)` unless a whole frame
+    /// is available; a partial one stays buffered with its descriptors.
     ///
     /// # Errors
     ///
-    /// As [`try_recv`](Self::try_recv).
-    pub fn try_recv_with_fds(&mut self) -> Result<(M, Vec<OwnedFd>), TryRecvError> {
-        self.recv_fds_with(Deadline::Now)
-            .map_err(TryRecvError::from_fail)
+    /// As [`recv_with_fds`](Self::recv_with_fds).
+    pub fn try_recv_with_fds(&mut self) -> Result<Option<(M, Vec<OwnedFd>)>, RecvError> {
+        received(self.recv_fds_with(Deadline::Now))
     }
 
-    /// [`recv_with_fds`](Self::recv_with_fds) waiting at most `timeout`.
+    /// [`recv_with_fds`](Self::recv_with_fds) waiting at most `timeout`: `Ok(None)` as for
+    /// [`try_recv_with_fds`](Self::try_recv_with_fds).
     ///
     /// # Errors
     ///
-    /// As [`recv_timeout`](Self::recv_timeout).
+    /// As [`recv_with_fds`](Self::recv_with_fds).
     pub fn recv_with_fds_timeout(
         &mut self,
         timeout: Duration,
-    ) -> Result<(M, Vec<OwnedFd>), RecvTimeoutError> {
-        self.recv_fds_with(Deadline::after(timeout))
-            .map_err(RecvTimeoutError::from_fail)
+    ) -> Result<Option<(M, Vec<OwnedFd>)>, RecvError> {
+        received(self.recv_fds_with(Deadline::after(timeout)))
     }
 }
