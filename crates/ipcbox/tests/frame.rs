@@ -6,7 +6,7 @@ mod util;
 use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::process::{Child, Command};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ipcbox::frame::{
     self, Connection, Readable, RecvError, SendError, Transport, Writable, DEFAULT_MAX_FRAME_LEN,
@@ -247,6 +247,10 @@ fn receive_1000_then_disconnected<T: Readable>(mut conn: Connection<Msg, T>, chi
         conn.recv_timeout(Duration::from_millis(1)),
         Err(RecvError::Disconnected)
     ));
+    assert!(matches!(
+        conn.recv_deadline(Instant::now()),
+        Err(RecvError::Disconnected)
+    ));
     assert_success(child, "sender");
 }
 
@@ -448,6 +452,8 @@ fn timeout_in_the_middle_of_a_frame<T: Readable>(
         .unwrap()
         .is_none());
     assert!(conn.try_recv().unwrap().is_none());
+    let soon = Instant::now() + Duration::from_millis(20);
+    assert!(conn.recv_deadline(soon).unwrap().is_none());
     assert_eq!(conn.buffered_len(), first.len());
     raw.write_all(rest).unwrap();
     raw.write_all(&frame).unwrap(); // and a whole second one
@@ -503,6 +509,8 @@ fn try_send_fills_then_everything_arrives<R, W>(
     assert!(!tx
         .send_timeout(&big(sent), Duration::from_millis(10))
         .unwrap());
+    let soon = Instant::now() + Duration::from_millis(10);
+    assert!(!tx.send_deadline(&big(sent), soon).unwrap());
     assert!(!tx.try_send_bytes(&[1; 100]).unwrap());
     assert!(!tx.try_send(&big(sent)).unwrap());
     let sender = std::thread::spawn(move || {
@@ -574,6 +582,10 @@ fn send_to_a_closed_peer_is_disconnected() {
     };
     assert!(err.is_disconnected(), "{err}");
     assert!(matches!(tx.try_send(&job(1)), Err(SendError::Disconnected)));
+    assert!(matches!(
+        tx.send_deadline(&job(1), Instant::now()),
+        Err(SendError::Disconnected)
+    ));
 }
 
 #[test]

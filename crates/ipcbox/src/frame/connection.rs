@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
 
@@ -78,9 +78,9 @@ pub(super) fn fd_of<T: AsFd>(transport: &Option<T>) -> BorrowedFd<'_> {
 /// Dropping a connection closes its descriptor: the peer receives every frame sent before,
 /// then [`RecvError::Disconnected`].
 ///
-/// If a `try_`/`_timeout` send left part of a frame unsent, drop first sends the rest,
-/// blocking if need be (as `BufWriter` does). That is forever if the peer is alive but never
-/// reads again: call [`flush_timeout`](Connection::flush_timeout) (or
+/// If a `try_`, `_timeout` or `_deadline` send left part of a frame unsent, drop first sends
+/// the rest, blocking if need be (as `BufWriter` does). That is forever if the peer is alive
+/// but never reads again: call [`flush_timeout`](Connection::flush_timeout) (or
 /// [`try_flush`](Connection::try_flush)) first to bound it.
 pub struct Connection<M, T: Transport = UnixStream, C = Postcard> {
     /// Always `Some` except inside `into_transport`, which moves it out past `Drop`.
@@ -213,8 +213,8 @@ impl<M, T: Transport, C> Connection<M, T, C> {
         self.state.pending.len() - self.state.pending_pos
     }
 
-    /// Gives the transport back, after sending any pending bytes; a pipe end that a `try_` or
-    /// `_timeout` send switched to `O_NONBLOCK` is switched back to blocking.
+    /// Gives the transport back, after sending any pending bytes; a pipe end that a `try_`,
+    /// `_timeout` or `_deadline` send switched to `O_NONBLOCK` is switched back to blocking.
     ///
     /// # Errors
     ///
@@ -347,6 +347,17 @@ impl<M, T: Writable, C: Codec<M>> Connection<M, T, C> {
     pub fn send_timeout(&mut self, msg: &M, timeout: Duration) -> Result<bool, SendError> {
         sent(self.send_with(msg, Deadline::after(timeout)))
     }
+
+    /// [`send`](Self::send) waiting until `deadline` at most for room: `Ok(false)` when it
+    /// passes first, with the meaning of `Ok(true)` and `Ok(false)` of
+    /// [`try_send`](Self::try_send). A deadline already passed still tries once.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send).
+    pub fn send_deadline(&mut self, msg: &M, deadline: Instant) -> Result<bool, SendError> {
+        sent(self.send_with(msg, Deadline::At(deadline)))
+    }
 }
 
 impl<M, T: Writable, C> Connection<M, T, C> {
@@ -391,7 +402,8 @@ impl<M, T: Writable, C> Connection<M, T, C> {
         sent(self.send_bytes_with(bytes, Deadline::after(timeout)))
     }
 
-    /// Sends what remains of a frame a `try_`/`_timeout` send started, waiting as needed.
+    /// Sends what remains of a frame a `try_`/`_timeout`/`_deadline` send started, waiting as
+    /// needed.
     ///
     /// # Errors
     ///
@@ -475,6 +487,30 @@ impl<M, T: Readable, C: Codec<M>> Connection<M, T, C> {
     /// As [`recv`](Self::recv).
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<M>, RecvError> {
         received(self.recv_with(Deadline::after(timeout)))
+    }
+
+    /// [`recv`](Self::recv) waiting until `deadline` at most: `Ok(None)` when no whole frame
+    /// came by then (a partial one stays buffered, as for [`try_recv`](Self::try_recv)). A
+    /// deadline already passed still takes a frame that is there.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let (mut a, mut b) = ipcbox::frame::duplex::<u32>()?;
+    /// let deadline = Instant::now() + Duration::from_secs(5);
+    /// assert!(a.send_deadline(&7, deadline)?);
+    /// assert_eq!(b.recv_deadline(deadline)?, Some(7));
+    /// assert_eq!(b.recv_deadline(Instant::now())?, None); // nothing more: not now
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn recv_deadline(&mut self, deadline: Instant) -> Result<Option<M>, RecvError> {
+        received(self.recv_with(Deadline::At(deadline)))
     }
 }
 

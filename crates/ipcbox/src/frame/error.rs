@@ -36,8 +36,8 @@ fn torn(f: &mut fmt::Formatter<'_>, expected: usize, received: usize) -> fmt::Re
     )
 }
 
-/// Why a [`Connection`] receive failed. Running out of time is not a failure: the `try_` and
-/// `_timeout` forms report it as `Ok(None)`.
+/// Why a [`Connection`] receive failed. Running out of time is not a failure: the `try_`,
+/// `_timeout` and `_deadline` forms report it as `Ok(None)`.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum RecvError {
@@ -125,8 +125,8 @@ impl From<RecvError> for io::Error {
     }
 }
 
-/// Why a [`Connection`] send failed. A transport with no room is not a failure: the `try_` and
-/// `_timeout` forms report it as `Ok(false)`.
+/// Why a [`Connection`] send failed. A transport with no room is not a failure: the `try_`,
+/// `_timeout` and `_deadline` forms report it as `Ok(false)`.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum SendError {

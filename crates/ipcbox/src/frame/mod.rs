@@ -14,8 +14,8 @@
 //! * **Large frames**: a blocking receive of a frame of 64 KiB or more reads the payload
 //!   straight into the caller's buffer. On a message socket each frame is one `recv`, after a
 //!   `MSG_PEEK` for its size when the receive limit is 64 KiB or more (not on UDP).
-//! * **Outcomes**: the `try_` and `_timeout` forms report "not now" in `Ok` (`Ok(false)` from
-//!   a send, `Ok(None)` from a receive); an `Err` is always a failure, as
+//! * **Outcomes**: the `try_`, `_timeout` and `_deadline` forms report "not now" in `Ok`
+//!   (`Ok(false)` from a send, `Ok(None)` from a receive); an `Err` is always a failure, as
 //!   [the crate's rule](crate#outcomes) says.
 //! * **Partial frames**: a frame that arrives partly before time runs out stays buffered and
 //!   the next receive completes it. A send that runs out of time after part of its frame went
