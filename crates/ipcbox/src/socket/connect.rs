@@ -1,15 +1,19 @@
-//! `connect(2)` with a timeout.
+//! `connect(2)` with a timeout, and the connected sockets it makes.
 
 use std::io;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 use rustix::event::PollFlags;
 use rustix::io::Errno;
-use rustix::net::{self, sockopt};
+use rustix::net::{self, sockopt, AddressFamily, SocketAddrUnix, SocketFlags};
 
+use super::endpoint::unix_addr;
 use super::ready::wait_ready;
+use super::{Endpoint, Kind};
 use crate::deadline::Deadline;
+use crate::error::{context, invalid_input, ResultExt};
+use crate::sys::socket as sys;
 
 /// `connect(2)` with an optional timeout. The timeout uses `SO_SNDTIMEO`, which bounds both a
 /// TCP handshake and a wait on a full Unix listen queue; it is reset afterwards.
@@ -57,4 +61,65 @@ pub(super) fn connect(
         sockopt::set_socket_timeout(fd, sockopt::Timeout::Send, None)?;
     }
     res
+}
+
+/// Creates a socket of `kind` connected to `ep`, optionally within `timeout`.
+pub(super) fn connect_fd(
+    ep: &Endpoint,
+    kind: Kind,
+    timeout: Option<Duration>,
+) -> io::Result<OwnedFd> {
+    if ep.kind() != kind {
+        return Err(invalid_input(format_args!(
+            "connect to \"{ep}\": a {kind} socket cannot connect to a {} endpoint",
+            ep.kind()
+        )));
+    }
+    match ep {
+        Endpoint::Unix { .. } | Endpoint::Abstract { .. } => {
+            let addr = unix_addr(ep)?;
+            let fd = sys::socket(AddressFamily::UNIX, kind.socket_type(), false)?;
+            if kind == Kind::Datagram {
+                // Autobind to a unique abstract name so the peer can answer.
+                net::bind(&fd, &SocketAddrUnix::new_unnamed())
+                    .context_with(|| format!("autobind for \"{ep}\""))?;
+            }
+            connect(fd.as_fd(), &addr, timeout)
+                .map_err(|e| context(e, format_args!("connect to \"{ep}\"")))?;
+            Ok(fd)
+        }
+        Endpoint::Tcp { .. } | Endpoint::Udp { .. } => {
+            let mut last = None;
+            for addr in ep.resolve()? {
+                let family = if addr.is_ipv4() {
+                    AddressFamily::INET
+                } else {
+                    AddressFamily::INET6
+                };
+                let fd = sys::socket(family, kind.socket_type(), false)?;
+                match connect(fd.as_fd(), &addr, timeout) {
+                    Ok(()) => {
+                        if kind == Kind::Stream {
+                            sockopt::set_tcp_nodelay(&fd, true)
+                                .context_with(|| format!("set TCP_NODELAY for \"{ep}\""))?;
+                        }
+                        return Ok(fd);
+                    }
+                    Err(e) => last = Some(e),
+                }
+            }
+            let err = last.unwrap_or_else(|| io::Error::other("no address"));
+            Err(context(err, format_args!("connect to \"{ep}\"")))
+        }
+    }
+}
+
+pub(super) fn pair_fds(kind: Kind) -> io::Result<(OwnedFd, OwnedFd)> {
+    net::socketpair(
+        AddressFamily::UNIX,
+        kind.socket_type(),
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .context_with(|| format!("socketpair ({kind})"))
 }

@@ -54,9 +54,7 @@ use std::time::Duration;
 
 use rustix::event::PollFlags;
 use rustix::io::Errno;
-use rustix::net::{
-    self, sockopt, AddressFamily, RecvFlags, SendFlags, SocketAddrUnix, SocketFlags,
-};
+use rustix::net::{self, sockopt, AddressFamily, RecvFlags, SendFlags};
 
 use crate::deadline::Deadline;
 use crate::error::{context, invalid_input, ResultExt};
@@ -70,7 +68,7 @@ mod listener;
 mod ready;
 
 use bind::{bind_unix, BoundFile};
-use connect::connect;
+use connect::{connect_fd, pair_fds};
 use endpoint::{endpoint_of, local_endpoint, peer_endpoint, unix_addr};
 
 pub use endpoint::{Endpoint, Kind, MAX_UNIX_NAME};
@@ -124,63 +122,6 @@ impl fmt::Display for Credentials {
             None => write!(f, "pid unknown, uid {}, gid {}", self.uid, self.gid),
         }
     }
-}
-
-/// Creates a socket of `kind` connected to `ep`, optionally within `timeout`.
-fn connect_fd(ep: &Endpoint, kind: Kind, timeout: Option<Duration>) -> io::Result<OwnedFd> {
-    if ep.kind() != kind {
-        return Err(invalid_input(format_args!(
-            "connect to \"{ep}\": a {kind} socket cannot connect to a {} endpoint",
-            ep.kind()
-        )));
-    }
-    match ep {
-        Endpoint::Unix { .. } | Endpoint::Abstract { .. } => {
-            let addr = unix_addr(ep)?;
-            let fd = sys::socket(AddressFamily::UNIX, kind.socket_type(), false)?;
-            if kind == Kind::Datagram {
-                // Autobind to a unique abstract name so the peer can answer.
-                net::bind(&fd, &SocketAddrUnix::new_unnamed())
-                    .context_with(|| format!("autobind for \"{ep}\""))?;
-            }
-            connect(fd.as_fd(), &addr, timeout)
-                .map_err(|e| context(e, format_args!("connect to \"{ep}\"")))?;
-            Ok(fd)
-        }
-        Endpoint::Tcp { .. } | Endpoint::Udp { .. } => {
-            let mut last = None;
-            for addr in ep.resolve()? {
-                let family = if addr.is_ipv4() {
-                    AddressFamily::INET
-                } else {
-                    AddressFamily::INET6
-                };
-                let fd = sys::socket(family, kind.socket_type(), false)?;
-                match connect(fd.as_fd(), &addr, timeout) {
-                    Ok(()) => {
-                        if kind == Kind::Stream {
-                            sockopt::set_tcp_nodelay(&fd, true)
-                                .context_with(|| format!("set TCP_NODELAY for \"{ep}\""))?;
-                        }
-                        return Ok(fd);
-                    }
-                    Err(e) => last = Some(e),
-                }
-            }
-            let err = last.unwrap_or_else(|| io::Error::other("no address"));
-            Err(context(err, format_args!("connect to \"{ep}\"")))
-        }
-    }
-}
-
-fn pair_fds(kind: Kind) -> io::Result<(OwnedFd, OwnedFd)> {
-    net::socketpair(
-        AddressFamily::UNIX,
-        kind.socket_type(),
-        SocketFlags::CLOEXEC,
-        None,
-    )
-    .context_with(|| format!("socketpair ({kind})"))
 }
 
 /// Methods every connected socket type has.
