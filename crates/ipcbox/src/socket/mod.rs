@@ -12,6 +12,11 @@
 //! | [`Datagram`] | Unix datagrams or UDP: `send`/`recv`, `send_to`/`recv_from` |
 //! | [`Stream::pair`], [`SeqPacket::pair`], [`Datagram::pair`] | `socketpair(2)` |
 //!
+//! The `try_` and `_timeout` forms of accepting, sending and receiving report "not now" in
+//! `Ok` (`Ok(None)` from an accept or a receive, `Ok(false)` from a send), as
+//! [the crate's rule](crate#outcomes) says; `connect_timeout`, like std's, fails with
+//! [`io::ErrorKind::TimedOut`].
+//!
 //! Every socket is created close-on-exec. Sends use `MSG_NOSIGNAL`: writing to a closed peer is
 //! [`io::ErrorKind::BrokenPipe`], never a `SIGPIPE` death. TCP streams get `TCP_NODELAY` once
 //! when they connect or are accepted; no operation makes more than the one system call it
