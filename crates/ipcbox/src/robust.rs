@@ -156,9 +156,14 @@ impl RawMutex {
     }
 }
 
-/// What locking a [`Mutex`](crate::sync::Mutex) (`G` = [`MutexGuard`](crate::sync::MutexGuard)), a [`shm::Value`](crate::shm::Value) or a
+/// What the blocking `lock` of a [`Mutex`](crate::sync::Mutex) (`G` =
+/// [`MutexGuard`](crate::sync::MutexGuard)), a [`shm::Value`](crate::shm::Value) or a
 /// [`shm::Array`](crate::shm::Array) (`G` = their guard) returns.
 pub type LockResult<G> = Result<G, LockError<G>>;
+
+/// What `try_lock` and `lock_timeout` return: `Ok(None)` when someone else held the lock (now,
+/// or for the whole timeout), otherwise what [`LockResult`] holds.
+pub type TryLockResult<G> = Result<Option<G>, LockError<G>>;
 
 /// Why locking a robust lock did not simply succeed; `G` is the guard.
 pub enum LockError<G> {
@@ -170,28 +175,34 @@ pub enum LockError<G> {
     /// An owner died and the next one unlocked without marking the state consistent: nobody can
     /// lock it any more (`ENOTRECOVERABLE`). Recreate it.
     NotRecoverable,
-    /// `try_lock`: someone else holds the lock.
-    WouldBlock,
-    /// `lock_timeout`: the lock stayed held for the whole timeout.
-    TimedOut,
     /// Any other error (`Deadlock` when the calling thread already holds the lock).
     Io(io::Error),
 }
 
-/// The [`LockResult`] of a lock attempt that gave `got`: `guard()` makes the guard of a lock
-/// now held, `busy` is the error for one held by someone else.
-pub(crate) fn lock_result<G>(
+/// The [`TryLockResult`] of a lock attempt that gave `got`: `guard()` makes the guard of a lock
+/// now held; a lock held by someone else is `Ok(None)`.
+pub(crate) fn try_lock_result<G>(
     got: io::Result<MutexLock>,
-    busy: LockError<G>,
     guard: impl FnOnce() -> G,
-) -> LockResult<G> {
+) -> TryLockResult<G> {
     match got {
-        Ok(MutexLock::Locked) => Ok(guard()),
+        Ok(MutexLock::Locked) => Ok(Some(guard())),
         Ok(MutexLock::OwnerDied) => Err(LockError::OwnerDied(guard())),
         Ok(MutexLock::NotRecoverable) => Err(LockError::NotRecoverable),
-        Ok(MutexLock::Busy) => Err(busy),
+        Ok(MutexLock::Busy) => Ok(None),
         Err(e) => Err(LockError::Io(e)),
     }
+}
+
+/// The [`LockResult`] of a blocking lock ([`RawMutex::lock`]) that gave `got`.
+pub(crate) fn lock_result<G>(
+    got: io::Result<MutexLock>,
+    guard: impl FnOnce() -> G,
+) -> LockResult<G> {
+    // The blocking lock waits for as long as a live thread holds the lock, so it never
+    // reports it busy; should it ever, that is a failure, not a guard.
+    try_lock_result(got, guard)?
+        .ok_or_else(|| LockError::Io(io::Error::other("lock: gave up on a held lock")))
 }
 
 impl<G> LockError<G> {
@@ -206,8 +217,6 @@ impl<G> fmt::Debug for LockError<G> {
         match self {
             LockError::OwnerDied(_) => f.write_str("OwnerDied(..)"),
             LockError::NotRecoverable => f.write_str("NotRecoverable"),
-            LockError::WouldBlock => f.write_str("WouldBlock"),
-            LockError::TimedOut => f.write_str("TimedOut"),
             LockError::Io(e) => f.debug_tuple("Io").field(e).finish(),
         }
     }
@@ -223,8 +232,6 @@ impl<G> fmt::Display for LockError<G> {
                 "the lock is not recoverable: an owner died and the next one did not mark it \
                  consistent",
             ),
-            LockError::WouldBlock => f.write_str("the lock is held by someone else"),
-            LockError::TimedOut => f.write_str("timed out waiting for the lock"),
             LockError::Io(e) => write!(f, "lock: {e}"),
         }
     }
@@ -238,8 +245,6 @@ impl<G> From<LockError<G>> for io::Error {
     fn from(e: LockError<G>) -> io::Error {
         let kind = match &e {
             LockError::OwnerDied(_) | LockError::NotRecoverable => io::ErrorKind::Other,
-            LockError::WouldBlock => io::ErrorKind::WouldBlock,
-            LockError::TimedOut => io::ErrorKind::TimedOut,
             LockError::Io(io) => io.kind(),
         };
         io::Error::new(kind, e.to_string())

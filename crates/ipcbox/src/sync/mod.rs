@@ -40,7 +40,7 @@ use std::io;
 
 use crate::mode::CreationMode;
 
-pub use crate::robust::{LockError, LockResult};
+pub use crate::robust::{LockError, LockResult, TryLockResult};
 pub use barrier::{Barrier, BarrierWaitResult, BARRIER_MAX_PARTIES};
 pub use condvar::{Condvar, WaitTimeoutResult};
 pub use event::Event;

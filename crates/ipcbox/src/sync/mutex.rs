@@ -8,8 +8,9 @@ use std::time::Duration;
 use super::region::{Kind, Region};
 use crate::layout::sync::RawMutex;
 use crate::mode::CreationMode;
-use crate::robust::MutexLock;
-use crate::robust::{lock_result, LockError, LockResult};
+#[cfg(doc)]
+use crate::robust::LockError;
+use crate::robust::{lock_result, try_lock_result, LockResult, TryLockResult};
 
 /// A mutual-exclusion lock shared between processes, robust against its owner dying, with the
 /// semantics of a `pthread_mutex_t` made `PTHREAD_PROCESS_SHARED`, `PTHREAD_MUTEX_ROBUST` and
@@ -154,14 +155,6 @@ impl Mutex {
         self.region.state()
     }
 
-    fn result<'a>(
-        &'a self,
-        got: io::Result<MutexLock>,
-        busy: LockError<MutexGuard<'a>>,
-    ) -> LockResult<MutexGuard<'a>> {
-        lock_result(got, busy, || MutexGuard::new(self))
-    }
-
     /// Locks, sleeping while another process holds the lock (as `pthread_mutex_lock`).
     ///
     /// # Errors
@@ -177,28 +170,30 @@ impl Mutex {
         if raw.is_held() {
             crate::spin::spin_until(|| !raw.is_held());
         }
-        self.result(raw.lock(), LockError::WouldBlock)
+        lock_result(raw.lock(), || MutexGuard::new(self))
     }
 
-    /// Locks if nobody holds the lock (as `pthread_mutex_trylock`).
+    /// Locks if nobody holds the lock (as `pthread_mutex_trylock`); `Ok(None)` when someone
+    /// does.
     ///
     /// # Errors
     ///
-    /// [`LockError::WouldBlock`] when it is held, otherwise as [`lock`](Mutex::lock).
+    /// As [`lock`](Mutex::lock), except that a lock held by someone else is `Ok(None)`.
     #[doc(alias = "pthread_mutex_trylock")]
-    pub fn try_lock(&self) -> LockResult<MutexGuard<'_>> {
-        self.result(self.raw().try_lock(), LockError::WouldBlock)
+    pub fn try_lock(&self) -> TryLockResult<MutexGuard<'_>> {
+        try_lock_result(self.raw().try_lock(), || MutexGuard::new(self))
     }
 
-    /// Locks, waiting at most `timeout` for a live holder (as `pthread_mutex_clocklock`).
+    /// Locks, waiting at most `timeout` for a live holder (as `pthread_mutex_clocklock`);
+    /// `Ok(None)` when the lock stayed held.
     ///
     /// # Errors
     ///
-    /// [`LockError::TimedOut`] when the lock stayed held, otherwise as [`lock`](Mutex::lock).
+    /// As [`lock`](Mutex::lock), except that a lock held for the whole timeout is `Ok(None)`.
     #[doc(alias = "pthread_mutex_clocklock")]
     #[doc(alias = "pthread_mutex_timedlock")]
-    pub fn lock_timeout(&self, timeout: Duration) -> LockResult<MutexGuard<'_>> {
-        self.result(self.raw().lock_timeout(timeout), LockError::TimedOut)
+    pub fn lock_timeout(&self, timeout: Duration) -> TryLockResult<MutexGuard<'_>> {
+        try_lock_result(self.raw().lock_timeout(timeout), || MutexGuard::new(self))
     }
 
     /// The shared-memory name ("/name") of a named mutex.

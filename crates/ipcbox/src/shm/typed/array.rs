@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::shared::{Held, Shared};
-use super::{Element, IntElement, Kind, LockResult, TypedOptions};
+use super::{Element, IntElement, Kind, LockResult, TryLockResult, TypedOptions};
 #[cfg(doc)]
 use super::{LockError, Value};
 use crate::mode::CreationMode;
@@ -213,21 +213,23 @@ impl<T: Element> Array<T> {
         self.shared.lock(|held| ArrayGuard { held })
     }
 
-    /// Locks if nobody holds the lock (as `pthread_mutex_trylock`).
+    /// Locks if nobody holds the lock (as `pthread_mutex_trylock`); `Ok(None)` when someone
+    /// does.
     ///
     /// # Errors
     ///
     /// As [`Value::try_lock`].
-    pub fn try_lock(&self) -> LockResult<ArrayGuard<'_, T>> {
+    pub fn try_lock(&self) -> TryLockResult<ArrayGuard<'_, T>> {
         self.shared.try_lock(|held| ArrayGuard { held })
     }
 
-    /// Locks, waiting at most `timeout` (as `pthread_mutex_clocklock`).
+    /// Locks, waiting at most `timeout` (as `pthread_mutex_clocklock`); `Ok(None)` when the
+    /// lock stayed held.
     ///
     /// # Errors
     ///
     /// As [`Value::lock_timeout`].
-    pub fn lock_timeout(&self, timeout: Duration) -> LockResult<ArrayGuard<'_, T>> {
+    pub fn lock_timeout(&self, timeout: Duration) -> TryLockResult<ArrayGuard<'_, T>> {
         self.shared
             .lock_timeout(timeout, |held| ArrayGuard { held })
     }

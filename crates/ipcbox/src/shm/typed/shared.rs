@@ -6,12 +6,11 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use super::header::{init, total_size};
-use super::{Element, Kind, LockError, LockResult};
+use super::{Element, Kind, LockResult, TryLockResult};
 use crate::error::ResultExt;
 use crate::layout::sync::RawMutex;
 use crate::layout::typed::{DATA_OFFSET, LOCK_OFFSET};
-use crate::robust::lock_result;
-use crate::robust::MutexLock;
+use crate::robust::{lock_result, try_lock_result};
 use crate::shm::{AnonymousMap, Link, Segment};
 use crate::sys::mmap::{Mapping, Placed};
 
@@ -62,15 +61,6 @@ impl<T: Element> Shared<T> {
         }
     }
 
-    fn result<'a, G>(
-        &'a self,
-        got: io::Result<MutexLock>,
-        busy: LockError<G>,
-        guard: impl FnOnce(Held<'a, T>) -> G,
-    ) -> LockResult<G> {
-        lock_result(got, busy, || guard(Held::new(self)))
-    }
-
     pub(super) fn lock<'a, G>(&'a self, guard: impl FnOnce(Held<'a, T>) -> G) -> LockResult<G> {
         let raw = self.placed().lock();
         // A wake-up costs far more than a short wait for a holder about to unlock; the spin
@@ -78,27 +68,24 @@ impl<T: Element> Shared<T> {
         if raw.is_held() {
             crate::spin::spin_until(|| !raw.is_held());
         }
-        self.result(raw.lock(), LockError::WouldBlock, guard)
+        lock_result(raw.lock(), || guard(Held::new(self)))
     }
 
-    pub(super) fn try_lock<'a, G>(&'a self, guard: impl FnOnce(Held<'a, T>) -> G) -> LockResult<G> {
-        self.result(
-            self.placed().lock().try_lock(),
-            LockError::WouldBlock,
-            guard,
-        )
+    pub(super) fn try_lock<'a, G>(
+        &'a self,
+        guard: impl FnOnce(Held<'a, T>) -> G,
+    ) -> TryLockResult<G> {
+        try_lock_result(self.placed().lock().try_lock(), || guard(Held::new(self)))
     }
 
     pub(super) fn lock_timeout<'a, G>(
         &'a self,
         timeout: Duration,
         guard: impl FnOnce(Held<'a, T>) -> G,
-    ) -> LockResult<G> {
-        self.result(
-            self.placed().lock().lock_timeout(timeout),
-            LockError::TimedOut,
-            guard,
-        )
+    ) -> TryLockResult<G> {
+        try_lock_result(self.placed().lock().lock_timeout(timeout), || {
+            guard(Held::new(self))
+        })
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::shared::{Held, Shared};
-use super::{Element, IntElement, Kind, LockResult, TypedOptions};
+use super::{Element, IntElement, Kind, LockResult, TryLockResult, TypedOptions};
 #[cfg(doc)]
 use super::{LockError, LAYOUT_VERSION};
 use crate::mode::CreationMode;
@@ -160,21 +160,23 @@ impl<T: Element> Value<T> {
         self.shared.lock(|held| ValueGuard { held })
     }
 
-    /// Locks if nobody holds the lock (as `pthread_mutex_trylock`).
+    /// Locks if nobody holds the lock (as `pthread_mutex_trylock`); `Ok(None)` when someone
+    /// does.
     ///
     /// # Errors
     ///
-    /// [`LockError::WouldBlock`] when it is held, otherwise as [`lock`](Value::lock).
-    pub fn try_lock(&self) -> LockResult<ValueGuard<'_, T>> {
+    /// As [`lock`](Value::lock), except that a lock held by someone else is `Ok(None)`.
+    pub fn try_lock(&self) -> TryLockResult<ValueGuard<'_, T>> {
         self.shared.try_lock(|held| ValueGuard { held })
     }
 
-    /// Locks, waiting at most `timeout` (as `pthread_mutex_clocklock`).
+    /// Locks, waiting at most `timeout` (as `pthread_mutex_clocklock`); `Ok(None)` when the
+    /// lock stayed held.
     ///
     /// # Errors
     ///
-    /// [`LockError::TimedOut`] when it stayed held, otherwise as [`lock`](Value::lock).
-    pub fn lock_timeout(&self, timeout: Duration) -> LockResult<ValueGuard<'_, T>> {
+    /// As [`lock`](Value::lock), except that a lock held for the whole timeout is `Ok(None)`.
+    pub fn lock_timeout(&self, timeout: Duration) -> TryLockResult<ValueGuard<'_, T>> {
         self.shared
             .lock_timeout(timeout, |held| ValueGuard { held })
     }
