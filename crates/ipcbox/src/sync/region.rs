@@ -3,8 +3,9 @@
 
 use std::io;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::deadline::Deadline;
 use crate::error::{context, invalid_input, ResultExt};
 use crate::layout::sync::Header;
 use crate::mode::CreationMode;
@@ -149,8 +150,8 @@ fn validate(map: &Mapping, kind: Kind, size: usize) -> io::Result<()> {
     let header: &Header = view(map, 0).ok_or_else(|| invalid_input("segment too small"))?;
     // A creator without O_TMPFILE names the segment before it publishes the header; give it
     // a moment.
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while header.magic.load(Ordering::Acquire) == 0 && Instant::now() < deadline {
+    let deadline = Deadline::after(Duration::from_secs(2));
+    while header.magic.load(Ordering::Acquire) == 0 && !deadline.has_passed() {
         std::thread::sleep(Duration::from_millis(1));
     }
     let (magic, version) = (
