@@ -28,8 +28,9 @@
 
 use std::io;
 use std::sync::atomic::{AtomicU32, Ordering::*};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::deadline::Deadline;
 use crate::liveness::{self, start_time, Liveness};
 use crate::sys::futex;
 use crate::sys::process::{fork_generation, my_lock_word};
@@ -210,7 +211,7 @@ impl<'a> PidLock<'a> {
                 format!("{}: the calling thread holds the lock already", what()),
             ));
         }
-        let give_up = Instant::now().checked_add(patience.limit);
+        let give_up = Deadline::after(patience.limit);
         let mut check = true;
         // Once we have slept, others may sleep too: take the lock with the bit set, so our
         // unlock wakes the next of them.
@@ -242,7 +243,7 @@ impl<'a> PidLock<'a> {
                 }
                 continue;
             }
-            if give_up.is_some_and(|give_up| Instant::now() >= give_up) {
+            if give_up.has_passed() {
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!(
@@ -265,10 +266,8 @@ impl<'a> PidLock<'a> {
             {
                 continue;
             }
-            let left = give_up.map_or(patience.slice, |give_up| {
-                give_up.saturating_duration_since(Instant::now())
-            });
-            futex::wait(self.word, cur | WAITING, Some(patience.slice.min(left)))?;
+            let sleep = give_up.slice(patience.slice).unwrap_or_default();
+            futex::wait(self.word, cur | WAITING, Some(sleep))?;
             slept = WAITING;
             // A whole slice without progress: look at the owner again.
             check = self.word.load(Relaxed) & !WAITING == owner;
@@ -299,6 +298,7 @@ impl<'a> PidLock<'a> {
 pub(crate) mod tests {
     use super::*;
     use crate::liveness::tests::dead_pid;
+    use std::time::Instant;
 
     const QUICK: Patience = Patience {
         spins: 4,
