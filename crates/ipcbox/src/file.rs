@@ -49,8 +49,9 @@ use crate::signal::with_timeout;
 ///
 /// # Errors
 ///
-/// The OS error of the step that failed, naming the path: no such directory, permission
-/// denied, no space left; [`io::ErrorKind::InvalidInput`] if `path` has no file name.
+/// * The OS error of the step that failed, naming the path: no such directory, permission
+///   denied, no space left.
+/// * [`io::ErrorKind::InvalidInput`] if `path` has no file name.
 #[doc(alias = "rename")]
 pub fn write_atomic(path: impl AsRef<Path>, bytes: impl AsRef<[u8]>) -> io::Result<()> {
     let path = path.as_ref();

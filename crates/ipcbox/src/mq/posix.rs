@@ -25,9 +25,8 @@ const HARD_MSGSIZEMAX: usize = 16 * 1024 * 1024;
 /// (`mq_attr.mq_maxmsg`, `mq_attr.mq_msgsize`).
 ///
 /// Without privileges, the values may not exceed `/proc/sys/fs/mqueue/msg_max` and
-/// `msgsize_max` (see [`PosixLimits`]); a process with `CAP_SYS_RESOURCE` (usually root, but not every
-/// container's root) may go up to
-/// 65536 messages of 16 MiB.
+/// `msgsize_max` (see [`PosixLimits`]). A process with `CAP_SYS_RESOURCE` (usually root, but
+/// not every container's root) may go up to 65536 messages of 16 MiB.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Attributes {
     /// Capacity: how many messages the queue holds before senders wait (`mq_maxmsg`, ≥ 1).
@@ -306,10 +305,10 @@ fn create_error(err: io::Error, name: &Name, attr: Option<(i64, i64)>) -> io::Er
 /// [`max_message_size`](PosixQueue::max_message_size) bytes, each with a priority, received
 /// highest priority first and in FIFO order within a priority.
 ///
-/// The queue lives in the kernel until its name is unlinked and the last handle is closed; a
+/// The queue lives in the kernel until its name is unlinked and the last handle is closed: a
 /// message sent by a process that has exited stays in it. The handle that created the name
-/// unlinks it on drop unless [`detach`](PosixQueue::detach)ed; handles that merely opened it
-/// never do. Python's `posix_ipc.MessageQueue(name)` opens the same queue.
+/// unlinks it on drop unless [`detach`](PosixQueue::detach)ed, and handles that merely opened
+/// it never do. Python's `posix_ipc.MessageQueue(name)` opens the same queue.
 ///
 /// The handle is a file descriptor ([`AsFd`]): `poll`/`epoll` report it readable when a message
 /// is waiting and writable when there is room, so it fits in an event loop.
@@ -458,12 +457,11 @@ impl PosixQueue {
 
     /// Sends `msg` if the queue has room now; `Ok(false)` (nothing sent) when it is full.
     ///
-    /// One `mq_timedsend` with a deadline in the past, so it needs no change of the handle's
-    /// blocking mode.
-    ///
     /// # Errors
     ///
     /// As [`send`](Self::send), except that a full queue is `Ok(false)`.
+    // One `mq_timedsend` with a deadline in the past, so the handle's blocking mode need not
+    // change.
     pub fn try_send(&self, msg: &[u8], prio: u32) -> io::Result<bool> {
         self.check_send(msg, prio)?;
         self.send_until(msg, prio, Deadline::Now)

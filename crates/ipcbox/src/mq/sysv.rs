@@ -239,18 +239,23 @@ fn open_existing(key: IpcKey) -> io::Result<i32> {
 ///
 /// `msgsnd` and `msgrcv` take a `struct msgbuf`: a `long mtype` immediately followed by the
 /// data. So that callers can send from and receive into plain byte slices, each handle keeps
-/// one send and one receive buffer, grown to the largest message seen and then reused: a send
-/// or receive costs one copy of the data and one system call, and no allocation after the
-/// first. When another thread is using a handle's buffer (blocked in `msgrcv`, say) a call
-/// uses a temporary one rather than wait for it.
+/// one send and one receive buffer, grown to the largest message seen and then reused:
+///
+/// * a send or receive costs one copy of the data and one system call, and no allocation after
+///   the first;
+/// * when another thread is using a handle's buffer (blocked in `msgrcv`, say), a call uses a
+///   temporary one rather than wait for it.
 ///
 /// # Timeouts
 ///
 /// `msgsnd` and `msgrcv` have no timed form. The `_timeout` methods therefore poll: they try
 /// with `IPC_NOWAIT`, then sleep 50 µs, doubling up to 1 ms between attempts, until the
-/// deadline. A message that arrives while they wait is seen within about 1 ms, and the wait
-/// costs a few hundred system calls per second. Blocking calls that a signal interrupts are
-/// restarted.
+/// deadline. So:
+///
+/// * a message that arrives while they wait is seen within about 1 ms;
+/// * the wait costs a few hundred system calls per second.
+///
+/// Blocking calls that a signal interrupts are restarted.
 ///
 /// See [sysvipc(7)](https://man7.org/linux/man-pages/man7/sysvipc.7.html).
 #[doc(alias = "msgget")]
@@ -442,8 +447,11 @@ impl SysVQueue {
     ///
     /// # Errors
     ///
-    /// `InvalidInput` for 0; `PermissionDenied` (`EPERM`) above `msgmnb` without privilege or
-    /// when we neither own nor created the queue; the message names the value and the limit.
+    /// * `InvalidInput` for 0.
+    /// * `PermissionDenied` (`EPERM`) above `msgmnb` without privilege, or when we neither own
+    ///   nor created the queue.
+    ///
+    /// The message names the value and the limit.
     #[doc(alias = "IPC_SET")]
     pub fn set_max_bytes(&self, bytes: usize) -> io::Result<()> {
         if bytes == 0 {

@@ -17,7 +17,8 @@ use crate::sys::mmap::{view, SharedState};
 /// Size of [`Header`]; the state starts here (8-byte aligned, since mappings are page aligned).
 pub(crate) const STATE_OFFSET: usize = 16;
 const MAGIC: u32 = 0x4950_4253; // "IPBS"
-/// 2: the mutex is ipcbox's own lock (two `u32`s naming the owner thread), not glibc's.
+/// The version of the header and state layouts this code writes and reads.
+// 2: the mutex is ipcbox's own lock (two `u32`s naming the owner thread), not glibc's.
 const VERSION: u32 = 3;
 
 /// Which primitive a segment holds.

@@ -14,11 +14,13 @@ use crate::mode::CreationMode;
 /// A fixed-length array of `T` in shared memory, like Python's `multiprocessing.Array`, with
 /// its lock (a robust process-shared mutex).
 ///
-/// Each element is accessed atomically ([`get`](Array::get), [`set`](Array::set), and for
-/// integers [`fetch_add`](Array::fetch_add)), so single elements never tear; copies of many
-/// elements ([`read_into`](Array::read_into), [`write_from`](Array::write_from)) are
-/// consistent only under the [`lock`](Array::lock), when every writer locks. Indexes are
-/// bounds-checked against the length checked on open; errors name the index and the length.
+/// * Each element is accessed atomically ([`get`](Array::get), [`set`](Array::set), and for
+///   integers [`fetch_add`](Array::fetch_add)), so single elements never tear.
+/// * Copies of many elements ([`read_into`](Array::read_into),
+///   [`write_from`](Array::write_from)) are consistent only under the [`lock`](Array::lock),
+///   when every writer locks.
+/// * Indexes are bounds-checked against the length checked on open; errors name the index and
+///   the length.
 ///
 /// The header, the lock and the trust rules are those of [`Value`].
 ///

@@ -127,8 +127,10 @@ impl TypedOptions {
         Ok(Array { shared })
     }
 
-    /// Creates or opens; `len` is required to create, and checked against an existing one;
-    /// `initial` (empty or `len` elements) is written into a created segment.
+    /// Creates or opens.
+    ///
+    /// * `len` is required to create, and checked against an existing segment.
+    /// * `initial` (empty or `len` elements) is written into a created segment.
     fn open_shared<T: Element>(
         &self,
         name: &str,

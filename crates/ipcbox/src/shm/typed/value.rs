@@ -40,20 +40,19 @@ use crate::mode::CreationMode;
 ///
 /// # Layout
 ///
-/// For peers in other languages, in native byte order: at offset 0 the ASCII magic `IPBT`,
-/// then `u32`s layout version ([`LAYOUT_VERSION`]), kind (1 value, 2 array), element type
-/// (1–4 `u8`–`u64`, 5–8 `i8`–`i64`, 9 `f32`, 10 `f64`, 11 `bool`), element size, data offset
-/// (128); then `u64`s element count and total size. The lock sits at offset 64 (two `u32`s, as
-/// described under Layout on [`sync::Mutex`](crate::sync::Mutex)), the elements from offset
-/// 128, each naturally aligned.
+/// For peers in other languages: the header, the lock and the elements are described in
+/// LAYOUT.md, "Typed values and arrays"; the lock word's format and the protocol in LAYOUT.md,
+/// "Lock words". [`LAYOUT_VERSION`] is the layout version this code writes and reads.
 ///
 /// # Trust
 ///
 /// The data is shared with every process that can open the segment: one that writes it
-/// without locking changes the value, never this process's memory safety. The header is
-/// checked once, on open; what it says later is not read again. The lock has the limits
-/// described on [`sync::Mutex`](crate::sync::Mutex), and a peer that shrinks the segment
-/// (`ftruncate`) makes the next access raise `SIGBUS`, as with any POSIX shared memory.
+/// without locking changes the value, never this process's memory safety.
+///
+/// * The header is checked once, on open; what it says later is not read again.
+/// * The lock has the limits described on [`sync::Mutex`](crate::sync::Mutex).
+/// * A peer that shrinks the segment (`ftruncate`) makes the next access raise `SIGBUS`, as
+///   with any POSIX shared memory.
 ///
 /// # Examples
 ///
@@ -147,14 +146,15 @@ impl<T: Element> Value<T> {
         T::store(self.cell(), value, Ordering::Release);
     }
 
-    /// Locks the value's mutex, sleeping while another process holds it
+    /// Locks the value's mutex, sleeping while another live thread holds it
     /// (as `pthread_mutex_lock`).
     ///
     /// # Errors
     ///
-    /// [`LockError::OwnerDied`] (locked, but the previous owner died: the guard's
-    /// [`mark_consistent`](ValueGuard::mark_consistent) repairs the lock),
-    /// [`LockError::NotRecoverable`], [`LockError::Io`] (`Deadlock` when this thread holds it).
+    /// * [`LockError::OwnerDied`]: locked, but the previous owner died holding the lock. The
+    ///   guard's [`mark_consistent`](ValueGuard::mark_consistent) repairs the lock.
+    /// * [`LockError::NotRecoverable`].
+    /// * [`LockError::Io`]: `Deadlock` when this thread already holds the lock.
     #[doc(alias = "get_lock")]
     pub fn lock(&self) -> LockResult<ValueGuard<'_, T>> {
         self.shared.lock(|held| ValueGuard { held })
