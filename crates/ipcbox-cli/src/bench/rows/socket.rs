@@ -473,27 +473,20 @@ trait UdpEnd {
 
 impl<S: Sock> UdpEnd for TypedEnd<S> {
     fn recv_within(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<Option<usize>> {
-        use ipcbox::frame::RecvTimeoutError;
-        match self.conn.recv_timeout(timeout) {
-            Ok(Blob(got)) if got.len() <= buf.len() => {
+        match self.conn.recv_timeout(timeout)? {
+            Some(Blob(got)) if got.len() <= buf.len() => {
                 buf[..got.len()].copy_from_slice(&got);
                 Ok(Some(got.len()))
             }
-            Ok(Blob(got)) => Err(wrong_length(got.len(), buf.len())),
-            Err(RecvTimeoutError::Timeout) => Ok(None),
-            Err(e) => Err(e.into()),
+            Some(Blob(got)) => Err(wrong_length(got.len(), buf.len())),
+            None => Ok(None),
         }
     }
 }
 
 impl<S: Sock> UdpEnd for BytesEnd<S> {
     fn recv_within(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<Option<usize>> {
-        use ipcbox::frame::RecvTimeoutError;
-        match self.0.recv_bytes_into_timeout(buf, timeout) {
-            Ok(n) => Ok(Some(n)),
-            Err(RecvTimeoutError::Timeout) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        Ok(self.0.recv_bytes_into_timeout(buf, timeout)?)
     }
 }
 
