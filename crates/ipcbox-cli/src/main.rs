@@ -1,8 +1,7 @@
-//! The `ipcbox` command: measure every IPC mechanism on this machine, inspect IPC objects.
+//! The `ipcbox` command: inspect and clean up IPC objects.
 
 use clap::{Parser, Subcommand};
 
-mod bench;
 mod objects;
 
 #[derive(Parser)]
@@ -18,8 +17,6 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Measure latency and throughput of every mechanism between two processes.
-    Bench(bench::Args),
     /// List IPC objects (ipcbox's by default) and whether a live process uses them.
     Ls(objects::ls::Args),
     /// Remove IPC objects nobody uses (ipcbox's by default); never one in use.
@@ -29,7 +26,6 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Bench(args) => bench::run(args),
         Command::Ls(args) => objects::ls::run(args),
         Command::Clean(args) => objects::clean::run(args),
     }

@@ -21,8 +21,8 @@ use iceoryx2::port::update_connections::UpdateConnections;
 use iceoryx2::prelude::*;
 use iceoryx2::service::port_factory::publish_subscribe::PortFactory as PubSub;
 
-use crate::bench::row::{forked, Endpoint, Info, Kind, Link, Row};
-use crate::bench::rows::common::unique_name;
+use crate::row::{forked, Endpoint, Info, Kind, Link, Row};
+use crate::rows::common::unique_name;
 
 /// The iceoryx2 row of group `group`.
 pub fn row(group: &'static str) -> Box<dyn Row> {

@@ -49,14 +49,14 @@ use serde::de::{Deserializer, Visitor};
 use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
 
-use crate::bench::cpus::Placement;
-use crate::bench::measure;
-use crate::bench::os::{self, Fork};
-use crate::bench::row::{
+use crate::cpus::Placement;
+use crate::measure;
+use crate::os::{self, Fork};
+use crate::row::{
     forked, Endpoint, Info, Kind, LatencyJob, Link, Row, ThroughputJob, STANDARD_SIZES,
 };
-use crate::bench::rows::common::{FdStream, TempDir};
-use crate::bench::rows::ipc_channel;
+use crate::rows::common::{FdStream, TempDir};
+use crate::rows::ipc_channel;
 
 /// The throughput sizes of the message-socket groups.
 const MESSAGE_SIZES: &[usize] = &[64, 4 << 10];

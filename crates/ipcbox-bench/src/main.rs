@@ -46,7 +46,12 @@ const FULL_BUDGET: f64 = 52.0;
 const ROUNDS_SHARE: f64 = 0.85;
 
 /// Options of `ipcbox bench`.
-#[derive(clap::Args, Debug)]
+#[derive(clap::Parser, Debug)]
+#[command(
+    name = "ipcbox-bench",
+    version,
+    about = "Measure latency and throughput of every mechanism between two processes"
+)]
 pub struct Args {
     /// Run for about 20 s in all instead of about 60 s.
     #[arg(long)]
@@ -123,6 +128,10 @@ impl Plan {
     fn steps(&self, info: &Info) -> usize {
         (usize::from(info.latency) + info.throughput_sizes().len()) * (1 + self.rounds)
     }
+}
+
+fn main() -> anyhow::Result<()> {
+    run(clap::Parser::parse())
 }
 
 /// Runs `ipcbox bench`.

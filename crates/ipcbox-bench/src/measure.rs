@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use crate::bench::cpus::Placement;
-use crate::bench::os::{self, Fork};
-use crate::bench::row::{Endpoint, LatencyJob, Link, ThroughputJob};
+use crate::cpus::Placement;
+use crate::os::{self, Fork};
+use crate::row::{Endpoint, LatencyJob, Link, ThroughputJob};
 
 /// The byte the bench's messages are filled with.
 const FILL: u8 = 0xa5;

@@ -2,7 +2,7 @@
 //!
 //! Most rows are two processes joined by one mechanism: they implement [`Link`] (set up before
 //! `fork`, one [`Endpoint`] on each side after it) and become rows with [`forked`]; the
-//! measuring loops in [`crate::bench::measure`] are then the same for every mechanism, which is
+//! measuring loops in [`crate::measure`] are then the same for every mechanism, which is
 //! what makes an ipcbox row and its raw row comparable. Rows with their own process model (a
 //! Python peer, several producers and consumers) implement [`Row`] directly and return the same
 //! samples.
@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::bench::cpus::Placement;
-use crate::bench::measure;
+use crate::cpus::Placement;
+use crate::measure;
 
 /// Whose code a row measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

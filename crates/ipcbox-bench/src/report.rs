@@ -5,8 +5,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::bench::cpus::Placement;
-use crate::bench::row::{Info, Kind};
+use crate::cpus::Placement;
+use crate::row::{Info, Kind};
 
 /// Everything one `ipcbox bench` run measured.
 #[derive(Debug, Serialize)]
