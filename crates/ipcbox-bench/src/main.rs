@@ -5,11 +5,12 @@
 //! alternating rounds, so a noisy moment hits all of them; each number reported is the median
 //! over the rounds.
 //!
-//! Layout: [`row`] defines what a row is, [`rows`] lists them by mechanism, [`measure`] has the
-//! shared two-process loops, [`os`], [`rawsys`] and [`rawsync`] the only unsafe code (`fork`; shared memory, bare message-queue calls and glibc's mutex and semaphore for the raw rows), [`report`] the table and
+//! Layout: [`row`] defines what a row is, [`rows`] lists them by mechanism, [`driver`] measures
+//! a group's rows side by side, [`measure`] has the shared two-process loops, [`os`], [`rawsys`] and [`rawsync`] the only unsafe code (`fork`; shared memory, bare message-queue calls and glibc's mutex and semaphore for the raw rows), [`report`] the table and
 //! JSON.
 
 mod cpus;
+mod driver;
 mod measure;
 mod os;
 mod progress;
@@ -22,16 +23,14 @@ mod stats;
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 
 use cpus::Placement;
 use progress::Progress;
-use report::{
-    Latency, LatencyRound, Machine, Report, RowResult, Settings, Throughput, ThroughputRound,
-};
-use row::{Info, LatencyJob, Row, ThroughputJob};
+use report::{Machine, Report, Settings};
+use row::{Info, Row};
 
 /// Size of the latency messages.
 const LATENCY_SIZE: usize = 64;
@@ -202,7 +201,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .take_while(|r| r.info().group == group)
             .count();
         let group_rows = &selected[start..start + len];
-        results.extend(run_group(group_rows, &plan, &placement, &mut progress));
+        results.extend(driver::run_group(
+            group_rows,
+            &plan,
+            &placement,
+            &mut progress,
+        ));
         start += len;
     }
     progress.finish();
@@ -248,281 +252,6 @@ fn matches(row: &dyn Row, filters: &[String]) -> bool {
         })
 }
 
-/// One row's state while its group runs: its results, or the error that stopped it.
-struct Running<'a> {
-    row: &'a dyn Row,
-    result: RowResult,
-}
-
-impl Running<'_> {
-    fn ok(&self) -> bool {
-        self.result.error.is_none()
-    }
-
-    fn fail(&mut self, what: &str, err: anyhow::Error, progress: &mut Progress) {
-        let text = format!("{what}: {err:#}");
-        progress.println(&format!("ipcbox bench: {}: {text}", self.result.name));
-        self.result.error = Some(text);
-    }
-}
-
-/// Measures the rows of one group, alternating between them round by round (the order turns
-/// each round, so no row always runs right after another).
-fn run_group(
-    rows: &[&dyn Row],
-    plan: &Plan,
-    cpus: &Placement,
-    progress: &mut Progress,
-) -> Vec<RowResult> {
-    let mut running: Vec<Running<'_>> = rows
-        .iter()
-        .map(|&row| Running {
-            row,
-            result: RowResult::new(row.info()),
-        })
-        .collect();
-
-    latency(&mut running, plan, cpus, progress);
-    for size in union_of_sizes(rows) {
-        throughput_at(&mut running, size, plan, cpus, progress);
-    }
-    running.into_iter().map(|r| r.result).collect()
-}
-
-/// Measures the latency of the rows of a group that have one: a short pilot per row (warm-up,
-/// and the round trip's rough cost), then the rounds.
-fn latency(running: &mut [Running<'_>], plan: &Plan, cpus: &Placement, progress: &mut Progress) {
-    let takes = |r: &Running<'_>| r.row.info().latency;
-    let mut jobs = Vec::new();
-    for r in running.iter_mut() {
-        if !takes(r) {
-            jobs.push(None);
-            continue;
-        }
-        progress.set(format!("{}: latency pilot", r.result.name));
-        let per_round = plan.latency_round(r.row.info());
-        match pilot_latency(r.row, per_round, cpus) {
-            Ok(job) => jobs.push(Some(job)),
-            Err(err) => {
-                r.fail("latency", err, progress);
-                jobs.push(None);
-            }
-        }
-        progress.step();
-    }
-    let mut latency_rounds: Vec<Vec<LatencyRound>> = running.iter().map(|_| Vec::new()).collect();
-    for round in 0..plan.rounds {
-        for i in turn_order(running.len(), round) {
-            let r = &mut running[i];
-            if !takes(r) {
-                continue;
-            }
-            if let (true, Some(job)) = (r.ok(), jobs[i]) {
-                progress.set(format!(
-                    "{}: latency round {}/{}",
-                    r.result.name,
-                    round + 1,
-                    plan.rounds
-                ));
-                let started = Instant::now();
-                match r.row.latency(cpus, &job) {
-                    Ok(mut samples) => {
-                        let target = plan.latency_round(r.row.info());
-                        let count = rescale(job.count, target, started.elapsed()).max(20);
-                        jobs[i] = Some(LatencyJob { count, ..job });
-                        let s = stats::summarize(&mut samples);
-                        latency_rounds[i].push(LatencyRound {
-                            round_trips: samples.len(),
-                            p50_ns: s.p50,
-                            p99_ns: s.p99,
-                            min_ns: s.min,
-                            max_ns: s.max,
-                            mean_ns: s.mean,
-                        });
-                    }
-                    Err(err) => r.fail("latency", err, progress),
-                }
-            }
-            progress.step();
-        }
-    }
-    for (r, rounds) in running.iter_mut().zip(latency_rounds) {
-        if r.ok() && !rounds.is_empty() {
-            let p50s: Vec<f64> = rounds.iter().map(|x| x.p50_ns as f64).collect();
-            let p99s: Vec<f64> = rounds.iter().map(|x| x.p99_ns as f64).collect();
-            r.result.latency = Some(Latency {
-                message_bytes: LATENCY_SIZE,
-                p50_ns: stats::median(&p50s),
-                p99_ns: stats::median(&p99s),
-                vs_raw: None,
-                rounds,
-            });
-        }
-    }
-}
-
-/// Measures throughput with `size`-byte messages for the rows of a group that carry them.
-fn throughput_at(
-    running: &mut [Running<'_>],
-    size: usize,
-    plan: &Plan,
-    cpus: &Placement,
-    progress: &mut Progress,
-) {
-    let takes = |r: &Running<'_>| r.row.info().takes(size);
-    let mut jobs = Vec::new();
-    for r in running.iter_mut() {
-        let mut job = None;
-        if takes(r) {
-            if r.ok() {
-                progress.set(format!(
-                    "{}: {} throughput pilot",
-                    r.result.name,
-                    report::size_label(size)
-                ));
-                let per_round = plan.throughput_round(r.row.info()).as_secs_f64();
-                match pilot_throughput(r.row, size, per_round, cpus) {
-                    Ok(j) => job = Some(j),
-                    Err(err) => r.fail(
-                        &format!("throughput, {}", report::size_label(size)),
-                        err,
-                        progress,
-                    ),
-                }
-            }
-            progress.step();
-        }
-        jobs.push(job);
-    }
-    let mut rounds: Vec<Vec<ThroughputRound>> = running.iter().map(|_| Vec::new()).collect();
-    for round in 0..plan.rounds {
-        for i in turn_order(running.len(), round) {
-            let r = &mut running[i];
-            if !takes(r) {
-                continue;
-            }
-            if let (true, Some(job)) = (r.ok(), jobs[i]) {
-                progress.set(format!(
-                    "{}: {} throughput round {}/{}",
-                    r.result.name,
-                    report::size_label(size),
-                    round + 1,
-                    plan.rounds
-                ));
-                let started = Instant::now();
-                match r.row.throughput(cpus, &job) {
-                    Ok(elapsed) => {
-                        rounds[i].push(ThroughputRound {
-                            messages: job.count,
-                            elapsed_ns: measure::nanos(elapsed),
-                            messages_per_sec: job.count as f64 / elapsed.as_secs_f64().max(1e-9),
-                        });
-                        let target = plan.throughput_round(r.row.info());
-                        let count = rescale(job.count, target, started.elapsed()).max(2);
-                        jobs[i] = Some(ThroughputJob { count, ..job });
-                    }
-                    Err(err) => r.fail(
-                        &format!("throughput, {}", report::size_label(size)),
-                        err,
-                        progress,
-                    ),
-                }
-            }
-            progress.step();
-        }
-    }
-    for (r, rounds) in running.iter_mut().zip(rounds) {
-        if r.ok() && !rounds.is_empty() {
-            let rates: Vec<f64> = rounds.iter().map(|x| x.messages_per_sec).collect();
-            let rate = stats::median(&rates);
-            r.result.throughput.push(Throughput {
-                message_bytes: size,
-                messages_per_sec: rate,
-                megabytes_per_sec: rate * size as f64 / 1e6,
-                vs_raw: None,
-                rounds,
-            });
-        }
-    }
-}
-
-/// Finds how many round trips take about `per_round`: runs growing batches until one lasts
-/// long enough to time (which also warms the path up).
-fn pilot_latency(
-    row: &dyn Row,
-    per_round: Duration,
-    cpus: &Placement,
-) -> anyhow::Result<LatencyJob> {
-    let target = (per_round.as_secs_f64() / 4.0).clamp(0.001, 0.05);
-    let mut count = 50;
-    loop {
-        let job = LatencyJob {
-            size: LATENCY_SIZE,
-            warmup: 10,
-            count,
-        };
-        let samples = row.latency(cpus, &job)?;
-        let elapsed = samples.iter().sum::<u64>() as f64 / 1e9;
-        if elapsed >= target || count >= 10_000_000 {
-            let mean = elapsed.max(1e-9) / samples.len().max(1) as f64;
-            let count = (per_round.as_secs_f64() / mean).clamp(20.0, 1e7) as usize;
-            return Ok(LatencyJob {
-                size: LATENCY_SIZE,
-                warmup: (count / 20).clamp(10, 1000),
-                count,
-            });
-        }
-        count = (count as f64 * (target / elapsed.max(1e-9)).clamp(2.0, 100.0)) as usize;
-    }
-}
-
-/// Bytes sent before a throughput round's clock starts, at least (in at most 1000 messages,
-/// the cap of every warm-up): every round sets its link up afresh, and a shared-memory ring
-/// (8 MiB at most in the bench's rows) is fresh memory whose pages fault in on first touch;
-/// timing that lap made a 1 MiB row measure page faults (5 to 11 messages a round, about a
-/// quarter of the steady rate).
-const WARM_BYTES: usize = 8 << 20;
-
-/// Finds how many `size`-byte messages take about `per_round` seconds: runs growing batches
-/// until one lasts long enough to time (which also warms the path up).
-fn pilot_throughput(
-    row: &dyn Row,
-    size: usize,
-    per_round: f64,
-    cpus: &Placement,
-) -> anyhow::Result<ThroughputJob> {
-    let target = (per_round / 4.0).clamp(0.001, 0.05);
-    let mut count = ((64 << 10) / size).clamp(2, 1024);
-    loop {
-        let job = ThroughputJob {
-            size,
-            warmup: 1,
-            count,
-        };
-        let elapsed = row.throughput(cpus, &job)?.as_secs_f64().max(1e-6);
-        let rate = count as f64 / elapsed;
-        if elapsed >= target || count >= 100_000_000 {
-            let count = (per_round * rate).clamp(2.0, 1e9) as usize;
-            return Ok(ThroughputJob {
-                size,
-                warmup: (count / 20)
-                    .clamp(1, 1000)
-                    .max(WARM_BYTES.div_ceil(size).min(1000)),
-                count,
-            });
-        }
-        count = (count as f64 * (target / elapsed).clamp(2.0, 100.0)) as usize;
-    }
-}
-
-/// The count that makes a round of `count` items that lasted `took` last `target` instead
-/// (within a factor of two per round, so one slow round cannot swing it far): keeps the run
-/// near its time budget when the machine is busier than during the pilot.
-fn rescale(count: usize, target: Duration, took: Duration) -> usize {
-    let factor = (target.as_secs_f64() / took.as_secs_f64().max(1e-9)).clamp(0.5, 2.0);
-    (count as f64 * factor) as usize
-}
-
 /// Every throughput size of `rows`, in increasing order.
 fn union_of_sizes(rows: &[&dyn Row]) -> Vec<usize> {
     let mut sizes: Vec<usize> = rows
@@ -534,30 +263,10 @@ fn union_of_sizes(rows: &[&dyn Row]) -> Vec<usize> {
     sizes
 }
 
-/// The order of `n` rows in round `round`: rotated by one each round.
-fn turn_order(n: usize, round: usize) -> impl Iterator<Item = usize> {
-    (0..n).map(move |i| (i + round) % n.max(1))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn counts_follow_the_time_budget_gently() {
-        let ms = Duration::from_millis;
-        assert_eq!(rescale(1000, ms(100), ms(100)), 1000);
-        assert_eq!(rescale(1000, ms(100), ms(125)), 800);
-        assert_eq!(rescale(1000, ms(100), ms(1000)), 500);
-        assert_eq!(rescale(1000, ms(100), ms(1)), 2000);
-    }
-
-    #[test]
-    fn rows_take_turns() {
-        let orders: Vec<Vec<usize>> = (0..3).map(|r| turn_order(2, r).collect()).collect();
-        assert_eq!(orders, [vec![0, 1], vec![1, 0], vec![0, 1]]);
-        assert_eq!(turn_order(1, 5).collect::<Vec<_>>(), [0]);
-    }
+    use crate::row::LatencyJob;
 
     #[test]
     fn seconds_must_be_positive_and_finite() {
