@@ -16,7 +16,7 @@ use crate::row::{Info, LatencyJob, Row, ThroughputJob};
 use crate::{measure, stats, union_of_sizes, Plan, LATENCY_SIZE};
 
 /// Measures the rows of one group: the latency of those that have one, then the throughput at
-/// each size some row of the group takes.
+/// each size some row of the group takes; each row's setup runs before and its teardown after.
 pub fn run_group(
     rows: &[&dyn Row],
     plan: &Plan,
@@ -30,9 +30,21 @@ pub fn run_group(
             result: RowResult::new(row.info()),
         })
         .collect();
+    let mut teardowns = Vec::new();
+    for r in &mut running {
+        progress.set(format!("{}: set up", r.result.name));
+        match r.row.setup() {
+            Ok(teardown) => teardowns.push(teardown),
+            Err(err) => r.fail("set up", err, progress),
+        }
+    }
     measure(&LatencyOf, &mut running, plan, cpus, progress);
     for size in union_of_sizes(rows) {
         measure(&ThroughputAt(size), &mut running, plan, cpus, progress);
+    }
+    progress.set("tear down".to_owned());
+    for teardown in teardowns {
+        teardown.run();
     }
     running.into_iter().map(|r| r.result).collect()
 }
@@ -369,7 +381,87 @@ fn turn_order(n: usize, round: usize) -> impl Iterator<Item = usize> {
 
 #[cfg(test)]
 mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use anyhow::bail;
+
     use super::*;
+    use crate::row::{Kind, Teardown};
+
+    /// A row that measures nothing real and logs what the driver asks of it.
+    struct Logged {
+        info: Info,
+        log: Rc<RefCell<Vec<String>>>,
+        setup_fails: bool,
+    }
+
+    impl Logged {
+        fn note(&self, what: &str) {
+            self.log
+                .borrow_mut()
+                .push(format!("{} {what}", self.info.name));
+        }
+    }
+
+    impl Row for Logged {
+        fn info(&self) -> &Info {
+            &self.info
+        }
+
+        fn setup(&self) -> anyhow::Result<Teardown> {
+            self.note("setup");
+            if self.setup_fails {
+                bail!("no room");
+            }
+            let (log, name) = (self.log.clone(), self.info.name);
+            Ok(Teardown::new(move || {
+                log.borrow_mut().push(format!("{name} teardown"));
+            }))
+        }
+
+        fn latency(&self, _: &Placement, job: &LatencyJob) -> anyhow::Result<Vec<u64>> {
+            self.note("latency");
+            Ok(vec![100; job.count])
+        }
+
+        fn throughput(&self, _: &Placement, job: &ThroughputJob) -> anyhow::Result<Duration> {
+            self.note("throughput");
+            Ok(Duration::from_micros(job.count as u64))
+        }
+    }
+
+    #[test]
+    fn setup_and_teardown_bracket_the_group() {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let row = |name, setup_fails| Logged {
+            info: Info::new(name, "group", Kind::Raw).sizes(&[64]),
+            log: log.clone(),
+            setup_fails,
+        };
+        let (a, b) = (row("a", false), row("b", true));
+        let plan = Plan {
+            per_row: Duration::from_millis(2),
+            rounds: 2,
+        };
+        let results = run_group(
+            &[&a, &b],
+            &plan,
+            &Placement::default(),
+            &mut Progress::new(1),
+        );
+        let log = log.borrow();
+        assert_eq!(log[..2], ["a setup", "b setup"]);
+        assert_eq!(log.last().map(String::as_str), Some("a teardown"));
+        assert!(log[2..log.len() - 1]
+            .iter()
+            .all(|l| l == "a latency" || l == "a throughput"));
+        assert!(log.iter().any(|l| l == "a throughput"), "{log:?}");
+        assert!(results[0].error.is_none() && results[0].latency.is_some());
+        assert_eq!(results[0].throughput.len(), 1);
+        assert_eq!(results[1].error.as_deref(), Some("set up: no room"));
+        assert!(results[1].latency.is_none() && results[1].throughput.is_empty());
+    }
 
     #[test]
     fn counts_follow_the_time_budget_gently() {

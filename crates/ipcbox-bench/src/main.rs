@@ -189,7 +189,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     placement.pin_parent()?;
     let machine = Machine::describe(allowed, placement);
 
-    let iceoryx2_before = rows::iceoryx2::shm_files();
     let steps = selected.iter().map(|r| plan.steps(r.info())).sum();
     let mut progress = Progress::new(steps);
     let mut results = Vec::new();
@@ -210,7 +209,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         start += len;
     }
     progress.finish();
-    rows::iceoryx2::remove_new_unused(&iceoryx2_before);
 
     report::compare_with_raw(&mut results);
     let report = Report {

@@ -9,7 +9,7 @@ pub mod cacheline;
 mod common;
 mod fifo;
 mod fifo_raw;
-pub mod iceoryx2;
+mod iceoryx2;
 mod ipc_channel;
 mod mq;
 mod pipe;
