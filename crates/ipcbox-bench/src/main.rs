@@ -6,8 +6,10 @@
 //! over the rounds.
 //!
 //! Layout: [`row`] defines what a row is, [`rows`] lists them by mechanism, [`driver`] measures
-//! a group's rows side by side, [`measure`] has the shared two-process loops, [`os`], [`rawsys`] and [`rawsync`] the only unsafe code (`fork`; shared memory, bare message-queue calls and glibc's mutex and semaphore for the raw rows), [`report`] the table and
-//! JSON.
+//! a group's rows side by side, [`measure`] has the shared two-process loops, [`os`] the peer
+//! processes (`fork` through ipcbox), [`rawsys`] and [`rawsync`] the raw rows' unsafe code
+//! (shared memory, bare message-queue calls, glibc's mutex and semaphore), [`report`] the table
+//! and JSON.
 
 mod cpus;
 mod driver;
