@@ -62,7 +62,7 @@ impl Running<'_> {
 
     fn fail(&mut self, what: &str, err: anyhow::Error, progress: &mut Progress) {
         let text = format!("{what}: {err:#}");
-        progress.println(&format!("ipcbox bench: {}: {text}", self.result.name));
+        progress.println(&format!("ipcbox-bench: {}: {text}", self.result.name));
         self.result.error = Some(text);
     }
 }

@@ -1,4 +1,5 @@
-//! `ipcbox bench`: latency and throughput of each mechanism between two real processes.
+//! `ipcbox-bench`: latency and throughput of each mechanism between two real processes. The
+//! `ipcbox` command runs it as `ipcbox bench`.
 //!
 //! The bench process pins itself to one CPU and forks a peer pinned to another for every
 //! measurement. Rows of a group (an ipcbox row and its raw baseline) are measured in
@@ -46,7 +47,7 @@ const FULL_BUDGET: f64 = 52.0;
 /// Share of the time budget planned for the rounds; pilots, forks and set-up take the rest.
 const ROUNDS_SHARE: f64 = 0.85;
 
-/// Options of `ipcbox bench`.
+/// Options of `ipcbox-bench`.
 #[derive(clap::Parser, Debug)]
 #[command(
     name = "ipcbox-bench",
@@ -135,7 +136,7 @@ fn main() -> anyhow::Result<()> {
     run(clap::Parser::parse())
 }
 
-/// Runs `ipcbox bench`.
+/// Runs `ipcbox-bench`.
 ///
 /// # Errors
 ///

@@ -56,7 +56,7 @@ pub fn run_child(work: impl FnOnce() -> anyhow::Result<()>) -> ! {
     let code = match panic::catch_unwind(AssertUnwindSafe(work)) {
         Ok(Ok(())) => 0,
         Ok(Err(err)) => {
-            eprintln!("ipcbox bench: peer process: {err:#}");
+            eprintln!("ipcbox-bench: peer process: {err:#}");
             1
         }
         Err(_) => 101,

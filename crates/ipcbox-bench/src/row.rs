@@ -167,7 +167,7 @@ impl std::fmt::Debug for Teardown {
     }
 }
 
-/// Something `ipcbox bench` measures.
+/// Something `ipcbox-bench` measures.
 pub trait Row {
     /// The row's name, group, kind and limits.
     fn info(&self) -> &Info;

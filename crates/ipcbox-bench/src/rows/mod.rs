@@ -1,4 +1,4 @@
-//! Every row `ipcbox bench` knows, one module per mechanism.
+//! Every row `ipcbox-bench` knows, one module per mechanism.
 //!
 //! Adding a row: write its [`Link`](crate::row::Link) (or a whole
 //! [`Row`]) in the mechanism's module, return it from that module's

@@ -568,7 +568,7 @@ impl<A: Api> Row for Udp<A> {
         let lost = job.count - received;
         if lost > 0 {
             eprintln!(
-                "ipcbox bench: {}: {lost} of {} {}-byte datagrams lost; \
+                "ipcbox-bench: {}: {lost} of {} {}-byte datagrams lost; \
                  the rate counts those received",
                 self.info.name, job.count, job.size
             );
