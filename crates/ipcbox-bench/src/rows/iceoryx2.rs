@@ -11,6 +11,9 @@
 //! best case (it has no blocking receive; waiting would go through a separate event service
 //! and its wake-up, like ipcbox's parking rows). Sending copies the message into a loaned
 //! sample, receiving copies it out, as every other row does.
+//!
+//! iceoryx2 leaves a global management segment in `/dev/shm` for the next node: the row's
+//! setup notes the segments there, and its teardown removes the new ones nobody maps.
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -21,8 +24,8 @@ use iceoryx2::port::update_connections::UpdateConnections;
 use iceoryx2::prelude::*;
 use iceoryx2::service::port_factory::publish_subscribe::PortFactory as PubSub;
 
-use crate::bench::row::{forked, Endpoint, Info, Kind, Link, Row};
-use crate::bench::rows::common::unique_name;
+use crate::row::{forked, Endpoint, Info, Kind, Link, Row, Teardown};
+use crate::rows::common::unique_name;
 
 /// The iceoryx2 row of group `group`.
 pub fn row(group: &'static str) -> Box<dyn Row> {
@@ -33,7 +36,7 @@ pub fn row(group: &'static str) -> Box<dyn Row> {
 }
 
 /// The iceoryx2 segments in `/dev/shm` now (their names start with `iox2_`).
-pub fn shm_files() -> std::collections::HashSet<std::path::PathBuf> {
+fn shm_files() -> std::collections::HashSet<std::path::PathBuf> {
     std::fs::read_dir("/dev/shm")
         .into_iter()
         .flatten()
@@ -46,7 +49,7 @@ pub fn shm_files() -> std::collections::HashSet<std::path::PathBuf> {
 /// Removes the iceoryx2 segments that were not there `before` and that no live process maps
 /// (iceoryx2 keeps a global management segment for the next node of the same configuration;
 /// a bench run that made it leaves nothing behind). One that is in use, or older, is kept.
-pub fn remove_new_unused(before: &std::collections::HashSet<std::path::PathBuf>) {
+fn remove_new_unused(before: &std::collections::HashSet<std::path::PathBuf>) {
     let new: Vec<_> = shm_files()
         .into_iter()
         .filter(|p| !before.contains(p))
@@ -220,6 +223,11 @@ impl Link for Iceoryx2 {
     type Shared = Names;
     type Parent = IceEnd;
     type Child = IceEnd;
+
+    fn setup(&self) -> io::Result<Teardown> {
+        let before = shm_files();
+        Ok(Teardown::new(move || remove_new_unused(&before)))
+    }
 
     fn prepare(&self, max_message: usize) -> io::Result<Names> {
         let base = unique_name("ipcbox-bench");

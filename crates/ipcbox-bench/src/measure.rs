@@ -1,14 +1,15 @@
 //! The two-process loops every [`Link`] row shares: the peer runs in a forked child pinned to
-//! its own CPU and does nothing but its half of the loop.
+//! its own CPU and does nothing but its half of the loop. [`run`] is the fork around them, for
+//! rows with loops of their own.
 
 use std::io;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use crate::bench::cpus::Placement;
-use crate::bench::os::{self, Fork};
-use crate::bench::row::{Endpoint, LatencyJob, Link, ThroughputJob};
+use crate::cpus::Placement;
+use crate::os::{self, Fork};
+use crate::row::{Endpoint, LatencyJob, Link, ThroughputJob};
 
 /// The byte the bench's messages are filled with.
 const FILL: u8 = 0xa5;
@@ -21,21 +22,13 @@ const ACK: [u8; 1] = [0x06];
 ///
 /// Setting up the link, any send or receive, a wrong echo, or a peer that fails.
 pub fn latency<L: Link>(link: &L, cpus: &Placement, job: &LatencyJob) -> anyhow::Result<Vec<u64>> {
-    let shared = link.prepare(job.size).context("set up")?;
-    match os::fork()? {
-        Fork::Child => os::run_child(|| {
-            cpus.pin_child()?;
-            let mut end = link.child(shared).context("peer: open its end")?;
-            echo(&mut end, job).context("peer: echo")
-        }),
-        Fork::Parent(child) => {
-            let result = link
-                .parent(shared)
-                .context("open the bench's end")
-                .and_then(|mut end| ping(&mut end, job));
-            finish(child, result)
-        }
-    }
+    run(
+        link,
+        cpus,
+        job.size,
+        |end| echo(end, job).context("peer: echo"),
+        |end| ping(end, job),
+    )
 }
 
 /// Runs `job` over `link`: the parent sends, the child receives and acknowledges.
@@ -48,18 +41,40 @@ pub fn throughput<L: Link>(
     cpus: &Placement,
     job: &ThroughputJob,
 ) -> anyhow::Result<Duration> {
-    let shared = link.prepare(job.size).context("set up")?;
+    run(
+        link,
+        cpus,
+        job.size,
+        |end| sink(end, job).context("peer: receive"),
+        |end| source(end, job),
+    )
+}
+
+/// Sets `link` up for messages of up to `size` bytes and forks the peer, pinned to its CPU,
+/// which runs `peer` on its end; the bench runs `bench` on its own end, then reaps the peer.
+///
+/// # Errors
+///
+/// Setting up the link, opening an end, `bench`'s error, or a peer that fails.
+pub fn run<L: Link, T>(
+    link: &L,
+    cpus: &Placement,
+    size: usize,
+    peer: impl FnOnce(&mut L::Child) -> anyhow::Result<()>,
+    bench: impl FnOnce(&mut L::Parent) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let shared = link.prepare(size).context("set up")?;
     match os::fork()? {
         Fork::Child => os::run_child(|| {
             cpus.pin_child()?;
             let mut end = link.child(shared).context("peer: open its end")?;
-            sink(&mut end, job).context("peer: receive")
+            peer(&mut end)
         }),
         Fork::Parent(child) => {
             let result = link
                 .parent(shared)
                 .context("open the bench's end")
-                .and_then(|mut end| source(&mut end, job));
+                .and_then(|mut end| bench(&mut end));
             finish(child, result)
         }
     }

@@ -6,9 +6,9 @@ use std::io;
 
 use ipcbox::shm::Value;
 
-use crate::bench::row::{forked, Info, Kind, Link, Row};
-use crate::bench::rows::cacheline;
-use crate::bench::rows::turns::{spin_until, Echo, Peer, Turn};
+use crate::row::{forked, Info, Kind, Link, Row};
+use crate::rows::cacheline;
+use crate::rows::turns::{spin_until, Echo, Peer, Turn};
 
 const GROUP: &str = "shm value";
 

@@ -9,9 +9,9 @@ use ipcbox::fifo::Fifo;
 use ipcbox::pipe::{Reader, Writer};
 use ipcbox::CreationMode;
 
-use crate::bench::row::{forked, Info, Kind, Link, Row};
-use crate::bench::rows::common::IoStream;
-use crate::bench::rows::fifo_raw::FifoPaths;
+use crate::row::{forked, Info, Kind, Link, Row};
+use crate::rows::common::IoStream;
+use crate::rows::fifo_raw::FifoPaths;
 
 /// The ipcbox FIFO row.
 pub fn rows() -> Vec<Box<dyn Row>> {

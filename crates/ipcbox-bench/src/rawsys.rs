@@ -15,7 +15,8 @@ use std::sync::atomic::AtomicU64;
 use rustix::mm::{MapFlags, ProtFlags};
 
 /// Anonymous `MAP_SHARED` memory (`mmap`), made before `fork` so parent and child see the same
-/// bytes; `munmap` on drop (in each process, for its own mapping).
+/// bytes; `munmap` on drop (in each process, for its own mapping). Every raw row that shares
+/// memory maps it with this.
 #[derive(Debug)]
 pub struct SharedMemory {
     ptr: NonNull<u8>,
@@ -43,6 +44,11 @@ impl SharedMemory {
         let ptr =
             NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap gave null"))?;
         Ok(SharedMemory { ptr, len })
+    }
+
+    /// The mapping's first byte; the memory is valid for `len` bytes while `self` lives.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
     }
 
     /// The 8-byte atomic at byte offset `off`.

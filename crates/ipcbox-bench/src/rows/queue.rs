@@ -14,8 +14,8 @@ use std::time::Duration;
 use ipcbox::queue::channel::{self, Receiver, Sender};
 use ipcbox::queue::{Queue, WaitPolicy};
 
-use crate::bench::row::{Endpoint, Info, Kind, Link, Row};
-use crate::bench::rows::queue_many::QueueMany;
+use crate::row::{Endpoint, Info, Kind, Link, Row};
+use crate::rows::queue_many::QueueMany;
 
 /// How long a waiting side of the spinning rows spins before it sleeps: longer than a
 /// round trip by far, shorter than the hypervisor's wake-up (about 60 us here) by little.
@@ -27,19 +27,19 @@ pub const BATCH: usize = 64;
 /// The ipcbox shared-memory queue rows of group `group`.
 pub fn rows(group: &'static str) -> Vec<Box<dyn Row>> {
     vec![
-        crate::bench::row::forked(
+        crate::row::forked(
             Info::new("channel spin", group, Kind::Ipcbox),
             ChannelLink {
                 policy: WaitPolicy::SpinThenPark(SPIN),
             },
         ),
-        crate::bench::row::forked(
+        crate::row::forked(
             Info::new("channel park", group, Kind::Ipcbox),
             ChannelLink {
                 policy: WaitPolicy::Park,
             },
         ),
-        crate::bench::row::forked(
+        crate::row::forked(
             Info::new("queue 1-1", group, Kind::Ipcbox),
             QueueLink {
                 policy: WaitPolicy::SpinThenPark(SPIN),

@@ -18,10 +18,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context};
 use ipcbox::queue::WaitPolicy;
 
-use crate::bench::cpus::Placement;
-use crate::bench::os::{self, Fork};
-use crate::bench::row::{Info, LatencyJob, Row, ThroughputJob};
-use crate::bench::rows::queue::queue_options;
+use crate::cpus::Placement;
+use crate::os::{self, Fork};
+use crate::row::{Info, LatencyJob, Row, ThroughputJob};
+use crate::rows::queue::queue_options;
 
 /// Most bytes a batched producer puts per `put_many` call (fewer messages per call when they
 /// are large: batching is for small messages).

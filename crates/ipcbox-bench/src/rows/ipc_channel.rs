@@ -16,8 +16,8 @@ use std::io;
 
 use ipc_channel::ipc::{self, IpcBytesReceiver, IpcBytesSender, IpcReceiver, IpcSender};
 
-use crate::bench::row::{forked, Endpoint, Info, Kind, Link, Row};
-use crate::bench::rows::socket::Blob;
+use crate::row::{forked, Endpoint, Info, Kind, Link, Row};
+use crate::rows::socket::Blob;
 
 /// The ipc-channel rows, in the group `group`.
 pub fn rows(group: &'static str) -> Vec<Box<dyn Row>> {

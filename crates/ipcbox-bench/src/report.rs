@@ -5,10 +5,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::bench::cpus::Placement;
-use crate::bench::row::{Info, Kind};
+use crate::cpus::Placement;
+use crate::row::{Info, Kind};
 
-/// Everything one `ipcbox bench` run measured.
+/// Everything one `ipcbox-bench` run measured.
 #[derive(Debug, Serialize)]
 pub struct Report {
     /// The machine and the run's settings.
@@ -224,7 +224,7 @@ pub fn table(report: &Report) -> String {
     };
     let _ = writeln!(
         out,
-        "ipcbox bench — {}, {}, {} CPU{} ({place}), {}; median of {} rounds",
+        "ipcbox-bench — {}, {}, {} CPU{} ({place}), {}; median of {} rounds",
         m.kernel,
         m.arch,
         m.cpus,

@@ -13,8 +13,8 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use serde::Deserialize;
 
-use crate::bench::cpus::Placement;
-use crate::bench::row::{Info, Kind, LatencyJob, Row, ThroughputJob};
+use crate::cpus::Placement;
+use crate::row::{Info, Kind, LatencyJob, Row, ThroughputJob};
 
 /// The Python side: `python3 -c SCRIPT MODE SIZE WARMUP COUNT PARENT_CPU CHILD_CPU`.
 const SCRIPT: &str = r#"

@@ -49,14 +49,13 @@ use serde::de::{Deserializer, Visitor};
 use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
 
-use crate::bench::cpus::Placement;
-use crate::bench::measure;
-use crate::bench::os::{self, Fork};
-use crate::bench::row::{
+use crate::cpus::Placement;
+use crate::measure;
+use crate::row::{
     forked, Endpoint, Info, Kind, LatencyJob, Link, Row, ThroughputJob, STANDARD_SIZES,
 };
-use crate::bench::rows::common::{FdStream, TempDir};
-use crate::bench::rows::ipc_channel;
+use crate::rows::common::{FdStream, TempDir};
+use crate::rows::ipc_channel;
 
 /// The throughput sizes of the message-socket groups.
 const MESSAGE_SIZES: &[usize] = &[64, 4 << 10];
@@ -552,42 +551,22 @@ impl<A: Api> Row for Udp<A> {
     }
 
     fn throughput(&self, cpus: &Placement, job: &ThroughputJob) -> anyhow::Result<Duration> {
-        let shared = UdpPair.prepare().context("set up")?;
-        match os::fork()? {
-            Fork::Child => os::run_child(|| {
-                cpus.pin_child()?;
-                let mut end = self
-                    .api
-                    .wrap(UdpPair.child(shared)?)
-                    .context("peer: open its end")?;
-                udp_sink(&mut end, job.size).context("peer: receive")
-            }),
-            Fork::Parent(child) => {
-                let result = self
-                    .api
-                    .wrap(UdpPair.parent(shared)?)
-                    .context("open the bench's end")
-                    .and_then(|mut end| udp_source(&mut end, job));
-                match result {
-                    Ok((elapsed, received)) => {
-                        child.wait()?;
-                        let lost = job.count - received;
-                        if lost > 0 {
-                            eprintln!(
-                                "ipcbox bench: {}: {lost} of {} {}-byte datagrams lost; \
-                                 the rate counts those received",
-                                self.info.name, job.count, job.size
-                            );
-                        }
-                        Ok(elapsed.mul_f64(job.count as f64 / received as f64))
-                    }
-                    Err(err) => {
-                        let how = child.kill();
-                        Err(err.context(format!("(the peer {how})")))
-                    }
-                }
-            }
+        let (elapsed, received) = measure::run(
+            &Via(UdpPair, Sel(&self.api)),
+            cpus,
+            job.size,
+            |end| udp_sink(end, job.size).context("peer: receive"),
+            |end| udp_source(end, job),
+        )?;
+        let lost = job.count - received;
+        if lost > 0 {
+            eprintln!(
+                "ipcbox-bench: {}: {lost} of {} {}-byte datagrams lost; \
+                 the rate counts those received",
+                self.info.name, job.count, job.size
+            );
         }
+        Ok(elapsed.mul_f64(job.count as f64 / received as f64))
     }
 }
 

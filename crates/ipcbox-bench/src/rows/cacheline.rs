@@ -16,9 +16,9 @@
 use std::io;
 use std::sync::atomic::Ordering::{Acquire, Release};
 
-use crate::bench::rawsys::SharedMemory;
-use crate::bench::row::{Endpoint, Info, Kind, Link};
-use crate::bench::rows::common::spin_until;
+use crate::rawsys::SharedMemory;
+use crate::row::{Endpoint, Info, Kind, Link};
+use crate::rows::common::spin_until;
 
 /// The raw cache-line ping-pong row (latency only) for group `group`.
 pub fn ping_pong_info(name: &'static str, group: &'static str) -> Info {

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use rustix::io::Errno;
 
-use crate::bench::row::Endpoint;
+use crate::row::Endpoint;
 
 /// A two-way byte stream made of a reading and a writing half, used as a user would:
 /// `write_all` and `read_exact`.

@@ -10,10 +10,10 @@ use ipcbox::shm::Value;
 use ipcbox::sync::{Mutex, NamedSemaphore, SemOp, Semaphore, SemaphoreSet};
 use ipcbox::IpcKey;
 
-use crate::bench::rawsync::{PosixSemaphore, PthreadMutex};
-use crate::bench::row::{forked, Info, Kind, Link, Row};
-use crate::bench::rows::common::unique_name;
-use crate::bench::rows::turns::{block_until, spin_until, Echo, Peer, Turn};
+use crate::rawsync::{PosixSemaphore, PthreadMutex};
+use crate::row::{forked, Info, Kind, Link, Row};
+use crate::rows::common::unique_name;
+use crate::rows::turns::{block_until, spin_until, Echo, Peer, Turn};
 
 /// The mutex and semaphore rows.
 pub fn rows() -> Vec<Box<dyn Row>> {

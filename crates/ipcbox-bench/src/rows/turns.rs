@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rustix::process::{waitid, WaitId, WaitIdOptions};
 
-use crate::bench::row::Endpoint;
+use crate::row::Endpoint;
 
 /// One side of two processes taking turns.
 pub trait Turn {

@@ -9,9 +9,9 @@ use std::os::fd::OwnedFd;
 use ipcbox::mq::{PosixLimits, PosixQueue, SysVLimits, SysVQueue, TypeSelector};
 use ipcbox::IpcKey;
 
-use crate::bench::rawsys;
-use crate::bench::row::{forked, Endpoint, Info, Kind, Link, Row};
-use crate::bench::rows::common::unique_name;
+use crate::rawsys;
+use crate::row::{forked, Endpoint, Info, Kind, Link, Row};
+use crate::rows::common::unique_name;
 
 /// The POSIX and System V rows.
 pub fn rows() -> Vec<Box<dyn Row>> {

@@ -5,8 +5,8 @@ use std::os::fd::OwnedFd;
 
 use ipcbox::pipe::{Reader, Writer};
 
-use crate::bench::row::{forked, Info, Kind, Link, Row};
-use crate::bench::rows::common::{FdStream, IoStream};
+use crate::row::{forked, Info, Kind, Link, Row};
+use crate::rows::common::{FdStream, IoStream};
 
 /// The pipe rows.
 pub fn rows() -> Vec<Box<dyn Row>> {

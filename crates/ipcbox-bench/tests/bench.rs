@@ -1,20 +1,21 @@
-//! Runs the `ipcbox` binary: `ipcbox bench` end to end (real forked peers, JSON output) and its
-//! handling of bad options.
+//! Runs the `ipcbox-bench` binary end to end (real forked peers, JSON output) and its handling
+//! of bad options.
 
 mod util;
 
 use std::path::PathBuf;
 
-use util::ipcbox;
+use util::ipcbox_bench;
 
 /// A JSON file path unique to this test, removed on drop.
 struct TempFile(PathBuf);
 
 impl TempFile {
     fn new(tag: &str) -> TempFile {
-        TempFile(
-            std::env::temp_dir().join(format!("ipcbox-cli-test-{}-{tag}.json", std::process::id())),
-        )
+        TempFile(std::env::temp_dir().join(format!(
+            "ipcbox-bench-test-{}-{tag}.json",
+            std::process::id()
+        )))
     }
 }
 
@@ -39,8 +40,7 @@ fn positive(value: &serde_json::Value, what: &str) -> f64 {
 #[test]
 fn bench_pipe_rows_write_json_with_positive_numbers() {
     let json = TempFile::new("pipe");
-    let out = ipcbox(&[
-        "bench",
+    let out = ipcbox_bench(&[
         "--quick",
         "--filter",
         "pipe",
@@ -114,12 +114,12 @@ fn bench_socket_rows_run_and_ipc_channel_beside_them() {
         "tcp",
         "udp",
     ];
-    let mut args = vec!["bench", "--seconds", "1", "--rounds", "1"];
+    let mut args = vec!["--seconds", "1", "--rounds", "1"];
     for g in groups {
         args.extend(["--filter", g]);
     }
     args.extend(["--json", json.0.to_str().unwrap()]);
-    let out = ipcbox(&args);
+    let out = ipcbox_bench(&args);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
     let report: serde_json::Value =
@@ -165,15 +165,7 @@ fn bench_socket_rows_run_and_ipc_channel_beside_them() {
 
 #[test]
 fn bench_fifo_raw_row_runs() {
-    let out = ipcbox(&[
-        "bench",
-        "--filter",
-        "fifo raw",
-        "--seconds",
-        "0.3",
-        "--rounds",
-        "1",
-    ]);
+    let out = ipcbox_bench(&["--filter", "fifo raw", "--seconds", "0.3", "--rounds", "1"]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
     assert!(
@@ -196,15 +188,7 @@ fn bench_iceoryx2_row_runs_and_leaves_no_segment_behind() {
     // iceoryx2 keeps a global management segment for later nodes; the bench removes the ones
     // it made once nobody maps them, and keeps any that were there before.
     let before = iceoryx2_segments();
-    let out = ipcbox(&[
-        "bench",
-        "--filter",
-        "iceoryx2",
-        "--seconds",
-        "0.3",
-        "--rounds",
-        "1",
-    ]);
+    let out = ipcbox_bench(&["--filter", "iceoryx2", "--seconds", "0.3", "--rounds", "1"]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
     assert!(
@@ -219,15 +203,7 @@ fn bench_iceoryx2_row_runs_and_leaves_no_segment_behind() {
 fn bench_queue_2_2_row_delivers_every_message_once() {
     // Two producer and two consumer processes; the row fails unless every sequence number
     // arrived exactly once.
-    let out = ipcbox(&[
-        "bench",
-        "--filter",
-        "queue 2-2",
-        "--seconds",
-        "0.3",
-        "--rounds",
-        "1",
-    ]);
+    let out = ipcbox_bench(&["--filter", "queue 2-2", "--seconds", "0.3", "--rounds", "1"]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
     let line = stdout
@@ -239,7 +215,7 @@ fn bench_queue_2_2_row_delivers_every_message_once() {
 
 #[test]
 fn bench_lists_rows() {
-    let out = ipcbox(&["bench", "--list"]);
+    let out = ipcbox_bench(&["--list"]);
     assert!(out.status.success());
     let stdout = text(&out.stdout);
     for name in [
@@ -260,7 +236,7 @@ fn bench_lists_rows() {
 
 #[test]
 fn bad_options_give_clear_errors() {
-    let out = ipcbox(&["bench", "--no-such-option"]);
+    let out = ipcbox_bench(&["--no-such-option"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains("--no-such-option"),
@@ -268,11 +244,11 @@ fn bad_options_give_clear_errors() {
         text(&out.stderr)
     );
 
-    let out = ipcbox(&["bench", "--seconds", "soon"]);
+    let out = ipcbox_bench(&["--seconds", "soon"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("soon"), "{}", text(&out.stderr));
 
-    let out = ipcbox(&["bench", "--rounds", "0"]);
+    let out = ipcbox_bench(&["--rounds", "0"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains("--rounds"),
@@ -280,7 +256,7 @@ fn bad_options_give_clear_errors() {
         text(&out.stderr)
     );
 
-    let out = ipcbox(&["bench", "--filter", "carrier pigeon"]);
+    let out = ipcbox_bench(&["--filter", "carrier pigeon"]);
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
     assert!(
@@ -292,8 +268,7 @@ fn bad_options_give_clear_errors() {
 
 #[test]
 fn unwritable_json_path_is_an_error_naming_it() {
-    let out = ipcbox(&[
-        "bench",
+    let out = ipcbox_bench(&[
         "--filter",
         "pipe raw",
         "--seconds",

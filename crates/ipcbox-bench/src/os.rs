@@ -1,15 +1,12 @@
-//! The bench's only unsafe code: `fork` for the peer process and the `SIGPIPE` disposition.
-//!
-//! Everything here is a safe function whose precondition is checked at run time: `fork` refuses
-//! to run unless the process has exactly one thread.
-
-#![allow(unsafe_code)]
+//! The bench's processes: `fork` for the peer, through [`ipcbox::process::fork`] with its
+//! precondition checked at run time (the process must have exactly one thread), the peer's
+//! end, and the `SIGPIPE` disposition.
 
 use std::io::{self, Write};
 use std::panic::{self, AssertUnwindSafe};
 
 use anyhow::{bail, Context};
-use rustix::process::{kill_process, waitpid, Pid, Signal, WaitOptions, WaitStatus};
+use ipcbox::process::{self, ExitStatus};
 
 /// Which side of a [`fork`] the caller is on.
 #[derive(Debug)]
@@ -24,10 +21,7 @@ pub enum Fork {
 /// A forked peer process. Dropping it unreaped kills and reaps it, so an error in the parent
 /// never leaves a stray peer behind.
 #[derive(Debug)]
-pub struct Child {
-    pid: Pid,
-    reaped: bool,
-}
+pub struct Child(process::Child);
 
 /// Forks the process (`fork(2)`).
 ///
@@ -35,6 +29,7 @@ pub struct Child {
 ///
 /// When the process has more than one thread (a child of a multi-threaded process may only do
 /// async-signal-safe work, and the bench's peer allocates), or when `fork` fails.
+#[allow(unsafe_code)]
 pub fn fork() -> anyhow::Result<Fork> {
     let threads = thread_count().context("count the bench's threads before fork")?;
     if threads != 1 {
@@ -43,18 +38,14 @@ pub fn fork() -> anyhow::Result<Fork> {
     // Whatever the std buffers hold would otherwise be in both processes' memory; the child
     // never flushes (it ends with `_exit`) but an empty buffer makes that obviously true.
     let _ = io::stdout().flush();
-    // SAFETY: the process has exactly one thread (checked above; nothing between the check and
-    // this call starts one), so the child is a complete copy of a consistent process: no lock,
-    // allocator state or std-internal structure is owned by a thread missing in the child,
-    // and the child may run ordinary Rust code, allocation included. `fork` takes no pointers.
-    let pid = unsafe { libc::fork() };
-    match pid {
-        -1 => Err(io::Error::last_os_error()).context("fork the benchmark peer"),
-        0 => Ok(Fork::Child),
-        raw => {
-            let pid = Pid::from_raw(raw).context("fork returned an invalid process ID")?;
-            Ok(Fork::Parent(Child { pid, reaped: false }))
-        }
+    // SAFETY: `process::fork`'s rules hold. The process has exactly one thread (checked above;
+    // nothing between the check and this call starts one), so the child is a complete copy of
+    // a consistent process: no lock, allocator state or std-internal structure is owned by a
+    // thread missing in the child, and the child may run ordinary Rust code, allocation
+    // included. And the child ends in `run_child`, with `exit_immediately`, never by returning.
+    match unsafe { process::fork() }.context("fork the benchmark peer")? {
+        process::Fork::Child => Ok(Fork::Child),
+        process::Fork::Parent(child) => Ok(Fork::Parent(Child(child))),
     }
 }
 
@@ -65,14 +56,13 @@ pub fn run_child(work: impl FnOnce() -> anyhow::Result<()>) -> ! {
     let code = match panic::catch_unwind(AssertUnwindSafe(work)) {
         Ok(Ok(())) => 0,
         Ok(Err(err)) => {
-            eprintln!("ipcbox bench: peer process: {err:#}");
+            eprintln!("ipcbox-bench: peer process: {err:#}");
             1
         }
         Err(_) => 101,
     };
-    // SAFETY: `_exit` takes no pointers and ends the process at once, without running atexit
-    // handlers or destructors; that is the point: the parent's state is not ours to clean up.
-    unsafe { libc::_exit(code) }
+    // No atexit handler or destructor runs: the parent's state is not ours to clean up.
+    process::exit_immediately(code)
 }
 
 impl Child {
@@ -82,52 +72,38 @@ impl Child {
     ///
     /// The wait error, or a description of how the peer ended when it did not succeed.
     pub fn wait(mut self) -> anyhow::Result<()> {
-        let status = self.reap()?;
-        match status.exit_status() {
-            Some(0) => Ok(()),
-            _ => bail!(
-                "benchmark peer (pid {}) {}",
-                self.pid.as_raw_pid(),
-                describe(status)
-            ),
+        let status = self.0.wait().context("wait for the benchmark peer")?;
+        if !status.success() {
+            bail!("benchmark peer (pid {}) {}", self.0.pid(), describe(status));
         }
+        Ok(())
     }
 
     /// Kills the child with `SIGKILL` (if it still runs), reaps it and describes how it ended.
     pub fn kill(mut self) -> String {
-        let _ = kill_process(self.pid, Signal::KILL);
-        match self.reap() {
+        let _ = self.0.kill();
+        match self.0.wait() {
             Ok(status) => describe(status),
             Err(err) => format!("could not be reaped: {err:#}"),
         }
-    }
-
-    fn reap(&mut self) -> anyhow::Result<WaitStatus> {
-        let waited = waitpid(Some(self.pid), WaitOptions::empty())
-            .with_context(|| format!("wait for benchmark peer {}", self.pid.as_raw_pid()))?;
-        self.reaped = true;
-        waited
-            .map(|(_, status)| status)
-            .context("waitpid returned no status for the benchmark peer")
     }
 }
 
 impl Drop for Child {
     fn drop(&mut self) {
-        if !self.reaped {
-            let _ = kill_process(self.pid, Signal::KILL);
-            let _ = waitpid(Some(self.pid), WaitOptions::empty());
-        }
+        // Both do nothing for a child already reaped.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
-fn describe(status: WaitStatus) -> String {
-    if let Some(code) = status.exit_status() {
+fn describe(status: ExitStatus) -> String {
+    if let Some(code) = status.code() {
         format!("exited with status {code}")
-    } else if let Some(sig) = status.terminating_signal() {
-        format!("was killed by signal {sig}")
+    } else if let Some(sig) = status.signal() {
+        format!("was killed by {sig}")
     } else {
-        format!("ended with wait status {:#x}", status.as_raw())
+        format!("ended with wait status {:#x}", status.raw())
     }
 }
 
@@ -142,6 +118,7 @@ fn thread_count() -> io::Result<usize> {
 /// # Errors
 ///
 /// The OS error from `signal`.
+#[allow(unsafe_code)]
 pub fn ignore_sigpipe() -> io::Result<()> {
     // SAFETY: `SIG_IGN` installs no handler function, so no code of ours ever runs in signal
     // context; `signal` itself is safe to call at any time.

@@ -21,12 +21,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use ipcbox::shm::{ObjectId, Store};
 
-use crate::bench::cpus::Placement;
-use crate::bench::measure::nanos;
-use crate::bench::os::{self, Fork};
-use crate::bench::rawsys::SharedMemory;
-use crate::bench::row::{Info, Kind, LatencyJob, Row, ThroughputJob};
-use crate::bench::rows::common::unique_name;
+use crate::cpus::Placement;
+use crate::measure::nanos;
+use crate::os::{self, Fork};
+use crate::rawsys::SharedMemory;
+use crate::row::{Info, Kind, LatencyJob, Row, ThroughputJob};
+use crate::rows::common::unique_name;
 
 const GROUP: &str = "object store";
 /// The object sizes the rows measure.

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{Mode, OFlags, CWD};
 
-use crate::bench::row::{forked, Info, Kind, Link, Row};
-use crate::bench::rows::common::{FdStream, TempDir};
+use crate::row::{forked, Info, Kind, Link, Row};
+use crate::rows::common::{FdStream, TempDir};
 
 /// The raw FIFO row.
 pub fn rows() -> Vec<Box<dyn Row>> {

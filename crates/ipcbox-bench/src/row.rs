@@ -2,7 +2,7 @@
 //!
 //! Most rows are two processes joined by one mechanism: they implement [`Link`] (set up before
 //! `fork`, one [`Endpoint`] on each side after it) and become rows with [`forked`]; the
-//! measuring loops in [`crate::bench::measure`] are then the same for every mechanism, which is
+//! measuring loops in [`crate::measure`] are then the same for every mechanism, which is
 //! what makes an ipcbox row and its raw row comparable. Rows with their own process model (a
 //! Python peer, several producers and consumers) implement [`Row`] directly and return the same
 //! samples.
@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::bench::cpus::Placement;
-use crate::bench::measure;
+use crate::cpus::Placement;
+use crate::measure;
 
 /// Whose code a row measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -134,10 +134,55 @@ pub struct ThroughputJob {
     pub count: usize,
 }
 
-/// Something `ipcbox bench` measures.
+/// What a row's setup leaves to undo once its group has been measured (see [`Row::setup`]).
+#[must_use = "the driver runs a row's teardown after its group"]
+pub struct Teardown(Option<Box<dyn FnOnce()>>);
+
+impl Teardown {
+    /// Nothing to undo.
+    pub fn none() -> Teardown {
+        Teardown(None)
+    }
+
+    /// Undoes the setup with `undo`.
+    pub fn new(undo: impl FnOnce() + 'static) -> Teardown {
+        Teardown(Some(Box::new(undo)))
+    }
+
+    /// Runs the undoing.
+    pub fn run(mut self) {
+        if let Some(undo) = self.0.take() {
+            undo();
+        }
+    }
+}
+
+impl std::fmt::Debug for Teardown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Teardown(Some(..))"
+        } else {
+            "Teardown(None)"
+        })
+    }
+}
+
+/// Something `ipcbox-bench` measures.
 pub trait Row {
     /// The row's name, group, kind and limits.
     fn info(&self) -> &Info;
+
+    /// Runs once before the row's group is measured, in the bench process; the driver runs the
+    /// [`Teardown`] it returns once the group is done, whether the row's measurements
+    /// succeeded or not. An error fails the row without measuring it. For what a row leaves
+    /// behind beyond its measurements (a library's global state); the default does nothing.
+    ///
+    /// # Errors
+    ///
+    /// Whatever keeps the row from being measured.
+    fn setup(&self) -> anyhow::Result<Teardown> {
+        Ok(Teardown::none())
+    }
 
     /// Makes `job.warmup` then `job.count` round trips and returns the recorded ones' times
     /// in nanoseconds (one per round trip; fast ones timed in batches, each given its batch's
@@ -175,6 +220,15 @@ pub trait Link {
     /// The peer's end.
     type Child: Endpoint;
 
+    /// The row's [`Row::setup`]: once before its group, not per measurement.
+    ///
+    /// # Errors
+    ///
+    /// Whatever keeps the row from being measured.
+    fn setup(&self) -> io::Result<Teardown> {
+        Ok(Teardown::none())
+    }
+
     /// Sets the mechanism up for messages of up to `max_message` bytes.
     fn prepare(&self, max_message: usize) -> io::Result<Self::Shared>;
 
@@ -200,6 +254,10 @@ pub fn forked<L: Link + 'static>(info: Info, link: L) -> Box<dyn Row> {
 impl<L: Link> Row for Forked<L> {
     fn info(&self) -> &Info {
         &self.info
+    }
+
+    fn setup(&self) -> anyhow::Result<Teardown> {
+        Ok(self.link.setup()?)
     }
 
     fn latency(&self, cpus: &Placement, job: &LatencyJob) -> anyhow::Result<Vec<u64>> {

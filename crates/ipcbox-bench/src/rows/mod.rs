@@ -1,6 +1,6 @@
-//! Every row `ipcbox bench` knows, one module per mechanism.
+//! Every row `ipcbox-bench` knows, one module per mechanism.
 //!
-//! Adding a row: write its [`Link`](crate::bench::row::Link) (or a whole
+//! Adding a row: write its [`Link`](crate::row::Link) (or a whole
 //! [`Row`]) in the mechanism's module, return it from that module's
 //! `rows()`, and list the module once in [`all`]. Each ipcbox row should sit beside a `raw` row
 //! in the same group, running the same loop on bare system calls.
@@ -9,7 +9,7 @@ pub mod cacheline;
 mod common;
 mod fifo;
 mod fifo_raw;
-pub mod iceoryx2;
+mod iceoryx2;
 mod ipc_channel;
 mod mq;
 mod pipe;
@@ -22,7 +22,7 @@ mod store;
 mod sync;
 mod turns;
 
-use crate::bench::row::Row;
+use crate::row::Row;
 
 /// All rows, in table order; rows of a group stay together.
 pub fn all() -> Vec<Box<dyn Row>> {
@@ -49,7 +49,7 @@ pub fn all() -> Vec<Box<dyn Row>> {
 const SHM_QUEUE: &str = "queue";
 
 fn shm_queue_rows() -> Vec<Box<dyn Row>> {
-    use crate::bench::row::forked;
+    use crate::row::forked;
     let mut rows = vec![
         forked(
             cacheline::ping_pong_info("cacheline raw", SHM_QUEUE),
@@ -77,7 +77,7 @@ mod tests {
     use std::collections::HashSet;
 
     use super::*;
-    use crate::bench::row::Kind;
+    use crate::row::Kind;
 
     #[test]
     fn names_are_unique_and_groups_contiguous() {

@@ -1,6 +1,6 @@
 //! The synchronisation baselines' unsafe code, beside `os.rs`: a process-shared
 //! `pthread_mutex_t` and an unnamed POSIX semaphore (`sem_t`, `pshared = 1`), each in its own
-//! anonymous `MAP_SHARED` page made before `fork`, so parent and child use the same object.
+//! [`SharedMemory`] page made before `fork`, so parent and child use the same object.
 //!
 //! Each type is a safe wrapper: the object is initialised once in `new`, lives as long as the
 //! mapping, and is only reached through the libc calls made for it.
@@ -9,47 +9,37 @@
 
 use std::cell::UnsafeCell;
 use std::io;
-use std::ptr::NonNull;
+use std::marker::PhantomData;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use rustix::mm::{MapFlags, ProtFlags};
+use crate::rawsys::SharedMemory;
 
-/// One `T` in a fresh anonymous shared page (zero-filled, page-aligned); `munmap` on drop.
+/// One `T` at the start of a fresh [`SharedMemory`] mapping: zero-filled, page-aligned, unmapped
+/// on drop.
 struct Page<T> {
-    ptr: NonNull<T>,
-    len: usize,
+    mem: SharedMemory,
+    _holds: PhantomData<T>,
 }
 
 impl<T> Page<T> {
     fn new() -> io::Result<Page<T>> {
-        let len = size_of::<T>().max(1);
-        // SAFETY: a new mapping at an address the kernel chooses aliases no Rust object.
-        let ptr = unsafe {
-            rustix::mm::mmap_anonymous(
-                std::ptr::null_mut(),
-                len,
-                ProtFlags::READ | ProtFlags::WRITE,
-                MapFlags::SHARED,
-            )
-        }
-        .map_err(|e| io::Error::new(e.kind(), format!("mmap {len} shared bytes: {e}")))?;
-        let ptr =
-            NonNull::new(ptr.cast::<T>()).ok_or_else(|| io::Error::other("mmap gave null"))?;
-        Ok(Page { ptr, len })
+        const { assert!(align_of::<T>() <= 4096, "a mapping is only page-aligned") };
+        Ok(Page {
+            mem: SharedMemory::new(size_of::<T>())?,
+            _holds: PhantomData,
+        })
+    }
+
+    /// The `T`, valid while `self` lives.
+    fn ptr(&self) -> *mut T {
+        self.mem.as_ptr().cast()
     }
 }
 
 impl<T> std::fmt::Debug for Page<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Page").field("ptr", &self.ptr).finish()
-    }
-}
-
-impl<T> Drop for Page<T> {
-    fn drop(&mut self) {
-        // SAFETY: the mapping is ours; the wrappers hand out no reference that outlives them.
-        let _ = unsafe { rustix::mm::munmap(self.ptr.as_ptr().cast(), self.len) };
+        f.debug_struct("Page").field("mem", &self.mem).finish()
     }
 }
 
@@ -108,7 +98,7 @@ impl PthreadMutex {
             let init = shared.and_then(|()| {
                 check(
                     "pthread_mutex_init",
-                    libc::pthread_mutex_init((*page.ptr.as_ptr()).mutex.get(), attr.as_ptr()),
+                    libc::pthread_mutex_init((*page.ptr()).mutex.get(), attr.as_ptr()),
                 )
             });
             libc::pthread_mutexattr_destroy(attr.as_mut_ptr());
@@ -119,7 +109,7 @@ impl PthreadMutex {
 
     fn raw(&self) -> *mut libc::pthread_mutex_t {
         // SAFETY: the page is mapped while `self` lives; only a pointer is formed.
-        unsafe { (*self.page.ptr.as_ptr()).mutex.get() }
+        unsafe { (*self.page.ptr()).mutex.get() }
     }
 
     /// `pthread_mutex_lock`.
@@ -152,12 +142,9 @@ impl PthreadMutex {
     #[inline]
     pub fn word(&self) -> &AtomicU64 {
         // SAFETY: mapped while `self` lives, aligned (page-aligned struct), accessed atomically.
-        unsafe { &(*self.page.ptr.as_ptr()).word.0 }
+        unsafe { &(*self.page.ptr()).word.0 }
     }
 }
-
-// SAFETY: the mutex is process-shared memory reached only through pthread calls.
-unsafe impl Send for PthreadMutex {}
 
 /// An unnamed POSIX semaphore shared between processes (`sem_init(sem, 1, 0)`).
 #[derive(Debug)]
@@ -174,7 +161,7 @@ impl PosixSemaphore {
     pub fn new() -> io::Result<PosixSemaphore> {
         let page = Page::<UnsafeCell<libc::sem_t>>::new()?;
         // SAFETY: the semaphore lies in our fresh mapping, which no one else uses yet.
-        if unsafe { libc::sem_init((*page.ptr.as_ptr()).get(), 1, 0) } != 0 {
+        if unsafe { libc::sem_init((*page.ptr()).get(), 1, 0) } != 0 {
             return Err(last_error("sem_init"));
         }
         Ok(PosixSemaphore { page })
@@ -182,7 +169,7 @@ impl PosixSemaphore {
 
     fn raw(&self) -> *mut libc::sem_t {
         // SAFETY: the page is mapped while `self` lives; only a pointer is formed.
-        unsafe { (*self.page.ptr.as_ptr()).get() }
+        unsafe { (*self.page.ptr()).get() }
     }
 
     /// `sem_post`.
@@ -240,12 +227,16 @@ impl PosixSemaphore {
     }
 }
 
-// SAFETY: the semaphore is process-shared memory reached only through sem_* calls.
-unsafe impl Send for PosixSemaphore {}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mutex_and_semaphore_can_move_to_another_thread() {
+        fn send<T: Send>(_: &T) {}
+        send(&PthreadMutex::new().unwrap());
+        send(&PosixSemaphore::new().unwrap());
+    }
 
     #[test]
     fn mutex_and_semaphore_work_in_one_process() {
