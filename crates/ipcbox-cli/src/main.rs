@@ -1,4 +1,4 @@
-//! The `ipcbox` command: measure every IPC mechanism on this machine, inspect IPC objects.
+//! The `ipcbox` command: inspect and clean up IPC objects, and run the bench.
 
 use clap::{Parser, Subcommand};
 
@@ -19,6 +19,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Measure latency and throughput of every mechanism between two processes.
+    ///
+    /// Runs the ipcbox-bench program with ARGS: the one the IPCBOX_BENCH environment variable
+    /// names, else the one beside this ipcbox, else the first on PATH.
+    #[command(disable_help_flag = true)]
     Bench(bench::Args),
     /// List IPC objects (ipcbox's by default) and whether a live process uses them.
     Ls(objects::ls::Args),

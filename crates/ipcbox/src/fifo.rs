@@ -92,8 +92,8 @@ impl Fifo {
         self.owned.is_some()
     }
 
-    /// Gives up ownership: the FIFO stays in the file system after this call; the caller (or
-    /// anyone) removes it later. Returns its path.
+    /// Gives up ownership and returns the path: the FIFO stays in the file system after this
+    /// call, for the caller (or anyone) to remove later.
     pub fn detach(mut self) -> PathBuf {
         self.owned = None;
         std::mem::take(&mut self.path)
@@ -240,10 +240,11 @@ impl Options {
 }
 
 /// Sets `mode` on the FIFO at `path` and returns its `(device, inode)`, without following a
-/// symbolic link someone may have put in its place (a plain `chmod` would change the link's
-/// target). The FIFO is pinned by an `O_PATH | O_NOFOLLOW` descriptor, which opens neither of
-/// its sides (that would wake a waiting peer), and changed through `/proc/self/fd`, as glibc's
-/// `fchmodat(AT_SYMLINK_NOFOLLOW)` does; without `/proc`, through the path.
+/// symbolic link someone may have put in its place.
+// A plain `chmod` would change the link's target. The FIFO is pinned by an `O_PATH |
+// O_NOFOLLOW` descriptor, which opens neither of its sides (that would wake a waiting peer),
+// and changed through `/proc/self/fd`, as glibc's `fchmodat(AT_SYMLINK_NOFOLLOW)` does;
+// without `/proc`, through the path.
 fn set_mode_nofollow(path: &Path, mode: Mode) -> io::Result<(u64, u64)> {
     let fd = rustix::fs::open(
         path,

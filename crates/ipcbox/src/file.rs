@@ -35,6 +35,7 @@ use std::time::Duration;
 use rustix::fs::{FlockOperation, Mode, OFlags};
 use rustix::io::Errno;
 
+use crate::deadline::Deadline;
 use crate::error::{context, invalid_input, ResultExt};
 use crate::signal::with_timeout;
 
@@ -48,8 +49,9 @@ use crate::signal::with_timeout;
 ///
 /// # Errors
 ///
-/// The OS error of the step that failed, naming the path: no such directory, permission
-/// denied, no space left; [`io::ErrorKind::InvalidInput`] if `path` has no file name.
+/// * The OS error of the step that failed, naming the path: no such directory, permission
+///   denied, no space left.
+/// * [`io::ErrorKind::InvalidInput`] if `path` has no file name.
 #[doc(alias = "rename")]
 pub fn write_atomic(path: impl AsRef<Path>, bytes: impl AsRef<[u8]>) -> io::Result<()> {
     let path = path.as_ref();
@@ -238,7 +240,9 @@ impl Lock {
     ///
     /// The OS error, naming the file (`ENOLCK`, `EBADF`).
     pub fn lock_shared(&mut self) -> io::Result<LockGuard<'_>> {
-        self.lock(false, None)
+        // Waiting for ever, the lock is always taken in the end.
+        self.flock(false, Deadline::Forever)?;
+        Ok(self.guard(false))
     }
 
     /// Takes an exclusive lock, waiting while another holds any (`LOCK_EX`).
@@ -247,7 +251,8 @@ impl Lock {
     ///
     /// As [`lock_shared`](Lock::lock_shared).
     pub fn lock_exclusive(&mut self) -> io::Result<LockGuard<'_>> {
-        self.lock(true, None)
+        self.flock(true, Deadline::Forever)?;
+        Ok(self.guard(true))
     }
 
     /// Takes a shared lock if no one holds an exclusive one; `Ok(None)` otherwise
@@ -257,7 +262,7 @@ impl Lock {
     ///
     /// As [`lock_shared`](Lock::lock_shared).
     pub fn try_lock_shared(&mut self) -> io::Result<Option<LockGuard<'_>>> {
-        self.try_lock(false)
+        self.lock_until(false, Deadline::Now)
     }
 
     /// Takes an exclusive lock if no one holds any; `Ok(None)` otherwise (`LOCK_EX | LOCK_NB`).
@@ -266,26 +271,30 @@ impl Lock {
     ///
     /// As [`lock_shared`](Lock::lock_shared).
     pub fn try_lock_exclusive(&mut self) -> io::Result<Option<LockGuard<'_>>> {
-        self.try_lock(true)
+        self.lock_until(true, Deadline::Now)
     }
 
-    /// As [`lock_shared`](Lock::lock_shared), waiting at most `timeout`.
+    /// As [`lock_shared`](Lock::lock_shared), waiting at most `timeout`; `Ok(None)` when the
+    /// lock was not free in time. Built on [`crate::signal::with_timeout`].
     ///
     /// # Errors
     ///
-    /// [`io::ErrorKind::TimedOut`] when the lock was not free in time (built on
-    /// [`crate::signal::with_timeout`]).
-    pub fn lock_shared_timeout(&mut self, timeout: Duration) -> io::Result<LockGuard<'_>> {
-        self.lock(false, Some(timeout))
+    /// As [`lock_shared`](Lock::lock_shared), and those of [`crate::signal::with_timeout`].
+    pub fn lock_shared_timeout(&mut self, timeout: Duration) -> io::Result<Option<LockGuard<'_>>> {
+        self.lock_until(false, Deadline::after(timeout))
     }
 
-    /// As [`lock_exclusive`](Lock::lock_exclusive), waiting at most `timeout`.
+    /// As [`lock_exclusive`](Lock::lock_exclusive), waiting at most `timeout`; `Ok(None)` when
+    /// the lock was not free in time.
     ///
     /// # Errors
     ///
-    /// [`io::ErrorKind::TimedOut`] when the lock was not free in time.
-    pub fn lock_exclusive_timeout(&mut self, timeout: Duration) -> io::Result<LockGuard<'_>> {
-        self.lock(true, Some(timeout))
+    /// As [`lock_shared_timeout`](Lock::lock_shared_timeout).
+    pub fn lock_exclusive_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> io::Result<Option<LockGuard<'_>>> {
+        self.lock_until(true, Deadline::after(timeout))
     }
 
     fn describe(&self, exclusive: bool) -> String {
@@ -299,46 +308,59 @@ impl Lock {
         }
     }
 
-    fn lock(&mut self, exclusive: bool, timeout: Option<Duration>) -> io::Result<LockGuard<'_>> {
-        let op = if exclusive {
-            FlockOperation::LockExclusive
-        } else {
-            FlockOperation::LockShared
-        };
-        let fd = self.file.as_fd();
-        let call = || rustix::fs::flock(fd, op).map_err(io::Error::from);
-        let result = match timeout {
-            Some(t) => with_timeout(t, call),
-            None => loop {
-                match call() {
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    other => break other,
-                }
-            },
-        };
-        match result {
-            Ok(()) => Ok(LockGuard {
-                lock: self,
-                exclusive,
-            }),
-            Err(e) => Err(context(e, self.describe(exclusive))),
+    fn guard(&mut self, exclusive: bool) -> LockGuard<'_> {
+        LockGuard {
+            lock: self,
+            exclusive,
         }
     }
 
-    fn try_lock(&mut self, exclusive: bool) -> io::Result<Option<LockGuard<'_>>> {
-        let op = if exclusive {
-            FlockOperation::NonBlockingLockExclusive
+    fn lock_until(
+        &mut self,
+        exclusive: bool,
+        deadline: Deadline,
+    ) -> io::Result<Option<LockGuard<'_>>> {
+        Ok(self
+            .flock(exclusive, deadline)?
+            .then(|| self.guard(exclusive)))
+    }
+
+    /// Takes the lock by `deadline`: `Ok(false)` when it was not free in time.
+    fn flock(&self, exclusive: bool, deadline: Deadline) -> io::Result<bool> {
+        let fd = self.file.as_fd();
+        let flock = |op| rustix::fs::flock(fd, op).map_err(io::Error::from);
+        let (op, now) = if exclusive {
+            (
+                FlockOperation::LockExclusive,
+                FlockOperation::NonBlockingLockExclusive,
+            )
         } else {
-            FlockOperation::NonBlockingLockShared
+            (
+                FlockOperation::LockShared,
+                FlockOperation::NonBlockingLockShared,
+            )
         };
-        match rustix::fs::flock(&self.file, op) {
-            Ok(()) => Ok(Some(LockGuard {
-                lock: self,
-                exclusive,
-            })),
-            Err(Errno::WOULDBLOCK) => Ok(None),
-            Err(e) => Err(context(e, self.describe(exclusive))),
-        }
+        let result = match deadline {
+            Deadline::Now => match flock(now) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+                other => other.map(|()| true),
+            },
+            Deadline::At(_) => {
+                let left = deadline.remaining().unwrap_or_default();
+                match with_timeout(left, || flock(op)) {
+                    Err(e) if e.kind() == io::ErrorKind::TimedOut => Ok(false),
+                    other => other.map(|()| true),
+                }
+            }
+            // A handler installed without SA_RESTART interrupts the wait: wait on.
+            Deadline::Forever => loop {
+                match flock(op) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    other => break other.map(|()| true),
+                }
+            },
+        };
+        result.map_err(|e| context(e, self.describe(exclusive)))
     }
 }
 
@@ -428,14 +450,10 @@ mod tests {
         let mut b = Lock::open(&path).unwrap();
         let guard = a.lock_exclusive().unwrap();
         assert!(b.try_lock_shared().unwrap().is_none());
-        let err = b
+        assert!(b
             .lock_shared_timeout(Duration::from_millis(20))
-            .unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
-        assert!(
-            err.to_string().contains(&path.display().to_string()),
-            "{err}"
-        );
+            .unwrap()
+            .is_none());
         drop(guard);
         assert!(b.try_lock_exclusive().unwrap().is_some());
         std::fs::remove_file(&path).unwrap();

@@ -1,44 +1,54 @@
-//! A lock in shared memory whose word names its owner (a process, or a thread, by its ID and
-//! a tag of its start time): the lock of the object store and of each side of a queue
+//! A lock in shared memory whose word names its owner, a process or a thread, by its ID and a
+//! tag of its start time. It is the lock of the object store and of each side of a queue
 //! (process owners), and of `sync::Mutex`, `shm::Value` and `shm::Array` (thread owners, see
 //! `robust`).
 //!
-//! Unlike glibc's robust mutex, it keeps nothing of its owner's in the shared memory but that
-//! word: glibc links a robust mutex into its owner thread's robust list through pointers stored
-//! inside the mutex, so a peer that overwrites them can make the owner's unlock write through
-//! a pointer of the peer's choosing. A peer that overwrites this lock can only make lockers
-//! wait, fail, or (with a forged word naming no live owner) take it while someone holds it.
+//! Guarantees:
 //!
-//! Locking is one compare-and-swap of 0 to our word; unlocking one compare-and-swap back, so
-//! with nobody waiting no process enters the kernel. A locker about to sleep sets the word's
-//! top bit; an unlock that finds it set wakes one sleeper, which then takes the lock with the
-//! bit set (others may sleep still), so the bit clears itself once nobody waits: a sleeper
-//! that is killed leaves nothing behind. A locker spins first, then sleeps on the word in
-//! slices. It checks whether the owner still lives (a process: through a pidfd, the process
-//! gone, or a zombie, or the PID now another process's, told by its start time; a thread:
-//! through a thread pidfd where the kernel has them, and `/proc/<tid>/stat` with the
-//! thread's start time) when spinning ends and after every slice without progress, and takes
-//! a dead owner's lock over, telling the caller to repair what the lock protects. The start time tag
-//! has 9 bits: a new process on a dead owner's PID passes for the owner once in 511 times
-//! (then the lock waits for that process as for a live owner). All processes using one lock
-//! must share a PID namespace (and a time namespace: start times are read through `/proc`). A
-//! live owner that holds the lock past the caller's patience (stopped, or a word a peer wrote)
-//! makes `lock` fail with `TimedOut` rather than hang, unless that patience is `Duration::MAX`
-//! (`sync::Mutex::lock`, which waits for a live owner as `pthread_mutex_lock` does).
+//! * With nobody waiting, locking and unlocking never enter the kernel.
+//! * A dead owner's lock is taken over, and the caller told to repair what the lock protects
+//!   ([`Acquired::OwnerDied`]).
+//! * A sleeper that is killed leaves nothing behind.
+//! * A live owner that holds the lock past the caller's [`Patience`] (stopped, or a word a peer
+//!   wrote) makes `lock` fail with `TimedOut` rather than hang, unless that patience is
+//!   `Duration::MAX` (`sync::Mutex::lock`, which waits as `pthread_mutex_lock` does).
+//! * A peer that overwrites the word can make lockers wait, fail, or (with a forged word naming
+//!   no live owner) take it while someone holds it; never make this process write anywhere.
+//!
+//! Limits:
+//!
+//! * The start time tag has 9 bits: a new process on a dead owner's PID passes for the owner
+//!   once in 511 times, and the lock then waits for that process as for a live owner.
+//! * All processes using one lock must share a PID namespace, and a time namespace (start
+//!   times are read through `/proc`).
+//!
+//! The lock word's format and the protocol: LAYOUT.md, "Lock words".
+
+// Locking is one compare-and-swap of 0 to our word, unlocking one back. A locker about to
+// sleep sets the word's top bit; an unlock that finds it set wakes one sleeper, which then
+// takes the lock with the bit set (others may sleep still), so the bit clears itself once
+// nobody waits. A locker spins first, then sleeps on the word in slices; it asks
+// `crate::liveness` whether the owner lives when spinning ends and after every slice without
+// progress.
+//
+// glibc links a robust mutex into its owner thread's robust list through pointers stored
+// inside the mutex, so a peer that overwrites them can make the owner's unlock write through
+// a pointer of the peer's choosing. This lock keeps nothing of its owner's but the word.
 
 use std::io;
 use std::sync::atomic::{AtomicU32, Ordering::*};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::deadline::Deadline;
 use crate::liveness::{self, start_time, Liveness};
 use crate::sys::futex;
 use crate::sys::process::{fork_generation, my_lock_word};
 
-/// The low bits of a lock word hold the owner's PID (Linux PIDs are below 2^22, its
-/// `PID_MAX_LIMIT`); the 9 above them a tag of the owner's start time (1 to 511, or 0 when
-/// it could not be read), so that a new process given a dead owner's PID does not pass for
-/// the owner (with the default `pid_max` of 32768 a PID comes round again within minutes);
-/// the top bit says someone may sleep on the word.
+/// The fields of a lock word: the owner's ID, its start time tag, and the bit saying someone
+/// may sleep on the word.
+// Linux IDs are below 2^22 (`PID_MAX_LIMIT`). The tag keeps a new process given a dead owner's
+// PID from passing for the owner: with the default `pid_max` of 32768 a PID comes round
+// again within minutes.
 const PID_BITS: u32 = 22;
 const PID_MASK: u32 = (1 << PID_BITS) - 1;
 const TAG_MASK: u32 = 0x1ff << PID_BITS;
@@ -167,12 +177,14 @@ impl<'a> PidLock<'a> {
         self.word.load(Relaxed) != 0
     }
 
-    /// Takes the lock for this process. `what` names the lock in a `TimedOut` error.
+    /// Takes the lock for the caller (this process or this thread, as the lock's owners are).
+    /// `what` names the lock in a `TimedOut` error.
     ///
     /// # Errors
     ///
-    /// `TimedOut` when a live owner (or an ID written into the word) holds it longer than
-    /// `patience.limit`; `Deadlock` when a thread-owned lock is already the calling thread's.
+    /// * `TimedOut` when a live owner (or an ID written into the word) holds it longer than
+    ///   `patience.limit`.
+    /// * `Deadlock` when a thread-owned lock is already the calling thread's.
     #[inline]
     pub(crate) fn lock(
         &self,
@@ -210,7 +222,7 @@ impl<'a> PidLock<'a> {
                 format!("{}: the calling thread holds the lock already", what()),
             ));
         }
-        let give_up = Instant::now().checked_add(patience.limit);
+        let give_up = Deadline::after(patience.limit);
         let mut check = true;
         // Once we have slept, others may sleep too: take the lock with the bit set, so our
         // unlock wakes the next of them.
@@ -242,7 +254,7 @@ impl<'a> PidLock<'a> {
                 }
                 continue;
             }
-            if give_up.is_some_and(|give_up| Instant::now() >= give_up) {
+            if give_up.has_passed() {
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!(
@@ -265,10 +277,8 @@ impl<'a> PidLock<'a> {
             {
                 continue;
             }
-            let left = give_up.map_or(patience.slice, |give_up| {
-                give_up.saturating_duration_since(Instant::now())
-            });
-            futex::wait(self.word, cur | WAITING, Some(patience.slice.min(left)))?;
+            let sleep = give_up.slice(patience.slice).unwrap_or_default();
+            futex::wait(self.word, cur | WAITING, Some(sleep))?;
             slept = WAITING;
             // A whole slice without progress: look at the owner again.
             check = self.word.load(Relaxed) & !WAITING == owner;
@@ -299,6 +309,7 @@ impl<'a> PidLock<'a> {
 pub(crate) mod tests {
     use super::*;
     use crate::liveness::tests::dead_pid;
+    use std::time::Instant;
 
     const QUICK: Patience = Patience {
         spins: 4,

@@ -1,25 +1,24 @@
-//! The protocol of ipcbox's robust mutex ([`RawMutex`]): the lock of [`Mutex`](super::Mutex),
+//! ipcbox's robust mutex ([`RawMutex`]): the lock of [`Mutex`](super::Mutex),
 //! [`shm::Value`](crate::shm::Value) and [`shm::Array`](crate::shm::Array).
 //!
-//! The lock word is a thread-owned [`PidLock`] (the owner's thread ID and start time tag; see
-//! `pid_lock`), so nothing in shared memory points anywhere: a peer that scribbles over
-//! the mutex can make lockers wait, fail or get in together, never make this process write
-//! through a pointer it chose (glibc's robust mutexes keep their owner's robust-list links
-//! inside the mutex). Beside the word, a state word gives POSIX's robust semantics:
+//! A lock word owned by a thread ([`PidLock`]), and beside it a state word that gives POSIX's
+//! robust semantics:
 //!
 //! * A locker that finds the owner thread dead takes the lock over, marks the state
-//!   inconsistent and reports [`MutexLock::OwnerDied`]; so does every later locker until one
-//!   marks it consistent ([`RawMutex::consistent`]).
+//!   inconsistent and reports [`MutexLock::OwnerDied`].
+//! * So does every later locker, until one marks it consistent ([`RawMutex::consistent`]).
 //! * Unlocking while it is inconsistent makes it not recoverable: every later lock reports
-//!   [`MutexLock::NotRecoverable`] (and leaves the lock free).
+//!   [`MutexLock::NotRecoverable`] and leaves the lock free.
 //!
-//! The protocol, for peers in other languages: the lock word is 0 when free, else
-//! `tid | tag << 22 | waiting << 31` where `tag` is `starttime % 511 + 1` (field 22 of
-//! `/proc/<tid>/stat`, or 0 when unknown); lock by compare-and-swap from 0, set the top bit
-//! before sleeping on the word with `FUTEX_WAIT` (process-shared), take it with the bit set
-//! once having slept, unlock by compare-and-swap back to 0 and `FUTEX_WAKE` one sleeper when
-//! the bit was set; a locker that finds the owner dead swaps in its own word, keeping the
-//! bit. The state word is 0, 1 or 2 as above (any other value counts as 2).
+//! Nothing in shared memory points anywhere: a peer that scribbles over the mutex can make
+//! lockers wait, fail or get in together, never make this process write through a pointer it
+//! chose.
+//!
+//! The lock word's format and the protocol: LAYOUT.md, "Lock words".
+
+// glibc's robust mutexes keep their owner's robust-list links inside the mutex, and the
+// owner's unlock writes through them: a peer that overwrites them aims that write. Two plain
+// numbers cannot be aimed anywhere.
 
 use std::fmt;
 use std::io;
@@ -156,42 +155,58 @@ impl RawMutex {
     }
 }
 
-/// What locking a [`Mutex`](crate::sync::Mutex) (`G` = [`MutexGuard`](crate::sync::MutexGuard)), a [`shm::Value`](crate::shm::Value) or a
-/// [`shm::Array`](crate::shm::Array) (`G` = their guard) returns.
+/// What the blocking `lock` of a [`Mutex`](crate::sync::Mutex), a
+/// [`shm::Value`](crate::shm::Value) or a [`shm::Array`](crate::shm::Array) returns; `G` is
+/// the guard.
 pub type LockResult<G> = Result<G, LockError<G>>;
 
+/// What `try_lock` and `lock_timeout` return: `Ok(None)` when someone else held the lock (now,
+/// or for the whole timeout), otherwise what a [`LockResult`] holds.
+pub type TryLockResult<G> = Result<Option<G>, LockError<G>>;
+
 /// Why locking a robust lock did not simply succeed; `G` is the guard.
+///
+/// A lock held by someone else is no error: `try_lock` and `lock_timeout` report it as
+/// `Ok(None)` ([`TryLockResult`]).
 pub enum LockError<G> {
     /// The lock is yours, but its previous owner died holding it: the state it protects may be
-    /// half-updated. Repair it and call `mark_consistent` on the guard (as
-    /// [`MutexGuard::mark_consistent`](crate::sync::MutexGuard::mark_consistent)); dropping the guard without that makes the lock
-    /// [`NotRecoverable`](LockError::NotRecoverable).
+    /// half-updated.
+    ///
+    /// Repair it and call `mark_consistent` on the guard (as
+    /// [`MutexGuard::mark_consistent`](crate::sync::MutexGuard::mark_consistent)). Dropping the
+    /// guard without that makes the lock [`NotRecoverable`](LockError::NotRecoverable).
     OwnerDied(G),
     /// An owner died and the next one unlocked without marking the state consistent: nobody can
     /// lock it any more (`ENOTRECOVERABLE`). Recreate it.
     NotRecoverable,
-    /// `try_lock`: someone else holds the lock.
-    WouldBlock,
-    /// `lock_timeout`: the lock stayed held for the whole timeout.
-    TimedOut,
     /// Any other error (`Deadlock` when the calling thread already holds the lock).
     Io(io::Error),
 }
 
-/// The [`LockResult`] of a lock attempt that gave `got`: `guard()` makes the guard of a lock
-/// now held, `busy` is the error for one held by someone else.
-pub(crate) fn lock_result<G>(
+/// The [`TryLockResult`] of a lock attempt that gave `got`: `guard()` makes the guard of a lock
+/// now held; a lock held by someone else is `Ok(None)`.
+pub(crate) fn try_lock_result<G>(
     got: io::Result<MutexLock>,
-    busy: LockError<G>,
     guard: impl FnOnce() -> G,
-) -> LockResult<G> {
+) -> TryLockResult<G> {
     match got {
-        Ok(MutexLock::Locked) => Ok(guard()),
+        Ok(MutexLock::Locked) => Ok(Some(guard())),
         Ok(MutexLock::OwnerDied) => Err(LockError::OwnerDied(guard())),
         Ok(MutexLock::NotRecoverable) => Err(LockError::NotRecoverable),
-        Ok(MutexLock::Busy) => Err(busy),
+        Ok(MutexLock::Busy) => Ok(None),
         Err(e) => Err(LockError::Io(e)),
     }
+}
+
+/// The [`LockResult`] of a blocking lock ([`RawMutex::lock`]) that gave `got`.
+pub(crate) fn lock_result<G>(
+    got: io::Result<MutexLock>,
+    guard: impl FnOnce() -> G,
+) -> LockResult<G> {
+    // The blocking lock waits for as long as a live thread holds the lock, so it never
+    // reports it busy; should it ever, that is a failure, not a guard.
+    try_lock_result(got, guard)?
+        .ok_or_else(|| LockError::Io(io::Error::other("lock: gave up on a held lock")))
 }
 
 impl<G> LockError<G> {
@@ -206,8 +221,6 @@ impl<G> fmt::Debug for LockError<G> {
         match self {
             LockError::OwnerDied(_) => f.write_str("OwnerDied(..)"),
             LockError::NotRecoverable => f.write_str("NotRecoverable"),
-            LockError::WouldBlock => f.write_str("WouldBlock"),
-            LockError::TimedOut => f.write_str("TimedOut"),
             LockError::Io(e) => f.debug_tuple("Io").field(e).finish(),
         }
     }
@@ -223,8 +236,6 @@ impl<G> fmt::Display for LockError<G> {
                 "the lock is not recoverable: an owner died and the next one did not mark it \
                  consistent",
             ),
-            LockError::WouldBlock => f.write_str("the lock is held by someone else"),
-            LockError::TimedOut => f.write_str("timed out waiting for the lock"),
             LockError::Io(e) => write!(f, "lock: {e}"),
         }
     }
@@ -233,13 +244,14 @@ impl<G> fmt::Display for LockError<G> {
 impl<G> std::error::Error for LockError<G> {}
 
 impl<G> From<LockError<G>> for io::Error {
-    /// Converts into an [`io::Error`]; an [`OwnerDied`](LockError::OwnerDied) guard is dropped
-    /// unmarked on the way, which makes the lock not recoverable.
+    /// Converts into an [`io::Error`] of the kind the variant calls for: an
+    /// [`Io`](LockError::Io) error's own kind, [`io::ErrorKind::Other`] for the others.
+    ///
+    /// An [`OwnerDied`](LockError::OwnerDied) guard is dropped unmarked on the way, which makes
+    /// the lock not recoverable.
     fn from(e: LockError<G>) -> io::Error {
         let kind = match &e {
             LockError::OwnerDied(_) | LockError::NotRecoverable => io::ErrorKind::Other,
-            LockError::WouldBlock => io::ErrorKind::WouldBlock,
-            LockError::TimedOut => io::ErrorKind::TimedOut,
             LockError::Io(io) => io.kind(),
         };
         io::Error::new(kind, e.to_string())

@@ -4,13 +4,14 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// How long a waiter re-checks before it sleeps: a wake-up costs far more (about 60 µs on a
-/// VM, see DESIGN.md) than spinning while a peer on another core is about to answer.
+/// How long a waiter re-checks before it sleeps.
+// A wake-up costs far more (about 60 µs on a VM, see DESIGN.md) than spinning while a peer on
+// another core is about to answer.
 const SPIN_FOR: Duration = Duration::from_micros(10);
 
-/// How long the spin is pure; after that it yields the CPU between re-checks. A peer on
-/// another CPU answers within a fraction of this; a peer waiting for *our* CPU (both
-/// processes pinned to one, or a one-CPU cpuset) only runs if we yield.
+/// How long the spin is pure: after that it yields the CPU between re-checks.
+// A peer on another CPU answers within a fraction of this. A peer waiting for *our* CPU (both
+// processes pinned to one, or a one-CPU cpuset) only runs if we yield.
 const SPIN_ALONE: Duration = Duration::from_micros(1);
 
 /// Spins briefly (at most [`SPIN_FOR`]) until `ready` holds; `true` if it did.
@@ -46,8 +47,9 @@ pub(crate) fn spin_until_by(batch: u32, mut ready: impl FnMut() -> bool) -> bool
 }
 
 /// Whether spinning can help: on one CPU the holder cannot run while we spin. This counts the
-/// system's CPUs, not this process's affinity: a process pinned to one CPU (as latency-minded
-/// programs and `ipcbox bench` are) still waits for peers running on the others.
+/// system's CPUs, not this process's affinity.
+// A process pinned to one CPU (as latency-minded programs and `ipcbox bench` are) still waits
+// for peers running on the others.
 fn multi_core() -> bool {
     static CORES: OnceLock<bool> = OnceLock::new();
     *CORES.get_or_init(|| crate::sys::process::online_cpus() > 1)

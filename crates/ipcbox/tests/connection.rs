@@ -6,14 +6,15 @@
 
 mod util;
 
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use ipcbox::frame::{Connection, Readable, RecvError, RecvTimeoutError, TryRecvError, Writable};
+use ipcbox::frame::{Connection, Readable, RecvError, Writable};
 use ipcbox::pipe;
 use ipcbox::socket::{Datagram, Endpoint, Listener, SeqPacket, SeqPacketListener, Stream};
 use serde::{Deserialize, Serialize};
@@ -221,43 +222,156 @@ fn every_message_then_disconnected<B: Backend>() {
     }
     if B::SEES_CLOSE {
         assert!(matches!(rx.recv(), Err(RecvError::Disconnected)));
-        assert!(matches!(rx.try_recv(), Err(TryRecvError::Disconnected)));
+        assert!(matches!(rx.try_recv(), Err(RecvError::Disconnected)));
         assert!(matches!(
             rx.recv_timeout(Duration::from_millis(1)),
-            Err(RecvTimeoutError::Disconnected)
+            Err(RecvError::Disconnected)
+        ));
+        assert!(matches!(
+            rx.recv_deadline(Instant::now()),
+            Err(RecvError::Disconnected)
         ));
     } else {
         // Nobody is connected to a bound datagram socket: its sender leaving is not news.
-        assert!(matches!(
-            rx.recv_timeout(Duration::from_millis(20)),
-            Err(RecvTimeoutError::Timeout)
-        ));
+        assert!(rx
+            .recv_timeout(Duration::from_millis(20))
+            .unwrap()
+            .is_none());
     }
     child.expect_success(B::NAME);
 }
 
-/// Nothing sent: `Empty` and `Timeout`; then a message arrives by every receive form.
+/// Nothing sent: every form that may return early says "not now"; then a message arrives by
+/// every receive form.
 fn empty_timeout_then_arrival<B: Backend>() {
     let dir = util::TempDir::new("conn");
     let (rx, tx) = B::pair(&dir);
     let mut rx = Connection::<Msg, B::Rx>::new(rx).unwrap();
     let mut tx = Connection::<Msg, B::Tx>::new(tx).unwrap();
-    assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)));
-    assert!(matches!(
-        rx.recv_timeout(Duration::from_millis(10)),
-        Err(RecvTimeoutError::Timeout)
-    ));
+    assert!(rx.try_recv().unwrap().is_none());
+    assert!(rx
+        .recv_timeout(Duration::from_millis(10))
+        .unwrap()
+        .is_none());
+    let passed = Instant::now();
+    assert!(rx.recv_deadline(passed).unwrap().is_none());
     for i in 0..3 {
         tx.send(&nth(i, 0)).unwrap();
     }
-    tx.try_send(&nth(3, 0)).unwrap();
-    tx.send_timeout(&nth(4, 0), Duration::from_secs(5)).unwrap();
+    assert!(tx.try_send(&nth(3, 0)).unwrap());
+    assert!(tx.send_timeout(&nth(4, 0), Duration::from_secs(5)).unwrap());
+    assert!(tx
+        .send_deadline(&nth(5, 0), Instant::now() + LIMIT)
+        .unwrap());
     assert_eq!(rx.recv().unwrap(), nth(0, 0));
-    assert_eq!(rx.try_recv().unwrap(), nth(1, 0));
-    assert_eq!(rx.recv_timeout(LIMIT).unwrap(), nth(2, 0));
-    assert_eq!(rx.recv().unwrap(), nth(3, 0));
+    assert_eq!(rx.try_recv().unwrap(), Some(nth(1, 0)));
+    assert_eq!(rx.recv_timeout(LIMIT).unwrap(), Some(nth(2, 0)));
+    assert_eq!(
+        rx.recv_deadline(Instant::now() + LIMIT).unwrap(),
+        Some(nth(3, 0))
+    );
     assert_eq!(rx.recv().unwrap(), nth(4, 0));
-    assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)));
+    // A deadline already passed still takes a frame that is there.
+    assert_eq!(rx.recv_deadline(passed).unwrap(), Some(nth(5, 0)));
+    assert!(rx.try_recv().unwrap().is_none());
+}
+
+/// The `i`-th message the filler child sends: a kilobyte, so that the transport fills soon.
+fn filler(i: u32) -> Msg {
+    Msg::Job {
+        id: i,
+        data: vec![i as u8; 1000],
+    }
+}
+
+/// The child side of the deadline test: on a byte on stdin, sends with `send_deadline` until
+/// the transport has no room ("not now"), says on stdout how many were taken, then sends the
+/// end mark, waiting for the parent to read.
+fn fill_then_end<B: Backend>() {
+    let mut conn = Connection::<Msg, B::Tx>::from_env(VAR).unwrap();
+    let mut go = [0u8; 1];
+    std::io::stdin().read_exact(&mut go).unwrap();
+    let mut taken = 0;
+    while conn
+        .send_deadline(&filler(taken), Instant::now() + Duration::from_millis(10))
+        .unwrap()
+    {
+        taken += 1;
+    }
+    println!("taken {taken}");
+    conn.send(&Msg::Text("end".into())).unwrap();
+}
+
+#[test]
+fn role_filler() {
+    let Some(arg) = util::role_arg("connection-filler") else {
+        return;
+    };
+    match arg.as_str() {
+        SocketPair::NAME => fill_then_end::<SocketPair>(),
+        UnixPath::NAME => fill_then_end::<UnixPath>(),
+        Tcp::NAME => fill_then_end::<Tcp>(),
+        SeqPacketPath::NAME => fill_then_end::<SeqPacketPath>(),
+        UnixDatagram::NAME => fill_then_end::<UnixDatagram>(),
+        OneWayPipe::NAME => fill_then_end::<OneWayPipe>(),
+        other => panic!("unknown backend {other}"),
+    }
+}
+
+/// Deadlines across processes: `recv_deadline` says "not now" while the child waits for its
+/// go; the child's `send_deadline` fills the transport until "not now"; every message it
+/// reported taken arrives, and nothing of the one refused: the end mark comes next.
+fn deadlines_across_processes<B: Backend>() {
+    let _w = util::watchdog(B::NAME, LIMIT);
+    let dir = util::TempDir::new("conn");
+    let (rx, tx) = B::pair(&dir);
+    let mut cmd = util::role_command("role_filler", "connection-filler", B::NAME);
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+    Connection::<Msg, B::Tx>::new(tx)
+        .unwrap()
+        .pass_to_child(&mut cmd, VAR)
+        .unwrap();
+    let mut child = ChildGuard::spawn(&mut cmd);
+    drop(cmd);
+    let proc = child.0.as_mut().expect("child");
+    let mut go = proc.stdin.take().expect("stdin");
+    let said = BufReader::new(proc.stdout.take().expect("stdout"));
+    let mut rx = Connection::<Msg, B::Rx>::new(rx).unwrap();
+    let soon = Instant::now() + Duration::from_millis(20);
+    assert!(rx.recv_deadline(soon).unwrap().is_none(), "{}", B::NAME);
+    go.write_all(b"g").unwrap();
+    let mut said = said.lines().map(|l| l.unwrap());
+    let taken: u32 = said
+        .find_map(|l| l.strip_prefix("taken ").map(|n| n.parse().unwrap()))
+        .expect("the child reports how many were taken");
+    assert!(taken > 0, "{}", B::NAME);
+    for i in 0..taken {
+        let deadline = Instant::now() + LIMIT;
+        assert_eq!(
+            rx.recv_deadline(deadline).unwrap(),
+            Some(filler(i)),
+            "{}",
+            B::NAME
+        );
+    }
+    let deadline = Instant::now() + LIMIT;
+    assert_eq!(
+        rx.recv_deadline(deadline).unwrap(),
+        Some(Msg::Text("end".into())),
+        "{}",
+        B::NAME
+    );
+    if B::SEES_CLOSE {
+        let deadline = Instant::now() + LIMIT;
+        assert!(matches!(
+            rx.recv_deadline(deadline),
+            Err(RecvError::Disconnected)
+        ));
+    }
+    // Read what libtest says after the role until the child exits, so it never meets a
+    // closed pipe.
+    said.for_each(drop);
+    child.expect_success(B::NAME);
 }
 
 /// A payload that is not a `Msg` is a decode error that consumes only its own frame; a frame
@@ -306,6 +420,11 @@ macro_rules! conformance {
             #[test]
             fn empty_and_timeout_then_every_receive_form() {
                 empty_timeout_then_arrival::<$backend>();
+            }
+
+            #[test]
+            fn deadlines_say_not_now_across_processes() {
+                deadlines_across_processes::<$backend>();
             }
 
             #[test]
@@ -545,7 +664,7 @@ fn descriptors_stay_with_their_frames<T: Readable + Writable + Send>(a: T, b: T,
         });
         let counts: Vec<(Msg, usize)> = (0..5)
             .map(|_| {
-                let (m, fds) = b.recv_with_fds_timeout(LIMIT).unwrap();
+                let (m, fds) = b.recv_with_fds_timeout(LIMIT).unwrap().expect("in time");
                 for (i, fd) in fds.iter().enumerate() {
                     // Each received descriptor is a working writer of the pipe sent in its place.
                     let mut w = Connection::<Msg, pipe::Writer>::new(pipe::Writer::from(
@@ -567,7 +686,7 @@ fn descriptors_stay_with_their_frames<T: Readable + Writable + Send>(a: T, b: T,
         let mut r = Connection::<Msg, pipe::Reader>::new(p.0).unwrap();
         assert_eq!(r.recv().unwrap(), Msg::Text(text.into()));
     }
-    assert!(matches!(b.try_recv_with_fds(), Err(TryRecvError::Empty)));
+    assert!(b.try_recv_with_fds().unwrap().is_none());
     drop(a);
     assert!(b.recv_with_fds().unwrap_err().is_disconnected());
 }
@@ -627,7 +746,7 @@ fn udp_carries_typed_frames_up_to_the_datagram_size() {
         err.to_string().to_lowercase().contains("message too long"),
         "{err}"
     );
-    assert!(matches!(b.try_recv(), Err(TryRecvError::Empty)));
+    assert!(b.try_recv().unwrap().is_none());
     b.send(&Msg::Text("back".into())).unwrap();
     assert_eq!(a.recv().unwrap(), Msg::Text("back".into()));
 }
@@ -640,7 +759,7 @@ fn udp_peer_closing_is_not_an_end_of_stream() {
     // An empty datagram (which a foreign sender may send) is a torn frame, not the end.
     b.send(b"").unwrap();
     match a.recv_timeout(LIMIT) {
-        Err(RecvTimeoutError::Torn {
+        Err(RecvError::Torn {
             expected: 4,
             received: 0,
         }) => {}
@@ -653,7 +772,7 @@ fn udp_peer_closing_is_not_an_end_of_stream() {
     // a refused connection on a later call, never as Disconnected.
     a.send(&Msg::Text("into the void".into())).unwrap();
     match a.recv_timeout(Duration::from_secs(5)) {
-        Err(RecvTimeoutError::Io(e)) => {
+        Err(RecvError::Io(e)) => {
             assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
         }
         other => panic!("expected ECONNREFUSED from {b_ep}, got {other:?}"),

@@ -437,7 +437,11 @@ fn a_holder_killed_with_the_lock_makes_the_next_locker_see_owner_died() {
         ready.wait_timeout(LIMIT / 2).unwrap(),
         "the holder never took the lock"
     );
-    assert!(matches!(value.try_lock(), Err(LockError::WouldBlock)));
+    assert!(matches!(value.try_lock(), Ok(None)));
+    assert!(matches!(
+        value.lock_timeout(Duration::from_millis(20)),
+        Ok(None)
+    ));
     holder.kill();
     let mut guard = match value.lock() {
         Err(LockError::OwnerDied(guard)) => guard,
@@ -468,6 +472,11 @@ fn an_unrepaired_owner_death_makes_the_lock_not_recoverable() {
         ready.wait_timeout(LIMIT / 2).unwrap(),
         "the holder never took the lock"
     );
+    assert!(matches!(array.try_lock(), Ok(None)));
+    assert!(matches!(
+        array.lock_timeout(Duration::from_millis(20)),
+        Ok(None)
+    ));
     holder.kill();
     let err = array.lock().unwrap_err();
     assert!(err.is_owner_died());

@@ -4,9 +4,8 @@
 
 use std::io::{self, IoSlice};
 use std::os::fd::{BorrowedFd, OwnedFd};
-use std::time::{Duration, Instant};
 
-use rustix::event::{PollFd, PollFlags};
+use rustix::event::PollFlags;
 use rustix::fs::{fcntl_getfl, fcntl_setfl, FileType, OFlags};
 use rustix::io::Errno;
 use rustix::net::{RecvFlags, SendAncillaryBuffer, SendFlags};
@@ -14,7 +13,9 @@ use rustix::net::{RecvFlags, SendAncillaryBuffer, SendFlags};
 use super::error::Fail;
 use super::transport::{Framing, INET};
 use super::{DEFAULT_MAX_FRAME_LEN, HEADER_LEN};
+use crate::deadline::Deadline;
 use crate::error::{context, ResultExt};
+use crate::socket;
 use crate::sys;
 /// What the receive buffer starts at (allocated on the first receive).
 pub(super) const INITIAL_BUF: usize = 64 << 10;
@@ -61,42 +62,13 @@ impl Sink for Vec<u8> {
     }
 }
 
-/// How long an operation may wait.
-#[derive(Clone, Copy)]
-pub(super) enum Wait {
-    Block,
-    Try,
-    Until(Instant),
-}
-
-impl Wait {
-    pub(super) fn timeout(d: Duration) -> Wait {
-        match Instant::now().checked_add(d) {
-            Some(t) => Wait::Until(t),
-            None => Wait::Block,
-        }
-    }
-}
-
-/// Waits until `fd` is ready for `flags`; `false` when the wait ran out first.
-pub(super) fn wait_ready(fd: BorrowedFd<'_>, flags: PollFlags, wait: Wait) -> io::Result<bool> {
-    loop {
-        let timeout = match wait {
-            Wait::Block => None,
-            Wait::Try => Some(Duration::ZERO),
-            Wait::Until(t) => Some(t.saturating_duration_since(Instant::now())),
-        };
-        let ts = timeout.map(|d| rustix::time::Timespec {
-            tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
-            tv_nsec: d.subsec_nanos().into(),
-        });
-        let mut fds = [PollFd::new(&fd, flags)];
-        match rustix::event::poll(&mut fds, ts.as_ref()) {
-            Ok(n) => return Ok(n > 0),
-            Err(Errno::INTR) => continue,
-            Err(e) => return Err(context(e, "poll connection")),
-        }
-    }
+/// Waits until `fd` is ready for `flags`; `false` when the deadline passed first.
+pub(super) fn wait_ready(
+    fd: BorrowedFd<'_>,
+    flags: PollFlags,
+    deadline: Deadline,
+) -> Result<bool, Fail> {
+    socket::wait_ready(fd, flags, deadline).map_err(|e| Fail::Io(context(e, "poll connection")))
 }
 
 /// The buffers and state of a connection, apart from its transport and codec.
@@ -181,12 +153,12 @@ impl State {
     }
 
     /// One read into the free end of `rbuf`; sets `eof` when the peer has closed.
-    pub(super) fn read_some(&mut self, fd: BorrowedFd<'_>, wait: Wait) -> Result<(), Fail> {
-        let blocking = matches!(wait, Wait::Block);
+    pub(super) fn read_some(&mut self, fd: BorrowedFd<'_>, deadline: Deadline) -> Result<(), Fail> {
+        let blocking = deadline == Deadline::Forever;
         loop {
             if !blocking && !self.socket && !self.nonblocking {
                 // A blocking pipe end: only read once poll says it will not block.
-                if !wait_ready(fd, PollFlags::IN, wait).map_err(Fail::Io)? {
+                if !wait_ready(fd, PollFlags::IN, deadline)? {
                     return Err(Fail::WouldBlock);
                 }
             }
@@ -207,9 +179,7 @@ impl State {
                 }
                 Err(Errno::INTR) => continue,
                 Err(Errno::AGAIN) => {
-                    if matches!(wait, Wait::Try)
-                        || !wait_ready(fd, PollFlags::IN, wait).map_err(Fail::Io)?
-                    {
+                    if deadline == Deadline::Now || !wait_ready(fd, PollFlags::IN, deadline)? {
                         return Err(Fail::WouldBlock);
                     }
                 }
@@ -228,7 +198,7 @@ impl State {
     pub(super) fn fill_frame(
         &mut self,
         fd: BorrowedFd<'_>,
-        wait: Wait,
+        deadline: Deadline,
         max: usize,
     ) -> Result<usize, Fail> {
         if self.rpos == self.rend && self.rbuf.len() > KEEP_BUF {
@@ -238,7 +208,7 @@ impl State {
             self.rend = 0;
         }
         if self.framing == Framing::Message {
-            return self.fill_message(fd, wait, max);
+            return self.fill_message(fd, deadline, max);
         }
         loop {
             let have = self.rend - self.rpos;
@@ -269,7 +239,7 @@ impl State {
                 });
             }
             self.make_room(need);
-            self.read_some(fd, wait)?;
+            self.read_some(fd, deadline)?;
         }
     }
 
@@ -279,7 +249,12 @@ impl State {
     /// buffer: when `max` plus the header fits it (a longer message is refused anyway), or on
     /// UDP, whose largest datagram always fits it. Otherwise the message's size is learned
     /// first without taking it (`MSG_PEEK | MSG_TRUNC`), so a long frame is never cut.
-    fn fill_message(&mut self, fd: BorrowedFd<'_>, wait: Wait, max: usize) -> Result<usize, Fail> {
+    fn fill_message(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        deadline: Deadline,
+        max: usize,
+    ) -> Result<usize, Fail> {
         if self.rend > self.rpos {
             // A whole message refused earlier as too long: it stays until taken.
             let len = self.rend - self.rpos - HEADER_LEN;
@@ -297,10 +272,10 @@ impl State {
             self.rbuf.resize(INITIAL_BUF, 0);
         }
         let one_call = self.small_messages || max.saturating_add(HEADER_LEN) <= self.rbuf.len();
-        let (size, wait) = if one_call {
-            (self.rbuf.len(), wait)
+        let (size, deadline) = if one_call {
+            (self.rbuf.len(), deadline)
         } else {
-            let size = self.recv_message(fd, 0, RecvFlags::PEEK, wait)?;
+            let size = self.recv_message(fd, 0, RecvFlags::PEEK, deadline)?;
             if size > HEADER_LEN && size - HEADER_LEN > max {
                 return Err(Fail::TooLarge {
                     len: size - HEADER_LEN,
@@ -311,9 +286,9 @@ impl State {
                 self.rbuf.resize(size, 0);
             }
             // The message is there: take it without waiting.
-            (size.max(1), Wait::Try)
+            (size.max(1), Deadline::Now)
         };
-        let got = self.recv_message(fd, size, RecvFlags::empty(), wait)?;
+        let got = self.recv_message(fd, size, RecvFlags::empty(), deadline)?;
         if got == 0 && !self.datagram {
             // SOCK_SEQPACKET: the peer closed. (On a datagram socket an empty datagram is
             // just a message too short for a header: a torn frame, below.)
@@ -350,15 +325,15 @@ impl State {
     }
 
     /// One `recv(2)` of a message into `rbuf[..len]` with `flags` (and `MSG_TRUNC`), waiting
-    /// as `wait` allows; returns the message's real length, 0 at end of file.
+    /// until `deadline` at most; returns the message's real length, 0 at end of file.
     fn recv_message(
         &mut self,
         fd: BorrowedFd<'_>,
         len: usize,
         flags: RecvFlags,
-        wait: Wait,
+        deadline: Deadline,
     ) -> Result<usize, Fail> {
-        let blocking = matches!(wait, Wait::Block);
+        let blocking = deadline == Deadline::Forever;
         let mut flags = flags | RecvFlags::TRUNC;
         if !blocking {
             flags |= RecvFlags::DONTWAIT;
@@ -375,7 +350,7 @@ impl State {
                     )));
                 }
                 Err(Errno::AGAIN) => {
-                    if !wait_ready(fd, PollFlags::IN, wait).map_err(Fail::Io)? {
+                    if !wait_ready(fd, PollFlags::IN, deadline)? {
                         return Err(Fail::WouldBlock);
                     }
                 }
@@ -409,7 +384,7 @@ impl State {
                 return Ok(None);
             }
             self.make_room(HEADER_LEN);
-            self.read_some(fd, Wait::Block)?;
+            self.read_some(fd, Deadline::Forever)?;
         }
         let mut h = [0u8; HEADER_LEN];
         h.copy_from_slice(&self.rbuf[self.rpos..self.rpos + HEADER_LEN]);
@@ -435,7 +410,7 @@ impl State {
                 Ok(n) => filled += n,
                 Err(Errno::INTR) => {}
                 Err(Errno::AGAIN) => {
-                    wait_ready(fd, PollFlags::IN, Wait::Block).map_err(Fail::Io)?;
+                    wait_ready(fd, PollFlags::IN, Deadline::Forever)?;
                 }
                 Err(e) => {
                     // The stream is cut inside a frame; nothing after it can be trusted.
@@ -461,14 +436,14 @@ impl State {
         &self.rbuf[start..start + len]
     }
 
-    /// One write attempt of `bufs`, waiting for room as `wait` allows.
+    /// One write attempt of `bufs`, waiting for room until `deadline` at most.
     pub(super) fn write_some(
         &mut self,
         fd: BorrowedFd<'_>,
         bufs: &[IoSlice<'_>],
-        wait: Wait,
+        deadline: Deadline,
     ) -> Result<usize, Fail> {
-        let blocking = matches!(wait, Wait::Block);
+        let blocking = deadline == Deadline::Forever;
         if !blocking && !self.socket && !self.nonblocking {
             let flags = fcntl_getfl(fd).map_err(|e| Fail::Io(e.into()))?;
             fcntl_setfl(fd, flags | OFlags::NONBLOCK).map_err(|e| Fail::Io(e.into()))?;
@@ -499,7 +474,7 @@ impl State {
                 Ok(n) => return Ok(n),
                 Err(Errno::INTR) => continue,
                 Err(Errno::AGAIN) => {
-                    if !wait_ready(fd, PollFlags::OUT, wait).map_err(Fail::Io)? {
+                    if !wait_ready(fd, PollFlags::OUT, deadline)? {
                         return Err(Fail::WouldBlock);
                     }
                 }
@@ -510,10 +485,14 @@ impl State {
     }
 
     /// Sends the rest of a frame a previous `try_`/`_timeout` send started.
-    pub(super) fn flush_pending(&mut self, fd: BorrowedFd<'_>, wait: Wait) -> Result<(), Fail> {
+    pub(super) fn flush_pending(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        deadline: Deadline,
+    ) -> Result<(), Fail> {
         while self.pending_pos < self.pending.len() {
             let pending = std::mem::take(&mut self.pending);
-            let res = self.write_some(fd, &[IoSlice::new(&pending[self.pending_pos..])], wait);
+            let res = self.write_some(fd, &[IoSlice::new(&pending[self.pending_pos..])], deadline);
             self.pending = pending;
             self.pending_pos += res?;
         }
@@ -530,9 +509,9 @@ impl State {
         fd: BorrowedFd<'_>,
         header: [u8; HEADER_LEN],
         payload: &[u8],
-        wait: Wait,
+        deadline: Deadline,
     ) -> Result<(), Fail> {
-        self.flush_pending(fd, wait)?;
+        self.flush_pending(fd, deadline)?;
         let total = HEADER_LEN + payload.len();
         // A small frame is copied into one buffer and sent with `send`/`write`: cheaper than
         // the kernel's `sendmsg`/`writev` of two pieces (about 150 ns a message).
@@ -553,7 +532,7 @@ impl State {
             };
             let bufs = [IoSlice::new(a), IoSlice::new(b)];
             let bufs = if b.is_empty() { &bufs[..1] } else { &bufs[..] };
-            match self.write_some(fd, bufs, wait) {
+            match self.write_some(fd, bufs, deadline) {
                 Ok(n) => done += n,
                 Err(Fail::WouldBlock) if done > 0 => {
                     self.pending.extend_from_slice(a);
@@ -586,9 +565,10 @@ impl State {
 #[cfg(test)]
 mod tests {
     use std::os::unix::net::UnixStream;
+    use std::time::Duration;
 
     use super::*;
-    use crate::frame::{duplex, Connection, RecvError, TryRecvError, WIRE_MAX_FRAME_LEN};
+    use crate::frame::{duplex, Connection, RecvError, WIRE_MAX_FRAME_LEN};
     use crate::socket;
 
     fn seqpacket_pair() -> (
@@ -609,10 +589,10 @@ mod tests {
         assert_eq!(b.recv_bytes(10).unwrap(), b"");
         assert!(matches!(
             b.try_recv_bytes(1),
-            Err(TryRecvError::TooLarge { len: 6, max: 1 })
+            Err(RecvError::TooLarge { len: 6, max: 1 })
         ));
-        assert_eq!(b.try_recv().unwrap(), "three");
-        assert!(matches!(b.try_recv(), Err(TryRecvError::Empty)));
+        assert_eq!(b.try_recv().unwrap().as_deref(), Some("three"));
+        assert!(b.try_recv().unwrap().is_none());
         // A message whose header disagrees with its length is a torn frame, and skipped.
         a.transport().send(&[9, 0, 0, 0, 1]).unwrap();
         a.send(&"after".to_string()).unwrap();
@@ -696,10 +676,7 @@ mod tests {
         b.set_max_frame_len(WIRE_MAX_FRAME_LEN);
         rustix::io::write(&a, &u32::MAX.to_le_bytes()).unwrap();
         rustix::io::write(&a, &[7; 100]).unwrap();
-        assert!(matches!(
-            b.try_recv_bytes(usize::MAX),
-            Err(TryRecvError::Empty)
-        ));
+        assert!(b.try_recv_bytes(usize::MAX).unwrap().is_none());
         assert!(
             b.state.rbuf.len() <= 2 * INITIAL_BUF,
             "{}",

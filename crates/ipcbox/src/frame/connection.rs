@@ -6,17 +6,16 @@ use std::marker::PhantomData;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
 
-use super::buffer::{State, Wait};
-use super::error::{
-    Fail, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
-};
+use super::buffer::State;
+use super::error::{received, sent, Fail, RecvError, SendError};
 use super::transport::{Readable, Transport, Writable};
 use super::{HEADER_LEN, WIRE_MAX_FRAME_LEN};
 use crate::codec::{Codec, Postcard};
+use crate::deadline::Deadline;
 use crate::error::ResultExt;
 use crate::pipe;
 use crate::sys;
@@ -79,9 +78,9 @@ pub(super) fn fd_of<T: AsFd>(transport: &Option<T>) -> BorrowedFd<'_> {
 /// Dropping a connection closes its descriptor: the peer receives every frame sent before,
 /// then [`RecvError::Disconnected`].
 ///
-/// If a `try_`/`_timeout` send left part of a frame unsent, drop first sends the rest,
-/// blocking if need be (as `BufWriter` does). That is forever if the peer is alive but never
-/// reads again: call [`flush_timeout`](Connection::flush_timeout) (or
+/// If a `try_`, `_timeout` or `_deadline` send left part of a frame unsent, drop first sends
+/// the rest, blocking if need be (as `BufWriter` does). That is forever if the peer is alive
+/// but never reads again: call [`flush_timeout`](Connection::flush_timeout) (or
 /// [`try_flush`](Connection::try_flush)) first to bound it.
 pub struct Connection<M, T: Transport = UnixStream, C = Postcard> {
     /// Always `Some` except inside `into_transport`, which moves it out past `Drop`.
@@ -214,8 +213,8 @@ impl<M, T: Transport, C> Connection<M, T, C> {
         self.state.pending.len() - self.state.pending_pos
     }
 
-    /// Gives the transport back, after sending any pending bytes; a pipe end that a `try_` or
-    /// `_timeout` send switched to `O_NONBLOCK` is switched back to blocking.
+    /// Gives the transport back, after sending any pending bytes; a pipe end that a `try_`,
+    /// `_timeout` or `_deadline` send switched to `O_NONBLOCK` is switched back to blocking.
     ///
     /// # Errors
     ///
@@ -230,7 +229,7 @@ impl<M, T: Transport, C> Connection<M, T, C> {
             ));
         }
         self.state
-            .flush_pending(fd_of(&self.transport), Wait::Block)
+            .flush_pending(fd_of(&self.transport), Deadline::Forever)
             .map_err(|f| io::Error::from(SendError::from_fail(f)))?;
         if self.state.set_nonblocking {
             let fd = fd_of(&self.transport);
@@ -284,14 +283,14 @@ impl<M, T: Transport, C> Drop for Connection<M, T, C> {
     fn drop(&mut self) {
         if let Some(t) = &self.transport {
             if self.state.pending_pos < self.state.pending.len() {
-                let _ = self.state.flush_pending(t.as_fd(), Wait::Block);
+                let _ = self.state.flush_pending(t.as_fd(), Deadline::Forever);
             }
         }
     }
 }
 
 impl<M, T: Writable, C: Codec<M>> Connection<M, T, C> {
-    fn send_with(&mut self, msg: &M, wait: Wait) -> Result<(), Fail> {
+    fn send_with(&mut self, msg: &M, deadline: Deadline) -> Result<(), Fail> {
         let mut wbuf = std::mem::take(&mut self.state.wbuf);
         wbuf.clear();
         wbuf.extend_from_slice(&[0; HEADER_LEN]);
@@ -301,7 +300,7 @@ impl<M, T: Writable, C: Codec<M>> Connection<M, T, C> {
                 .check_send_len(wbuf.len() - HEADER_LEN)
                 .and_then(|h| {
                     self.state
-                        .write_frame(fd_of(&self.transport), h, &wbuf[HEADER_LEN..], wait)
+                        .write_frame(fd_of(&self.transport), h, &wbuf[HEADER_LEN..], deadline)
                 }),
             Err(e) => Err(Fail::Encode(e)),
         };
@@ -320,39 +319,52 @@ impl<M, T: Writable, C: Codec<M>> Connection<M, T, C> {
     /// [`SendError::TooLarge`] when the encoding exceeds [`max_frame_len`](Self::max_frame_len),
     /// [`SendError::Encode`], or [`SendError::Io`].
     pub fn send(&mut self, msg: &M) -> Result<(), SendError> {
-        self.send_with(msg, Wait::Block)
+        self.send_with(msg, Deadline::Forever)
             .map_err(SendError::from_fail)
     }
 
-    /// [`send`](Self::send) without waiting: [`TrySendError::Full`] when the transport has no
-    /// room (nothing sent). If only part of the frame fits, the rest is kept and sent first by
-    /// the next operation (the frame counts as sent; see [`flush`](Self::flush)).
+    /// [`send`](Self::send) without waiting.
+    ///
+    /// * `Ok(true)`: the frame is taken. The transport took all of it, or (on a stream) a
+    ///   first part: the connection keeps the rest and sends it before anything else (see
+    ///   [`flush`](Self::flush)).
+    /// * `Ok(false)`: nothing of `msg` was taken; the transport had no room. If the rest of an
+    ///   earlier frame was still pending, part of that rest may have gone out.
     ///
     /// # Errors
     ///
-    /// As [`send`](Self::send), plus `Full`.
-    pub fn try_send(&mut self, msg: &M) -> Result<(), TrySendError> {
-        self.send_with(msg, Wait::Try)
-            .map_err(TrySendError::from_fail)
+    /// As [`send`](Self::send).
+    pub fn try_send(&mut self, msg: &M) -> Result<bool, SendError> {
+        sent(self.send_with(msg, Deadline::Now))
     }
 
-    /// [`send`](Self::send) waiting at most `timeout` for room, with the same partial-frame
-    /// rule as [`try_send`](Self::try_send).
+    /// [`send`](Self::send) waiting at most `timeout` for room: `Ok(false)` when it passes
+    /// first, with the meaning of `Ok(true)` and `Ok(false)` of [`try_send`](Self::try_send).
     ///
     /// # Errors
     ///
-    /// As [`send`](Self::send), plus `Timeout` (nothing sent).
-    pub fn send_timeout(&mut self, msg: &M, timeout: Duration) -> Result<(), SendTimeoutError> {
-        self.send_with(msg, Wait::timeout(timeout))
-            .map_err(SendTimeoutError::from_fail)
+    /// As [`send`](Self::send).
+    pub fn send_timeout(&mut self, msg: &M, timeout: Duration) -> Result<bool, SendError> {
+        sent(self.send_with(msg, Deadline::after(timeout)))
+    }
+
+    /// [`send`](Self::send) waiting until `deadline` at most for room: `Ok(false)` when it
+    /// passes first, with the meaning of `Ok(true)` and `Ok(false)` of
+    /// [`try_send`](Self::try_send). A deadline already passed still tries once.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send).
+    pub fn send_deadline(&mut self, msg: &M, deadline: Instant) -> Result<bool, SendError> {
+        sent(self.send_with(msg, Deadline::At(deadline)))
     }
 }
 
 impl<M, T: Writable, C> Connection<M, T, C> {
-    fn send_bytes_with(&mut self, bytes: &[u8], wait: Wait) -> Result<(), Fail> {
+    fn send_bytes_with(&mut self, bytes: &[u8], deadline: Deadline) -> Result<(), Fail> {
         let header = self.state.check_send_len(bytes.len())?;
         self.state
-            .write_frame(fd_of(&self.transport), header, bytes, wait)
+            .write_frame(fd_of(&self.transport), header, bytes, deadline)
     }
 
     /// Sends `bytes` as one frame, as is, with no allocation: one `sendmsg`/`writev` of header
@@ -362,74 +374,80 @@ impl<M, T: Writable, C> Connection<M, T, C> {
     ///
     /// As [`send`](Self::send), without `Encode`.
     pub fn send_bytes(&mut self, bytes: &[u8]) -> Result<(), SendError> {
-        self.send_bytes_with(bytes, Wait::Block)
+        self.send_bytes_with(bytes, Deadline::Forever)
             .map_err(SendError::from_fail)
     }
 
-    /// [`send_bytes`](Self::send_bytes) without waiting; see [`try_send`](Self::try_send).
+    /// [`send_bytes`](Self::send_bytes) without waiting; `Ok(true)` and `Ok(false)` as for
+    /// [`try_send`](Self::try_send).
     ///
     /// # Errors
     ///
-    /// As [`try_send`](Self::try_send).
-    pub fn try_send_bytes(&mut self, bytes: &[u8]) -> Result<(), TrySendError> {
-        self.send_bytes_with(bytes, Wait::Try)
-            .map_err(TrySendError::from_fail)
+    /// As [`send_bytes`](Self::send_bytes).
+    pub fn try_send_bytes(&mut self, bytes: &[u8]) -> Result<bool, SendError> {
+        sent(self.send_bytes_with(bytes, Deadline::Now))
     }
 
-    /// [`send_bytes`](Self::send_bytes) waiting at most `timeout`; see
-    /// [`send_timeout`](Self::send_timeout).
+    /// [`send_bytes`](Self::send_bytes) waiting at most `timeout`; `Ok(true)` and `Ok(false)`
+    /// as for [`try_send`](Self::try_send).
     ///
     /// # Errors
     ///
-    /// As [`send_timeout`](Self::send_timeout).
+    /// As [`send_bytes`](Self::send_bytes).
     pub fn send_bytes_timeout(
         &mut self,
         bytes: &[u8],
         timeout: Duration,
-    ) -> Result<(), SendTimeoutError> {
-        self.send_bytes_with(bytes, Wait::timeout(timeout))
-            .map_err(SendTimeoutError::from_fail)
+    ) -> Result<bool, SendError> {
+        sent(self.send_bytes_with(bytes, Deadline::after(timeout)))
     }
 
-    /// Sends what remains of a frame a `try_`/`_timeout` send started, waiting as needed.
+    /// Sends what remains of a frame a `try_`/`_timeout`/`_deadline` send started, waiting as
+    /// needed.
     ///
     /// # Errors
     ///
     /// [`SendError::Disconnected`] or [`SendError::Io`].
     pub fn flush(&mut self) -> Result<(), SendError> {
         self.state
-            .flush_pending(fd_of(&self.transport), Wait::Block)
+            .flush_pending(fd_of(&self.transport), Deadline::Forever)
             .map_err(SendError::from_fail)
     }
 
-    /// [`flush`](Self::flush) without waiting.
+    /// [`flush`](Self::flush) without waiting: `Ok(true)` when nothing is pending any more,
+    /// `Ok(false)` when some of it still is (part may have gone out).
     ///
     /// # Errors
     ///
-    /// As [`try_send`](Self::try_send).
-    pub fn try_flush(&mut self) -> Result<(), TrySendError> {
-        self.state
-            .flush_pending(fd_of(&self.transport), Wait::Try)
-            .map_err(TrySendError::from_fail)
+    /// As [`flush`](Self::flush).
+    pub fn try_flush(&mut self) -> Result<bool, SendError> {
+        sent(
+            self.state
+                .flush_pending(fd_of(&self.transport), Deadline::Now),
+        )
     }
 
-    /// [`flush`](Self::flush) waiting at most `timeout`; what it could not send stays
-    /// pending. Call it before dropping a connection whose peer may have stopped reading.
+    /// [`flush`](Self::flush) waiting at most `timeout`: `Ok(false)` when some of the frame is
+    /// still pending then (part may have gone out). Call it before dropping a connection whose
+    /// peer may have stopped reading.
     ///
     /// # Errors
     ///
-    /// As [`send_timeout`](Self::send_timeout).
-    pub fn flush_timeout(&mut self, timeout: Duration) -> Result<(), SendTimeoutError> {
-        self.state
-            .flush_pending(fd_of(&self.transport), Wait::timeout(timeout))
-            .map_err(SendTimeoutError::from_fail)
+    /// As [`flush`](Self::flush).
+    pub fn flush_timeout(&mut self, timeout: Duration) -> Result<bool, SendError> {
+        sent(
+            self.state
+                .flush_pending(fd_of(&self.transport), Deadline::after(timeout)),
+        )
     }
 }
 
 impl<M, T: Readable, C: Codec<M>> Connection<M, T, C> {
-    fn recv_with(&mut self, wait: Wait) -> Result<M, Fail> {
+    fn recv_with(&mut self, deadline: Deadline) -> Result<M, Fail> {
         let max = self.state.max_frame;
-        let len = self.state.fill_frame(fd_of(&self.transport), wait, max)?;
+        let len = self
+            .state
+            .fill_frame(fd_of(&self.transport), deadline, max)?;
         let payload = self.state.take_frame(len);
         self.codec.decode(payload).map_err(Fail::Decode)
     }
@@ -446,54 +464,79 @@ impl<M, T: Readable, C: Codec<M>> Connection<M, T, C> {
     ///   can be received).
     /// * [`RecvError::Io`].
     pub fn recv(&mut self) -> Result<M, RecvError> {
-        self.recv_with(Wait::Block).map_err(RecvError::from_fail)
+        self.recv_with(Deadline::Forever)
+            .map_err(RecvError::from_fail)
     }
 
-    /// [`recv`](Self::recv) without waiting: [`TryRecvError::Empty`] unless a whole frame is
-    /// available (a partial one stays buffered).
+    /// [`recv`](Self::recv) without waiting: `Ok(None)` unless a whole frame is available.
+    /// The bytes of a partial frame that did arrive stay buffered in the connection
+    /// ([`buffered_len`](Self::buffered_len)), and the next receive completes it.
     ///
     /// # Errors
     ///
-    /// As [`recv`](Self::recv), plus `Empty`.
-    pub fn try_recv(&mut self) -> Result<M, TryRecvError> {
-        self.recv_with(Wait::Try).map_err(TryRecvError::from_fail)
+    /// As [`recv`](Self::recv).
+    pub fn try_recv(&mut self) -> Result<Option<M>, RecvError> {
+        received(self.recv_with(Deadline::Now))
     }
 
-    /// [`recv`](Self::recv) waiting at most `timeout`; a frame cut by the timeout stays buffered
-    /// and is completed by the next receive.
+    /// [`recv`](Self::recv) waiting at most `timeout`: `Ok(None)` when no whole frame came in
+    /// time (a partial one stays buffered, as for [`try_recv`](Self::try_recv)).
     ///
     /// # Errors
     ///
-    /// As [`recv`](Self::recv), plus `Timeout`.
-    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<M, RecvTimeoutError> {
-        self.recv_with(Wait::timeout(timeout))
-            .map_err(RecvTimeoutError::from_fail)
+    /// As [`recv`](Self::recv).
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<M>, RecvError> {
+        received(self.recv_with(Deadline::after(timeout)))
+    }
+
+    /// [`recv`](Self::recv) waiting until `deadline` at most: `Ok(None)` when no whole frame
+    /// came by then (a partial one stays buffered, as for [`try_recv`](Self::try_recv)). A
+    /// deadline already passed still takes a frame that is there.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let (mut a, mut b) = ipcbox::frame::duplex::<u32>()?;
+    /// let deadline = Instant::now() + Duration::from_secs(5);
+    /// assert!(a.send_deadline(&7, deadline)?);
+    /// assert_eq!(b.recv_deadline(deadline)?, Some(7));
+    /// assert_eq!(b.recv_deadline(Instant::now())?, None); // nothing more: not now
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn recv_deadline(&mut self, deadline: Instant) -> Result<Option<M>, RecvError> {
+        received(self.recv_with(Deadline::At(deadline)))
     }
 }
 
 impl<M, T: Readable, C> Connection<M, T, C> {
-    fn recv_bytes_with(&mut self, max_len: usize, wait: Wait) -> Result<Vec<u8>, Fail> {
+    fn recv_bytes_with(&mut self, max_len: usize, deadline: Deadline) -> Result<Vec<u8>, Fail> {
         let max = max_len.min(self.state.max_frame);
         let fd = fd_of(&self.transport);
-        if matches!(wait, Wait::Block) {
+        if deadline == Deadline::Forever {
             let mut out = Vec::new();
             if self.state.recv_direct(fd, max, &mut out)?.is_some() {
                 return Ok(out);
             }
         }
-        let len = self.state.fill_frame(fd, wait, max)?;
+        let len = self.state.fill_frame(fd, deadline, max)?;
         Ok(self.state.take_frame(len).to_vec())
     }
 
-    fn recv_bytes_into_with(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize, Fail> {
+    fn recv_bytes_into_with(&mut self, buf: &mut [u8], deadline: Deadline) -> Result<usize, Fail> {
         let max = buf.len().min(self.state.max_frame);
         let fd = fd_of(&self.transport);
-        if matches!(wait, Wait::Block) {
+        if deadline == Deadline::Forever {
             if let Some(len) = self.state.recv_direct(fd, max, buf)? {
                 return Ok(len);
             }
         }
-        let len = self.state.fill_frame(fd, wait, max)?;
+        let len = self.state.fill_frame(fd, deadline, max)?;
         buf[..len].copy_from_slice(self.state.take_frame(len));
         Ok(len)
     }
@@ -505,32 +548,32 @@ impl<M, T: Readable, C> Connection<M, T, C> {
     /// As [`recv`](Self::recv) without `Decode`; `TooLarge` names `max_len` when the frame is
     /// longer than it (the frame stays unread).
     pub fn recv_bytes(&mut self, max_len: usize) -> Result<Vec<u8>, RecvError> {
-        self.recv_bytes_with(max_len, Wait::Block)
+        self.recv_bytes_with(max_len, Deadline::Forever)
             .map_err(RecvError::from_fail)
     }
 
-    /// [`recv_bytes`](Self::recv_bytes) without waiting.
+    /// [`recv_bytes`](Self::recv_bytes) without waiting: `Ok(None)` as for
+    /// [`try_recv`](Self::try_recv).
     ///
     /// # Errors
     ///
-    /// As [`try_recv`](Self::try_recv) without `Decode`.
-    pub fn try_recv_bytes(&mut self, max_len: usize) -> Result<Vec<u8>, TryRecvError> {
-        self.recv_bytes_with(max_len, Wait::Try)
-            .map_err(TryRecvError::from_fail)
+    /// As [`recv_bytes`](Self::recv_bytes).
+    pub fn try_recv_bytes(&mut self, max_len: usize) -> Result<Option<Vec<u8>>, RecvError> {
+        received(self.recv_bytes_with(max_len, Deadline::Now))
     }
 
-    /// [`recv_bytes`](Self::recv_bytes) waiting at most `timeout`.
+    /// [`recv_bytes`](Self::recv_bytes) waiting at most `timeout`: `Ok(None)` as for
+    /// [`recv_timeout`](Self::recv_timeout).
     ///
     /// # Errors
     ///
-    /// As [`recv_timeout`](Self::recv_timeout) without `Decode`.
+    /// As [`recv_bytes`](Self::recv_bytes).
     pub fn recv_bytes_timeout(
         &mut self,
         max_len: usize,
         timeout: Duration,
-    ) -> Result<Vec<u8>, RecvTimeoutError> {
-        self.recv_bytes_with(max_len, Wait::timeout(timeout))
-            .map_err(RecvTimeoutError::from_fail)
+    ) -> Result<Option<Vec<u8>>, RecvError> {
+        received(self.recv_bytes_with(max_len, Deadline::after(timeout)))
     }
 
     /// Receives one frame's payload into `buf` and returns its length, like Python's
@@ -553,32 +596,32 @@ impl<M, T: Readable, C> Connection<M, T, C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn recv_bytes_into(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
-        self.recv_bytes_into_with(buf, Wait::Block)
+        self.recv_bytes_into_with(buf, Deadline::Forever)
             .map_err(RecvError::from_fail)
     }
 
-    /// [`recv_bytes_into`](Self::recv_bytes_into) without waiting.
+    /// [`recv_bytes_into`](Self::recv_bytes_into) without waiting: `Ok(None)` as for
+    /// [`try_recv`](Self::try_recv), and `buf` is untouched then.
     ///
     /// # Errors
     ///
-    /// As [`try_recv`](Self::try_recv) without `Decode`.
-    pub fn try_recv_bytes_into(&mut self, buf: &mut [u8]) -> Result<usize, TryRecvError> {
-        self.recv_bytes_into_with(buf, Wait::Try)
-            .map_err(TryRecvError::from_fail)
+    /// As [`recv_bytes_into`](Self::recv_bytes_into).
+    pub fn try_recv_bytes_into(&mut self, buf: &mut [u8]) -> Result<Option<usize>, RecvError> {
+        received(self.recv_bytes_into_with(buf, Deadline::Now))
     }
 
-    /// [`recv_bytes_into`](Self::recv_bytes_into) waiting at most `timeout`.
+    /// [`recv_bytes_into`](Self::recv_bytes_into) waiting at most `timeout`: `Ok(None)` as for
+    /// [`recv_timeout`](Self::recv_timeout), and `buf` is untouched then.
     ///
     /// # Errors
     ///
-    /// As [`recv_timeout`](Self::recv_timeout) without `Decode`.
+    /// As [`recv_bytes_into`](Self::recv_bytes_into).
     pub fn recv_bytes_into_timeout(
         &mut self,
         buf: &mut [u8],
         timeout: Duration,
-    ) -> Result<usize, RecvTimeoutError> {
-        self.recv_bytes_into_with(buf, Wait::timeout(timeout))
-            .map_err(RecvTimeoutError::from_fail)
+    ) -> Result<Option<usize>, RecvError> {
+        received(self.recv_bytes_into_with(buf, Deadline::after(timeout)))
     }
 }
 

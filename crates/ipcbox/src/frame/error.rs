@@ -36,102 +36,8 @@ fn torn(f: &mut fmt::Formatter<'_>, expected: usize, received: usize) -> fmt::Re
     )
 }
 
-macro_rules! recv_error {
-    ($(#[$doc:meta])* $name:ident, $wait:ident, $wait_doc:literal, $wait_msg:literal) => {
-        $(#[$doc])*
-        #[derive(Debug)]
-        #[non_exhaustive]
-        pub enum $name {
-            #[doc = $wait_doc]
-            $wait,
-            /// The peer closed the connection (every frame it sent before was received): the
-            /// analogue of Python's `EOFError`.
-            Disconnected,
-            /// The next frame's payload (`len` bytes) is longer than the limit `max`. It
-            /// stays unread, unless on a message transport it was also longer than the 64 KiB
-            /// receive buffer: then it is dropped (see `WIRE.md`).
-            TooLarge {
-                /// The payload length the frame header gives.
-                len: usize,
-                /// The limit it exceeds.
-                max: usize,
-            },
-            /// The peer closed the connection in the middle of a frame (killed, say): the
-            /// partial frame is dropped and the next receive reports `Disconnected`. On a
-            /// message transport: a message whose length disagrees with its header (dropped;
-            /// receiving goes on).
-            Torn {
-                /// The bytes of the frame (header included) the receiver was waiting for.
-                expected: usize,
-                /// The bytes that had arrived.
-                received: usize,
-            },
-            /// A whole frame arrived but its payload is not a valid message; it is consumed.
-            Decode(DecodeError),
-            /// An OS error.
-            Io(io::Error),
-        }
-
-        impl $name {
-            pub(super) fn from_fail(f: Fail) -> $name {
-                match f {
-                    Fail::WouldBlock => $name::$wait,
-                    Fail::Disconnected => $name::Disconnected,
-                    Fail::TooLarge { len, max } => $name::TooLarge { len, max },
-                    Fail::Torn { expected, received } => $name::Torn { expected, received },
-                    Fail::Decode(e) => $name::Decode(e),
-                    Fail::Encode(e) => $name::Io(io::Error::new(io::ErrorKind::InvalidData, e)),
-                    Fail::Io(e) => $name::Io(e),
-                }
-            }
-
-            /// `true` for `Disconnected`.
-            pub fn is_disconnected(&self) -> bool {
-                matches!(self, $name::Disconnected)
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                match self {
-                    $name::$wait => f.write_str($wait_msg),
-                    $name::Disconnected => f.write_str(DISCONNECTED),
-                    $name::TooLarge { len, max } => too_large(f, *len, *max),
-                    $name::Torn { expected, received } => torn(f, *expected, *received),
-                    $name::Decode(e) => e.fmt(f),
-                    $name::Io(e) => e.fmt(f),
-                }
-            }
-        }
-
-        impl std::error::Error for $name {
-            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-                match self {
-                    $name::Decode(e) => Some(e),
-                    $name::Io(e) => Some(e),
-                    _ => None,
-                }
-            }
-        }
-
-        impl From<$name> for io::Error {
-            fn from(e: $name) -> io::Error {
-                let kind = match &e {
-                    $name::$wait => io::ErrorKind::WouldBlock,
-                    $name::Disconnected | $name::Torn { .. } => io::ErrorKind::UnexpectedEof,
-                    $name::TooLarge { .. } | $name::Decode(_) => io::ErrorKind::InvalidData,
-                    $name::Io(e) => e.kind(),
-                };
-                match e {
-                    $name::Io(e) => e,
-                    e => io::Error::new(kind, e),
-                }
-            }
-        }
-    };
-}
-
-/// Why [`Connection::recv`] failed.
+/// Why a [`Connection`] receive failed. Running out of time is not a failure: the `try_`,
+/// `_timeout` and `_deadline` forms report it as `Ok(None)`.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum RecvError {
@@ -163,9 +69,11 @@ pub enum RecvError {
 }
 
 impl RecvError {
+    /// The failure behind `f`, which is not "not now" (see [`received`]).
     pub(super) fn from_fail(f: Fail) -> RecvError {
         match f {
-            // A blocking receive does not run out of time; keep the case total all the same.
+            // Only a receive that may wait no longer stops here, and `received` takes that
+            // one; keep the case total all the same.
             Fail::WouldBlock => RecvError::Io(io::ErrorKind::WouldBlock.into()),
             Fail::Disconnected => RecvError::Disconnected,
             Fail::TooLarge { len, max } => RecvError::TooLarge { len, max },
@@ -204,146 +112,114 @@ impl std::error::Error for RecvError {
     }
 }
 
+/// The kind by variant: `Disconnected` and `Torn` are `UnexpectedEof`, `TooLarge` and
+/// `Decode` are `InvalidData`, and `Io` is the OS error itself.
 impl From<RecvError> for io::Error {
     fn from(e: RecvError) -> io::Error {
-        let kind = match &e {
+        let kind = match e {
+            RecvError::Io(e) => return e,
             RecvError::Disconnected | RecvError::Torn { .. } => io::ErrorKind::UnexpectedEof,
             RecvError::TooLarge { .. } | RecvError::Decode(_) => io::ErrorKind::InvalidData,
-            RecvError::Io(_) => io::ErrorKind::Other,
         };
-        match e {
-            RecvError::Io(e) => e,
-            e => io::Error::new(kind, e),
+        io::Error::new(kind, e)
+    }
+}
+
+/// Why a [`Connection`] send failed. A transport with no room is not a failure: the `try_`,
+/// `_timeout` and `_deadline` forms report it as `Ok(false)`.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The peer closed the connection (`EPIPE`, `ECONNRESET`); nothing more can be sent.
+    Disconnected,
+    /// The payload (`len` bytes) is longer than the limit `max`; nothing was sent.
+    TooLarge {
+        /// The payload length.
+        len: usize,
+        /// The connection's frame limit.
+        max: usize,
+    },
+    /// The codec could not encode the message; nothing was sent.
+    Encode(EncodeError),
+    /// An OS error.
+    Io(io::Error),
+}
+
+impl SendError {
+    /// The failure behind `f`, which is not "not now" (see [`sent`]).
+    pub(super) fn from_fail(f: Fail) -> SendError {
+        match f {
+            Fail::Disconnected => SendError::Disconnected,
+            Fail::TooLarge { len, max } => SendError::TooLarge { len, max },
+            Fail::Encode(e) => SendError::Encode(e),
+            Fail::Io(e) => SendError::Io(e),
+            // As for RecvError: `sent` takes "not now" before it gets here.
+            Fail::WouldBlock => SendError::Io(io::ErrorKind::WouldBlock.into()),
+            Fail::Torn { .. } | Fail::Decode(_) => {
+                SendError::Io(io::Error::other("internal: receive error on send"))
+            }
+        }
+    }
+
+    /// `true` for `Disconnected`.
+    pub fn is_disconnected(&self) -> bool {
+        matches!(self, SendError::Disconnected)
+    }
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::Disconnected => f.write_str(DISCONNECTED),
+            SendError::TooLarge { len, max } => write!(
+                f,
+                "message of {len} bytes is longer than the frame limit of {max} bytes"
+            ),
+            SendError::Encode(e) => e.fmt(f),
+            SendError::Io(e) => e.fmt(f),
         }
     }
 }
 
-recv_error!(
-    /// Why [`Connection::try_recv`] failed.
-    TryRecvError,
-    Empty,
-    "No whole frame is available yet (a partial one stays buffered).",
-    "no whole frame is available yet"
-);
-
-recv_error!(
-    /// Why [`Connection::recv_timeout`] failed.
-    RecvTimeoutError,
-    Timeout,
-    "No whole frame arrived in time (a partial one stays buffered).",
-    "timed out waiting for a frame"
-);
-
-fn send_too_large(f: &mut fmt::Formatter<'_>, len: usize, max: usize) -> fmt::Result {
-    write!(
-        f,
-        "message of {len} bytes is longer than the frame limit of {max} bytes"
-    )
+impl std::error::Error for SendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SendError::Encode(e) => Some(e),
+            SendError::Io(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
-macro_rules! send_error {
-    ($(#[$doc:meta])* $name:ident $(, $wait:ident, $wait_doc:literal, $wait_msg:literal)?) => {
-        $(#[$doc])*
-        #[derive(Debug)]
-        #[non_exhaustive]
-        pub enum $name {
-            $(
-                #[doc = $wait_doc]
-                $wait,
-            )?
-            /// The peer closed the connection (`EPIPE`, `ECONNRESET`); nothing more can be sent.
-            Disconnected,
-            /// The payload (`len` bytes) is longer than the limit `max`; nothing was sent.
-            TooLarge {
-                /// The payload length.
-                len: usize,
-                /// The connection's frame limit.
-                max: usize,
-            },
-            /// The codec could not encode the message; nothing was sent.
-            Encode(EncodeError),
-            /// An OS error.
-            Io(io::Error),
-        }
-
-        impl $name {
-            pub(super) fn from_fail(f: Fail) -> $name {
-                match f {
-                    $(Fail::WouldBlock => $name::$wait,)?
-                    Fail::Disconnected => $name::Disconnected,
-                    Fail::TooLarge { len, max } => $name::TooLarge { len, max },
-                    Fail::Encode(e) => $name::Encode(e),
-                    Fail::Io(e) => $name::Io(e),
-                    #[allow(unreachable_patterns)]
-                    Fail::WouldBlock => $name::Io(io::ErrorKind::WouldBlock.into()),
-                    Fail::Torn { .. } | Fail::Decode(_) => {
-                        $name::Io(io::Error::other("internal: receive error on send"))
-                    }
-                }
-            }
-
-            /// `true` for `Disconnected`.
-            pub fn is_disconnected(&self) -> bool {
-                matches!(self, $name::Disconnected)
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                match self {
-                    $($name::$wait => f.write_str($wait_msg),)?
-                    $name::Disconnected => f.write_str(DISCONNECTED),
-                    $name::TooLarge { len, max } => send_too_large(f, *len, *max),
-                    $name::Encode(e) => e.fmt(f),
-                    $name::Io(e) => e.fmt(f),
-                }
-            }
-        }
-
-        impl std::error::Error for $name {
-            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-                match self {
-                    $name::Encode(e) => Some(e),
-                    $name::Io(e) => Some(e),
-                    _ => None,
-                }
-            }
-        }
-
-        impl From<$name> for io::Error {
-            fn from(e: $name) -> io::Error {
-                let kind = match &e {
-                    $($name::$wait => io::ErrorKind::WouldBlock,)?
-                    $name::Disconnected => io::ErrorKind::BrokenPipe,
-                    $name::TooLarge { .. } | $name::Encode(_) => io::ErrorKind::InvalidInput,
-                    $name::Io(e) => e.kind(),
-                };
-                match e {
-                    $name::Io(e) => e,
-                    e => io::Error::new(kind, e),
-                }
-            }
-        }
-    };
+/// The kind by variant: `Disconnected` is `BrokenPipe`, `TooLarge` and `Encode` are
+/// `InvalidInput`, and `Io` is the OS error itself.
+impl From<SendError> for io::Error {
+    fn from(e: SendError) -> io::Error {
+        let kind = match e {
+            SendError::Io(e) => return e,
+            SendError::Disconnected => io::ErrorKind::BrokenPipe,
+            SendError::TooLarge { .. } | SendError::Encode(_) => io::ErrorKind::InvalidInput,
+        };
+        io::Error::new(kind, e)
+    }
 }
 
-send_error!(
-    /// Why [`Connection::send`] failed.
-    SendError
-);
+/// What a receive that may return before a frame arrives returns: `Ok(None)` when none came
+/// in time, the failure otherwise.
+pub(super) fn received<T>(res: Result<T, Fail>) -> Result<Option<T>, RecvError> {
+    match res {
+        Ok(v) => Ok(Some(v)),
+        Err(Fail::WouldBlock) => Ok(None),
+        Err(f) => Err(RecvError::from_fail(f)),
+    }
+}
 
-send_error!(
-    /// Why [`Connection::try_send`] failed.
-    TrySendError,
-    Full,
-    "The transport has no room now; nothing was sent.",
-    "the connection's transport is full"
-);
-
-send_error!(
-    /// Why [`Connection::send_timeout`] failed.
-    SendTimeoutError,
-    Timeout,
-    "The transport had no room in time; nothing was sent.",
-    "timed out waiting to send"
-);
+/// What a send that may return before the transport has room returns: `Ok(false)` when
+/// nothing of the message was taken in time, the failure otherwise.
+pub(super) fn sent(res: Result<(), Fail>) -> Result<bool, SendError> {
+    match res {
+        Ok(()) => Ok(true),
+        Err(Fail::WouldBlock) => Ok(false),
+        Err(f) => Err(SendError::from_fail(f)),
+    }
+}

@@ -8,14 +8,13 @@ use rustix::event::PollFlags;
 use rustix::io::Errno;
 use rustix::net::{RecvFlags, SendFlags};
 
-use super::buffer::{wait_ready, State, Wait, INITIAL_BUF};
+use super::buffer::{wait_ready, State, INITIAL_BUF};
 use super::connection::{fd_of, Connection};
-use super::error::{
-    Fail, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
-};
+use super::error::{received, sent, Fail, RecvError, SendError};
 use super::transport::{Framing, Readable, Writable};
 use super::HEADER_LEN;
 use crate::codec::Codec;
+use crate::deadline::Deadline;
 use crate::error::context;
 use crate::sys;
 
@@ -35,8 +34,13 @@ impl State {
 
     /// One `recvmsg` of at most `want` bytes into the free end of `rbuf`, keeping any
     /// descriptors that come with them in `fds`; sets `eof` when the peer has closed.
-    fn read_exact_part(&mut self, fd: BorrowedFd<'_>, want: usize, wait: Wait) -> Result<(), Fail> {
-        let flags = if matches!(wait, Wait::Block) {
+    fn read_exact_part(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        want: usize,
+        deadline: Deadline,
+    ) -> Result<(), Fail> {
+        let flags = if deadline == Deadline::Forever {
             RecvFlags::empty()
         } else {
             RecvFlags::DONTWAIT
@@ -55,9 +59,7 @@ impl State {
                     return Ok(());
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if matches!(wait, Wait::Try)
-                        || !wait_ready(fd, PollFlags::IN, wait).map_err(Fail::Io)?
-                    {
+                    if deadline == Deadline::Now || !wait_ready(fd, PollFlags::IN, deadline)? {
                         return Err(Fail::WouldBlock);
                     }
                 }
@@ -75,11 +77,11 @@ impl State {
     fn fill_frame_fds(
         &mut self,
         fd: BorrowedFd<'_>,
-        wait: Wait,
+        deadline: Deadline,
         max: usize,
     ) -> Result<usize, Fail> {
         if self.framing == Framing::Message {
-            return self.fill_message_fds(fd, wait, max);
+            return self.fill_message_fds(fd, deadline, max);
         }
         loop {
             let have = self.rend - self.rpos;
@@ -110,7 +112,7 @@ impl State {
                 });
             }
             self.make_room(need);
-            self.read_exact_part(fd, need - have, wait)?;
+            self.read_exact_part(fd, need - have, deadline)?;
         }
     }
 
@@ -118,7 +120,7 @@ impl State {
     fn fill_message_fds(
         &mut self,
         fd: BorrowedFd<'_>,
-        wait: Wait,
+        deadline: Deadline,
         max: usize,
     ) -> Result<usize, Fail> {
         self.rpos = 0;
@@ -136,9 +138,7 @@ impl State {
                 Ok((_, size)) => size,
                 Err(Errno::INTR) => continue,
                 Err(Errno::AGAIN) => {
-                    if matches!(wait, Wait::Try)
-                        || !wait_ready(fd, PollFlags::IN, wait).map_err(Fail::Io)?
-                    {
+                    if deadline == Deadline::Now || !wait_ready(fd, PollFlags::IN, deadline)? {
                         return Err(Fail::WouldBlock);
                     }
                     continue;
@@ -189,10 +189,10 @@ impl State {
         fd: BorrowedFd<'_>,
         frame: &[u8],
         fds: &[BorrowedFd<'_>],
-        wait: Wait,
+        deadline: Deadline,
     ) -> Result<(), Fail> {
-        self.flush_pending(fd, wait)?;
-        let flags = if matches!(wait, Wait::Block) {
+        self.flush_pending(fd, deadline)?;
+        let flags = if deadline == Deadline::Forever {
             SendFlags::empty()
         } else {
             SendFlags::DONTWAIT
@@ -201,7 +201,7 @@ impl State {
             match sys::socket::send_fds(fd, frame, fds, flags) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if !wait_ready(fd, PollFlags::OUT, wait).map_err(Fail::Io)? {
+                    if !wait_ready(fd, PollFlags::OUT, deadline)? {
                         return Err(Fail::WouldBlock);
                     }
                 }
@@ -217,7 +217,7 @@ impl State {
             }
         };
         while done < frame.len() {
-            match self.write_some(fd, &[IoSlice::new(&frame[done..])], wait) {
+            match self.write_some(fd, &[IoSlice::new(&frame[done..])], deadline) {
                 Ok(n) => done += n,
                 Err(Fail::WouldBlock) => {
                     self.pending.extend_from_slice(&frame[done..]);
@@ -231,7 +231,12 @@ impl State {
 }
 
 impl<M, T: Writable, C: Codec<M>> Connection<M, T, C> {
-    fn send_fds_with(&mut self, msg: &M, fds: &[BorrowedFd<'_>], wait: Wait) -> Result<(), Fail> {
+    fn send_fds_with(
+        &mut self,
+        msg: &M,
+        fds: &[BorrowedFd<'_>],
+        deadline: Deadline,
+    ) -> Result<(), Fail> {
         self.state.check_socket_for_fds()?;
         let mut wbuf = std::mem::take(&mut self.state.wbuf);
         wbuf.clear();
@@ -243,7 +248,7 @@ impl<M, T: Writable, C: Codec<M>> Connection<M, T, C> {
                 .and_then(|h| {
                     wbuf[..HEADER_LEN].copy_from_slice(&h);
                     self.state
-                        .write_frame_fds(fd_of(&self.transport), &wbuf, fds, wait)
+                        .write_frame_fds(fd_of(&self.transport), &wbuf, fds, deadline)
                 }),
             Err(e) => Err(Fail::Encode(e)),
         };
@@ -276,48 +281,48 @@ impl<M, T: Writable, C: Codec<M>> Connection<M, T, C> {
     /// ```
     #[doc(alias = "SCM_RIGHTS")]
     pub fn send_with_fds(&mut self, msg: &M, fds: &[BorrowedFd<'_>]) -> Result<(), SendError> {
-        self.send_fds_with(msg, fds, Wait::Block)
+        self.send_fds_with(msg, fds, Deadline::Forever)
             .map_err(SendError::from_fail)
     }
 
-    /// [`send_with_fds`](Self::send_with_fds) without waiting: `Full` when the socket has no
-    /// room (nothing sent, no descriptor passed).
+    /// [`send_with_fds`](Self::send_with_fds) without waiting; `Ok(true)` and `Ok(false)` as
+    /// for [`try_send`](Self::try_send). After `Ok(false)` no descriptor was passed; after
+    /// `Ok(true)` they all were, with the frame's first byte.
     ///
     /// # Errors
     ///
-    /// As [`try_send`](Self::try_send).
+    /// As [`send_with_fds`](Self::send_with_fds).
     pub fn try_send_with_fds(
         &mut self,
         msg: &M,
         fds: &[BorrowedFd<'_>],
-    ) -> Result<(), TrySendError> {
-        self.send_fds_with(msg, fds, Wait::Try)
-            .map_err(TrySendError::from_fail)
+    ) -> Result<bool, SendError> {
+        sent(self.send_fds_with(msg, fds, Deadline::Now))
     }
 
-    /// [`send_with_fds`](Self::send_with_fds) waiting at most `timeout` for room.
+    /// [`send_with_fds`](Self::send_with_fds) waiting at most `timeout` for room; the outcome
+    /// as for [`try_send_with_fds`](Self::try_send_with_fds).
     ///
     /// # Errors
     ///
-    /// As [`send_timeout`](Self::send_timeout).
+    /// As [`send_with_fds`](Self::send_with_fds).
     pub fn send_with_fds_timeout(
         &mut self,
         msg: &M,
         fds: &[BorrowedFd<'_>],
         timeout: Duration,
-    ) -> Result<(), SendTimeoutError> {
-        self.send_fds_with(msg, fds, Wait::timeout(timeout))
-            .map_err(SendTimeoutError::from_fail)
+    ) -> Result<bool, SendError> {
+        sent(self.send_fds_with(msg, fds, Deadline::after(timeout)))
     }
 }
 
 impl<M, T: Readable, C: Codec<M>> Connection<M, T, C> {
-    fn recv_fds_with(&mut self, wait: Wait) -> Result<(M, Vec<OwnedFd>), Fail> {
+    fn recv_fds_with(&mut self, deadline: Deadline) -> Result<(M, Vec<OwnedFd>), Fail> {
         self.state.check_socket_for_fds()?;
         let max = self.state.max_frame;
         let len = self
             .state
-            .fill_frame_fds(fd_of(&self.transport), wait, max)?;
+            .fill_frame_fds(fd_of(&self.transport), deadline, max)?;
         let fds = std::mem::take(&mut self.state.fds);
         let payload = self.state.take_frame(len);
         // A frame that does not decode is consumed with its descriptors (closed here).
@@ -341,31 +346,30 @@ impl<M, T: Readable, C: Codec<M>> Connection<M, T, C> {
     /// undecodable frame's descriptors are closed.
     #[doc(alias = "SCM_RIGHTS")]
     pub fn recv_with_fds(&mut self) -> Result<(M, Vec<OwnedFd>), RecvError> {
-        self.recv_fds_with(Wait::Block)
+        self.recv_fds_with(Deadline::Forever)
             .map_err(RecvError::from_fail)
     }
 
-    /// [`recv_with_fds`](Self::recv_with_fds) without waiting; a partial frame stays buffered
-    /// with its descriptors.
+    /// [`recv_with_fds`](Self::recv_with_fds) without waiting: `Ok(None)` unless a whole frame
+    /// is available; a partial one stays buffered with its descriptors.
     ///
     /// # Errors
     ///
-    /// As [`try_recv`](Self::try_recv).
-    pub fn try_recv_with_fds(&mut self) -> Result<(M, Vec<OwnedFd>), TryRecvError> {
-        self.recv_fds_with(Wait::Try)
-            .map_err(TryRecvError::from_fail)
+    /// As [`recv_with_fds`](Self::recv_with_fds).
+    pub fn try_recv_with_fds(&mut self) -> Result<Option<(M, Vec<OwnedFd>)>, RecvError> {
+        received(self.recv_fds_with(Deadline::Now))
     }
 
-    /// [`recv_with_fds`](Self::recv_with_fds) waiting at most `timeout`.
+    /// [`recv_with_fds`](Self::recv_with_fds) waiting at most `timeout`: `Ok(None)` as for
+    /// [`try_recv_with_fds`](Self::try_recv_with_fds).
     ///
     /// # Errors
     ///
-    /// As [`recv_timeout`](Self::recv_timeout).
+    /// As [`recv_with_fds`](Self::recv_with_fds).
     pub fn recv_with_fds_timeout(
         &mut self,
         timeout: Duration,
-    ) -> Result<(M, Vec<OwnedFd>), RecvTimeoutError> {
-        self.recv_fds_with(Wait::timeout(timeout))
-            .map_err(RecvTimeoutError::from_fail)
+    ) -> Result<Option<(M, Vec<OwnedFd>)>, RecvError> {
+        received(self.recv_fds_with(Deadline::after(timeout)))
     }
 }

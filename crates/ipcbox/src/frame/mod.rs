@@ -14,9 +14,12 @@
 //! * **Large frames**: a blocking receive of a frame of 64 KiB or more reads the payload
 //!   straight into the caller's buffer. On a message socket each frame is one `recv`, after a
 //!   `MSG_PEEK` for its size when the receive limit is 64 KiB or more (not on UDP).
-//! * **Timeouts**: every blocking operation has `try_` and `_timeout` forms. A frame that
-//!   arrives partly before a timeout stays buffered and is completed by the next call, so
-//!   timeouts never desynchronise the stream.
+//! * **Outcomes**: the `try_`, `_timeout` and `_deadline` forms report "not now" in `Ok`
+//!   (`Ok(false)` from a send, `Ok(None)` from a receive); an `Err` is always a failure, as
+//!   [the crate's rule](crate#outcomes) says.
+//! * **Partial frames**: a frame that arrives partly before time runs out stays buffered and
+//!   the next receive completes it. A send that runs out of time after part of its frame went
+//!   out reports it taken and sends the rest first, so the stream never desynchronises.
 //! * On a blocking message socket with a receive timeout (`SO_RCVTIMEO`), a blocking receive
 //!   that outlasts it fails with [`io::ErrorKind::TimedOut`] instead of waiting on.
 //! * **Limits**: the receiver refuses frames longer than
@@ -63,9 +66,7 @@ mod fds;
 mod transport;
 
 pub use connection::{duplex, pipe, Connection};
-pub use error::{
-    RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
-};
+pub use error::{RecvError, SendError};
 pub use fds::MAX_FDS_PER_FRAME;
 pub use transport::{Framing, Readable, Transport, Writable};
 /// Bytes in a frame header: the payload length as a little-endian `u32`.

@@ -7,15 +7,15 @@ use crate::sys::mmap::shared_layout;
 
 shared_layout! {
     /// ipcbox's process-shared robust mutex (of `sync::Mutex`, `shm::Value` and `shm::Array`):
-    /// a lock word naming the owner thread by its ID and a tag of its start time, and a word
-    /// saying whether what it protects is consistent. Two plain `u32`s, no pointers; the
-    /// protocol is in `robust`.
+    /// a lock word naming the owner thread, and a word saying whether what it protects is
+    /// consistent. Two plain `u32`s, no pointers; `robust` implements the protocol.
+    ///
+    /// The lock word's format: LAYOUT.md, "Lock words".
     pub(crate) struct RawMutex {
-        /// 0 when free; else the owner's thread ID (low 22 bits), its start time tag (9 bits)
-        /// and a "someone may sleep" bit (the top one). See `pid_lock`.
+        /// Who holds the lock, if anyone (`pid_lock`).
         pub(crate) word: AtomicU32 = 0,
-        /// 0 consistent, 1 an owner died and nobody has marked it consistent yet, 2 not
-        /// recoverable.
+        /// Whether what the lock protects is consistent, or an owner died, or the lock is not
+        /// recoverable (`robust`).
         pub(crate) state: AtomicU32 = 4,
     }
 }

@@ -6,6 +6,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
 
+use crate::deadline::Deadline;
 use crate::error::{context, invalid_input};
 use crate::mode::CreationMode;
 use crate::sys::mq as sys;
@@ -24,9 +25,8 @@ const HARD_MSGSIZEMAX: usize = 16 * 1024 * 1024;
 /// (`mq_attr.mq_maxmsg`, `mq_attr.mq_msgsize`).
 ///
 /// Without privileges, the values may not exceed `/proc/sys/fs/mqueue/msg_max` and
-/// `msgsize_max` (see [`PosixLimits`]); a process with `CAP_SYS_RESOURCE` (usually root, but not every
-/// container's root) may go up to
-/// 65536 messages of 16 MiB.
+/// `msgsize_max` (see [`PosixLimits`]). A process with `CAP_SYS_RESOURCE` (usually root, but
+/// not every container's root) may go up to 65536 messages of 16 MiB.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Attributes {
     /// Capacity: how many messages the queue holds before senders wait (`mq_maxmsg`, ≥ 1).
@@ -305,10 +305,10 @@ fn create_error(err: io::Error, name: &Name, attr: Option<(i64, i64)>) -> io::Er
 /// [`max_message_size`](PosixQueue::max_message_size) bytes, each with a priority, received
 /// highest priority first and in FIFO order within a priority.
 ///
-/// The queue lives in the kernel until its name is unlinked and the last handle is closed; a
+/// The queue lives in the kernel until its name is unlinked and the last handle is closed: a
 /// message sent by a process that has exited stays in it. The handle that created the name
-/// unlinks it on drop unless [`detach`](PosixQueue::detach)ed; handles that merely opened it
-/// never do. Python's `posix_ipc.MessageQueue(name)` opens the same queue.
+/// unlinks it on drop unless [`detach`](PosixQueue::detach)ed, and handles that merely opened
+/// it never do. Python's `posix_ipc.MessageQueue(name)` opens the same queue.
 ///
 /// The handle is a file descriptor ([`AsFd`]): `poll`/`epoll` report it readable when a message
 /// is waiting and writable when there is room, so it fits in an event loop.
@@ -451,26 +451,20 @@ impl PosixQueue {
     #[doc(alias = "mq_send")]
     pub fn send(&self, msg: &[u8], prio: u32) -> io::Result<()> {
         self.check_send(msg, prio)?;
-        loop {
-            match sys::mq_send(self.fd.as_fd(), msg, prio, None) {
-                Ok(()) => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(self.send_error(e, msg)),
-            }
-        }
+        // Without a deadline the call waits until it sends (or fails).
+        self.send_until(msg, prio, Deadline::Forever).map(drop)
     }
 
     /// Sends `msg` if the queue has room now; `Ok(false)` (nothing sent) when it is full.
     ///
-    /// One `mq_timedsend` with a deadline in the past, so it needs no change of the handle's
-    /// blocking mode.
-    ///
     /// # Errors
     ///
     /// As [`send`](Self::send), except that a full queue is `Ok(false)`.
+    // One `mq_timedsend` with a deadline in the past, so the handle's blocking mode need not
+    // change.
     pub fn try_send(&self, msg: &[u8], prio: u32) -> io::Result<bool> {
         self.check_send(msg, prio)?;
-        self.send_until(msg, prio, &PAST)
+        self.send_until(msg, prio, Deadline::Now)
     }
 
     /// Sends `msg`, waiting at most `timeout` for room (`mq_timedsend`); `Ok(false)` (nothing
@@ -485,18 +479,17 @@ impl PosixQueue {
     #[doc(alias = "mq_timedsend")]
     pub fn send_timeout(&self, msg: &[u8], prio: u32, timeout: Duration) -> io::Result<bool> {
         self.check_send(msg, prio)?;
-        match realtime_deadline(timeout) {
-            Some(deadline) => self.send_until(msg, prio, &deadline),
-            None => self.send(msg, prio).map(|()| true),
-        }
+        self.send_until(msg, prio, Deadline::after(timeout))
     }
 
-    fn send_until(&self, msg: &[u8], prio: u32, deadline: &libc::timespec) -> io::Result<bool> {
+    /// Sends by `deadline`: `Ok(false)` when the queue stayed full.
+    fn send_until(&self, msg: &[u8], prio: u32, deadline: Deadline) -> io::Result<bool> {
+        let at = realtime_deadline(deadline);
         loop {
-            match sys::mq_send(self.fd.as_fd(), msg, prio, Some(deadline)) {
+            match sys::mq_send(self.fd.as_fd(), msg, prio, at.as_ref()) {
                 Ok(()) => return Ok(true),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if is_timeout(&e) => return Ok(false),
+                Err(e) if at.is_some() && is_timeout(&e) => return Ok(false),
                 Err(e) => return Err(self.send_error(e, msg)),
             }
         }
@@ -545,13 +538,9 @@ impl PosixQueue {
     #[doc(alias = "mq_receive")]
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<(usize, u32)> {
         self.check_recv(buf)?;
-        loop {
-            match sys::mq_receive(self.fd.as_fd(), buf, None) {
-                Ok(r) => return Ok(r),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(self.recv_error(e, buf)),
-            }
-        }
+        // Without a deadline the call waits until it receives (or fails).
+        self.recv_until(buf, Deadline::Forever)?
+            .ok_or_else(|| io::Error::other(format!("receive from {}: no message", self.name)))
     }
 
     /// Receives a message if one is waiting; `Ok(None)` when the queue is empty.
@@ -561,7 +550,7 @@ impl PosixQueue {
     /// As [`recv`](Self::recv), except that an empty queue is `Ok(None)`.
     pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<Option<(usize, u32)>> {
         self.check_recv(buf)?;
-        self.recv_until(buf, &PAST)
+        self.recv_until(buf, Deadline::Now)
     }
 
     /// Receives a message, waiting at most `timeout` (`mq_timedreceive`); `Ok(None)` when the
@@ -578,22 +567,17 @@ impl PosixQueue {
         timeout: Duration,
     ) -> io::Result<Option<(usize, u32)>> {
         self.check_recv(buf)?;
-        match realtime_deadline(timeout) {
-            Some(deadline) => self.recv_until(buf, &deadline),
-            None => self.recv(buf).map(Some),
-        }
+        self.recv_until(buf, Deadline::after(timeout))
     }
 
-    fn recv_until(
-        &self,
-        buf: &mut [u8],
-        deadline: &libc::timespec,
-    ) -> io::Result<Option<(usize, u32)>> {
+    /// Receives by `deadline`: `Ok(None)` when the queue stayed empty.
+    fn recv_until(&self, buf: &mut [u8], deadline: Deadline) -> io::Result<Option<(usize, u32)>> {
+        let at = realtime_deadline(deadline);
         loop {
-            match sys::mq_receive(self.fd.as_fd(), buf, Some(deadline)) {
+            match sys::mq_receive(self.fd.as_fd(), buf, at.as_ref()) {
                 Ok(r) => return Ok(Some(r)),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if is_timeout(&e) => return Ok(None),
+                Err(e) if at.is_some() && is_timeout(&e) => return Ok(None),
                 Err(e) => return Err(self.recv_error(e, buf)),
             }
         }
@@ -678,11 +662,17 @@ fn is_timeout(err: &io::Error) -> bool {
     )
 }
 
-/// `CLOCK_REALTIME` now plus `timeout`, or `None` when that is beyond what the kernel accepts
-/// (wait without a deadline).
-fn realtime_deadline(timeout: Duration) -> Option<libc::timespec> {
+/// `deadline` as the absolute `CLOCK_REALTIME` time the timed calls take: [`PAST`] for
+/// [`Deadline::Now`], `None` (wait without a deadline) for [`Deadline::Forever`] and for an
+/// instant beyond what the kernel accepts.
+fn realtime_deadline(deadline: Deadline) -> Option<libc::timespec> {
     // The kernel refuses deadlines past KTIME_SEC_MAX (about the year 2262).
     const SEC_MAX: u64 = (i64::MAX / 1_000_000_000) as u64;
+    let timeout = match deadline {
+        Deadline::Now => return Some(PAST),
+        Deadline::At(_) => deadline.remaining()?,
+        Deadline::Forever => return None,
+    };
     let now = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
     let now = Duration::new(
         now.tv_sec.max(0) as u64,
@@ -718,9 +708,13 @@ mod tests {
     #[test]
     fn deadlines_are_in_the_future_or_none() {
         let now = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
-        let d = realtime_deadline(Duration::from_secs(5)).unwrap();
+        let d = realtime_deadline(Deadline::after(Duration::from_secs(5))).unwrap();
         assert!(d.tv_sec >= now.tv_sec + 4 && d.tv_nsec < 1_000_000_000);
-        assert!(realtime_deadline(Duration::MAX).is_none());
-        assert!(realtime_deadline(Duration::from_secs(u64::from(u32::MAX) * 4)).is_none());
+        assert!(realtime_deadline(Deadline::after(Duration::MAX)).is_none());
+        let far = Deadline::after(Duration::from_secs(u64::from(u32::MAX) * 4));
+        assert!(realtime_deadline(far).is_none());
+        let now = realtime_deadline(Deadline::Now).unwrap();
+        assert_eq!((now.tv_sec, now.tv_nsec), (PAST.tv_sec, PAST.tv_nsec));
+        assert!(realtime_deadline(Deadline::Forever).is_none());
     }
 }

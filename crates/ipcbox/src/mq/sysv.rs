@@ -3,8 +3,9 @@
 use std::fmt;
 use std::io;
 use std::sync::{Mutex, MutexGuard, TryLockError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::deadline::Deadline;
 use crate::error::{context, invalid_input};
 use crate::ipc_key::IpcKey;
 use crate::mode::CreationMode;
@@ -238,18 +239,23 @@ fn open_existing(key: IpcKey) -> io::Result<i32> {
 ///
 /// `msgsnd` and `msgrcv` take a `struct msgbuf`: a `long mtype` immediately followed by the
 /// data. So that callers can send from and receive into plain byte slices, each handle keeps
-/// one send and one receive buffer, grown to the largest message seen and then reused: a send
-/// or receive costs one copy of the data and one system call, and no allocation after the
-/// first. When another thread is using a handle's buffer (blocked in `msgrcv`, say) a call
-/// uses a temporary one rather than wait for it.
+/// one send and one receive buffer, grown to the largest message seen and then reused:
+///
+/// * a send or receive costs one copy of the data and one system call, and no allocation after
+///   the first;
+/// * when another thread is using a handle's buffer (blocked in `msgrcv`, say), a call uses a
+///   temporary one rather than wait for it.
 ///
 /// # Timeouts
 ///
 /// `msgsnd` and `msgrcv` have no timed form. The `_timeout` methods therefore poll: they try
 /// with `IPC_NOWAIT`, then sleep 50 µs, doubling up to 1 ms between attempts, until the
-/// deadline. A message that arrives while they wait is seen within about 1 ms, and the wait
-/// costs a few hundred system calls per second. Blocking calls that a signal interrupts are
-/// restarted.
+/// deadline. So:
+///
+/// * a message that arrives while they wait is seen within about 1 ms;
+/// * the wait costs a few hundred system calls per second.
+///
+/// Blocking calls that a signal interrupts are restarted.
 ///
 /// See [sysvipc(7)](https://man7.org/linux/man-pages/man7/sysvipc.7.html).
 #[doc(alias = "msgget")]
@@ -441,8 +447,11 @@ impl SysVQueue {
     ///
     /// # Errors
     ///
-    /// `InvalidInput` for 0; `PermissionDenied` (`EPERM`) above `msgmnb` without privilege or
-    /// when we neither own nor created the queue; the message names the value and the limit.
+    /// * `InvalidInput` for 0.
+    /// * `PermissionDenied` (`EPERM`) above `msgmnb` without privilege, or when we neither own
+    ///   nor created the queue.
+    ///
+    /// The message names the value and the limit.
     #[doc(alias = "IPC_SET")]
     pub fn set_max_bytes(&self, bytes: usize) -> io::Result<()> {
         if bytes == 0 {
@@ -528,7 +537,9 @@ impl SysVQueue {
     /// As [`send`](Self::send), except that a full queue is `Ok(false)` at the deadline.
     pub fn send_timeout(&self, mtype: i64, data: &[u8], timeout: Duration) -> io::Result<bool> {
         let mut buf = self.fill_send_buffer(mtype, data)?;
-        poll_until(timeout, || self.send_now(buf.vec(), data.len()))
+        poll_until(Deadline::after(timeout), || {
+            self.send_now(buf.vec(), data.len())
+        })
     }
 
     fn fill_send_buffer(&self, mtype: i64, data: &[u8]) -> io::Result<Buffer<'_>> {
@@ -628,7 +639,7 @@ impl SysVQueue {
         timeout: Duration,
     ) -> io::Result<Option<(i64, usize)>> {
         let mut got = None;
-        poll_until(timeout, || {
+        poll_until(Deadline::after(timeout), || {
             got = self.try_recv(buf, sel)?;
             Ok(got.is_some())
         })?;
@@ -681,25 +692,21 @@ impl SysVQueue {
     }
 }
 
-/// Calls `attempt` until it returns `Ok(true)` or `timeout` passes, sleeping between attempts
-/// from [`POLL_FIRST`] doubling up to [`POLL_MAX`]; `Ok(false)` on timeout.
+/// Calls `attempt` until it returns `Ok(true)` or `deadline` passes, sleeping between attempts
+/// from [`POLL_FIRST`] doubling up to [`POLL_MAX`]; `Ok(false)` once the deadline has passed.
 fn poll_until(
-    timeout: Duration,
+    deadline: Deadline,
     mut attempt: impl FnMut() -> io::Result<bool>,
 ) -> io::Result<bool> {
-    let deadline = Instant::now().checked_add(timeout);
     let mut pause = POLL_FIRST;
     loop {
         if attempt()? {
             return Ok(true);
         }
-        let now = Instant::now();
-        let left = match deadline {
-            Some(d) if d <= now => return Ok(false),
-            Some(d) => d - now,
-            None => pause,
+        let Some(sleep) = deadline.slice(pause) else {
+            return Ok(false);
         };
-        std::thread::sleep(pause.min(left));
+        std::thread::sleep(sleep);
         pause = (pause * 2).min(POLL_MAX);
     }
 }
@@ -740,14 +747,14 @@ mod tests {
     #[test]
     fn poll_until_gives_up_at_the_deadline_and_stops_on_success() {
         let mut calls = 0;
-        assert!(!poll_until(Duration::from_millis(5), || {
+        assert!(!poll_until(Deadline::after(Duration::from_millis(5)), || {
             calls += 1;
             Ok(false)
         })
         .unwrap());
         assert!(calls >= 2);
         let mut calls = 0;
-        assert!(poll_until(Duration::from_secs(60), || {
+        assert!(poll_until(Deadline::after(Duration::from_secs(60)), || {
             calls += 1;
             Ok(calls == 3)
         })

@@ -29,16 +29,20 @@
 //!   back. A process that opened it before the move holds an fd or a mapping by then; one that
 //!   opens it after the move does not find it. Only an fd in flight inside a Unix socket message
 //!   escapes this. POSIX queues cannot be renamed and are checked, then unlinked.
-//! - System V objects are checked again right before `IPC_RMID`; a process that `shmat`s or
-//!   `semop`s in between the two (microseconds) is not seen. A semaphore set or message queue
-//!   records only the last pids that used it, not who holds its id, and a segment's creator
-//!   need not stay attached, so an idle one whose last users died is "unused" by design.
-//! - Processes in other PID namespaces are invisible; processes whose `/proc` entries cannot be
-//!   read (another user's, when not root) make an object they could use [`Usage::Unknown`],
-//!   and unknown objects are never removed; except root's processes, which are assumed not
-//!   to use such objects (to root they are unreadable only when they hold more capabilities,
-//!   to others always; counting them would block every removal). [`Listing::notes`] names them.
+//! - System V objects are checked again right before `IPC_RMID`. A process that `shmat`s or
+//!   `semop`s in between the two (microseconds) is not seen.
+//! - A semaphore set or message queue records only the last pids that used it, not who holds
+//!   its id, and a segment's creator need not stay attached: an idle one whose last users died
+//!   is "unused" by design.
+//! - Processes in other PID namespaces are invisible.
+//! - Processes whose `/proc` entries cannot be read (another user's, when not root) make an
+//!   object they could use [`Usage::Unknown`], and unknown objects are never removed.
+//!   [`Listing::notes`] names those processes.
+//! - Root's processes are the exception: they are assumed not to use such objects.
 //! - A reused pid makes a dead process look alive: the object is kept (the safe side).
+
+// Root's processes are unreadable to root only when they hold more capabilities, and to other
+// users always: counting them as possible users would block every removal.
 
 mod files;
 mod procfs;

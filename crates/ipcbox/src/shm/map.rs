@@ -55,9 +55,11 @@ impl FileMap {
     ///
     /// # Errors
     ///
-    /// [`io::ErrorKind::InvalidInput`] for a size of 0 or above [`SIZE_MAX`], the OS error
-    /// when the file cannot be opened, grown (e.g. [`io::ErrorKind::StorageFull`]) or mapped;
-    /// the message names the path and the size.
+    /// * [`io::ErrorKind::InvalidInput`] for a size of 0 or above [`SIZE_MAX`].
+    /// * The OS error when the file cannot be opened, grown (e.g.
+    ///   [`io::ErrorKind::StorageFull`]) or mapped.
+    ///
+    /// The message names the path and the size.
     #[doc(alias = "mmap")]
     pub fn create(path: impl AsRef<Path>, size: usize) -> io::Result<FileMap> {
         let path = path.as_ref();
@@ -105,7 +107,7 @@ impl FileMap {
     /// # Errors
     ///
     /// [`io::ErrorKind::NotFound`] if it is missing, [`io::ErrorKind::InvalidData`] if it is
-    /// empty, the OS error if it cannot be opened or mapped; the message names the path.
+    /// empty, the OS error if it cannot be opened or mapped. The message names the path.
     pub fn open(path: impl AsRef<Path>) -> io::Result<FileMap> {
         FileMap::open_with(path.as_ref(), true)
     }
@@ -124,10 +126,13 @@ impl FileMap {
     ///
     /// # Errors
     ///
-    /// [`io::ErrorKind::InvalidInput`] when `offset` is not a multiple of the page size or
-    /// `len` is 0 or above [`SIZE_MAX`]; [`io::ErrorKind::InvalidData`] when the range reaches
-    /// past the end of the file (mapping it would turn accesses there into `SIGBUS`); the OS
-    /// error when the file cannot be opened or mapped. The message names the path and range.
+    /// * [`io::ErrorKind::InvalidInput`] when `offset` is not a multiple of the page size or
+    ///   `len` is 0 or above [`SIZE_MAX`].
+    /// * [`io::ErrorKind::InvalidData`] when the range reaches past the end of the file
+    ///   (accesses there would raise `SIGBUS`).
+    /// * The OS error when the file cannot be opened or mapped.
+    ///
+    /// The message names the path and the range.
     pub fn open_range(path: impl AsRef<Path>, offset: u64, len: usize) -> io::Result<FileMap> {
         let path = path.as_ref();
         let what = || format!("map {len} bytes at offset {offset} of {}", path.display());

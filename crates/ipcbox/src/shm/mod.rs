@@ -143,8 +143,8 @@ pub use segment::{unlink, Options, Segment, NAME_MAX, SIZE_MAX};
 pub use store::{ObjectBuf, ObjectId, ObjectRef, Pod, Store};
 pub use sysv::{SysVOptions, SysVSegment};
 pub use typed::{
-    Array, ArrayGuard, Element, IntElement, LockError, LockResult, TypedOptions, Value, ValueGuard,
-    LAYOUT_VERSION,
+    Array, ArrayGuard, Element, IntElement, LockError, LockResult, TryLockResult, TypedOptions,
+    Value, ValueGuard, LAYOUT_VERSION,
 };
 
 /// The error for a `read_at` / `write_at` range outside an object.

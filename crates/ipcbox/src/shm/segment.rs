@@ -424,12 +424,13 @@ impl Options {
 ///
 /// # `SIGBUS`
 ///
-/// A segment's size is fixed when it is created and ipcbox maps exactly the size the object
+/// A segment's size is fixed when it is created, and ipcbox maps exactly the size the object
 /// has when it is opened. But any process with write permission may still shrink the object
-/// (`ftruncate`) while it is mapped; touching the part that was cut off then raises `SIGBUS`,
-/// in `read_at` and `write_at` too. ipcbox cannot prevent that (the kernel offers no way to pin
-/// a size); keep the permissions tight (owner only is the default) and don't truncate live
-/// segments.
+/// (`ftruncate`) while it is mapped. Touching the part that was cut off then raises `SIGBUS`,
+/// in `read_at` and `write_at` too.
+///
+/// ipcbox cannot prevent that: the kernel offers no way to pin a size. Keep the permissions
+/// tight (owner only is the default) and don't truncate live segments.
 ///
 /// ```
 /// use ipcbox::shm;

@@ -5,16 +5,17 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rustix::event::PollFlags;
 use rustix::io::Errno;
 use rustix::net::{self, sockopt, AddressFamily, SocketFlags};
 
 use super::bind::{bind_unix, BoundFile};
-use super::connect::deadline;
 use super::endpoint::local_endpoint;
+use super::ready::wait_ready;
 use super::{peer_cred, Credentials, Endpoint, Kind, SeqPacket, Stream};
+use crate::deadline::Deadline;
 use crate::error::{context, invalid_input, ResultExt};
 use crate::sys::socket as sys;
 
@@ -146,12 +147,6 @@ impl fmt::Debug for Inner {
     }
 }
 
-enum Wait {
-    Forever,
-    Until(Option<Instant>),
-    Never,
-}
-
 impl Inner {
     fn bind(ep: &Endpoint, kind: Kind, opts: &Options) -> io::Result<Inner> {
         let mut inner = match ep {
@@ -208,7 +203,7 @@ impl Inner {
         }
     }
 
-    fn accept(&self, wait: Wait) -> io::Result<Option<OwnedFd>> {
+    fn accept(&self, deadline: Deadline) -> io::Result<Option<OwnedFd>> {
         loop {
             match net::accept_with(&self.fd, SocketFlags::CLOEXEC) {
                 Ok(fd) => {
@@ -223,12 +218,9 @@ impl Inner {
                     return Ok(Some(fd));
                 }
                 Err(Errno::AGAIN) => {
-                    let deadline = match wait {
-                        Wait::Never => return Ok(None),
-                        Wait::Forever => None,
-                        Wait::Until(d) => d,
-                    };
-                    if !sys::wait(self.fd.as_fd(), PollFlags::IN, deadline)? {
+                    if deadline == Deadline::Now
+                        || !wait_ready(self.fd.as_fd(), PollFlags::IN, deadline)?
+                    {
                         return Ok(None);
                     }
                 }
@@ -334,7 +326,7 @@ macro_rules! listener {
             /// The OS error, e.g. `EMFILE` when out of descriptors.
             #[doc(alias = "accept4")]
             pub fn accept(&self) -> io::Result<$conn> {
-                match self.0.accept(Wait::Forever)? {
+                match self.0.accept(Deadline::Forever)? {
                     Some(fd) => Ok($conn::from(fd)),
                     None => Err(io::Error::new(io::ErrorKind::TimedOut, "accept")),
                 }
@@ -348,7 +340,7 @@ macro_rules! listener {
             pub fn accept_timeout(&self, timeout: Duration) -> io::Result<Option<$conn>> {
                 Ok(self
                     .0
-                    .accept(Wait::Until(deadline(timeout)))?
+                    .accept(Deadline::after(timeout))?
                     .map($conn::from))
             }
 
@@ -358,7 +350,7 @@ macro_rules! listener {
             ///
             /// As for [`accept`](Self::accept).
             pub fn try_accept(&self) -> io::Result<Option<$conn>> {
-                Ok(self.0.accept(Wait::Never)?.map($conn::from))
+                Ok(self.0.accept(Deadline::Now)?.map($conn::from))
             }
 
             /// Accepts only peers whose effective uid (`SO_PEERCRED`, recorded when the peer

@@ -12,6 +12,11 @@
 //! | [`Datagram`] | Unix datagrams or UDP: `send`/`recv`, `send_to`/`recv_from` |
 //! | [`Stream::pair`], [`SeqPacket::pair`], [`Datagram::pair`] | `socketpair(2)` |
 //!
+//! The `try_` and `_timeout` forms of accepting, sending and receiving report "not now" in
+//! `Ok` (`Ok(None)` from an accept or a receive, `Ok(false)` from a send), as
+//! [the crate's rule](crate#outcomes) says; `connect_timeout`, like std's, fails with
+//! [`io::ErrorKind::TimedOut`].
+//!
 //! Every socket is created close-on-exec. Sends use `MSG_NOSIGNAL`: writing to a closed peer is
 //! [`io::ErrorKind::BrokenPipe`], never a `SIGPIPE` death. TCP streams get `TCP_NODELAY` once
 //! when they connect or are accepted; no operation makes more than the one system call it
@@ -54,10 +59,9 @@ use std::time::Duration;
 
 use rustix::event::PollFlags;
 use rustix::io::Errno;
-use rustix::net::{
-    self, sockopt, AddressFamily, RecvFlags, SendFlags, SocketAddrUnix, SocketFlags,
-};
+use rustix::net::{self, sockopt, AddressFamily, RecvFlags, SendFlags};
 
+use crate::deadline::Deadline;
 use crate::error::{context, invalid_input, ResultExt};
 use crate::pid::Pid;
 use crate::sys::socket as sys;
@@ -66,13 +70,15 @@ mod bind;
 mod connect;
 mod endpoint;
 mod listener;
+mod ready;
 
 use bind::{bind_unix, BoundFile};
-use connect::{connect, deadline};
+use connect::{connect_fd, pair_fds};
 use endpoint::{endpoint_of, local_endpoint, peer_endpoint, unix_addr};
 
 pub use endpoint::{Endpoint, Kind, MAX_UNIX_NAME};
 pub use listener::{Listener, Options, Refusal, SeqPacketListener};
+pub(crate) use ready::wait_ready;
 
 /// The process, user and group of a Unix socket's peer, as recorded when it connected (or
 /// created the pair) — `SO_PEERCRED`.
@@ -121,63 +127,6 @@ impl fmt::Display for Credentials {
             None => write!(f, "pid unknown, uid {}, gid {}", self.uid, self.gid),
         }
     }
-}
-
-/// Creates a socket of `kind` connected to `ep`, optionally within `timeout`.
-fn connect_fd(ep: &Endpoint, kind: Kind, timeout: Option<Duration>) -> io::Result<OwnedFd> {
-    if ep.kind() != kind {
-        return Err(invalid_input(format_args!(
-            "connect to \"{ep}\": a {kind} socket cannot connect to a {} endpoint",
-            ep.kind()
-        )));
-    }
-    match ep {
-        Endpoint::Unix { .. } | Endpoint::Abstract { .. } => {
-            let addr = unix_addr(ep)?;
-            let fd = sys::socket(AddressFamily::UNIX, kind.socket_type(), false)?;
-            if kind == Kind::Datagram {
-                // Autobind to a unique abstract name so the peer can answer.
-                net::bind(&fd, &SocketAddrUnix::new_unnamed())
-                    .context_with(|| format!("autobind for \"{ep}\""))?;
-            }
-            connect(fd.as_fd(), &addr, timeout)
-                .map_err(|e| context(e, format_args!("connect to \"{ep}\"")))?;
-            Ok(fd)
-        }
-        Endpoint::Tcp { .. } | Endpoint::Udp { .. } => {
-            let mut last = None;
-            for addr in ep.resolve()? {
-                let family = if addr.is_ipv4() {
-                    AddressFamily::INET
-                } else {
-                    AddressFamily::INET6
-                };
-                let fd = sys::socket(family, kind.socket_type(), false)?;
-                match connect(fd.as_fd(), &addr, timeout) {
-                    Ok(()) => {
-                        if kind == Kind::Stream {
-                            sockopt::set_tcp_nodelay(&fd, true)
-                                .context_with(|| format!("set TCP_NODELAY for \"{ep}\""))?;
-                        }
-                        return Ok(fd);
-                    }
-                    Err(e) => last = Some(e),
-                }
-            }
-            let err = last.unwrap_or_else(|| io::Error::other("no address"));
-            Err(context(err, format_args!("connect to \"{ep}\"")))
-        }
-    }
-}
-
-fn pair_fds(kind: Kind) -> io::Result<(OwnedFd, OwnedFd)> {
-    net::socketpair(
-        AddressFamily::UNIX,
-        kind.socket_type(),
-        SocketFlags::CLOEXEC,
-        None,
-    )
-    .context_with(|| format!("socketpair ({kind})"))
 }
 
 /// Methods every connected socket type has.
@@ -440,12 +389,12 @@ fn recv_timeout(
     flags: RecvFlags,
     timeout: Duration,
 ) -> io::Result<Option<usize>> {
-    let deadline = deadline(timeout);
+    let deadline = Deadline::after(timeout);
     loop {
         if let Some(n) = recv_once(fd, buf, flags | RecvFlags::DONTWAIT)? {
             return Ok(Some(n));
         }
-        if !sys::wait(fd, PollFlags::IN, deadline)? {
+        if !wait_ready(fd, PollFlags::IN, deadline)? {
             return Ok(None);
         }
     }
@@ -557,12 +506,12 @@ macro_rules! message_methods {
             ///
             /// As for [`send`](Self::send).
             pub fn send_timeout(&self, msg: &[u8], timeout: Duration) -> io::Result<bool> {
-                let deadline = deadline(timeout);
+                let deadline = Deadline::after(timeout);
                 loop {
                     if self.try_send(msg)? {
                         return Ok(true);
                     }
-                    if !sys::wait(self.as_fd(), PollFlags::OUT, deadline)? {
+                    if !wait_ready(self.as_fd(), PollFlags::OUT, deadline)? {
                         return Ok(false);
                     }
                 }

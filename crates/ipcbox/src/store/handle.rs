@@ -4,13 +4,14 @@ use std::fmt;
 use std::io;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::id::ObjectId;
 use super::layout::{round_up, Geometry, RawHeader, ALIGN, CREATING, SEALED, TABLE_OFFSET};
 use super::object::{ObjectBuf, ObjectRef};
 use super::options::Options;
 use super::table::{corrupt, Locked};
+use crate::deadline::Deadline;
 use crate::error::ResultExt;
 use crate::mode::CreationMode;
 use crate::pid_lock::{Acquired, Patience, PidLock};
@@ -256,7 +257,8 @@ impl Store {
     /// [`io::ErrorKind::InvalidData`] when the segment is corrupted, [`io::ErrorKind::Other`]
     /// when all holder slots of the object are taken by live processes.
     pub fn get(&self, id: ObjectId) -> io::Result<ObjectRef> {
-        self.get_until(id, Some(None))?
+        // Without a deadline the wait ends only with the object (or an error).
+        self.get_until(id, Deadline::Forever)?
             .ok_or_else(|| io::Error::other("object store: wait for a seal ended without it"))
     }
 
@@ -266,7 +268,7 @@ impl Store {
     ///
     /// As [`get`](Store::get).
     pub fn try_get(&self, id: ObjectId) -> io::Result<Option<ObjectRef>> {
-        self.get_until(id, None)
+        self.get_until(id, Deadline::Now)
     }
 
     /// A read-only view of the sealed object `id`, waiting at most `timeout` for it to be
@@ -276,16 +278,11 @@ impl Store {
     ///
     /// As [`get`](Store::get).
     pub fn get_timeout(&self, id: ObjectId, timeout: Duration) -> io::Result<Option<ObjectRef>> {
-        let deadline = Instant::now().checked_add(timeout);
-        self.get_until(id, Some(deadline))
+        self.get_until(id, Deadline::after(timeout))
     }
 
-    /// `wait`: `None` = don't wait, `Some(None)` = forever, `Some(Some(t))` = until `t`.
-    fn get_until(
-        &self,
-        id: ObjectId,
-        wait: Option<Option<Instant>>,
-    ) -> io::Result<Option<ObjectRef>> {
+    /// The sealed object `id`, waiting for its seal until `deadline`; `None` if it has not come.
+    fn get_until(&self, id: ObjectId, deadline: Deadline) -> io::Result<Option<ObjectRef>> {
         loop {
             let locked = self.lock()?;
             if let Some((index, snap)) = locked.hold(id)? {
@@ -303,17 +300,10 @@ impl Store {
             let header = locked.header;
             let seq = header.seal_seq.load(SeqCst);
             drop(locked);
-            let left = match wait {
-                None => return Ok(None),
-                Some(None) => None,
-                Some(Some(at)) => {
-                    let left = at.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Ok(None);
-                    }
-                    Some(left)
-                }
-            };
+            let left = deadline.remaining();
+            if left.is_some_and(|left| left.is_zero()) {
+                return Ok(None);
+            }
             header.seal_waiters.fetch_add(1, SeqCst);
             let woken = futex::wait(&header.seal_seq, seq, left);
             header.seal_waiters.fetch_sub(1, SeqCst);

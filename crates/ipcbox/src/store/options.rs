@@ -94,10 +94,11 @@ impl Options {
     ///
     /// # Errors
     ///
-    /// As [`shm::Options::open`](crate::shm::Options::open) for the segment;
-    /// [`io::ErrorKind::InvalidInput`] for a missing or zero capacity or a table size out of
-    /// range; [`io::ErrorKind::InvalidData`] when an existing segment is not a valid store
-    /// (the message says what is wrong).
+    /// * As [`shm::Options::open`](crate::shm::Options::open) for the segment.
+    /// * [`io::ErrorKind::InvalidInput`] for a missing or zero capacity or a table size out of
+    ///   range.
+    /// * [`io::ErrorKind::InvalidData`] when an existing segment is not a valid store (the
+    ///   message says what is wrong).
     pub fn open(&self, name: &str) -> io::Result<Store> {
         let geo = match (self.mode, self.capacity) {
             (CreationMode::Open, _) => None,

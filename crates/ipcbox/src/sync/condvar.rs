@@ -19,9 +19,12 @@ impl RawCondvar {
         self.waiters.store(0, Relaxed);
     }
 
-    /// Waits for a notify: reads the sequence (the caller holds the mutex), calls `unlock`,
-    /// sleeps; the caller relocks. `Ok(Ok(false))` on timeout; `Err` when `unlock` failed
-    /// (the mutex is still held), `Ok(Err)` when the futex wait failed.
+    /// Waits for a notify: reads the sequence (the caller holds the mutex), calls `unlock`
+    /// and sleeps; the caller relocks.
+    ///
+    /// * `Ok(Ok(true))` when woken, `Ok(Ok(false))` on timeout.
+    /// * `Err` when `unlock` failed: the mutex is still held.
+    /// * `Ok(Err)` when the futex wait failed.
     pub(crate) fn wait(
         &self,
         unlock: impl FnOnce() -> io::Result<()>,
@@ -144,7 +147,8 @@ impl Condvar {
         self.wait_inner(guard, None).map(|(g, _)| g)
     }
 
-    /// As [`wait`](Condvar::wait), sleeping at most `timeout`.
+    /// As [`wait`](Condvar::wait), sleeping at most `timeout`. The guard comes back either way;
+    /// the [`WaitTimeoutResult`] says whether the time ran out.
     ///
     /// # Errors
     ///

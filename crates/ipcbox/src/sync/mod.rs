@@ -11,21 +11,23 @@
 //! | [`NamedSemaphore`] | POSIX `sem_open` semaphore, as `posix_ipc.Semaphore` | `/dev/shm/sem.<name>` |
 //! | [`SemaphoreSet`] | System V set, `semop` over several, `SEM_UNDO`, as `sysv_ipc.Semaphore` | kernel |
 //!
-//! The shared-memory primitives are created either *named* (`create(name, ..)` / `open(name)`,
-//! one small segment in `/dev/shm` each, the creator removing the name on drop; see [`Options`]
-//! for the creation mode and permissions) or *anonymous* (`anonymous(..)`, inherited by the
-//! children forked afterwards). Their fast paths are atomic operations without system calls:
-//! a caller that must wait spins briefly, then sleeps on a futex, and a waker makes the wake-up
-//! system call only when someone sleeps.
+//! The shared-memory primitives are created either way:
+//!
+//! * *named*: `create(name, ..)` / `open(name)`, one small segment in `/dev/shm` each, which the
+//!   creator removes on drop. [`Options`] chooses the creation mode and permissions.
+//! * *anonymous*: `anonymous(..)`, inherited by the children forked afterwards.
+//!
+//! Their fast paths are atomic operations without system calls. A caller that must wait spins
+//! briefly, then sleeps on a futex; a waker makes the wake-up system call only when someone
+//! sleeps.
 //!
 //! # Trust
 //!
 //! Every process that can write a primitive's memory can break it (admit two holders, wake
 //! nobody). ipcbox validates the segment's header when opening and bounds-checks what it
 //! reads, so a hostile or crashed peer makes operations fail or misbehave as a lock, but
-//! never makes this process's memory unsafe — with one exception documented on [`Mutex`].
-//! A peer that shrinks a segment with `ftruncate` makes the next access raise `SIGBUS`, as with
-//! any POSIX shared memory.
+//! never makes this process's memory unsafe. A peer that shrinks a segment with `ftruncate`
+//! makes the next access raise `SIGBUS`, as with any POSIX shared memory.
 
 mod barrier;
 mod condvar;
@@ -40,7 +42,7 @@ use std::io;
 
 use crate::mode::CreationMode;
 
-pub use crate::robust::{LockError, LockResult};
+pub use crate::robust::{LockError, LockResult, TryLockResult};
 pub use barrier::{Barrier, BarrierWaitResult, BARRIER_MAX_PARTIES};
 pub use condvar::{Condvar, WaitTimeoutResult};
 pub use event::Event;

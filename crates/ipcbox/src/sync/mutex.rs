@@ -8,59 +8,54 @@ use std::time::Duration;
 use super::region::{Kind, Region};
 use crate::layout::sync::RawMutex;
 use crate::mode::CreationMode;
-use crate::robust::MutexLock;
-use crate::robust::{lock_result, LockError, LockResult};
+#[cfg(doc)]
+use crate::robust::LockError;
+use crate::robust::{lock_result, try_lock_result, LockResult, TryLockResult};
 
-/// A mutual-exclusion lock shared between processes, robust against its owner dying, with the
+/// A mutual-exclusion lock shared between processes, robust against its owner dying: the
 /// semantics of a `pthread_mutex_t` made `PTHREAD_PROCESS_SHARED`, `PTHREAD_MUTEX_ROBUST` and
-/// `PTHREAD_MUTEX_ERRORCHECK`, but no pointers in shared memory (see Trust below).
+/// `PTHREAD_MUTEX_ERRORCHECK`, with no pointers in shared memory (see Trust below).
 ///
-/// The lock belongs to the thread that took it. When that thread ends holding it, or its
-/// process dies — even by `SIGKILL` — the next locker takes it over (lockers look at whether
-/// the owner lives when they would otherwise sleep, and every 10 ms while they sleep), and its
-/// [`lock`](Mutex::lock) returns [`LockError::OwnerDied`] with the guard.
-/// The new owner repairs whatever the lock protects and calls
-/// [`MutexGuard::mark_consistent`]; if it drops the guard without doing so, the mutex becomes
-/// unusable for everyone ([`LockError::NotRecoverable`]), as POSIX specifies.
-///
-/// Uncontended locking and unlocking are a compare-and-swap in user space; a locker that finds
-/// the lock held retries briefly, then sleeps on the futex; unlocking makes a system call only
-/// when someone sleeps.
-///
-/// # Layout
-///
-/// For peers in other languages: two native-endian `u32`s (at offset 16 of a named mutex's
-/// segment, after ipcbox's 16-byte header). The lock word is 0 when free, else
-/// `tid | tag << 22 | waiting << 31`, `tag` being the owner thread's start time (field 22 of
-/// `/proc/<tid>/stat`) modulo 511 plus 1 (0 when unknown). Lock by compare-and-swap from 0;
-/// set the top bit before sleeping on the word (`FUTEX_WAIT`, process-shared: no
-/// `FUTEX_PRIVATE_FLAG`); a locker that has slept takes the lock with the top bit set (others
-/// may sleep still); unlock by compare-and-swap back to 0 and wake one sleeper (`FUTEX_WAKE`)
-/// when the bit was set. Sleep in slices: a locker that finds the named thread dead swaps in
-/// its own word, keeping the top bit. The state word is 0 (consistent), 1 (an owner died; the
-/// taker sets it, `mark_consistent` clears it) or 2 (not recoverable; an unlock of an
-/// inconsistent mutex sets it); any other value counts as 2.
-///
-/// Get one with [`Mutex::create`] / [`Mutex::open`] (a named segment in `/dev/shm`, see
+/// Get one with [`Mutex::create`] / [`Mutex::open`] (a named segment in `/dev/shm`; see
 /// [`Options`](super::Options) for the creation mode and permissions) or
 /// [`Mutex::anonymous`] (shared with the children forked afterwards).
 ///
-/// The lock is not a container: it protects whatever the processes agree it protects (a shared
-/// segment, a file). Locking again from the thread that holds it fails with
-/// [`io::ErrorKind::Deadlock`] instead of hanging.
+/// The lock belongs to the thread that took it. It is not a container: it protects whatever
+/// the processes agree it protects (a shared segment, a file).
+///
+/// * [`lock`](Mutex::lock) waits while a live thread holds the lock.
+///   [`try_lock`](Mutex::try_lock) and [`lock_timeout`](Mutex::lock_timeout) return
+///   `Ok(None)` instead of waiting (longer).
+/// * When the owner thread ends holding the lock, or its process dies (even by `SIGKILL`), the
+///   next locker takes it over and gets [`LockError::OwnerDied`] with the guard.
+/// * That new owner repairs what the lock protects and calls [`MutexGuard::mark_consistent`].
+///   Dropping the guard without it makes the mutex unusable for everyone
+///   ([`LockError::NotRecoverable`]), as POSIX specifies.
+/// * Locking again from the thread that holds the lock fails with
+///   [`io::ErrorKind::Deadlock`] instead of hanging.
+///
+/// Uncontended locking and unlocking are a compare-and-swap in user space. A locker that finds
+/// the lock held retries briefly, then sleeps on a futex, looking every 10 ms at whether the
+/// owner lives. Unlocking makes a system call only when someone sleeps.
+///
+/// # Layout
+///
+/// For peers in other languages: the segment is described in LAYOUT.md, "Synchronisation
+/// primitives"; the lock word's format and the protocol in LAYOUT.md, "Lock words".
 ///
 /// # Trust
 ///
-/// Any process that can write the mutex's memory can break mutual exclusion or make the
-/// mutex fail (or wait: a word naming a live thread that never unlocks keeps
-/// [`lock`](Mutex::lock) waiting, as a live holder would), never make this process touch
-/// memory outside it: the mutex holds two numbers and no pointers (glibc's robust mutexes keep
-/// their owner thread's robust-list links inside the mutex, which a hostile writer could aim
-/// anywhere). Give write access only to processes you trust (the default permissions are 0600).
+/// Any process that can write the mutex's memory can break mutual exclusion or make the mutex
+/// fail. A word naming a live thread that never unlocks keeps [`lock`](Mutex::lock) waiting,
+/// as a live holder would. No writer can make this process touch memory outside the mutex,
+/// which holds two numbers and no pointers. Give write access only to processes you trust (the
+/// default permissions are 0600).
 ///
-/// Owners are told apart by thread ID and a tag of the thread's start time, so all processes
-/// using one mutex must share a PID namespace; a new thread given a dead owner's ID passes for
-/// it once in 511 times (the lock then waits for that thread).
+/// Owners are told apart by thread ID and a tag of the thread's start time, so:
+///
+/// * all processes using one mutex must share a PID namespace;
+/// * a new thread given a dead owner's ID passes for it once in 511 times, and the lock then
+///   waits for that thread.
 ///
 /// # `exec`
 ///
@@ -93,6 +88,9 @@ use crate::robust::{lock_result, LockError, LockResult};
 ///
 /// See [pthread_mutex_lock(3p)](https://man7.org/linux/man-pages/man3/pthread_mutex_lock.3p.html)
 /// and [pthread_mutex_consistent(3)](https://man7.org/linux/man-pages/man3/pthread_mutex_consistent.3.html).
+// No pointers, unlike glibc's robust mutexes: they keep their owner thread's robust-list links
+// inside the mutex, and the owner's unlock writes through them, so a hostile writer could aim
+// that write anywhere.
 #[derive(Debug)]
 pub struct Mutex {
     region: Region,
@@ -154,21 +152,13 @@ impl Mutex {
         self.region.state()
     }
 
-    fn result<'a>(
-        &'a self,
-        got: io::Result<MutexLock>,
-        busy: LockError<MutexGuard<'a>>,
-    ) -> LockResult<MutexGuard<'a>> {
-        lock_result(got, busy, || MutexGuard::new(self))
-    }
-
-    /// Locks, sleeping while another process holds the lock (as `pthread_mutex_lock`).
+    /// Locks, sleeping while another live thread holds the lock (as `pthread_mutex_lock`).
     ///
     /// # Errors
     ///
-    /// [`LockError::OwnerDied`] (locked, but the previous owner died),
-    /// [`LockError::NotRecoverable`], or [`LockError::Io`] (`Deadlock` when this thread
-    /// already holds it).
+    /// * [`LockError::OwnerDied`]: locked, but the previous owner died holding the lock.
+    /// * [`LockError::NotRecoverable`].
+    /// * [`LockError::Io`]: `Deadlock` when this thread already holds the lock.
     #[doc(alias = "pthread_mutex_lock")]
     pub fn lock(&self) -> LockResult<MutexGuard<'_>> {
         // A wake-up costs far more than a short wait for a holder that is about to unlock;
@@ -177,28 +167,30 @@ impl Mutex {
         if raw.is_held() {
             crate::spin::spin_until(|| !raw.is_held());
         }
-        self.result(raw.lock(), LockError::WouldBlock)
+        lock_result(raw.lock(), || MutexGuard::new(self))
     }
 
-    /// Locks if nobody holds the lock (as `pthread_mutex_trylock`).
+    /// Locks if nobody holds the lock (as `pthread_mutex_trylock`); `Ok(None)` when someone
+    /// does.
     ///
     /// # Errors
     ///
-    /// [`LockError::WouldBlock`] when it is held, otherwise as [`lock`](Mutex::lock).
+    /// As [`lock`](Mutex::lock), except that a lock held by someone else is `Ok(None)`.
     #[doc(alias = "pthread_mutex_trylock")]
-    pub fn try_lock(&self) -> LockResult<MutexGuard<'_>> {
-        self.result(self.raw().try_lock(), LockError::WouldBlock)
+    pub fn try_lock(&self) -> TryLockResult<MutexGuard<'_>> {
+        try_lock_result(self.raw().try_lock(), || MutexGuard::new(self))
     }
 
-    /// Locks, waiting at most `timeout` for a live holder (as `pthread_mutex_clocklock`).
+    /// Locks, waiting at most `timeout` for a live holder (as `pthread_mutex_clocklock`);
+    /// `Ok(None)` when the lock stayed held.
     ///
     /// # Errors
     ///
-    /// [`LockError::TimedOut`] when the lock stayed held, otherwise as [`lock`](Mutex::lock).
+    /// As [`lock`](Mutex::lock), except that a lock held for the whole timeout is `Ok(None)`.
     #[doc(alias = "pthread_mutex_clocklock")]
     #[doc(alias = "pthread_mutex_timedlock")]
-    pub fn lock_timeout(&self, timeout: Duration) -> LockResult<MutexGuard<'_>> {
-        self.result(self.raw().lock_timeout(timeout), LockError::TimedOut)
+    pub fn lock_timeout(&self, timeout: Duration) -> TryLockResult<MutexGuard<'_>> {
+        try_lock_result(self.raw().lock_timeout(timeout), || MutexGuard::new(self))
     }
 
     /// The shared-memory name ("/name") of a named mutex.

@@ -135,9 +135,10 @@ impl NamedSemaphore {
             .context_with(|| format!("sem_clockwait {}", self.name))
     }
 
-    /// Retries `sem_trywait` briefly before a blocking wait: a peer on another CPU about to
-    /// post answers faster than a sleeper is woken (glibc's `sem_post` makes no system call
-    /// when nobody sleeps). Errors are left to the blocking call that follows.
+    /// Retries `sem_trywait` briefly before a blocking wait; `true` when it took the semaphore.
+    /// Errors are left to the blocking call that follows.
+    // A peer on another CPU about to post answers faster than a sleeper is woken (glibc's
+    // `sem_post` makes no system call when nobody sleeps).
     fn spin(&self) -> bool {
         crate::spin::spin_until(|| matches!(self.sem.try_wait(), Ok(true)))
     }

@@ -3,8 +3,9 @@
 
 use std::io;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::deadline::Deadline;
 use crate::error::{context, invalid_input, ResultExt};
 use crate::layout::sync::Header;
 use crate::mode::CreationMode;
@@ -16,7 +17,8 @@ use crate::sys::mmap::{view, SharedState};
 /// Size of [`Header`]; the state starts here (8-byte aligned, since mappings are page aligned).
 pub(crate) const STATE_OFFSET: usize = 16;
 const MAGIC: u32 = 0x4950_4253; // "IPBS"
-/// 2: the mutex is ipcbox's own lock (two `u32`s naming the owner thread), not glibc's.
+/// The version of the header and state layouts this code writes and reads.
+// 2: the mutex is ipcbox's own lock (two `u32`s naming the owner thread), not glibc's.
 const VERSION: u32 = 3;
 
 /// Which primitive a segment holds.
@@ -149,8 +151,8 @@ fn validate(map: &Mapping, kind: Kind, size: usize) -> io::Result<()> {
     let header: &Header = view(map, 0).ok_or_else(|| invalid_input("segment too small"))?;
     // A creator without O_TMPFILE names the segment before it publishes the header; give it
     // a moment.
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while header.magic.load(Ordering::Acquire) == 0 && Instant::now() < deadline {
+    let deadline = Deadline::after(Duration::from_secs(2));
+    while header.magic.load(Ordering::Acquire) == 0 && !deadline.has_passed() {
         std::thread::sleep(Duration::from_millis(1));
     }
     let (magic, version) = (

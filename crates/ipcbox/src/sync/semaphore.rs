@@ -117,9 +117,10 @@ fn check_initial(initial: u32) -> io::Result<u32> {
 
 /// A counting semaphore shared between processes: a counter in shared memory and a futex.
 ///
-/// Acquiring when enough permits are there, and releasing when nobody sleeps, are atomic
-/// operations without a system call; a caller that has to wait spins briefly, then sleeps on the
-/// futex; a release wakes sleepers only when there are any.
+/// * Acquiring when enough permits are there, and releasing when nobody sleeps, are atomic
+///   operations without a system call.
+/// * A caller that has to wait spins briefly, then sleeps on the futex.
+/// * A release wakes sleepers only when there are any.
 ///
 /// Get one with [`Semaphore::create`] / [`Semaphore::open`] (a named segment in `/dev/shm`,
 /// see [`Options`](super::Options)) or [`Semaphore::anonymous`] (shared with children forked
@@ -229,7 +230,8 @@ impl Semaphore {
     ///
     /// # Errors
     ///
-    /// None in practice; the `Result` keeps the trio uniform.
+    /// None in practice.
+    // The `Result` keeps the blocking, `try_` and `_timeout` forms alike.
     pub fn try_acquire(&self) -> io::Result<bool> {
         self.try_acquire_n(1)
     }

@@ -163,9 +163,12 @@ impl SemaphoreSet {
     }
 
     /// Retries `raw` with `IPC_NOWAIT` for a few microseconds before the caller's blocking
-    /// call: a peer on another CPU about to make the operations possible answers faster than
-    /// a sleeper is woken. `true` when the operations were done. Operations that already say
-    /// `IPC_NOWAIT` are not retried, and any error but `EAGAIN` is left to the blocking call.
+    /// call; `true` when the operations were done.
+    ///
+    /// Operations that already say `IPC_NOWAIT` are not retried, and any error but `EAGAIN` is
+    /// left to the blocking call.
+    // A peer on another CPU about to make the operations possible answers faster than a
+    // sleeper is woken.
     fn spin(&self, raw: &[libc::sembuf]) -> bool {
         let nowait = libc::IPC_NOWAIT as i16;
         if raw.iter().any(|b| b.sem_flg & nowait != 0) {
@@ -188,13 +191,14 @@ impl SemaphoreSet {
 
     /// Performs all `ops` atomically (`semop`): either all happen, or the call waits until they
     /// can (or fails without changing anything with [`SemOp::nowait`]). Before sleeping in the
-    /// kernel it retries with `IPC_NOWAIT` for a few microseconds, since a wake-up costs more.
+    /// kernel it retries with `IPC_NOWAIT` for a few microseconds.
     ///
     /// # Errors
     ///
-    /// `WouldBlock` when an operation has [`SemOp::nowait`] and would wait; `InvalidInput` for
-    /// an index out of range or no operations; `ERANGE` when a value would exceed [`SEMVMX`];
-    /// `NotFound`/`EIDRM` when the set was removed.
+    /// * `WouldBlock` when an operation has [`SemOp::nowait`] and would wait.
+    /// * `InvalidInput` for an index out of range or no operations.
+    /// * `ERANGE` when a value would exceed [`SEMVMX`].
+    /// * `NotFound`/`EIDRM` when the set was removed.
     #[doc(alias = "semop")]
     pub fn op(&self, ops: &[SemOp]) -> io::Result<()> {
         let mut raw = self.ops(ops)?;

@@ -1,4 +1,4 @@
-//! Socket system calls: creation, waiting for readiness, `send` without `SIGPIPE`, `SCM_RIGHTS`
+//! Socket system calls: creation, one wait for readiness, `send` without `SIGPIPE`, `SCM_RIGHTS`
 //! and `SO_PEERCRED`. Plain types in and out (rustix types, descriptors, the raw `ucred`); what
 //! an endpoint is, the stale-file bind policy and connecting with a timeout are the `socket`
 //! module's.
@@ -8,7 +8,7 @@
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
-use std::time::Instant;
+use std::time::Duration;
 
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::io::Errno;
@@ -32,32 +32,20 @@ pub(crate) fn socket(
     Ok(net::socket_with(family, ty, flags, None)?)
 }
 
-/// Waits with `poll(2)` until `fd` has one of `events` or `deadline` passes; `Ok(false)` on
-/// timeout. `EINTR` restarts the wait with the time that is left.
-pub(crate) fn wait(
+/// One `poll(2)` of `fd` for `events`, waiting at most `timeout` (`None`: no limit): `Ok(true)`
+/// when `fd` is ready, `Ok(false)` when the time passed first. A signal that interrupts the
+/// wait is an [`io::ErrorKind::Interrupted`] error: the caller waits again for what is left.
+pub(crate) fn poll_one(
     fd: BorrowedFd<'_>,
     events: PollFlags,
-    deadline: Option<Instant>,
+    timeout: Option<Duration>,
 ) -> io::Result<bool> {
-    loop {
-        let timeout = match deadline {
-            None => None,
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                Some(rustix::time::Timespec {
-                    tv_sec: left.as_secs() as i64,
-                    tv_nsec: i64::from(left.subsec_nanos()),
-                })
-            }
-        };
-        let mut fds = [PollFd::from_borrowed_fd(fd, events)];
-        match poll(&mut fds, timeout.as_ref()) {
-            Ok(0) => return Ok(false),
-            Ok(_) => return Ok(true),
-            Err(Errno::INTR) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
+    let timeout = timeout.map(|left| rustix::time::Timespec {
+        tv_sec: left.as_secs().try_into().unwrap_or(i64::MAX),
+        tv_nsec: left.subsec_nanos().into(),
+    });
+    let mut fds = [PollFd::from_borrowed_fd(fd, events)];
+    Ok(poll(&mut fds, timeout.as_ref())? > 0)
 }
 
 /// `sendmsg(2)` with the descriptors `fds` as an `SCM_RIGHTS` control message.
