@@ -26,7 +26,7 @@ fn main() -> io::Result<()> {
             let mut code = 0;
             for i in 0..3 {
                 // Blocks while the parent has not taken the previous message.
-                if let Err(e) = q.put((42 + i, None, format!("hello {i}"))) {
+                if let Err(e) = q.put(&(42 + i, None, format!("hello {i}"))) {
                     eprintln!("child: {e}");
                     code = 1;
                 }

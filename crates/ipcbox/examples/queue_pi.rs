@@ -45,7 +45,7 @@ fn main() -> io::Result<()> {
                 let code = loop {
                     match tasks.get() {
                         Ok((first, last)) => {
-                            if results.put(partial(first, last)).is_err() {
+                            if results.put(&partial(first, last)).is_err() {
                                 break 1;
                             }
                         }
@@ -64,7 +64,7 @@ fn main() -> io::Result<()> {
 
     let per = STEPS / CHUNKS;
     for c in 0..CHUNKS {
-        tasks.put((c * per, (c + 1) * per))?;
+        tasks.put(&(c * per, (c + 1) * per))?;
     }
     tasks.close()?; // workers drain the rest, then see Disconnected and exit
 

@@ -51,9 +51,9 @@ fn main() -> io::Result<()> {
         for i in 0..10 {
             let item = format!("item {i}");
             println!("producer: put {item}");
-            q.put(Some(item))?;
+            q.put(&Some(item))?;
         }
-        q.put(None)?; // the sentinel: no more items
+        q.put(&None)?; // the sentinel: no more items
         Ok(())
     })?;
 

@@ -38,7 +38,7 @@
 //! # #[allow(unsafe_code)]
 //! match unsafe { process::fork()? } {
 //!     Fork::Child => {
-//!         let ok = jobs.put((7, "from the child".to_owned())).is_ok();
+//!         let ok = jobs.put(&(7, "from the child".to_owned())).is_ok();
 //!         process::exit_immediately(if ok { 0 } else { 1 });
 //!     }
 //!     Fork::Parent(mut child) => {

@@ -361,7 +361,7 @@ pub(crate) mod tests {
     /// do not share it.
     const ROLE_FILE: &str = "IPCBOX_PID_LOCK_ROLE_FILE";
 
-    fn map_file(path: &std::path::Path) -> crate::sys::mmap::Region {
+    fn map_file(path: &std::path::Path) -> crate::sys::mmap::Region<AtomicU32> {
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -371,7 +371,7 @@ pub(crate) mod tests {
             .unwrap();
         file.set_len(4096).unwrap();
         let map = crate::sys::mmap::Mapping::map_fd(&file, 4096, true).unwrap();
-        crate::sys::mmap::Region::new(map)
+        crate::sys::mmap::Region::new(map).unwrap()
     }
 
     /// A child role (run by `a_dead_owners_lock_is_taken_over_after_its_pid_is_reused`): takes
@@ -383,7 +383,7 @@ pub(crate) mod tests {
             return;
         };
         let region = map_file(path.as_ref());
-        let lock = PidLock::new(region.u32_at(0));
+        let lock = PidLock::new(region.header());
         lock.lock(QUICK, &|| "role".into()).unwrap();
     }
 
@@ -410,7 +410,7 @@ pub(crate) mod tests {
         }
         let _remove = Remove(path.clone());
         let region = map_file(&path);
-        let word = region.u32_at(0);
+        let word = region.header();
         for _ in 0..50 {
             word.store(0, SeqCst);
             let status = std::process::Command::new(std::env::current_exe().unwrap())

@@ -9,15 +9,14 @@ mod util;
 mod batches;
 #[path = "queue/chaos.rs"]
 mod chaos;
+#[path = "queue/deadlines.rs"]
+mod deadlines;
 
 use std::io;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
-use ipcbox::queue::{
-    self, channel, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError,
-    TrySendError, WaitPolicy,
-};
+use ipcbox::queue::{self, channel, PutManyError, RecvError, SendError, WaitPolicy};
 use ipcbox::{CreationMode, Queue};
 use serde::{Deserialize, Serialize};
 
@@ -173,7 +172,7 @@ fn fifo_per_producer_with_three_producers_and_two_consumers() {
                         Err(RecvError::Failed(_)) => return 2,
                     }
                 }
-                match results.put(got) {
+                match results.put(&got) {
                     Ok(()) => 0,
                     Err(_) => 3,
                 }
@@ -185,7 +184,7 @@ fn fifo_per_producer_with_three_producers_and_two_consumers() {
             let q = &q;
             kids.fork(move || {
                 for seq in 0..N {
-                    if q.put(Item { producer: p, seq }).is_err() {
+                    if q.put(&Item { producer: p, seq }).is_err() {
                         return 2;
                     }
                 }
@@ -199,7 +198,10 @@ fn fifo_per_producer_with_three_producers_and_two_consumers() {
     q.close().unwrap();
     let mut all = Vec::new();
     for _ in 0..2 {
-        let got = results.get_timeout(Duration::from_secs(30)).unwrap();
+        let got = results
+            .get_timeout(Duration::from_secs(30))
+            .unwrap()
+            .expect("a consumer's results within the watchdog");
         for p in 0..3 {
             let seqs: Vec<u32> = got
                 .iter()
@@ -233,14 +235,14 @@ fn blocked_producer_sees_dead_consumers_as_disconnected() {
         Ok(1) => 0,
         _ => 1,
     });
-    q.put(1).unwrap();
+    q.put(&1).unwrap();
     kids.join(child);
-    q.put(2).unwrap();
+    q.put(&2).unwrap();
     // The only other process that used the queue is gone: a put waiting for room is told so
     // instead of hanging (Python's multiprocessing.Queue would hang here).
-    match q.put_timeout(3, Duration::from_secs(20)) {
-        Err(SendTimeoutError::Disconnected(3)) => {}
-        other => panic!("expected Disconnected(3), got {other:?}"),
+    match q.put_timeout(&3, Duration::from_secs(20)) {
+        Err(SendError::Disconnected) => {}
+        other => panic!("expected Disconnected, got {other:?}"),
     }
     assert_eq!(q.get().unwrap(), 2);
 }
@@ -256,7 +258,7 @@ fn spin_then_park_policy_moves_messages_between_processes() {
     let mut kids = Children::new();
     let child = kids.fork(|| {
         for i in 0..20_000u64 {
-            if q.put(i).is_err() {
+            if q.put(&i).is_err() {
                 return 1;
             }
         }
@@ -269,32 +271,25 @@ fn spin_then_park_policy_moves_messages_between_processes() {
 }
 
 #[test]
-fn full_and_empty_and_timeouts_hand_messages_back() {
+fn full_and_empty_and_timeouts_are_not_now_in_ok() {
     let _wd = util::watchdog("full_and_empty", Duration::from_secs(30));
     let q: Queue<String> = Queue::new(2).unwrap();
     assert!(q.is_empty());
-    match q.try_get() {
-        Err(TryRecvError::Empty) => {}
-        other => panic!("expected Empty, got {other:?}"),
-    }
-    match q.get_timeout(Duration::from_millis(20)) {
-        Err(RecvTimeoutError::Timeout) => {}
-        other => panic!("expected Timeout, got {other:?}"),
-    }
-    q.put("a".into()).unwrap();
-    q.try_put("b".into()).unwrap();
+    assert_eq!(q.try_get().unwrap(), None, "empty");
+    assert_eq!(q.get_timeout(Duration::from_millis(20)).unwrap(), None);
+    q.put(&"a".into()).unwrap();
+    assert!(q.try_put(&"b".into()).unwrap());
     assert!(q.is_full());
     assert_eq!(q.len(), 2);
-    match q.try_put("c".into()) {
-        Err(TrySendError::Full(m)) => assert_eq!(m, "c"),
-        other => panic!("expected Full, got {other:?}"),
-    }
-    match q.put_timeout("d".into(), Duration::from_millis(20)) {
-        Err(SendTimeoutError::Timeout(m)) => assert_eq!(m, "d"),
-        other => panic!("expected Timeout, got {other:?}"),
-    }
+    assert!(!q.try_put(&"c".into()).unwrap(), "full");
+    assert!(!q
+        .put_timeout(&"d".into(), Duration::from_millis(20))
+        .unwrap());
     assert_eq!(q.get().unwrap(), "a");
-    assert_eq!(q.get_timeout(Duration::from_secs(1)).unwrap(), "b");
+    assert_eq!(
+        q.get_timeout(Duration::from_secs(1)).unwrap().as_deref(),
+        Some("b")
+    );
 
     // The byte bound refuses a message the count bound would take.
     let b = queue::Options::new()
@@ -303,14 +298,11 @@ fn full_and_empty_and_timeouts_hand_messages_back() {
         .anonymous::<()>()
         .unwrap();
     let bq = b.as_bytes();
-    bq.try_put(&[1; 60]).unwrap();
-    match bq.try_put(&[2; 60]) {
-        Err(TrySendError::Full(m)) => assert_eq!(m, &[2; 60][..]),
-        other => panic!("expected Full by bytes, got {other:?}"),
-    }
+    assert!(bq.try_put(&[1; 60]).unwrap());
+    assert!(!bq.try_put(&[2; 60]).unwrap(), "full by bytes");
     assert_eq!(b.used_bytes(), 60);
-    assert_eq!(bq.try_get().unwrap(), vec![1; 60]);
-    bq.try_put(&[2; 60]).unwrap();
+    assert_eq!(bq.try_get().unwrap(), Some(vec![1; 60]));
+    assert!(bq.try_put(&[2; 60]).unwrap());
 }
 
 #[test]
@@ -328,21 +320,21 @@ fn close_lets_consumers_drain_then_disconnects() {
             _ => 1,
         }
     });
-    q.put(1).unwrap();
-    q.put(2).unwrap();
+    q.put(&1).unwrap();
+    q.put(&2).unwrap();
     q.close().unwrap();
     assert!(q.is_closed());
-    match q.put(3) {
-        Err(SendError::Disconnected(m)) => assert_eq!(m, 3),
+    match q.put(&3) {
+        Err(SendError::Disconnected) => {}
         other => panic!("expected Disconnected, got {other:?}"),
     }
-    match q.try_put(4) {
-        Err(TrySendError::Disconnected(4)) => {}
+    match q.try_put(&4) {
+        Err(SendError::Disconnected) => {}
         other => panic!("expected Disconnected, got {other:?}"),
     }
     kids.join(child);
     match q.try_get() {
-        Err(TryRecvError::Disconnected) => {}
+        Err(RecvError::Disconnected) => {}
         other => panic!("expected Disconnected after drain, got {other:?}"),
     }
 }
@@ -354,7 +346,7 @@ fn joinable_task_done_and_join() {
     let err = q.task_done().unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
     for i in 0..3 {
-        q.put(i).unwrap();
+        q.put(&i).unwrap();
     }
     assert!(!q.join_timeout(Duration::from_millis(20)).unwrap());
     let mut kids = Children::new();
@@ -380,7 +372,7 @@ fn role_named_producer() {
     };
     let q: Queue<String> = Queue::open(&name).expect("open queue by name");
     for i in 0..100 {
-        q.put(format!("message {i}")).expect("put");
+        q.put(&format!("message {i}")).expect("put");
     }
 }
 
@@ -398,13 +390,13 @@ fn opened_by_name_from_another_process() {
         for i in 0..100 {
             assert_eq!(
                 q.get_timeout(Duration::from_secs(20)).unwrap(),
-                format!("message {i}")
+                Some(format!("message {i}"))
             );
         }
         assert!(child.wait().unwrap().success());
         // The producer is gone and the queue empty: a waiting get says so.
         match q.get_timeout(Duration::from_secs(5)) {
-            Err(RecvTimeoutError::Disconnected) => {}
+            Err(RecvError::Disconnected) => {}
             other => panic!("expected Disconnected, got {other:?}"),
         }
     }
@@ -428,28 +420,28 @@ fn bad_sizes_names_and_objects_give_clear_errors() {
     let err = Queue::<u8>::open("a/b").unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
 
-    // Too large a message is handed back and the queue stays usable.
+    // Too large a message is an error and the queue stays usable.
     let q = queue::Options::new()
         .capacity(4)
         .byte_capacity(1024)
         .max_message_size(64)
         .anonymous::<Vec<u8>>()
         .unwrap();
-    match q.try_put(vec![7; 100]) {
-        Err(TrySendError::Failed(m, e)) => {
-            assert_eq!(m.len(), 100);
+    match q.try_put(&vec![7; 100]) {
+        Err(SendError::Failed(e)) => {
             assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
             assert!(e.to_string().contains("64"), "{e}");
         }
         other => panic!("expected Failed, got {other:?}"),
     }
-    q.put(vec![1, 2, 3]).unwrap();
+    assert!(q.is_empty());
+    q.put(&vec![1, 2, 3]).unwrap();
     assert_eq!(q.get().unwrap(), vec![1, 2, 3]);
 
     // A message that does not decode as T is an error and is dropped; the queue goes on.
     let typed: Queue<(u64, String)> = Queue::new(4).unwrap();
     typed.as_bytes().put(&[0xff; 3]).unwrap();
-    typed.put((5, "ok".into())).unwrap();
+    typed.put(&(5, "ok".into())).unwrap();
     match typed.get() {
         Err(RecvError::Failed(e)) => assert_eq!(e.kind(), io::ErrorKind::InvalidData),
         other => panic!("expected Failed, got {other:?}"),
@@ -473,7 +465,7 @@ fn corrupted_header_is_an_error_not_a_crash() {
     let _wd = util::watchdog("corrupted", Duration::from_secs(30));
     let name = util::unique_name("queue-corrupt");
     let q: Queue<u32> = Queue::create(&name, 4).unwrap();
-    q.put(1).unwrap();
+    q.put(&1).unwrap();
     // Overwrite the producers' position (offset 192 in layout version 6), which both sides
     // read, with nonsense.
     use std::os::unix::fs::FileExt;
@@ -487,18 +479,18 @@ fn corrupted_header_is_an_error_not_a_crash() {
     assert_ne!(tail, [0; 8], "the put moved the producers' position");
     f.write_at(&(u64::MAX - 7).to_le_bytes(), 192).unwrap();
     match q.try_get() {
-        Err(TryRecvError::Failed(e)) => {
+        Err(RecvError::Failed(e)) => {
             assert_eq!(e.kind(), io::ErrorKind::InvalidData);
             assert!(e.to_string().contains("corrupted"), "{e}");
         }
         other => panic!("expected Failed, got {other:?}"),
     }
-    match q.try_put(2) {
-        Err(TrySendError::Failed(2, e)) => assert_eq!(e.kind(), io::ErrorKind::InvalidData),
+    match q.try_put(&2) {
+        Err(SendError::Failed(e)) => assert_eq!(e.kind(), io::ErrorKind::InvalidData),
         other => panic!("expected Failed, got {other:?}"),
     }
     f.write_at(&tail, 192).unwrap();
-    assert_eq!(q.try_get().unwrap(), 1, "repaired header works again");
+    assert_eq!(q.try_get().unwrap(), Some(1), "repaired header works again");
     drop(q);
     assert!(!util::shm_exists(&name));
 }
@@ -546,14 +538,14 @@ fn channel_parked_ping_pong_never_sleeps_through_a_message() {
     let child = kids.fork(|| {
         for i in 0..ROUNDS {
             match ping_rx.recv() {
-                Ok(got) if got == i && pong_tx.send(i).is_ok() => {}
+                Ok(got) if got == i && pong_tx.send(&i).is_ok() => {}
                 _ => return 1,
             }
         }
         0
     });
     for i in 0..ROUNDS {
-        ping_tx.send(i).unwrap();
+        ping_tx.send(&i).unwrap();
         assert_eq!(pong_rx.recv().unwrap(), i);
     }
     kids.join(child);
@@ -575,7 +567,7 @@ fn channel_keeps_order_across_fork() {
         let mut kids = Children::new();
         let child = kids.fork(|| {
             for i in 0..50_000u64 {
-                if tx.send(i).is_err() {
+                if tx.send(&i).is_err() {
                     return 1;
                 }
             }
@@ -587,48 +579,35 @@ fn channel_keeps_order_across_fork() {
         }
         kids.join(child);
         match rx.recv_timeout(Duration::from_secs(5)) {
-            Err(RecvTimeoutError::Disconnected) => {}
+            Err(RecvError::Disconnected) => {}
             other => panic!("expected Disconnected once the sender exited, got {other:?}"),
         }
     }
 }
 
 #[test]
-fn channel_try_and_timeout_hand_messages_back() {
+fn channel_try_and_timeout_are_not_now_in_ok() {
     let _wd = util::watchdog("channel_try", Duration::from_secs(30));
     let (tx, rx) = channel::new::<String>(2).unwrap();
     assert_eq!(tx.capacity(), 2);
-    match rx.try_recv() {
-        Err(TryRecvError::Empty) => {}
-        other => panic!("expected Empty, got {other:?}"),
-    }
-    match rx.recv_timeout(Duration::from_millis(20)) {
-        Err(RecvTimeoutError::Timeout) => {}
-        other => panic!("expected Timeout, got {other:?}"),
-    }
-    tx.send("a".into()).unwrap();
-    tx.try_send("b".into()).unwrap();
+    assert_eq!(rx.try_recv().unwrap(), None, "empty");
+    assert_eq!(rx.recv_timeout(Duration::from_millis(20)).unwrap(), None);
+    tx.send(&"a".into()).unwrap();
+    assert!(tx.try_send(&"b".into()).unwrap());
     assert!(tx.is_full());
-    match tx.try_send("c".into()) {
-        Err(TrySendError::Full(m)) => assert_eq!(m, "c"),
-        other => panic!("expected Full, got {other:?}"),
-    }
-    match tx.send_timeout("d".into(), Duration::from_millis(20)) {
-        Err(SendTimeoutError::Timeout(m)) => assert_eq!(m, "d"),
-        other => panic!("expected Timeout, got {other:?}"),
-    }
-    match tx.try_send("x".repeat(2000)) {
-        Err(TrySendError::Failed(m, e)) => {
-            assert_eq!(m.len(), 2000);
-            assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
-        }
+    assert!(!tx.try_send(&"c".into()).unwrap(), "full");
+    assert!(!tx
+        .send_timeout(&"d".into(), Duration::from_millis(20))
+        .unwrap());
+    match tx.try_send(&"x".repeat(2000)) {
+        Err(SendError::Failed(e)) => assert_eq!(e.kind(), io::ErrorKind::InvalidInput),
         other => panic!("expected Failed, got {other:?}"),
     }
     assert_eq!(rx.recv().unwrap(), "a");
-    assert_eq!(rx.try_recv().unwrap(), "b");
+    assert_eq!(rx.try_recv().unwrap().as_deref(), Some("b"));
     drop(rx);
-    match tx.try_send("e".into()) {
-        Err(TrySendError::Disconnected(m)) => assert_eq!(m, "e"),
+    match tx.try_send(&"e".into()) {
+        Err(SendError::Disconnected) => {}
         other => panic!("expected Disconnected, got {other:?}"),
     }
     assert_eq!(
@@ -644,13 +623,13 @@ fn channel_killed_sender_gives_disconnected() {
     let mut kids = Children::new();
     let child = kids.fork(|| {
         for i in 0..100 {
-            if tx.send(i).is_err() {
+            if tx.send(&i).is_err() {
                 return 1;
             }
         }
         // Then hang in a full channel until killed.
         loop {
-            let _ = tx.send(u32::MAX);
+            let _ = tx.send(&u32::MAX);
         }
     });
     for i in 0..100 {
@@ -661,9 +640,9 @@ fn channel_killed_sender_gives_disconnected() {
     let start = Instant::now();
     loop {
         match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(v) => assert_eq!(v, u32::MAX),
-            Err(RecvTimeoutError::Disconnected) => break,
-            Err(e) => panic!("expected Disconnected, got {e:?}"),
+            Ok(Some(v)) => assert_eq!(v, u32::MAX),
+            Err(RecvError::Disconnected) => break,
+            other => panic!("expected Disconnected, got {other:?}"),
         }
         assert!(start.elapsed() < Duration::from_secs(20));
     }
@@ -681,7 +660,7 @@ fn role_channel_sender() {
         .sender::<String>(&name)
         .expect("open channel sender");
     for i in 0..1000 {
-        tx.send(format!("m{i}")).expect("send");
+        tx.send(&format!("m{i}")).expect("send");
     }
 }
 
@@ -706,12 +685,12 @@ fn named_channel_between_unrelated_processes() {
         for i in 0..1000 {
             assert_eq!(
                 rx.recv_timeout(Duration::from_secs(20)).unwrap(),
-                format!("m{i}")
+                Some(format!("m{i}"))
             );
         }
         assert!(child.wait().unwrap().success());
         match rx.recv_timeout(Duration::from_secs(5)) {
-            Err(RecvTimeoutError::Disconnected) => {}
+            Err(RecvError::Disconnected) => {}
             other => panic!("expected Disconnected, got {other:?}"),
         }
     }

@@ -125,15 +125,13 @@ fn wrong_length(got: usize, want: usize) -> io::Error {
 
 impl Endpoint for ChannelEnd {
     fn send(&mut self, msg: &[u8]) -> io::Result<()> {
-        self.tx
-            .send_bytes(msg)
-            .map_err(|e| io::Error::other(e.to_string()))
+        self.tx.send_bytes(msg).map_err(io::Error::from)
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<()> {
         self.rx
             .recv_bytes_into(&mut self.buf)
-            .map_err(io::Error::other)?;
+            .map_err(io::Error::from)?;
         if self.buf.len() != buf.len() {
             return Err(wrong_length(self.buf.len(), buf.len()));
         }
@@ -197,17 +195,14 @@ impl Link for QueueLink {
 
 impl Endpoint for QueueEnd {
     fn send(&mut self, msg: &[u8]) -> io::Result<()> {
-        self.tx
-            .as_bytes()
-            .put(msg)
-            .map_err(|e| io::Error::other(e.to_string()))
+        self.tx.as_bytes().put(msg).map_err(io::Error::from)
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<()> {
         self.rx
             .as_bytes()
             .get_into(&mut self.buf)
-            .map_err(io::Error::other)?;
+            .map_err(io::Error::from)?;
         if self.buf.len() != buf.len() {
             return Err(wrong_length(self.buf.len(), buf.len()));
         }

@@ -6,8 +6,10 @@
 //! read-modify-write is on the message path: the sender alone writes the tail index, the
 //! receiver alone the head index, each on its own cache line.
 //!
-//! A blocked end spins (per [`WaitPolicy`]), then sleeps on a futex. Its peer wakes it only if
-//! it sleeps, so while both ends are busy nobody enters the kernel.
+//! `send` and `recv` block; their `try_`, `_timeout` and `_deadline` forms say "not now" in
+//! `Ok` (the [crate's rule](crate#outcomes)). A blocked end spins (per [`WaitPolicy`]), then
+//! sleeps on a futex. Its peer wakes it only if it sleeps, so while both ends are busy nobody
+//! enters the kernel.
 //!
 //! # Crash safety and disconnection
 //!
@@ -41,40 +43,22 @@
 use std::cell::Cell;
 use std::io;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU32, Ordering::*};
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::error::{
-    RecvError, RecvTimeoutError, SendError, SendTimeoutError, Stop, TryRecvError, TrySendError,
-};
+use super::error::{done, waited, Failure, RecvError, SendError};
 use super::object::{self, Object};
 use super::peers;
 use super::wait::{self, Deadline, WaitPolicy};
 use super::{codec, with_scratch};
+use crate::layout::channel::{
+    RawChannelHeader, RawEnd, RawSlot, MAGIC, PAYLOAD_OFFSET, READY, SLOTS_OFFSET, VERSION,
+};
 use crate::mode::CreationMode;
 use crate::sys::futex;
-
-const MAGIC: u64 = u64::from_le_bytes(*b"IPCBCHN\x01");
-const VERSION: u32 = 3;
-const READY: u32 = 0x5245_4459;
-
-const O_MAGIC: usize = 0;
-const O_VERSION: usize = 8;
-const O_READY: usize = 12;
-const O_CAP: usize = 16;
-const O_SLOT: usize = 24;
-const O_MAX_MSG: usize = 32;
-const O_TAIL: usize = 64;
-const O_HEAD: usize = 128;
-const O_RX_SLEEPING: usize = 192;
-const O_TX_SLEEPING: usize = 256;
-// Endpoint records: owner (pid and start time packed in one word), gone flag at +16.
-const O_TX: usize = 320;
-const O_RX: usize = 384;
-const SLOTS_OFF: usize = 448;
 
 // A slot is a 4-byte length, a 4-byte stamp and the payload. A sender writes the slot, stamps
 // it with its sequence number, then stores the tail. A receiver watches the stamp of the slot
@@ -96,7 +80,7 @@ const MAX_CAPACITY: u64 = 1 << 30;
 ///     .capacity(64)
 ///     .max_message_size(128)
 ///     .anonymous::<u64>()?;
-/// tx.send(7)?;
+/// tx.send(&7)?;
 /// assert_eq!(rx.recv()?, 7);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -177,7 +161,7 @@ impl Options {
         let slot = (8 + self.max_message + 63) & !63;
         let len = cap
             .checked_mul(slot)
-            .and_then(|n| n.checked_add(SLOTS_OFF as u64))
+            .and_then(|n| n.checked_add(SLOTS_OFFSET as u64))
             .and_then(|n| usize::try_from(n).ok())
             .ok_or_else(|| {
                 crate::error::invalid_input(format_args!(
@@ -226,7 +210,7 @@ impl Options {
     /// `ResourceBusy` if a live process owns the sending end.
     pub fn sender<T>(&self, name: &str) -> io::Result<Sender<T>> {
         let ep = Endpoint::new(std::sync::Arc::new(self.named_chan(name)?), self.policy);
-        ep.claim(O_TX, "sender", false)?;
+        ep.claim(Role::Sender, false)?;
         Ok(Sender::new(ep))
     }
 
@@ -237,7 +221,7 @@ impl Options {
     /// As [`Options::sender`].
     pub fn receiver<T>(&self, name: &str) -> io::Result<Receiver<T>> {
         let ep = Endpoint::new(std::sync::Arc::new(self.named_chan(name)?), self.policy);
-        ep.claim(O_RX, "receiver", false)?;
+        ep.claim(Role::Receiver, false)?;
         Ok(Receiver::new(ep))
     }
 }
@@ -252,23 +236,46 @@ pub fn new<T>(capacity: usize) -> io::Result<(Sender<T>, Receiver<T>)> {
     Options::new().capacity(capacity).anonymous()
 }
 
+/// One end of the channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Sender,
+    Receiver,
+}
+
+impl Role {
+    fn peer(self) -> Role {
+        match self {
+            Role::Sender => Role::Receiver,
+            Role::Receiver => Role::Sender,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Role::Sender => "sender",
+            Role::Receiver => "receiver",
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Chan {
-    obj: Object,
+    obj: Object<RawChannelHeader>,
     cap: u64,
     slot: u64,
     max_msg: u64,
 }
 
 impl Chan {
-    fn init(obj: Object, cap: u64, slot: u64, max_msg: u64) -> io::Result<Chan> {
-        let r = &obj.region;
-        r.u64_at(O_CAP).store(cap, Relaxed);
-        r.u64_at(O_SLOT).store(slot, Relaxed);
-        r.u64_at(O_MAX_MSG).store(max_msg, Relaxed);
-        r.u32_at(O_VERSION).store(VERSION, Relaxed);
-        r.u64_at(O_MAGIC).store(MAGIC, Relaxed);
-        r.u32_at(O_READY).store(READY, Release);
+    fn init(obj: Object<RawChannelHeader>, cap: u64, slot: u64, max_msg: u64) -> io::Result<Chan> {
+        let h = obj.region.header();
+        h.capacity.store(cap, Relaxed);
+        h.slot.store(slot, Relaxed);
+        h.max_msg.store(max_msg, Relaxed);
+        h.version.store(VERSION, Relaxed);
+        h.magic.store(MAGIC, Relaxed);
+        h.ready.store(READY, Release);
         Ok(Chan {
             obj,
             cap,
@@ -277,35 +284,32 @@ impl Chan {
         })
     }
 
-    fn validate(obj: Object) -> io::Result<Chan> {
+    fn validate(obj: Object<RawChannelHeader>) -> io::Result<Chan> {
         let r = &obj.region;
+        let h = r.header();
         let label = obj.label().to_owned();
         let bad = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
-        if r.len() < SLOTS_OFF {
-            return Err(bad(format!("{label} is too small for an ipcbox channel")));
-        }
         object::wait_ready(&format!("channel {label}"), || {
-            r.u32_at(O_READY).load(Acquire) == READY
+            h.ready.load(Acquire) == READY
         })?;
-        let (magic, version) = (
-            r.u64_at(O_MAGIC).load(Relaxed),
-            r.u32_at(O_VERSION).load(Relaxed),
-        );
+        let (magic, version) = (h.magic.load(Relaxed), h.version.load(Relaxed));
         if magic != MAGIC || version != VERSION {
             return Err(bad(format!(
                 "{label} is not an ipcbox channel of layout version {VERSION} (magic {magic:#x}, version {version})"
             )));
         }
-        let cap = r.u64_at(O_CAP).load(Relaxed);
-        let slot = r.u64_at(O_SLOT).load(Relaxed);
-        let max_msg = r.u64_at(O_MAX_MSG).load(Relaxed);
+        let cap = h.capacity.load(Relaxed);
+        let slot = h.slot.load(Relaxed);
+        let max_msg = h.max_msg.load(Relaxed);
         let fits = cap
             .checked_mul(slot)
-            .and_then(|n| n.checked_add(SLOTS_OFF as u64))
+            .and_then(|n| n.checked_add(SLOTS_OFFSET as u64))
             .is_some_and(|n| n <= r.len() as u64);
         if !cap.is_power_of_two()
             || cap > MAX_CAPACITY
-            || slot.checked_sub(8).is_none_or(|room| room < max_msg)
+            || slot
+                .checked_sub(PAYLOAD_OFFSET as u64)
+                .is_none_or(|room| room < max_msg)
             || slot % 8 != 0
             || !fits
         {
@@ -322,17 +326,60 @@ impl Chan {
         })
     }
 
+    /// The header, checked to fit the mapping when it was attached.
     #[inline]
-    fn u32(&self, off: usize) -> &AtomicU32 {
-        self.obj.region.u32_at(off)
+    fn h(&self) -> &RawChannelHeader {
+        self.obj.region.header()
     }
+
     #[inline]
-    fn u64(&self, off: usize) -> &AtomicU64 {
-        self.obj.region.u64_at(off)
+    fn end(&self, role: Role) -> &RawEnd {
+        match role {
+            Role::Sender => &self.h().sender,
+            Role::Receiver => &self.h().receiver,
+        }
     }
+
+    /// The index `role` alone writes: the tail for the sender, the head for the receiver.
     #[inline]
-    fn slot_off(&self, index: u32) -> usize {
-        SLOTS_OFF + ((u64::from(index) & (self.cap - 1)) * self.slot) as usize
+    fn index(&self, role: Role) -> &AtomicU32 {
+        match role {
+            Role::Sender => &self.h().tail,
+            Role::Receiver => &self.h().head,
+        }
+    }
+
+    /// The flag `role` raises while it may sleep on its peer's index.
+    #[inline]
+    fn sleeping(&self, role: Role) -> &AtomicU32 {
+        match role {
+            Role::Sender => &self.h().tx_sleeping,
+            Role::Receiver => &self.h().rx_sleeping,
+        }
+    }
+
+    /// The slot of message `index`: its length and stamp, and where its payload starts.
+    #[inline]
+    fn slot(&self, index: u32) -> io::Result<(&RawSlot, usize)> {
+        // In bounds for any index once `validate` checked the geometry against the mapping;
+        // checked again all the same, since the mapping is shared with other processes.
+        let off = SLOTS_OFFSET + ((u64::from(index) & (self.cap - 1)) * self.slot) as usize;
+        match self.obj.region.at::<RawSlot>(off) {
+            Some(slot) => Ok((slot, off + PAYLOAD_OFFSET)),
+            None => Err(self.bad_slot(off)),
+        }
+    }
+
+    #[cold]
+    fn bad_slot(&self, off: usize) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "channel {} corrupted: slot at offset {off} outside its {} byte object",
+                self.obj.label(),
+                self.obj.region.len()
+            ),
+        )
     }
 }
 
@@ -367,24 +414,26 @@ impl Endpoint {
         }
     }
 
-    /// Takes ownership of the end recorded at `rec` (`O_TX`/`O_RX`) for this process. An
-    /// opener (`force` false) fails while a live process owns it; a handle inherited across
-    /// `fork` (`force` true) is that same end and takes it over.
+    /// Takes ownership of the end `role` for this process. An opener (`force` false) fails
+    /// while a live process owns it; a handle inherited across `fork` (`force` true) is that
+    /// same end and takes it over.
     #[cold]
-    fn claim(&self, rec: usize, what: &str, force: bool) -> io::Result<()> {
+    fn claim(&self, role: Role, force: bool) -> io::Result<()> {
         let gen = crate::sys::process::fork_generation();
         let (pid, start) = peers::me();
         let me = peers::pack(pid, start);
         let c = &self.chan;
-        let owner = c.u64(rec);
+        let end = c.end(role);
+        let owner = &end.owner;
         loop {
             let cur = owner.load(Acquire);
             if !force && cur != 0 && peers::alive_packed(cur) {
                 return Err(io::Error::new(
                     io::ErrorKind::ResourceBusy,
                     format!(
-                        "channel {} {what} is owned by live process {}",
+                        "channel {} {} is owned by live process {}",
                         c.obj.label(),
+                        role.name(),
                         cur & 0xFFFF_FFFF
                     ),
                 ));
@@ -393,30 +442,25 @@ impl Endpoint {
                 break;
             }
         }
-        c.u32(rec + 16).store(0, Release);
+        end.gone.store(0, Release);
         self.owner_word.set(me);
-        // Take up our index where the previous owner left it.
-        let (mine, other) = if rec == O_TX {
-            (O_TAIL, O_HEAD)
-        } else {
-            (O_HEAD, O_TAIL)
-        };
-        if rec == O_TX {
+        if role == Role::Sender {
             // A sender killed between stamping a slot and storing the tail left a message
             // the receiver may already have taken: move the tail past every stamped slot, so
             // the next message goes after it, and tell a sleeping receiver.
-            let mut tail = c.u32(O_TAIL).load(Acquire);
+            let mut tail = c.h().tail.load(Acquire);
             for _ in 0..c.cap {
-                if c.u32(c.slot_off(tail) + 4).load(Acquire) != tail.wrapping_add(1) {
+                if c.slot(tail)?.0.stamp.load(Acquire) != tail.wrapping_add(1) {
                     break;
                 }
                 tail = tail.wrapping_add(1);
             }
-            c.u32(O_TAIL).store(tail, SeqCst);
-            wake_sleeper(c, O_RX_SLEEPING, O_TAIL);
+            c.h().tail.store(tail, SeqCst);
+            wake_sleeper(c, Role::Receiver);
         }
-        self.mine.set(c.u32(mine).load(Acquire));
-        self.other.set(c.u32(other).load(Acquire));
+        // Take up our index where the previous owner left it.
+        self.mine.set(c.index(role).load(Acquire));
+        self.other.set(c.index(role.peer()).load(Acquire));
         self.fence_free.set(wait::register_fence_free());
         self.claimed_gen.set(gen);
         Ok(())
@@ -433,10 +477,10 @@ impl Endpoint {
     // Where `membarrier` is refused, an end fences its index store itself, and a sleeper that
     // could not fence its peer sleeps in short slices (`wait::UNFENCED_SLICE`).
 
-    /// Publishes our index `value` at `word`; the peer's "sleeping" flag is loaded after it.
+    /// Publishes `role`'s (our) index `value`; the peer's "sleeping" flag is loaded after it.
     #[inline]
-    fn publish(&self, word: usize, value: u32) {
-        let index = self.chan.u32(word);
+    fn publish(&self, role: Role, value: u32) {
+        let index = self.chan.index(role);
         if self.fence_free.get() {
             // A sleeping peer's `membarrier` orders this store before our flag load.
             index.store(value, Release);
@@ -446,77 +490,73 @@ impl Endpoint {
     }
 
     #[inline]
-    fn ensure(&self, rec: usize, what: &str) -> io::Result<()> {
+    fn ensure(&self, role: Role) -> io::Result<()> {
         if self.claimed_gen.get() != crate::sys::process::fork_generation() {
-            self.claim(rec, what, true)?;
+            self.claim(role, true)?;
         }
         Ok(())
     }
 
-    /// Whether the peer recorded at `rec` has gone (dropped its end) or, if `check_alive`, died.
+    /// Whether the end `peer` has gone (dropped) or, if `check_alive`, its owner died.
     #[inline]
-    fn peer_gone(&self, rec: usize, check_alive: bool) -> bool {
-        let c = &self.chan;
-        if c.u32(rec + 16).load(Acquire) != 0 {
+    fn peer_gone(&self, peer: Role, check_alive: bool) -> bool {
+        let end = self.chan.end(peer);
+        if end.gone.load(Acquire) != 0 {
             return true;
         }
-        let owner = c.u64(rec).load(Acquire);
+        let owner = end.owner.load(Acquire);
         check_alive && owner != 0 && !peers::alive_packed(owner)
     }
 
     /// Marks our end gone and wakes the peer, if this process still owns it (a process that
     /// handed its end to a forked child and then drops its copy does not disconnect the child).
-    fn release(&self, rec: usize) {
+    fn release(&self, role: Role) {
         if self.claimed_gen.get() != crate::sys::process::fork_generation() {
             return;
         }
-        let c = &self.chan;
+        let end = self.chan.end(role);
         let mine = self.owner_word.get();
-        if c.u64(rec)
+        if end
+            .owner
             .compare_exchange(mine, 0, AcqRel, Relaxed)
             .is_err()
         {
             return;
         }
-        c.u32(rec + 16).store(1, SeqCst);
+        end.gone.store(1, SeqCst);
     }
 
-    /// Waits until `ready()` or the deadline; the peer wakes us through `word` when we raise
-    /// `sleeping`. Returns Err(Timeout/Disconnected/Empty/Full) or Ok when ready.
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "private; the words and the two readiness checks differ per side"
-    )]
-    fn wait(
+    /// Waits, as `role`, until `ready()` (true) or the deadline (false); the peer wakes us
+    /// through its index when we raise our sleeping flag. `Disconnected` once the peer is gone
+    /// and still not `ready()`.
+    fn wait<E: Failure>(
         &self,
         deadline: Deadline,
-        word: usize,
-        sleeping: usize,
-        peer_rec: usize,
-        blocked_stop: fn() -> Stop,
+        role: Role,
         fast_ready: impl Fn() -> bool,
         ready: impl Fn() -> bool,
-    ) -> Result<(), Stop> {
+    ) -> Result<bool, E> {
         let c = &self.chan;
-        if self.peer_gone(peer_rec, false) {
-            return if ready() {
-                Ok(())
+        let (word, sleeping, peer) = (c.index(role.peer()), c.sleeping(role), role.peer());
+        let gone = || {
+            if ready() {
+                Ok(true)
             } else {
-                Err(Stop::Disconnected)
-            };
+                Err(E::disconnected())
+            }
+        };
+        if self.peer_gone(peer, false) {
+            return gone();
         }
         if wait::spin(deadline, self.policy.spin_for(), || !fast_ready()) {
-            return Ok(());
+            return Ok(true);
         }
         loop {
             let Some(slice) = deadline.slice(wait::SLICE) else {
-                return Err(match deadline {
-                    Deadline::Now => blocked_stop(),
-                    _ => Stop::Timeout,
-                });
+                return Ok(false);
             };
-            let seen = c.u32(word).load(SeqCst);
-            c.u32(sleeping).store(1, SeqCst);
+            let seen = word.load(SeqCst);
+            sleeping.store(1, SeqCst);
             // A fence-free peer may have stored its index and loaded our flag in the other
             // order; after this, either it sees the flag or `ready()` sees its index.
             let slice = if wait::fence_peers() {
@@ -524,26 +564,18 @@ impl Endpoint {
             } else {
                 slice.min(wait::UNFENCED_SLICE)
             };
-            if ready() || self.peer_gone(peer_rec, false) {
-                c.u32(sleeping).store(0, Relaxed);
-                return if ready() {
-                    Ok(())
-                } else {
-                    Err(Stop::Disconnected)
-                };
+            if ready() || self.peer_gone(peer, false) {
+                sleeping.store(0, Relaxed);
+                return gone();
             }
-            let res = futex::wait(c.u32(word), seen, Some(slice));
-            c.u32(sleeping).store(0, Relaxed);
-            res?;
+            let res = futex::wait(word, seen, Some(slice));
+            sleeping.store(0, Relaxed);
+            res.map_err(E::failed)?;
             if ready() {
-                return Ok(());
+                return Ok(true);
             }
-            if self.peer_gone(peer_rec, c.u32(word).load(Relaxed) == seen) {
-                return if ready() {
-                    Ok(())
-                } else {
-                    Err(Stop::Disconnected)
-                };
+            if self.peer_gone(peer, word.load(Relaxed) == seen) {
+                return gone();
             }
         }
     }
@@ -571,36 +603,33 @@ impl<T> Sender<T> {
         }
     }
 
-    fn send_raw(&self, msg: &[u8], deadline: Deadline) -> Result<(), Stop> {
+    /// Sends `msg`; false if the deadline passed first.
+    fn send_raw(&self, msg: &[u8], deadline: Deadline) -> Result<bool, SendError> {
         let ep = &self.ep;
         let c = &*ep.chan;
         if msg.len() as u64 > c.max_msg {
-            return Err(Stop::Failed(crate::error::invalid_input(format_args!(
-                "message of {} bytes over the channel's limit of {} bytes",
-                msg.len(),
-                c.max_msg
-            ))));
+            return Err(SendError::Failed(crate::error::invalid_input(
+                format_args!(
+                    "message of {} bytes over the channel's limit of {} bytes",
+                    msg.len(),
+                    c.max_msg
+                ),
+            )));
         }
-        ep.ensure(O_TX, "sender")?;
-        if ep.peer_gone(O_RX, false) {
-            return Err(Stop::Disconnected);
+        ep.ensure(Role::Sender).map_err(SendError::Failed)?;
+        if ep.peer_gone(Role::Receiver, false) {
+            return Err(SendError::Disconnected);
         }
         let tail = ep.mine.get();
         let cap = c.cap as u32;
         if tail.wrapping_sub(ep.other.get()) >= cap {
-            let refresh = || tail.wrapping_sub(c.u32(O_HEAD).load(Acquire)) < cap;
-            ep.wait(
-                deadline,
-                O_HEAD,
-                O_TX_SLEEPING,
-                O_RX,
-                || Stop::Full,
-                refresh,
-                refresh,
-            )?;
-            let head = c.u32(O_HEAD).load(Acquire);
+            let refresh = || tail.wrapping_sub(c.h().head.load(Acquire)) < cap;
+            if !ep.wait(deadline, Role::Sender, refresh, refresh)? {
+                return Ok(false);
+            }
+            let head = c.h().head.load(Acquire);
             if tail.wrapping_sub(head) > cap {
-                return Err(Stop::Failed(io::Error::new(
+                return Err(SendError::Failed(io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!(
                         "channel header corrupted: {}: head {head}, tail {tail}",
@@ -610,17 +639,20 @@ impl<T> Sender<T> {
             }
             ep.other.set(head);
         }
-        let off = c.slot_off(tail);
-        c.obj.region.write(off + 8, msg)?;
-        c.u32(off).store(msg.len() as u32, Relaxed);
+        let (slot, payload) = c.slot(tail).map_err(SendError::Failed)?;
+        c.obj
+            .region
+            .write(payload, msg)
+            .map_err(SendError::Failed)?;
+        slot.len.store(msg.len() as u32, Relaxed);
         let next = tail.wrapping_add(1);
         // The stamp publishes the slot to a receiver watching it; the tail (ordered before
         // the load of the receiver's sleeping flag) to one about to sleep.
-        c.u32(off + 4).store(next, Release);
-        ep.publish(O_TAIL, next);
+        slot.stamp.store(next, Release);
+        ep.publish(Role::Sender, next);
         ep.mine.set(next);
-        wake_sleeper(c, O_RX_SLEEPING, O_TAIL);
-        Ok(())
+        wake_sleeper(c, Role::Receiver);
+        Ok(true)
     }
 
     /// Sends raw bytes, waiting while the channel is full.
@@ -628,33 +660,37 @@ impl<T> Sender<T> {
     /// # Errors
     ///
     /// As [`Sender::send`].
-    pub fn send_bytes<'a>(&self, msg: &'a [u8]) -> Result<(), SendError<&'a [u8]>> {
-        self.send_raw(msg, Deadline::Forever)
-            .map_err(|e| e.send(msg))
+    pub fn send_bytes(&self, msg: &[u8]) -> Result<(), SendError> {
+        done(self.send_raw(msg, Deadline::Forever))
     }
 
-    /// Sends raw bytes if there is room now.
+    /// Sends raw bytes if there is room now; `Ok(false)` if the channel is full.
     ///
     /// # Errors
     ///
-    /// As [`Sender::try_send`].
-    pub fn try_send_bytes<'a>(&self, msg: &'a [u8]) -> Result<(), TrySendError<&'a [u8]>> {
+    /// As [`Sender::send`].
+    pub fn try_send_bytes(&self, msg: &[u8]) -> Result<bool, SendError> {
         self.send_raw(msg, Deadline::Now)
-            .map_err(|e| e.try_send(msg))
     }
 
-    /// Sends raw bytes, waiting at most `timeout` for room.
+    /// Sends raw bytes, waiting at most `timeout` for room; `Ok(false)` if the channel stayed
+    /// full.
     ///
     /// # Errors
     ///
-    /// As [`Sender::send_timeout`].
-    pub fn send_bytes_timeout<'a>(
-        &self,
-        msg: &'a [u8],
-        timeout: Duration,
-    ) -> Result<(), SendTimeoutError<&'a [u8]>> {
+    /// As [`Sender::send`].
+    pub fn send_bytes_timeout(&self, msg: &[u8], timeout: Duration) -> Result<bool, SendError> {
         self.send_raw(msg, Deadline::after(timeout))
-            .map_err(|e| e.send_timeout(msg))
+    }
+
+    /// Sends raw bytes, waiting until `deadline` at most for room; `Ok(false)` if the channel
+    /// stayed full.
+    ///
+    /// # Errors
+    ///
+    /// As [`Sender::send`].
+    pub fn send_bytes_deadline(&self, msg: &[u8], deadline: Instant) -> Result<bool, SendError> {
+        self.send_raw(msg, Deadline::At(deadline))
     }
 
     /// The number of slots.
@@ -683,21 +719,23 @@ impl<T> Sender<T> {
     }
 }
 
-/// Wakes the peer if it sleeps on `word`: the first waker takes the flag down, so a burst
-/// of messages to a sleeper that is still waking up costs one wake-up call, not one each.
+/// Wakes `sleeper` if it sleeps (on its peer's index): the first waker takes the flag down, so
+/// a burst of messages to a sleeper that is still waking up costs one wake-up call, not one
+/// each.
 #[inline]
-fn wake_sleeper(c: &Chan, sleeping: usize, word: usize) {
-    let flag = c.u32(sleeping);
+fn wake_sleeper(c: &Chan, sleeper: Role) {
+    let flag = c.sleeping(sleeper);
     if flag.load(SeqCst) != 0 && flag.swap(0, SeqCst) != 0 {
-        futex::wake_all(c.u32(word));
+        futex::wake_all(c.index(sleeper.peer()));
     }
 }
 
 fn len(c: &Chan) -> usize {
     let n = c
-        .u32(O_TAIL)
+        .h()
+        .tail
         .load(Relaxed)
-        .wrapping_sub(c.u32(O_HEAD).load(Relaxed)) as i32;
+        .wrapping_sub(c.h().head.load(Relaxed)) as i32;
     (n.max(0) as u64).min(c.cap) as usize
 }
 
@@ -710,9 +748,9 @@ fn detach(ep: &mut Endpoint) {
 }
 
 impl<T: Serialize> Sender<T> {
-    fn encode_send(&self, msg: &T, deadline: Deadline) -> Result<(), Stop> {
+    fn encode_send(&self, msg: &T, deadline: Deadline) -> Result<bool, SendError> {
         with_scratch(|buf| {
-            codec::encode(msg, buf)?;
+            codec::encode(msg, buf).map_err(SendError::Failed)?;
             self.send_raw(buf, deadline)
         })
     }
@@ -723,39 +761,47 @@ impl<T: Serialize> Sender<T> {
     ///
     /// [`SendError::Disconnected`] if the receiver is gone or dead; [`SendError::Failed`] if
     /// the encoded message is over the size limit or the channel is corrupted.
-    pub fn send(&self, msg: T) -> Result<(), SendError<T>> {
-        self.encode_send(&msg, Deadline::Forever)
-            .map_err(|e| e.send(msg))
+    pub fn send(&self, msg: &T) -> Result<(), SendError> {
+        done(self.encode_send(msg, Deadline::Forever))
     }
 
-    /// Sends `msg` if there is room now.
+    /// Sends `msg` if there is room now; `Ok(false)` if the channel is full.
     ///
     /// # Errors
     ///
-    /// [`TrySendError::Full`] hands the message back; otherwise as [`Sender::send`].
-    pub fn try_send(&self, msg: T) -> Result<(), TrySendError<T>> {
-        self.encode_send(&msg, Deadline::Now)
-            .map_err(|e| e.try_send(msg))
+    /// As [`Sender::send`].
+    pub fn try_send(&self, msg: &T) -> Result<bool, SendError> {
+        self.encode_send(msg, Deadline::Now)
     }
 
-    /// Sends `msg`, waiting at most `timeout` for room.
+    /// Sends `msg`, waiting at most `timeout` for room; `Ok(false)` if the channel stayed
+    /// full.
     ///
     /// # Errors
     ///
-    /// [`SendTimeoutError::Timeout`] hands the message back; otherwise as [`Sender::send`].
-    pub fn send_timeout(&self, msg: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
-        self.encode_send(&msg, Deadline::after(timeout))
-            .map_err(|e| e.send_timeout(msg))
+    /// As [`Sender::send`].
+    pub fn send_timeout(&self, msg: &T, timeout: Duration) -> Result<bool, SendError> {
+        self.encode_send(msg, Deadline::after(timeout))
+    }
+
+    /// Sends `msg`, waiting until `deadline` at most for room; `Ok(false)` if the channel
+    /// stayed full.
+    ///
+    /// # Errors
+    ///
+    /// As [`Sender::send`].
+    pub fn send_deadline(&self, msg: &T, deadline: Instant) -> Result<bool, SendError> {
+        self.encode_send(msg, Deadline::At(deadline))
     }
 }
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
-        self.ep.release(O_TX);
+        self.ep.release(Role::Sender);
         // The receiver sleeps on the tail word; it re-checks the gone flag when woken.
-        let c = &self.ep.chan;
-        if c.u32(O_RX_SLEEPING).load(SeqCst) != 0 {
-            futex::wake_all(c.u32(O_TAIL));
+        let h = self.ep.chan.h();
+        if h.rx_sleeping.load(SeqCst) != 0 {
+            futex::wake_all(&h.tail);
         }
     }
 }
@@ -768,14 +814,15 @@ impl<T> Receiver<T> {
         }
     }
 
-    fn recv_raw(&self, out: &mut Vec<u8>, deadline: Deadline) -> Result<(), Stop> {
+    /// Receives a message into `out`; false if the deadline passed first.
+    fn recv_raw(&self, out: &mut Vec<u8>, deadline: Deadline) -> Result<bool, RecvError> {
         let ep = &self.ep;
         let c = &*ep.chan;
-        ep.ensure(O_RX, "receiver")?;
+        ep.ensure(Role::Receiver).map_err(RecvError::Failed)?;
         let head = ep.mine.get();
-        let off = c.slot_off(head);
+        let (slot, payload) = c.slot(head).map_err(RecvError::Failed)?;
         let next = head.wrapping_add(1);
-        let stamp = c.u32(off + 4);
+        let stamp = &slot.stamp;
         if stamp.load(Acquire) != next {
             // Spin on the slot itself; sleep on the tail, which the sender stores after the
             // stamp and checks the sleeping flag against. The spin reads the stamp's line
@@ -785,20 +832,13 @@ impl<T> Receiver<T> {
             let stamped = || stamp.load(Acquire) == next;
             // The stamp goes before the tail, so a receiver may be one past the tail for a
             // moment: only a tail ahead of the head means a message.
-            let refresh =
-                || stamped() || (c.u32(O_TAIL).load(Acquire).wrapping_sub(head) as i32) > 0;
-            ep.wait(
-                deadline,
-                O_TAIL,
-                O_RX_SLEEPING,
-                O_TX,
-                || Stop::Empty,
-                stamped,
-                refresh,
-            )?;
+            let refresh = || stamped() || (c.h().tail.load(Acquire).wrapping_sub(head) as i32) > 0;
+            if !ep.wait(deadline, Role::Receiver, stamped, refresh)? {
+                return Ok(false);
+            }
             if !stamped() {
-                let tail = c.u32(O_TAIL).load(Acquire);
-                return Err(Stop::Failed(io::Error::new(
+                let tail = c.h().tail.load(Acquire);
+                return Err(RecvError::Failed(io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!(
                         "channel corrupted: {}: head {head}, tail {tail}, slot stamp {}",
@@ -808,9 +848,9 @@ impl<T> Receiver<T> {
                 )));
             }
         }
-        let len = u64::from(c.u32(off).load(Relaxed));
+        let len = u64::from(slot.len.load(Relaxed));
         if len > c.max_msg {
-            return Err(Stop::Failed(io::Error::new(
+            return Err(RecvError::Failed(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!(
                     "channel {} corrupted: slot length {len} over the limit {}",
@@ -819,11 +859,14 @@ impl<T> Receiver<T> {
                 ),
             )));
         }
-        c.obj.region.read_to_vec(off + 8, len as usize, out)?;
-        ep.publish(O_HEAD, next);
+        c.obj
+            .region
+            .read_to_vec(payload, len as usize, out)
+            .map_err(RecvError::Failed)?;
+        ep.publish(Role::Receiver, next);
         ep.mine.set(next);
-        wake_sleeper(c, O_TX_SLEEPING, O_HEAD);
-        Ok(())
+        wake_sleeper(c, Role::Sender);
+        Ok(true)
     }
 
     /// Receives raw bytes into `buf` (replacing its contents), waiting while the channel is
@@ -833,30 +876,45 @@ impl<T> Receiver<T> {
     ///
     /// As [`Receiver::recv`].
     pub fn recv_bytes_into(&self, buf: &mut Vec<u8>) -> Result<(), RecvError> {
-        self.recv_raw(buf, Deadline::Forever).map_err(Stop::recv)
+        done(self.recv_raw(buf, Deadline::Forever))
     }
 
-    /// Receives raw bytes into `buf` if a message is there now.
+    /// Receives raw bytes into `buf` if a message is there now; `Ok(false)` if the channel is
+    /// empty.
     ///
     /// # Errors
     ///
-    /// As [`Receiver::try_recv`].
-    pub fn try_recv_bytes_into(&self, buf: &mut Vec<u8>) -> Result<(), TryRecvError> {
-        self.recv_raw(buf, Deadline::Now).map_err(Stop::try_recv)
+    /// As [`Receiver::recv`].
+    pub fn try_recv_bytes_into(&self, buf: &mut Vec<u8>) -> Result<bool, RecvError> {
+        self.recv_raw(buf, Deadline::Now)
     }
 
-    /// Receives raw bytes into `buf`, waiting at most `timeout`.
+    /// Receives raw bytes into `buf`, waiting at most `timeout`; `Ok(false)` if the channel
+    /// stayed empty.
     ///
     /// # Errors
     ///
-    /// As [`Receiver::recv_timeout`].
+    /// As [`Receiver::recv`].
     pub fn recv_bytes_into_timeout(
         &self,
         buf: &mut Vec<u8>,
         timeout: Duration,
-    ) -> Result<(), RecvTimeoutError> {
+    ) -> Result<bool, RecvError> {
         self.recv_raw(buf, Deadline::after(timeout))
-            .map_err(Stop::recv_timeout)
+    }
+
+    /// Receives raw bytes into `buf`, waiting until `deadline` at most; `Ok(false)` if the
+    /// channel stayed empty.
+    ///
+    /// # Errors
+    ///
+    /// As [`Receiver::recv`].
+    pub fn recv_bytes_into_deadline(
+        &self,
+        buf: &mut Vec<u8>,
+        deadline: Instant,
+    ) -> Result<bool, RecvError> {
+        self.recv_raw(buf, Deadline::At(deadline))
     }
 
     /// The number of slots.
@@ -881,10 +939,12 @@ impl<T> Receiver<T> {
 }
 
 impl<T: DeserializeOwned> Receiver<T> {
-    fn recv_decode(&self, deadline: Deadline) -> Result<T, Stop> {
+    fn recv_decode(&self, deadline: Deadline) -> Result<Option<T>, RecvError> {
         with_scratch(|buf| {
-            self.recv_raw(buf, deadline)?;
-            Ok(codec::decode(buf)?)
+            if !self.recv_raw(buf, deadline)? {
+                return Ok(None);
+            }
+            codec::decode(buf).map(Some).map_err(RecvError::Failed)
         })
     }
 
@@ -896,35 +956,44 @@ impl<T: DeserializeOwned> Receiver<T> {
     /// [`RecvError::Failed`] if the message does not decode (it is dropped) or the channel is
     /// corrupted.
     pub fn recv(&self) -> Result<T, RecvError> {
-        self.recv_decode(Deadline::Forever).map_err(Stop::recv)
+        waited(self.recv_decode(Deadline::Forever))
     }
 
-    /// Receives a message if one is there now.
+    /// Receives a message if one is there now; `Ok(None)` if the channel is empty.
     ///
     /// # Errors
     ///
-    /// [`TryRecvError::Empty`]; otherwise as [`Receiver::recv`].
-    pub fn try_recv(&self) -> Result<T, TryRecvError> {
-        self.recv_decode(Deadline::Now).map_err(Stop::try_recv)
+    /// As [`Receiver::recv`].
+    pub fn try_recv(&self) -> Result<Option<T>, RecvError> {
+        self.recv_decode(Deadline::Now)
     }
 
-    /// Receives a message, waiting at most `timeout`.
+    /// Receives a message, waiting at most `timeout`; `Ok(None)` if the channel stayed empty.
     ///
     /// # Errors
     ///
-    /// [`RecvTimeoutError::Timeout`]; otherwise as [`Receiver::recv`].
-    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+    /// As [`Receiver::recv`].
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<T>, RecvError> {
         self.recv_decode(Deadline::after(timeout))
-            .map_err(Stop::recv_timeout)
+    }
+
+    /// Receives a message, waiting until `deadline` at most; `Ok(None)` if the channel stayed
+    /// empty.
+    ///
+    /// # Errors
+    ///
+    /// As [`Receiver::recv`].
+    pub fn recv_deadline(&self, deadline: Instant) -> Result<Option<T>, RecvError> {
+        self.recv_decode(Deadline::At(deadline))
     }
 }
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
-        self.ep.release(O_RX);
-        let c = &self.ep.chan;
-        if c.u32(O_TX_SLEEPING).load(SeqCst) != 0 {
-            futex::wake_all(c.u32(O_HEAD));
+        self.ep.release(Role::Receiver);
+        let h = self.ep.chan.h();
+        if h.tx_sleeping.load(SeqCst) != 0 {
+            futex::wake_all(&h.head);
         }
     }
 }

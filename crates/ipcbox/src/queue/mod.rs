@@ -18,8 +18,10 @@
 //!   [`Options::named`]). An opener checks the magic number, the layout version and that the
 //!   geometry fits the object.
 //!
-//! Every operation has three forms: blocking (`put`, `get`), `try_` and `_timeout`. A message
-//! that could not be sent is handed back in the error.
+//! Every operation has a blocking form (`put`, `get`), a `try_` and a `_timeout` form, and the
+//! single ones a `_deadline` form. Outcomes follow the [crate's rule](crate#outcomes): "not
+//! now" (full, empty, timed out) is `Ok(false)`, `Ok(None)` or a count of 0; an `Err` is a
+//! failure ([`SendError`], [`RecvError`], [`PutManyError`]).
 //!
 //! A blocked operation sleeps on a futex, holding no lock. A waker enters the kernel only if
 //! someone sleeps, so while both sides are busy no process makes a system call.
@@ -89,7 +91,8 @@
 //!   room for the rest. The `try_` form stops after the first hold and returns how many it put.
 //! * A producer killed inside `put_many` leaves a prefix of its messages in the queue, whole
 //!   and in order: every earlier lock hold's messages, plus all or none of the current one's.
-//!   Never a torn message, never a gap. An error says how many were put (`msgs[..n]`).
+//!   Never a torn message, never a gap. An error says how many were put
+//!   ([`PutManyError::sent`]).
 //! * `get_many` takes up to `max` messages (at least one) in one lock hold. They are
 //!   consecutive in the queue's order, and the caller's once it returns.
 //! * A consumer killed inside `get_many` either left all of that batch in the queue or took
@@ -105,7 +108,7 @@
 //!   peer wrote into the lock word) blocks the others of its side, and sleepers registering
 //!   with that side:
 //!   * a blocking operation for up to 10 s, then it fails with `TimedOut`;
-//!   * a `_timeout` form until its deadline, then `Timeout`;
+//!   * a `_timeout` form until its deadline, then "not now";
 //!   * a `try_` form for up to 20 ms, then `Failed` with `TimedOut`, naming the holder's PID.
 //! * A process that writes garbage into the shared memory can make operations fail (and lose
 //!   messages), not crash other processes.
@@ -127,18 +130,16 @@ pub mod channel;
 
 use std::io;
 use std::marker::PhantomData;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-pub use error::{
-    RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
-};
+pub use error::{PutManyError, RecvError, SendError};
 pub use wait::WaitPolicy;
 
 use crate::mode::CreationMode;
-use error::Stop;
+use error::{done, waited};
 use ring::{Geometry, Ring};
 use wait::Deadline;
 
@@ -151,7 +152,7 @@ use wait::Deadline;
 /// use ipcbox::queue::Options;
 ///
 /// let q = Options::new().capacity(16).byte_capacity(4096).anonymous::<String>()?;
-/// q.put("hi".to_string())?;
+/// q.put(&"hi".to_string())?;
 /// assert_eq!(q.get()?, "hi");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -280,36 +281,37 @@ impl ByteQueue {
     ///
     /// [`SendError::Disconnected`] if the queue is closed or every other attached process is
     /// gone; [`SendError::Failed`] for a message over the size limit or a corrupted queue.
-    pub fn put<'a>(&self, msg: &'a [u8]) -> Result<(), SendError<&'a [u8]>> {
-        self.ring
-            .put(msg, Deadline::Forever)
-            .map_err(|e| e.send(msg))
+    pub fn put(&self, msg: &[u8]) -> Result<(), SendError> {
+        done(self.ring.put(msg, Deadline::Forever))
     }
 
-    /// Appends `msg` if there is room now.
+    /// Appends `msg` if there is room now; `Ok(false)` if the queue is full.
     ///
     /// # Errors
     ///
-    /// [`TrySendError::Full`] hands the message back; otherwise as [`ByteQueue::put`].
-    pub fn try_put<'a>(&self, msg: &'a [u8]) -> Result<(), TrySendError<&'a [u8]>> {
-        self.ring
-            .put(msg, Deadline::Now)
-            .map_err(|e| e.try_send(msg))
+    /// As [`ByteQueue::put`].
+    pub fn try_put(&self, msg: &[u8]) -> Result<bool, SendError> {
+        self.ring.put(msg, Deadline::Now)
     }
 
-    /// Appends `msg`, waiting at most `timeout` for room.
+    /// Appends `msg`, waiting at most `timeout` for room; `Ok(false)` if the queue stayed
+    /// full.
     ///
     /// # Errors
     ///
-    /// [`SendTimeoutError::Timeout`] hands the message back; otherwise as [`ByteQueue::put`].
-    pub fn put_timeout<'a>(
-        &self,
-        msg: &'a [u8],
-        timeout: Duration,
-    ) -> Result<(), SendTimeoutError<&'a [u8]>> {
-        self.ring
-            .put(msg, Deadline::after(timeout))
-            .map_err(|e| e.send_timeout(msg))
+    /// As [`ByteQueue::put`].
+    pub fn put_timeout(&self, msg: &[u8], timeout: Duration) -> Result<bool, SendError> {
+        self.ring.put(msg, Deadline::after(timeout))
+    }
+
+    /// Appends `msg`, waiting until `deadline` at most for room; `Ok(false)` if the queue
+    /// stayed full.
+    ///
+    /// # Errors
+    ///
+    /// As [`ByteQueue::put`].
+    pub fn put_deadline(&self, msg: &[u8], deadline: Instant) -> Result<bool, SendError> {
+        self.ring.put(msg, Deadline::At(deadline))
     }
 
     /// Removes the oldest message into `buf` (replacing its contents), waiting while the queue
@@ -320,31 +322,45 @@ impl ByteQueue {
     /// [`RecvError::Disconnected`] once the queue is closed (or every other attached process is
     /// gone) and empty; [`RecvError::Failed`] for a corrupted queue.
     pub fn get_into(&self, buf: &mut Vec<u8>) -> Result<(), RecvError> {
-        self.ring.get(buf, Deadline::Forever).map_err(Stop::recv)
+        done(self.ring.get(buf, Deadline::Forever))
     }
 
-    /// Removes the oldest message into `buf` if there is one now.
+    /// Removes the oldest message into `buf` if there is one now; `Ok(false)` if the queue is
+    /// empty.
     ///
     /// # Errors
     ///
-    /// [`TryRecvError::Empty`]; otherwise as [`ByteQueue::get_into`].
-    pub fn try_get_into(&self, buf: &mut Vec<u8>) -> Result<(), TryRecvError> {
-        self.ring.get(buf, Deadline::Now).map_err(Stop::try_recv)
+    /// As [`ByteQueue::get_into`].
+    pub fn try_get_into(&self, buf: &mut Vec<u8>) -> Result<bool, RecvError> {
+        self.ring.get(buf, Deadline::Now)
     }
 
-    /// Removes the oldest message into `buf`, waiting at most `timeout` for one.
+    /// Removes the oldest message into `buf`, waiting at most `timeout` for one; `Ok(false)`
+    /// if the queue stayed empty.
     ///
     /// # Errors
     ///
-    /// [`RecvTimeoutError::Timeout`]; otherwise as [`ByteQueue::get_into`].
+    /// As [`ByteQueue::get_into`].
     pub fn get_into_timeout(
         &self,
         buf: &mut Vec<u8>,
         timeout: Duration,
-    ) -> Result<(), RecvTimeoutError> {
-        self.ring
-            .get(buf, Deadline::after(timeout))
-            .map_err(Stop::recv_timeout)
+    ) -> Result<bool, RecvError> {
+        self.ring.get(buf, Deadline::after(timeout))
+    }
+
+    /// Removes the oldest message into `buf`, waiting until `deadline` at most for one;
+    /// `Ok(false)` if the queue stayed empty.
+    ///
+    /// # Errors
+    ///
+    /// As [`ByteQueue::get_into`].
+    pub fn get_into_deadline(
+        &self,
+        buf: &mut Vec<u8>,
+        deadline: Instant,
+    ) -> Result<bool, RecvError> {
+        self.ring.get(buf, Deadline::At(deadline))
     }
 
     /// Removes and returns the oldest message, waiting while the queue is empty.
@@ -353,28 +369,42 @@ impl ByteQueue {
     ///
     /// As [`ByteQueue::get_into`].
     pub fn get(&self) -> Result<Vec<u8>, RecvError> {
-        let mut buf = Vec::new();
-        self.get_into(&mut buf).map(|()| buf)
+        waited(self.get_vec(Deadline::Forever))
     }
 
-    /// Removes and returns the oldest message if there is one now.
+    /// Removes and returns the oldest message if there is one now; `Ok(None)` if the queue is
+    /// empty.
     ///
     /// # Errors
     ///
-    /// As [`ByteQueue::try_get_into`].
-    pub fn try_get(&self) -> Result<Vec<u8>, TryRecvError> {
-        let mut buf = Vec::new();
-        self.try_get_into(&mut buf).map(|()| buf)
+    /// As [`ByteQueue::get_into`].
+    pub fn try_get(&self) -> Result<Option<Vec<u8>>, RecvError> {
+        self.get_vec(Deadline::Now)
     }
 
-    /// Removes and returns the oldest message, waiting at most `timeout` for one.
+    /// Removes and returns the oldest message, waiting at most `timeout` for one; `Ok(None)`
+    /// if the queue stayed empty.
     ///
     /// # Errors
     ///
-    /// As [`ByteQueue::get_into_timeout`].
-    pub fn get_timeout(&self, timeout: Duration) -> Result<Vec<u8>, RecvTimeoutError> {
+    /// As [`ByteQueue::get_into`].
+    pub fn get_timeout(&self, timeout: Duration) -> Result<Option<Vec<u8>>, RecvError> {
+        self.get_vec(Deadline::after(timeout))
+    }
+
+    /// Removes and returns the oldest message, waiting until `deadline` at most for one;
+    /// `Ok(None)` if the queue stayed empty.
+    ///
+    /// # Errors
+    ///
+    /// As [`ByteQueue::get_into`].
+    pub fn get_deadline(&self, deadline: Instant) -> Result<Option<Vec<u8>>, RecvError> {
+        self.get_vec(Deadline::At(deadline))
+    }
+
+    fn get_vec(&self, deadline: Deadline) -> Result<Option<Vec<u8>>, RecvError> {
         let mut buf = Vec::new();
-        self.get_into_timeout(&mut buf, timeout).map(|()| buf)
+        Ok(self.ring.get(&mut buf, deadline)?.then_some(buf))
     }
 
     /// Appends every message of `msgs`, in order, taking the lock once for as many as fit
@@ -382,44 +412,34 @@ impl ByteQueue {
     ///
     /// # Errors
     ///
-    /// As [`ByteQueue::put`]; the error holds how many messages were put: `msgs[..n]` is in
-    /// the queue, the rest is not. A message over the size limit fails the batch at it.
-    pub fn put_many<M: AsRef<[u8]>>(&self, msgs: &[M]) -> Result<(), SendError<usize>> {
-        match self.ring.put_many(msgs, Deadline::Forever) {
-            (_, Ok(())) => Ok(()),
-            (n, Err(e)) => Err(e.send(n)),
-        }
+    /// As [`ByteQueue::put`], with how many messages were put: `msgs[..sent]` is in the
+    /// queue, the rest is not. A message over the size limit fails the batch at it.
+    pub fn put_many<M: AsRef<[u8]>>(&self, msgs: &[M]) -> Result<(), PutManyError> {
+        self.ring.put_many(msgs, Deadline::Forever).map(drop)
     }
 
     /// Appends as many of `msgs` as fit now (a prefix, in one lock hold) and returns how many;
-    /// `Ok(0)` only for an empty `msgs`.
+    /// 0 if not even the first fits.
     ///
     /// # Errors
     ///
-    /// [`TrySendError::Full`]`(0)` if not even the first fits; otherwise as
-    /// [`ByteQueue::put_many`].
-    pub fn try_put_many<M: AsRef<[u8]>>(&self, msgs: &[M]) -> Result<usize, TrySendError<usize>> {
-        match self.ring.put_many(msgs, Deadline::Now) {
-            (n, Ok(())) => Ok(n),
-            (n, Err(e)) => Err(e.try_send(n)),
-        }
+    /// As [`ByteQueue::put_many`].
+    pub fn try_put_many<M: AsRef<[u8]>>(&self, msgs: &[M]) -> Result<usize, PutManyError> {
+        self.ring.put_many(msgs, Deadline::Now)
     }
 
-    /// Like [`ByteQueue::put_many`], waiting at most `timeout` in all for room.
+    /// Like [`ByteQueue::put_many`], waiting at most `timeout` in all for room; returns how
+    /// many were put (a prefix, all of them unless the timeout passed first).
     ///
     /// # Errors
     ///
-    /// [`SendTimeoutError::Timeout`] with how many were put; otherwise as
-    /// [`ByteQueue::put_many`].
+    /// As [`ByteQueue::put_many`].
     pub fn put_many_timeout<M: AsRef<[u8]>>(
         &self,
         msgs: &[M],
         timeout: Duration,
-    ) -> Result<(), SendTimeoutError<usize>> {
-        match self.ring.put_many(msgs, Deadline::after(timeout)) {
-            (_, Ok(())) => Ok(()),
-            (n, Err(e)) => Err(e.send_timeout(n)),
-        }
+    ) -> Result<usize, PutManyError> {
+        self.ring.put_many(msgs, Deadline::after(timeout))
     }
 
     /// Removes up to `max` of the oldest messages in one lock hold, appending each one to
@@ -431,32 +451,30 @@ impl ByteQueue {
     /// As [`ByteQueue::get_into`]; nothing is appended then.
     pub fn get_many(&self, max: usize, out: &mut Vec<Vec<u8>>) -> Result<usize, RecvError> {
         self.bytes_many(max, out, Deadline::Forever)
-            .map_err(Stop::recv)
     }
 
-    /// Like [`ByteQueue::get_many`] if there is a message now.
+    /// Like [`ByteQueue::get_many`] if there is a message now; 0 if the queue is empty.
     ///
     /// # Errors
     ///
-    /// [`TryRecvError::Empty`]; otherwise as [`ByteQueue::get_many`].
-    pub fn try_get_many(&self, max: usize, out: &mut Vec<Vec<u8>>) -> Result<usize, TryRecvError> {
+    /// As [`ByteQueue::get_many`].
+    pub fn try_get_many(&self, max: usize, out: &mut Vec<Vec<u8>>) -> Result<usize, RecvError> {
         self.bytes_many(max, out, Deadline::Now)
-            .map_err(Stop::try_recv)
     }
 
-    /// Like [`ByteQueue::get_many`], waiting at most `timeout` for a message.
+    /// Like [`ByteQueue::get_many`], waiting at most `timeout` for a message; 0 if the queue
+    /// stayed empty.
     ///
     /// # Errors
     ///
-    /// [`RecvTimeoutError::Timeout`]; otherwise as [`ByteQueue::get_many`].
+    /// As [`ByteQueue::get_many`].
     pub fn get_many_timeout(
         &self,
         max: usize,
         out: &mut Vec<Vec<u8>>,
         timeout: Duration,
-    ) -> Result<usize, RecvTimeoutError> {
+    ) -> Result<usize, RecvError> {
         self.bytes_many(max, out, Deadline::after(timeout))
-            .map_err(Stop::recv_timeout)
     }
 
     fn bytes_many(
@@ -464,7 +482,7 @@ impl ByteQueue {
         max: usize,
         out: &mut Vec<Vec<u8>>,
         deadline: Deadline,
-    ) -> Result<usize, Stop> {
+    ) -> Result<usize, RecvError> {
         self.flat_many(max, deadline, |buf, ends| {
             let mut from = 0;
             for &end in ends {
@@ -476,20 +494,23 @@ impl ByteQueue {
     }
 
     /// Takes up to `max` messages into a flat scratch buffer and hands it (with the end offset
-    /// of each message) to `f`, after the lock is released.
-    fn flat_many<R>(
+    /// of each message) to `f`, after the lock is released; 0 without calling `f` if there
+    /// is none before the deadline.
+    fn flat_many(
         &self,
         max: usize,
         deadline: Deadline,
-        f: impl FnOnce(&[u8], &[usize]) -> Result<R, Stop>,
-    ) -> Result<R, Stop> {
+        f: impl FnOnce(&[u8], &[usize]) -> Result<usize, RecvError>,
+    ) -> Result<usize, RecvError> {
         if max == 0 {
             return f(&[], &[]);
         }
         with_scratch(|buf| {
             buf.clear();
             let mut ends = Vec::with_capacity(max.min(1024));
-            self.ring.get_many(max, buf, &mut ends, deadline)?;
+            if !self.ring.get_many(max, buf, &mut ends, deadline)? {
+                return Ok(0);
+            }
             f(buf, &ends)
         })
     }
@@ -507,7 +528,7 @@ impl ByteQueue {
 /// use ipcbox::queue::Queue;
 ///
 /// let q: Queue<(u32, String)> = Queue::new(1)?;
-/// q.put((1, "one".into()))?;
+/// q.put(&(1, "one".into()))?;
 /// assert!(q.is_full());
 /// assert_eq!(q.get()?, (1, "one".into()));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -642,22 +663,32 @@ impl<T> Queue<T> {
     ///
     /// `BrokenPipe` if no other attached process is alive to finish the work.
     pub fn join(&self) -> io::Result<()> {
-        self.bytes
-            .ring
-            .join(Deadline::Forever)
-            .map_err(|e| io::Error::from(e.recv()))
+        done(self.bytes.ring.join(Deadline::Forever)).map_err(|e| self.join_error(e))
     }
 
-    /// Like [`Queue::join`] for at most `timeout`; `Ok(false)` on timeout.
+    /// Like [`Queue::join`] for at most `timeout`; `Ok(false)` if work is still unfinished
+    /// then.
     ///
     /// # Errors
     ///
     /// As [`Queue::join`].
     pub fn join_timeout(&self, timeout: Duration) -> io::Result<bool> {
-        match self.bytes.ring.join(Deadline::after(timeout)) {
-            Ok(()) => Ok(true),
-            Err(Stop::Timeout) => Ok(false),
-            Err(e) => Err(e.recv().into()),
+        self.bytes
+            .ring
+            .join(Deadline::after(timeout))
+            .map_err(|e| self.join_error(e))
+    }
+
+    fn join_error(&self, e: RecvError) -> io::Error {
+        match e {
+            RecvError::Disconnected => io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                format!(
+                    "no other process attached to queue {} is alive to finish its work",
+                    self.name().unwrap_or("(anonymous)")
+                ),
+            ),
+            RecvError::Failed(e) => e,
         }
     }
 
@@ -679,17 +710,19 @@ impl<T> Queue<T> {
 }
 
 impl<T: Serialize + DeserializeOwned> Queue<T> {
-    fn encode_put(&self, msg: &T, deadline: Deadline) -> Result<(), Stop> {
+    fn encode_put(&self, msg: &T, deadline: Deadline) -> Result<bool, SendError> {
         with_scratch(|buf| {
-            codec::encode(msg, buf)?;
+            codec::encode(msg, buf).map_err(SendError::Failed)?;
             self.bytes.ring.put(buf, deadline)
         })
     }
 
-    fn get_decode(&self, deadline: Deadline) -> Result<T, Stop> {
+    fn get_decode(&self, deadline: Deadline) -> Result<Option<T>, RecvError> {
         with_scratch(|buf| {
-            self.bytes.ring.get(buf, deadline)?;
-            Ok(codec::decode(buf)?)
+            if !self.bytes.ring.get(buf, deadline)? {
+                return Ok(None);
+            }
+            codec::decode(buf).map(Some).map_err(RecvError::Failed)
         })
     }
 
@@ -699,35 +732,43 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// [`SendError::Disconnected`] if the queue is closed or every other attached process is
     /// gone; [`SendError::Failed`] if the encoded message is over the size limit or the queue
-    /// is corrupted. The message is handed back.
-    pub fn put(&self, msg: T) -> Result<(), SendError<T>> {
-        self.encode_put(&msg, Deadline::Forever)
-            .map_err(|e| e.send(msg))
+    /// is corrupted.
+    pub fn put(&self, msg: &T) -> Result<(), SendError> {
+        done(self.encode_put(msg, Deadline::Forever))
     }
 
-    /// Appends `msg` if there is room now.
+    /// Appends `msg` if there is room now; `Ok(false)` if the queue is full.
     ///
     /// # Errors
     ///
-    /// [`TrySendError::Full`] hands the message back; otherwise as [`Queue::put`].
-    pub fn try_put(&self, msg: T) -> Result<(), TrySendError<T>> {
-        self.encode_put(&msg, Deadline::Now)
-            .map_err(|e| e.try_send(msg))
+    /// As [`Queue::put`].
+    pub fn try_put(&self, msg: &T) -> Result<bool, SendError> {
+        self.encode_put(msg, Deadline::Now)
     }
 
-    /// Appends `msg`, waiting at most `timeout` for room.
+    /// Appends `msg`, waiting at most `timeout` for room; `Ok(false)` if the queue stayed
+    /// full.
     ///
     /// # Errors
     ///
-    /// [`SendTimeoutError::Timeout`] hands the message back; otherwise as [`Queue::put`].
-    pub fn put_timeout(&self, msg: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
-        self.encode_put(&msg, Deadline::after(timeout))
-            .map_err(|e| e.send_timeout(msg))
+    /// As [`Queue::put`].
+    pub fn put_timeout(&self, msg: &T, timeout: Duration) -> Result<bool, SendError> {
+        self.encode_put(msg, Deadline::after(timeout))
     }
 
-    /// Encodes `msgs` into one scratch buffer and puts them as [`Ring::put_many`] does; an
-    /// encoding error stops the batch at that message.
-    fn encode_put_many(&self, msgs: &[T], deadline: Deadline) -> (usize, Result<(), Stop>) {
+    /// Appends `msg`, waiting until `deadline` at most for room; `Ok(false)` if the queue
+    /// stayed full.
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::put`].
+    pub fn put_deadline(&self, msg: &T, deadline: Instant) -> Result<bool, SendError> {
+        self.encode_put(msg, Deadline::At(deadline))
+    }
+
+    /// Encodes `msgs` into one scratch buffer and puts them as [`ByteQueue::put_many`] does;
+    /// an encoding error stops the batch at that message.
+    fn encode_put_many(&self, msgs: &[T], deadline: Deadline) -> Result<usize, PutManyError> {
         with_scratch(|buf| {
             buf.clear();
             let mut ends = Vec::with_capacity(msgs.len());
@@ -755,9 +796,13 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
                 slices.push(&buf[from..end]);
                 from = end;
             }
-            match (self.bytes.ring.put_many(&slices, deadline), failed) {
-                ((n, Ok(())), Some(e)) if n == slices.len() => (n, Err(Stop::Failed(e))),
-                (res, _) => res,
+            let sent = self.bytes.ring.put_many(&slices, deadline)?;
+            match failed {
+                Some(e) if sent == slices.len() => Err(PutManyError {
+                    sent,
+                    error: SendError::Failed(e),
+                }),
+                _ => Ok(sent),
             }
         })
     }
@@ -768,7 +813,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         max: usize,
         out: &mut Vec<T>,
         deadline: Deadline,
-    ) -> Result<usize, Stop> {
+    ) -> Result<usize, RecvError> {
         self.bytes.flat_many(max, deadline, |buf, ends| {
             let mut from = 0;
             let mut failed = None;
@@ -783,7 +828,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             }
             match failed {
                 None => Ok(ends.len()),
-                Some(e) => Err(Stop::Failed(e)),
+                Some(e) => Err(RecvError::Failed(e)),
             }
         })
     }
@@ -794,9 +839,9 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// # Errors
     ///
-    /// As [`Queue::put`]; the error holds how many messages were put: `msgs[..n]` is in the
-    /// queue, the rest is not. A message that does not encode or is over the size limit
-    /// fails the batch at it.
+    /// As [`Queue::put`], with how many messages were put: `msgs[..sent]` is in the queue,
+    /// the rest is not. A message that does not encode or is over the size limit fails the
+    /// batch at it.
     ///
     /// # Examples
     ///
@@ -810,41 +855,28 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// assert_eq!(got, [1, 2, 3]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn put_many(&self, msgs: &[T]) -> Result<(), SendError<usize>> {
-        match self.encode_put_many(msgs, Deadline::Forever) {
-            (_, Ok(())) => Ok(()),
-            (n, Err(e)) => Err(e.send(n)),
-        }
+    pub fn put_many(&self, msgs: &[T]) -> Result<(), PutManyError> {
+        self.encode_put_many(msgs, Deadline::Forever).map(drop)
     }
 
     /// Appends as many of `msgs` as fit now (a prefix, in one lock hold) and returns how many;
-    /// `Ok(0)` only for an empty `msgs`.
+    /// 0 if not even the first fits.
     ///
     /// # Errors
     ///
-    /// [`TrySendError::Full`]`(0)` if not even the first fits; otherwise as
-    /// [`Queue::put_many`].
-    pub fn try_put_many(&self, msgs: &[T]) -> Result<usize, TrySendError<usize>> {
-        match self.encode_put_many(msgs, Deadline::Now) {
-            (n, Ok(())) => Ok(n),
-            (n, Err(e)) => Err(e.try_send(n)),
-        }
+    /// As [`Queue::put_many`].
+    pub fn try_put_many(&self, msgs: &[T]) -> Result<usize, PutManyError> {
+        self.encode_put_many(msgs, Deadline::Now)
     }
 
-    /// Like [`Queue::put_many`], waiting at most `timeout` in all for room.
+    /// Like [`Queue::put_many`], waiting at most `timeout` in all for room; returns how many
+    /// were put (a prefix, all of them unless the timeout passed first).
     ///
     /// # Errors
     ///
-    /// [`SendTimeoutError::Timeout`] with how many were put; otherwise as [`Queue::put_many`].
-    pub fn put_many_timeout(
-        &self,
-        msgs: &[T],
-        timeout: Duration,
-    ) -> Result<(), SendTimeoutError<usize>> {
-        match self.encode_put_many(msgs, Deadline::after(timeout)) {
-            (_, Ok(())) => Ok(()),
-            (n, Err(e)) => Err(e.send_timeout(n)),
-        }
+    /// As [`Queue::put_many`].
+    pub fn put_many_timeout(&self, msgs: &[T], timeout: Duration) -> Result<usize, PutManyError> {
+        self.encode_put_many(msgs, Deadline::after(timeout))
     }
 
     /// Removes up to `max` of the oldest messages in one lock hold, appending them to `out` in
@@ -858,32 +890,30 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// returned.
     pub fn get_many(&self, max: usize, out: &mut Vec<T>) -> Result<usize, RecvError> {
         self.get_decode_many(max, out, Deadline::Forever)
-            .map_err(Stop::recv)
     }
 
-    /// Like [`Queue::get_many`] if there is a message now.
+    /// Like [`Queue::get_many`] if there is a message now; 0 if the queue is empty.
     ///
     /// # Errors
     ///
-    /// [`TryRecvError::Empty`]; otherwise as [`Queue::get_many`].
-    pub fn try_get_many(&self, max: usize, out: &mut Vec<T>) -> Result<usize, TryRecvError> {
+    /// As [`Queue::get_many`].
+    pub fn try_get_many(&self, max: usize, out: &mut Vec<T>) -> Result<usize, RecvError> {
         self.get_decode_many(max, out, Deadline::Now)
-            .map_err(Stop::try_recv)
     }
 
-    /// Like [`Queue::get_many`], waiting at most `timeout` for a message.
+    /// Like [`Queue::get_many`], waiting at most `timeout` for a message; 0 if the queue
+    /// stayed empty.
     ///
     /// # Errors
     ///
-    /// [`RecvTimeoutError::Timeout`]; otherwise as [`Queue::get_many`].
+    /// As [`Queue::get_many`].
     pub fn get_many_timeout(
         &self,
         max: usize,
         out: &mut Vec<T>,
         timeout: Duration,
-    ) -> Result<usize, RecvTimeoutError> {
+    ) -> Result<usize, RecvError> {
         self.get_decode_many(max, out, Deadline::after(timeout))
-            .map_err(Stop::recv_timeout)
     }
 
     /// Removes and returns the oldest message, waiting while the queue is empty.
@@ -894,25 +924,36 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// is gone) and empty; [`RecvError::Failed`] if the message does not decode as `T` (it is
     /// dropped; the queue stays usable) or the queue is corrupted.
     pub fn get(&self) -> Result<T, RecvError> {
-        self.get_decode(Deadline::Forever).map_err(Stop::recv)
+        waited(self.get_decode(Deadline::Forever))
     }
 
-    /// Removes and returns the oldest message if there is one now.
+    /// Removes and returns the oldest message if there is one now; `Ok(None)` if the queue is
+    /// empty.
     ///
     /// # Errors
     ///
-    /// [`TryRecvError::Empty`]; otherwise as [`Queue::get`].
-    pub fn try_get(&self) -> Result<T, TryRecvError> {
-        self.get_decode(Deadline::Now).map_err(Stop::try_recv)
+    /// As [`Queue::get`].
+    pub fn try_get(&self) -> Result<Option<T>, RecvError> {
+        self.get_decode(Deadline::Now)
     }
 
-    /// Removes and returns the oldest message, waiting at most `timeout` for one.
+    /// Removes and returns the oldest message, waiting at most `timeout` for one; `Ok(None)`
+    /// if the queue stayed empty.
     ///
     /// # Errors
     ///
-    /// [`RecvTimeoutError::Timeout`]; otherwise as [`Queue::get`].
-    pub fn get_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+    /// As [`Queue::get`].
+    pub fn get_timeout(&self, timeout: Duration) -> Result<Option<T>, RecvError> {
         self.get_decode(Deadline::after(timeout))
-            .map_err(Stop::recv_timeout)
+    }
+
+    /// Removes and returns the oldest message, waiting until `deadline` at most for one;
+    /// `Ok(None)` if the queue stayed empty.
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::get`].
+    pub fn get_deadline(&self, deadline: Instant) -> Result<Option<T>, RecvError> {
+        self.get_decode(Deadline::At(deadline))
     }
 }

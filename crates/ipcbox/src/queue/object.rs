@@ -1,37 +1,57 @@
 //! The shared memory a queue or channel lives in: a named POSIX shared-memory object
 //! (`shm_open`) or an anonymous shared mapping inherited across `fork`.
 //!
-//! This is the seam to `shm::Segment`: everything above it only sees a [`Region`].
+//! This is the seam to `shm::Segment`: everything above it only sees a [`Region`] with a header
+//! of type `H`.
 
+use std::fmt;
 use std::io;
 use std::time::{Duration, Instant};
 
 use crate::error::ResultExt;
 use crate::mode::CreationMode;
 use crate::shm::{self, Link};
-use crate::sys::mmap::Mapping;
-use crate::sys::mmap::Region;
+use crate::sys::mmap::{Mapping, Region, SharedState};
 
 /// An attached queue object: its memory, and its name if it has one.
-#[derive(Debug)]
-pub(crate) struct Object {
-    pub(crate) region: Region,
+pub(crate) struct Object<H> {
+    pub(crate) region: Region<H>,
     pub(crate) name: Option<String>,
     /// The named segment, which removes the name on drop if this handle created it (unless
     /// detached).
     link: Option<Link>,
 }
 
+impl<H> fmt::Debug for Object<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Object")
+            .field("region", &self.region)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The region of `map`, or `InvalidData` when it is too small for the header `H`.
+fn region<H: SharedState>(map: Mapping, label: &str) -> io::Result<Region<H>> {
+    let len = map.len();
+    Region::new(map).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{label} is {len} bytes, too small for its header"),
+        )
+    })
+}
+
 /// How long an opener waits for a creator that is still setting an object up.
 pub(crate) const SETUP_WAIT: Duration = Duration::from_secs(2);
 
-impl Object {
+impl<H: SharedState> Object<H> {
     /// Fresh zeroed memory shared with children forked after this call.
-    pub(crate) fn anonymous(len: usize) -> io::Result<Object> {
+    pub(crate) fn anonymous(len: usize) -> io::Result<Object<H>> {
         let map =
             Mapping::anonymous(len).context_with(|| format!("map {len} bytes of shared memory"))?;
         Ok(Object {
-            region: Region::new(map),
+            region: region(map, "(anonymous)")?,
             name: None,
             link: None,
         })
@@ -45,7 +65,7 @@ impl Object {
         mode: CreationMode,
         len: usize,
         permissions: u32,
-    ) -> io::Result<(Object, bool)> {
+    ) -> io::Result<(Object<H>, bool)> {
         let mut opts = shm::Options::new();
         opts.mode(mode).permissions(permissions).size_only_creates();
         if mode != CreationMode::Open {
@@ -54,10 +74,11 @@ impl Object {
         let seg = opts.open(name)?;
         let created = seg.is_owner();
         let (link, map) = seg.into_parts();
+        let name = link.name();
         Ok((
             Object {
-                region: Region::new(map),
-                name: Some(link.name()),
+                region: region(map, &name)?,
+                name: Some(name),
                 link: Some(link),
             },
             created,

@@ -1,11 +1,9 @@
 //! Which processes are attached to a queue, and whether they still live (by the one rule of
 //! [`liveness`]: a process is its PID and its start time).
 
+use crate::layout::queue::RawPeer;
 use crate::liveness::{self, Liveness};
-use std::sync::atomic::{
-    AtomicU64,
-    Ordering::{Acquire, Relaxed, Release},
-};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 /// This process's identity as a registry entry: (pid, start time).
 pub(crate) fn me() -> (u64, u64) {
@@ -34,10 +32,10 @@ fn alive_if(pid: u64, same: impl FnOnce(u64) -> bool) -> bool {
     u32::try_from(pid).is_ok_and(|pid| liveness::process(pid, same) != Liveness::Dead)
 }
 
-/// A table of attached processes in shared memory: each slot is (pid, start, handles).
-/// Only mutated under the producers' lock of the queue; read without it for liveness scans.
+/// A table of attached processes in shared memory. Only mutated under the producers' lock of
+/// the queue; read without it for liveness scans.
 pub(crate) struct Table<'a> {
-    pub(crate) slots: Vec<[&'a AtomicU64; 3]>,
+    pub(crate) slots: &'a [RawPeer],
 }
 
 impl Table<'_> {
@@ -45,10 +43,10 @@ impl Table<'_> {
     /// attached before (false also when the table is full).
     pub(crate) fn attach(&self, pid: u64, start: u64) -> bool {
         let mut free = None;
-        for s in &self.slots {
-            let (p, st) = (s[0].load(Acquire), s[1].load(Relaxed));
+        for s in self.slots {
+            let (p, st) = (s.pid.load(Acquire), s.start.load(Relaxed));
             if p == pid && st == start {
-                s[2].fetch_add(1, Relaxed);
+                s.handles.fetch_add(1, Relaxed);
                 return false;
             }
             if free.is_none() && (p == 0 || !alive(p, st)) {
@@ -59,10 +57,10 @@ impl Table<'_> {
             Some(s) => {
                 // A death between these stores leaves a pid whose start time does not match:
                 // it reads as dead and the slot is reused.
-                s[0].store(0, Release);
-                s[2].store(1, Relaxed);
-                s[1].store(start, Release);
-                s[0].store(pid, Release);
+                s.pid.store(0, Release);
+                s.handles.store(1, Relaxed);
+                s.start.store(start, Release);
+                s.pid.store(pid, Release);
                 true
             }
             None => false,
@@ -71,14 +69,14 @@ impl Table<'_> {
 
     /// Counts one handle less for (`pid`, `start`).
     pub(crate) fn detach(&self, pid: u64, start: u64) {
-        for s in &self.slots {
-            if s[0].load(Relaxed) == pid && s[1].load(Relaxed) == start {
-                let n = s[2].load(Relaxed);
+        for s in self.slots {
+            if s.pid.load(Relaxed) == pid && s.start.load(Relaxed) == start {
+                let n = s.handles.load(Relaxed);
                 if n <= 1 {
-                    s[0].store(0, Relaxed);
-                    s[2].store(0, Relaxed);
+                    s.pid.store(0, Relaxed);
+                    s.handles.store(0, Relaxed);
                 } else {
-                    s[2].store(n - 1, Relaxed);
+                    s.handles.store(n - 1, Relaxed);
                 }
                 return;
             }
@@ -88,8 +86,8 @@ impl Table<'_> {
     /// Whether any process other than `pid` is attached and alive.
     pub(crate) fn others_alive(&self, pid: u64) -> bool {
         self.slots.iter().any(|s| {
-            let p = s[0].load(Acquire);
-            p != 0 && p != pid && alive(p, s[1].load(Acquire))
+            let p = s.pid.load(Acquire);
+            p != 0 && p != pid && alive(p, s.start.load(Acquire))
         })
     }
 }

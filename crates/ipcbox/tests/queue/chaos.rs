@@ -134,7 +134,7 @@ fn chaos_sigkill_never_loses_duplicates_or_wedges() {
             check: chaos_check(s),
             pad: vec![s as u8; (s % 61) as usize],
         };
-        if q.put(msg).is_err() {
+        if q.put(&msg).is_err() {
             return 2;
         }
         committed(s).store(1, SeqCst);
@@ -143,14 +143,14 @@ fn chaos_sigkill_never_loses_duplicates_or_wedges() {
         move || loop {
             board.u64(2 + c).store(1, SeqCst);
             match q.get_timeout(Duration::from_millis(50)) {
-                Ok(m) => {
+                Ok(Some(m)) => {
                     if !m.is_whole(TOTAL) {
                         return 3; // garbage delivered
                     }
                     seen(m.seq).fetch_add(1, SeqCst);
                     board.u64(2 + c).store(0, SeqCst);
                 }
-                Err(RecvTimeoutError::Timeout) => {
+                Ok(None) => {
                     board.u64(2 + c).store(0, SeqCst);
                     if board.u64(1).load(SeqCst) != 0 {
                         return 0;
@@ -225,17 +225,17 @@ fn chaos_sigkill_never_loses_duplicates_or_wedges() {
     assert!(q.is_empty());
     let mut kids2 = Children::new();
     let c = kids2.fork(|| match q.get_timeout(Duration::from_secs(10)) {
-        Ok(m) if m.seq == 7 && m.check == 1 => 0,
+        Ok(Some(m)) if m.seq == 7 && m.check == 1 => 0,
         _ => 1,
     });
-    q.put(Chaos {
+    q.put(&Chaos {
         seq: 7,
         check: 1,
         pad: vec![],
     })
     .unwrap();
     kids2.join(c);
-    q.put(Chaos {
+    q.put(&Chaos {
         seq: 8,
         check: 2,
         pad: vec![1; 100],
@@ -303,7 +303,7 @@ fn chaos_sigkill_batches() {
                 board.u64(2 + c).store(1, SeqCst);
                 out.clear();
                 match q.get_many_timeout(GET_MAX, &mut out, Duration::from_millis(50)) {
-                    Ok(_) => {
+                    Ok(1..) => {
                         for m in &out {
                             if !m.is_whole(TOTAL) {
                                 return 3; // garbage delivered
@@ -312,7 +312,7 @@ fn chaos_sigkill_batches() {
                         }
                         board.u64(2 + c).store(0, SeqCst);
                     }
-                    Err(RecvTimeoutError::Timeout) => {
+                    Ok(0) => {
                         board.u64(2 + c).store(0, SeqCst);
                         if board.u64(1).load(SeqCst) != 0 {
                             return 0;
@@ -435,10 +435,10 @@ fn channel_chaos_sigkill_of_sender_and_receiver() {
         // machine) rightly gets Disconnected, before anything was written. The replacement
         // comes, so send the same number again: the stream stays in order.
         loop {
-            match tx.send((s, chaos_check(s))) {
+            match tx.send(&(s, chaos_check(s))) {
                 Ok(()) => break,
-                Err(SendError::Disconnected(_)) if board.u64(1).load(SeqCst) == 0 => {}
-                Err(SendError::Disconnected(_)) => return 2,
+                Err(SendError::Disconnected) if board.u64(1).load(SeqCst) == 0 => {}
+                Err(SendError::Disconnected) => return 2,
                 Err(_) => return 5,
             }
         }
@@ -447,7 +447,7 @@ fn channel_chaos_sigkill_of_sender_and_receiver() {
     let receiver = move || loop {
         board.u64(2).store(1, SeqCst);
         match rx.recv_timeout(Duration::from_millis(50)) {
-            Ok((s, check)) => {
+            Ok(Some((s, check))) => {
                 if s >= TOTAL || check != chaos_check(s) {
                     return 3;
                 }
@@ -459,13 +459,13 @@ fn channel_chaos_sigkill_of_sender_and_receiver() {
                 seen(s).fetch_add(1, SeqCst);
                 board.u64(2).store(0, SeqCst);
             }
-            Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
+            Ok(None) | Err(RecvError::Disconnected) => {
                 board.u64(2).store(0, SeqCst);
                 if board.u64(1).load(SeqCst) != 0 {
                     return 0;
                 }
             }
-            Err(RecvTimeoutError::Failed(_)) => return 4,
+            Err(RecvError::Failed(_)) => return 4,
         }
     };
     let started = Instant::now();
@@ -515,6 +515,6 @@ fn channel_chaos_sigkill_of_sender_and_receiver() {
         "{lost} committed messages lost"
     );
     // Still works.
-    tx.send((1, 2)).unwrap();
+    tx.send(&(1, 2)).unwrap();
     assert_eq!(rx.recv().unwrap(), (1, 2));
 }

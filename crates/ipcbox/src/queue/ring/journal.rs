@@ -7,9 +7,7 @@
 use std::io;
 use std::sync::atomic::{compiler_fence, Ordering::*};
 
-use super::layout::{
-    Side, O_ALL_DONE, O_NOT_EMPTY, O_NOT_FULL, O_RECOVERIES, T_BYTES, T_MSGS, T_POS,
-};
+use super::layout::Side;
 use super::{Ring, Totals};
 use crate::pid_lock::{Acquired, Patience, PidLock};
 use crate::queue::wait::{Deadline, WaitPolicy};
@@ -40,7 +38,7 @@ const SPIN_LOCK_PATIENCE: Patience = Patience {
 
 impl Ring {
     fn pid_lock(&self, side: Side) -> PidLock<'_> {
-        PidLock::new(self.u32(side.lock))
+        PidLock::new(&self.side(side).lock)
     }
 
     /// Locks `side`, repairing its totals if the previous owner died. Returns whether a
@@ -67,17 +65,17 @@ impl Ring {
                 .saturating_duration_since(std::time::Instant::now())
                 .min(patience.limit),
         };
-        let what = || format!("queue {}, {}s' side", self.obj.label(), side.name);
+        let what = || format!("queue {}, {}s' side", self.obj.label(), side.name());
         match self.pid_lock(side).lock(patience, &what)? {
             Acquired::Clean => Ok(false),
             Acquired::OwnerDied => {
                 // Roll the journal forward if the dead owner was inside a commit: the new
                 // totals are complete once the valid flag is set, and applying them is
                 // idempotent.
-                if self.u64(side.j_valid).load(Relaxed) == 1 {
+                if self.side(side).journal_valid.load(Relaxed) == 1 {
                     self.apply_journal(side);
                 }
-                self.u64(O_RECOVERIES).fetch_add(1, Relaxed);
+                self.h().recoveries.fetch_add(1, Relaxed);
                 Ok(true)
             }
         }
@@ -86,9 +84,10 @@ impl Ring {
     pub(super) fn unlock(&self, side: Side, repaired: bool) {
         self.pid_lock(side).unlock();
         if repaired {
-            for w in [O_NOT_EMPTY, O_NOT_FULL, O_ALL_DONE] {
-                self.u32(w).fetch_add(2, SeqCst);
-                futex::wake_all(self.u32(w));
+            let h = self.h();
+            for w in [&h.not_empty, &h.not_full, &h.all_done] {
+                w.fetch_add(2, SeqCst);
+                futex::wake_all(w);
             }
         }
     }
@@ -96,13 +95,18 @@ impl Ring {
     /// Copies the journal's totals to the published ones, the position last: a reader that
     /// sees the new position (acquire) sees the records and counts before it.
     fn apply_journal(&self, side: Side) {
-        let j = |t: usize| self.u64(side.journal + t).load(Relaxed);
-        let (pos, msgs, bytes) = (j(T_POS), j(T_MSGS), j(T_BYTES));
-        self.u64(side.totals + T_MSGS).store(msgs, Release);
-        self.u64(side.totals + T_BYTES).store(bytes, Release);
-        self.u64(side.totals + T_POS).store(pos, Release);
+        let s = self.side(side);
+        let j = &s.journal;
+        let (pos, msgs, bytes) = (
+            j.pos.load(Relaxed),
+            j.msgs.load(Relaxed),
+            j.bytes.load(Relaxed),
+        );
+        s.totals.msgs.store(msgs, Release);
+        s.totals.bytes.store(bytes, Release);
+        s.totals.pos.store(pos, Release);
         compiler_fence(SeqCst);
-        self.u64(side.j_valid).store(0, Relaxed);
+        s.journal_valid.store(0, Relaxed);
     }
 
     /// Commits new totals of `side` (its lock held) so that a death at any instruction leaves
@@ -112,11 +116,12 @@ impl Ring {
     /// for it on any architecture. Each published total only grows, so another side reading
     /// them half-applied sees some of the new values and some of the old, all of them true.
     pub(super) fn commit(&self, side: Side, new: Totals) {
-        for (t, v) in [(T_POS, new.pos), (T_MSGS, new.msgs), (T_BYTES, new.bytes)] {
-            self.u64(side.journal + t).store(v, Relaxed);
-        }
+        let s = self.side(side);
+        s.journal.pos.store(new.pos, Relaxed);
+        s.journal.msgs.store(new.msgs, Relaxed);
+        s.journal.bytes.store(new.bytes, Relaxed);
         compiler_fence(SeqCst);
-        self.u64(side.j_valid).store(1, Relaxed);
+        s.journal_valid.store(1, Relaxed);
         compiler_fence(SeqCst);
         self.apply_journal(side);
     }

@@ -1,12 +1,4 @@
-//! The layout of a queue's shared-memory object, and what a valid one holds.
-//!
-//! * The header: the geometry (written once by the creator, before the ready word), each
-//!   side's lock, journal and published totals, the closed flag and counters, the futex
-//!   words, and the table of attached processes.
-//! * The ring of records, from [`DATA_OFF`] on. A record is an 8-byte header (the tag
-//!   [`TAG_RECORD`] and the payload length) and the payload, padded to 8 bytes.
-//! * Where a record would not fit before the end of the ring, a [`TAG_SKIP`] word stands
-//!   in its place and the record starts at the beginning of the ring.
+//! What a valid queue object holds; its layout is in [`crate::layout::queue`].
 //!
 //! An opener checks the magic number, the layout version and the geometry against the
 //! object's size ([`Ring::validate`]). Every operation checks the totals it reads
@@ -16,83 +8,32 @@ use std::io;
 use std::sync::atomic::Ordering::*;
 
 use super::{Ring, Totals};
+use crate::layout::queue::{RawQueueHeader, DATA_OFFSET, MAGIC, READY, VERSION};
 use crate::queue::object::{self, Object};
 use crate::queue::peers::Table;
 use crate::queue::wait::WaitPolicy;
 
-const MAGIC: u64 = u64::from_le_bytes(*b"IPCBQUE\x01");
-const VERSION: u32 = 6;
-const READY: u32 = 0x5245_4459;
-
-// Layout (byte offsets). Geometry first, written once by the creator before READY.
-const O_MAGIC: usize = 0;
-const O_VERSION: usize = 8;
-const O_READY: usize = 12;
-const O_CAP_MSGS: usize = 16;
-const O_CAP_BYTES: usize = 24;
-const O_RING: usize = 32;
-const O_MAX_MSG: usize = 40;
-const O_DATA_OFF: usize = 48;
-
-/// Where one side's words live: its lock word and the journal's valid flag (one line), the
-/// journal's new totals (the next line), and the published totals (a line of their own, the
-/// only one the other side reads).
+/// One side of the queue: its lock, journal and totals are a
+/// [`RawSide`](crate::layout::queue::RawSide) of the header.
 // With one producer and one consumer neither lock is ever contended: each stays in its
 // owner's cache, and a message costs the lines it is written into and one published total.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Side {
-    pub(super) lock: usize,
-    pub(super) j_valid: usize,
-    pub(super) journal: usize,
-    pub(super) totals: usize,
-    pub(super) name: &'static str,
+pub(super) enum Side {
+    Producers,
+    Consumers,
 }
 
-/// Offsets within a set of totals (published or in the journal).
-pub(super) const T_POS: usize = 0;
-pub(super) const T_MSGS: usize = 8;
-pub(super) const T_BYTES: usize = 16;
+pub(super) const PRODUCERS: Side = Side::Producers;
+pub(super) const CONSUMERS: Side = Side::Consumers;
 
-pub(super) const PRODUCERS: Side = Side {
-    lock: 64,
-    j_valid: 72,
-    journal: 128,
-    totals: 192,
-    name: "producer",
-};
-pub(super) const CONSUMERS: Side = Side {
-    lock: 256,
-    j_valid: 264,
-    journal: 320,
-    totals: 384,
-    name: "consumer",
-};
-// Rarely written: closed flag, recoveries, processes that ever attached.
-pub(super) const O_CLOSED: usize = 448;
-pub(super) const O_RECOVERIES: usize = 456;
-pub(super) const O_ATTACHED_EVER: usize = 464;
-// Messages finished with `task_done` (written by consumers, read by `join`).
-pub(super) const O_DONE: usize = 512;
-// Futex words (each on its own cache line): bit 0 = someone sleeps, the rest a sequence.
-pub(super) const O_NOT_EMPTY: usize = 576;
-pub(super) const O_NOT_FULL: usize = 640;
-pub(super) const O_ALL_DONE: usize = 704;
-// Attached processes: SLOTS x (pid, start time, handles).
-const O_PEERS: usize = 768;
-const SLOTS: usize = 64;
-pub(super) const DATA_OFF: usize = 4096;
-const _: () = assert!(
-    PRODUCERS.j_valid + 8 <= PRODUCERS.journal
-        && CONSUMERS.j_valid + 8 <= CONSUMERS.journal
-        && PRODUCERS.totals + 24 <= CONSUMERS.lock
-        && CONSUMERS.totals + 24 <= O_CLOSED
-        && O_PEERS + SLOTS * 24 <= DATA_OFF
-        && DATA_OFF % 64 == 0
-);
-
-pub(super) const TAG_RECORD: u64 = 0xA5 << 56;
-pub(super) const TAG_SKIP: u64 = 0x5A << 56;
-pub(super) const TAG_MASK: u64 = 0xFF << 56;
+impl Side {
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Side::Producers => "producer",
+            Side::Consumers => "consumer",
+        }
+    }
+}
 
 /// Largest message count, byte bound and message size a queue accepts.
 pub(crate) const MAX_CAPACITY: u64 = 1 << 32;
@@ -155,33 +96,32 @@ impl Geometry {
 
 impl Ring {
     pub(super) fn init(&self) -> io::Result<()> {
-        let r = self.r();
-        r.u64_at(O_CAP_MSGS).store(self.geo.cap_msgs, Relaxed);
-        r.u64_at(O_CAP_BYTES).store(self.geo.cap_bytes, Relaxed);
-        r.u64_at(O_RING).store(self.ring, Relaxed);
-        r.u64_at(O_MAX_MSG).store(self.geo.max_msg, Relaxed);
-        r.u64_at(O_DATA_OFF).store(DATA_OFF as u64, Relaxed);
-        r.u32_at(O_VERSION).store(VERSION, Relaxed);
-        r.u64_at(O_MAGIC).store(MAGIC, Relaxed);
-        r.u32_at(O_READY).store(READY, Release);
+        let h = self.h();
+        h.cap_msgs.store(self.geo.cap_msgs, Relaxed);
+        h.cap_bytes.store(self.geo.cap_bytes, Relaxed);
+        h.ring.store(self.ring, Relaxed);
+        h.max_msg.store(self.geo.max_msg, Relaxed);
+        h.data_offset.store(DATA_OFFSET as u64, Relaxed);
+        h.version.store(VERSION, Relaxed);
+        h.magic.store(MAGIC, Relaxed);
+        h.ready.store(READY, Release);
         Ok(())
     }
 
     /// Checks an opened object's layout against this build's and reads its geometry.
-    pub(super) fn validate(obj: Object, policy: WaitPolicy) -> io::Result<Ring> {
+    pub(super) fn validate(obj: Object<RawQueueHeader>, policy: WaitPolicy) -> io::Result<Ring> {
         let r = &obj.region;
+        let h = r.header();
         let label = obj.label().to_owned();
-        if r.len() < DATA_OFF {
+        if r.len() < DATA_OFFSET {
             return Err(corrupted(format_args!(
                 "{label} is {} bytes, smaller than a queue header",
                 r.len()
             )));
         }
-        object::wait_ready(&format!("queue {label}"), || {
-            r.u32_at(O_READY).load(Acquire) == READY
-        })?;
-        let magic = r.u64_at(O_MAGIC).load(Relaxed);
-        let version = r.u32_at(O_VERSION).load(Relaxed);
+        object::wait_ready(&format!("queue {label}"), || h.ready.load(Acquire) == READY)?;
+        let magic = h.magic.load(Relaxed);
+        let version = h.version.load(Relaxed);
         if magic != MAGIC || version != VERSION {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -189,16 +129,16 @@ impl Ring {
             ));
         }
         let geo = Geometry {
-            cap_msgs: r.u64_at(O_CAP_MSGS).load(Relaxed),
-            cap_bytes: r.u64_at(O_CAP_BYTES).load(Relaxed),
-            max_msg: r.u64_at(O_MAX_MSG).load(Relaxed),
+            cap_msgs: h.cap_msgs.load(Relaxed),
+            cap_bytes: h.cap_bytes.load(Relaxed),
+            max_msg: h.max_msg.load(Relaxed),
         };
         geo.check()
             .map_err(|e| corrupted(format_args!("{label}: {e}")))?;
-        let ring = r.u64_at(O_RING).load(Relaxed);
+        let ring = h.ring.load(Relaxed);
         if ring != geo.ring()
-            || r.u64_at(O_DATA_OFF).load(Relaxed) != DATA_OFF as u64
-            || DATA_OFF as u64 + ring > r.len() as u64
+            || h.data_offset.load(Relaxed) != DATA_OFFSET as u64
+            || DATA_OFFSET as u64 + ring > r.len() as u64
         {
             return Err(corrupted(format_args!(
                 "{label}: ring of {ring} bytes does not fit its {} byte object",
@@ -210,12 +150,7 @@ impl Ring {
 
     pub(super) fn peers(&self) -> Table<'_> {
         Table {
-            slots: (0..SLOTS)
-                .map(|i| {
-                    let b = O_PEERS + i * 24;
-                    [self.u64(b), self.u64(b + 8), self.u64(b + 16)]
-                })
-                .collect(),
+            slots: &self.h().peers,
         }
     }
 

@@ -20,19 +20,16 @@ mod layout;
 use std::io;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 
-use super::error::Stop;
+use super::error::{Failure, PutManyError, RecvError, SendError};
 use super::object::Object;
 use super::peers;
 use super::wait::{self, Deadline, WaitPolicy};
+use crate::layout::queue::{RawQueueHeader, RawSide, DATA_OFFSET, TAG_MASK, TAG_RECORD, TAG_SKIP};
 use crate::mode::CreationMode;
 use crate::sys::futex;
 use crate::sys::mmap::Region;
 pub(crate) use layout::Geometry;
-use layout::{
-    align8, corrupted, Side, CONSUMERS, DATA_OFF, O_ALL_DONE, O_ATTACHED_EVER, O_CLOSED, O_DONE,
-    O_NOT_EMPTY, O_NOT_FULL, O_RECOVERIES, PRODUCERS, TAG_MASK, TAG_RECORD, TAG_SKIP, T_BYTES,
-    T_MSGS, T_POS,
-};
+use layout::{align8, corrupted, Side, CONSUMERS, PRODUCERS};
 
 // Why every state another process can see is a state between two whole operations, which is
 // what the queue's crash guarantees rest on:
@@ -66,7 +63,7 @@ struct Totals {
 /// An attached MPMC byte ring.
 #[derive(Debug)]
 pub(crate) struct Ring {
-    obj: Object,
+    obj: Object<RawQueueHeader>,
     geo: Geometry,
     ring: u64,
     policy: WaitPolicy,
@@ -118,7 +115,7 @@ impl Drop for Held<'_> {
 impl Ring {
     pub(crate) fn anonymous(geo: Geometry, policy: WaitPolicy) -> io::Result<Ring> {
         geo.check()?;
-        let obj = Object::anonymous(DATA_OFF + geo.ring() as usize)?;
+        let obj = Object::anonymous(DATA_OFFSET + geo.ring() as usize)?;
         let ring = Ring::new(obj, geo, policy);
         ring.init()?;
         ring.attach()?;
@@ -140,7 +137,7 @@ impl Ring {
         let len = if mode == CreationMode::Open {
             0
         } else {
-            DATA_OFF + geo.ring() as usize
+            DATA_OFFSET + geo.ring() as usize
         };
         let (obj, created) = Object::named(name, mode, len, permissions)?;
         let ring = if created {
@@ -154,7 +151,7 @@ impl Ring {
         Ok(ring)
     }
 
-    fn new(obj: Object, geo: Geometry, policy: WaitPolicy) -> Ring {
+    fn new(obj: Object<RawQueueHeader>, geo: Geometry, policy: WaitPolicy) -> Ring {
         Ring {
             obj,
             ring: geo.ring(),
@@ -168,14 +165,22 @@ impl Ring {
         }
     }
 
-    fn r(&self) -> &Region {
+    fn r(&self) -> &Region<RawQueueHeader> {
         &self.obj.region
     }
-    fn u64(&self, off: usize) -> &AtomicU64 {
-        self.r().u64_at(off)
+
+    /// The header, checked to fit the mapping when it was attached.
+    #[inline]
+    fn h(&self) -> &RawQueueHeader {
+        self.obj.region.header()
     }
-    fn u32(&self, off: usize) -> &AtomicU32 {
-        self.r().u32_at(off)
+
+    #[inline]
+    fn side(&self, side: Side) -> &RawSide {
+        match side {
+            Side::Producers => &self.h().producers,
+            Side::Consumers => &self.h().consumers,
+        }
     }
 
     pub(crate) fn geometry(&self) -> Geometry {
@@ -200,7 +205,7 @@ impl Ring {
         let me = peers::me();
         let died = self.lock(PRODUCERS)?;
         if self.peers().attach(me.0, me.1) {
-            self.u64(O_ATTACHED_EVER).fetch_add(1, Relaxed);
+            self.h().attached_ever.fetch_add(1, Relaxed);
         }
         self.unlock(PRODUCERS, died);
         self.my_pid.store(me.0, Relaxed);
@@ -212,11 +217,12 @@ impl Ring {
     /// The published totals of `side`, position first: whatever counts are read after it are
     /// at least as recent.
     fn totals(&self, side: Side) -> Totals {
-        let pos = self.u64(side.totals + T_POS).load(Acquire);
+        let t = &self.side(side).totals;
+        let pos = t.pos.load(Acquire);
         Totals {
             pos,
-            msgs: self.u64(side.totals + T_MSGS).load(Acquire),
-            bytes: self.u64(side.totals + T_BYTES).load(Acquire),
+            msgs: t.msgs.load(Acquire),
+            bytes: t.bytes.load(Acquire),
         }
     }
 
@@ -253,7 +259,7 @@ impl Ring {
     }
 
     fn data(&self, pos: u64) -> usize {
-        DATA_OFF + pos as usize
+        DATA_OFFSET + pos as usize
     }
 
     /// Where a record of `len` payload bytes goes after the producers' totals `p`: the ring
@@ -280,18 +286,22 @@ impl Ring {
         pos % self.ring
     }
 
-    /// Under the producers' lock: appends `msg` or says why not.
-    fn put_locked(&self, msg: &[u8]) -> Result<Wakes, Stop> {
+    /// Under the producers' lock: appends `msg`; `None` if it does not fit now.
+    fn put_locked(&self, msg: &[u8]) -> Result<Option<Wakes>, SendError> {
         let mut n = 0;
         self.put_many_locked(&[msg], &mut n)
     }
 
     /// Under the producers' lock: appends as many of `msgs` as fit (a prefix, counted in
-    /// `done`) with one commit, or says why none could be. Room is judged on this handle's
-    /// last view of the consumers first, and on a fresh one when that says "full".
-    fn put_many_locked<M: AsRef<[u8]>>(&self, msgs: &[M], done: &mut usize) -> Result<Wakes, Stop> {
-        if self.u64(O_CLOSED).load(Acquire) != 0 {
-            return Err(Stop::Disconnected);
+    /// `done`) with one commit; `None` if not even the first fits now. Room is judged on this
+    /// handle's last view of the consumers first, and on a fresh one when that says "full".
+    fn put_many_locked<M: AsRef<[u8]>>(
+        &self,
+        msgs: &[M],
+        done: &mut usize,
+    ) -> Result<Option<Wakes>, SendError> {
+        if self.h().closed.load(Acquire) != 0 {
+            return Err(SendError::Disconnected);
         }
         let mut p = self.totals(PRODUCERS);
         let mut c = self.seen_consumers();
@@ -299,25 +309,27 @@ impl Ring {
             // A view from before a fork or from another thread may be older than anything
             // this handle has committed since; a fresh one must pass.
             c = self.refresh_consumers();
-            self.check(&p, &c)?;
+            self.check(&p, &c).map_err(SendError::Failed)?;
         }
         let mut fresh = false;
         let mut n = 0;
         let mut off = self.offset(p.pos);
         while n < msgs.len() {
-            match self.stage_put(&mut p, &mut off, &c, msgs[n].as_ref()) {
-                Ok(()) => n += 1,
-                Err(Stop::Full) if !fresh => {
-                    fresh = true;
-                    c = self.refresh_consumers();
-                    self.check(&p, &c)?;
-                }
-                Err(Stop::Full) => break,
-                Err(e) => return Err(e),
+            let staged = self
+                .stage_put(&mut p, &mut off, &c, msgs[n].as_ref())
+                .map_err(SendError::Failed)?;
+            if staged {
+                n += 1;
+            } else if !fresh {
+                fresh = true;
+                c = self.refresh_consumers();
+                self.check(&p, &c).map_err(SendError::Failed)?;
+            } else {
+                break;
             }
         }
         if n == 0 {
-            return Err(Stop::Full);
+            return Ok(None);
         }
         // The next record goes where this batch ends: start fetching its line now, while
         // this one's stores drain.
@@ -327,23 +339,23 @@ impl Ring {
         // reachable, a death after it all of them.
         self.commit(PRODUCERS, p);
         *done = n;
-        Ok(Wakes {
-            not_empty: self.take_waiters(O_NOT_EMPTY),
+        Ok(Some(Wakes {
+            not_empty: self.take_waiters(&self.h().not_empty),
             not_full: false,
             all_done: false,
-        })
+        }))
     }
 
     /// Under the producers' lock: writes `msg`'s record at the producers' totals `p` (read
     /// by [`Ring::both`], advanced by the records staged before in this lock hold) and
-    /// advances `p` past it, or says it does not fit. Nothing is visible before `p` is
+    /// advances `p` past it; false if it does not fit. Nothing is visible before `p` is
     /// committed: everything from the tail on is free space no consumer reads. `off` is
     /// `p.pos`'s offset in the ring, advanced with it.
     #[inline(always)]
-    fn stage_put(&self, p: &mut Totals, off: &mut u64, c: &Totals, msg: &[u8]) -> Result<(), Stop> {
+    fn stage_put(&self, p: &mut Totals, off: &mut u64, c: &Totals, msg: &[u8]) -> io::Result<bool> {
         let len = msg.len() as u64;
         let Some((start, end)) = self.place(p, *off, c, len) else {
-            return Err(Stop::Full);
+            return Ok(false);
         };
         let at = if start != p.pos {
             self.r().write(self.data(*off), &TAG_SKIP.to_le_bytes())?;
@@ -361,69 +373,78 @@ impl Ring {
             msgs: p.msgs + 1,
             bytes: p.bytes + len,
         };
-        Ok(())
+        Ok(true)
     }
 
     /// Under the consumers' lock: the consumers' totals and the producers' position, if
-    /// there is a message between them, else why not (empty, or closed and drained). Unless
-    /// `fresh` (a batch, which wants all there is), the producers' line is read only when
-    /// this handle's last view of it is used up.
-    fn visible(&self, fresh: bool) -> Result<(Totals, u64), Stop> {
+    /// there is a message between them; `None` if the queue is empty, `Disconnected` if it is
+    /// also closed. Unless `fresh` (a batch, which wants all there is), the producers' line is
+    /// read only when this handle's last view of it is used up.
+    fn visible(&self, fresh: bool) -> Result<Option<(Totals, u64)>, RecvError> {
         let c = self.totals(CONSUMERS);
         let mut tail = self.seen_tail.load(Acquire);
         if fresh || tail <= c.pos || self.check_tail(&c, tail).is_err() {
-            tail = self.u64(PRODUCERS.totals + T_POS).load(Acquire);
-            self.check_tail(&c, tail)?;
+            tail = self.h().producers.totals.pos.load(Acquire);
+            self.check_tail(&c, tail).map_err(RecvError::Failed)?;
             self.seen_tail.store(tail, Release);
         }
         if tail == c.pos {
-            if self.u64(O_CLOSED).load(Acquire) == 0 {
-                return Err(Stop::Empty);
+            if self.h().closed.load(Acquire) == 0 {
+                return Ok(None);
             }
             // Closing takes the producers' lock, so every put committed before it is
             // visible once the flag is: look again.
-            tail = self.u64(PRODUCERS.totals + T_POS).load(Acquire);
-            self.check_tail(&c, tail)?;
+            tail = self.h().producers.totals.pos.load(Acquire);
+            self.check_tail(&c, tail).map_err(RecvError::Failed)?;
             if tail == c.pos {
-                return Err(Stop::Disconnected);
+                return Err(RecvError::Disconnected);
             }
         }
-        Ok((c, tail))
+        Ok(Some((c, tail)))
     }
 
-    /// Under the consumers' lock: removes the oldest message into `out` or says why not.
-    fn get_locked(&self, out: &mut Vec<u8>) -> Result<Wakes, Stop> {
-        let (mut c, tail) = self.visible(false)?;
+    /// Under the consumers' lock: removes the oldest message into `out`; `None` if there is
+    /// none now.
+    fn get_locked(&self, out: &mut Vec<u8>) -> Result<Option<Wakes>, RecvError> {
+        let Some((mut c, tail)) = self.visible(false)? else {
+            return Ok(None);
+        };
         let mut off = self.offset(c.pos);
-        let (at, len) = self.stage_get(&mut c, &mut off, tail)?;
+        let (at, len) = self
+            .stage_get(&mut c, &mut off, tail)
+            .map_err(RecvError::Failed)?;
         // The copy-out comes before the commit: a consumer killed before the commit leaves the
         // message to the next one, killed after it takes the message with it. A redelivering
         // design could not tell a consumer that died just before `get` returned from one that
         // died just after, so it would duplicate; this one is at most once instead.
-        self.r().read_to_vec(at, len, out)?;
+        self.r()
+            .read_to_vec(at, len, out)
+            .map_err(RecvError::Failed)?;
         if c.pos != tail {
             // The next record is whole already: start fetching it while this commit drains.
             self.r().prefetch_read(self.data(off));
             self.r().prefetch_read(self.data(off + 64));
         }
         self.commit(CONSUMERS, c);
-        Ok(Wakes {
+        Ok(Some(Wakes {
             not_empty: false,
-            not_full: self.take_waiters(O_NOT_FULL),
+            not_full: self.take_waiters(&self.h().not_full),
             all_done: false,
-        })
+        }))
     }
 
     /// Under the consumers' lock: removes up to `max` (at least 1) of the oldest messages
     /// with one commit, appending their payloads to `buf` and each one's end offset in `buf`
-    /// to `ends`, or says why none could be. On an error `buf` and `ends` are as they were.
+    /// to `ends`; `None` if there is none now. On an error `buf` and `ends` are as they were.
     fn get_many_locked(
         &self,
         max: usize,
         buf: &mut Vec<u8>,
         ends: &mut Vec<usize>,
-    ) -> Result<Wakes, Stop> {
-        let (mut c, tail) = self.visible(true)?;
+    ) -> Result<Option<Wakes>, RecvError> {
+        let Some((mut c, tail)) = self.visible(true)? else {
+            return Ok(None);
+        };
         let (buf_len, ends_len) = (buf.len(), ends.len());
         let res = (|| {
             let mut n = 0;
@@ -434,21 +455,21 @@ impl Ring {
                 ends.push(buf.len());
                 n += 1;
             }
-            Ok::<(), Stop>(())
+            Ok::<(), io::Error>(())
         })();
         if let Err(e) = res {
             buf.truncate(buf_len);
             ends.truncate(ends_len);
-            return Err(e);
+            return Err(RecvError::Failed(e));
         }
         // One commit for the whole batch: a death before it leaves every message in the
         // queue, a death after it takes them all.
         self.commit(CONSUMERS, c);
-        Ok(Wakes {
+        Ok(Some(Wakes {
             not_empty: false,
-            not_full: self.take_waiters(O_NOT_FULL),
+            not_full: self.take_waiters(&self.h().not_full),
             all_done: false,
-        })
+        }))
     }
 
     /// Under the consumers' lock: checks the record at the consumers' totals `c` (which are
@@ -456,7 +477,7 @@ impl Ring {
     /// payload, to be copied out before `c` is committed. `off` is `c.pos`'s offset in the
     /// ring, advanced with it.
     #[inline(always)]
-    fn stage_get(&self, c: &mut Totals, off: &mut u64, tail: u64) -> Result<(usize, usize), Stop> {
+    fn stage_get(&self, c: &mut Totals, off: &mut u64, tail: u64) -> io::Result<(usize, usize)> {
         let mut start = c.pos;
         let mut at = *off;
         let mut word = [0u8; 8];
@@ -475,10 +496,10 @@ impl Ring {
             || rec > self.ring - at
             || start + rec > tail
         {
-            return Err(Stop::Failed(corrupted(format_args!(
+            return Err(corrupted(format_args!(
                 "{}: record header {hdr:#x} at ring offset {at}",
                 self.obj.label()
-            ))));
+            )));
         }
         *c = Totals {
             pos: start + rec,
@@ -492,8 +513,7 @@ impl Ring {
     /// If someone sleeps on `word`, advances its sequence and clears the bit. Called under
     /// the lock that sleepers on `word` register under (see [`Ring::run`]), after the commit
     /// they wait for.
-    fn take_waiters(&self, word: usize) -> bool {
-        let w = self.u32(word);
+    fn take_waiters(&self, w: &AtomicU32) -> bool {
         // Sequentially consistent for `join`, whose sleepers register without a lock.
         let mut v = w.load(SeqCst);
         while v & 1 == 1 {
@@ -507,19 +527,20 @@ impl Ring {
 
     fn wake(&self, w: Wakes) {
         if w.not_empty {
-            futex::wake_all(self.u32(O_NOT_EMPTY));
+            futex::wake_all(&self.h().not_empty);
         }
         if w.not_full {
-            futex::wake_all(self.u32(O_NOT_FULL));
+            futex::wake_all(&self.h().not_full);
         }
         if w.all_done {
-            futex::wake_all(self.u32(O_ALL_DONE));
+            futex::wake_all(&self.h().all_done);
         }
     }
 
-    /// Runs `op` under `side`'s lock until it succeeds, fails for good, or the deadline
-    /// passes, and sleeps on the futex `word` in between. `side` is `None` for `join`, whose
-    /// check reads only totals.
+    /// Runs `op` under `side`'s lock until it succeeds (true), fails for good, or the
+    /// deadline passes (false), and sleeps on the futex `word` in between. `op` returns `None`
+    /// while what it waits for is not there. `side` is `None` for `join`, whose check reads
+    /// only totals.
     ///
     /// `blocked` is the lock-free check of what `op` waits for, made with the same arithmetic
     /// on fresh totals: spinning runs on it. A sleeper registers under `wakers`' lock.
@@ -527,38 +548,37 @@ impl Ring {
         clippy::too_many_arguments,
         reason = "private; each caller differs in every one"
     )]
-    fn run(
+    fn run<E: Failure>(
         &self,
         side: Option<Side>,
         wakers: Option<Side>,
         deadline: Deadline,
-        word: usize,
-        blocked_stop: Stop,
+        word: &AtomicU32,
         blocked: impl Fn() -> bool,
-        mut op: impl FnMut() -> Result<Wakes, Stop>,
-    ) -> Result<(), Stop> {
-        self.attach()?;
+        mut op: impl FnMut() -> Result<Option<Wakes>, E>,
+    ) -> Result<bool, E> {
+        self.attach().map_err(E::failed)?;
         let spin = self.policy.spin_for();
         let mut sleep = spin.is_zero();
-        let mut blocked_stop = Some(blocked_stop);
-        // A lock held past the deadline ends a `_timeout` form as a timeout; a `try_` form,
-        // or a holder past the lock's own patience, as the lock's error.
-        let lock = |side: Side| {
-            self.lock_until(side, deadline).map_err(|e| {
+        // A lock held past the deadline ends a `_timeout` form as "not now" (`None`); a
+        // `try_` form, or a holder past the lock's own patience, as the lock's error.
+        let lock = |side: Side| match self.lock_until(side, deadline) {
+            Ok(repaired) => Ok(Some(repaired)),
+            Err(e)
                 if e.kind() == io::ErrorKind::TimedOut
                     && matches!(deadline, Deadline::At(_))
-                    && deadline.slice(wait::SLICE).is_none()
-                {
-                    Stop::Timeout
-                } else {
-                    Stop::from(e)
-                }
-            })
+                    && deadline.slice(wait::SLICE).is_none() =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(E::failed(e)),
         };
         loop {
             let res = match side {
                 Some(side) => {
-                    let repaired = lock(side)?;
+                    let Some(repaired) = lock(side)? else {
+                        return Ok(false);
+                    };
                     // Unlocks on the way out, a panic in `op` included (only a caller's
                     // `AsRef` in `put_many` can panic there, before anything is committed).
                     let _held = Held {
@@ -566,23 +586,16 @@ impl Ring {
                         side,
                         repaired,
                     };
-                    op()
+                    op()?
                 }
-                None => op(),
+                None => op()?,
             };
-            match res {
-                Ok(w) => {
-                    self.wake(w);
-                    return Ok(());
-                }
-                Err(Stop::Full) | Err(Stop::Empty) => {}
-                Err(e) => return Err(e),
+            if let Some(w) = res {
+                self.wake(w);
+                return Ok(true);
             }
             let Some(slice) = deadline.slice(wait::SLICE) else {
-                return Err(match deadline {
-                    Deadline::Now => blocked_stop.take().unwrap_or(Stop::Timeout),
-                    _ => Stop::Timeout,
-                });
+                return Ok(false);
             };
             if !sleep {
                 if side == Some(PRODUCERS) {
@@ -610,32 +623,34 @@ impl Ring {
             // consistent operations, matched in `task_done`.
             let expect = match wakers {
                 Some(wakers) => {
-                    let repaired = lock(wakers)?;
-                    let expect = self.u32(word).fetch_or(1, SeqCst) | 1;
+                    let Some(repaired) = lock(wakers)? else {
+                        return Ok(false);
+                    };
+                    let expect = word.fetch_or(1, SeqCst) | 1;
                     let still = blocked();
                     self.unlock(wakers, repaired);
                     still.then_some(expect)
                 }
                 None => {
-                    let expect = self.u32(word).fetch_or(1, SeqCst) | 1;
+                    let expect = word.fetch_or(1, SeqCst) | 1;
                     blocked().then_some(expect)
                 }
             };
             let Some(expect) = expect else {
                 continue;
             };
-            futex::wait(self.u32(word), expect, Some(slice))?;
+            futex::wait(word, expect, Some(slice)).map_err(E::failed)?;
             // A waker killed between its commit and its wake leaves the word as it was: look
             // at the queue itself before calling it disconnected.
-            if self.u32(word).load(Relaxed) == expect && blocked() && self.peers_gone() {
-                return Err(Stop::Disconnected);
+            if word.load(Relaxed) == expect && blocked() && self.peers_gone() {
+                return Err(E::disconnected());
             }
         }
     }
 
     /// Whether another process attached at some time and none is alive now.
     fn peers_gone(&self) -> bool {
-        self.u64(O_ATTACHED_EVER).load(Relaxed) >= 2
+        self.h().attached_ever.load(Relaxed) >= 2
             && !self.peers().others_alive(self.my_pid.load(Relaxed))
     }
 
@@ -645,7 +660,7 @@ impl Ring {
     }
 
     fn closed(&self) -> bool {
-        self.u64(O_CLOSED).load(SeqCst) != 0
+        self.h().closed.load(SeqCst) != 0
     }
 
     /// Lock-free, on fresh totals: whether a put of `len` bytes would find the queue full
@@ -658,51 +673,53 @@ impl Ring {
 
     /// Lock-free, on fresh totals: whether a get would find the queue empty (and open) now.
     fn empty_now(&self) -> bool {
-        let head = self.u64(CONSUMERS.totals + T_POS).load(Acquire);
-        let tail = self.u64(PRODUCERS.totals + T_POS).load(Acquire);
+        let head = self.h().consumers.totals.pos.load(Acquire);
+        let tail = self.h().producers.totals.pos.load(Acquire);
         tail == head && !self.closed()
     }
 
-    pub(crate) fn put(&self, msg: &[u8], deadline: Deadline) -> Result<(), Stop> {
+    /// Appends `msg`; false if the deadline passed first.
+    pub(crate) fn put(&self, msg: &[u8], deadline: Deadline) -> Result<bool, SendError> {
         if msg.len() as u64 > self.geo.max_msg {
-            return Err(Stop::Failed(crate::error::invalid_input(format_args!(
-                "message of {} bytes over the queue's limit of {} bytes",
-                msg.len(),
-                self.geo.max_msg
-            ))));
+            return Err(SendError::Failed(crate::error::invalid_input(
+                format_args!(
+                    "message of {} bytes over the queue's limit of {} bytes",
+                    msg.len(),
+                    self.geo.max_msg
+                ),
+            )));
         }
         let len = msg.len() as u64;
         self.run(
             Some(PRODUCERS),
             Some(CONSUMERS),
             deadline,
-            O_NOT_FULL,
-            Stop::Full,
+            &self.h().not_full,
             || self.full_for(len),
             || self.put_locked(msg),
         )
     }
 
-    pub(crate) fn get(&self, out: &mut Vec<u8>, deadline: Deadline) -> Result<(), Stop> {
+    /// Removes the oldest message into `out`; false if the deadline passed first.
+    pub(crate) fn get(&self, out: &mut Vec<u8>, deadline: Deadline) -> Result<bool, RecvError> {
         self.run(
             Some(CONSUMERS),
             Some(PRODUCERS),
             deadline,
-            O_NOT_EMPTY,
-            Stop::Empty,
+            &self.h().not_empty,
             || self.empty_now(),
             || self.get_locked(out),
         )
     }
 
     /// Puts a prefix of `msgs`: under `Deadline::Now` as many as fit in one lock hold, else
-    /// all of them, each lock hold committing what fits then. Returns how many were put (a
-    /// prefix of `msgs`) and why it stopped before the end, if it did.
+    /// all of them or as many as the deadline lets, each lock hold committing what fits then.
+    /// Returns how many were put.
     pub(crate) fn put_many<M: AsRef<[u8]>>(
         &self,
         msgs: &[M],
         deadline: Deadline,
-    ) -> (usize, Result<(), Stop>) {
+    ) -> Result<usize, PutManyError> {
         let max = self.geo.max_msg;
         let fit = msgs
             .iter()
@@ -717,29 +734,29 @@ impl Ring {
                 Some(PRODUCERS),
                 Some(CONSUMERS),
                 deadline,
-                O_NOT_FULL,
-                Stop::Full,
+                &self.h().not_full,
                 || self.full_for(first),
                 || self.put_many_locked(rest, &mut n),
             );
             done += n;
-            if let Err(e) = res {
-                return (done, Err(e));
-            }
-            if matches!(deadline, Deadline::Now) && done < fit {
-                return (done, Ok(()));
+            match res {
+                // A `try_` form stops after its one lock hold.
+                Ok(true) if deadline == Deadline::Now && done < fit => return Ok(done),
+                Ok(true) => {}
+                Ok(false) => return Ok(done),
+                Err(error) => return Err(PutManyError { sent: done, error }),
             }
         }
         if fit < msgs.len() {
-            return (
-                done,
-                Err(Stop::Failed(crate::error::invalid_input(format_args!(
+            return Err(PutManyError {
+                sent: done,
+                error: SendError::Failed(crate::error::invalid_input(format_args!(
                     "message {fit} of the batch has {} bytes, over the queue's limit of {max} bytes",
                     msgs[fit].as_ref().len()
-                )))),
-            );
+                ))),
+            });
         }
-        (done, Ok(()))
+        Ok(done)
     }
 
     /// Removes up to `max` (at least 1) messages in one lock hold, appending their payloads
@@ -750,13 +767,12 @@ impl Ring {
         buf: &mut Vec<u8>,
         ends: &mut Vec<usize>,
         deadline: Deadline,
-    ) -> Result<(), Stop> {
+    ) -> Result<bool, RecvError> {
         self.run(
             Some(CONSUMERS),
             Some(PRODUCERS),
             deadline,
-            O_NOT_EMPTY,
-            Stop::Empty,
+            &self.h().not_empty,
             || self.empty_now(),
             || self.get_many_locked(max, buf, ends),
         )
@@ -767,11 +783,11 @@ impl Ring {
     /// producers under the consumers' (see [`Ring::run`]).
     pub(crate) fn close(&self) -> io::Result<()> {
         let repaired = self.lock(PRODUCERS)?;
-        self.u64(O_CLOSED).store(1, SeqCst);
-        let not_empty = self.take_waiters(O_NOT_EMPTY);
+        self.h().closed.store(1, SeqCst);
+        let not_empty = self.take_waiters(&self.h().not_empty);
         self.unlock(PRODUCERS, repaired);
         let repaired = self.lock(CONSUMERS)?;
-        let not_full = self.take_waiters(O_NOT_FULL);
+        let not_full = self.take_waiters(&self.h().not_full);
         self.unlock(CONSUMERS, repaired);
         self.wake(Wakes {
             not_empty,
@@ -785,7 +801,7 @@ impl Ring {
     /// total, which must stay at most the consumers' message total.
     pub(crate) fn task_done(&self) -> io::Result<()> {
         self.attach()?;
-        let done = self.u64(O_DONE);
+        let done = &self.h().done;
         let mut d = done.load(SeqCst);
         loop {
             let (_, c) = self.both()?;
@@ -807,8 +823,9 @@ impl Ring {
             }
             match done.compare_exchange_weak(d, d + 1, SeqCst, SeqCst) {
                 Ok(_) => {
-                    if d + 1 == self.totals(PRODUCERS).msgs && self.take_waiters(O_ALL_DONE) {
-                        futex::wake_all(self.u32(O_ALL_DONE));
+                    if d + 1 == self.totals(PRODUCERS).msgs && self.take_waiters(&self.h().all_done)
+                    {
+                        futex::wake_all(&self.h().all_done);
                     }
                     return Ok(());
                 }
@@ -821,25 +838,19 @@ impl Ring {
     /// read first: the producers' total, read after it, is at least as recent, so equality
     /// means there was a moment with nothing unfinished.
     fn all_done(&self) -> bool {
-        let done = self.u64(O_DONE).load(SeqCst);
-        done == self.u64(PRODUCERS.totals + T_MSGS).load(SeqCst)
+        let done = self.h().done.load(SeqCst);
+        done == self.h().producers.totals.msgs.load(SeqCst)
     }
 
-    pub(crate) fn join(&self, deadline: Deadline) -> Result<(), Stop> {
+    /// Waits until every message put is finished; false if the deadline passed first.
+    pub(crate) fn join(&self, deadline: Deadline) -> Result<bool, RecvError> {
         self.run(
             None,
             None,
             deadline,
-            O_ALL_DONE,
-            Stop::Timeout,
+            &self.h().all_done,
             || !self.all_done(),
-            || {
-                if self.all_done() {
-                    Ok(Wakes::NONE)
-                } else {
-                    Err(Stop::Empty)
-                }
-            },
+            || Ok(self.all_done().then_some(Wakes::NONE)),
         )
     }
 
@@ -859,7 +870,7 @@ impl Ring {
         self.closed()
     }
     pub(crate) fn recoveries(&self) -> u64 {
-        self.u64(O_RECOVERIES).load(Relaxed)
+        self.h().recoveries.load(Relaxed)
     }
 }
 

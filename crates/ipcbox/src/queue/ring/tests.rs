@@ -16,7 +16,7 @@ fn small() -> Ring {
 
 /// Leaves `side`'s lock held by a dead process, as a process killed holding it does.
 fn die_holding(ring: &Ring, side: Side) {
-    ring.u32(side.lock).store(dead_pid(), SeqCst);
+    ring.side(side).lock.store(dead_pid(), SeqCst);
 }
 
 /// Does what a consumer killed inside a `get` commit leaves behind: the commit of the
@@ -27,18 +27,13 @@ fn die_inside_get_commit(ring: &Ring, valid: bool) {
     {
         {
             let (_, c) = ring.both().unwrap();
-            let new = [
-                (T_POS, c.pos + 16),
-                (T_MSGS, c.msgs + 1),
-                (T_BYTES, c.bytes + 5),
-            ];
-            for (t, v) in new {
-                ring.u64(CONSUMERS.journal + t).store(v, Relaxed);
-            }
+            let side = ring.side(CONSUMERS);
+            side.journal.pos.store(c.pos + 16, Relaxed);
+            side.journal.msgs.store(c.msgs + 1, Relaxed);
+            side.journal.bytes.store(c.bytes + 5, Relaxed);
             if valid {
-                ring.u64(CONSUMERS.j_valid).store(1, Relaxed);
-                ring.u64(CONSUMERS.totals + T_MSGS)
-                    .store(c.msgs + 1, Relaxed);
+                side.journal_valid.store(1, Relaxed);
+                side.totals.msgs.store(c.msgs + 1, Relaxed);
             }
         }
     }
@@ -48,25 +43,22 @@ fn die_inside_get_commit(ring: &Ring, valid: bool) {
 #[test]
 fn a_commit_torn_after_its_journal_is_valid_is_rolled_forward() {
     let ring = small();
-    ring.put(b"hello", Deadline::Now).unwrap();
-    ring.put(b"world", Deadline::Now).unwrap();
+    assert!(ring.put(b"hello", Deadline::Now).unwrap());
+    assert!(ring.put(b"world", Deadline::Now).unwrap());
     die_inside_get_commit(&ring, true);
     // The producers see the half-applied totals (one message fewer, its space not yet
     // free) and still work.
-    ring.put(b"third", Deadline::Now).unwrap();
+    assert!(ring.put(b"third", Deadline::Now).unwrap());
     let mut out = Vec::new();
-    ring.get(&mut out, Deadline::Now).unwrap();
+    assert!(ring.get(&mut out, Deadline::Now).unwrap());
     assert_eq!(out, b"world", "the dead consumer's message is taken, once");
-    ring.get(&mut out, Deadline::Now).unwrap();
+    assert!(ring.get(&mut out, Deadline::Now).unwrap());
     assert_eq!(out, b"third");
-    assert!(matches!(
-        ring.get(&mut out, Deadline::Now),
-        Err(Stop::Empty)
-    ));
+    assert!(!ring.get(&mut out, Deadline::Now).unwrap());
     assert_eq!(ring.recoveries(), 1);
     assert_eq!((ring.len(), ring.used_bytes()), (0, 0));
-    ring.put(b"again", Deadline::Now).unwrap();
-    ring.get(&mut out, Deadline::Now).unwrap();
+    assert!(ring.put(b"again", Deadline::Now).unwrap());
+    assert!(ring.get(&mut out, Deadline::Now).unwrap());
     assert_eq!(out, b"again");
 }
 
@@ -76,7 +68,7 @@ fn a_lock_a_live_process_keeps_ends_timeouts_at_their_deadline() {
     // A live process (the test runner's parent) holds the producers' lock, as a stopped
     // producer would.
     let parent = std::os::unix::process::parent_id();
-    ring.u32(PRODUCERS.lock).store(parent, SeqCst);
+    ring.h().producers.lock.store(parent, SeqCst);
     // Watchdog: the lock's own patience is 10 s; giving up at the operations' deadlines
     // answers long before half of it.
     let (done, finished) = std::sync::mpsc::channel();
@@ -89,38 +81,32 @@ fn a_lock_a_live_process_keeps_ends_timeouts_at_their_deadline() {
         let (timed, tried) = finished
             .recv_timeout(LOCK_PATIENCE.limit / 2)
             .expect("put waited for the live holder past its deadline");
-        assert!(matches!(timed, Err(Stop::Timeout)), "{timed:?}");
+        assert!(matches!(timed, Ok(false)), "{timed:?}");
         assert!(
-            matches!(&tried, Err(Stop::Failed(e)) if e.kind() == io::ErrorKind::TimedOut
+            matches!(&tried, Err(SendError::Failed(e)) if e.kind() == io::ErrorKind::TimedOut
                 && e.to_string().contains(&format!("held by live pid {parent}"))),
             "{tried:?}"
         );
     });
     // The consumers' side does not need that lock: an empty queue says so at once.
     let mut out = Vec::new();
-    assert!(matches!(
-        ring.get(&mut out, Deadline::Now),
-        Err(Stop::Empty)
-    ));
-    ring.u32(PRODUCERS.lock).store(0, SeqCst);
-    ring.put(b"x", Deadline::Now).unwrap();
-    ring.get(&mut out, Deadline::Now).unwrap();
+    assert!(!ring.get(&mut out, Deadline::Now).unwrap());
+    ring.h().producers.lock.store(0, SeqCst);
+    assert!(ring.put(b"x", Deadline::Now).unwrap());
+    assert!(ring.get(&mut out, Deadline::Now).unwrap());
     assert_eq!(out, b"x");
 }
 
 #[test]
 fn a_commit_torn_before_its_journal_is_valid_leaves_the_old_state() {
     let ring = small();
-    ring.put(b"hello", Deadline::Now).unwrap();
+    assert!(ring.put(b"hello", Deadline::Now).unwrap());
     die_inside_get_commit(&ring, false);
     let mut out = Vec::new();
-    ring.get(&mut out, Deadline::Now).unwrap();
+    assert!(ring.get(&mut out, Deadline::Now).unwrap());
     assert_eq!(out, b"hello", "the message stays for the next consumer");
     assert_eq!(ring.recoveries(), 1);
-    assert!(matches!(
-        ring.get(&mut out, Deadline::Now),
-        Err(Stop::Empty)
-    ));
+    assert!(!ring.get(&mut out, Deadline::Now).unwrap());
 }
 
 /// Does what a producer killed inside a `put_many` commit leaves behind: `msgs` staged,
@@ -133,13 +119,14 @@ fn die_inside_put_many_commit(ring: &Ring, msgs: &[&[u8]], valid: bool) {
             let (mut p, c) = ring.both().unwrap();
             for m in msgs {
                 let mut off = ring.offset(p.pos);
-                ring.stage_put(&mut p, &mut off, &c, m).unwrap();
+                assert!(ring.stage_put(&mut p, &mut off, &c, m).unwrap());
             }
-            for (t, v) in [(T_POS, p.pos), (T_MSGS, p.msgs), (T_BYTES, p.bytes)] {
-                ring.u64(PRODUCERS.journal + t).store(v, Relaxed);
-            }
+            let side = ring.side(PRODUCERS);
+            side.journal.pos.store(p.pos, Relaxed);
+            side.journal.msgs.store(p.msgs, Relaxed);
+            side.journal.bytes.store(p.bytes, Relaxed);
             if valid {
-                ring.u64(PRODUCERS.j_valid).store(1, Relaxed);
+                side.journal_valid.store(1, Relaxed);
             }
         }
     }
@@ -151,21 +138,23 @@ fn a_batch_commit_is_all_or_nothing_when_its_producer_dies() {
     let mut out = Vec::new();
     for valid in [false, true] {
         let ring = small();
-        ring.put(b"first", Deadline::Now).unwrap();
+        assert!(ring.put(b"first", Deadline::Now).unwrap());
         die_inside_put_many_commit(&ring, &[b"a", b"bb", b"ccc"], valid);
         // Consumers do not wait for the dead producer's lock: they see what was
         // committed before it.
         let mut ends = Vec::new();
         out.clear();
-        ring.get_many(10, &mut out, &mut ends, Deadline::Now)
-            .unwrap();
+        assert!(ring
+            .get_many(10, &mut out, &mut ends, Deadline::Now)
+            .unwrap());
         assert_eq!(out, b"first");
         // The next producer repairs the producers' side.
-        assert_eq!(ring.put_many(&[b"x"], Deadline::Now).0, 1);
+        assert_eq!(ring.put_many(&[b"x"], Deadline::Now).unwrap(), 1);
         out.clear();
         ends.clear();
-        ring.get_many(10, &mut out, &mut ends, Deadline::Now)
-            .unwrap();
+        assert!(ring
+            .get_many(10, &mut out, &mut ends, Deadline::Now)
+            .unwrap());
         let want: &[u8] = if valid { b"abbcccx" } else { b"x" };
         assert_eq!(out, want, "journal valid: {valid}");
         assert_eq!(ends.len(), if valid { 4 } else { 1 });
@@ -181,22 +170,22 @@ fn a_sleeping_consumer_takes_a_dead_producers_committed_message_not_disconnected
     // slice is told the queue is disconnected, if nothing is left to take.
     ring.lock(PRODUCERS).unwrap();
     assert!(ring.peers().attach(u64::from(dead_pid()), 1));
-    ring.u64(O_ATTACHED_EVER).fetch_add(1, Relaxed);
+    ring.h().attached_ever.fetch_add(1, Relaxed);
     ring.unlock(PRODUCERS, false);
     std::thread::scope(|s| {
         let consumer = s.spawn(|| {
             let mut out = Vec::new();
-            ring.get(&mut out, Deadline::Forever).map(|()| out)
+            ring.get(&mut out, Deadline::Forever).map(|_| out)
         });
         // Wait until the consumer sleeps (its waiter bit set under the producers' lock).
-        while ring.u32(O_NOT_EMPTY).load(SeqCst) & 1 == 0 {
+        while ring.h().not_empty.load(SeqCst) & 1 == 0 {
             std::thread::yield_now();
         }
         // A producer killed after its commit, before it could look for sleepers to wake.
         ring.lock(PRODUCERS).unwrap();
         let (mut p, c) = ring.both().unwrap();
         let mut off = ring.offset(p.pos);
-        ring.stage_put(&mut p, &mut off, &c, b"last words").unwrap();
+        assert!(ring.stage_put(&mut p, &mut off, &c, b"last words").unwrap());
         ring.commit(PRODUCERS, p);
         die_holding(&ring, PRODUCERS);
         let got = consumer.join().unwrap();
@@ -213,51 +202,51 @@ fn huge_totals_in_the_header_are_errors_not_overflows() {
     // (fields overwritten, put fails, get fails): each side checks what it reads. A
     // producer judges room on its last view of the consumers first, so a consumers'
     // total it has not read again yet cannot fail its put.
+    use std::mem::offset_of;
+    const P_POS: usize = offset_of!(RawQueueHeader, producers.totals.pos);
+    const P_BYTES: usize = offset_of!(RawQueueHeader, producers.totals.bytes);
+    const C_POS: usize = offset_of!(RawQueueHeader, consumers.totals.pos);
+    const C_MSGS: usize = offset_of!(RawQueueHeader, consumers.totals.msgs);
     type Case = (&'static [(usize, u64)], bool, bool);
     let cases: [Case; 5] = [
-        (
-            &[
-                (PRODUCERS.totals + T_POS, TOP),
-                (CONSUMERS.totals + T_POS, TOP),
-            ],
-            true,
-            true,
-        ),
-        (&[(PRODUCERS.totals + T_BYTES, u64::MAX)], true, false),
-        (&[(PRODUCERS.totals + T_POS, 1 << 40)], true, true),
-        (&[(CONSUMERS.totals + T_MSGS, u64::MAX)], false, true),
-        (&[(CONSUMERS.totals + T_POS, 4096)], false, true),
+        (&[(P_POS, TOP), (C_POS, TOP)], true, true),
+        (&[(P_BYTES, u64::MAX)], true, false),
+        (&[(P_POS, 1 << 40)], true, true),
+        (&[(C_MSGS, u64::MAX)], false, true),
+        (&[(C_POS, 4096)], false, true),
     ];
     for (fields, put_fails, get_fails) in cases {
         let ring = small();
         for &(field, value) in fields {
-            ring.u64(field).store(value, Relaxed);
+            let word: &AtomicU64 = ring.r().at(field).unwrap();
+            word.store(value, Relaxed);
         }
         let mut out = Vec::new();
         let put = ring.put(b"x", Deadline::Now);
         assert_eq!(
-            matches!(put, Err(Stop::Failed(ref e)) if e.kind() == io::ErrorKind::InvalidData),
+            matches!(put, Err(SendError::Failed(ref e)) if e.kind() == io::ErrorKind::InvalidData),
             put_fails,
             "put with {fields:?}: {put:?}"
         );
         let get = ring.get(&mut out, Deadline::Now);
         assert_eq!(
-            matches!(get, Err(Stop::Failed(ref e)) if e.kind() == io::ErrorKind::InvalidData),
+            matches!(get, Err(RecvError::Failed(ref e)) if e.kind() == io::ErrorKind::InvalidData),
             get_fails,
             "get with {fields:?}: {get:?}"
         );
         assert!(ring.task_done().is_err(), "task_done with {fields:?}");
         // Filling the queue makes a producer read the consumers' totals afresh: then
         // every corruption shows.
-        let fill: Result<Vec<()>, Stop> = (0..8).map(|_| ring.put(b"x", Deadline::Now)).collect();
+        let fill: Result<Vec<bool>, SendError> =
+            (0..8).map(|_| ring.put(b"x", Deadline::Now)).collect();
         assert!(
-            matches!(fill, Err(Stop::Failed(_))),
+            matches!(fill, Err(SendError::Failed(_))),
             "filling with {fields:?}: {fill:?}"
         );
     }
     let ring = small();
-    ring.put(b"x", Deadline::Now).unwrap();
-    ring.u64(O_DONE).store(u64::MAX, Relaxed);
+    assert!(ring.put(b"x", Deadline::Now).unwrap());
+    ring.h().done.store(u64::MAX, Relaxed);
     let err = ring.task_done().unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
 }
@@ -265,18 +254,18 @@ fn huge_totals_in_the_header_are_errors_not_overflows() {
 #[test]
 fn too_many_task_done_is_an_error_and_join_sees_all_done() {
     let ring = small();
-    ring.put(b"a", Deadline::Now).unwrap();
-    ring.put(b"b", Deadline::Now).unwrap();
+    assert!(ring.put(b"a", Deadline::Now).unwrap());
+    assert!(ring.put(b"b", Deadline::Now).unwrap());
     let mut out = Vec::new();
-    ring.get(&mut out, Deadline::Now).unwrap();
+    assert!(ring.get(&mut out, Deadline::Now).unwrap());
     ring.task_done().unwrap();
     let err = ring.task_done().unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
     assert!(!ring.all_done());
-    ring.get(&mut out, Deadline::Now).unwrap();
+    assert!(ring.get(&mut out, Deadline::Now).unwrap());
     ring.task_done().unwrap();
     assert!(ring.all_done());
-    ring.join(Deadline::Now).unwrap();
+    assert!(ring.join(Deadline::Now).unwrap());
 }
 
 #[test]
@@ -298,13 +287,13 @@ fn wrap_around_keeps_records_whole() {
     for round in 0..200u32 {
         let len = (round as usize * 37) % 250 + 1;
         let msg: Vec<u8> = (0..len).map(|i| (i as u32 + round) as u8).collect();
-        ring.put(&msg, Deadline::Now).unwrap();
+        assert!(ring.put(&msg, Deadline::Now).unwrap());
         if round % 3 == 0 {
-            ring.put(&msg, Deadline::Now).unwrap();
-            ring.get(&mut out, Deadline::Now).unwrap();
+            assert!(ring.put(&msg, Deadline::Now).unwrap());
+            assert!(ring.get(&mut out, Deadline::Now).unwrap());
             assert_eq!(out, msg);
         }
-        ring.get(&mut out, Deadline::Now).unwrap();
+        assert!(ring.get(&mut out, Deadline::Now).unwrap());
         assert_eq!(out, msg);
     }
 }

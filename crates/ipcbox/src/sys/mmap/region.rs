@@ -1,40 +1,77 @@
-//! Raw access to the memory a queue shares with other processes: atomics at fixed offsets,
-//! bounds-checked byte copies in and out of the ring, and prefetch hints.
+//! A mapping that starts with a header of type `H`, viewed once when the region is made, and
+//! bounds-checked access to the rest: byte copies in and out, [`SharedState`] views at computed
+//! offsets, and prefetch hints.
 //!
-//! Everything here takes offsets, never pointers, and checks them against the mapping, so the
-//! safe `queue` module cannot reach outside its mapping whatever a peer wrote into the header.
+//! Everything past the header takes offsets, never pointers, and checks them against the
+//! mapping, so the safe modules above cannot reach outside it whatever a peer wrote into the
+//! header.
 
+use std::fmt;
 use std::io;
+use std::marker::PhantomData;
 use std::mem::{align_of, size_of};
-use std::sync::atomic::{AtomicU32, AtomicU64};
 
-use super::Mapping;
+use super::{view, Mapping, SharedState};
 
-/// A shared mapping seen as a queue's memory.
+/// A shared mapping with a header of type `H` at offset 0: a queue's or a channel's memory.
 ///
 /// The seam to the rest of the crate: any `MAP_SHARED` [`Mapping`], anonymous or the mapping
 /// of a named `shm::Segment`, can back it.
-#[derive(Debug)]
-pub(crate) struct Region {
-    map: Mapping,
+pub(crate) struct Region<H> {
+    /// Keeps the memory mapped; unmapped when `self` is dropped.
+    _map: Mapping,
     // Copies of the mapping's address and length, so the hot path inlines.
     ptr: *mut u8,
     len: usize,
+    header: PhantomData<H>,
 }
 
 // SAFETY: `ptr` points into `map`, which is Send and Sync; Region only reaches the memory
-// through atomics and bounds-checked copies, as Mapping does.
-unsafe impl Send for Region {}
+// through atomics (`H: SharedState` and the views of `at`, which are Sync) and bounds-checked
+// copies, as Mapping does.
+unsafe impl<H: SharedState + Sync> Send for Region<H> {}
 // SAFETY: as above.
-unsafe impl Sync for Region {}
+unsafe impl<H: SharedState + Sync> Sync for Region<H> {}
 
-impl Region {
-    pub(crate) fn new(map: Mapping) -> Region {
-        Region {
+impl<H> fmt::Debug for Region<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Region")
+            .field("ptr", &self.ptr)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl<H: SharedState> Region<H> {
+    /// The region of `map`, or `None` when `map` is too small for the header (or misaligned
+    /// for it, which a page-aligned mapping never is).
+    pub(crate) fn new(map: Mapping) -> Option<Region<H>> {
+        view::<H>(&map, 0)?;
+        Some(Region {
             ptr: map.as_ptr(),
             len: map.len(),
-            map,
-        }
+            _map: map,
+            header: PhantomData,
+        })
+    }
+
+    /// The header.
+    #[inline]
+    pub(crate) fn header(&self) -> &H {
+        // SAFETY: `new` viewed an `H` at offset 0 of the mapping: it fits and is aligned; the
+        // mapping lives as long as `self`; `H: SharedState` accepts any bit pattern and is only
+        // mutated through atomics.
+        unsafe { &*self.ptr.cast::<H>() }
+    }
+
+    /// The `T` at `off`, or `None` when it leaves the mapping or is misaligned (a corrupted
+    /// header computed `off`).
+    #[inline]
+    pub(crate) fn at<T: SharedState>(&self, off: usize) -> Option<&T> {
+        let ptr = self.check(off, size_of::<T>(), align_of::<T>()).ok()?;
+        // SAFETY: in bounds and aligned (checked); the mapping lives as long as `self`;
+        // `T: SharedState` accepts any bit pattern and is only mutated through atomics.
+        Some(unsafe { &*ptr.cast::<T>() })
     }
 
     #[inline]
@@ -44,6 +81,7 @@ impl Region {
 
     #[inline]
     fn check(&self, off: usize, len: usize, align: usize) -> io::Result<*mut u8> {
+        // The mapping is page aligned, so an offset aligned for a type is an aligned address.
         match off.checked_add(len) {
             Some(end) if end <= self.len && off % align == 0 => {
                 // SAFETY: `off + len <= map.len()`, so the result stays inside the mapping.
@@ -58,40 +96,10 @@ impl Region {
         io::Error::new(
             io::ErrorKind::InvalidData,
             format!(
-                "queue memory access at offset {off} (+{len}) outside its {} byte mapping",
+                "shared memory access at offset {off} (+{len}) outside its {} byte mapping",
                 self.len
             ),
         )
-    }
-
-    #[cold]
-    fn bad_layout(&self, off: usize) -> ! {
-        panic!(
-            "queue layout offset {off} outside the {} byte mapping",
-            self.map.len()
-        )
-    }
-
-    /// The 32-bit atomic at `off`. Offsets come from the crate's own layout constants, so an
-    /// out-of-range one is a bug in this crate and panics.
-    #[inline]
-    pub(crate) fn u32_at(&self, off: usize) -> &AtomicU32 {
-        let Ok(ptr) = self.check(off, size_of::<AtomicU32>(), align_of::<AtomicU32>()) else {
-            self.bad_layout(off)
-        };
-        // SAFETY: in bounds and aligned (checked); the mapping lives as long as `self`; the
-        // memory is only ever accessed atomically at this offset by every process.
-        unsafe { AtomicU32::from_ptr(ptr.cast()) }
-    }
-
-    /// The 64-bit atomic at `off` (see [`Region::u32_at`]).
-    #[inline]
-    pub(crate) fn u64_at(&self, off: usize) -> &AtomicU64 {
-        let Ok(ptr) = self.check(off, size_of::<AtomicU64>(), align_of::<AtomicU64>()) else {
-            self.bad_layout(off)
-        };
-        // SAFETY: as in `u32_at`.
-        unsafe { AtomicU64::from_ptr(ptr.cast()) }
     }
 
     /// Copies `src` into the mapping at `off`.
