@@ -76,6 +76,37 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
+//! # Outcomes
+//!
+//! Every call that may block has three forms: blocking (`recv`), `try_` (do not wait) and
+//! `_timeout` (wait at most this long); the queue, the channel and [`Connection`] also have
+//! `_deadline` (wait until this instant). One rule for what they return:
+//!
+//! * The `try_`, `_timeout` and `_deadline` forms return what the blocking form returns, with
+//!   "not now" (empty, full, would block, timed out) as a value: `Ok(None)` where the blocking
+//!   form returns a value, `Ok(false)` where it returns nothing, a count of 0 for a batch.
+//! * Their error type is the blocking form's. An `Err` is always a failure: a closed or dead
+//!   peer, bad input, a corrupted object, an OS error. So `?` never turns a timeout into one.
+//! * Each error enum converts into [`std::io::Error`], its kind chosen by the variant.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! let q: ipcbox::Queue<u32> = ipcbox::Queue::new(1)?;
+//! assert!(q.try_put(&1)?); // sent
+//! assert!(!q.try_put(&2)?); // full: not now
+//! assert_eq!(q.get_timeout(Duration::from_millis(1))?, Some(1));
+//! assert_eq!(q.try_get()?, None); // empty: not now
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Shared memory
+//!
+//! Every object ipcbox keeps in shared memory (locks, primitives, typed values, the store, the
+//! queue, the channel) is laid out as `LAYOUT.md` in the repository describes, byte by byte, so
+//! that peers in other languages can share it. Memory shared with another process is untrusted:
+//! every offset, length and index read from it is checked before use.
+//!
 //! # Safety and unsafe code
 //!
 //! The crate denies `unsafe_code`. `unsafe` blocks live only in the private `sys` layer, which
@@ -140,3 +171,8 @@ pub use mode::CreationMode;
 pub use pid::Pid;
 pub use queue::Queue;
 pub use signum::Signal;
+
+// The README's examples compile and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
