@@ -135,6 +135,7 @@
 //!   with a short back-off (see [`mq::SysVQueue`]).
 
 #![deny(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod deadline;
 mod error;
@@ -155,6 +156,9 @@ pub mod fifo;
 pub mod file;
 pub mod frame;
 pub mod mq;
+#[cfg(feature = "nats")]
+#[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
+pub mod nats;
 pub mod objects;
 pub mod pipe;
 pub mod process;
