@@ -177,4 +177,5 @@ impl Drop for ChildGuard {
     }
 }
 
+pub mod nats;
 pub mod python;
