@@ -234,7 +234,7 @@ impl Drop for Runtime {
 ///
 /// ```no_run
 /// let client = ipcbox::nats::Client::connect("nats://127.0.0.1:4222")?;
-/// let readings = client.subscribe::<(u32, f64)>("sensors.>")?;
+/// let mut readings = client.subscribe::<(u32, f64)>("sensors.>")?;
 /// client.publish("sensors.kitchen", &(7, 21.5))?;
 /// assert_eq!(readings.recv()?, (7, 21.5));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -295,9 +295,9 @@ mod tests {
 
     #[test]
     fn urls_are_parsed_and_named_without_credentials() {
-        let (addrs, label) = parse_urls("nats://u:secret@127.0.0.1:4000, 10.0.0.1").unwrap();
+        let (addrs, label) = parse_urls("nats://u:secret@127.0.0.1:4000, host1.example").unwrap();
         assert_eq!(addrs.len(), 2);
-        assert_eq!(label, "nats://127.0.0.1:4000,nats://10.0.0.1:4222");
+        assert_eq!(label, "nats://127.0.0.1:4000,nats://host1.example:4222");
         let err = parse_urls("http://x:1").unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
         assert!(err.to_string().contains("\"http://x:1\""), "{err}");

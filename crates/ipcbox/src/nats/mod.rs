@@ -76,7 +76,7 @@
 //! ```no_run
 //! use ipcbox::nats::{Client, Options};
 //!
-//! let client = Client::connect("nats://10.0.0.1:4222,nats://10.0.0.2:4222,nats://10.0.0.3:4222")?;
+//! let client = Client::connect("nats://host1.example:4222,nats://host2.example:4222,nats://host3.example:4222")?;
 //! let jobs = Options::new().capacity(1000).replicas(3).open::<u64>(&client, "jobs")?;
 //! jobs.put(&42)?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())

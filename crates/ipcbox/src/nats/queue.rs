@@ -62,7 +62,7 @@ fn close_notice_of(name: &str) -> String {
 /// use std::time::Duration;
 /// use ipcbox::nats::{Client, Options};
 ///
-/// let client = Client::connect("nats://a:4222,nats://b:4222,nats://c:4222")?;
+/// let client = Client::connect("nats://host1.example:4222,nats://host2.example:4222,nats://host3.example:4222")?;
 /// let jobs = Options::new()
 ///     .capacity(10_000)
 ///     .replicas(3)
