@@ -2,7 +2,8 @@
 //!
 //! A [`frame::Connection`](crate::frame::Connection) moves frames (see `WIRE.md`); the codec
 //! decides what the bytes inside a frame mean. [`Postcard`] (the default) encodes any
-//! `serde` type in the compact [postcard](https://postcard.jamesmunns.com/wire-format) format;
+//! `serde` type in the compact [postcard](https://postcard.jamesmunns.com/wire-format) format,
+//! described byte by byte for peers in other languages in `WIRE.md` ("Postcard encoding");
 //! [`Raw`] passes `Vec<u8>` payloads through untouched. Implement [`Codec`] for your own format
 //! (JSON, a hand-written struct layout a C peer understands, …).
 //!
@@ -44,7 +45,8 @@ pub trait Codec<M> {
 }
 
 /// The default codec: [postcard](https://docs.rs/postcard), a compact, stable binary `serde`
-/// format (varint integers, length-prefixed strings and sequences, no field names).
+/// format with no type tags or field names. `WIRE.md` ("Postcard encoding") gives the bytes of
+/// every serde type, enough for a peer in another language.
 ///
 /// Decoding is strict: a payload with bytes left over after the message is an error, so that a
 /// frame of the wrong type is less likely to decode silently.
