@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use ipcbox::codec::{Codec, Postcard};
-use ipcbox::frame;
+use ipcbox::frame::ByteConnection;
 use serde::de::{self, DeserializeOwned, Deserializer, EnumAccess, VariantAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -340,7 +340,7 @@ fn cases() -> Vec<Box<dyn Case>> {
 #[test]
 fn every_serde_type_round_trips_through_a_python_peer_written_from_wire_md() {
     let _w = util::watchdog("postcard round trips with python", LIMIT);
-    let (mut conn, theirs) = frame::duplex::<()>().unwrap();
+    let (mut conn, theirs) = ByteConnection::pair().unwrap();
     let mut cmd = Command::new("python3");
     cmd.arg(PEER).stderr(Stdio::piped());
     theirs.pass_to_child(&mut cmd, VAR).unwrap();
@@ -364,7 +364,7 @@ fn every_serde_type_round_trips_through_a_python_peer_written_from_wire_md() {
                 .unwrap();
             conn.send_bytes(&sent).unwrap();
             let back = conn
-                .recv_bytes(usize::MAX)
+                .recv_bytes()
                 .unwrap_or_else(|e| panic!("{e}: {}", peer_failed()));
             case.check(i, &back).unwrap();
             values += 1;
@@ -377,14 +377,13 @@ fn every_serde_type_round_trips_through_a_python_peer_written_from_wire_md() {
     for case in &cases {
         for i in 0..case.len() {
             let label = conn
-                .recv_bytes(usize::MAX)
+                .recv_bytes()
                 .unwrap_or_else(|e| panic!("{e}: {}", peer_failed()));
             assert_eq!(label, format!("{}#{i}", case.name()).as_bytes());
-            case.check(i, &conn.recv_bytes(usize::MAX).unwrap())
-                .unwrap();
+            case.check(i, &conn.recv_bytes().unwrap()).unwrap();
         }
     }
-    assert_eq!(conn.recv_bytes(usize::MAX).unwrap(), b"end");
+    assert_eq!(conn.recv_bytes().unwrap(), b"end");
     drop(conn);
     let status = child.wait();
     assert!(status.success(), "{status}: {}", peer_failed());
