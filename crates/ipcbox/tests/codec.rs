@@ -424,3 +424,30 @@ fn malformed_payloads_are_refused_as_wire_md_says() {
     // Padded varints are accepted (WIRE.md: "do not rely on that").
     assert_eq!(decode::<u32>(&[0x80, 0x00]), Ok(0));
 }
+
+/// A receiver of the wrong version of an enum is told which enum and which index.
+#[test]
+fn an_unknown_variant_over_a_connection_names_the_enum_and_the_index() {
+    let (mut a, mut b) = ipcbox::frame::duplex::<Record>().unwrap();
+    // id, name, score (4 bytes), tags, parent, extra: all zero or empty; then shape 200.
+    a.send_bytes(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0xc8, 0x01])
+        .unwrap();
+    let err = b.recv().unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "message could not be decoded: Record > Shape: unknown variant index 200 of enum \
+         Shape, which has 4 variants"
+    );
+    let good = Record {
+        id: 1,
+        name: "n".into(),
+        score: 0.5,
+        tags: vec![],
+        parent: None,
+        extra: map([]),
+        shape: Shape::Circle(2),
+        pair: (3, 'c'),
+    };
+    a.send(&good).unwrap();
+    assert_eq!(b.recv().unwrap(), good);
+}
