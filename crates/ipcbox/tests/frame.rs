@@ -733,6 +733,52 @@ fn byte_connections_and_std_sockets() {
     assert_eq!(a.recv().unwrap(), expected);
 }
 
+/// A live seqpacket peer that sends a message whose header lies: the error says what is wrong
+/// with the message, not that the peer closed, and the connection goes on.
+#[test]
+fn a_malformed_message_from_a_live_seqpacket_peer_is_not_an_end() {
+    let _w = util::watchdog("a_malformed_message_from_a_live_seqpacket_peer", LIMIT);
+    let (a, b) = socket::SeqPacket::pair().unwrap();
+    let mut mine = Connection::<String, String, socket::SeqPacket>::new(a).unwrap();
+    let theirs = Connection::<String, String, socket::SeqPacket>::new(b).unwrap();
+    let mut cmd = Command::new("python3");
+    cmd.arg("-c").arg(
+        r#"
+import os, socket, struct
+s = socket.socket(fileno=int(os.environ["IPCBOX_FRAME_CONN"].split(":")[0]))
+s.send(struct.pack("<I", 9) + b"x")          # a header announcing 9 bytes, and 1
+s.send(struct.pack("<I", 3) + b"ok")      # a good frame: the postcard string "ok"
+assert s.recv(64) == struct.pack("<I", 5) + b"done"  # still connected until then
+"#,
+    );
+    theirs.pass_to_child(&mut cmd, VAR).unwrap();
+    let child = util::ChildGuard::spawn(&mut cmd);
+    drop(cmd);
+    let err = mine.recv().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RecvError::LengthMismatch {
+                expected: 13,
+                received: 5
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "a message of 5 bytes carries a frame header announcing 13 bytes (header included); \
+         it was dropped"
+    );
+    assert_eq!(
+        std::io::Error::from(err).kind(),
+        std::io::ErrorKind::InvalidData
+    );
+    assert_eq!(mine.recv().unwrap(), "ok");
+    mine.send(&"done".to_string()).unwrap();
+    child.expect_success("python seqpacket peer");
+}
+
 #[test]
 fn a_pipe_end_handed_back_after_try_send_blocks_again() {
     use rustix::fs::{fcntl_getfl, OFlags};

@@ -88,7 +88,7 @@ pub(super) struct State {
     pub(super) max_frame: usize,
     pub(super) framing: Framing,
     pub(super) socket: bool,
-    /// A `SOCK_DGRAM` socket: an empty message is a (torn) datagram, never the end.
+    /// A `SOCK_DGRAM` socket: an empty message is a malformed datagram, never the end.
     pub(super) datagram: bool,
     /// Descriptors received with the frame being received by `recv_with_fds`.
     pub(super) fds: Vec<OwnedFd>,
@@ -291,7 +291,7 @@ impl State {
         let got = self.recv_message(fd, size, RecvFlags::empty(), deadline)?;
         if got == 0 && !self.datagram {
             // SOCK_SEQPACKET: the peer closed. (On a datagram socket an empty datagram is
-            // just a message too short for a header: a torn frame, below.)
+            // just a message too short for a header: a length mismatch, below.)
             self.eof = true;
             return Err(Fail::Disconnected);
         }
@@ -310,7 +310,7 @@ impl State {
             HEADER_LEN
         };
         if claimed != got {
-            return Err(Fail::Torn {
+            return Err(Fail::LengthMismatch {
                 expected: claimed,
                 received: got,
             });
@@ -593,12 +593,12 @@ mod tests {
         ));
         assert_eq!(b.try_recv().unwrap().as_deref(), Some("three"));
         assert!(b.try_recv().unwrap().is_none());
-        // A message whose header disagrees with its length is a torn frame, and skipped.
+        // A message whose header disagrees with its length is dropped; the peer is still there.
         a.transport().send(&[9, 0, 0, 0, 1]).unwrap();
         a.send(&"after".to_string()).unwrap();
         assert!(matches!(
             b.recv(),
-            Err(RecvError::Torn {
+            Err(RecvError::LengthMismatch {
                 expected: 13,
                 received: 5
             })

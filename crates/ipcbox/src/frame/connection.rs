@@ -535,6 +535,8 @@ impl<Out, In, T: Readable, C: Codec<In>> Connection<Out, In, T, C> {
     /// * [`RecvError::TooLarge`]: the next frame is longer than
     ///   [`max_frame_len`](Self::max_frame_len); it stays unread.
     /// * [`RecvError::Torn`]: the peer closed in the middle of a frame.
+    /// * [`RecvError::LengthMismatch`]: on a message transport, a message that does not hold
+    ///   the frame its header announces (dropped; the next one can be received).
     /// * [`RecvError::Decode`]: the payload is not an `In` (the frame is consumed; the next one
     ///   can be received).
     /// * [`RecvError::Io`].

@@ -171,7 +171,7 @@ impl State {
                 HEADER_LEN
             };
             if claimed != got {
-                return Err(Fail::Torn {
+                return Err(Fail::LengthMismatch {
                     expected: claimed,
                     received: got,
                 });
