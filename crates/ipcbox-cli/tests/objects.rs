@@ -315,7 +315,7 @@ fn child_role() {
         }
         "msg" => {
             let mut q = SysVQueue::create(IpcKey::PRIVATE).expect("create queue");
-            q.send(1, b"left behind").expect("msgsnd");
+            q.send(b"left behind", 1).expect("msgsnd");
             q.detach();
             q.id()
         }
@@ -439,7 +439,7 @@ fn sysv_semaphores_kept_while_their_last_user_lives() {
 fn sysv_queues_kept_while_their_last_user_lives() {
     let live = SysVQueue::create(IpcKey::PRIVATE).expect("create queue");
     let _g1 = SysVGuard("-q", live.id());
-    live.send(7, b"mine").expect("msgsnd");
+    live.send(b"mine", 7).expect("msgsnd");
     let dead = left_by_dead_child("msg");
     let _g2 = SysVGuard("-q", dead);
 
@@ -463,7 +463,7 @@ fn sysv_queues_kept_while_their_last_user_lives() {
     let got = live
         .try_recv(&mut buf, ipcbox::mq::TypeSelector::Any)
         .expect("msgrcv after clean");
-    assert_eq!(got, Some((7, 4)));
+    assert_eq!(got, Some(ipcbox::mq::SysVReceived { len: 4, mtype: 7 }));
 }
 
 #[test]
