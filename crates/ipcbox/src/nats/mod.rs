@@ -44,8 +44,8 @@
 //!   message processed twice: choose an ack wait above the longest task.
 //! * A `put` whose answer is lost (timeout, connection lost, a cluster electing a new leader)
 //!   is sent again with the same message ID (`Nats-Msg-Id`), and the server stores it once
-//!   (within its two-minute duplicate window). A `put` that fails after 10 s may or may not
-//!   have been stored.
+//!   (within its two-minute duplicate window). A `put` that fails after 30 s of retries may
+//!   or may not have been stored.
 //! * Messages of one producer are delivered in the order it put them, except that a
 //!   redelivered message comes after those delivered meanwhile.
 //! * `task_done` returns once the server has confirmed the acknowledgement; a message whose
@@ -87,7 +87,7 @@
 //! Every error names the servers and, where one applies, the queue, the subject and the
 //! limit: an unreachable server (`ConnectionRefused`), a bad URL (`InvalidInput`), a message
 //! over the server's `max_payload` (`InvalidInput`, with both sizes), a server that does not
-//! answer within 10 s (`TimedOut`).
+//! answer a request within 10 s, or a queue operation within 30 s of retries (`TimedOut`).
 //!
 //! # Limitations
 //!

@@ -707,7 +707,7 @@ impl<T: Serialize> AsyncQueue<T> {
     ///
     /// [`SendError::Disconnected`] once the queue is closed; [`SendError::Failed`] for a
     /// message over the server's max payload, a deleted queue, or a server that did not
-    /// answer within 10 s (the message may then have been stored).
+    /// answer within 30 s of retries (the message may then have been stored).
     pub async fn put(&self, msg: &T) -> Result<(), SendError> {
         let payload = self.encode(msg)?;
         self.put_until(&payload, Deadline::Forever).await.map(drop)
@@ -754,7 +754,7 @@ impl<T: DeserializeOwned> AsyncQueue<T> {
     ///
     /// [`RecvError::Disconnected`] once the queue is closed and holds nothing but the
     /// messages this handle took; [`RecvError::Failed`] for a message that does not decode
-    /// as `T` (it is dropped), a deleted queue, or a server that stays away for 10 s.
+    /// as `T` (it is dropped), a deleted queue, or a server that stays away for 30 s.
     pub async fn get(&self) -> Result<T, RecvError> {
         super::waited(self.get_until(Deadline::Forever).await)
     }
@@ -797,7 +797,7 @@ impl<T> AsyncQueue<T> {
     /// # Errors
     ///
     /// `InvalidInput` if this handle has no unfinished message; `TimedOut` if the server did
-    /// not confirm within 10 s (the message may then be delivered again).
+    /// not confirm within 30 s of retries (the message may then be delivered again).
     pub async fn task_done(&self) -> io::Result<()> {
         let msg = self.taken.lock().ok().and_then(|mut t| t.pop_front());
         let Some(msg) = msg else {

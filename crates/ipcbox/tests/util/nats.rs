@@ -45,7 +45,10 @@ fn find_or_install() -> Result<PathBuf, String> {
     if let Some(p) = find() {
         return check_version(p);
     }
-    let lock_path = std::env::temp_dir().join("ipcbox-nats-server-install.lock");
+    // In target/tmp for the tests; the bench has no such directory.
+    let lock_dir =
+        option_env!("CARGO_TARGET_TMPDIR").map_or_else(std::env::temp_dir, PathBuf::from);
+    let lock_path = lock_dir.join("ipcbox-nats-server-install.lock");
     let lock = File::create(&lock_path).map_err(|e| format!("create {lock_path:?}: {e}"))?;
     rustix::fs::flock(lock.as_fd(), rustix::fs::FlockOperation::LockExclusive)
         .map_err(|e| format!("lock {lock_path:?}: {e}"))?;
@@ -200,7 +203,22 @@ fn log_of(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
 }
 
+/// A new directory path for a server's files, after removing those left by test processes
+/// that died without their destructors (aborted by a watchdog, killed).
 fn temp_dir(tag: &str) -> PathBuf {
+    if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(rest) = name.strip_prefix("ipcbox-nats-") else {
+                continue;
+            };
+            // ipcbox-nats-<tag>-<pid>-<n>-<nanos>
+            let pid = rest.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
+            if pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
