@@ -434,7 +434,10 @@ impl CuttingProxy {
 type Trigger = (Arc<AtomicBool>, Arc<std::sync::atomic::AtomicUsize>);
 
 fn pump(mut from: TcpStream, mut to: TcpStream, cut: Option<Trigger>) {
+    const NEEDLE: &[u8] = b"PUB ipcbox.queue.";
     let mut buf = vec![0u8; 64 * 1024];
+    // The end of the previous chunk, so that a command split between two reads is seen.
+    let mut tail: Vec<u8> = Vec::new();
     loop {
         let n = match from.read(&mut buf) {
             Ok(0) | Err(_) => break,
@@ -444,8 +447,11 @@ fn pump(mut from: TcpStream, mut to: TcpStream, cut: Option<Trigger>) {
             break;
         }
         if let Some((armed, cuts)) = &cut {
-            let chunk = String::from_utf8_lossy(&buf[..n]);
-            if chunk.contains("PUB ipcbox.queue.") && armed.swap(false, Ordering::SeqCst) {
+            tail.extend_from_slice(&buf[..n]);
+            let seen = tail.windows(NEEDLE.len()).any(|w| w == NEEDLE);
+            let keep = tail.len().saturating_sub(NEEDLE.len());
+            tail.drain(..keep);
+            if seen && armed.swap(false, Ordering::SeqCst) {
                 // The server has the publish (it is ahead of the shutdown on the same
                 // socket); the client never sees its acknowledgement.
                 let _ = to.flush();

@@ -30,6 +30,7 @@ async fn until<F: std::future::Future>(deadline: Deadline, f: F) -> Option<F::Ou
     }
 }
 
+/// `msg` encoded with `codec`, or an error naming the subject.
 fn encode_with<M, C: Codec<M>>(
     client: &AsyncClient,
     codec: &mut C,
@@ -43,8 +44,31 @@ fn encode_with<M, C: Codec<M>>(
             format_args!("subject {subject}: {e}"),
         )
     })?;
-    client.check_size(buf.len(), format_args!("publish on subject {subject}"))?;
     Ok(buf)
+}
+
+/// `msg` encoded with [`Postcard`] (which needs only `Serialize` to encode).
+fn encode_postcard<M: Serialize>(
+    client: &AsyncClient,
+    msg: &M,
+    subject: &str,
+) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    Postcard::encode_to(msg, &mut buf).map_err(|e| {
+        client.error(
+            io::ErrorKind::InvalidInput,
+            format_args!("subject {subject}: {e}"),
+        )
+    })?;
+    Ok(buf)
+}
+
+/// A reply that did not decode, as an error naming the subject.
+fn bad_reply(client: &AsyncClient, subject: &str, e: impl fmt::Display) -> RecvError {
+    RecvError::Failed(client.error(
+        io::ErrorKind::InvalidData,
+        format_args!("reply on subject {subject}: {e}"),
+    ))
 }
 
 impl AsyncClient {
@@ -56,12 +80,9 @@ impl AsyncClient {
     ///
     /// [`SendError::Failed`] for a message that does not encode or is over the server's max
     /// payload, or a closed connection.
-    pub async fn publish<T: Serialize + DeserializeOwned>(
-        &self,
-        subject: &str,
-        msg: &T,
-    ) -> Result<(), SendError> {
-        self.publish_with(subject, msg, &mut Postcard).await
+    pub async fn publish<T: Serialize>(&self, subject: &str, msg: &T) -> Result<(), SendError> {
+        let buf = encode_postcard(self, msg, subject).map_err(SendError::Failed)?;
+        self.publish_bytes(subject, buf).await
     }
 
     /// [`AsyncClient::publish`] with another codec.
@@ -76,6 +97,12 @@ impl AsyncClient {
         codec: &mut C,
     ) -> Result<(), SendError> {
         let buf = encode_with(self, codec, msg, subject).map_err(SendError::Failed)?;
+        self.publish_bytes(subject, buf).await
+    }
+
+    async fn publish_bytes(&self, subject: &str, buf: Vec<u8>) -> Result<(), SendError> {
+        self.check_size(buf.len(), format_args!("publish on subject {subject}"))
+            .map_err(SendError::Failed)?;
         self.inner
             .nats
             .publish(subject.to_owned(), buf.into())
@@ -147,12 +174,12 @@ impl AsyncClient {
     /// [`RecvError::Failed`]: `NotFound` when no responder listens on `subject`;
     /// `InvalidData` for a reply that does not decode as `R`; a request over the max payload;
     /// a closed connection.
-    pub async fn request<Q, R>(&self, subject: &str, req: &Q) -> Result<R, RecvError>
-    where
-        Q: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned,
-    {
-        super::waited(self.request_with(subject, req, &mut Postcard, None).await)
+    pub async fn request<Q: Serialize, R: DeserializeOwned>(
+        &self,
+        subject: &str,
+        req: &Q,
+    ) -> Result<R, RecvError> {
+        super::waited(self.request_postcard(subject, req, None).await)
     }
 
     /// [`AsyncClient::request`], waiting at most `timeout` for the reply; `Ok(None)` if none
@@ -161,19 +188,14 @@ impl AsyncClient {
     /// # Errors
     ///
     /// As [`AsyncClient::request`].
-    pub async fn request_timeout<Q, R>(
+    pub async fn request_timeout<Q: Serialize, R: DeserializeOwned>(
         &self,
         subject: &str,
         req: &Q,
         timeout: Duration,
-    ) -> Result<Option<R>, RecvError>
-    where
-        Q: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned,
-    {
+    ) -> Result<Option<R>, RecvError> {
         let deadline = Instant::now().checked_add(timeout);
-        self.request_with(subject, req, &mut Postcard, deadline)
-            .await
+        self.request_postcard(subject, req, deadline).await
     }
 
     /// [`AsyncClient::request`], waiting until `deadline` at most for the reply; `Ok(None)` if
@@ -182,18 +204,28 @@ impl AsyncClient {
     /// # Errors
     ///
     /// As [`AsyncClient::request`].
-    pub async fn request_deadline<Q, R>(
+    pub async fn request_deadline<Q: Serialize, R: DeserializeOwned>(
         &self,
         subject: &str,
         req: &Q,
         deadline: Instant,
-    ) -> Result<Option<R>, RecvError>
-    where
-        Q: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned,
-    {
-        self.request_with(subject, req, &mut Postcard, Some(deadline))
-            .await
+    ) -> Result<Option<R>, RecvError> {
+        self.request_postcard(subject, req, Some(deadline)).await
+    }
+
+    async fn request_postcard<Q: Serialize, R: DeserializeOwned>(
+        &self,
+        subject: &str,
+        req: &Q,
+        deadline: Option<Instant>,
+    ) -> Result<Option<R>, RecvError> {
+        let buf = encode_postcard(self, req, subject).map_err(RecvError::Failed)?;
+        match self.request_bytes(subject, buf, deadline).await? {
+            Some(reply) => Postcard::decode_from(&reply.payload)
+                .map(Some)
+                .map_err(|e| bad_reply(self, subject, e)),
+            None => Ok(None),
+        }
     }
 
     /// A request with any codec, waiting until `deadline` (for ever if `None`); `Ok(None)` if
@@ -213,6 +245,23 @@ impl AsyncClient {
         C: Codec<Q> + Codec<R>,
     {
         let buf = encode_with(self, codec, req, subject).map_err(RecvError::Failed)?;
+        match self.request_bytes(subject, buf, deadline).await? {
+            Some(reply) => Codec::<R>::decode(codec, &reply.payload)
+                .map(Some)
+                .map_err(|e| bad_reply(self, subject, e)),
+            None => Ok(None),
+        }
+    }
+
+    /// Sends the request `buf` and waits for the reply until `deadline`.
+    async fn request_bytes(
+        &self,
+        subject: &str,
+        buf: Vec<u8>,
+        deadline: Option<Instant>,
+    ) -> Result<Option<async_nats::Message>, RecvError> {
+        self.check_size(buf.len(), format_args!("request on subject {subject}"))
+            .map_err(RecvError::Failed)?;
         let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let request = async_nats::Request::new()
             .payload(buf.into())
@@ -239,14 +288,7 @@ impl AsyncClient {
                 ));
             }
         };
-        Codec::<R>::decode(codec, &reply.payload)
-            .map(Some)
-            .map_err(|e| {
-                RecvError::Failed(self.error(
-                    io::ErrorKind::InvalidData,
-                    format_args!("reply on subject {subject}: {e}"),
-                ))
-            })
+        Ok(Some(reply))
     }
 }
 
@@ -468,6 +510,9 @@ impl<Q, C: Codec<Q>> AsyncResponder<Q, C> {
         let buf = encode_with(&inc.client, &mut inc.codec, reply, &inc.subject)
             .map_err(SendError::Failed)?;
         inc.client
+            .check_size(buf.len(), format_args!("reply on {}", inc.subject))
+            .map_err(SendError::Failed)?;
+        inc.client
             .inner
             .nats
             .publish(to, buf.into())
@@ -487,11 +532,7 @@ impl Client {
     /// # Errors
     ///
     /// As [`AsyncClient::publish`].
-    pub fn publish<T: Serialize + DeserializeOwned>(
-        &self,
-        subject: &str,
-        msg: &T,
-    ) -> Result<(), SendError> {
+    pub fn publish<T: Serialize>(&self, subject: &str, msg: &T) -> Result<(), SendError> {
         self.rt.block_on(self.inner.publish(subject, msg))
     }
 
@@ -563,8 +604,8 @@ impl Client {
     /// As [`AsyncClient::request`].
     pub fn request<Q, R>(&self, subject: &str, req: &Q) -> Result<R, RecvError>
     where
-        Q: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned,
+        Q: Serialize,
+        R: DeserializeOwned,
     {
         self.rt.block_on(self.inner.request(subject, req))
     }
@@ -581,8 +622,8 @@ impl Client {
         timeout: Duration,
     ) -> Result<Option<R>, RecvError>
     where
-        Q: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned,
+        Q: Serialize,
+        R: DeserializeOwned,
     {
         self.rt
             .block_on(self.inner.request_timeout(subject, req, timeout))
@@ -600,8 +641,8 @@ impl Client {
         deadline: Instant,
     ) -> Result<Option<R>, RecvError>
     where
-        Q: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned,
+        Q: Serialize,
+        R: DeserializeOwned,
     {
         self.rt
             .block_on(self.inner.request_deadline(subject, req, deadline))
