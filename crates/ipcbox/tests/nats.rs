@@ -153,6 +153,22 @@ fn full_and_empty_with_timeouts() {
     let err = q.task_done().unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     assert!(err.to_string().contains(&name), "{err}");
+
+    // Full by bytes: the byte capacity bounds the queue and its largest message.
+    let client = Client::connect(server.url()).unwrap();
+    let by_bytes: Queue<Vec<u8>> = Options::new()
+        .byte_capacity(3000)
+        .open(&client, &queue_name("bytes"))
+        .unwrap();
+    assert!(by_bytes.try_put(&vec![1; 1000]).unwrap());
+    assert!(!by_bytes.try_put(&vec![2; 2500]).unwrap());
+    let Err(SendError::Failed(err)) = by_bytes.try_put(&vec![3; 4000]) else {
+        panic!("a message over the byte capacity was not refused")
+    };
+    assert!(err.to_string().contains(by_bytes.name()), "{err}");
+    assert_eq!(by_bytes.get().unwrap(), vec![1; 1000]);
+    by_bytes.task_done().unwrap();
+    assert!(by_bytes.try_put(&vec![2; 2500]).unwrap());
 }
 
 /// Role: waits in `get` on an empty queue and exits 0 if it gets `Disconnected`. Arg: `url

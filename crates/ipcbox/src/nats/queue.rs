@@ -106,7 +106,9 @@ impl Options {
         self
     }
 
-    /// Most payload bytes in the queue (the stream's `max_bytes`, discard "new").
+    /// Most bytes in the queue (the stream's `max_bytes`, discard "new"), and so the largest
+    /// message (its `max_msg_size`): a put of a larger one fails. The server counts each
+    /// message's headers and its own bookkeeping too, so leave room beyond the payloads.
     pub fn byte_capacity(&mut self, bytes: usize) -> &mut Options {
         self.byte_capacity = Some(bytes);
         self
@@ -173,6 +175,10 @@ impl Options {
             max_bytes: self
                 .byte_capacity
                 .map_or(-1, |b| b.min(i64::MAX as usize) as i64),
+            // A message larger than the byte capacity could never be stored: refuse it.
+            max_message_size: self
+                .byte_capacity
+                .map_or(-1, |b| b.min(i32::MAX as usize) as i32),
             discard: DiscardPolicy::New,
             storage: StorageType::File,
             num_replicas: self.replicas,
