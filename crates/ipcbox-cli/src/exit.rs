@@ -47,6 +47,15 @@ pub(crate) fn usage<T>(msg: impl Into<String>) -> anyhow::Result<T> {
     Err(Usage(msg.into()).into())
 }
 
+/// `Ok` when `r` failed only because stdout was closed (`ipcbox ls | head -3`): the reader has
+/// what it wanted. For commands whose only writes go to stdout.
+pub(crate) fn done_if_stdout_closed(r: anyhow::Result<()>) -> anyhow::Result<()> {
+    match r {
+        Err(e) if crate::messages::is_closed_output(&e) => Ok(()),
+        other => other,
+    }
+}
+
 /// The status for `err`, after printing it on one line.
 pub(crate) fn report(err: &anyhow::Error) -> i32 {
     // The context chain on one line. The library's errors carry their OS error both in their

@@ -11,6 +11,7 @@ mod messages;
 mod objects;
 mod recv;
 mod send;
+mod state;
 
 #[derive(Parser)]
 #[command(
@@ -29,7 +30,7 @@ const AFTER_HELP: &str = concat!(
 Examples:
   ipcbox send mq:/jobs hello           send a message to a POSIX message queue
   ipcbox recv --follow queue:work      print an ipcbox Queue's messages as they come
-  ipcbox ls --json --all               every IPC object, as JSON
+  ipcbox ls --json --kind sysv-msg     every System V queue, as JSON
   ipcbox clean --dry-run               what the crashed processes left, and would go
   ipcbox bench --quick                 measure every mechanism
 
@@ -54,7 +55,8 @@ enum Command {
     Send(send::Args),
     /// Receive messages from a queue, socket, FIFO, segment or store to stdout or a file.
     Recv(recv::Args),
-    /// List IPC objects (ipcbox's by default) and whether a live process uses them.
+    /// List IPC objects (ipcbox's by default), their state, and whether a live process uses
+    /// them.
     Ls(objects::ls::Args),
     /// Remove IPC objects nobody uses (ipcbox's by default); never one in use.
     Clean(objects::clean::Args),
@@ -81,7 +83,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Send(args) => send::run(args),
         Command::Recv(args) => recv::run(args),
-        Command::Ls(args) => objects::ls::run(args),
+        Command::Ls(args) => exit::done_if_stdout_closed(objects::ls::run(args)),
         Command::Clean(args) => objects::clean::run(args),
         Command::Bench(args) => bench::run(args),
     }
