@@ -1,5 +1,5 @@
-//! The `ipcbox` command: send and receive on any IPC mechanism, list IPC objects, clean up
-//! after crashed processes, and run the bench.
+//! The `ipcbox` command: send and receive on any IPC mechanism, watch and list IPC objects,
+//! clean up after crashed processes, and run the bench.
 
 use clap::{Parser, Subcommand};
 
@@ -12,12 +12,13 @@ mod objects;
 mod recv;
 mod send;
 mod state;
+mod watch;
 
 #[derive(Parser)]
 #[command(
     name = "ipcbox",
     version,
-    about = "Inter-process communication toolkit: send, receive, list and clean up IPC objects",
+    about = "Inter-process communication toolkit: send, receive, watch and clean up IPC objects",
     after_help = AFTER_HELP,
 )]
 struct Cli {
@@ -30,6 +31,7 @@ const AFTER_HELP: &str = concat!(
 Examples:
   ipcbox send mq:/jobs hello           send a message to a POSIX message queue
   ipcbox recv --follow queue:work      print an ipcbox Queue's messages as they come
+  ipcbox watch                         ipcbox's objects: fill, peers, rates, leftovers
   ipcbox ls --json --kind sysv-msg     every System V queue, as JSON
   ipcbox clean --dry-run               what the crashed processes left, and would go
   ipcbox bench --quick                 measure every mechanism
@@ -55,6 +57,8 @@ enum Command {
     Send(send::Args),
     /// Receive messages from a queue, socket, FIFO, segment or store to stdout or a file.
     Recv(recv::Args),
+    /// Show ipcbox's objects live: queue depth, peers alive, messages per second, stores.
+    Watch(watch::Args),
     /// List IPC objects (ipcbox's by default), their state, and whether a live process uses
     /// them.
     Ls(objects::ls::Args),
@@ -83,6 +87,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Send(args) => send::run(args),
         Command::Recv(args) => recv::run(args),
+        Command::Watch(args) => exit::done_if_stdout_closed(watch::run(args)),
         Command::Ls(args) => exit::done_if_stdout_closed(objects::ls::run(args)),
         Command::Clean(args) => objects::clean::run(args),
         Command::Bench(args) => bench::run(args),

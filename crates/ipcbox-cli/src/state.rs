@@ -68,11 +68,50 @@ pub(crate) fn of_posix_mq(name: &str) -> Detail {
     )
 }
 
+/// The depth of a System V message queue by key.
+pub(crate) fn of_sysv_mq(key: ipcbox::IpcKey) -> Detail {
+    from(
+        SysVQueue::open(key)
+            .and_then(|q| q.stat())
+            .map(|s| Detail::SysVMq {
+                messages: s.messages,
+                bytes: s.bytes,
+                max_bytes: s.max_bytes,
+            }),
+    )
+}
+
 fn from(r: std::io::Result<Detail>) -> Detail {
     r.unwrap_or_else(|e| Detail::Unreadable(e.to_string()))
 }
 
+/// Counters that only grow, for rates: messages sent and received since creation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Totals {
+    pub(crate) sent: u64,
+    pub(crate) received: u64,
+    /// The counters wrap at 2^32 (a channel's).
+    pub(crate) wraps32: bool,
+}
+
 impl Detail {
+    /// Messages moved since creation, where the object counts them.
+    pub(crate) fn totals(&self) -> Option<Totals> {
+        match self {
+            Detail::Inspected(State::Queue(q)) => Some(Totals {
+                sent: q.sent,
+                received: q.received,
+                wraps32: false,
+            }),
+            Detail::Inspected(State::Channel(c)) => Some(Totals {
+                sent: c.sent,
+                received: c.received,
+                wraps32: true,
+            }),
+            _ => None,
+        }
+    }
+
     /// One line for a table: "3/16 msgs, 24 B; peers 1 alive, 1 dead".
     pub(crate) fn summary(&self) -> String {
         let peers = |peers: &[RecordedPid]| {
