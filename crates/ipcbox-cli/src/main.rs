@@ -1,7 +1,7 @@
 //! The `ipcbox` command: send and receive on any IPC mechanism, watch and list IPC objects,
 //! clean up after crashed processes, and run the bench.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[macro_use]
 mod endpoint;
@@ -11,6 +11,7 @@ mod messages;
 mod objects;
 mod recv;
 mod send;
+mod shell;
 mod state;
 mod watch;
 
@@ -34,7 +35,7 @@ Examples:
   ipcbox watch                         ipcbox's objects: fill, peers, rates, leftovers
   ipcbox ls --json --kind sysv-msg     every System V queue, as JSON
   ipcbox clean --dry-run               what the crashed processes left, and would go
-  ipcbox bench --quick                 measure every mechanism
+  ipcbox bench --quick --svg b.svg     measure every mechanism, draw the results
 
 ",
     endpoint_syntax!(),
@@ -70,6 +71,10 @@ enum Command {
     /// names, else the one beside this ipcbox, else the first on PATH.
     #[command(disable_help_flag = true)]
     Bench(bench::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(shell::CompletionArgs),
+    /// Write the man pages, generated from this command's definition.
+    Man(shell::ManArgs),
 }
 
 fn main() {
@@ -91,5 +96,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ls(args) => exit::done_if_stdout_closed(objects::ls::run(args)),
         Command::Clean(args) => objects::clean::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Completions(args) => shell::completions(args, Cli::command()),
+        Command::Man(args) => shell::man(args, Cli::command()),
     }
 }
