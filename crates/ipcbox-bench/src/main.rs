@@ -10,8 +10,9 @@
 //! a group's rows side by side, [`measure`] has the shared two-process loops, [`os`] the peer
 //! processes (`fork` through ipcbox), [`rawsys`] and [`rawsync`] the raw rows' unsafe code
 //! (shared memory, bare message-queue calls, glibc's mutex and semaphore), [`report`] the table
-//! and JSON.
+//! and JSON, [`advice`] the answers to "which mechanism?".
 
+mod advice;
 mod cpus;
 mod driver;
 mod measure;
@@ -214,6 +215,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     progress.finish();
 
     report::compare_with_raw(&mut results);
+    let advice = advice::advise(&results);
     let report = Report {
         machine,
         settings: Settings {
@@ -225,8 +227,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             throughput_message_bytes: union_of_sizes(&selected),
         },
         rows: results,
+        advice,
     };
-    print!("{}", report::table(&report));
+    print!("{}{}", report::table(&report), advice::text(&report.advice));
     if let Some((path, mut file)) = json {
         let text = serde_json::to_string_pretty(&report).context("encode the results as JSON")?;
         file.write_all((text + "\n").as_bytes())
