@@ -16,7 +16,7 @@ use crate::endpoint::Target;
 use crate::exit::{usage, TimedOut};
 use crate::messages::{is_closed_output, Format, Meta, Sink};
 use crate::objects::parse_duration;
-use crate::send::{accept, show, Bound};
+use crate::send::{accept, show, timed_out_or, Bound};
 
 /// Options of `ipcbox recv`.
 #[derive(clap::Args)]
@@ -35,7 +35,8 @@ pub(crate) struct Args {
           value_parser = clap::value_parser!(u64).range(1..))]
     count: Option<u64>,
     /// Keep receiving until interrupted, the queue is closed, or --timeout passes without a
-    /// message; a listening stream socket accepts the next peer when one leaves.
+    /// message; a listening stream socket accepts the next peer when one leaves, a FIFO waits
+    /// for the next writer.
     #[arg(short, long)]
     follow: bool,
     /// Wait at most DURATION (500ms, 10s, 5m; 0: do not wait) for each message; then exit with
@@ -169,17 +170,23 @@ fn recv(args: &Args, target: &Target, want: Want, sink: &mut Sink) -> anyhow::Re
             if let Some(t) = timeout {
                 opts.timeout(t);
             }
-            let mut reader = opts.open_reader(path).map_err(|e| match e.kind() {
-                std::io::ErrorKind::TimedOut => TimedOut(format!(
-                    "no writer opened it within {}",
-                    show(timeout.unwrap_or_default())
-                ))
-                .into(),
-                _ => anyhow::Error::from(e),
-            })?;
             let mut lines = Lines::default();
-            read_stream(&mut reader, timeout, want, sink, &mut lines)?;
-            lines.end(want, sink, "the writers closed the FIFO")
+            // With --follow, the next writer is waited for when the last one closes, as
+            // `while :; do cat fifo; done` would.
+            loop {
+                let mut reader = match opts.open_reader(path) {
+                    Ok(r) => r,
+                    Err(e) if want == Want::Follow && e.kind() == std::io::ErrorKind::TimedOut => {
+                        return Ok(())
+                    }
+                    Err(e) => return Err(timed_out_or(e, timeout, "no writer opened it")),
+                };
+                read_stream(&mut reader, timeout, want, sink, &mut lines)?;
+                lines.end(want, sink, "the writers closed the FIFO")?;
+                if want != Want::Follow {
+                    return Ok(());
+                }
+            }
         }
         Target::Socket(ep) => socket(args, ep, want, sink),
         Target::PosixMq(name) => {
@@ -454,7 +461,8 @@ fn socket(args: &Args, ep: &Endpoint, want: Want, sink: &mut Sink) -> anyhow::Re
         Kind::Stream if args.connect => {
             let mut stream = match timeout {
                 None => Stream::connect(ep)?,
-                Some(t) => Stream::connect_timeout(ep, t)?,
+                Some(t) => Stream::connect_timeout(ep, t)
+                    .map_err(|e| timed_out_or(e, timeout, "no connection"))?,
             };
             let mut lines = Lines::default();
             read_stream(&mut stream, timeout, want, sink, &mut lines)?;
@@ -492,7 +500,8 @@ fn socket(args: &Args, ep: &Endpoint, want: Want, sink: &mut Sink) -> anyhow::Re
             let sock = if args.connect {
                 match timeout {
                     None => SeqPacket::connect(ep)?,
-                    Some(t) => SeqPacket::connect_timeout(ep, t)?,
+                    Some(t) => SeqPacket::connect_timeout(ep, t)
+                        .map_err(|e| timed_out_or(e, timeout, "no connection"))?,
                 }
             } else {
                 listener = SeqPacketListener::bind(ep)?;

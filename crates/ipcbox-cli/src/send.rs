@@ -235,7 +235,11 @@ fn waited(done: bool, timeout: Option<Duration>, sent: &mut u64, why: &str) -> a
 }
 
 /// A wait that ended: [`TimedOut`] if the error is a timeout, else the error itself.
-fn timed_out_or(err: std::io::Error, timeout: Option<Duration>, why: &str) -> anyhow::Error {
+pub(crate) fn timed_out_or(
+    err: std::io::Error,
+    timeout: Option<Duration>,
+    why: &str,
+) -> anyhow::Error {
     match (err.kind(), timeout) {
         (std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock, Some(t)) => {
             TimedOut(format!("{why} within {}", show(t))).into()

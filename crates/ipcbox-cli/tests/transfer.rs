@@ -89,6 +89,28 @@ fn recv_from_a_fifo_written_by_the_shell() {
     ok(&sh.wait_output());
 }
 
+#[test]
+fn recv_follows_a_fifo_from_one_writer_to_the_next() {
+    use std::io::BufRead;
+    let dir = TempDir::new("fifo-follow");
+    let path = dir.join("f");
+    let _fifo = fifo::Fifo::create(&path, CreationMode::CreateExclusive).expect("mkfifo");
+    let spec = format!("fifo:{}", path.display());
+    let mut recv = Spawned::ipcbox(&["recv", "--follow", "-F", "lines", &spec]);
+    let mut lines = std::io::BufReader::new(recv.child().stdout.take().unwrap()).lines();
+    for word in ["first", "second"] {
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg("echo \"$1\" > \"$2\"")
+            .args(["sh", word])
+            .arg(&path)
+            .status()
+            .expect("run sh");
+        assert!(status.success());
+        assert_eq!(lines.next().expect("a line").expect("read"), word);
+    }
+}
+
 /// Python's stdlib `socket` writing `data` to `kind` `addr`.
 fn python_writes(kind: &str, addr: &str, data: &str) -> String {
     let script = r#"
