@@ -198,10 +198,10 @@ fn recv(args: &Args, target: &Target, want: Want, sink: &mut Sink) -> anyhow::Re
                     Some(t) => q.recv_timeout(&mut buf, t)?,
                 };
                 Ok(match got {
-                    Some((len, prio)) => Next::Message(
-                        buf[..len].to_vec(),
+                    Some(r) => Next::Message(
+                        buf[..r.len].to_vec(),
                         Meta {
-                            priority: Some(prio),
+                            priority: Some(r.priority),
                             ..Meta::default()
                         },
                     ),
@@ -224,10 +224,10 @@ fn recv(args: &Args, target: &Target, want: Want, sink: &mut Sink) -> anyhow::Re
                     Some(t) => q.recv_timeout(&mut buf, sel, t)?,
                 };
                 Ok(match got {
-                    Some((mtype, len)) => Next::Message(
-                        buf[..len].to_vec(),
+                    Some(r) => Next::Message(
+                        buf[..r.len].to_vec(),
                         Meta {
-                            mtype: Some(mtype),
+                            mtype: Some(r.mtype),
                             ..Meta::default()
                         },
                     ),

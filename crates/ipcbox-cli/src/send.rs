@@ -176,8 +176,8 @@ fn send(args: &Args, target: &Target, input: &mut Input) -> anyhow::Result<()> {
             let mut sent = 0;
             input.each(Some(&limit), |msg| {
                 let done = match timeout {
-                    None => q.send(mtype, msg).map(|()| true)?,
-                    Some(t) => q.send_timeout(mtype, msg, t)?,
+                    None => q.send(msg, mtype).map(|()| true)?,
+                    Some(t) => q.send_timeout(msg, mtype, t)?,
                 };
                 waited(done, timeout, &mut sent, "the queue stayed full")
             })?;

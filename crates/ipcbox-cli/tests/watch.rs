@@ -214,7 +214,8 @@ fn a_store_and_an_object_abandoned_by_its_dead_creator() {
 
 #[test]
 fn a_posix_queue_watched_by_endpoint() {
-    // The listing cannot see POSIX queues without /dev/mqueue; an endpoint can.
+    // An endpoint is watched whether or not the listing can see it (POSIX queues are listed
+    // only where mqueue is mounted or this process may mount it privately).
     let name = format!("/{}", unique("watch-pmq"));
     let pq = ipcbox::mq::PosixQueue::create(
         &name,
