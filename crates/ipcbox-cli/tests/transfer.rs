@@ -475,13 +475,14 @@ fn segments_and_the_store() {
     assert!(!never.exists());
 }
 
-/// Every file in `/dev/shm` and the sockets directory, to show a failed command made none.
-fn files(dirs: &[&Path]) -> Vec<std::path::PathBuf> {
-    let mut all: Vec<_> = dirs
+/// The files of `dir`, and those of `/dev/shm` named after `tag`: what a failed command of
+/// this test could have made.
+fn files(dir: &Path, tag: &str) -> Vec<std::path::PathBuf> {
+    let mut all: Vec<_> = [Path::new("/dev/shm"), dir]
         .iter()
         .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
         .map(|e| e.path())
-        .filter(|p| p.to_string_lossy().contains(&unique("")))
+        .filter(|p| p.starts_with(dir) || p.to_string_lossy().contains(tag))
         .collect();
     all.sort();
     all
@@ -490,9 +491,8 @@ fn files(dirs: &[&Path]) -> Vec<std::path::PathBuf> {
 #[test]
 fn bad_input_is_one_line_and_changes_nothing() {
     let dir = TempDir::new("bad");
-    let shm = Path::new("/dev/shm");
-    let before = files(&[shm, &dir.0]);
     let missing = unique("missing");
+    let before = files(&dir.0, &missing);
     for (args, code, parts) in [
         (
             vec!["send", "bogus:x", "hi"],
@@ -548,7 +548,7 @@ fn bad_input_is_one_line_and_changes_nothing() {
     assert_eq!(std::fs::read(&plain).unwrap(), b"keep me");
     std::fs::remove_file(&plain).unwrap();
 
-    assert_eq!(files(&[shm, &dir.0]), before);
+    assert_eq!(files(&dir.0, &missing), before);
 }
 
 #[test]
