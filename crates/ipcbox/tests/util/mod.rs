@@ -114,8 +114,21 @@ pub fn role_arg(role: &str) -> Option<String> {
 /// carry libtest's own lines), so roles report through the mechanism under test, their exit
 /// status, or a stdout the caller pipes.
 pub fn role_command(test_fn: &str, role: &str, arg: &str) -> Command {
+    role_command_under(&[], test_fn, role, arg)
+}
+
+/// As [`role_command`], with the test binary started by `wrapper`: a program and its arguments,
+/// which end where the command to run follows (`["unshare", "--pid", "--fork"]`).
+pub fn role_command_under(wrapper: &[&str], test_fn: &str, role: &str, arg: &str) -> Command {
     let exe = std::env::current_exe().expect("current test binary");
-    let mut cmd = Command::new(exe);
+    let mut cmd = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut cmd = Command::new(program);
+            cmd.args(args).arg(exe);
+            cmd
+        }
+        None => Command::new(exe),
+    };
     cmd.args([test_fn, "--exact", "--nocapture", "--test-threads=1", "-q"])
         .env(ROLE_ENV, role)
         .env(ARG_ENV, arg)
@@ -178,3 +191,10 @@ impl Drop for ChildGuard {
 }
 
 pub mod python;
+
+/// Says that a test skips part of what it proves, and why, on the real standard error: libtest
+/// captures `eprintln!` of a passing test, and a skip must show in the run's log.
+pub fn skip(why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "skipped: {why}");
+}
