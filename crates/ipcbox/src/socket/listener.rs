@@ -151,7 +151,8 @@ impl Inner {
     fn bind(ep: &Endpoint, kind: Kind, opts: &Options) -> io::Result<Inner> {
         let mut inner = match ep {
             Endpoint::Unix { kind: k, .. } | Endpoint::Abstract { kind: k, .. } if *k == kind => {
-                let fd = sys::socket(AddressFamily::UNIX, kind.socket_type(), true)?;
+                let fd = sys::socket(AddressFamily::UNIX, kind.socket_type(), true)
+                    .context_with(|| format!("listen on \"{ep}\": create a socket"))?;
                 let file = bind_unix(fd.as_fd(), ep, opts.mode)?;
                 net::listen(&fd, opts.backlog).context_with(|| format!("listen on \"{ep}\""))?;
                 Inner::new(fd, ep.clone(), false, file)
