@@ -124,8 +124,10 @@
 //!   ID and a tag of its start time, no pointers: a peer that overwrites one can break mutual
 //!   exclusion or make operations wait or fail, never make ipcbox read or write outside a
 //!   mapping. Owners are recognised through pidfds and `/proc`, so all peers must share a PID
-//!   namespace, and a new process or thread given a dead owner's ID passes for it once in 511 times
-//!   (the lock then waits for it as for a live owner). Share locks only with trusted processes
+//!   namespace. A new process or thread given a dead owner's ID passes for it when its start
+//!   time equals the owner's modulo 511 clock ticks: always if it started in the same tick
+//!   (10 ms), about once in 511 times otherwise (`LAYOUT.md`, "Lock words"). The lock then
+//!   waits for it as for a live owner. Share locks only with trusted processes
 //!   (owner-only permissions are the default). A program that `exec`s holding one of these
 //!   locks (a [`sync::Mutex`] held by its main thread) keeps holding it until the new program
 //!   exits: unlike glibc's robust mutexes, the kernel does not release them at `exec`.

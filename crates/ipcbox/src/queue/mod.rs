@@ -116,8 +116,9 @@
 //!   Disconnection is about processes: the threads of one process are one peer.
 //! * Every process using a queue must share one PID namespace (and time namespace): the locks
 //!   and the disconnection check go by PID and start time.
-//! * A dead lock owner whose PID a new process got passes for alive once in 511 times (the
-//!   start time tag has 9 bits).
+//! * A dead lock owner whose PID a new process got passes for alive when the two start times
+//!   are equal modulo 511 clock ticks: always within one tick, about once in 511 times
+//!   otherwise (see the crate's Limitations).
 
 mod codec;
 mod error;
