@@ -171,10 +171,10 @@ impl Options {
         }
     }
 
-    /// The permission bits of a FIFO this call creates, applied exactly (the umask does not
-    /// narrow them). Only the lowest 12 bits count.
+    /// The permission bits (`0o777` at most) of a FIFO this call creates, applied exactly
+    /// (the umask does not narrow them; see [Named objects](crate#named-objects)).
     pub fn permissions(&mut self, bits: u32) -> &mut Options {
-        self.permissions = bits & 0o7777;
+        self.permissions = bits & 0o777;
         self
     }
 

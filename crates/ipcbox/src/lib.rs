@@ -100,6 +100,25 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Named objects
+//!
+//! Shared-memory segments and everything built on them (stores, queues, channels, typed
+//! values, named primitives), POSIX and System V semaphores and message queues, FIFOs and
+//! socket files follow one rule:
+//!
+//! * **Creation mode.** An `Options::new()` with a creation mode starts at
+//!   [`CreationMode::CreateExclusive`], as each type's `create` does: an existing name is an
+//!   `AlreadyExists` error, never someone else's object taken for a new one. Each type's `open`
+//!   opens an existing object; [`CreationMode::OpenOrCreate`] does either. (A socket has no
+//!   creation mode: binding replaces only a dead listener's file, see
+//!   [Socket files](socket#socket-files).)
+//! * **Permissions.** The nine `rwx` bits for owner, group and others (higher bits are
+//!   ignored), `0o600` (owner only) by default, set exactly as given: the umask does not
+//!   narrow them (where the creating call applies it, ipcbox sets them again with `fchmod`).
+//! * **Removal.** The creator removes the name when its handle is dropped, unless it detaches
+//!   the handle, and only while the name still refers to the object it created: an object
+//!   someone else has put under the name since is left alone.
+//!
 //! # Shared memory
 //!
 //! Every object ipcbox keeps in shared memory (locks, primitives, typed values, the store, the

@@ -1,10 +1,13 @@
-//! What every named kind does with its name, written once and run per kind: the creator
-//! removes the name on drop only while the name still refers to its own object.
+//! What every named kind does with its name (the crate docs' "Named objects"), written once and
+//! run per kind:
 //!
-//! Another process removes the name and creates a new object under it; the creator's drop
-//! must leave that object alone. On file systems that hand an inode number out again at once
-//! (ext4), a new file can get the old one's number, so file kinds are created again until that
-//! happens (or a few tries show it cannot).
+//! * The creator removes the name on drop only while the name still refers to its own object.
+//!   Another process removes the name and creates a new object under it; the creator's drop
+//!   must leave that object alone. On file systems that hand an inode number out again at once
+//!   (ext4), a new file can get the old one's number, so file kinds are created again until
+//!   that happens (or a few tries show it cannot).
+//! * `Options::new()` creates exclusively, and the permissions asked for are the object's,
+//!   whatever the umask.
 
 mod util;
 
@@ -14,36 +17,46 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ipcbox::fifo::Fifo;
+use ipcbox::fifo::{self, Fifo};
 use ipcbox::mq::{self, PosixQueue, SysVQueue};
-use ipcbox::queue::channel;
-use ipcbox::shm::{self, Array, Segment, Store, SysVSegment, Value};
-use ipcbox::socket::{Datagram, Endpoint, Listener, SeqPacketListener};
-use ipcbox::sync::{Barrier, Condvar, Event, Mutex, NamedSemaphore, Semaphore, SemaphoreSet};
-use ipcbox::{CreationMode, IpcKey, Queue};
+use ipcbox::queue::{self, channel};
+use ipcbox::shm::{self, Array, Segment, Store, SysVSegment, TypedOptions, Value};
+use ipcbox::socket::{self, Datagram, Endpoint, Listener, SeqPacketListener};
+use ipcbox::store;
+use ipcbox::sync::{self, Barrier, Condvar, Event, Mutex, NamedSemaphore, Semaphore, SemaphoreSet};
+use ipcbox::{IpcKey, Queue};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
 /// A kind of named object whose creator removes the name on drop.
 trait Named {
     type Handle;
-    /// The kind's name in messages and in the role's argument.
+    /// The kind's name in messages and in the roles' argument.
     const KIND: &'static str;
+    /// Whether the kind's options have a creation mode (sockets bind by a rule of their own).
+    const HAS_MODE: bool = true;
+    /// Whether a new object under the name may get the identity of a removed one.
+    const REUSES_IDENTITY: bool = false;
     /// A name nobody uses: a shared-memory or queue name, a path in `dir`, or a System V key.
     fn fresh(dir: &Path) -> String;
-    /// Creates the object exclusively.
-    fn create(name: &str) -> io::Result<Self::Handle>;
+    /// Creates the object through the kind's `Options::new()`, setting only the permissions
+    /// (and the sizes a creation needs).
+    fn create_with(name: &str, permissions: u32) -> io::Result<Self::Handle>;
+    /// Creates the object exclusively, owner-only.
+    fn create(name: &str) -> io::Result<Self::Handle> {
+        Self::create_with(name, 0o600)
+    }
     /// Drops the handle, keeping the name.
     fn detach(handle: Self::Handle);
     /// Removes the name as another process would (`shm_unlink`, `rm`, `ipcrm`).
     fn remove(name: &str) -> io::Result<()>;
     /// What the name refers to now (an inode number or a System V id); `None` when nothing.
     fn identity(name: &str) -> Option<u64>;
-    /// Whether a new object under the name may get the identity of a removed one.
-    const REUSES_IDENTITY: bool = false;
+    /// The permission bits of the object the name refers to.
+    fn permissions(name: &str) -> Option<u32>;
 }
 
-/// The test, for kind `K`.
+/// The first test, for kind `K`.
 fn a_name_taken_over_survives_the_creators_drop<K: Named>() {
     let _dog = util::watchdog(K::KIND, LIMIT);
     let dir = Dir::new();
@@ -81,6 +94,38 @@ fn take_over<K: Named>(name: &str) {
     K::detach(handle);
 }
 
+/// The second test, for kind `K`: in a process whose umask would narrow them, the permissions
+/// asked for are the object's, and a second create of the name through `Options::new()` fails.
+fn options_create_exclusively_with_exact_permissions<K: Named>() {
+    let _dog = util::watchdog(K::KIND, LIMIT);
+    let dir = Dir::new();
+    let name = K::fresh(&dir.0);
+    let _cleanup = Cleanup::<K>(name.clone(), std::marker::PhantomData);
+    let arg = format!("{} {name}", K::KIND);
+    let creator = util::role_command("role_create_under_umask", "names-umask", &arg);
+    util::ChildGuard::spawn(creator).expect_success("the process creating under umask 077");
+}
+
+/// In the role: the umask 077 would take the group's and others' bits away.
+fn create_under_umask<K: Named>(name: &str) {
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    let handle = K::create_with(name, 0o640).expect("create");
+    assert_eq!(
+        K::permissions(name),
+        Some(0o640),
+        "{}: not the permissions asked for",
+        K::KIND
+    );
+    if K::HAS_MODE {
+        match K::create_with(name, 0o640) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => panic!("{}: a second create: not AlreadyExists: {e}", K::KIND),
+            Ok(_) => panic!("{}: Options::new() opened an existing name", K::KIND),
+        }
+    }
+    drop(handle);
+}
+
 /// Removes the name at the end of a test, whatever happened.
 struct Cleanup<K: Named>(String, std::marker::PhantomData<K>);
 
@@ -112,8 +157,29 @@ fn inode(path: impl AsRef<Path>) -> Option<u64> {
     std::fs::symlink_metadata(path).ok().map(|m| m.ino())
 }
 
-fn shm_inode(name: &str) -> Option<u64> {
-    inode(Path::new("/dev/shm").join(name.trim_start_matches('/')))
+fn file_permissions(path: impl AsRef<Path>) -> Option<u32> {
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| m.mode() & 0o777)
+}
+
+fn shm_path(name: &str) -> PathBuf {
+    Path::new("/dev/shm").join(name.trim_start_matches('/'))
+}
+
+/// The permissions of System V object `id` in `/proc/sysvipc/<table>` (lines of `key id perms
+/// ...`, the permissions in octal).
+fn sysv_permissions(table: &str, id: u64) -> Option<u32> {
+    let text = std::fs::read_to_string(format!("/proc/sysvipc/{table}")).ok()?;
+    text.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.get(1)?.parse::<u64>().ok()? != id {
+            return None;
+        }
+        u32::from_str_radix(fields.get(2)?, 8)
+            .ok()
+            .map(|mode| mode & 0o777)
+    })
 }
 
 /// A System V key no other test or run uses now.
@@ -128,7 +194,7 @@ fn key(name: &str) -> IpcKey {
     IpcKey::from_raw(name.parse().expect("a key"))
 }
 
-/// A kind in POSIX shared memory (`/dev/shm/<name>`).
+/// A kind in POSIX shared memory (`/dev/shm/<name>`), made by `$create(name, permissions)`.
 macro_rules! shm_kind {
     ($kind:ident, $handle:ty, $create:expr) => {
         struct $kind;
@@ -138,9 +204,9 @@ macro_rules! shm_kind {
             fn fresh(_: &Path) -> String {
                 util::unique_name("names")
             }
-            fn create(name: &str) -> io::Result<$handle> {
-                let create: fn(&str) -> io::Result<$handle> = $create;
-                create(name)
+            fn create_with(name: &str, permissions: u32) -> io::Result<$handle> {
+                let create: fn(&str, u32) -> io::Result<$handle> = $create;
+                create(name, permissions)
             }
             fn detach(mut handle: $handle) {
                 handle.detach();
@@ -149,23 +215,46 @@ macro_rules! shm_kind {
                 shm::unlink(name)
             }
             fn identity(name: &str) -> Option<u64> {
-                shm_inode(name)
+                inode(shm_path(name))
+            }
+            fn permissions(name: &str) -> Option<u32> {
+                file_permissions(shm_path(name))
             }
         }
     };
 }
 
-shm_kind!(SegmentKind, Segment, |n| Segment::create(n, 4096));
-shm_kind!(ValueKind, Value<u32>, |n| Value::create(n, 1));
-shm_kind!(ArrayKind, Array<u32>, |n| Array::create(n, 4));
-shm_kind!(MutexKind, Mutex, Mutex::create);
-shm_kind!(SemaphoreKind, Semaphore, |n| Semaphore::create(n, 1));
-shm_kind!(EventKind, Event, Event::create);
-shm_kind!(CondvarKind, Condvar, Condvar::create);
-shm_kind!(BarrierKind, Barrier, |n| Barrier::create(n, 2));
-shm_kind!(QueueKind, Queue<u32>, |n| Queue::create(n, 4));
-shm_kind!(ChannelKind, channel::Sender<u32>, |n| {
-    channel::Options::new().sender(n)
+shm_kind!(SegmentKind, Segment, |n, p| shm::Options::new()
+    .size(4096)
+    .permissions(p)
+    .open(n));
+shm_kind!(ValueKind, Value<u32>, |n, p| TypedOptions::new()
+    .permissions(p)
+    .open_value(n, 1));
+shm_kind!(ArrayKind, Array<u32>, |n, p| TypedOptions::new()
+    .permissions(p)
+    .open_array(n, 4));
+shm_kind!(MutexKind, Mutex, |n, p| sync::Options::new()
+    .permissions(p)
+    .open_mutex(n));
+shm_kind!(SemaphoreKind, Semaphore, |n, p| sync::Options::new()
+    .permissions(p)
+    .open_semaphore(n, 1));
+shm_kind!(EventKind, Event, |n, p| sync::Options::new()
+    .permissions(p)
+    .open_event(n));
+shm_kind!(CondvarKind, Condvar, |n, p| sync::Options::new()
+    .permissions(p)
+    .open_condvar(n));
+shm_kind!(BarrierKind, Barrier, |n, p| sync::Options::new()
+    .permissions(p)
+    .open_barrier(n, 2));
+shm_kind!(QueueKind, Queue<u32>, |n, p| queue::Options::new()
+    .capacity(4)
+    .permissions(p)
+    .named(n));
+shm_kind!(ChannelKind, channel::Sender<u32>, |n, p| {
+    channel::Options::new().permissions(p).sender(n)
 });
 
 struct StoreKind;
@@ -175,8 +264,11 @@ impl Named for StoreKind {
     fn fresh(_: &Path) -> String {
         util::unique_name("names")
     }
-    fn create(name: &str) -> io::Result<Store> {
-        Store::create(name, 4096)
+    fn create_with(name: &str, permissions: u32) -> io::Result<Store> {
+        store::Options::new()
+            .capacity(4096)
+            .permissions(permissions)
+            .open(name)
     }
     fn detach(handle: Store) {
         handle.detach();
@@ -185,7 +277,10 @@ impl Named for StoreKind {
         shm::unlink(name)
     }
     fn identity(name: &str) -> Option<u64> {
-        shm_inode(name)
+        inode(shm_path(name))
+    }
+    fn permissions(name: &str) -> Option<u32> {
+        file_permissions(shm_path(name))
     }
 }
 
@@ -196,8 +291,10 @@ impl Named for NamedSemaphoreKind {
     fn fresh(_: &Path) -> String {
         format!("/{}", util::unique_name("names"))
     }
-    fn create(name: &str) -> io::Result<NamedSemaphore> {
-        NamedSemaphore::create(name, 1)
+    fn create_with(name: &str, permissions: u32) -> io::Result<NamedSemaphore> {
+        sync::Options::new()
+            .permissions(permissions)
+            .open_named_semaphore(name, 1)
     }
     fn detach(mut handle: NamedSemaphore) {
         handle.detach();
@@ -206,7 +303,10 @@ impl Named for NamedSemaphoreKind {
         NamedSemaphore::unlink(name)
     }
     fn identity(name: &str) -> Option<u64> {
-        shm_inode(&format!("sem.{}", name.trim_start_matches('/')))
+        inode(shm_path(&format!("sem.{}", name.trim_start_matches('/'))))
+    }
+    fn permissions(name: &str) -> Option<u32> {
+        file_permissions(shm_path(&format!("sem.{}", name.trim_start_matches('/'))))
     }
 }
 
@@ -217,10 +317,11 @@ impl Named for PosixQueueKind {
     fn fresh(_: &Path) -> String {
         format!("/{}", util::unique_name("names"))
     }
-    fn create(name: &str) -> io::Result<PosixQueue> {
+    fn create_with(name: &str, permissions: u32) -> io::Result<PosixQueue> {
         mq::Options::new()
             .capacity(1)
             .max_message_size(16)
+            .permissions(permissions)
             .open(name)
     }
     fn detach(mut handle: PosixQueue) {
@@ -229,16 +330,23 @@ impl Named for PosixQueueKind {
     fn remove(name: &str) -> io::Result<()> {
         PosixQueue::unlink(name)
     }
-    // /dev/mqueue need not be mounted: the queue's own descriptor tells its inode.
+    // /dev/mqueue need not be mounted: the queue's own descriptor tells.
     fn identity(name: &str) -> Option<u64> {
         let q = PosixQueue::open(name).ok()?;
         rustix::fs::fstat(q.as_fd()).ok().map(|st| st.st_ino)
     }
+    fn permissions(name: &str) -> Option<u32> {
+        let q = PosixQueue::open(name).ok()?;
+        rustix::fs::fstat(q.as_fd())
+            .ok()
+            .map(|st| st.st_mode & 0o777)
+    }
 }
 
-/// A System V kind: `$open(key)` finds the object, `$remove` removes it, by key.
+/// A System V kind, listed in `/proc/sysvipc/$table`: `$create(key, permissions)` creates it,
+/// `$remove(key)` removes it.
 macro_rules! sysv_kind {
-    ($kind:ident, $handle:ty, $create:expr, $remove:expr) => {
+    ($kind:ident, $handle:ty, $table:literal, $create:expr, $remove:expr) => {
         struct $kind;
         impl Named for $kind {
             type Handle = $handle;
@@ -246,9 +354,9 @@ macro_rules! sysv_kind {
             fn fresh(_: &Path) -> String {
                 fresh_key()
             }
-            fn create(name: &str) -> io::Result<$handle> {
-                let create: fn(IpcKey) -> io::Result<$handle> = $create;
-                create(key(name))
+            fn create_with(name: &str, permissions: u32) -> io::Result<$handle> {
+                let create: fn(IpcKey, u32) -> io::Result<$handle> = $create;
+                create(key(name), permissions)
             }
             fn detach(mut handle: $handle) {
                 handle.detach();
@@ -260,6 +368,9 @@ macro_rules! sysv_kind {
             fn identity(name: &str) -> Option<u64> {
                 <$handle>::open(key(name)).ok().map(|h| h.id() as u64)
             }
+            fn permissions(name: &str) -> Option<u32> {
+                sysv_permissions($table, Self::identity(name)?)
+            }
         }
     };
 }
@@ -267,33 +378,40 @@ macro_rules! sysv_kind {
 sysv_kind!(
     SysVSegmentKind,
     SysVSegment,
-    |k| SysVSegment::create(k, 4096),
+    "shm",
+    |k, p| shm::SysVOptions::new().size(4096).permissions(p).open(k),
     SysVSegment::remove
 );
 sysv_kind!(
     SemaphoreSetKind,
     SemaphoreSet,
-    |k| SemaphoreSet::create(k, 1),
+    "sem",
+    |k, p| sync::Options::new().permissions(p).open_semaphore_set(k, 1),
     |k| SemaphoreSet::open(k)?.remove()
 );
-sysv_kind!(SysVQueueKind, SysVQueue, SysVQueue::create, |k| {
-    SysVQueue::open(k)?.remove()
-});
+sysv_kind!(
+    SysVQueueKind,
+    SysVQueue,
+    "msg",
+    |k, p| mq::SysVOptions::new().permissions(p).open(k),
+    |k| SysVQueue::open(k)?.remove()
+);
 
 /// A kind with a file in the file system.
 macro_rules! file_kind {
-    ($kind:ident, $handle:ty, $create:expr, $detach:expr) => {
+    ($kind:ident, $handle:ty, $has_mode:literal, $create:expr, $detach:expr) => {
         struct $kind;
         impl Named for $kind {
             type Handle = $handle;
             const KIND: &'static str = stringify!($kind);
+            const HAS_MODE: bool = $has_mode;
             const REUSES_IDENTITY: bool = true;
             fn fresh(dir: &Path) -> String {
                 dir.join("obj").display().to_string()
             }
-            fn create(name: &str) -> io::Result<$handle> {
-                let create: fn(&str) -> io::Result<$handle> = $create;
-                create(name)
+            fn create_with(name: &str, permissions: u32) -> io::Result<$handle> {
+                let create: fn(&str, u32) -> io::Result<$handle> = $create;
+                create(name, permissions)
             }
             fn detach(handle: $handle) {
                 let detach: fn($handle) = $detach;
@@ -304,6 +422,9 @@ macro_rules! file_kind {
             }
             fn identity(name: &str) -> Option<u64> {
                 inode(name)
+            }
+            fn permissions(name: &str) -> Option<u32> {
+                file_permissions(name)
             }
         }
     };
@@ -316,37 +437,60 @@ fn endpoint(scheme: &str, path: &str) -> io::Result<Endpoint> {
 file_kind!(
     FifoKind,
     Fifo,
-    |p| Fifo::create(p, CreationMode::CreateExclusive),
+    true,
+    |path, p| fifo::Options::new().permissions(p).create(path),
     |f| drop(f.detach())
 );
 file_kind!(
     ListenerKind,
     Listener,
-    |p| Listener::bind(&endpoint("unix", p)?),
+    false,
+    |path, p| socket::Options::new()
+        .mode(p)
+        .listen(&endpoint("unix", path)?),
     |mut l| l.detach()
 );
 file_kind!(
     SeqPacketListenerKind,
     SeqPacketListener,
-    |p| SeqPacketListener::bind(&endpoint("unix-seqpacket", p)?),
+    false,
+    |path, p| socket::Options::new()
+        .mode(p)
+        .listen_seqpacket(&endpoint("unix-seqpacket", path)?),
     |mut l| l.detach()
 );
 file_kind!(
     DatagramKind,
     Datagram,
-    |p| Datagram::bind(&endpoint("unix-dgram", p)?),
+    false,
+    |path, p| socket::Options::new()
+        .mode(p)
+        .bind_datagram(&endpoint("unix-dgram", path)?),
     |mut d| d.detach()
 );
 
-/// One test per kind, and the role that takes a name over, by kind.
+/// Both tests for every kind, and the roles, which find their kind by its name.
 macro_rules! per_kind {
     ($($test:ident: $kind:ty,)*) => {
-        $(
-            #[test]
-            fn $test() {
-                a_name_taken_over_survives_the_creators_drop::<$kind>();
-            }
-        )*
+        mod taken_over {
+            use super::*;
+            $(
+                #[test]
+                fn $test() {
+                    a_name_taken_over_survives_the_creators_drop::<$kind>();
+                }
+            )*
+        }
+
+        mod options {
+            use super::*;
+            $(
+                #[test]
+                fn $test() {
+                    options_create_exclusively_with_exact_permissions::<$kind>();
+                }
+            )*
+        }
 
         #[test]
         fn role_take_over() {
@@ -357,6 +501,20 @@ macro_rules! per_kind {
             $(
                 if kind == <$kind as Named>::KIND {
                     return take_over::<$kind>(name);
+                }
+            )*
+            panic!("unknown kind {kind}");
+        }
+
+        #[test]
+        fn role_create_under_umask() {
+            let Some(arg) = util::role_arg("names-umask") else {
+                return;
+            };
+            let (kind, name) = arg.split_once(' ').expect("KIND NAME");
+            $(
+                if kind == <$kind as Named>::KIND {
+                    return create_under_umask::<$kind>(name);
                 }
             )*
             panic!("unknown kind {kind}");

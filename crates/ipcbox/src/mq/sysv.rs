@@ -162,7 +162,8 @@ impl SysVOptions {
         self
     }
 
-    /// Permission bits of a newly created queue (no umask applies to System V objects).
+    /// Permission bits of a newly created queue, `0o600` by default, set exactly (no umask
+    /// applies to System V objects; see [Named objects](crate#named-objects)).
     pub fn permissions(&mut self, permissions: u32) -> &mut SysVOptions {
         self.permissions = permissions & 0o777;
         self

@@ -52,12 +52,12 @@ impl Options {
         }
     }
 
-    /// The permission bits of a filesystem socket file (default 0600). Connecting needs write
-    /// permission on the file, so this decides which users may connect. Ignored for abstract
-    /// names (anyone in the network namespace may connect; use [`Options::same_uid_only`]) and
-    /// IP sockets.
+    /// The permission bits (`0o777` at most) of a filesystem socket file, set exactly (default
+    /// 0600; see [Named objects](crate#named-objects)). Connecting needs write permission on
+    /// the file, so this decides which users may connect. Ignored for abstract names (anyone
+    /// in the network namespace may connect; use [`Options::same_uid_only`]) and IP sockets.
     pub fn mode(&mut self, mode: u32) -> &mut Options {
-        self.mode = mode & 0o7777;
+        self.mode = mode & 0o777;
         self
     }
 

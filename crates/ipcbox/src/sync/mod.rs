@@ -96,8 +96,8 @@ impl Options {
         self
     }
 
-    /// Permission bits for a newly created object, set exactly (as
-    /// [`shm::Options::permissions`](crate::shm::Options::permissions)).
+    /// Permission bits for a newly created object, `0o600` by default, set exactly (see
+    /// [Named objects](crate#named-objects)).
     pub fn permissions(&mut self, permissions: u32) -> &mut Options {
         self.permissions = permissions & 0o777;
         self
