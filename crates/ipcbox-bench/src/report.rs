@@ -17,6 +17,8 @@ pub struct Report {
     pub settings: Settings,
     /// One entry per row, in table order.
     pub rows: Vec<RowResult>,
+    /// Which mechanism for which job, from these rows.
+    pub advice: Vec<crate::advice::Advice>,
 }
 
 /// Where the numbers come from.
@@ -336,7 +338,7 @@ pub fn size_label(bytes: usize) -> String {
 }
 
 /// Nanoseconds as microseconds with three significant digits.
-fn fmt_us(ns: f64) -> String {
+pub fn fmt_us(ns: f64) -> String {
     let us = ns / 1000.0;
     if us >= 100.0 {
         format!("{us:.0}")
@@ -350,7 +352,7 @@ fn fmt_us(ns: f64) -> String {
 }
 
 /// A count or rate with three significant digits and a k/M/G suffix.
-fn fmt_count(x: f64) -> String {
+pub fn fmt_count(x: f64) -> String {
     let (value, suffix) = if x >= 1e9 {
         (x / 1e9, "G")
     } else if x >= 1e6 {
