@@ -22,6 +22,7 @@
 //! | typed messages among many producers and consumers, crash-safe; one-to-one at memory speed | [`queue`] |
 //! | messages with priorities or types between unrelated processes, `posix_ipc` / `sysv_ipc` peers | [`mq`] |
 //! | large immutable objects (arrays, tensors) published once and read in place by any process, like Plasma | [`shm::Store`] |
+//! | the Queue and typed messages across hosts, on NATS JetStream (feature `nats`) | `nats`: `nats::Queue`, `nats::Client` |
 //! | finding objects left by crashed processes and removing those nobody uses (`ipcbox ls`, `ipcbox clean`) | [`objects`]: [`objects::list`], [`objects::Object::remove_if_unused`] |
 //!
 //! # A taste
@@ -156,6 +157,7 @@
 //!   with a short back-off (see [`mq::SysVQueue`]).
 
 #![deny(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod deadline;
 mod error;
@@ -176,6 +178,9 @@ pub mod fifo;
 pub mod file;
 pub mod frame;
 pub mod mq;
+#[cfg(feature = "nats")]
+#[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
+pub mod nats;
 pub mod objects;
 pub mod pipe;
 pub mod process;

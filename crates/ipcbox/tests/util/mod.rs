@@ -190,6 +190,7 @@ impl Drop for ChildGuard {
     }
 }
 
+pub mod nats;
 pub mod python;
 
 /// Says that a test skips part of what it proves, and why, on the real standard error: libtest
