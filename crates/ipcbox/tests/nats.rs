@@ -459,23 +459,26 @@ fn pump(mut from: TcpStream, mut to: TcpStream, cut: Option<Trigger>) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        if to.write_all(&buf[..n]).is_err() {
-            break;
-        }
         if let Some((armed, cuts)) = &cut {
             tail.extend_from_slice(&buf[..n]);
             let seen = tail.windows(NEEDLE.len()).any(|w| w == NEEDLE);
             let keep = tail.len().saturating_sub(NEEDLE.len());
             tail.drain(..keep);
             if seen && armed.swap(false, Ordering::SeqCst) {
-                // The server has the publish (it is ahead of the shutdown on the same
-                // socket); the client never sees its acknowledgement.
-                let _ = to.flush();
-                let _ = from.shutdown(std::net::Shutdown::Both);
-                let _ = to.shutdown(std::net::Shutdown::Write);
+                // Counted first: once the client sees the cut it may retry and return from
+                // `put` before this thread runs again.
                 cuts.fetch_add(1, Ordering::SeqCst);
+                // The client's side is cut before the server has the publish, so no
+                // acknowledgement can reach the client; the server still gets the publish,
+                // ahead of the shutdown on the same socket.
+                let _ = from.shutdown(std::net::Shutdown::Both);
+                let _ = to.write_all(&buf[..n]);
+                let _ = to.flush();
                 break;
             }
+        }
+        if to.write_all(&buf[..n]).is_err() {
+            break;
         }
     }
     let _ = to.shutdown(std::net::Shutdown::Both);
