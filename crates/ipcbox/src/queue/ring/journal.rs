@@ -11,6 +11,7 @@ use super::layout::Side;
 use super::{Ring, Totals};
 use crate::pid_lock::{Acquired, Patience, PidLock};
 use crate::queue::wait::{Deadline, WaitPolicy};
+use crate::layout::queue::{BELL_ALL_DONE, BELL_NOT_EMPTY, BELL_NOT_FULL};
 use crate::sys::futex;
 
 /// How a side's lock waits:
@@ -89,6 +90,7 @@ impl Ring {
                 w.fetch_add(2, SeqCst);
                 futex::wake_all(w);
             }
+            self.ring_bells(BELL_NOT_EMPTY | BELL_NOT_FULL | BELL_ALL_DONE);
         }
     }
 
