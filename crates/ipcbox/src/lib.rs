@@ -164,6 +164,7 @@ pub mod signal;
 pub mod socket;
 pub mod store;
 pub mod sync;
+pub mod wait;
 
 pub use frame::Connection;
 pub use ipc_key::IpcKey;
@@ -171,6 +172,7 @@ pub use mode::CreationMode;
 pub use pid::Pid;
 pub use queue::Queue;
 pub use signum::Signal;
+pub use wait::wait;
 
 // The README's examples compile and run as doctests.
 #[cfg(doctest)]
