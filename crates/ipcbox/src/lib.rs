@@ -164,6 +164,8 @@ pub mod signal;
 pub mod socket;
 pub mod store;
 pub mod sync;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 pub mod wait;
 
 pub use frame::Connection;

@@ -1,0 +1,239 @@
+//! Objects without a descriptor (System V message queues and semaphores, the robust mutex,
+//! the shared-memory semaphores, events and barriers) in async code: their blocking calls
+//! run on tokio's blocking thread pool (`spawn_blocking`), one pool thread per call in
+//! progress.
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::{Arc, Mutex};
+
+use crate::mq::{SysVQueue, TypeSelector};
+
+type Undo<T, R> = Box<dyn FnOnce(&T, R) + Send>;
+
+/// What a call on the pool and its awaiting future share: the result, whether the future was
+/// dropped, and what undoes an unwanted result.
+struct Slot<T, R> {
+    result: Option<R>,
+    abandoned: bool,
+    undo: Option<Undo<T, R>>,
+}
+
+fn lock<X>(m: &Mutex<X>) -> std::sync::MutexGuard<'_, X> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Marks the call abandoned when its future is dropped, and undoes a result that arrived
+/// but was not taken; the pool thread undoes one that arrives later.
+struct Abandon<T, R> {
+    slot: Arc<Mutex<Slot<T, R>>>,
+    object: Arc<T>,
+}
+
+impl<T, R> Drop for Abandon<T, R> {
+    fn drop(&mut self) {
+        let mut slot = lock(&self.slot);
+        slot.abandoned = true;
+        if let (Some(r), Some(undo)) = (slot.result.take(), slot.undo.take()) {
+            drop(slot);
+            undo(&self.object, r);
+        }
+    }
+}
+
+fn shut_down() -> io::Error {
+    io::Error::other("the tokio runtime's blocking pool shut down before the call ran")
+}
+
+/// An object whose blocking calls run on tokio's blocking pool.
+///
+/// [`Blocking::run`] moves a call to a pool thread and awaits it. A call cannot be stopped
+/// once it runs: dropping the future lets it finish there and drops its result, so `run` is
+/// cancel-safe only for calls whose result may be dropped. [`Blocking::run_or_undo`] makes
+/// any call cancel-safe by undoing an unwanted result (releasing an acquired semaphore,
+/// keeping a received message for the next call).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// use ipcbox::sync::Semaphore;
+/// let sem = ipcbox::tokio::Blocking::new(Semaphore::anonymous(0)?);
+/// sem.get_ref().release()?;
+/// sem.run_or_undo(|s| s.acquire(), |s, got| if got.is_ok() { let _ = s.release(); })
+///     .await??;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Blocking<T> {
+    object: Arc<T>,
+}
+
+impl<T: Send + Sync + 'static> Blocking<T> {
+    /// Wraps `object`.
+    pub fn new(object: T) -> Blocking<T> {
+        Blocking {
+            object: Arc::new(object),
+        }
+    }
+
+    /// The object, for its non-blocking calls.
+    pub fn get_ref(&self) -> &T {
+        &self.object
+    }
+
+    /// Runs `call` on the blocking pool and returns its result.
+    ///
+    /// Not cancel-safe for calls with an effect to undo: a dropped future lets the call
+    /// finish and drops its result.
+    ///
+    /// # Errors
+    ///
+    /// The runtime's blocking pool shut down. A panic in `call` is resumed here.
+    pub async fn run<R: Send + 'static>(
+        &self,
+        call: impl FnOnce(&T) -> R + Send + 'static,
+    ) -> io::Result<R> {
+        self.call(call, None).await
+    }
+
+    /// Runs `call` on the blocking pool and returns its result; if the future is dropped
+    /// before the result is taken, `undo` gets the result on whichever thread has it last.
+    ///
+    /// Cancel-safe when `undo` reverses `call`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Blocking::run`].
+    pub async fn run_or_undo<R: Send + 'static>(
+        &self,
+        call: impl FnOnce(&T) -> R + Send + 'static,
+        undo: impl FnOnce(&T, R) + Send + 'static,
+    ) -> io::Result<R> {
+        self.call(call, Some(Box::new(undo))).await
+    }
+
+    async fn call<R: Send + 'static>(
+        &self,
+        call: impl FnOnce(&T) -> R + Send + 'static,
+        undo: Option<Undo<T, R>>,
+    ) -> io::Result<R> {
+        let slot = Arc::new(Mutex::new(Slot {
+            result: None,
+            abandoned: false,
+            undo,
+        }));
+        let _guard = Abandon {
+            slot: slot.clone(),
+            object: self.object.clone(),
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let (object, shared) = (self.object.clone(), slot.clone());
+        let handle = tokio::task::spawn_blocking(move || {
+            let r = call(&object);
+            let mut s = lock(&shared);
+            if s.abandoned {
+                if let Some(undo) = s.undo.take() {
+                    drop(s);
+                    undo(&object, r);
+                }
+            } else {
+                s.result = Some(r);
+                drop(s);
+                let _ = tx.send(());
+            }
+        });
+        let woke = rx.await;
+        if let Err(e) = handle.await {
+            if e.is_panic() {
+                std::panic::resume_unwind(e.into_panic());
+            }
+        }
+        woke.map_err(|_| shut_down())?;
+        let mut s = lock(&slot);
+        s.undo = None;
+        s.result.take().ok_or_else(shut_down)
+    }
+}
+
+/// A System V message queue with async receive and send on the blocking pool.
+///
+/// Cancel-safe: a message that a dropped `recv` took from the kernel is kept and returned
+/// first by the next `recv` whose selector it matches.
+#[derive(Debug)]
+pub struct SysVReceiver {
+    queue: Blocking<SysVQueue>,
+    kept: Arc<Mutex<Kept>>,
+}
+
+/// Messages taken by dropped receives: (type, bytes), oldest first.
+type Kept = VecDeque<(i64, Vec<u8>)>;
+
+fn matches(sel: TypeSelector, t: i64) -> bool {
+    match sel {
+        TypeSelector::Any => true,
+        TypeSelector::Exactly(x) => t == x,
+        TypeSelector::AtMost(x) => t <= x,
+        TypeSelector::Except(x) => t != x,
+    }
+}
+
+impl SysVReceiver {
+    /// Wraps `queue`.
+    pub fn new(queue: SysVQueue) -> SysVReceiver {
+        SysVReceiver {
+            queue: Blocking::new(queue),
+            kept: Arc::default(),
+        }
+    }
+
+    /// The queue, for its non-blocking calls.
+    pub fn get_ref(&self) -> &SysVQueue {
+        self.queue.get_ref()
+    }
+
+    /// Receives a message chosen by `sel` of up to `max` bytes (`msgrcv` on the pool);
+    /// returns its type and bytes.
+    ///
+    /// # Errors
+    ///
+    /// As [`SysVQueue::recv`]; the pool shut down.
+    pub async fn recv(&self, max: usize, sel: TypeSelector) -> io::Result<(i64, Vec<u8>)> {
+        {
+            let mut kept = lock(&self.kept);
+            if let Some(i) = kept.iter().position(|(t, _)| matches(sel, *t)) {
+                if let Some(m) = kept.remove(i) {
+                    return Ok(m);
+                }
+            }
+        }
+        let kept = self.kept.clone();
+        self.queue
+            .run_or_undo(
+                move |q| {
+                    let mut buf = vec![0u8; max];
+                    let (t, n) = q.recv(&mut buf, sel)?;
+                    buf.truncate(n);
+                    Ok((t, buf))
+                },
+                move |_, got: io::Result<(i64, Vec<u8>)>| {
+                    if let Ok(m) = got {
+                        lock(&kept).push_back(m);
+                    }
+                },
+            )
+            .await?
+    }
+
+    /// Sends `data` as a message of type `mtype`, waiting for room on the pool (`msgsnd`).
+    ///
+    /// Not cancel-safe: a dropped future may have sent the message.
+    ///
+    /// # Errors
+    ///
+    /// As [`SysVQueue::send`]; the pool shut down.
+    pub async fn send(&self, mtype: i64, data: Vec<u8>) -> io::Result<()> {
+        self.queue.run(move |q| q.send(mtype, &data)).await?
+    }
+}

@@ -1,0 +1,34 @@
+//! Async adapters for tokio (feature `tokio`, off by default).
+//!
+//! * Everything with a file descriptor waits on tokio's reactor: pipe and FIFO ends and stream
+//!   sockets as `AsyncRead`/`AsyncWrite` ([`Async`]), message sockets, listeners and POSIX
+//!   message queues ([`Async`]'s own async forms), child exits ([`exited`]), signals
+//!   ([`signals`]).
+//! * Typed connections speak the wire format through tokio-util codecs ([`connection`],
+//!   [`MessageCodec`], [`FrameCodec`]): a `Stream` of received messages and a `Sink` of
+//!   messages to send.
+//! * The shared-memory [`Queue`] and channel ([`Sender`], [`Receiver`]) wait through their
+//!   doorbells (see [the queue's docs](crate::queue#waiting-on-a-descriptor)): no thread per
+//!   waiter and no CPU while idle; sync and async handles mix on one queue.
+//! * Objects without a descriptor run their blocking calls on tokio's blocking thread pool
+//!   ([`Blocking`], [`SysVReceiver`]): one pool thread per call in progress.
+//!
+//! # Cancellation
+//!
+//! Each async call says whether it is cancel-safe, as tokio's do. Receiving calls are: a
+//! dropped `get`, `recv`, `accept` or `next()` leaves its message where it was.
+//!
+//! # Limitations
+//!
+//! * Adapters belong to the runtime and process that made them: create them after `fork`.
+//! * The runtime needs I/O and time enabled (`Builder::enable_all`).
+
+mod blocking;
+mod frame;
+mod io;
+mod queue;
+
+pub use blocking::{Blocking, SysVReceiver};
+pub use frame::{connection, Connection, FrameCodec, MessageCodec};
+pub use io::{exited, signals, Async, Pollable};
+pub use queue::{Queue, Receiver, Sender};
