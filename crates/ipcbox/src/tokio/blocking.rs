@@ -159,16 +159,22 @@ impl<T: Send + Sync + 'static> Blocking<T> {
 
 /// A System V message queue with async receive and send on the blocking pool.
 ///
-/// Cancel-safe: a message that a dropped `recv` took from the kernel is kept and returned
-/// first by the next `recv` whose selector it matches.
+/// Cancel-safe receives: a `recv` dropped while its `msgrcv` waits on the pool leaves that
+/// call running, and the next `recv` awaits it instead of starting another. A message it
+/// brings that the next selector does not want is kept, and returned first by the first
+/// `recv` whose selector matches its type (a kept message can thus come before an older one
+/// still in the kernel's queue).
 #[derive(Debug)]
 pub struct SysVReceiver {
-    queue: Blocking<SysVQueue>,
-    kept: Arc<Mutex<Kept>>,
+    queue: Arc<SysVQueue>,
+    kept: Mutex<Kept>,
+    pending: Mutex<Option<Pending>>,
 }
 
-/// Messages taken by dropped receives: (type, bytes), oldest first.
+/// Messages brought by receives nobody awaited any more: (type, bytes), oldest first.
 type Kept = VecDeque<(i64, Vec<u8>)>;
+/// A receive still running on the pool.
+type Pending = tokio::sync::oneshot::Receiver<io::Result<(i64, Vec<u8>)>>;
 
 fn matches(sel: TypeSelector, t: i64) -> bool {
     match sel {
@@ -179,18 +185,47 @@ fn matches(sel: TypeSelector, t: i64) -> bool {
     }
 }
 
+/// Puts a receive still running back for the next `recv` if its future is dropped.
+struct PutBack<'a> {
+    slot: &'a Mutex<Option<Pending>>,
+    rx: Option<Pending>,
+}
+
+impl Drop for PutBack<'_> {
+    fn drop(&mut self) {
+        if let Some(rx) = self.rx.take() {
+            *lock(self.slot) = Some(rx);
+        }
+    }
+}
+
 impl SysVReceiver {
     /// Wraps `queue`.
     pub fn new(queue: SysVQueue) -> SysVReceiver {
         SysVReceiver {
-            queue: Blocking::new(queue),
-            kept: Arc::default(),
+            queue: Arc::new(queue),
+            kept: Mutex::default(),
+            pending: Mutex::default(),
         }
     }
 
     /// The queue, for its non-blocking calls.
     pub fn get_ref(&self) -> &SysVQueue {
-        self.queue.get_ref()
+        &self.queue
+    }
+
+    fn start(&self, max: usize, sel: TypeSelector) -> Pending {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let queue = self.queue.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0u8; max];
+            let got = queue.recv(&mut buf, sel).map(|(t, n)| {
+                buf.truncate(n);
+                (t, buf)
+            });
+            let _ = tx.send(got);
+        });
+        rx
     }
 
     /// Receives a message chosen by `sel` of up to `max` bytes (`msgrcv` on the pool);
@@ -198,32 +233,34 @@ impl SysVReceiver {
     ///
     /// # Errors
     ///
-    /// As [`SysVQueue::recv`]; the pool shut down.
+    /// As [`SysVQueue::recv`] (for a receive a dropped call started: with that call's
+    /// arguments); the pool shut down.
     pub async fn recv(&self, max: usize, sel: TypeSelector) -> io::Result<(i64, Vec<u8>)> {
-        {
-            let mut kept = lock(&self.kept);
-            if let Some(i) = kept.iter().position(|(t, _)| matches(sel, *t)) {
-                if let Some(m) = kept.remove(i) {
-                    return Ok(m);
+        loop {
+            {
+                let mut kept = lock(&self.kept);
+                if let Some(i) = kept.iter().position(|(t, _)| matches(sel, *t)) {
+                    if let Some(m) = kept.remove(i) {
+                        return Ok(m);
+                    }
                 }
             }
+            let pending = lock(&self.pending).take();
+            let mut call = PutBack {
+                slot: &self.pending,
+                rx: Some(pending.unwrap_or_else(|| self.start(max, sel))),
+            };
+            let Some(rx) = call.rx.as_mut() else {
+                continue;
+            };
+            let got = rx.await;
+            call.rx = None;
+            let (t, m) = got.map_err(|_| shut_down())??;
+            if matches(sel, t) {
+                return Ok((t, m));
+            }
+            lock(&self.kept).push_back((t, m));
         }
-        let kept = self.kept.clone();
-        self.queue
-            .run_or_undo(
-                move |q| {
-                    let mut buf = vec![0u8; max];
-                    let (t, n) = q.recv(&mut buf, sel)?;
-                    buf.truncate(n);
-                    Ok((t, buf))
-                },
-                move |_, got: io::Result<(i64, Vec<u8>)>| {
-                    if let Ok(m) = got {
-                        lock(&kept).push_back(m);
-                    }
-                },
-            )
-            .await?
     }
 
     /// Sends `data` as a message of type `mtype`, waiting for room on the pool (`msgsnd`).
@@ -234,6 +271,9 @@ impl SysVReceiver {
     ///
     /// As [`SysVQueue::send`]; the pool shut down.
     pub async fn send(&self, mtype: i64, data: Vec<u8>) -> io::Result<()> {
-        self.queue.run(move |q| q.send(mtype, &data)).await?
+        let queue = self.queue.clone();
+        tokio::task::spawn_blocking(move || queue.send(mtype, &data))
+            .await
+            .map_err(|_| shut_down())?
     }
 }
