@@ -215,9 +215,9 @@ impl<M, T: Transport, C> Connection<M, T, C> {
         let have = &st.rbuf[st.rpos..st.rend];
         st.eof
             || (st.framing == super::transport::Framing::Message && !have.is_empty())
-            || have.first_chunk::<4>().is_some_and(|h| {
-                4 + u64::from(u32::from_le_bytes(*h)) <= have.len() as u64
-            })
+            || have
+                .first_chunk::<4>()
+                .is_some_and(|h| 4 + u64::from(u32::from_le_bytes(*h)) <= have.len() as u64)
     }
 
     /// Bytes of a started frame not yet handed to the transport (see [`flush`](Self::flush)).

@@ -216,14 +216,22 @@ impl<M, C: Codec<M>> Decoder for MessageCodec<M, C> {
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<M>, RecvError> {
         match self.frames.decode(src)? {
-            Some(frame) => self.codec.decode(&frame).map(Some).map_err(RecvError::Decode),
+            Some(frame) => self
+                .codec
+                .decode(&frame)
+                .map(Some)
+                .map_err(RecvError::Decode),
             None => Ok(None),
         }
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<M>, RecvError> {
         match self.frames.decode_eof(src)? {
-            Some(frame) => self.codec.decode(&frame).map(Some).map_err(RecvError::Decode),
+            Some(frame) => self
+                .codec
+                .decode(&frame)
+                .map(Some)
+                .map_err(RecvError::Decode),
             None => Ok(None),
         }
     }
@@ -242,7 +250,9 @@ impl<M, C: Codec<M>> Encoder<&M> for MessageCodec<M, C> {
 
     fn encode(&mut self, msg: &M, dst: &mut BytesMut) -> Result<(), SendError> {
         let mut payload = Vec::new();
-        self.codec.encode(msg, &mut payload).map_err(SendError::Encode)?;
+        self.codec
+            .encode(msg, &mut payload)
+            .map_err(SendError::Encode)?;
         self.frames.encode(&payload[..], dst)
     }
 }

@@ -104,9 +104,7 @@ impl<T: Pollable> Async<T> {
         interest: tokio::io::Interest,
         mut op: impl FnMut(&T) -> io::Result<R>,
     ) -> io::Result<R> {
-        self.fd
-            .async_io(interest, |inner| op(&inner.0))
-            .await
+        self.fd.async_io(interest, |inner| op(&inner.0)).await
     }
 }
 
@@ -226,11 +224,9 @@ impl Async<PosixQueue> {
     ///
     /// As [`PosixQueue::send`].
     pub async fn send(&self, msg: &[u8], prio: u32) -> io::Result<()> {
-        self.io(Interest::WRITABLE, |q| {
-            match q.try_send(msg, prio)? {
-                true => Ok(()),
-                false => Err(io::ErrorKind::WouldBlock.into()),
-            }
+        self.io(Interest::WRITABLE, |q| match q.try_send(msg, prio)? {
+            true => Ok(()),
+            false => Err(io::ErrorKind::WouldBlock.into()),
         })
         .await
     }

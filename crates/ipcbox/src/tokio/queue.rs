@@ -9,8 +9,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::io::unix::AsyncFd;
 
-use crate::sys::reactor::{self, Borrowed};
 use crate::queue::{channel, Interest, RecvError, SendError};
+use crate::sys::reactor::{self, Borrowed};
 
 /// How often a waiter whose doorbell is registered checks that its peers still live.
 // Longer than a blocking call's 100 ms: a thousand idle waiters would otherwise cost ten
@@ -230,7 +230,10 @@ impl<T> Receiver<T> {
     ///
     /// As [`Queue::new`].
     pub fn new(rx: channel::Receiver<T>) -> io::Result<Receiver<T>> {
-        Ok(Receiver { bell: bell(&rx)?, rx })
+        Ok(Receiver {
+            bell: bell(&rx)?,
+            rx,
+        })
     }
 
     /// The sync end.
@@ -297,7 +300,10 @@ impl<T> Sender<T> {
     ///
     /// As [`Queue::new`].
     pub fn new(tx: channel::Sender<T>) -> io::Result<Sender<T>> {
-        Ok(Sender { bell: bell(&tx)?, tx })
+        Ok(Sender {
+            bell: bell(&tx)?,
+            tx,
+        })
     }
 
     /// The sync end.

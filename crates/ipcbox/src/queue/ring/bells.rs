@@ -70,7 +70,11 @@ impl Ring {
                 let free = cur == 0 || (probe && cur >> 32 != token >> 32 && !bell::ring(cur));
                 // Claimed with a compare-and-swap against the old token, so two claimers
                 // cannot both take it.
-                if free && e.token.compare_exchange(cur, token, AcqRel, Acquire).is_ok() {
+                if free
+                    && e.token
+                        .compare_exchange(cur, token, AcqRel, Acquire)
+                        .is_ok()
+                {
                     e.mask.store(0, SeqCst);
                     self.bell_slot.store(i, Relaxed);
                     return Some(e);

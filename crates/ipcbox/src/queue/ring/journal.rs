@@ -9,9 +9,9 @@ use std::sync::atomic::{compiler_fence, Ordering::*};
 
 use super::layout::Side;
 use super::{Ring, Totals};
+use crate::layout::queue::{BELL_ALL_DONE, BELL_NOT_EMPTY, BELL_NOT_FULL};
 use crate::pid_lock::{Acquired, Patience, PidLock};
 use crate::queue::wait::{Deadline, WaitPolicy};
-use crate::layout::queue::{BELL_ALL_DONE, BELL_NOT_EMPTY, BELL_NOT_FULL};
 use crate::sys::futex;
 
 /// How a side's lock waits:
