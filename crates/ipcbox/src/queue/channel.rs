@@ -17,7 +17,8 @@
 //! [`crate::wait()`], used as the [queue's](super#waiting-on-a-descriptor): [`Receiver::arm`]
 //! (or [`Sender::arm`]), poll the descriptor, try the operation, arm again. The peer rings
 //! it only when the end's sleeping flag says it waits, so the message path stays free of
-//! system calls. Where `membarrier` is refused ([`Receiver::doorbell_registered`] false) a
+//! system calls. As for the queue, an end inherited across `fork` gets a doorbell of its own
+//! at its first `arm`. Where `membarrier` is refused ([`Receiver::doorbell_registered`] false) a
 //! ring may be missed and the waiter polls every millisecond.
 //!
 //! # Crash safety and disconnection
@@ -431,6 +432,11 @@ impl Endpoint {
         })
     }
 
+    /// Binds this process's doorbell socket if the end came across `fork`.
+    fn own_bell(&self) -> io::Result<()> {
+        self.bell.token().map(drop)
+    }
+
     /// Drains the doorbell, then returns true if `ready()` or the peer is gone (the operation
     /// would not wait); otherwise raises bit 1 of our sleeping flag with our bell's token in
     /// our end, so the peer's next index store rings it. Registers as a futex sleeper does in
@@ -769,6 +775,11 @@ impl<T> Sender<T> {
         self.ep.bell_fenced.get()
     }
 
+    /// As [`crate::queue::ByteQueue`]'s: this process's own doorbell before registering it.
+    pub(crate) fn own_bell(&self) -> io::Result<()> {
+        self.ep.own_bell()
+    }
+
     /// Whether a send would wait forever: the channel is full and the receiver's process is
     /// dead (the blocking forms' `Disconnected`).
     pub fn is_abandoned(&self) -> bool {
@@ -1040,6 +1051,11 @@ impl<T> Receiver<T> {
     /// waiter must poll (see [Waiting on a descriptor](self#waiting-on-a-descriptor)).
     pub fn doorbell_registered(&self) -> bool {
         self.ep.bell_fenced.get()
+    }
+
+    /// As [`Sender`]'s.
+    pub(crate) fn own_bell(&self) -> io::Result<()> {
+        self.ep.own_bell()
     }
 
     /// Whether a receive would wait forever: the channel is empty and the sender's process

@@ -42,6 +42,9 @@
 //!   ([`Queue::doorbell_registered`] is false) or the ringing process cannot reach the
 //!   waiter (another network namespace: a doorbell is an abstract Unix socket), the waiter
 //!   must poll; the `tokio` adapters and [`crate::wait()`] then re-check every 10 ms.
+//! * After `fork`, a child's handle gets a doorbell socket of its own, under the same
+//!   descriptor number, at its first `arm`: register the descriptor with an event loop after
+//!   that (the `tokio` adapters see to it).
 //! * A descriptor waiter learns that its peers are gone from [`Queue::is_abandoned`], which it
 //!   checks now and then (the `tokio` adapters every second).
 //!
@@ -309,6 +312,13 @@ impl ByteQueue {
     /// The lock failed (corrupted queue), or the doorbell's socket could not be bound.
     pub fn arm(&self, interest: Interest) -> io::Result<bool> {
         self.ring.arm(interest)
+    }
+
+    /// Makes the doorbell this process's own (a handle inherited across `fork` gets a new
+    /// socket under the same descriptor), so that the descriptor can be registered with an
+    /// event loop before the first [`ByteQueue::arm`].
+    pub(crate) fn own_bell(&self) -> io::Result<()> {
+        self.ring.own_bell()
     }
 
     /// Whether the last [`ByteQueue::arm`] registered the doorbell. False when the queue's

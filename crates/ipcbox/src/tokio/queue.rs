@@ -101,6 +101,7 @@ impl<T> Queue<T> {
     ///
     /// Not inside a tokio runtime with I/O enabled, or the registration failed.
     pub fn new(queue: crate::Queue<T>) -> io::Result<Queue<T>> {
+        queue.as_bytes().own_bell()?;
         Ok(Queue {
             bell: bell(&queue)?,
             queue,
@@ -117,6 +118,48 @@ impl<T> Queue<T> {
         let Queue { bell, queue } = self;
         drop(bell);
         queue
+    }
+
+    /// Removes the oldest message's bytes into `buf` (replacing its contents), waiting while
+    /// the queue is empty. Cancel-safe, as [`Queue::get`].
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::queue::ByteQueue::get_into`].
+    pub async fn get_bytes_into(&self, buf: &mut Vec<u8>) -> Result<(), RecvError> {
+        loop {
+            if self.queue.as_bytes().try_get_into(buf)? {
+                return Ok(());
+            }
+            let wait = QueueBell(&self.queue, Interest::Get);
+            if until_worth_trying(&self.bell, &wait)
+                .await
+                .map_err(RecvError::Failed)?
+            {
+                return Err(RecvError::Disconnected);
+            }
+        }
+    }
+
+    /// Appends `msg` as raw bytes, waiting while the queue is full. Cancel-safe, as
+    /// [`Queue::put`].
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::queue::ByteQueue::put`].
+    pub async fn put_bytes(&self, msg: &[u8]) -> Result<(), SendError> {
+        loop {
+            if self.queue.as_bytes().try_put(msg)? {
+                return Ok(());
+            }
+            let wait = QueueBell(&self.queue, Interest::Put);
+            if until_worth_trying(&self.bell, &wait)
+                .await
+                .map_err(SendError::Failed)?
+            {
+                return Err(SendError::Disconnected);
+            }
+        }
     }
 
     /// Waits until every message put is finished ([`crate::Queue::join`]).
@@ -230,6 +273,7 @@ impl<T> Receiver<T> {
     ///
     /// As [`Queue::new`].
     pub fn new(rx: channel::Receiver<T>) -> io::Result<Receiver<T>> {
+        rx.own_bell()?;
         Ok(Receiver {
             bell: bell(&rx)?,
             rx,
@@ -300,6 +344,7 @@ impl<T> Sender<T> {
     ///
     /// As [`Queue::new`].
     pub fn new(tx: channel::Sender<T>) -> io::Result<Sender<T>> {
+        tx.own_bell()?;
         Ok(Sender {
             bell: bell(&tx)?,
             tx,

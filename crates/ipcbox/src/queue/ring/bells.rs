@@ -118,6 +118,11 @@ impl Ring {
         Ok(!still)
     }
 
+    /// Binds this process's doorbell socket if the handle came across `fork`.
+    pub(crate) fn own_bell(&self) -> io::Result<()> {
+        self.bell.token().map(drop)
+    }
+
     /// Whether the last [`Ring::arm`] found room in the table of bells.
     pub(crate) fn bell_registered(&self) -> bool {
         self.bell_ok.load(Relaxed)
