@@ -19,7 +19,8 @@
 //! it only when the end's sleeping flag says it waits, so the message path stays free of
 //! system calls. As for the queue, an end inherited across `fork` gets a doorbell of its own
 //! at its first `arm`. Where `membarrier` is refused ([`Receiver::doorbell_registered`] false) a
-//! ring may be missed and the waiter polls every millisecond.
+//! ring may be missed and the waiter polls (every 10 ms in the `tokio` adapters and
+//! [`crate::wait()`]).
 //!
 //! # Crash safety and disconnection
 //!
@@ -762,9 +763,9 @@ impl<T> Sender<T> {
     /// The doorbell's socket could not be bound, or the channel is corrupted.
     pub fn arm(&self) -> io::Result<bool> {
         let c = &*self.ep.chan;
-        let tail = c.h().tail.load(Relaxed);
+        // Our own index, read after `arm` has claimed the end for this process.
         self.ep.arm(Role::Sender, || {
-            tail.wrapping_sub(c.h().head.load(Acquire)) < c.cap as u32
+            self.ep.mine.get().wrapping_sub(c.h().head.load(Acquire)) < c.cap as u32
         })
     }
 
@@ -776,6 +777,7 @@ impl<T> Sender<T> {
     }
 
     /// As [`crate::queue::ByteQueue`]'s: this process's own doorbell before registering it.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn own_bell(&self) -> io::Result<()> {
         self.ep.own_bell()
     }
@@ -1054,6 +1056,7 @@ impl<T> Receiver<T> {
     }
 
     /// As [`Sender`]'s.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn own_bell(&self) -> io::Result<()> {
         self.ep.own_bell()
     }

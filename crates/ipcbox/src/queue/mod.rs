@@ -39,9 +39,10 @@
 //! * The doorbell is rung only by a waker that finds a waiter flagged, like a futex sleeper:
 //!   while nobody waits, `put` and `get` make no system call.
 //! * Fallback: a queue has room for 32 doorbells. When they are all taken
-//!   ([`Queue::doorbell_registered`] is false) or the ringing process cannot reach the
-//!   waiter (another network namespace: a doorbell is an abstract Unix socket), the waiter
-//!   must poll; the `tokio` adapters and [`crate::wait()`] then re-check every 10 ms.
+//!   ([`Queue::doorbell_registered`] is false) the waiter must poll: the `tokio` adapters and
+//!   [`crate::wait()`] then re-check every 10 ms.
+//! * A doorbell is an abstract Unix socket, so processes in different network namespaces
+//!   cannot ring each other's: such a waiter sees news only at its periodic liveness check.
 //! * After `fork`, a child's handle gets a doorbell socket of its own, under the same
 //!   descriptor number, at its first `arm`: register the descriptor with an event loop after
 //!   that (the `tokio` adapters see to it).
@@ -317,6 +318,7 @@ impl ByteQueue {
     /// Makes the doorbell this process's own (a handle inherited across `fork` gets a new
     /// socket under the same descriptor), so that the descriptor can be registered with an
     /// event loop before the first [`ByteQueue::arm`].
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn own_bell(&self) -> io::Result<()> {
         self.ring.own_bell()
     }
