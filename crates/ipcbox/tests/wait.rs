@@ -165,3 +165,51 @@ fn wait_refuses_an_empty_list() {
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     assert!(err.to_string().contains("empty list"), "{err}");
 }
+
+/// The abstract name a doorbell descriptor is bound to (LAYOUT.md, "Doorbells").
+fn bell_name(fd: std::os::fd::BorrowedFd<'_>) -> String {
+    let addr = rustix::net::getsockname(fd).unwrap();
+    let unix = rustix::net::SocketAddrUnix::try_from(addr).unwrap();
+    String::from_utf8(unix.abstract_name().unwrap().to_vec()).unwrap()
+}
+
+#[test]
+#[allow(unsafe_code)]
+fn an_inherited_queue_gets_a_doorbell_of_its_own_after_fork() {
+    use ipcbox::process::Fork;
+    use std::os::fd::AsFd;
+    let _dog = watchdog("fork", LIMIT);
+    let q: Queue<u32> = Queue::new(4).unwrap();
+    let back: Queue<u32> = Queue::new(4).unwrap();
+    let parents = format!("ipcbox.bell.{:08x}", std::process::id());
+    assert!(bell_name(q.as_fd()).starts_with(&parents));
+    // SAFETY: the child only uses the queues, then leaves with `exit_immediately`.
+    match unsafe { ipcbox::process::fork() }.unwrap() {
+        Fork::Child => {
+            let ok = std::panic::catch_unwind(|| {
+                assert!(!q.arm(Interest::Get).unwrap());
+                let mine = format!("ipcbox.bell.{:08x}", std::process::id());
+                assert!(
+                    bell_name(q.as_fd()).starts_with(&mine),
+                    "same number, own socket"
+                );
+                back.put(&0).unwrap();
+                assert_eq!(wait(&[&q]), [0]);
+                let v = q.try_get().unwrap().unwrap();
+                back.put(&(v + 1)).unwrap();
+            })
+            .is_ok();
+            ipcbox::process::exit_immediately(if ok { 0 } else { 1 });
+        }
+        Fork::Parent(mut child) => {
+            assert_eq!(back.get().unwrap(), 0);
+            q.put(&41).unwrap();
+            assert_eq!(back.get().unwrap(), 42);
+            assert!(child.wait().unwrap().success());
+            assert!(
+                bell_name(q.as_fd()).starts_with(&parents),
+                "the parent's is untouched"
+            );
+        }
+    }
+}
