@@ -22,6 +22,8 @@
 //! | typed messages among many producers and consumers, crash-safe; one-to-one at memory speed | [`queue`] |
 //! | messages with priorities or types between unrelated processes, `posix_ipc` / `sysv_ipc` peers | [`mq`] |
 //! | large immutable objects (arrays, tensors) published once and read in place by any process, like Plasma | [`shm::Store`] |
+//! | waiting on several connections, queues, channels, message queues and children at once (`multiprocessing.connection.wait`) | [`wait()`]; every one of them is also `AsFd` for epoll or mio |
+//! | the same mechanisms in async code on tokio (feature `tokio`) | `tokio`: async forms, tokio-util codecs, the queue without a thread per waiter |
 //! | finding objects left by crashed processes and removing those nobody uses (`ipcbox ls`, `ipcbox clean`) | [`objects`]: [`objects::list`], [`objects::Object::remove_if_unused`] |
 //!
 //! # A taste
