@@ -134,7 +134,16 @@ fn bench_socket_rows_run_and_ipc_channel_beside_them() {
             .map(|r| r["kind"].as_str().unwrap())
             .collect();
         let expected: &[&str] = if group == "unix stream" {
-            &["ipcbox", "ipcbox", "raw", "competitor", "competitor"]
+            // ipc-channel's two rows, then the async row and tokio's own stream.
+            &[
+                "ipcbox",
+                "ipcbox",
+                "raw",
+                "competitor",
+                "competitor",
+                "ipcbox",
+                "competitor",
+            ]
         } else {
             &["ipcbox", "ipcbox", "raw"]
         };
