@@ -17,6 +17,8 @@ pub struct Report {
     pub settings: Settings,
     /// One entry per row, in table order.
     pub rows: Vec<RowResult>,
+    /// Which mechanism for which job, from these rows.
+    pub advice: Vec<crate::advice::Advice>,
 }
 
 /// Where the numbers come from.
@@ -325,7 +327,7 @@ pub fn size_label(bytes: usize) -> String {
 }
 
 /// Nanoseconds as microseconds with three significant digits.
-fn fmt_us(ns: f64) -> String {
+pub fn fmt_us(ns: f64) -> String {
     let us = ns / 1000.0;
     if us >= 100.0 {
         format!("{us:.0}")
@@ -339,7 +341,7 @@ fn fmt_us(ns: f64) -> String {
 }
 
 /// A count or rate with three significant digits and a k/M/G suffix.
-fn fmt_count(x: f64) -> String {
+pub fn fmt_count(x: f64) -> String {
     let (value, suffix) = if x >= 1e9 {
         (x / 1e9, "G")
     } else if x >= 1e6 {

@@ -211,7 +211,7 @@ impl<T> Waitable for channel::Sender<T> {
 /// Ready when `recv` would not block: a whole frame buffered, bytes (or the end) on the
 /// transport. A frame that arrives in pieces can make a ready connection's blocking `recv`
 /// wait for the rest; its `try_recv` never does.
-impl<M, T: ReadableTransport, C> Waitable for Connection<M, T, C> {
+impl<Out, In, T: ReadableTransport, C> Waitable for Connection<Out, In, T, C> {
     fn prepare(&self) -> io::Result<bool> {
         if self.frame_buffered() {
             return Ok(true);

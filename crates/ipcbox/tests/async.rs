@@ -476,7 +476,8 @@ fn message_queues_listeners_and_sockets_on_the_reactor() {
         let mq = ipcbox::tokio::Async::new(mq).unwrap();
         let child = ChildGuard::spawn(util::role_command("role_messenger", "messenger", &base));
         let mut buf = [0u8; 64];
-        assert_eq!(mq.recv(&mut buf).await.unwrap(), (5, 3));
+        let got = mq.recv(&mut buf).await.unwrap();
+        assert_eq!((got.len, got.priority), (5, 3));
         assert_eq!(&buf[..5], b"hello");
         let stream = listener.accept().await.unwrap();
         let mut stream = ipcbox::tokio::Async::new(stream).unwrap();
@@ -513,9 +514,9 @@ fn a_system_v_receive_dropped_on_the_pool_keeps_its_message() {
                 .await
                 .is_err()
         );
-        r.get_ref().send(1, b"kept").unwrap();
-        assert_eq!(r.recv(64, any).await.unwrap(), (1, b"kept".to_vec()));
-        r.get_ref().send(2, b"next").unwrap();
-        assert_eq!(r.recv(64, any).await.unwrap(), (2, b"next".to_vec()));
+        r.get_ref().send(b"kept", 1).unwrap();
+        assert_eq!(r.recv(64, any).await.unwrap(), (b"kept".to_vec(), 1));
+        r.get_ref().send(b"next", 2).unwrap();
+        assert_eq!(r.recv(64, any).await.unwrap(), (b"next".to_vec(), 2));
     });
 }

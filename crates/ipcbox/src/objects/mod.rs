@@ -4,12 +4,14 @@
 //! segments in `/dev/shm` and its System V objects in the kernel. [`list`] finds every object
 //! of this IPC namespace with the evidence of whether it is in use, and
 //! [`Object::remove_if_unused`] removes one only if a fresh look still finds no user. The
-//! `ipcbox ls` and `ipcbox clean` commands are built on them.
+//! `ipcbox ls` and `ipcbox clean` commands are built on them. [`inspect`] reads the fill and
+//! the peers of ipcbox's own queues, channels and stores without taking part in them, for
+//! `ipcbox watch`.
 //!
 //! | kind | where | "in use" means |
 //! |---|---|---|
 //! | [`Kind::PosixShm`], [`Kind::PosixSemaphore`] | files in `/dev/shm` (`sem.NAME` for `sem_open`) | a live process maps it (`/proc/PID/maps`) or holds it open (`/proc/PID/fd`) |
-//! | [`Kind::PosixQueue`] | files in `/dev/mqueue`, when mqueue is mounted there | a live process holds it open |
+//! | [`Kind::PosixQueue`] | files in `/dev/mqueue`; where mqueue is not mounted there, a private mount of it that nobody else sees (needs `CAP_SYS_ADMIN`, else queues are not listed and the first note says so) | a live process holds it open |
 //! | [`Kind::SysVShm`] | `/proc/sysvipc/shm` | it is attached (`nattch > 0`) |
 //! | [`Kind::SysVSemaphores`] | `/proc/sysvipc/sem`, `semctl(GETPID, GETNCNT, GETZCNT)` | a process waits on it, or the last `semop` on one of its semaphores was by a live process |
 //! | [`Kind::SysVQueue`] | `/proc/sysvipc/msg` | the last sender or receiver is alive |
@@ -45,8 +47,11 @@
 // users always: counting them as possible users would block every removal.
 
 mod files;
+mod inspect;
 mod procfs;
 mod sysv;
+
+pub use inspect::{inspect, ChannelState, QueueState, State, StoreState};
 
 use std::fmt;
 use std::io;
@@ -206,11 +211,13 @@ pub struct User {
     pub how: How,
 }
 
-/// A process ID the kernel recorded for a System V object.
+/// A process ID recorded for an object: by the kernel for a System V object, in the segment
+/// for an ipcbox queue, channel or store ([`inspect`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordedPid {
     /// What the process did: `creator`, `last attach/detach`, `last semop`, `last send`,
-    /// `last receive`.
+    /// `last receive` (System V); `attached`, `sender`, `receiver`, `creator`, `holder`
+    /// (ipcbox's objects).
     pub role: &'static str,
     /// The process ID.
     pub pid: Pid,
@@ -226,7 +233,8 @@ pub struct Object {
     pub kind: Kind,
     /// The POSIX name (`"/name"`, as `shm_open`, `sem_open`, `mq_open` take it).
     pub name: Option<String>,
-    /// The file of a POSIX object (`/dev/shm/name`, `/dev/shm/sem.name`, `/dev/mqueue/name`).
+    /// The file of a POSIX object (`/dev/shm/name`, `/dev/shm/sem.name`, `/dev/mqueue/name`);
+    /// `None` for a queue listed through a private mount of mqueue.
     pub path: Option<PathBuf>,
     /// The key of a System V object ([`IpcKey::PRIVATE`] also once it is marked for removal).
     pub key: Option<IpcKey>,
@@ -335,13 +343,19 @@ pub enum Removal {
 pub struct Listing {
     /// POSIX objects (by name), then System V ones (by kind and id).
     pub objects: Vec<Object>,
-    /// What could not be listed, e.g. POSIX queues when `/dev/mqueue` is not mounted.
+    /// What could not be listed or was found another way. When `/dev/mqueue` is not an
+    /// mqueue mount, the first note says how POSIX queues were listed, or that they were not.
     pub notes: Vec<String>,
 }
 
-/// Lists the IPC objects of this machine (its IPC namespace): `/dev/shm`, `/dev/mqueue` (if
-/// mounted) and `/proc/sysvipc`, with the evidence of use from `/proc/*/maps` and
-/// `/proc/*/fd`, the liveness of recorded pids, and `semctl(GETPID/GETNCNT/GETZCNT)`.
+/// Lists the IPC objects of this machine (its IPC namespace): `/dev/shm`, the POSIX queues
+/// and `/proc/sysvipc`, with the evidence of use from `/proc/*/maps` and `/proc/*/fd`, the
+/// liveness of recorded pids, and `semctl(GETPID/GETNCNT/GETZCNT)`.
+///
+/// POSIX queues are files only where mqueue is mounted, normally `/dev/mqueue`; the kernel lists
+/// them nowhere else. Where it is not mounted, they are read through a private mount of mqueue
+/// attached nowhere (`fsopen`, `fsmount`), which needs `CAP_SYS_ADMIN`. Without it, queues are
+/// not listed, their number is unknown, and the first of [`Listing::notes`] says so.
 ///
 /// Nothing is mapped, attached or changed; each `/dev/shm` file is opened read-only for a
 /// moment to read its first 8 bytes.

@@ -171,10 +171,10 @@ pub struct SysVReceiver {
     pending: Mutex<Option<Pending>>,
 }
 
-/// Messages brought by receives nobody awaited any more: (type, bytes), oldest first.
-type Kept = VecDeque<(i64, Vec<u8>)>;
+/// Messages brought by receives nobody awaited any more: (bytes, type), oldest first.
+type Kept = VecDeque<(Vec<u8>, i64)>;
 /// A receive still running on the pool.
-type Pending = tokio::sync::oneshot::Receiver<io::Result<(i64, Vec<u8>)>>;
+type Pending = tokio::sync::oneshot::Receiver<io::Result<(Vec<u8>, i64)>>;
 
 fn matches(sel: TypeSelector, t: i64) -> bool {
     match sel {
@@ -219,9 +219,9 @@ impl SysVReceiver {
         let queue = self.queue.clone();
         tokio::task::spawn_blocking(move || {
             let mut buf = vec![0u8; max];
-            let got = queue.recv(&mut buf, sel).map(|(t, n)| {
-                buf.truncate(n);
-                (t, buf)
+            let got = queue.recv(&mut buf, sel).map(|got| {
+                buf.truncate(got.len);
+                (buf, got.mtype)
             });
             let _ = tx.send(got);
         });
@@ -229,17 +229,17 @@ impl SysVReceiver {
     }
 
     /// Receives a message chosen by `sel` of up to `max` bytes (`msgrcv` on the pool);
-    /// returns its type and bytes.
+    /// returns its bytes and type.
     ///
     /// # Errors
     ///
     /// As [`SysVQueue::recv`] (for a receive a dropped call started: with that call's
     /// arguments); the pool shut down.
-    pub async fn recv(&self, max: usize, sel: TypeSelector) -> io::Result<(i64, Vec<u8>)> {
+    pub async fn recv(&self, max: usize, sel: TypeSelector) -> io::Result<(Vec<u8>, i64)> {
         loop {
             {
                 let mut kept = lock(&self.kept);
-                if let Some(i) = kept.iter().position(|(t, _)| matches(sel, *t)) {
+                if let Some(i) = kept.iter().position(|(_, t)| matches(sel, *t)) {
                     if let Some(m) = kept.remove(i) {
                         return Ok(m);
                     }
@@ -255,11 +255,11 @@ impl SysVReceiver {
             };
             let got = rx.await;
             call.rx = None;
-            let (t, m) = got.map_err(|_| shut_down())??;
+            let (m, t) = got.map_err(|_| shut_down())??;
             if matches(sel, t) {
-                return Ok((t, m));
+                return Ok((m, t));
             }
-            lock(&self.kept).push_back((t, m));
+            lock(&self.kept).push_back((m, t));
         }
     }
 
@@ -270,9 +270,9 @@ impl SysVReceiver {
     /// # Errors
     ///
     /// As [`SysVQueue::send`]; the pool shut down.
-    pub async fn send(&self, mtype: i64, data: Vec<u8>) -> io::Result<()> {
+    pub async fn send(&self, data: Vec<u8>, mtype: i64) -> io::Result<()> {
         let queue = self.queue.clone();
-        tokio::task::spawn_blocking(move || queue.send(mtype, &data))
+        tokio::task::spawn_blocking(move || queue.send(&data, mtype))
             .await
             .map_err(|_| shut_down())?
     }

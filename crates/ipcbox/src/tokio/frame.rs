@@ -4,6 +4,7 @@
 
 use std::io;
 use std::marker::PhantomData;
+use std::os::fd::OwnedFd;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
@@ -11,10 +12,11 @@ use tokio_util::codec::{Decoder, Encoder};
 use crate::codec::{Codec, Postcard};
 use crate::frame::{RecvError, SendError, DEFAULT_MAX_FRAME_LEN, HEADER_LEN};
 
-/// `Framed` over tokio's own `UnixStream` speaking ipcbox's wire format with typed messages:
-/// the async face of a [`crate::Connection`]. See [`connection`].
-pub type Connection<M, C = Postcard> =
-    tokio_util::codec::Framed<tokio::net::UnixStream, MessageCodec<M, C>>;
+/// `Framed` over tokio's own `UnixStream` speaking ipcbox's wire format with typed messages
+/// (`Out` sent, `In` received): the async face of a [`crate::Connection`]. See
+/// [`connection`].
+pub type Connection<Out, In = Out, C = Postcard> =
+    tokio_util::codec::Framed<tokio::net::UnixStream, MessageCodec<Out, In, C>>;
 
 /// Turns a [`crate::Connection`] over a Unix stream into its async form, which speaks the same
 /// frames to the same peer (with a fresh codec `C` and the same frame limit).
@@ -43,11 +45,11 @@ pub type Connection<M, C = Postcard> =
 /// assert_eq!(b.next().await.transpose()?, Some("hi".to_owned()));
 /// # Ok(()) }
 /// ```
-pub fn connection<M, C: Default>(
-    conn: crate::Connection<M, std::os::unix::net::UnixStream, C>,
-) -> io::Result<Connection<M, C>> {
+pub fn connection<Out, In, C: Default>(
+    conn: crate::Connection<Out, In, crate::socket::Stream, C>,
+) -> io::Result<Connection<Out, In, C>> {
     let max = conn.max_frame_len();
-    let stream = conn.into_transport()?;
+    let stream = std::os::unix::net::UnixStream::from(OwnedFd::from(conn.into_transport()?));
     stream.set_nonblocking(true)?;
     let stream = tokio::net::UnixStream::from_std(stream)?;
     let mut codec = MessageCodec::with_codec(C::default());
@@ -165,32 +167,32 @@ impl Encoder<Vec<u8>> for FrameCodec {
     }
 }
 
-/// Typed messages in frames: each payload is one message in the codec `C` (default
-/// [`Postcard`]), as a [`crate::Connection`] sends them. A frame that does not decode is
-/// [`RecvError::Decode`] and is consumed; the stream goes on.
+/// Typed messages in frames, `Out` encoded and `In` decoded: each payload is one message in the
+/// codec `C` (default [`Postcard`]), as a [`crate::Connection`] sends them. A frame that does
+/// not decode is [`RecvError::Decode`] and is consumed; the stream goes on.
 #[derive(Debug, Clone, Copy)]
-pub struct MessageCodec<M, C = Postcard> {
+pub struct MessageCodec<Out, In = Out, C = Postcard> {
     frames: FrameCodec,
     codec: C,
-    _marker: PhantomData<fn(M) -> M>,
+    _marker: PhantomData<fn(Out) -> In>,
 }
 
-impl<M, C: Default> Default for MessageCodec<M, C> {
-    fn default() -> MessageCodec<M, C> {
+impl<Out, In, C: Default> Default for MessageCodec<Out, In, C> {
+    fn default() -> MessageCodec<Out, In, C> {
         MessageCodec::with_codec(C::default())
     }
 }
 
-impl<M> MessageCodec<M> {
+impl<Out, In> MessageCodec<Out, In> {
     /// A codec of postcard messages with the default frame limit.
-    pub fn new() -> MessageCodec<M> {
+    pub fn new() -> MessageCodec<Out, In> {
         MessageCodec::default()
     }
 }
 
-impl<M, C> MessageCodec<M, C> {
+impl<Out, In, C> MessageCodec<Out, In, C> {
     /// A codec of messages in `codec` with the default frame limit.
-    pub fn with_codec(codec: C) -> MessageCodec<M, C> {
+    pub fn with_codec(codec: C) -> MessageCodec<Out, In, C> {
         MessageCodec {
             frames: FrameCodec::new(),
             codec,
@@ -210,11 +212,11 @@ impl<M, C> MessageCodec<M, C> {
     }
 }
 
-impl<M, C: Codec<M>> Decoder for MessageCodec<M, C> {
-    type Item = M;
+impl<Out, In, C: Codec<In>> Decoder for MessageCodec<Out, In, C> {
+    type Item = In;
     type Error = RecvError;
 
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<M>, RecvError> {
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<In>, RecvError> {
         match self.frames.decode(src)? {
             Some(frame) => self
                 .codec
@@ -225,7 +227,7 @@ impl<M, C: Codec<M>> Decoder for MessageCodec<M, C> {
         }
     }
 
-    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<M>, RecvError> {
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<In>, RecvError> {
         match self.frames.decode_eof(src)? {
             Some(frame) => self
                 .codec
@@ -237,18 +239,18 @@ impl<M, C: Codec<M>> Decoder for MessageCodec<M, C> {
     }
 }
 
-impl<M, C: Codec<M>> Encoder<M> for MessageCodec<M, C> {
+impl<Out, In, C: Codec<Out>> Encoder<Out> for MessageCodec<Out, In, C> {
     type Error = SendError;
 
-    fn encode(&mut self, msg: M, dst: &mut BytesMut) -> Result<(), SendError> {
+    fn encode(&mut self, msg: Out, dst: &mut BytesMut) -> Result<(), SendError> {
         self.encode(&msg, dst)
     }
 }
 
-impl<M, C: Codec<M>> Encoder<&M> for MessageCodec<M, C> {
+impl<Out, In, C: Codec<Out>> Encoder<&Out> for MessageCodec<Out, In, C> {
     type Error = SendError;
 
-    fn encode(&mut self, msg: &M, dst: &mut BytesMut) -> Result<(), SendError> {
+    fn encode(&mut self, msg: &Out, dst: &mut BytesMut) -> Result<(), SendError> {
         let mut payload = Vec::new();
         self.codec
             .encode(msg, &mut payload)

@@ -10,7 +10,7 @@ use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 
-use crate::mq::PosixQueue;
+use crate::mq::{PosixQueue, Received};
 use crate::process::{Child, ExitStatus};
 use crate::signal::Signals;
 use crate::socket::{self, Listener, SeqPacketListener};
@@ -237,7 +237,7 @@ impl Async<PosixQueue> {
     /// # Errors
     ///
     /// As [`PosixQueue::recv`].
-    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<(usize, u32)> {
+    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
         self.io(Interest::READABLE, |q| {
             q.try_recv(buf)?
                 .ok_or_else(|| io::ErrorKind::WouldBlock.into())
