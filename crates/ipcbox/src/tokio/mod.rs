@@ -22,6 +22,12 @@
 //!
 //! * Adapters belong to the runtime and process that made them: create them after `fork`.
 //! * The runtime needs I/O and time enabled (`Builder::enable_all`).
+//! * [`connection`] takes a connection over a Unix stream. Over a pipe, a FIFO or a TCP
+//!   stream, put the codecs on the byte stream yourself (`Framed::new(Async::new(reader)?,
+//!   FrameCodec::new())`). Message transports (seqpacket, datagram) and descriptor passing
+//!   have no async framed form: use [`Async`]'s `send`/`recv` for whole messages.
+//! * An async queue or channel waiter may take a moment to see a dead peer: it checks every
+//!   second, where a blocking call checks every 100 ms.
 
 mod blocking;
 mod frame;
