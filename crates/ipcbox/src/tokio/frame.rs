@@ -12,14 +12,14 @@ use tokio_util::codec::{Decoder, Encoder};
 use crate::codec::{Codec, Postcard};
 use crate::frame::{RecvError, SendError, DEFAULT_MAX_FRAME_LEN, HEADER_LEN};
 
-/// `Framed` over tokio's own `UnixStream` speaking ipcbox's wire format with typed messages
-/// (`Out` sent, `In` received): the async face of a [`crate::Connection`]. See
-/// [`connection`].
-pub type Connection<Out, In = Out, C = Postcard> =
+/// tokio-util's `Framed` over tokio's own `UnixStream`, speaking ipcbox's wire format with
+/// typed messages (`Out` sent, `In` received). See [`framed`].
+pub type Framed<Out, In = Out, C = Postcard> =
     tokio_util::codec::Framed<tokio::net::UnixStream, MessageCodec<Out, In, C>>;
 
-/// Turns a [`crate::Connection`] over a Unix stream into its async form, which speaks the same
-/// frames to the same peer (with a fresh codec `C` and the same frame limit).
+/// Turns a [`crate::Connection`] over a Unix stream into tokio-util's `Framed`, a `Stream` and
+/// a `Sink` that speak the same frames to the same peer (with a fresh codec `C` and the same
+/// frame limit). [`Connection`](super::Connection) keeps the sync API's shape instead.
 ///
 /// Receiving is a `Stream` of `Result<M, RecvError>`: the peer closing between frames ends the
 /// stream (the sync API's `Disconnected`); a stream ending inside a frame yields
@@ -40,14 +40,14 @@ pub type Connection<Out, In = Out, C = Postcard> =
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let (a, b) = ipcbox::frame::duplex::<String>()?;
-/// let (mut a, mut b) = (ipcbox::tokio::connection(a)?, ipcbox::tokio::connection(b)?);
+/// let (mut a, mut b) = (ipcbox::tokio::framed(a)?, ipcbox::tokio::framed(b)?);
 /// a.send("hi".to_owned()).await?;
 /// assert_eq!(b.next().await.transpose()?, Some("hi".to_owned()));
 /// # Ok(()) }
 /// ```
-pub fn connection<Out, In, C: Default>(
+pub fn framed<Out, In, C: Default>(
     conn: crate::Connection<Out, In, crate::socket::Stream, C>,
-) -> io::Result<Connection<Out, In, C>> {
+) -> io::Result<Framed<Out, In, C>> {
     let max = conn.max_frame_len();
     let stream = std::os::unix::net::UnixStream::from(OwnedFd::from(conn.into_transport()?));
     stream.set_nonblocking(true)?;

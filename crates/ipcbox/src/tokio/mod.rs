@@ -4,9 +4,10 @@
 //!   sockets as `AsyncRead`/`AsyncWrite` ([`Async`]), message sockets, listeners and POSIX
 //!   message queues ([`Async`]'s own async forms), child exits ([`exited`]), signals
 //!   ([`signals`]).
-//! * Typed connections speak the wire format through tokio-util codecs ([`connection`],
-//!   [`MessageCodec`], [`FrameCodec`]): a `Stream` of received messages and a `Sink` of
-//!   messages to send.
+//! * Connections: [`Connection`] keeps the sync API (frames, codecs, errors, descriptor
+//!   passing) over every transport; [`framed`] gives tokio-util's `Framed` over a Unix stream
+//!   (a `Stream` of received messages, a `Sink` of messages to send), and [`MessageCodec`] /
+//!   [`FrameCodec`] put the wire format on any byte stream.
 //! * The shared-memory [`Queue`] and channel ([`Sender`], [`Receiver`]) wait through their
 //!   doorbells (see [the queue's docs](crate::queue#waiting-on-a-descriptor)): no thread per
 //!   waiter and no CPU while idle; sync and async handles mix on one queue.
@@ -22,19 +23,21 @@
 //!
 //! * Adapters belong to the runtime and process that made them: create them after `fork`.
 //! * The runtime needs I/O and time enabled (`Builder::enable_all`).
-//! * [`connection`] takes a connection over a Unix stream. Over a pipe, a FIFO or a TCP
-//!   stream, put the codecs on the byte stream yourself (`Framed::new(Async::new(reader)?,
-//!   FrameCodec::new())`). Message transports (seqpacket, datagram) and descriptor passing
-//!   have no async framed form: use [`Async`]'s `send`/`recv` for whole messages.
+//! * [`framed`] takes a connection over a Unix stream; over a pipe, a FIFO or a TCP stream, put
+//!   the codecs on the byte stream yourself (`Framed::new(Async::new(reader)?,
+//!   FrameCodec::new())`). Message transports and descriptor passing have no `Framed` form:
+//!   [`Connection`] covers them.
 //! * An async queue or channel waiter may take a moment to see a dead peer: it checks every
 //!   second, where a blocking call checks every 100 ms.
 
 mod blocking;
+mod connection;
 mod frame;
 mod io;
 mod queue;
 
 pub use blocking::{Blocking, SysVReceiver};
-pub use frame::{connection, Connection, FrameCodec, MessageCodec};
+pub use connection::Connection;
+pub use frame::{framed, FrameCodec, Framed, MessageCodec};
 pub use io::{exited, signals, Async, Pollable};
 pub use queue::{Queue, Receiver, Sender};
