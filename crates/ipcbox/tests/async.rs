@@ -329,15 +329,30 @@ fn role_echo() {
     }
 }
 
+/// A child echoing on the other end of a new connection, and this end.
+fn echo_child() -> (ChildGuard, ipcbox::Connection<u64>) {
+    let (mine, theirs) = ipcbox::frame::duplex::<u64>().unwrap();
+    let mut cmd = util::role_command("role_echo", "echo", "");
+    theirs.pass_to_child(&mut cmd, "IPCBOX_TEST_CONN").unwrap();
+    (ChildGuard::spawn(cmd), mine)
+}
+
 #[test]
-fn an_async_connection_talks_to_a_sync_one_in_another_process() {
+fn async_connections_talk_to_a_sync_one_in_another_process() {
     let _dog = watchdog("async connection", LIMIT);
     on_both_runtimes(|| async {
-        let (mine, theirs) = ipcbox::frame::duplex::<u64>().unwrap();
-        let mut cmd = util::role_command("role_echo", "echo", "");
-        theirs.pass_to_child(&mut cmd, "IPCBOX_TEST_CONN").unwrap();
-        let child = ChildGuard::spawn(cmd);
-        let mut conn = ipcbox::tokio::connection(mine).unwrap();
+        // The sync API's shape.
+        let (child, mine) = echo_child();
+        let mut conn = ipcbox::tokio::Connection::new(mine).unwrap();
+        for n in 0..100u64 {
+            conn.send(&n).await.unwrap();
+            assert_eq!(conn.recv().await.unwrap(), n + 1);
+        }
+        drop(conn);
+        child.expect_success("echo");
+        // tokio-util's Stream and Sink.
+        let (child, mine) = echo_child();
+        let mut conn = ipcbox::tokio::framed(mine).unwrap();
         for n in 0..100u64 {
             conn.send(n).await.unwrap();
             assert_eq!(conn.next().await.unwrap().unwrap(), n + 1);
@@ -347,22 +362,133 @@ fn an_async_connection_talks_to_a_sync_one_in_another_process() {
     });
 }
 
+/// Child: sends 0..N on the inherited pipe, then exits.
+#[test]
+fn role_pipe_writer() {
+    if role_arg("pipe_writer").is_none() {
+        return;
+    }
+    let mut conn: ipcbox::Connection<u32, u32, ipcbox::pipe::Writer> =
+        ipcbox::Connection::from_env("IPCBOX_TEST_PIPE").unwrap();
+    for i in 0..N {
+        conn.send(&i).unwrap();
+    }
+}
+
+#[test]
+fn an_async_connection_reads_a_pipe_another_process_writes() {
+    let _dog = watchdog("async pipe connection", LIMIT);
+    on_both_runtimes(|| async {
+        let (r, w) = ipcbox::frame::pipe::<u32>().unwrap();
+        let mut cmd = util::role_command("role_pipe_writer", "pipe_writer", "");
+        w.pass_to_child(&mut cmd, "IPCBOX_TEST_PIPE").unwrap();
+        let child = ChildGuard::spawn(cmd);
+        let mut r = ipcbox::tokio::Connection::new(r).unwrap();
+        for i in 0..N {
+            assert_eq!(r.recv().await.unwrap(), i);
+        }
+        assert!(matches!(r.recv().await, Err(FrameRecvError::Disconnected)));
+        child.expect_success("pipe writer");
+    });
+}
+
+#[test]
+fn async_connections_pass_descriptors_and_keep_message_boundaries() {
+    let _dog = watchdog("fds and seqpacket", LIMIT);
+    current_thread().block_on(async {
+        let (a, b) = ipcbox::socket::SeqPacket::pair().unwrap();
+        let mut a = ipcbox::tokio::Connection::new(
+            ipcbox::Connection::<String, String, _>::new(a).unwrap(),
+        )
+        .unwrap();
+        let mut b = ipcbox::tokio::Connection::new(
+            ipcbox::Connection::<String, String, _>::new(b).unwrap(),
+        )
+        .unwrap();
+        let (pr, mut pw) = ipcbox::pipe::new().unwrap();
+        a.send_with_fds(&"a pipe".to_owned(), &[std::os::fd::AsFd::as_fd(&pr)])
+            .await
+            .unwrap();
+        a.send_bytes(b"").await.unwrap();
+        let (msg, fds) = b.recv_with_fds().await.unwrap();
+        assert_eq!((msg.as_str(), fds.len()), ("a pipe", 1));
+        assert_eq!(b.recv_bytes().await.unwrap(), b"");
+        std::io::Write::write_all(&mut pw, b"x").unwrap();
+        let mut got = [0u8; 1];
+        let mut passed = std::fs::File::from(fds.into_iter().next().unwrap());
+        std::io::Read::read_exact(&mut passed, &mut got).unwrap();
+        assert_eq!(&got, b"x");
+    });
+}
+
+#[test]
+fn an_async_send_returns_once_its_whole_frame_is_in_the_transport() {
+    let _dog = watchdog("large frame", LIMIT);
+    current_thread().block_on(async {
+        // Far more than a socket buffer: the transport takes it in parts.
+        let big = vec![7u8; 4 << 20];
+        let (a, b) = ipcbox::frame::duplex::<()>().unwrap();
+        let mut a = ipcbox::tokio::Connection::new(a).unwrap();
+        let mut b = ipcbox::tokio::Connection::new(b).unwrap();
+        let (sent, got) = tokio::join!(a.send_bytes(&big), b.recv_bytes());
+        sent.unwrap();
+        assert_eq!(got.unwrap().len(), big.len());
+        // Nothing left pending: the receiver then gets the next frame, not the rest of this.
+        assert_eq!(a.get_ref().pending_len(), 0);
+        a.send_bytes(b"next").await.unwrap();
+        assert_eq!(b.recv_bytes().await.unwrap(), b"next");
+    });
+}
+
 #[test]
 fn bad_frames_give_the_sync_apis_errors() {
     let _dog = watchdog("bad frames", LIMIT);
     current_thread().block_on(async {
-        // Over the limit: refused, named with both sizes.
+        // Over the limit: refused, named with both sizes; the frame stays unread.
         let (mut a, b) = ipcbox::frame::duplex::<Vec<u8>>().unwrap();
-        let mut b = ipcbox::tokio::connection(b).unwrap();
+        let mut b = ipcbox::tokio::Connection::new(b).unwrap();
+        b.get_mut().set_max_frame_len(8);
+        a.send_bytes(&[0; 9]).unwrap();
+        match b.recv_bytes().await {
+            Err(FrameRecvError::TooLarge { len: 9, max: 8 }) => {}
+            other => panic!("expected TooLarge, got {other:?}"),
+        }
+        b.get_mut().set_max_frame_len(64);
+        assert_eq!(b.recv_bytes().await.unwrap(), [0; 9]);
+        // A peer gone in the middle of a frame: torn, with what arrived; then Disconnected.
+        let mut raw = a.into_transport().unwrap();
+        std::io::Write::write_all(&mut raw, &[10, 0, 0, 0, 1, 2]).unwrap();
+        drop(raw);
+        match b.recv_bytes().await {
+            Err(FrameRecvError::Torn {
+                expected: 14,
+                received: 6,
+            }) => {}
+            other => panic!("expected Torn, got {other:?}"),
+        }
+        assert!(matches!(
+            b.recv_bytes().await,
+            Err(FrameRecvError::Disconnected)
+        ));
+        // An undecodable frame is consumed and reported; the next one is received.
+        let (mut a, b) = ipcbox::frame::duplex::<u64>().unwrap();
+        let mut b = ipcbox::tokio::Connection::new(b).unwrap();
+        a.send_bytes(&[0xFF; 12]).unwrap();
+        a.send(&5).unwrap();
+        assert!(matches!(b.recv().await, Err(FrameRecvError::Decode(_))));
+        assert_eq!(b.recv().await.unwrap(), 5);
+
+        // The same through the tokio-util codecs.
+        let (mut a, b) = ipcbox::frame::duplex::<Vec<u8>>().unwrap();
+        let mut b = ipcbox::tokio::framed(b).unwrap();
         b.codec_mut().set_max_frame_len(8);
         a.send_bytes(&[0; 9]).unwrap();
         match b.next().await {
             Some(Err(FrameRecvError::TooLarge { len: 9, max: 8 })) => {}
             other => panic!("expected TooLarge, got {other:?}"),
         }
-        // A peer gone in the middle of a frame: torn, with what arrived.
         let (a, b) = ipcbox::frame::duplex::<u64>().unwrap();
-        let mut b = ipcbox::tokio::connection(b).unwrap();
+        let mut b = ipcbox::tokio::framed(b).unwrap();
         let mut raw = a.into_transport().unwrap();
         std::io::Write::write_all(&mut raw, &[10, 0, 0, 0, 1, 2]).unwrap();
         drop(raw);
@@ -375,14 +501,13 @@ fn bad_frames_give_the_sync_apis_errors() {
         }
         // A clean close between frames ends the stream.
         let (mut a, b) = ipcbox::frame::duplex::<u64>().unwrap();
-        let mut b = ipcbox::tokio::connection(b).unwrap();
+        let mut b = ipcbox::tokio::framed(b).unwrap();
         a.send(&5).unwrap();
         drop(a);
         assert_eq!(b.next().await.unwrap().unwrap(), 5);
         assert!(b.next().await.is_none());
-        // An undecodable frame is consumed and reported.
         let (mut a, b) = ipcbox::frame::duplex::<u64>().unwrap();
-        let mut b = ipcbox::tokio::connection(b).unwrap();
+        let mut b = ipcbox::tokio::framed(b).unwrap();
         a.send_bytes(&[0xFF; 12]).unwrap();
         assert!(matches!(
             b.next().await,
