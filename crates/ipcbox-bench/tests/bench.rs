@@ -134,13 +134,14 @@ fn bench_socket_rows_run_and_ipc_channel_beside_them() {
             .map(|r| r["kind"].as_str().unwrap())
             .collect();
         let expected: &[&str] = if group == "unix stream" {
-            // ipc-channel's two rows, then the async row and tokio's own stream.
+            // ipc-channel's two rows, then the two async rows and tokio's own stream.
             &[
                 "ipcbox",
                 "ipcbox",
                 "raw",
                 "competitor",
                 "competitor",
+                "ipcbox",
                 "ipcbox",
                 "competitor",
             ]

@@ -3,7 +3,8 @@
 //!
 //! | row | what | group |
 //! |---|---|---|
-//! | `unix stream async` | ipcbox's wire format as a tokio-util `Framed` with `FrameCodec` | `unix stream` |
+//! | `unix stream async` | `ipcbox::tokio::Connection`, `send_bytes` / `recv_bytes_into` | `unix stream` |
+//! | `unix stream framed` | ipcbox's wire format as a tokio-util `Framed` with `FrameCodec` | `unix stream` |
 //! | `unix stream tokio` | tokio's own `UnixStream`, `write_all` / `read_exact` of the bare bytes | `unix stream` |
 //! | `channel async` | `ipcbox::tokio::{Sender, Receiver}`, waiting through the doorbell | `queue` |
 //! | `queue 1-1 async` | `ipcbox::tokio::Queue`, waiting through the doorbell | `queue` |
@@ -28,11 +29,15 @@ pub fn unix_stream_rows(group: &'static str) -> Vec<Box<dyn Row>> {
     vec![
         forked(
             Info::new("unix stream async", group, Kind::Ipcbox).sizes(STANDARD_SIZES),
-            UnixAsync { framed: true },
+            UnixAsync(Api::Connection),
+        ),
+        forked(
+            Info::new("unix stream framed", group, Kind::Ipcbox).sizes(STANDARD_SIZES),
+            UnixAsync(Api::Framed),
         ),
         forked(
             Info::new("unix stream tokio", group, Kind::Competitor).sizes(STANDARD_SIZES),
-            UnixAsync { framed: false },
+            UnixAsync(Api::Tokio),
         ),
     ]
 }
@@ -66,30 +71,42 @@ fn wrong_length(got: usize, want: usize) -> io::Error {
 
 /// A Unix stream on a path (the parent accepts, the child connects), async on both ends.
 #[derive(Debug)]
-struct UnixAsync {
-    /// ipcbox's framing (`FrameCodec`) rather than tokio's bare stream.
-    framed: bool,
+struct UnixAsync(Api);
+
+/// What a [`UnixAsync`] row runs over the stream.
+#[derive(Debug, Clone, Copy)]
+enum Api {
+    /// `ipcbox::tokio::Connection`'s bytes API.
+    Connection,
+    /// tokio-util's `Framed` with ipcbox's `FrameCodec`.
+    Framed,
+    /// tokio's `UnixStream`, bare bytes.
+    Tokio,
 }
 
 /// One end of [`UnixAsync`].
 enum UnixEnd {
+    Connection(Runtime, ipcbox::tokio::Connection<()>),
     Framed(Runtime, Framed<tokio::net::UnixStream, FrameCodec>),
     Bare(Runtime, tokio::net::UnixStream),
 }
 
 impl UnixAsync {
     fn end(&self, stream: Stream) -> io::Result<UnixEnd> {
+        let rt = runtime()?;
+        let _in = rt.enter();
+        if let Api::Connection = self.0 {
+            let conn = ipcbox::tokio::Connection::new(ipcbox::Connection::new(stream)?)?;
+            drop(_in);
+            return Ok(UnixEnd::Connection(rt, conn));
+        }
         let std = std::os::unix::net::UnixStream::from(OwnedFd::from(stream));
         std.set_nonblocking(true)?;
-        let rt = runtime()?;
-        let stream = {
-            let _in = rt.enter();
-            tokio::net::UnixStream::from_std(std)?
-        };
-        Ok(if self.framed {
-            UnixEnd::Framed(rt, Framed::new(stream, FrameCodec::new()))
-        } else {
-            UnixEnd::Bare(rt, stream)
+        let stream = tokio::net::UnixStream::from_std(std)?;
+        drop(_in);
+        Ok(match self.0 {
+            Api::Framed => UnixEnd::Framed(rt, Framed::new(stream, FrameCodec::new())),
+            _ => UnixEnd::Bare(rt, stream),
         })
     }
 }
@@ -120,6 +137,7 @@ impl Link for UnixAsync {
 impl Endpoint for UnixEnd {
     fn send(&mut self, msg: &[u8]) -> io::Result<()> {
         match self {
+            UnixEnd::Connection(rt, c) => rt.block_on(c.send_bytes(msg)).map_err(io::Error::from),
             UnixEnd::Framed(rt, f) => rt.block_on(f.send(msg)).map_err(io::Error::from),
             UnixEnd::Bare(rt, s) => rt.block_on(s.write_all(msg)),
         }
@@ -127,6 +145,15 @@ impl Endpoint for UnixEnd {
 
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<()> {
         match self {
+            UnixEnd::Connection(rt, c) => {
+                let n = rt
+                    .block_on(c.recv_bytes_into(buf))
+                    .map_err(io::Error::from)?;
+                if n != buf.len() {
+                    return Err(wrong_length(n, buf.len()));
+                }
+                Ok(())
+            }
             UnixEnd::Framed(rt, f) => {
                 let frame = rt
                     .block_on(f.next())
