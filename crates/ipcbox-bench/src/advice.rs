@@ -461,6 +461,7 @@ mod tests {
                 })
                 .collect(),
             error: None,
+            unavailable: None,
         }
     }
 

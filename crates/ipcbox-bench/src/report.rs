@@ -74,6 +74,10 @@ pub struct RowResult {
     pub throughput: Vec<Throughput>,
     /// Why the row could not be measured.
     pub error: Option<String>,
+    /// Why the row was not measured though nothing failed: something it needs is not on this
+    /// machine (a NATS server).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
 }
 
 impl RowResult {
@@ -86,6 +90,7 @@ impl RowResult {
             latency: None,
             throughput: Vec::new(),
             error: None,
+            unavailable: None,
         }
     }
 }
@@ -263,6 +268,9 @@ pub fn table(report: &Report) -> String {
                 line.push(l.vs_raw.map_or("-".to_owned(), |r| format!("{r:.2}")));
             }
             None if row.error.is_some() => line.extend(["error".into(), "".into(), "".into()]),
+            None if row.unavailable.is_some() => {
+                line.extend(["unavailable".into(), "".into(), "".into()])
+            }
             None => line.extend(["-".into(), "-".into(), "-".into()]),
         }
         for &size in &s.throughput_message_bytes {
@@ -276,7 +284,10 @@ pub fn table(report: &Report) -> String {
         }
         cells.push(line);
         if let Some(err) = &row.error {
-            errors.push(format!("{}: {err}", row.name));
+            errors.push(format!("error in {}: {err}", row.name));
+        }
+        if let Some(why) = &row.unavailable {
+            errors.push(format!("{} not measured: {why}", row.name));
         }
     }
     let columns = cells[0].len();
@@ -309,7 +320,7 @@ pub fn table(report: &Report) -> String {
         out.push('\n');
     }
     for err in errors {
-        let _ = writeln!(out, "\nerror in {err}");
+        let _ = writeln!(out, "\n{err}");
     }
     out
 }
@@ -432,6 +443,7 @@ mod tests {
                 rounds: Vec::new(),
             }],
             error: None,
+            unavailable: None,
         }
     }
 

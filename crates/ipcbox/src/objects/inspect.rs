@@ -14,6 +14,7 @@ use crate::layout::channel::{self, RawChannelHeader, RawEnd};
 use crate::layout::queue::{self, RawQueueHeader, RawSide};
 use crate::layout::store::{self as store_layout, RawEntry, RawHeader, TABLE_OFFSET};
 use crate::liveness::{self, Liveness};
+use crate::mode::CreationMode;
 use crate::pid::Pid;
 use crate::queue::peers;
 use crate::shm;
@@ -132,7 +133,10 @@ pub struct StoreState {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn inspect(name: &str) -> io::Result<Option<State>> {
-    let seg = shm::Options::new().read_only(true).open(name)?;
+    let seg = shm::Options::new()
+        .mode(CreationMode::Open)
+        .read_only(true)
+        .open(name)?;
     let label = seg.name();
     let (_link, map) = seg.into_parts();
     let mut head = [0u8; 8];
