@@ -134,7 +134,17 @@ fn bench_socket_rows_run_and_ipc_channel_beside_them() {
             .map(|r| r["kind"].as_str().unwrap())
             .collect();
         let expected: &[&str] = if group == "unix stream" {
-            &["ipcbox", "ipcbox", "raw", "competitor", "competitor"]
+            // ipc-channel's two rows, then the two async rows and tokio's own stream.
+            &[
+                "ipcbox",
+                "ipcbox",
+                "raw",
+                "competitor",
+                "competitor",
+                "ipcbox",
+                "ipcbox",
+                "competitor",
+            ]
         } else {
             &["ipcbox", "ipcbox", "raw"]
         };

@@ -22,6 +22,8 @@
 //! | typed messages among many producers and consumers, crash-safe; one-to-one at memory speed | [`queue`] |
 //! | messages with priorities or types between unrelated processes, `posix_ipc` / `sysv_ipc` peers | [`mq`] |
 //! | large immutable objects (arrays, tensors) published once and read in place by any process, like Plasma | [`shm::Store`] |
+//! | waiting on several connections, queues, channels, message queues and children at once (`multiprocessing.connection.wait`) | [`wait()`]; every one of them is also `AsFd` for epoll or mio |
+//! | the same mechanisms in async code on tokio (feature `tokio`) | `tokio`: async forms, tokio-util codecs, the queue without a thread per waiter |
 //! | the Queue and typed messages across hosts, on NATS JetStream (feature `nats`) | `nats`: `nats::Queue`, `nats::Client` |
 //! | finding objects left by crashed processes and removing those nobody uses (`ipcbox ls`, `ipcbox clean`) | [`objects`]: [`objects::list`], [`objects::Object::remove_if_unused`] |
 //!
@@ -190,6 +192,9 @@ pub mod signal;
 pub mod socket;
 pub mod store;
 pub mod sync;
+#[cfg(feature = "tokio")]
+pub mod tokio;
+pub mod wait;
 
 pub use frame::Connection;
 pub use ipc_key::IpcKey;
@@ -197,6 +202,7 @@ pub use mode::CreationMode;
 pub use pid::Pid;
 pub use queue::Queue;
 pub use signum::Signal;
+pub use wait::wait;
 
 // The README's examples compile and run as doctests.
 #[cfg(doctest)]

@@ -30,7 +30,7 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -166,6 +166,14 @@ impl fmt::Debug for Signals {
                 &self.entries.iter().map(|e| e.sig).collect::<Vec<_>>(),
             )
             .finish()
+    }
+}
+
+/// The read end of the handlers' wake-up pipe: readable after a signal arrived, until
+/// [`Signals::pending`] (or a wait) collects it. For event loops.
+impl AsFd for Signals {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.wake.as_fd()
     }
 }
 

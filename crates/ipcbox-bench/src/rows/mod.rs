@@ -5,6 +5,7 @@
 //! `rows()`, and list the module once in [`all`]. Each ipcbox row should sit beside a `raw` row
 //! in the same group, running the same loop on bare system calls.
 
+mod async_rows;
 pub mod cacheline;
 mod common;
 mod fifo;
@@ -69,6 +70,7 @@ fn shm_queue_rows() -> Vec<Box<dyn Row>> {
         ),
     ];
     rows.extend(queue::rows(SHM_QUEUE));
+    rows.extend(async_rows::queue_rows(SHM_QUEUE));
     rows.push(iceoryx2::row(SHM_QUEUE));
     rows.push(python::row(SHM_QUEUE));
     rows

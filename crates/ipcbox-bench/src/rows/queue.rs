@@ -45,6 +45,12 @@ pub fn rows(group: &'static str) -> Vec<Box<dyn Row>> {
                 policy: WaitPolicy::SpinThenPark(SPIN),
             },
         ),
+        crate::row::forked(
+            Info::new("queue 1-1 park", group, Kind::Ipcbox),
+            QueueLink {
+                policy: WaitPolicy::Park,
+            },
+        ),
         Box::new(
             QueueMany::new(
                 Info::new("queue 1-1 batch", group, Kind::Ipcbox).no_latency(),

@@ -68,6 +68,7 @@ pub fn rows() -> Vec<Box<dyn Row>> {
     rows.extend(group("socketpair", SocketPair, STANDARD_SIZES));
     rows.extend(group("unix stream", UnixPath, STANDARD_SIZES));
     rows.extend(ipc_channel::rows("unix stream"));
+    rows.extend(crate::rows::async_rows::unix_stream_rows("unix stream"));
     rows.extend(group("unix seqpacket", SeqPair, MESSAGE_SIZES));
     rows.extend(group("unix dgram", DgramPair, MESSAGE_SIZES));
     rows.extend(group("tcp", Tcp, STANDARD_SIZES));

@@ -283,6 +283,18 @@ impl<Out, In, T: Transport, C> Connection<Out, In, T, C> {
         self.state.rend - self.state.rpos
     }
 
+    /// Whether a receive would return without reading the transport: a whole frame is
+    /// buffered, or the peer has closed.
+    pub(crate) fn frame_buffered(&self) -> bool {
+        let st = &self.state;
+        let have = &st.rbuf[st.rpos..st.rend];
+        st.eof
+            || (st.framing == super::transport::Framing::Message && !have.is_empty())
+            || have
+                .first_chunk::<4>()
+                .is_some_and(|h| 4 + u64::from(u32::from_le_bytes(*h)) <= have.len() as u64)
+    }
+
     /// Bytes of a started frame not yet handed to the transport (see [`flush`](Self::flush)).
     pub fn pending_len(&self) -> usize {
         self.state.pending.len() - self.state.pending_pos

@@ -10,7 +10,7 @@ use crate::sys::mmap::shared_layout;
 /// "IPCBCHN\x01" in memory order.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"IPCBCHN\x01");
 /// The layout version this code writes and reads.
-pub(crate) const VERSION: u32 = 3;
+pub(crate) const VERSION: u32 = 4;
 /// The value of [`RawChannelHeader::ready`] once the creator has written the geometry.
 pub(crate) const READY: u32 = 0x5245_4459;
 /// Where the first slot starts.
@@ -24,7 +24,8 @@ shared_layout! {
         /// The owner: its PID in the low 32 bits, the low 32 bits of its start time in the
         /// high ones; 0 when nobody owns the end.
         pub(crate) owner: AtomicU64 = 0,
-        _reserved0: AtomicU64 = 8,
+        /// The token of the owner's doorbell while it waits on one; 0 otherwise.
+        pub(crate) bell: AtomicU64 = 8,
         /// 1 once the owner dropped its end.
         pub(crate) gone: AtomicU32 = 16,
         _reserved1: AtomicU32 = 20,
@@ -56,10 +57,12 @@ shared_layout! {
         /// The receiver's index: messages received (modulo 2^32).
         pub(crate) head: AtomicU32 = 128,
         _reserved2: [AtomicU32; 15] = 132,
-        /// 1 while the receiver may sleep on [`RawChannelHeader::tail`].
+        /// Bit 0 while the receiver may sleep on [`RawChannelHeader::tail`], bit 1 while it
+        /// waits on its doorbell.
         pub(crate) rx_sleeping: AtomicU32 = 192,
         _reserved3: [AtomicU32; 15] = 196,
-        /// 1 while the sender may sleep on [`RawChannelHeader::head`].
+        /// Bit 0 while the sender may sleep on [`RawChannelHeader::head`], bit 1 while it
+        /// waits on its doorbell.
         pub(crate) tx_sleeping: AtomicU32 = 256,
         _reserved4: [AtomicU32; 15] = 260,
         pub(crate) sender: RawEnd = 320,

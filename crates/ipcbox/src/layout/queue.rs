@@ -13,13 +13,21 @@ use crate::sys::mmap::shared_layout;
 /// "IPCBQUE\x01" in memory order.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"IPCBQUE\x01");
 /// The layout version this code writes and reads.
-pub(crate) const VERSION: u32 = 6;
+pub(crate) const VERSION: u32 = 7;
 /// The value of [`RawQueueHeader::ready`] once the creator has written the geometry.
 pub(crate) const READY: u32 = 0x5245_4459;
 /// Where the ring of records starts.
 pub(crate) const DATA_OFFSET: usize = 4096;
 /// Entries of the table of attached processes.
 pub(crate) const PEER_SLOTS: usize = 64;
+/// Entries of the table of doorbells.
+pub(crate) const BELL_SLOTS: usize = 32;
+/// A doorbell's interest in [`RawQueueHeader::not_empty`].
+pub(crate) const BELL_NOT_EMPTY: u32 = 1;
+/// A doorbell's interest in [`RawQueueHeader::not_full`].
+pub(crate) const BELL_NOT_FULL: u32 = 2;
+/// A doorbell's interest in [`RawQueueHeader::all_done`].
+pub(crate) const BELL_ALL_DONE: u32 = 4;
 
 /// The tag of a record's header word (its top byte).
 pub(crate) const TAG_RECORD: u64 = 0xA5 << 56;
@@ -71,6 +79,17 @@ shared_layout! {
 }
 
 shared_layout! {
+    /// An entry of the table of doorbells: the token naming a waiter's socket (0 for a free
+    /// entry) and the futex words it waits on (`BELL_*` bits), each bit taken down by the
+    /// waker that rings for it.
+    pub(crate) struct RawBell {
+        pub(crate) token: AtomicU64 = 0,
+        pub(crate) mask: AtomicU32 = 8,
+        _reserved0: AtomicU32 = 12,
+    }
+}
+
+shared_layout! {
     /// The header at offset 0 of a queue's object. The geometry is written once by the
     /// creator, before [`RawQueueHeader::ready`].
     pub(crate) struct RawQueueHeader {
@@ -113,6 +132,8 @@ shared_layout! {
         _reserved5: [AtomicU32; 15] = 708,
         /// The attached processes.
         pub(crate) peers: [RawPeer; PEER_SLOTS] = 768,
+        /// The doorbells of waiters that poll a descriptor instead of sleeping on a futex.
+        pub(crate) bells: [RawBell; BELL_SLOTS] = 2304,
     }
 }
 

@@ -11,6 +11,17 @@
 //! sleeps on a futex. Its peer wakes it only if it sleeps, so while both ends are busy nobody
 //! enters the kernel.
 //!
+//! # Waiting on a descriptor
+//!
+//! Each end has a file descriptor ([`AsFd`]), its doorbell, for event loops and
+//! [`crate::wait()`], used as the [queue's](super#waiting-on-a-descriptor): [`Receiver::arm`]
+//! (or [`Sender::arm`]), poll the descriptor, try the operation, arm again. The peer rings
+//! it only when the end's sleeping flag says it waits, so the message path stays free of
+//! system calls. As for the queue, an end inherited across `fork` gets a doorbell of its own
+//! at its first `arm`. Where `membarrier` is refused ([`Receiver::doorbell_registered`] false) a
+//! ring may be missed and the waiter polls (every 10 ms in the `tokio` adapters and
+//! [`crate::wait()`]).
+//!
 //! # Crash safety and disconnection
 //!
 //! * A message whose `send` returned is received exactly once, unless the receiver that took
@@ -43,12 +54,14 @@
 use std::cell::Cell;
 use std::io;
 use std::marker::PhantomData;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicU32, Ordering::*};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::bell::{self, Bell};
 use super::error::{done, waited, Failure, RecvError, SendError};
 use super::object::{self, Object};
 use super::peers;
@@ -183,8 +196,8 @@ impl Options {
         let chan = Chan::init(Object::anonymous(len)?, cap, slot, self.max_message)?;
         let chan = std::sync::Arc::new(chan);
         Ok((
-            Sender::new(Endpoint::new(chan.clone(), self.policy)),
-            Receiver::new(Endpoint::new(chan, self.policy)),
+            Sender::new(Endpoint::new(chan.clone(), self.policy)?),
+            Receiver::new(Endpoint::new(chan, self.policy)?),
         ))
     }
 
@@ -210,7 +223,7 @@ impl Options {
     /// `NotFound`, `AlreadyExists`, `InvalidInput`, `InvalidData` as for a queue;
     /// `ResourceBusy` if a live process owns the sending end.
     pub fn sender<T>(&self, name: &str) -> io::Result<Sender<T>> {
-        let ep = Endpoint::new(std::sync::Arc::new(self.named_chan(name)?), self.policy);
+        let ep = Endpoint::new(std::sync::Arc::new(self.named_chan(name)?), self.policy)?;
         ep.claim(Role::Sender, false)?;
         Ok(Sender::new(ep))
     }
@@ -221,7 +234,7 @@ impl Options {
     ///
     /// As [`Options::sender`].
     pub fn receiver<T>(&self, name: &str) -> io::Result<Receiver<T>> {
-        let ep = Endpoint::new(std::sync::Arc::new(self.named_chan(name)?), self.policy);
+        let ep = Endpoint::new(std::sync::Arc::new(self.named_chan(name)?), self.policy)?;
         ep.claim(Role::Receiver, false)?;
         Ok(Receiver::new(ep))
     }
@@ -400,11 +413,15 @@ struct Endpoint {
     /// Whether this process is registered for `membarrier`, so that our index stores need no
     /// fence (see [`wait::register_fence_free`]).
     fence_free: Cell<bool>,
+    /// This end's doorbell, and whether the last arming could fence the peer (see
+    /// [`Endpoint::arm`]).
+    bell: Bell,
+    bell_fenced: Cell<bool>,
 }
 
 impl Endpoint {
-    fn new(chan: std::sync::Arc<Chan>, policy: WaitPolicy) -> Endpoint {
-        Endpoint {
+    fn new(chan: std::sync::Arc<Chan>, policy: WaitPolicy) -> io::Result<Endpoint> {
+        Ok(Endpoint {
             chan,
             policy,
             claimed_gen: Cell::new(u64::MAX),
@@ -412,7 +429,36 @@ impl Endpoint {
             mine: Cell::new(0),
             owner_word: Cell::new(0),
             fence_free: Cell::new(false),
+            bell: Bell::new()?,
+            bell_fenced: Cell::new(true),
+        })
+    }
+
+    /// Binds this process's doorbell socket if the end came across `fork`.
+    fn own_bell(&self) -> io::Result<()> {
+        self.bell.token().map(drop)
+    }
+
+    /// Drains the doorbell, then returns true if `ready()` or the peer is gone (the operation
+    /// would not wait); otherwise raises bit 1 of our sleeping flag with our bell's token in
+    /// our end, so the peer's next index store rings it. Registers as a futex sleeper does in
+    /// [`Endpoint::wait`], fence included.
+    fn arm(&self, role: Role, ready: impl Fn() -> bool) -> io::Result<bool> {
+        self.ensure(role)?;
+        self.bell.drain();
+        let c = &self.chan;
+        if ready() || self.peer_gone(role.peer(), false) {
+            return Ok(true);
         }
+        c.end(role).bell.store(self.bell.token()?, SeqCst);
+        let sleeping = c.sleeping(role);
+        sleeping.fetch_or(2, SeqCst);
+        self.bell_fenced.set(wait::fence_peers());
+        if ready() || self.peer_gone(role.peer(), false) {
+            sleeping.fetch_and(!2, SeqCst);
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     /// Takes ownership of the end `role` for this process. An opener (`force` false) fails
@@ -524,6 +570,7 @@ impl Endpoint {
         {
             return;
         }
+        end.bell.store(0, Relaxed);
         end.gone.store(1, SeqCst);
     }
 
@@ -579,6 +626,20 @@ impl Endpoint {
                 return gone();
             }
         }
+    }
+}
+
+/// The doorbell's socket: readable after a ring; see [`Sender::arm`].
+impl<T> AsFd for Sender<T> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.ep.bell.as_fd()
+    }
+}
+
+/// The doorbell's socket: readable after a ring; see [`Receiver::arm`].
+impl<T> AsFd for Receiver<T> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.ep.bell.as_fd()
     }
 }
 
@@ -694,6 +755,40 @@ impl<T> Sender<T> {
         self.send_raw(msg, Deadline::At(deadline))
     }
 
+    /// Prepares a wait on this end's descriptor ([`AsFd`]): `Ok(true)` if a send would not
+    /// wait now (room, or the receiver gone); otherwise `Ok(false)`, and the descriptor
+    /// becomes readable once the receiver frees a slot or goes. Arm again after each wake-up.
+    ///
+    /// # Errors
+    ///
+    /// The doorbell's socket could not be bound, or the channel is corrupted.
+    pub fn arm(&self) -> io::Result<bool> {
+        let c = &*self.ep.chan;
+        // Our own index, read after `arm` has claimed the end for this process.
+        self.ep.arm(Role::Sender, || {
+            self.ep.mine.get().wrapping_sub(c.h().head.load(Acquire)) < c.cap as u32
+        })
+    }
+
+    /// Whether the last arming could make the peer's wake-up reliable. False where
+    /// `membarrier` is refused: the descriptor may then stay quiet after a message, and the
+    /// waiter must poll (see [Waiting on a descriptor](self#waiting-on-a-descriptor)).
+    pub fn doorbell_registered(&self) -> bool {
+        self.ep.bell_fenced.get()
+    }
+
+    /// As [`crate::queue::ByteQueue`]'s: this process's own doorbell before registering it.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn own_bell(&self) -> io::Result<()> {
+        self.ep.own_bell()
+    }
+
+    /// Whether a send would wait forever: the channel is full and the receiver's process is
+    /// dead (the blocking forms' `Disconnected`).
+    pub fn is_abandoned(&self) -> bool {
+        self.is_full() && self.ep.peer_gone(Role::Receiver, true)
+    }
+
     /// The number of slots.
     pub fn capacity(&self) -> usize {
         self.ep.chan.cap as usize
@@ -726,8 +821,24 @@ impl<T> Sender<T> {
 #[inline]
 fn wake_sleeper(c: &Chan, sleeper: Role) {
     let flag = c.sleeping(sleeper);
-    if flag.load(SeqCst) != 0 && flag.swap(0, SeqCst) != 0 {
+    if flag.load(SeqCst) != 0 {
+        let was = flag.swap(0, SeqCst);
+        wake_flagged(c, sleeper, was);
+    }
+}
+
+/// Wakes `sleeper` as its sleeping flag `was` says: on the futex (bit 0), through its
+/// doorbell (bit 1).
+#[cold]
+fn wake_flagged(c: &Chan, sleeper: Role, was: u32) {
+    if was & 1 != 0 {
         futex::wake_all(c.index(sleeper.peer()));
+    }
+    if was & 2 != 0 {
+        let token = c.end(sleeper).bell.load(Acquire);
+        if token != 0 {
+            bell::ring(token);
+        }
     }
 }
 
@@ -800,10 +911,8 @@ impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
         self.ep.release(Role::Sender);
         // The receiver sleeps on the tail word; it re-checks the gone flag when woken.
-        let h = self.ep.chan.h();
-        if h.rx_sleeping.load(SeqCst) != 0 {
-            futex::wake_all(&h.tail);
-        }
+        let c = &*self.ep.chan;
+        wake_flagged(c, Role::Receiver, c.h().rx_sleeping.load(SeqCst));
     }
 }
 
@@ -918,6 +1027,47 @@ impl<T> Receiver<T> {
         self.recv_raw(buf, Deadline::At(deadline))
     }
 
+    /// Whether a message is there to receive now.
+    fn has_message(&self) -> bool {
+        let c = &*self.ep.chan;
+        let head = c.h().head.load(Relaxed);
+        let stamped = c
+            .slot(head)
+            .is_ok_and(|(slot, _)| slot.stamp.load(Acquire) == head.wrapping_add(1));
+        stamped || (c.h().tail.load(Acquire).wrapping_sub(head) as i32) > 0
+    }
+
+    /// Prepares a wait on this end's descriptor ([`AsFd`]): `Ok(true)` if a receive would
+    /// not wait now (a message, or the sender gone); otherwise `Ok(false)`, and the
+    /// descriptor becomes readable once the sender publishes a message or goes. Arm again
+    /// after each wake-up.
+    ///
+    /// # Errors
+    ///
+    /// The doorbell's socket could not be bound, or the channel is corrupted.
+    pub fn arm(&self) -> io::Result<bool> {
+        self.ep.arm(Role::Receiver, || self.has_message())
+    }
+
+    /// Whether the last arming could make the peer's wake-up reliable. False where
+    /// `membarrier` is refused: the descriptor may then stay quiet after a message, and the
+    /// waiter must poll (see [Waiting on a descriptor](self#waiting-on-a-descriptor)).
+    pub fn doorbell_registered(&self) -> bool {
+        self.ep.bell_fenced.get()
+    }
+
+    /// As [`Sender`]'s.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn own_bell(&self) -> io::Result<()> {
+        self.ep.own_bell()
+    }
+
+    /// Whether a receive would wait forever: the channel is empty and the sender's process
+    /// is dead (the blocking forms' `Disconnected`).
+    pub fn is_abandoned(&self) -> bool {
+        !self.has_message() && self.ep.peer_gone(Role::Sender, true)
+    }
+
     /// The number of slots.
     pub fn capacity(&self) -> usize {
         self.ep.chan.cap as usize
@@ -992,9 +1142,7 @@ impl<T: DeserializeOwned> Receiver<T> {
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
         self.ep.release(Role::Receiver);
-        let h = self.ep.chan.h();
-        if h.tx_sleeping.load(SeqCst) != 0 {
-            futex::wake_all(&h.head);
-        }
+        let c = &*self.ep.chan;
+        wake_flagged(c, Role::Sender, c.h().tx_sleeping.load(SeqCst));
     }
 }

@@ -28,6 +28,27 @@
 //! [`WaitPolicy::SpinThenPark`] spins before it sleeps, for the lowest latency when both sides
 //! are busy.
 //!
+//! # Waiting on a descriptor
+//!
+//! A queue handle has a file descriptor ([`AsFd`]), its *doorbell*, so that an event loop
+//! (epoll, mio, tokio) or [`crate::wait()`] can wait on it with other objects:
+//!
+//! * [`Queue::arm`] says whether a `get` (`put`, `join`) would wait; if so, it registers the
+//!   doorbell, and the descriptor becomes readable when that may have changed.
+//! * After it is readable, try the operation with its `try_` form, then arm again.
+//! * The doorbell is rung only by a waker that finds a waiter flagged, like a futex sleeper:
+//!   while nobody waits, `put` and `get` make no system call.
+//! * Fallback: a queue has room for 32 doorbells. When they are all taken
+//!   ([`Queue::doorbell_registered`] is false) the waiter must poll: the `tokio` adapters and
+//!   [`crate::wait()`] then re-check every 10 ms.
+//! * A doorbell is an abstract Unix socket, so processes in different network namespaces
+//!   cannot ring each other's: such a waiter sees news only at its periodic liveness check.
+//! * After `fork`, a child's handle gets a doorbell socket of its own, under the same
+//!   descriptor number, at its first `arm`: register the descriptor with an event loop after
+//!   that (the `tokio` adapters see to it).
+//! * A descriptor waiter learns that its peers are gone from [`Queue::is_abandoned`], which it
+//!   checks now and then (the `tokio` adapters every second).
+//!
 //! # Closing and disconnection
 //!
 //! * `close()` makes every later `put` fail with `Disconnected`. Consumers drain what is left,
@@ -120,6 +141,7 @@
 //!   are equal modulo 511 clock ticks: always within one tick, about once in 511 times
 //!   otherwise (see the crate's Limitations).
 
+pub(crate) mod bell;
 mod codec;
 mod error;
 mod object;
@@ -131,12 +153,14 @@ pub mod channel;
 
 use std::io;
 use std::marker::PhantomData;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use error::{PutManyError, RecvError, SendError};
+pub use ring::Interest;
 pub use wait::WaitPolicy;
 
 use crate::mode::CreationMode;
@@ -286,6 +310,45 @@ pub struct ByteQueue {
 }
 
 impl ByteQueue {
+    /// Prepares a wait on this handle's descriptor ([`AsFd`]) for `interest`: `Ok(true)` if
+    /// the operation would not wait now; otherwise `Ok(false)`, and the descriptor becomes
+    /// readable once it may not (a message put, room made, work finished, the queue closed or
+    /// a dead peer's lock repaired). Arm again after each wake-up: a wake-up can be spurious,
+    /// and arming reads pending wake-ups so the descriptor stops being readable.
+    ///
+    /// This is what [`crate::wait()`] and the `tokio` adapters build on; see
+    /// [Waiting on a descriptor](self#waiting-on-a-descriptor).
+    ///
+    /// # Errors
+    ///
+    /// The lock failed (corrupted queue), or the doorbell's socket could not be bound.
+    pub fn arm(&self, interest: Interest) -> io::Result<bool> {
+        self.ring.arm(interest)
+    }
+
+    /// Makes the doorbell this process's own (a handle inherited across `fork` gets a new
+    /// socket under the same descriptor), so that the descriptor can be registered with an
+    /// event loop before the first [`ByteQueue::arm`].
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn own_bell(&self) -> io::Result<()> {
+        self.ring.own_bell()
+    }
+
+    /// Whether the last [`ByteQueue::arm`] registered the doorbell. False when the queue's
+    /// table of doorbells was full: the descriptor may then not become readable, and the
+    /// waiter must poll (see [Waiting on a descriptor](self#waiting-on-a-descriptor)).
+    pub fn doorbell_registered(&self) -> bool {
+        self.ring.bell_registered()
+    }
+
+    /// Whether a waiter for `interest` would wait forever: the operation would wait now, and
+    /// another process attached to the queue once and none is alive (the blocking forms'
+    /// `Disconnected`). A descriptor waiter checks this now and then, as a blocking call
+    /// checks every 100 ms of sleep.
+    pub fn is_abandoned(&self, interest: Interest) -> bool {
+        self.ring.waiting_alone(interest)
+    }
+
     /// Appends `msg`, waiting while the queue is full.
     ///
     /// # Errors
@@ -527,6 +590,20 @@ impl ByteQueue {
     }
 }
 
+/// The doorbell's socket: readable after a ring; see [`ByteQueue::arm`].
+impl AsFd for ByteQueue {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.ring.bell_fd()
+    }
+}
+
+/// The doorbell's socket: readable after a ring; see [`ByteQueue::arm`].
+impl<T> AsFd for Queue<T> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.bytes.as_fd()
+    }
+}
+
 /// A bounded multi-producer multi-consumer queue of `T` in shared memory, like Python's
 /// `multiprocessing.Queue(maxsize)` and `JoinableQueue`; see the [module docs](self) for the
 /// design and what survives a crash.
@@ -701,6 +778,25 @@ impl<T> Queue<T> {
             ),
             RecvError::Failed(e) => e,
         }
+    }
+
+    /// As [`ByteQueue::arm`].
+    ///
+    /// # Errors
+    ///
+    /// As [`ByteQueue::arm`].
+    pub fn arm(&self, interest: Interest) -> io::Result<bool> {
+        self.bytes.arm(interest)
+    }
+
+    /// As [`ByteQueue::doorbell_registered`].
+    pub fn doorbell_registered(&self) -> bool {
+        self.bytes.doorbell_registered()
+    }
+
+    /// As [`ByteQueue::is_abandoned`].
+    pub fn is_abandoned(&self, interest: Interest) -> bool {
+        self.bytes.is_abandoned(interest)
     }
 
     /// The queue's shared-memory name (`/name`), if it has one.

@@ -121,3 +121,15 @@ pub(crate) fn claim_inherited(
     // set makes sure this function creates at most one owner for it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
+
+/// Makes the descriptor number `target` refer to `with`'s open file description
+/// (`dup3(with, target, O_CLOEXEC)`), then closes `with`. Whoever borrowed `target` keeps a
+/// valid number; it now names the new object.
+pub(crate) fn replace(target: BorrowedFd<'_>, with: OwnedFd) -> io::Result<()> {
+    // SAFETY: both numbers are open for the call (`target` is borrowed, `with` owned). `dup3`
+    // closes the description `target` named and installs `with`'s under the same number
+    // atomically, so the number never dangles for `target`'s owner, who still owns it. `with`
+    // is closed on return by its drop.
+    super::cvt(unsafe { libc::dup3(with.as_raw_fd(), target.as_raw_fd(), libc::O_CLOEXEC) })?;
+    Ok(())
+}

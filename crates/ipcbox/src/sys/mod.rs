@@ -36,6 +36,8 @@ pub(crate) mod futex;
 pub(crate) mod mmap;
 pub(crate) mod mq;
 pub(crate) mod process;
+#[cfg(feature = "tokio")]
+pub(crate) mod reactor;
 pub(crate) mod sem;
 pub(crate) mod shm;
 pub(crate) mod signal;

@@ -193,6 +193,19 @@ impl Drop for ChildGuard {
 pub mod nats;
 pub mod python;
 
+/// [`role_command`] as an `ipcbox::process::Command`, for tests that need the child as an
+/// `ipcbox::process::Child` (its pidfd). The child is killed if its handle is dropped.
+pub fn ipcbox_role_command(test_fn: &str, role: &str, arg: &str) -> ipcbox::process::Command {
+    let exe = std::env::current_exe().expect("current test binary");
+    let mut cmd = ipcbox::process::Command::new(exe);
+    cmd.args([test_fn, "--exact", "--nocapture", "--test-threads=1", "-q"])
+        .env(ROLE_ENV, role)
+        .env(ARG_ENV, arg)
+        .stdout(ipcbox::process::Stdio::null())
+        .kill_on_drop(true);
+    cmd
+}
+
 /// Says that a test skips part of what it proves, and why, on the real standard error: libtest
 /// captures `eprintln!` of a passing test, and a skip must show in the run's log.
 pub fn skip(why: &str) {

@@ -9,6 +9,7 @@ use std::sync::atomic::{compiler_fence, Ordering::*};
 
 use super::layout::Side;
 use super::{Ring, Totals};
+use crate::layout::queue::{BELL_ALL_DONE, BELL_NOT_EMPTY, BELL_NOT_FULL};
 use crate::pid_lock::{Acquired, Patience, PidLock};
 use crate::queue::wait::{Deadline, WaitPolicy};
 use crate::sys::futex;
@@ -89,6 +90,7 @@ impl Ring {
                 w.fetch_add(2, SeqCst);
                 futex::wake_all(w);
             }
+            self.ring_bells(BELL_NOT_EMPTY | BELL_NOT_FULL | BELL_ALL_DONE);
         }
     }
 

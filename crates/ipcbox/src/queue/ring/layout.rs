@@ -145,7 +145,7 @@ impl Ring {
                 r.len()
             )));
         }
-        Ok(Ring::new(obj, geo, policy))
+        Ring::new(obj, geo, policy)
     }
 
     pub(super) fn peers(&self) -> Table<'_> {

@@ -14,17 +14,24 @@
 //! emptier than it is for a moment. It never gives out space that is still in use, nor a
 //! record not yet written.
 
+mod bells;
 mod journal;
 mod layout;
 
-use std::io;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
+pub use bells::Interest;
 
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
+
+use super::bell::Bell;
 use super::error::{Failure, PutManyError, RecvError, SendError};
 use super::object::Object;
 use super::peers;
 use super::wait::{self, Deadline, WaitPolicy};
-use crate::layout::queue::{RawQueueHeader, RawSide, DATA_OFFSET, TAG_MASK, TAG_RECORD, TAG_SKIP};
+use crate::layout::queue::{
+    RawQueueHeader, RawSide, BELL_ALL_DONE, BELL_NOT_EMPTY, BELL_NOT_FULL, DATA_OFFSET, TAG_MASK,
+    TAG_RECORD, TAG_SKIP,
+};
 use crate::mode::CreationMode;
 use crate::sys::futex;
 use crate::sys::mmap::Region;
@@ -80,6 +87,11 @@ pub(crate) struct Ring {
     /// so a thread using it also sees the records before it): consumers read the producers'
     /// line again only once they have caught up with it.
     seen_tail: AtomicU64,
+    /// This handle's doorbell, its entry in the table of bells ([`bells::NO_SLOT`]: none yet),
+    /// and whether the last arming found an entry.
+    bell: Bell,
+    bell_slot: AtomicUsize,
+    bell_ok: AtomicBool,
 }
 
 /// What a successful locked operation did, for the wakes to make after unlocking.
@@ -116,7 +128,7 @@ impl Ring {
     pub(crate) fn anonymous(geo: Geometry, policy: WaitPolicy) -> io::Result<Ring> {
         geo.check()?;
         let obj = Object::anonymous(DATA_OFFSET + geo.ring() as usize)?;
-        let ring = Ring::new(obj, geo, policy);
+        let ring = Ring::new(obj, geo, policy)?;
         ring.init()?;
         ring.attach()?;
         Ok(ring)
@@ -141,7 +153,7 @@ impl Ring {
         };
         let (obj, created) = Object::named(name, mode, len, permissions)?;
         let ring = if created {
-            let ring = Ring::new(obj, geo, policy);
+            let ring = Ring::new(obj, geo, policy)?;
             ring.init()?;
             ring
         } else {
@@ -151,8 +163,8 @@ impl Ring {
         Ok(ring)
     }
 
-    fn new(obj: Object<RawQueueHeader>, geo: Geometry, policy: WaitPolicy) -> Ring {
-        Ring {
+    fn new(obj: Object<RawQueueHeader>, geo: Geometry, policy: WaitPolicy) -> io::Result<Ring> {
+        Ok(Ring {
             obj,
             ring: geo.ring(),
             geo,
@@ -162,7 +174,15 @@ impl Ring {
             my_start: AtomicU64::new(0),
             seen_consumers: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
             seen_tail: AtomicU64::new(0),
-        }
+            bell: Bell::new()?,
+            bell_slot: AtomicUsize::new(bells::NO_SLOT),
+            bell_ok: AtomicBool::new(false),
+        })
+    }
+
+    /// The descriptor a doorbell waiter polls ([`Ring::arm`]).
+    pub(crate) fn bell_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.bell)
     }
 
     fn r(&self) -> &Region<RawQueueHeader> {
@@ -526,14 +546,21 @@ impl Ring {
     }
 
     fn wake(&self, w: Wakes) {
+        let mut bells = 0;
         if w.not_empty {
             futex::wake_all(&self.h().not_empty);
+            bells |= BELL_NOT_EMPTY;
         }
         if w.not_full {
             futex::wake_all(&self.h().not_full);
+            bells |= BELL_NOT_FULL;
         }
         if w.all_done {
             futex::wake_all(&self.h().all_done);
+            bells |= BELL_ALL_DONE;
+        }
+        if bells != 0 {
+            self.ring_bells(bells);
         }
     }
 
@@ -826,6 +853,7 @@ impl Ring {
                     if d + 1 == self.totals(PRODUCERS).msgs && self.take_waiters(&self.h().all_done)
                     {
                         futex::wake_all(&self.h().all_done);
+                        self.ring_bells(BELL_ALL_DONE);
                     }
                     return Ok(());
                 }
@@ -876,6 +904,7 @@ impl Ring {
 
 impl Drop for Ring {
     fn drop(&mut self) {
+        self.release_bell();
         if self.attached_gen.load(Relaxed) == crate::sys::process::fork_generation() {
             if let Ok(repaired) = self.lock(PRODUCERS) {
                 self.peers()
