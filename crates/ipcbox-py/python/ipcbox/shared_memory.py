@@ -17,6 +17,7 @@ import os
 import secrets
 
 import _posixshmem
+from multiprocessing import shared_memory as _stdlib_shm
 
 __all__ = ["SharedMemory"]
 
@@ -25,7 +26,7 @@ _owned = {}
 
 
 def _in_use_elsewhere(name):
-    path = "/dev/shm/" + name
+    path = "/dev/shm" + name
     me = str(os.getpid())
     for pid in os.listdir("/proc"):
         if not pid.isdigit() or pid == me:
@@ -44,7 +45,7 @@ def _remove_owned():
     for name, pid in list(_owned.items()):
         if pid == os.getpid() and not _in_use_elsewhere(name):
             try:
-                _posixshmem.shm_unlink("/" + name)
+                _posixshmem.shm_unlink(name)
             except FileNotFoundError:
                 pass
 
@@ -53,49 +54,55 @@ class SharedMemory:
     """A named POSIX shared-memory segment: ``SharedMemory(name=None, create=False, size=0)``
     as in the stdlib, plus ``track`` (see the module docs)."""
 
-    _buf = None
+    # The attributes and their meaning follow the stdlib class, so that code (and tests) that
+    # subclass it or look at them keep working.
+    _name = None
     _mmap = None
+    _buf = None
+    _flags = os.O_RDWR
+    _mode = 0o600
+    _prepend_leading_slash = True
 
     def __init__(self, name=None, create=False, size=0, *, track=True):
         if not size >= 0:
             raise ValueError(f"'size' must be a positive integer, not {size}")
-        if create and size == 0:
-            raise ValueError("'size' must be a positive number different from zero")
-        if name is None and not create:
-            raise ValueError("'name' can only be None if create=True")
-        flags = _O_CREX if create else os.O_RDWR
         if create:
-            flags |= os.O_RDWR
-        while True:
-            bare = name if name is not None else "psm_" + secrets.token_hex(4)
-            bare = bare.lstrip("/")
-            try:
-                fd = _posixshmem.shm_open("/" + bare, flags, mode=0o600)
-            except FileExistsError:
-                if name is not None:
-                    raise
-                continue
-            break
-        self._name = bare
+            self._flags = _O_CREX | os.O_RDWR
+            if size == 0:
+                raise ValueError("'size' must be a positive number different from zero")
+        if name is None and not self._flags & os.O_EXCL:
+            raise ValueError("'name' can only be None if create=True")
+        if name is None:
+            while True:
+                # The stdlib's names ("/psm_" and random hex), looked up at call time.
+                name = _stdlib_shm._make_filename()
+                try:
+                    fd = _posixshmem.shm_open(name, self._flags, mode=self._mode)
+                except FileExistsError:
+                    continue
+                break
+        else:
+            if self._prepend_leading_slash and not name.startswith("/"):
+                name = "/" + name
+            fd = _posixshmem.shm_open(name, self._flags, mode=self._mode)
+        self._name = name
         try:
             if create and size:
                 os.ftruncate(fd, size)
-            stats = os.fstat(fd)
-            size = stats.st_size
+            size = os.fstat(fd).st_size
             if size == 0:
-                raise ValueError(f"shared memory segment {bare!r} is empty")
+                raise ValueError(f"shared memory segment {name!r} is empty")
             self._mmap = mmap.mmap(fd, size)
         except BaseException:
-            os.close(fd)
             if create:
-                _posixshmem.shm_unlink("/" + bare)
+                _posixshmem.shm_unlink(name)
             raise
-        os.close(fd)
+        finally:
+            os.close(fd)
         self._size = size
         self._buf = memoryview(self._mmap)
-        self._track = create and track
-        if self._track:
-            _owned[bare] = os.getpid()
+        if create and track:
+            _owned[name] = os.getpid()
 
     def __del__(self):
         try:
@@ -117,6 +124,8 @@ class SharedMemory:
     @property
     def name(self):
         """The segment's name, without the leading slash (as the stdlib's)."""
+        if self._prepend_leading_slash and self._name.startswith("/"):
+            return self._name[1:]
         return self._name
 
     @property
@@ -135,4 +144,4 @@ class SharedMemory:
     def unlink(self):
         """Removes the name; processes that map the segment keep it until they close it."""
         _owned.pop(self._name, None)
-        _posixshmem.shm_unlink("/" + self._name)
+        _posixshmem.shm_unlink(self._name)
