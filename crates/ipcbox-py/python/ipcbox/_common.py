@@ -5,6 +5,7 @@ import os
 import secrets
 
 from multiprocessing import context as _context
+from multiprocessing import util as _util
 
 #: Every object the package creates without a given name is called PREFIX-kind-pid-n-token,
 #: so that a test (or ``ipcbox ls``) can tell them apart.
@@ -16,6 +17,34 @@ _counter = itertools.count()
 def new_name(kind):
     """A fresh POSIX name for an object of this kind."""
     return f"{PREFIX}-{kind}-{os.getpid()}-{next(_counter)}-{secrets.token_hex(4)}"
+
+
+# Names this process created: the handles remove them when they are garbage-collected, and
+# whatever is left when the process ends (interpreter shutdown does not always collect
+# module globals) is removed then, in the process that created it only.
+_created = {}
+
+
+def created(name):
+    """Records that this process created the object ``name``; returns ``name``."""
+    _created[name] = os.getpid()
+    return name
+
+
+def _remove_created():
+    me = os.getpid()
+    for name, pid in list(_created.items()):
+        if pid == me:
+            try:
+                os.unlink("/dev/shm/" + name)
+            except FileNotFoundError:
+                pass
+            _created.pop(name, None)
+
+
+# A multiprocessing finalizer runs at interpreter exit and when a multiprocessing child
+# leaves through os._exit; atexit alone misses the latter.
+_util.Finalize(None, _remove_created, exitpriority=-100)
 
 
 def keep_for_child(obj):

@@ -5,7 +5,7 @@ import pickle
 from queue import Empty, Full
 
 from . import _ipcbox
-from ._common import keep_for_child, new_name, timeout_arg
+from ._common import created, keep_for_child, new_name, timeout_arg
 
 __all__ = ["Queue", "JoinableQueue", "SimpleQueue", "Empty", "Full", "Disconnected"]
 
@@ -46,6 +46,8 @@ class Queue:
         self._name = name if name is not None else new_name("queue")
         self._raw = _ipcbox.RawQueue(self._name, create, capacity, maxbytes,
                                      max_message or 0)
+        if create:
+            created(self._name)
         self._dumps = dumps if dumps is not None else _dumps
         self._loads = loads if loads is not None else pickle.loads
         self._closed = False

@@ -13,7 +13,7 @@ import weakref
 from multiprocessing import reduction
 
 from . import _ipcbox
-from ._common import keep_for_child, new_name
+from ._common import created, keep_for_child, new_name
 from .synchronize import RLock
 
 __all__ = ["Value", "Array", "RawValue", "RawArray", "synchronized"]
@@ -68,7 +68,7 @@ class _Segment:
             if fallback:
                 element, count = "u8", ctypes.sizeof(base) * count
             is_value = length is None and not fallback
-            _ipcbox.create_typed(self.name, element, max(count, 1), is_value)
+            _ipcbox.create_typed(created(self.name), element, max(count, 1), is_value)
             self._finalizer = weakref.finalize(self, _unlink, self.name, os.getpid())
         fd = os.open("/dev/shm/" + self.name, os.O_RDWR)
         try:

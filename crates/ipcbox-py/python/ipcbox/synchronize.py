@@ -7,7 +7,7 @@ import sys
 import threading
 
 from . import _ipcbox
-from ._common import keep_for_child, new_name, timeout_arg
+from ._common import created, keep_for_child, new_name, timeout_arg
 
 __all__ = ["Lock", "RLock", "Semaphore", "BoundedSemaphore", "Event", "Condition", "Barrier"]
 
@@ -27,6 +27,8 @@ class Lock:
     def __init__(self, *, ctx=None, name=None, create=True):
         self._name = name if name is not None else new_name("lock")
         self._raw = _ipcbox.RawLock(self._name, create)
+        if create:
+            created(self._name)
         self._owner = None
         self.owner_died = False
 
@@ -130,6 +132,8 @@ class Semaphore:
             raise ValueError(f"semaphore initial value must be >= 0, not {value}")
         self._name = name if name is not None else new_name("sem")
         self._raw = _ipcbox.RawSemaphore(self._name, create, value)
+        if create:
+            created(self._name)
         self._maxvalue = value
 
     def __reduce__(self):
@@ -182,6 +186,8 @@ class Event:
     def __init__(self, *, ctx=None, name=None, create=True):
         self._name = name if name is not None else new_name("event")
         self._raw = _ipcbox.RawEvent(self._name, create)
+        if create:
+            created(self._name)
 
     def __reduce__(self):
         keep_for_child(self._raw)
