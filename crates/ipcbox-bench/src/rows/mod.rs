@@ -36,6 +36,7 @@ pub fn all() -> Vec<Box<dyn Row>> {
         store::rows(),
         shm_queue_rows(),
         mq::rows(),
+        python::rows(),
     ]
     .into_iter()
     .flatten()
@@ -68,7 +69,6 @@ fn shm_queue_rows() -> Vec<Box<dyn Row>> {
     ];
     rows.extend(queue::rows(SHM_QUEUE));
     rows.push(iceoryx2::row(SHM_QUEUE));
-    rows.push(python::row(SHM_QUEUE));
     rows
 }
 

@@ -1,6 +1,7 @@
 """``Queue``, ``JoinableQueue`` and ``SimpleQueue``: multiprocessing's queues on the ipcbox
 queue in shared memory."""
 
+import functools
 import pickle
 from queue import Empty, Full
 
@@ -12,13 +13,14 @@ __all__ = ["Queue", "JoinableQueue", "SimpleQueue", "Empty", "Full", "Disconnect
 Disconnected = _ipcbox.Disconnected
 
 #: Messages a queue created with ``maxsize <= 0`` holds at most (it is bounded in bytes too).
-UNBOUNDED_MESSAGES = 1 << 18
-#: Default payload bytes a queue holds at most (``maxbytes``).
-DEFAULT_MAXBYTES = 32 << 20
+UNBOUNDED_MESSAGES = 1 << 16
+#: Default payload bytes a queue holds at most (``maxbytes``). The queue's memory is
+#: reserved when it is created (about maxbytes + 16 bytes per message of capacity), so that
+#: a full /dev/shm shows then, not as a crash in the middle of a put.
+DEFAULT_MAXBYTES = 8 << 20
 
 
-def _dumps(obj):
-    return pickle.dumps(obj, protocol=5)
+_dumps = functools.partial(pickle.dumps, protocol=5)
 
 
 class Queue:
@@ -44,13 +46,23 @@ class Queue:
         self._maxsize = maxsize
         capacity = maxsize if maxsize > 0 else UNBOUNDED_MESSAGES
         self._name = name if name is not None else new_name("queue")
-        self._raw = _ipcbox.RawQueue(self._name, create, capacity, maxbytes,
-                                     max_message or 0)
-        if create:
-            created(self._name)
         self._dumps = dumps if dumps is not None else _dumps
         self._loads = loads if loads is not None else pickle.loads
-        self._closed = False
+        self._raw = raw = _ipcbox.RawQueue(self._name, create, capacity, maxbytes,
+                                           max_message or 0, self._dumps, self._loads)
+        if create:
+            created(self._name)
+        # The hot paths are the native methods themselves, without a Python frame; they raise
+        # queue.Full, queue.Empty and ValueError (after close) as the methods below say.
+        self._bind(raw)
+
+    def _bind(self, raw):
+        if type(self).put is Queue.put:
+            self.put = raw.put_obj
+        if type(self).get is Queue.get:
+            self.get = raw.get_obj
+        self.put_bytes = raw.put_bytes
+        self.get_bytes = raw.get_bytes
 
     # Pickled by name: the receiving process opens the same queue.
     def __reduce__(self):
@@ -73,58 +85,33 @@ class Queue:
         return self._name
 
     def _check_closed(self):
-        if self._closed:
-            raise ValueError(f"Queue {self!r} is closed")
+        if self._raw.closed:
+            raise ValueError(f"Queue {self._name} is closed")
 
+    # The four methods below are replaced per instance by their native versions (_bind); they
+    # say what those do.
     def put(self, obj, block=True, timeout=None):
         """Puts ``obj``, pickled now; ``queue.Full`` if there is no room in time."""
-        self._check_closed()
-        data = self._dumps(obj)
-        if type(data) is not bytes:
-            data = bytes(data)
-        if not self._raw.put(data, block, timeout_arg(timeout)):
-            raise Full
+        self._raw.put_obj(obj, block, timeout_arg(timeout))
 
     def get(self, block=True, timeout=None):
-        """Takes the oldest object; ``queue.Empty`` if none comes in time."""
-        self._check_closed()
-        try:
-            data = self._raw.get(block, timeout_arg(timeout))
-        except Disconnected:
-            if block and timeout is None:
-                raise
-            raise Empty from None
-        if data is None:
-            raise Empty
-        return self._loads(data)
+        """Takes the oldest object; ``queue.Empty`` if none comes in time; ``Disconnected``
+        from a blocking ``get()`` when every other process attached has died."""
+        return self._raw.get_obj(block, timeout_arg(timeout))
+
+    def put_bytes(self, data, block=True, timeout=None):
+        """Puts the bytes of ``data`` (any buffer) as they are, without pickling."""
+        self._raw.put_bytes(data, block, timeout_arg(timeout))
+
+    def get_bytes(self, block=True, timeout=None):
+        """Takes the oldest message as ``bytes``, without unpickling."""
+        return self._raw.get_bytes(block, timeout_arg(timeout))
 
     def put_nowait(self, obj):
         return self.put(obj, False)
 
     def get_nowait(self):
         return self.get(False)
-
-    # The bytes fast path: no pickling; a peer reads exactly these bytes.
-    def put_bytes(self, data, block=True, timeout=None):
-        """Puts the bytes of ``data`` (any buffer) as they are, without pickling."""
-        self._check_closed()
-        if type(data) is not bytes:
-            data = bytes(data)
-        if not self._raw.put(data, block, timeout_arg(timeout)):
-            raise Full
-
-    def get_bytes(self, block=True, timeout=None):
-        """Takes the oldest message as ``bytes``, without unpickling."""
-        self._check_closed()
-        try:
-            data = self._raw.get(block, timeout_arg(timeout))
-        except Disconnected:
-            if block and timeout is None:
-                raise
-            raise Empty from None
-        if data is None:
-            raise Empty
-        return data
 
     def put_many(self, objs, block=True, timeout=None):
         """Puts every object of ``objs``, in order, many per lock hold.
@@ -186,11 +173,11 @@ class Queue:
     def close(self):
         """Closes this handle: later calls on it raise ``ValueError``. Other handles, here
         and in other processes, keep working."""
-        self._closed = True
+        self._raw.close()
 
     def join_thread(self):
         # There is no feeder thread: everything put is in the queue when put returns.
-        if not self._closed:
+        if not self._raw.closed:
             raise ValueError(f"Queue {self!r} not closed")
 
     def cancel_join_thread(self):
