@@ -8,7 +8,9 @@
 //! release and re-acquisition cost more than a message.
 
 mod error;
+mod os_ipc;
 mod queue;
+mod store;
 mod sync;
 mod typed;
 mod wait;
@@ -24,6 +26,13 @@ fn _ipcbox(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<sync::RawLock>()?;
     m.add_class::<sync::RawSemaphore>()?;
     m.add_class::<sync::RawEvent>()?;
+    m.add_class::<store::RawStore>()?;
+    m.add_class::<store::RawObject>()?;
+    m.add_class::<store::RawObjectBuf>()?;
+    m.add_class::<os_ipc::RawPosixQueue>()?;
+    m.add_class::<os_ipc::RawSysVQueue>()?;
+    m.add_class::<os_ipc::RawNamedSemaphore>()?;
+    m.add_class::<os_ipc::RawSemaphoreSet>()?;
     m.add_function(wrap_pyfunction!(typed::create_typed, m)?)?;
     m.add("SEMAPHORE_MAX", ipcbox::sync::SEMAPHORE_MAX)?;
     Ok(())

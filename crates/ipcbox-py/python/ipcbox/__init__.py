@@ -19,7 +19,9 @@ from queue import Empty, Full  # noqa: F401
 from ._ipcbox import Disconnected, SEMAPHORE_MAX  # noqa: F401
 from .connection import Connection, Pipe, wait  # noqa: F401
 from .queues import JoinableQueue, Queue, SimpleQueue  # noqa: F401
+from .ipc import NamedSemaphore, PosixMessageQueue, SysVMessageQueue, SysVSemaphore  # noqa: F401
 from .shared_memory import SharedMemory  # noqa: F401
+from .store import Store  # noqa: F401
 from .sharedctypes import Array, RawArray, RawValue, Value  # noqa: F401
 from .synchronize import (  # noqa: F401
     Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore,
@@ -29,7 +31,8 @@ __all__ = [
     "Queue", "JoinableQueue", "SimpleQueue", "Empty", "Full", "Disconnected",
     "Pipe", "Connection", "wait",
     "Lock", "RLock", "Semaphore", "BoundedSemaphore", "Event", "Condition", "Barrier",
-    "Value", "Array", "RawValue", "RawArray", "SharedMemory",
+    "Value", "Array", "RawValue", "RawArray", "SharedMemory", "Store",
+    "PosixMessageQueue", "SysVMessageQueue", "NamedSemaphore", "SysVSemaphore",
     "Process", "current_process", "active_children", "parent_process", "cpu_count",
     "freeze_support", "get_context", "get_start_method", "set_start_method",
     "get_all_start_methods", "ProcessError", "TimeoutError", "AuthenticationError",
