@@ -37,7 +37,9 @@ const SPIN: Duration = Duration::from_micros(50);
 fn queue_exception(py: Python<'_>, name: &str, msg: Option<String>) -> PyErr {
     match py.import("queue").and_then(|m| m.getattr(name)) {
         Ok(cls) => match msg {
-            Some(msg) => PyErr::from_type(cls.cast_into().expect("queue exceptions are types"), msg),
+            Some(msg) => {
+                PyErr::from_type(cls.cast_into().expect("queue exceptions are types"), msg)
+            }
             None => PyErr::from_type(cls.cast_into().expect("queue exceptions are types"), ()),
         },
         Err(e) => e,
@@ -97,7 +99,10 @@ impl RawQueue {
             let view = pyo3::types::PyMemoryView::from(data).map_err(|_| {
                 pyo3::exceptions::PyTypeError::new_err(format!(
                     "a message must be bytes or a buffer of bytes, not {}",
-                    data.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                    data.get_type()
+                        .name()
+                        .map(|n| n.to_string())
+                        .unwrap_or_default()
                 ))
             })?;
             let copy = view.call_method0("tobytes")?;
@@ -160,7 +165,10 @@ impl RawQueue {
         timeout: Option<f64>,
     ) -> PyResult<()> {
         self.check_open()?;
-        let dumps = self.dumps.as_ref().ok_or_else(|| error::value("this queue has no dumps".into()))?;
+        let dumps = self
+            .dumps
+            .as_ref()
+            .ok_or_else(|| error::value("this queue has no dumps".into()))?;
         let data = dumps.call1(py, (obj,))?;
         self.put_buffer(py, data.bind(py), block, timeout)
     }
@@ -170,7 +178,10 @@ impl RawQueue {
     #[pyo3(signature = (block = true, timeout = None))]
     fn get_obj(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
         let data = self.get_bytes(py, block, timeout)?;
-        let loads = self.loads.as_ref().ok_or_else(|| error::value("this queue has no loads".into()))?;
+        let loads = self
+            .loads
+            .as_ref()
+            .ok_or_else(|| error::value("this queue has no loads".into()))?;
         loads.call1(py, (data,))
     }
 

@@ -147,7 +147,9 @@ impl RawObjectBuf {
         let mut buf = self.buf.lock().unwrap_or_else(|e| e.into_inner());
         match buf.as_mut() {
             Some(b) => Ok(f(b)),
-            None => Err(error::value("the object was already sealed or aborted".into())),
+            None => Err(error::value(
+                "the object was already sealed or aborted".into(),
+            )),
         }
     }
 

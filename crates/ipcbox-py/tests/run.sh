@@ -5,5 +5,11 @@
 set -euo pipefail
 tests="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 python="$("$tests/venv.sh")"
+# The Rust peer of the interoperability tests, beside the extension's build.
+root="$(cd "$tests/../../.." && pwd)"
+peer_target="${CARGO_TARGET_DIR:-$root/target}/ipcbox-py/cargo"
+cargo build --release --quiet -p ipcbox-py-peer --manifest-path "$root/Cargo.toml" \
+    --target-dir "$peer_target" >&2
+export IPCBOX_PY_PEER="$peer_target/release/ipcbox-py-peer"
 cd "$tests/python"
 exec "$python" -m pytest -p no:cacheprovider "$@"

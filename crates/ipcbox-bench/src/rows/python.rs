@@ -58,18 +58,81 @@ pub fn rows() -> Vec<Box<dyn Row>> {
     let mut rows: Vec<Box<PythonRow>> = vec![
         row("python queue raw", Q, Raw, "connection", "raw", Stdlib),
         row("python mp.Queue", Q, Competitor, "queue", "mp", Stdlib),
-        row("python ipcbox.Queue", Q, Ipcbox, "queue", "ipcbox", Needs::Ipcbox),
-        row("python ipcbox.Queue bytes", Q, Ipcbox, "queue", "ipcbox_bytes", Needs::Ipcbox),
-        row("python ipcbox put_many", Q, Ipcbox, "queue", "ipcbox_many", Needs::Ipcbox),
-        row("python faster_fifo", Q, Competitor, "queue", "faster_fifo", FasterFifo),
-        row("python faster_fifo bytes", Q, Competitor, "queue", "faster_fifo_bytes", FasterFifo),
-        row("python faster_fifo put_many", Q, Competitor, "queue", "faster_fifo_many", FasterFifo),
+        row(
+            "python ipcbox.Queue",
+            Q,
+            Ipcbox,
+            "queue",
+            "ipcbox",
+            Needs::Ipcbox,
+        ),
+        row(
+            "python ipcbox.Queue bytes",
+            Q,
+            Ipcbox,
+            "queue",
+            "ipcbox_bytes",
+            Needs::Ipcbox,
+        ),
+        row(
+            "python ipcbox put_many",
+            Q,
+            Ipcbox,
+            "queue",
+            "ipcbox_many",
+            Needs::Ipcbox,
+        ),
+        row(
+            "python faster_fifo",
+            Q,
+            Competitor,
+            "queue",
+            "faster_fifo",
+            FasterFifo,
+        ),
+        row(
+            "python faster_fifo bytes",
+            Q,
+            Competitor,
+            "queue",
+            "faster_fifo_bytes",
+            FasterFifo,
+        ),
+        row(
+            "python faster_fifo put_many",
+            Q,
+            Competitor,
+            "queue",
+            "faster_fifo_many",
+            FasterFifo,
+        ),
         row("python connection raw", C, Raw, "connection", "raw", Stdlib),
-        row("python mp.Connection", C, Competitor, "connection", "mp", Stdlib),
-        row("python ipcbox.Connection", C, Ipcbox, "connection", "ipcbox", Needs::Ipcbox),
+        row(
+            "python mp.Connection",
+            C,
+            Competitor,
+            "connection",
+            "mp",
+            Stdlib,
+        ),
+        row(
+            "python ipcbox.Connection",
+            C,
+            Ipcbox,
+            "connection",
+            "ipcbox",
+            Needs::Ipcbox,
+        ),
         row("python value raw", V, Raw, "value", "raw", Stdlib),
         row("python mp.Value", V, Competitor, "value", "mp", Stdlib),
-        row("python ipcbox.Value", V, Ipcbox, "value", "ipcbox", Needs::Ipcbox),
+        row(
+            "python ipcbox.Value",
+            V,
+            Ipcbox,
+            "value",
+            "ipcbox",
+            Needs::Ipcbox,
+        ),
     ];
     for r in &mut rows {
         if r.imp.ends_with("_many") {
@@ -121,7 +184,13 @@ fn faster_fifo_python() -> Result<PathBuf, String> {
             let python = package_python()?;
             let reqs = concat!(env!("CARGO_MANIFEST_DIR"), "/python-requirements.txt");
             let out = Command::new(&python)
-                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                ])
                 .args(["-r", reqs])
                 .output()
                 .map_err(|e| format!("cannot run pip: {e}"))?;
