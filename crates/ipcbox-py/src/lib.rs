@@ -34,6 +34,7 @@ fn _ipcbox(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<os_ipc::RawNamedSemaphore>()?;
     m.add_class::<os_ipc::RawSemaphoreSet>()?;
     m.add_function(wrap_pyfunction!(typed::create_typed, m)?)?;
+    m.add_function(wrap_pyfunction!(sync::after_fork_in_child, m)?)?;
     m.add("SEMAPHORE_MAX", ipcbox::sync::SEMAPHORE_MAX)?;
     Ok(())
 }

@@ -12,116 +12,55 @@ from ._common import created, keep_for_child, new_name, timeout_arg
 __all__ = ["Lock", "RLock", "Semaphore", "BoundedSemaphore", "Event", "Condition", "Barrier"]
 
 
-def _me():
-    return (os.getpid(), threading.get_ident())
+# A lock's record of its owning thread from before a fork names nobody in the child.
+os.register_at_fork(after_in_child=_ipcbox.after_fork_in_child)
 
 
-class Lock:
+class Lock(_ipcbox.RawLock):
     """A non-recursive lock shared by processes, owned by the thread that acquired it.
 
     Unlike ``multiprocessing.Lock`` only that thread may release it (``ValueError``
     otherwise). When the holder dies, the next ``acquire`` succeeds and sets ``owner_died``
     to ``True`` (until the next ``acquire``): what the lock protected may be half-updated.
+    ``acquire``, ``release``, ``with`` and ``owner_died`` are native.
     """
 
-    def __init__(self, *, ctx=None, name=None, create=True):
-        self._name = name if name is not None else new_name("lock")
-        self._raw = _ipcbox.RawLock(self._name, create)
+    _kind = "lock"
+    _recursive = False
+
+    def __new__(cls, *, ctx=None, name=None, create=True):
+        if name is None:
+            name = new_name(cls._kind)
+        self = super().__new__(cls, name, create, cls._recursive)
         if create:
-            created(self._name)
-        self._owner = None
-        self.owner_died = False
+            created(name)
+        return self
 
     def __reduce__(self):
-        keep_for_child(self._raw)
-        return (_rebuild, (type(self), self._name))
-
-    def _attach(self, name):
-        self._name = name
-        self._raw = _ipcbox.RawLock(name, False)
-        self._owner = None
-        self.owner_died = False
-
-    def acquire(self, block=True, timeout=None):
-        """Takes the lock; ``False`` if it stayed held (``block=False``, or the timeout)."""
-        ok, died = self._raw.acquire(block, timeout_arg(timeout))
-        if ok:
-            self._owner = _me()
-            self.owner_died = died
-        return ok
-
-    def release(self):
-        self._raw.release()
-        self._owner = None
-
-    def _is_mine(self):
-        return self._owner == _me()
-
-    def _release_all(self):
-        self.release()
-        return 1
-
-    def _acquire_restore(self, count):
-        self.acquire()
-
-    def __enter__(self):
-        return self.acquire()
-
-    def __exit__(self, *args):
-        self.release()
-
-    @property
-    def name(self):
-        return self._name
+        keep_for_child(self)
+        return (_rebuild_lock, (type(self), self.name))
 
     def __eq__(self, other):
-        return isinstance(other, Lock) and other._name == self._name
+        return isinstance(other, _ipcbox.RawLock) and other.name == self.name
 
     def __hash__(self):
-        return hash(self._name)
+        return hash(self.name)
 
     def __repr__(self):
-        state = "mine" if self._is_mine() else ("locked" if self._raw.locked() else "unlocked")
-        return f"<{type(self).__name__}({self._name!r}, {state})>"
+        state = "mine" if self._is_mine() else ("locked" if self.locked() else "unlocked")
+        return f"<{type(self).__name__}({self.name!r}, {state})>"
 
 
 class RLock(Lock):
     """A recursive ``Lock``: the owning thread may acquire it again, and must release it as
-    many times."""
+    many times (``RuntimeError`` from a thread that does not hold it)."""
 
-    def __init__(self, *, ctx=None, name=None, create=True):
-        super().__init__(name=name if name is not None else new_name("rlock"), create=create)
-        self._count = 0
+    _kind = "rlock"
+    _recursive = True
 
-    def _attach(self, name):
-        super()._attach(name)
-        self._count = 0
 
-    def acquire(self, block=True, timeout=None):
-        if self._owner == _me():
-            self._count += 1
-            return True
-        if super().acquire(block, timeout):
-            self._count = 1
-            return True
-        return False
-
-    def release(self):
-        if self._owner != _me():
-            raise RuntimeError("cannot release un-acquired lock")
-        self._count -= 1
-        if self._count == 0:
-            super().release()
-
-    def _release_all(self):
-        count = self._count
-        self._count = 0
-        Lock.release(self)
-        return count
-
-    def _acquire_restore(self, count):
-        Lock.acquire(self)
-        self._count = count
+def _rebuild_lock(cls, name):
+    return cls(name=name, create=False)
 
 
 class Semaphore:
