@@ -315,7 +315,7 @@ fn child_role() {
         }
         "msg" => {
             let mut q = SysVQueue::create(IpcKey::PRIVATE).expect("create queue");
-            q.send(1, b"left behind").expect("msgsnd");
+            q.send(b"left behind", 1).expect("msgsnd");
             q.detach();
             q.id()
         }
@@ -439,7 +439,7 @@ fn sysv_semaphores_kept_while_their_last_user_lives() {
 fn sysv_queues_kept_while_their_last_user_lives() {
     let live = SysVQueue::create(IpcKey::PRIVATE).expect("create queue");
     let _g1 = SysVGuard("-q", live.id());
-    live.send(7, b"mine").expect("msgsnd");
+    live.send(b"mine", 7).expect("msgsnd");
     let dead = left_by_dead_child("msg");
     let _g2 = SysVGuard("-q", dead);
 
@@ -463,7 +463,7 @@ fn sysv_queues_kept_while_their_last_user_lives() {
     let got = live
         .try_recv(&mut buf, ipcbox::mq::TypeSelector::Any)
         .expect("msgrcv after clean");
-    assert_eq!(got, Some((7, 4)));
+    assert_eq!(got, Some(ipcbox::mq::SysVReceived { len: 4, mtype: 7 }));
 }
 
 #[test]
@@ -496,4 +496,124 @@ fn bad_options_give_clear_errors() {
             "{out:?}"
         );
     }
+}
+
+// --- POSIX queues where /dev/mqueue is not mounted --------------------------------------------
+
+/// Removes a POSIX queue name on drop, whatever happened.
+struct MqGuard(String);
+
+impl Drop for MqGuard {
+    fn drop(&mut self) {
+        let _ = ipcbox::mq::PosixQueue::unlink(&self.0);
+    }
+}
+
+/// Runs `ipcbox args…` in a mount namespace of its own where `/dev/mqueue` is not mounted
+/// (`unshare`, then `umount` if it is), as `uid` if given, with stderr and stdout in one stream
+/// so that the first line is the first thing a person sees.
+fn ipcbox_without_mqueue_mount(args: &[&str], uid: Option<u32>) -> (bool, String) {
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg("umount -l /dev/mqueue 2>/dev/null; exec \"$@\" 2>&1")
+        .arg("sh");
+    if let Some(uid) = uid {
+        cmd.arg("setpriv")
+            .arg(format!("--reuid={uid}"))
+            .arg(format!("--regid={uid}"))
+            .arg("--clear-groups");
+    }
+    cmd.arg(env!("CARGO_BIN_EXE_ipcbox")).args(args);
+    let out = util::run(&mut cmd);
+    (out.status.success(), text(&out.stdout) + &text(&out.stderr))
+}
+
+#[test]
+fn posix_queues_are_listed_and_cleaned_without_a_dev_mqueue_mount() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: hiding /dev/mqueue in a mount namespace needs root");
+        return;
+    }
+    use ipcbox::mq::{Attributes, PosixQueue};
+    let size = Attributes {
+        max_messages: 2,
+        max_message_size: 16,
+    };
+    let live_name = unique("mq-live");
+    let live = PosixQueue::create(&live_name, size).expect("create queue");
+    live.send(b"kept", 1).expect("mq_send");
+    let _g1 = MqGuard(live_name.clone());
+    let left_name = unique("mq-left");
+    let mut left = PosixQueue::create(&left_name, size).expect("create queue");
+    left.detach();
+    drop(left);
+    let _g2 = MqGuard(left_name.clone());
+
+    let (ok, out) = ipcbox_without_mqueue_mount(&["ls", "--all"], None);
+    assert!(ok, "{out}");
+    assert!(
+        out.starts_with(
+            "note: POSIX message queues: /dev/mqueue is not an mqueue mount; the queues are \
+             listed through a private mount"
+        ),
+        "{out}"
+    );
+    let row = |name: &str| out.lines().find(|l| l.contains(name)).map(str::to_owned);
+    let live_row = row(&live_name).unwrap_or_else(|| panic!("{live_name} not listed:\n{out}"));
+    assert!(
+        live_row.starts_with("posix-mq") && live_row.contains(" yes "),
+        "{live_row}"
+    );
+    assert!(
+        live_row.contains(&format!("open in {}", std::process::id())),
+        "{live_row}"
+    );
+    let left_row = row(&left_name).unwrap_or_else(|| panic!("{left_name} not listed:\n{out}"));
+    assert!(left_row.contains(" no "), "{left_row}");
+
+    let (ok, out) = ipcbox_without_mqueue_mount(
+        &["clean", "--older-than", "0", &left_name, &live_name],
+        None,
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!("removed posix-mq {left_name}: unused")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("kept posix-mq {live_name}: in use")),
+        "{out}"
+    );
+    let gone = PosixQueue::open(&left_name).expect_err("the abandoned queue is removed");
+    assert_eq!(gone.kind(), std::io::ErrorKind::NotFound, "{gone}");
+    let mut buf = [0u8; 16];
+    assert_eq!(live.recv(&mut buf).expect("mq_receive").len, 4);
+}
+
+#[test]
+fn without_privileges_the_first_line_says_queues_are_not_listed() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: running as another user in a mount namespace needs root");
+        return;
+    }
+    use ipcbox::mq::{Attributes, PosixQueue};
+    let name = unique("mq-unseen");
+    let size = Attributes {
+        max_messages: 2,
+        max_message_size: 16,
+    };
+    let q = PosixQueue::create(&name, size).expect("create queue");
+    let _g = MqGuard(name.clone());
+    // nobody: no CAP_SYS_ADMIN, so no private mount either.
+    let (ok, out) = ipcbox_without_mqueue_mount(&["ls", "--all"], Some(65534));
+    assert!(ok, "{out}");
+    assert!(
+        out.starts_with(
+            "note: POSIX message queues: not listed, how many there are is unknown: \
+             /dev/mqueue is not an mqueue mount"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains(&name), "{out}");
+    drop(q);
 }

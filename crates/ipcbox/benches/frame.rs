@@ -14,7 +14,7 @@ use std::hint::black_box;
 use std::os::fd::{AsFd, OwnedFd};
 
 use criterion::Criterion;
-use ipcbox::frame::Connection;
+use ipcbox::frame::ByteConnection;
 use ipcbox::socket::{SeqPacket, Stream};
 use rustix::net::{RecvFlags, SendFlags};
 
@@ -26,8 +26,8 @@ fn stream_pair(c: &mut Criterion) {
     let mut buf = [0u8; SIZE];
 
     let (a, b) = Stream::pair().expect("socketpair");
-    let mut a = Connection::<(), _>::new(a).expect("connection");
-    let mut b = Connection::<(), _>::new(b).expect("connection");
+    let mut a = ByteConnection::new(a).expect("connection");
+    let mut b = ByteConnection::new(b).expect("connection");
     group.bench_function("ipcbox bytes", |bench| {
         bench.iter(|| {
             a.send_bytes(black_box(&msg)).expect("send");
@@ -57,8 +57,8 @@ fn seqpacket_pair(c: &mut Criterion) {
     let mut buf = [0u8; SIZE];
 
     let (a, b) = SeqPacket::pair().expect("socketpair");
-    let mut a = Connection::<(), _>::new(a).expect("connection");
-    let mut b = Connection::<(), _>::new(b).expect("connection");
+    let mut a = ByteConnection::new(a).expect("connection");
+    let mut b = ByteConnection::new(b).expect("connection");
     group.bench_function("ipcbox bytes", |bench| {
         bench.iter(|| {
             a.send_bytes(black_box(&msg)).expect("send");

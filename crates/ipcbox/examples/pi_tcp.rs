@@ -33,7 +33,7 @@ const ACCEPT_LIMIT: Duration = Duration::from_secs(60);
 fn run_worker(endpoint: &str, index: &str) -> Result<(), Box<dyn std::error::Error>> {
     let index: usize = index.parse()?;
     let ep: Endpoint = endpoint.parse()?;
-    let mut conn = Connection::<Partial, socket::Stream>::new(socket::Stream::connect(&ep)?)?;
+    let mut conn = Connection::<Partial>::new(socket::Stream::connect(&ep)?)?;
     conn.send(&(u32::try_from(index)?, pi::partial_sum(index)))?;
     Ok(()) // dropping the connection closes it: the parent sees Disconnected after the message
 }
@@ -66,7 +66,7 @@ fn over_tcp() -> Result<f64, Box<dyn std::error::Error>> {
         let stream = listener
             .accept_timeout(ACCEPT_LIMIT)?
             .ok_or("a worker did not connect within a minute")?;
-        let mut conn = Connection::<Partial, socket::Stream>::new(stream)?;
+        let mut conn = Connection::<Partial>::new(stream)?;
         let (index, sum) = conn.recv()?;
         pi::store(&mut parts, pi::check_index(index.into())?, sum)?;
         match conn.recv() {

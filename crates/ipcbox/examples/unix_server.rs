@@ -2,9 +2,9 @@
 //!
 //! The server listens on a socket file in a fresh temporary directory and serves each
 //! connection on its own thread. Requests and responses are two serde enums sent as typed
-//! frames: each side wraps its `socket::Stream` in two `frame::Connection`s by reference,
-//! one receiving the peer's message type and one sending its own. Eight client processes (this program re-run
-//! with an argument) connect at the same time, each sends a mix of requests — arithmetic, text,
+//! frames: a client's end is a `Connection<Request, Response>` (it sends requests and
+//! receives responses), the server's a `Connection<Response, Request>`, each over ipcbox's own
+//! `socket::Stream`. Eight client processes (this program re-run with an argument) connect at the same time, each sends a mix of requests — arithmetic, text,
 //! a prime sieve, "who am I" (answered from the socket's peer credentials) and one request the
 //! server refuses — and checks every answer. When all clients are done the parent asks the
 //! server to shut down; the server stops accepting, its threads finish, and the listener
@@ -54,23 +54,6 @@ enum Response {
 
 const MAX_SIEVE: u32 = 1_000_000;
 
-/// One direction of a connection: a `Connection` has one message type, so each side wraps the
-/// same socket twice, by reference — one connection to receive its peer's type, one to send its
-/// own. Each keeps its own buffer; only `rx` ever reads and only `tx` ever writes.
-struct Halves<'s, In, Out> {
-    rx: Connection<In, &'s socket::Stream>,
-    tx: Connection<Out, &'s socket::Stream>,
-}
-
-impl<'s, In, Out> Halves<'s, In, Out> {
-    fn new(stream: &'s socket::Stream) -> std::io::Result<Self> {
-        Ok(Halves {
-            rx: Connection::new(stream)?,
-            tx: Connection::new(stream)?,
-        })
-    }
-}
-
 fn primes_below(n: u32) -> Vec<u32> {
     let n = n as usize;
     let mut composite = vec![false; n];
@@ -111,15 +94,15 @@ fn serve_connection(
     endpoint: &Endpoint,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let peer = stream.peer_credentials()?.pid.map(|p| p.as_raw());
-    let mut conn = Halves::<Request, Response>::new(&stream)?;
+    let mut conn = Connection::<Response, Request>::new(stream)?;
     loop {
-        let req = match conn.rx.recv() {
+        let req = match conn.recv() {
             Ok(req) => req,
             Err(RecvError::Disconnected) => return Ok(()),
             Err(e) => return Err(e.into()),
         };
         let shutdown = req == Request::Shutdown;
-        conn.tx.send(&answer(req, peer))?;
+        conn.send(&answer(req, peer))?;
         served.fetch_add(1, Ordering::Relaxed);
         if shutdown {
             stop.store(true, Ordering::SeqCst);
@@ -190,10 +173,10 @@ fn script(id: u32, requests: u32) -> Vec<(Request, Response)> {
 fn run_client(path: &str, id: &str, requests: &str) -> Result<(), Box<dyn std::error::Error>> {
     let (id, requests): (u32, u32) = (id.parse()?, requests.parse()?);
     let stream = socket::Stream::connect(&Endpoint::unix(path))?;
-    let mut conn = Halves::<Response, Request>::new(&stream)?;
+    let mut conn = Connection::<Request, Response>::new(stream)?;
     for (req, want) in script(id, requests) {
-        conn.tx.send(&req)?;
-        let got = conn.rx.recv()?;
+        conn.send(&req)?;
+        let got = conn.recv()?;
         let ok = match (&want, &got) {
             (Response::Refused(_), Response::Refused(why)) => !why.is_empty(),
             _ => got == want,
@@ -244,13 +227,12 @@ fn run(dir: &Path, clients: u32, requests: u32) -> Result<(), Box<dyn std::error
     println!("{clients} clients x {requests} requests: every answer checked");
 
     let admin = socket::Stream::connect(&Endpoint::unix(&path))?;
-    let mut conn = Halves::<Response, Request>::new(&admin)?;
-    conn.tx.send(&Request::Shutdown)?;
-    if conn.rx.recv()? != Response::ShuttingDown {
+    let mut conn = Connection::<Request, Response>::new(admin)?;
+    conn.send(&Request::Shutdown)?;
+    if conn.recv()? != Response::ShuttingDown {
         return Err("the server did not acknowledge the shutdown".into());
     }
     drop(conn);
-    drop(admin);
     let served = server
         .join()
         .map_err(|_| "the server thread panicked")?

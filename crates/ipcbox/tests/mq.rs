@@ -11,7 +11,9 @@ use std::os::fd::AsFd;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use ipcbox::mq::{self, Attributes, PosixQueue, SysVOptions, SysVQueue, TypeSelector};
+use ipcbox::mq::{
+    self, Attributes, PosixQueue, Received, SysVOptions, SysVQueue, SysVReceived, TypeSelector,
+};
 use ipcbox::{CreationMode, IpcKey, Pid};
 use util::ChildGuard;
 
@@ -86,23 +88,32 @@ fn assert_sysv_gone(key: IpcKey) {
 fn posix_recv_all(q: &PosixQueue) -> Vec<(String, u32)> {
     let mut buf = vec![0u8; q.max_message_size()];
     let mut out = Vec::new();
-    while let Some((n, prio)) = q.try_recv(&mut buf).expect("try_recv") {
-        out.push((String::from_utf8_lossy(&buf[..n]).into_owned(), prio));
+    while let Some(got) = q.try_recv(&mut buf).expect("try_recv") {
+        out.push((
+            String::from_utf8_lossy(&buf[..got.len]).into_owned(),
+            got.priority,
+        ));
     }
     out
 }
 
 fn sysv_recv(q: &SysVQueue, sel: TypeSelector) -> (i64, String) {
     let mut buf = [0u8; 256];
-    let (t, n) = q.recv(&mut buf, sel).expect("recv");
-    (t, String::from_utf8_lossy(&buf[..n]).into_owned())
+    let got = q.recv(&mut buf, sel).expect("recv");
+    (
+        got.mtype,
+        String::from_utf8_lossy(&buf[..got.len]).into_owned(),
+    )
 }
 
 fn sysv_try_recv(q: &SysVQueue, sel: TypeSelector) -> Option<(i64, String)> {
     let mut buf = [0u8; 256];
-    q.try_recv(&mut buf, sel)
-        .expect("try_recv")
-        .map(|(t, n)| (t, String::from_utf8_lossy(&buf[..n]).into_owned()))
+    q.try_recv(&mut buf, sel).expect("try_recv").map(|got| {
+        (
+            got.mtype,
+            String::from_utf8_lossy(&buf[..got.len]).into_owned(),
+        )
+    })
 }
 
 /// Whether this process may exceed the kernel's soft IPC limits (`CAP_SYS_RESOURCE` in
@@ -167,7 +178,7 @@ fn role_sysv_send_mix() {
     };
     let q = SysVQueue::open(IpcKey::from_raw(key.parse().unwrap())).unwrap();
     for (t, text) in SYSV_MIX {
-        q.send(*t, text.as_bytes()).unwrap();
+        q.send(text.as_bytes(), *t).unwrap();
     }
 }
 
@@ -196,7 +207,7 @@ fn role_sysv_send_one() {
         parts.next().unwrap(),
     );
     let q = SysVQueue::open(IpcKey::from_raw(key.parse().unwrap())).unwrap();
-    q.send(t.parse().unwrap(), text.as_bytes()).unwrap();
+    q.send(text.as_bytes(), t.parse().unwrap()).unwrap();
 }
 
 /// `key len`: receives the first message (blocking) and checks its length.
@@ -208,8 +219,8 @@ fn role_sysv_recv_one() {
     let (key, len) = arg.split_once(' ').unwrap();
     let q = SysVQueue::open(IpcKey::from_raw(key.parse().unwrap())).unwrap();
     let mut buf = [0u8; 64];
-    let (_, n) = q.recv(&mut buf, TypeSelector::Any).unwrap();
-    assert_eq!(n, len.parse::<usize>().unwrap());
+    let got = q.recv(&mut buf, TypeSelector::Any).unwrap();
+    assert_eq!(got.len, len.parse::<usize>().unwrap());
 }
 
 /// Creates the queue of the key, sends three messages, detaches and exits.
@@ -221,7 +232,7 @@ fn role_sysv_create_and_leave() {
     let mut q = SysVQueue::create(IpcKey::from_raw(key.parse().unwrap())).unwrap();
     q.detach();
     for t in 1..=3 {
-        q.send(t, format!("from {} #{t}", std::process::id()).as_bytes())
+        q.send(format!("from {} #{t}", std::process::id()).as_bytes(), t)
             .unwrap();
     }
 }
@@ -277,8 +288,15 @@ fn posix_blocking_calls_are_woken_by_another_process() {
         "posix_send_one",
         &format!("{name} 5 wake up"),
     );
-    let (n, prio) = q.recv(&mut buf).unwrap();
-    assert_eq!((&buf[..n], prio), (&b"wake up"[..], 5));
+    let got = q.recv(&mut buf).unwrap();
+    assert_eq!(
+        got,
+        Received {
+            len: 7,
+            priority: 5
+        }
+    );
+    assert_eq!(&buf[..got.len], b"wake up");
     child.expect_success("sender");
 
     // A sender blocked on the full queue (capacity 1) wakes when we receive.
@@ -288,10 +306,10 @@ fn posix_blocking_calls_are_woken_by_another_process() {
         "posix_send_one",
         &format!("{name} 2 second"),
     );
-    let (n, _) = q.recv(&mut buf).unwrap();
-    assert_eq!(&buf[..n], b"first");
-    let (n, prio) = q.recv(&mut buf).unwrap();
-    assert_eq!((&buf[..n], prio), (&b"second"[..], 2));
+    let got = q.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..got.len], b"first");
+    let got = q.recv(&mut buf).unwrap();
+    assert_eq!((&buf[..got.len], got.priority), (&b"second"[..], 2));
     child.expect_success("blocked sender");
     drop(q);
     assert_posix_gone(&name);
@@ -320,7 +338,13 @@ fn posix_try_and_timeout_forms_report_empty_and_full() {
     assert!(!q.try_send(b"three", 3).unwrap(), "full");
     assert!(!q.send_timeout(b"three", 3, short).unwrap(), "full");
     assert_eq!(q.attributes().unwrap().current_messages, 2);
-    assert_eq!(q.recv_timeout(&mut buf, short).unwrap(), Some((3, 2)));
+    assert_eq!(
+        q.recv_timeout(&mut buf, short).unwrap(),
+        Some(Received {
+            len: 3,
+            priority: 2
+        })
+    );
     assert!(q.try_send(b"three", 3).unwrap(), "room again");
 
     // A non-blocking handle on the same queue: the plain forms fail with WouldBlock.
@@ -650,7 +674,7 @@ fn sysv_type_selection_follows_msgrcv_exactly() {
     }
     // The blocking form selects the same way.
     for (t, text) in SYSV_MIX {
-        q.send(*t, text.as_bytes()).unwrap();
+        q.send(text.as_bytes(), *t).unwrap();
     }
     assert_eq!(sysv_recv(&q, AtMost(4)), (1, "e".to_owned()));
     assert_eq!(sysv_recv(&q, Except(5)), (2, "b".to_owned()));
@@ -704,9 +728,9 @@ fn sysv_python_peer_both_directions() {
     std::fs::write(&file, b"").unwrap();
 
     let q = SysVQueue::create(ours).unwrap();
-    q.send(2, b"two").unwrap();
-    q.send(1, b"one").unwrap();
-    q.send(3, b"three").unwrap();
+    q.send(b"two", 2).unwrap();
+    q.send(b"one", 1).unwrap();
+    q.send(b"three", 3).unwrap();
     let script = r#"
 import sys, sysv_ipc
 q = sysv_ipc.MessageQueue(int(sys.argv[1]))
@@ -763,13 +787,13 @@ fn sysv_try_and_timeout_forms_report_empty_and_full() {
         q.recv_timeout(&mut buf, TypeSelector::Any, short).unwrap(),
         None
     );
-    assert!(q.try_send(1, &[7u8; 16]).unwrap());
-    assert!(!q.try_send(1, b"x").unwrap(), "full");
-    assert!(!q.send_timeout(1, b"x", short).unwrap(), "full");
+    assert!(q.try_send(&[7u8; 16], 1).unwrap());
+    assert!(!q.try_send(b"x", 1).unwrap(), "full");
+    assert!(!q.send_timeout(b"x", 1, short).unwrap(), "full");
     let st = q.stat().unwrap();
     assert_eq!((st.messages, st.bytes), (1, 16));
     // Longer than the whole capacity: an error, not a wait forever.
-    let err = q.send(1, &[0u8; 17]).unwrap_err();
+    let err = q.send(&[0u8; 17], 1).unwrap_err();
     assert_invalid(&err, &["17 bytes", "16 bytes"]);
 
     // A sender blocked on the full queue wakes when another process receives.
@@ -778,7 +802,7 @@ fn sysv_try_and_timeout_forms_report_empty_and_full() {
         "sysv_recv_one",
         &format!("{} 16", key.as_raw()),
     );
-    q.send(2, b"y").unwrap();
+    q.send(b"y", 2).unwrap();
     child.expect_success("receiver");
     assert_eq!(sysv_recv(&q, TypeSelector::Any), (2, "y".to_owned()));
 
@@ -801,7 +825,7 @@ fn sysv_try_and_timeout_forms_report_empty_and_full() {
     let got = q
         .recv_timeout(&mut buf, TypeSelector::Exactly(8), LIMIT)
         .unwrap();
-    assert_eq!(got, Some((8, 5)));
+    assert_eq!(got, Some(SysVReceived { len: 5, mtype: 8 }));
     assert_eq!(&buf[..5], b"eight");
     child.expect_success("sender");
     drop(q);
@@ -816,8 +840,8 @@ fn sysv_bad_input_gets_clear_errors_and_the_queue_stays_usable() {
     let q = SysVQueue::create(key).unwrap();
     let key_text = key.to_string();
 
-    assert_invalid(&q.send(0, b"x").unwrap_err(), &["type 0"]);
-    assert_invalid(&q.try_send(-3, b"x").unwrap_err(), &["type -3"]);
+    assert_invalid(&q.send(b"x", 0).unwrap_err(), &["type 0"]);
+    assert_invalid(&q.try_send(b"x", -3).unwrap_err(), &["type -3"]);
     let mut buf = [0u8; 4];
     assert_invalid(
         &q.try_recv(&mut buf, TypeSelector::Exactly(0)).unwrap_err(),
@@ -825,7 +849,7 @@ fn sysv_bad_input_gets_clear_errors_and_the_queue_stays_usable() {
     );
 
     // A message longer than the buffer stays in the queue (E2BIG, no MSG_NOERROR).
-    q.send(3, b"0123456789").unwrap();
+    q.send(b"0123456789", 3).unwrap();
     let err = q.recv(&mut buf, TypeSelector::Any).unwrap_err();
     assert_invalid(&err, &[&key_text, "4 bytes", "stays in the queue"]);
     assert_eq!(q.stat().unwrap().messages, 1);
@@ -836,7 +860,7 @@ fn sysv_bad_input_gets_clear_errors_and_the_queue_stays_usable() {
 
     // Longer than msgmax, which binds even root.
     let limits = mq::SysVLimits::read().unwrap();
-    let err = q.send(1, &vec![0u8; limits.msgmax + 1]).unwrap_err();
+    let err = q.send(&vec![0u8; limits.msgmax + 1], 1).unwrap_err();
     assert_invalid(
         &err,
         &[
@@ -887,7 +911,7 @@ fn sysv_bad_input_gets_clear_errors_and_the_queue_stays_usable() {
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
 
     // Still usable after all of that.
-    q.send(1, b"fine").unwrap();
+    q.send(b"fine", 1).unwrap();
     assert_eq!(sysv_recv(&q, TypeSelector::Any), (1, "fine".to_owned()));
     assert_eq!(q.stat().unwrap().messages, 0);
     drop(q);
@@ -921,7 +945,7 @@ fn sysv_creator_removes_on_drop_unless_detached() {
     assert_sysv_gone(key);
 
     let mut q = SysVQueue::create(key).unwrap();
-    q.send(1, b"kept").unwrap();
+    q.send(b"kept", 1).unwrap();
     q.detach();
     drop(q);
     let q = SysVQueue::open(key).expect("a detached queue stays");
@@ -933,7 +957,7 @@ fn sysv_creator_removes_on_drop_unless_detached() {
     let private = SysVQueue::create(IpcKey::PRIVATE).unwrap();
     let id = private.id();
     let other = SysVQueue::from_id(id).unwrap();
-    other.send(4, b"by id").unwrap();
+    other.send(b"by id", 4).unwrap();
     assert_eq!(
         sysv_recv(&private, TypeSelector::Any),
         (4, "by id".to_owned())
@@ -983,12 +1007,12 @@ fn sysv_threads_sharing_a_handle_do_not_wait_for_each_others_buffers() {
         let tid = rx.recv().unwrap();
         wait_until_in_msgrcv(tid);
         // This thread receives through the same handle meanwhile, and sends through it.
-        q.send(6, b"six").unwrap();
+        q.send(b"six", 6).unwrap();
         assert_eq!(
             sysv_recv(q, TypeSelector::Exactly(6)),
             (6, "six".to_owned())
         );
-        q.send(5, b"five").unwrap();
+        q.send(b"five", 5).unwrap();
         assert_eq!(waiter.join().unwrap(), (5, "five".to_owned()));
     });
     assert_eq!(queue.stat().unwrap().messages, 0);

@@ -152,9 +152,14 @@ impl Peer {
     }
 
     fn finish_err(&mut self) -> String {
+        let (status, stderr) = self.finish_err_parts();
+        format!("status {status}, stderr: {stderr}")
+    }
+
+    /// Closes the peer's stdin and waits for it: its status and stderr.
+    fn finish_err_parts(&mut self) -> (std::process::ExitStatus, String) {
         self.stdin.take();
-        let out = self.child.wait_with_output_ref();
-        format!("status {}, stderr: {}", out.0, out.1)
+        self.child.wait_with_output_ref()
     }
 
     /// Waits for the peer; panics with its stderr unless it succeeded and said nothing there.
@@ -214,7 +219,9 @@ fn python_shared_memory_and_ipcbox_exchange_bytes_both_ways() {
 import sys
 from multiprocessing import shared_memory, resource_tracker
 seg = shared_memory.SharedMemory(name={name:?})
-# Python 3.11 registers even segments it only opened, and would unlink them at exit.
+# CPython's resource tracker would unlink the segment when this process exits, though it only
+# attached to it (README, "CPython's resource tracker"). Before 3.13 the workaround is this;
+# from 3.13, SharedMemory(name=..., track=False).
 resource_tracker.unregister(seg._name, "shared_memory")
 print(bytes(seg.buf[0:14]).decode(), seg.size >= 4096, flush=True)
 seg.buf[100:115] = b"python was here"
@@ -267,6 +274,83 @@ seg.unlink()
     peer.finish();
     drop(seg);
     guard.assert_gone();
+}
+
+/// Attaches to the segment `name` from Python, with `workaround` (README, "CPython's resource
+/// tracker") or without, and exits; returns once Python and its resource tracker (if it
+/// started one) have exited, with Python's stderr.
+fn python_attaches_and_exits(name: &str, workaround: bool) -> String {
+    let attach = if workaround {
+        "if sys.version_info >= (3, 13):\n\
+         \x20   seg = shared_memory.SharedMemory(name=NAME, track=False)\n\
+         else:\n\
+         \x20   seg = shared_memory.SharedMemory(name=NAME)\n\
+         \x20   resource_tracker.unregister(seg._name, 'shared_memory')\n"
+    } else {
+        "seg = shared_memory.SharedMemory(name=NAME)\n"
+    };
+    let script = format!(
+        "import sys\n\
+         from multiprocessing import shared_memory, resource_tracker\n\
+         NAME = {name:?}\n\
+         {attach}\
+         seg.close()\n\
+         print(resource_tracker._resource_tracker._pid, flush=True)\n\
+         sys.stdin.readline()\n"
+    );
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", &script]);
+    let mut peer = Peer::spawn(cmd);
+    // The tracker outlives Python: hold it by a pidfd while Python (its parent) is alive, so
+    // that its pid cannot be reused, then wait for it to exit.
+    let tracker = match peer.line().as_str() {
+        "None" => None,
+        pid => {
+            let pid = rustix::process::Pid::from_raw(pid.parse().expect("tracker pid"))
+                .expect("a tracker pid");
+            Some(rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).unwrap())
+        }
+    };
+    let (status, stderr) = peer.finish_err_parts();
+    assert!(status.success(), "python: {status}, stderr: {stderr}");
+    if let Some(pidfd) = tracker {
+        let mut fds = [rustix::event::PollFd::new(
+            &pidfd,
+            rustix::event::PollFlags::IN,
+        )];
+        while rustix::event::poll(&mut fds, None).unwrap() == 0 {}
+    }
+    stderr
+}
+
+/// CPython's resource tracker unlinks every segment a Python process attached to by name when
+/// that process exits (in every version, unless told not to): an ipcbox-created segment is
+/// gone once a Python attacher exits. With the README's workaround it survives.
+#[test]
+fn a_python_attacher_unlinks_the_segment_at_exit_unless_it_opts_out() {
+    let _dog = util::watchdog("python resource tracker", LIMIT);
+    let guard = NameGuard::new("shm-tracker");
+    let seg = shm::Segment::create(&guard.0, 4096).unwrap();
+    seg.write_at(0, b"still here").unwrap();
+
+    let stderr = python_attaches_and_exits(&guard.0, true);
+    assert!(
+        guard.exists(),
+        "the segment is gone despite the workaround: {stderr}"
+    );
+    let mut buf = [0; 10];
+    seg.read_at(0, &mut buf).unwrap();
+    assert_eq!(&buf, b"still here");
+
+    let stderr = python_attaches_and_exits(&guard.0, false);
+    assert!(
+        !guard.exists(),
+        "the trap is gone: Python no longer unlinks what it only attached to ({stderr})"
+    );
+    assert!(stderr.contains("leaked shared_memory"), "{stderr}");
+    // The name is gone; our mapping is still valid.
+    seg.read_at(0, &mut buf).unwrap();
+    assert_eq!(&buf, b"still here");
 }
 
 /// `posix_ipc.SharedMemory` and ipcbox, both ways, with the `/name` form of the name.

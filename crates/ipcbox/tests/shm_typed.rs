@@ -518,7 +518,9 @@ fn python_reads_the_header_and_updates_the_value() {
 import struct
 from multiprocessing import shared_memory, resource_tracker
 seg = shared_memory.SharedMemory(name={name:?})
-# Python 3.11 registers even segments it only opened, and would unlink them at exit.
+# CPython's resource tracker would unlink the segment when this process exits, though it only
+# attached to it (README, "CPython's resource tracker"). Before 3.13 the workaround is this;
+# from 3.13, SharedMemory(name=..., track=False).
 resource_tracker.unregister(seg._name, "shared_memory")
 magic, version, kind, tag, size, offset, length, total = struct.unpack_from("=4s5IQQ", seg.buf, 0)
 (v,) = struct.unpack_from("=Q", seg.buf, offset)

@@ -180,7 +180,7 @@ impl Endpoint for PosixEnd {
         let n = match &self.pair {
             PosixPair::Ipcbox(to_child, to_parent) => {
                 let q = if self.child { to_child } else { to_parent };
-                q.recv(&mut self.buf)?.0
+                q.recv(&mut self.buf)?.len
             }
             PosixPair::Raw(raw) => {
                 let fd = if self.child {
@@ -287,7 +287,7 @@ impl Endpoint for SysVEnd {
         match &self.pair {
             SysVPair::Ipcbox(to_child, to_parent) => {
                 let q = if self.child { to_parent } else { to_child };
-                q.send(1, msg)
+                q.send(msg, 1)
             }
             SysVPair::Raw(raw) => {
                 self.out.truncate(8);
@@ -301,7 +301,7 @@ impl Endpoint for SysVEnd {
         let n = match &self.pair {
             SysVPair::Ipcbox(to_child, to_parent) => {
                 let q = if self.child { to_child } else { to_parent };
-                q.recv(buf, TypeSelector::Any)?.1
+                q.recv(buf, TypeSelector::Any)?.len
             }
             SysVPair::Raw(raw) => {
                 self.buf.resize(8 + buf.len(), 0);

@@ -1,6 +1,6 @@
 //! Sockets, six transports, each in its own group of three rows measured side by side:
 //!
-//! * `<t>`: the typed API, `ipcbox::frame::Connection<Blob, _>` with the default Postcard
+//! * `<t>`: the typed API, `ipcbox::frame::Connection<Blob, Blob, _>` with the default Postcard
 //!   codec. A [`Blob`] is a byte payload serialised as one byte string (what `serde_bytes`
 //!   does): the frame is the 4-byte header, a 1–3 byte length varint, then the bytes. The row
 //!   copies each message into its one reused `Blob` before `send` and out of the decoded one
@@ -41,7 +41,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use ipcbox::frame::{Connection, Readable, Writable};
+use ipcbox::frame::{ByteConnection, Connection, Readable, Writable};
 use ipcbox::socket::{Datagram, Endpoint as Ep, Listener, SeqPacket, Stream};
 use rustix::io::Errno;
 use rustix::net::{RecvFlags, SendFlags};
@@ -377,7 +377,7 @@ fn wrong_length(got: usize, want: usize) -> io::Error {
 
 /// The typed row's end: a connection carrying [`Blob`]s, and the one it sends from.
 struct TypedEnd<S: Sock> {
-    conn: Connection<Blob, S>,
+    conn: Connection<Blob, Blob, S>,
     msg: Blob,
 }
 
@@ -399,7 +399,7 @@ impl<S: Sock> Endpoint for TypedEnd<S> {
 }
 
 /// The bytes row's end.
-struct BytesEnd<S: Sock>(Connection<(), S>);
+struct BytesEnd<S: Sock>(ByteConnection<S>);
 
 impl<S: Sock> Endpoint for BytesEnd<S> {
     fn send(&mut self, msg: &[u8]) -> io::Result<()> {
@@ -683,7 +683,7 @@ mod tests {
     #[test]
     fn blob_is_one_postcard_byte_string() {
         let (a, b) = Stream::pair().unwrap();
-        let mut a = Connection::<Blob, _>::new(a).unwrap();
+        let mut a = Connection::<Blob, Blob, _>::new(a).unwrap();
         a.send(&Blob(vec![1, 2, 3])).unwrap();
         let mut raw = RawEnd::Stream(FdStream::new(b.try_clone().unwrap().into(), b.into()));
         let mut frame = [0u8; 8];

@@ -34,10 +34,11 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
-        print_table(&chosen);
+        // Notes first: what could not be listed matters before what was.
         for note in &listing.notes {
             eprintln!("note: {note}");
         }
+        print_table(&chosen);
         if chosen.is_empty() && args.names.is_empty() && !args.all {
             eprintln!("note: no ipcbox objects; --all shows every IPC object");
         }

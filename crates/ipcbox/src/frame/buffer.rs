@@ -88,7 +88,7 @@ pub(super) struct State {
     pub(super) max_frame: usize,
     pub(super) framing: Framing,
     pub(super) socket: bool,
-    /// A `SOCK_DGRAM` socket: an empty message is a (torn) datagram, never the end.
+    /// A `SOCK_DGRAM` socket: an empty message is a malformed datagram, never the end.
     pub(super) datagram: bool,
     /// Descriptors received with the frame being received by `recv_with_fds`.
     pub(super) fds: Vec<OwnedFd>,
@@ -291,7 +291,7 @@ impl State {
         let got = self.recv_message(fd, size, RecvFlags::empty(), deadline)?;
         if got == 0 && !self.datagram {
             // SOCK_SEQPACKET: the peer closed. (On a datagram socket an empty datagram is
-            // just a message too short for a header: a torn frame, below.)
+            // just a message too short for a header: a length mismatch, below.)
             self.eof = true;
             return Err(Fail::Disconnected);
         }
@@ -310,7 +310,7 @@ impl State {
             HEADER_LEN
         };
         if claimed != got {
-            return Err(Fail::Torn {
+            return Err(Fail::LengthMismatch {
                 expected: claimed,
                 received: got,
             });
@@ -568,12 +568,12 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::frame::{duplex, Connection, RecvError, WIRE_MAX_FRAME_LEN};
+    use crate::frame::{duplex, ByteConnection, Connection, RecvError, WIRE_MAX_FRAME_LEN};
     use crate::socket;
 
     fn seqpacket_pair() -> (
-        Connection<String, socket::SeqPacket>,
-        Connection<String, socket::SeqPacket>,
+        Connection<String, String, socket::SeqPacket>,
+        Connection<String, String, socket::SeqPacket>,
     ) {
         let (a, b) = socket::SeqPacket::pair().unwrap();
         (Connection::new(a).unwrap(), Connection::new(b).unwrap())
@@ -586,19 +586,19 @@ mod tests {
         a.send_bytes(&[]).unwrap();
         a.send(&"three".to_string()).unwrap();
         assert_eq!(b.recv().unwrap(), "one");
-        assert_eq!(b.recv_bytes(10).unwrap(), b"");
+        assert_eq!(b.recv_bytes().unwrap(), b"");
         assert!(matches!(
-            b.try_recv_bytes(1),
+            b.try_recv_bytes_into(&mut [0; 1]),
             Err(RecvError::TooLarge { len: 6, max: 1 })
         ));
         assert_eq!(b.try_recv().unwrap().as_deref(), Some("three"));
         assert!(b.try_recv().unwrap().is_none());
-        // A message whose header disagrees with its length is a torn frame, and skipped.
+        // A message whose header disagrees with its length is dropped; the peer is still there.
         a.transport().send(&[9, 0, 0, 0, 1]).unwrap();
         a.send(&"after".to_string()).unwrap();
         assert!(matches!(
             b.recv(),
-            Err(RecvError::Torn {
+            Err(RecvError::LengthMismatch {
                 expected: 13,
                 received: 5
             })
@@ -613,8 +613,8 @@ mod tests {
         let (a, b) = socket::SeqPacket::pair().unwrap();
         rustix::net::sockopt::set_socket_send_buffer_size(&a, 1 << 20).unwrap();
         let (mut a, mut b) = (
-            Connection::<(), _>::new(a).unwrap(),
-            Connection::<(), _>::new(b).unwrap(),
+            ByteConnection::new(a).unwrap(),
+            ByteConnection::new(b).unwrap(),
         );
         let long = vec![7u8; 3 * INITIAL_BUF];
         let mut small = [0u8; 16];
@@ -630,7 +630,7 @@ mod tests {
         assert_eq!(&small[..4], b"next");
         // Under the default limit the size is learned first: a long frame arrives whole.
         a.send_bytes(&long).unwrap();
-        assert_eq!(b.recv_bytes(usize::MAX).unwrap(), long);
+        assert_eq!(b.recv_bytes().unwrap(), long);
         // A frame refused by a small limit that fits the buffer stays for a larger one.
         a.send_bytes(&[1; 100]).unwrap();
         assert!(matches!(
@@ -638,7 +638,7 @@ mod tests {
             Err(RecvError::TooLarge { len: 100, max: 16 })
         ));
         assert_eq!(b.buffered_len(), 104);
-        assert_eq!(b.recv_bytes(100).unwrap(), [1; 100]);
+        assert_eq!(b.recv_bytes().unwrap(), [1; 100]);
         // A large caller's buffer (limit above the receive buffer) takes the PEEK path.
         let mut big = vec![0u8; 4 * INITIAL_BUF];
         a.send_bytes(&long).unwrap();
@@ -650,7 +650,7 @@ mod tests {
     fn message_receive_timeout_is_an_error_not_a_hang() {
         let (a, b) = socket::SeqPacket::pair().unwrap();
         b.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
-        let mut b = Connection::<u32, _>::new(b).unwrap();
+        let mut b = Connection::<u32, u32, _>::new(b).unwrap();
         for limit in [16, usize::MAX] {
             let mut buf = vec![0u8; limit.min(1 << 20)];
             match b.recv_bytes_into(&mut buf) {
@@ -659,7 +659,7 @@ mod tests {
             }
         }
         // Made non-blocking after wrapping: a blocking receive waits in poll instead.
-        let mut a = Connection::<u32, _>::new(a).unwrap();
+        let mut a = Connection::<u32, u32, _>::new(a).unwrap();
         b.transport().set_nonblocking(true).unwrap();
         let t = std::thread::spawn(move || {
             a.send(&9).unwrap();
@@ -672,11 +672,11 @@ mod tests {
     #[test]
     fn buffer_grows_with_arrivals_not_claims() {
         let (a, b) = UnixStream::pair().unwrap();
-        let mut b = Connection::<(), _>::new(b).unwrap();
+        let mut b = ByteConnection::new(b).unwrap();
         b.set_max_frame_len(WIRE_MAX_FRAME_LEN);
         rustix::io::write(&a, &u32::MAX.to_le_bytes()).unwrap();
         rustix::io::write(&a, &[7; 100]).unwrap();
-        assert!(b.try_recv_bytes(usize::MAX).unwrap().is_none());
+        assert!(b.try_recv_bytes().unwrap().is_none());
         assert!(
             b.state.rbuf.len() <= 2 * INITIAL_BUF,
             "{}",
@@ -684,19 +684,19 @@ mod tests {
         );
         drop(a);
         assert!(matches!(
-            b.recv_bytes(usize::MAX),
+            b.recv_bytes(),
             Err(RecvError::Torn {
                 expected: 4_294_967_299,
                 received: 104
             })
         ));
-        assert!(b.recv_bytes(usize::MAX).unwrap_err().is_disconnected());
+        assert!(b.recv_bytes().unwrap_err().is_disconnected());
     }
 
     #[test]
     fn large_frames_go_straight_to_the_callers_buffer() {
         let (a, b) = UnixStream::pair().unwrap();
-        let mut b = Connection::<(), _>::new(b).unwrap();
+        let mut b = ByteConnection::new(b).unwrap();
         let len = 5 * INITIAL_BUF + 3;
         let writer = std::thread::spawn(move || {
             let mut frame = (len as u32).to_le_bytes().to_vec();
@@ -735,7 +735,7 @@ mod tests {
         for i in 0..1000 {
             assert_eq!(b.recv().unwrap(), i);
         }
-        let got = b.recv_bytes(usize::MAX).unwrap();
+        let got = b.recv_bytes().unwrap();
         assert_eq!(got.len(), 3 * INITIAL_BUF + 17);
         assert!(got.iter().all(|&x| x == 0xA5));
         drop(t.join().unwrap());

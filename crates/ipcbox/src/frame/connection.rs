@@ -4,7 +4,6 @@ use std::fmt;
 use std::io;
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::net::UnixStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -14,19 +13,21 @@ use super::buffer::State;
 use super::error::{received, sent, Fail, RecvError, SendError};
 use super::transport::{Readable, Transport, Writable};
 use super::{HEADER_LEN, WIRE_MAX_FRAME_LEN};
-use crate::codec::{Codec, Postcard};
+use crate::codec::{Codec, Postcard, Raw};
 use crate::deadline::Deadline;
 use crate::error::ResultExt;
 use crate::pipe;
+use crate::socket;
 use crate::sys;
 
 #[cfg(doc)]
 use super::DEFAULT_MAX_FRAME_LEN;
-/// A pair of connected duplex connections over a Unix stream `socketpair`:
-/// `multiprocessing.Pipe(duplex=True)`.
+/// A pair of connected duplex connections over a Unix stream `socketpair`, both ends sending
+/// and receiving `M`: `multiprocessing.Pipe(duplex=True)`.
 ///
 /// Wraps [`socketpair(2)`](https://man7.org/linux/man-pages/man2/socketpair.2.html)
-/// (`AF_UNIX`, `SOCK_STREAM`, close-on-exec). Either end sends and receives.
+/// (`AF_UNIX`, `SOCK_STREAM`, close-on-exec) through [`socket::Stream::pair`]. For ends that
+/// send one type and receive another, see [`Connection::pair`].
 ///
 /// # Errors
 ///
@@ -34,8 +35,7 @@ use super::DEFAULT_MAX_FRAME_LEN;
 #[doc(alias = "socketpair")]
 #[doc(alias = "Pipe")]
 pub fn duplex<M>() -> io::Result<(Connection<M>, Connection<M>)> {
-    let (a, b) = UnixStream::pair().context_with(|| "create socketpair for a duplex connection")?;
-    Ok((Connection::new(a)?, Connection::new(b)?))
+    Connection::pair()
 }
 
 /// A one-way connection over an anonymous pipe: `multiprocessing.Pipe(duplex=False)`.
@@ -56,7 +56,10 @@ pub fn duplex<M>() -> io::Result<(Connection<M>, Connection<M>)> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[allow(clippy::type_complexity)]
-pub fn pipe<M>() -> io::Result<(Connection<M, pipe::Reader>, Connection<M, pipe::Writer>)> {
+pub fn pipe<M>() -> io::Result<(
+    Connection<M, M, pipe::Reader>,
+    Connection<M, M, pipe::Writer>,
+)> {
     let (r, w) = pipe::new()?;
     Ok((Connection::new(r)?, Connection::new(w)?))
 }
@@ -69,11 +72,19 @@ pub(super) fn fd_of<T: AsFd>(transport: &Option<T>) -> BorrowedFd<'_> {
         .as_fd()
 }
 
-/// A framed, typed connection over the transport `T`, with messages of type `M` encoded by
-/// the codec `C` (default [`Postcard`]).
+/// A framed, typed connection over the transport `T` (default ipcbox's own
+/// [`socket::Stream`]) that sends messages of type `Out` and receives messages of type `In`
+/// (default: the same type), encoded by the codec `C` (default [`Postcard`]).
+///
+/// * `Connection<Msg>` sends and receives `Msg`.
+/// * `Connection<Request, Response>` is a client's end of a request/reply protocol, and
+///   `Connection<Response, Request>` the server's ([`Connection::pair`] makes both).
+/// * [`ByteConnection`] carries raw payloads (`Vec<u8>`, codec [`Raw`]), no message type.
+/// * Any [`Transport`] works: `Connection<Msg, Msg, std::os::unix::net::UnixStream>`, or
+///   `Connection::new(transport)` and let the type be inferred.
 ///
 /// Sending needs `T:` [`Writable`], receiving `T:` [`Readable`]. The raw-bytes operations work
-/// whatever `M` is, and mix freely with typed ones (they are the same frames).
+/// whatever the message types are, and mix freely with typed ones (they are the same frames).
 ///
 /// Dropping a connection closes its descriptor: the peer receives every frame sent before,
 /// then [`RecvError::Disconnected`].
@@ -82,15 +93,67 @@ pub(super) fn fd_of<T: AsFd>(transport: &Option<T>) -> BorrowedFd<'_> {
 /// the rest, blocking if need be (as `BufWriter` does). That is forever if the peer is alive
 /// but never reads again: call [`flush_timeout`](Connection::flush_timeout) (or
 /// [`try_flush`](Connection::try_flush)) first to bound it.
-pub struct Connection<M, T: Transport = UnixStream, C = Postcard> {
+pub struct Connection<Out, In = Out, T: Transport = socket::Stream, C = Postcard> {
     /// Always `Some` except inside `into_transport`, which moves it out past `Drop`.
     pub(super) transport: Option<T>,
     pub(super) codec: C,
     pub(super) state: State,
-    _message: PhantomData<fn(M) -> M>,
+    _message: PhantomData<fn(Out) -> In>,
 }
 
-impl<M, T: Transport, C> fmt::Debug for Connection<M, T, C> {
+/// A connection whose messages are raw payloads: `send` takes and `recv` returns the frame's
+/// bytes as they are (codec [`Raw`]), with no message type to name.
+///
+/// ```
+/// use ipcbox::frame::ByteConnection;
+/// use ipcbox::socket::Stream;
+///
+/// let (a, b) = Stream::pair()?;
+/// let (mut a, mut b) = (ByteConnection::new(a)?, ByteConnection::new(b)?);
+/// a.send_bytes(b"ping")?;
+/// assert_eq!(b.recv()?, b"ping"); // the same as b.recv_bytes()
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub type ByteConnection<T = socket::Stream> = Connection<Vec<u8>, Vec<u8>, T, Raw>;
+
+impl<Out, In, C: Default> Connection<Out, In, socket::Stream, C> {
+    /// Two connected ends over a Unix stream `socketpair`: the first sends `Out` and receives
+    /// `In`, the second the reverse. `Connection::<Msg>::pair()` is [`duplex`].
+    ///
+    /// # Errors
+    ///
+    /// The OS error when out of descriptors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ipcbox::frame::Connection;
+    ///
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// enum Request { Add(u32, u32) }
+    /// #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    /// enum Reply { Sum(u32) }
+    ///
+    /// let (mut client, mut server) = Connection::<Request, Reply>::pair()?;
+    /// client.send(&Request::Add(2, 3))?;
+    /// let Request::Add(a, b) = server.recv()?;
+    /// server.send(&Reply::Sum(a + b))?;
+    /// assert_eq!(client.recv()?, Reply::Sum(5));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[allow(clippy::type_complexity)]
+    #[doc(alias = "socketpair")]
+    pub fn pair() -> io::Result<(
+        Connection<Out, In, socket::Stream, C>,
+        Connection<In, Out, socket::Stream, C>,
+    )> {
+        let (a, b) =
+            socket::Stream::pair().context_with(|| "create socketpair for a duplex connection")?;
+        Ok((Connection::new(a)?, Connection::new(b)?))
+    }
+}
+
+impl<Out, In, T: Transport, C> fmt::Debug for Connection<Out, In, T, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connection")
             .field("fd", &self.fd())
@@ -104,7 +167,7 @@ impl<M, T: Transport, C> fmt::Debug for Connection<M, T, C> {
     }
 }
 
-impl<M, T: Transport, C: Default> Connection<M, T, C> {
+impl<Out, In, T: Transport, C: Default> Connection<Out, In, T, C> {
     /// Wraps a connected transport, with the default codec.
     ///
     /// Inspects the descriptor (`fstat`, `fcntl(F_GETFL)`); for a non-socket it also makes sure
@@ -118,13 +181,25 @@ impl<M, T: Transport, C: Default> Connection<M, T, C> {
     ///
     /// ```
     /// use ipcbox::frame::Connection;
-    /// use std::os::unix::net::UnixStream;
+    /// use ipcbox::socket::{Endpoint, Listener, Stream};
     ///
-    /// let (a, b) = UnixStream::pair()?;
-    /// let mut a = Connection::<String>::new(a)?;
-    /// let mut b = Connection::<String>::new(b)?;
-    /// a.send(&"hi".to_string())?;
-    /// assert_eq!(b.recv()?, "hi");
+    /// # let dir = std::env::temp_dir().join(format!("ipcbox-doc-conn-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let endpoint = Endpoint::unix(dir.join("server.sock"));
+    /// let listener = Listener::bind(&endpoint)?;
+    /// let mut client = Connection::<String>::new(Stream::connect(&endpoint)?)?;
+    /// let mut server = Connection::<String>::new(listener.accept()?)?;
+    /// client.send(&"hi".to_string())?;
+    /// assert_eq!(server.recv()?, "hi");
+    ///
+    /// // std's sockets work too: name the transport, or let it be inferred.
+    /// let (a, b) = std::os::unix::net::UnixStream::pair()?;
+    /// let mut a: Connection<String, String, _> = Connection::new(a)?;
+    /// let mut b = Connection::<String, String, std::os::unix::net::UnixStream>::new(b)?;
+    /// a.send(&"hello".to_string())?;
+    /// assert_eq!(b.recv()?, "hello");
+    /// # drop(listener);
+    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn new(transport: T) -> io::Result<Self> {
@@ -158,7 +233,7 @@ impl<M, T: Transport, C: Default> Connection<M, T, C> {
     }
 }
 
-impl<M, T: Transport, C> Connection<M, T, C> {
+impl<Out, In, T: Transport, C> Connection<Out, In, T, C> {
     /// Wraps a connected transport, with the given codec. See [`new`](Self::new).
     ///
     /// # Errors
@@ -279,7 +354,7 @@ impl<M, T: Transport, C> Connection<M, T, C> {
     }
 }
 
-impl<M, T: Transport, C> Drop for Connection<M, T, C> {
+impl<Out, In, T: Transport, C> Drop for Connection<Out, In, T, C> {
     fn drop(&mut self) {
         if let Some(t) = &self.transport {
             if self.state.pending_pos < self.state.pending.len() {
@@ -289,8 +364,8 @@ impl<M, T: Transport, C> Drop for Connection<M, T, C> {
     }
 }
 
-impl<M, T: Writable, C: Codec<M>> Connection<M, T, C> {
-    fn send_with(&mut self, msg: &M, deadline: Deadline) -> Result<(), Fail> {
+impl<Out, In, T: Writable, C: Codec<Out>> Connection<Out, In, T, C> {
+    fn send_with(&mut self, msg: &Out, deadline: Deadline) -> Result<(), Fail> {
         let mut wbuf = std::mem::take(&mut self.state.wbuf);
         wbuf.clear();
         wbuf.extend_from_slice(&[0; HEADER_LEN]);
@@ -318,7 +393,7 @@ impl<M, T: Writable, C: Codec<M>> Connection<M, T, C> {
     /// [`SendError::Disconnected`] when the peer has closed (`EPIPE`, `ECONNRESET`),
     /// [`SendError::TooLarge`] when the encoding exceeds [`max_frame_len`](Self::max_frame_len),
     /// [`SendError::Encode`], or [`SendError::Io`].
-    pub fn send(&mut self, msg: &M) -> Result<(), SendError> {
+    pub fn send(&mut self, msg: &Out) -> Result<(), SendError> {
         self.send_with(msg, Deadline::Forever)
             .map_err(SendError::from_fail)
     }
@@ -334,7 +409,7 @@ impl<M, T: Writable, C: Codec<M>> Connection<M, T, C> {
     /// # Errors
     ///
     /// As [`send`](Self::send).
-    pub fn try_send(&mut self, msg: &M) -> Result<bool, SendError> {
+    pub fn try_send(&mut self, msg: &Out) -> Result<bool, SendError> {
         sent(self.send_with(msg, Deadline::Now))
     }
 
@@ -344,7 +419,7 @@ impl<M, T: Writable, C: Codec<M>> Connection<M, T, C> {
     /// # Errors
     ///
     /// As [`send`](Self::send).
-    pub fn send_timeout(&mut self, msg: &M, timeout: Duration) -> Result<bool, SendError> {
+    pub fn send_timeout(&mut self, msg: &Out, timeout: Duration) -> Result<bool, SendError> {
         sent(self.send_with(msg, Deadline::after(timeout)))
     }
 
@@ -355,12 +430,12 @@ impl<M, T: Writable, C: Codec<M>> Connection<M, T, C> {
     /// # Errors
     ///
     /// As [`send`](Self::send).
-    pub fn send_deadline(&mut self, msg: &M, deadline: Instant) -> Result<bool, SendError> {
+    pub fn send_deadline(&mut self, msg: &Out, deadline: Instant) -> Result<bool, SendError> {
         sent(self.send_with(msg, Deadline::At(deadline)))
     }
 }
 
-impl<M, T: Writable, C> Connection<M, T, C> {
+impl<Out, In, T: Writable, C> Connection<Out, In, T, C> {
     fn send_bytes_with(&mut self, bytes: &[u8], deadline: Deadline) -> Result<(), Fail> {
         let header = self.state.check_send_len(bytes.len())?;
         self.state
@@ -442,8 +517,8 @@ impl<M, T: Writable, C> Connection<M, T, C> {
     }
 }
 
-impl<M, T: Readable, C: Codec<M>> Connection<M, T, C> {
-    fn recv_with(&mut self, deadline: Deadline) -> Result<M, Fail> {
+impl<Out, In, T: Readable, C: Codec<In>> Connection<Out, In, T, C> {
+    fn recv_with(&mut self, deadline: Deadline) -> Result<In, Fail> {
         let max = self.state.max_frame;
         let len = self
             .state
@@ -460,10 +535,12 @@ impl<M, T: Readable, C: Codec<M>> Connection<M, T, C> {
     /// * [`RecvError::TooLarge`]: the next frame is longer than
     ///   [`max_frame_len`](Self::max_frame_len); it stays unread.
     /// * [`RecvError::Torn`]: the peer closed in the middle of a frame.
-    /// * [`RecvError::Decode`]: the payload is not an `M` (the frame is consumed; the next one
+    /// * [`RecvError::LengthMismatch`]: on a message transport, a message that does not hold
+    ///   the frame its header announces (dropped; the next one can be received).
+    /// * [`RecvError::Decode`]: the payload is not an `In` (the frame is consumed; the next one
     ///   can be received).
     /// * [`RecvError::Io`].
-    pub fn recv(&mut self) -> Result<M, RecvError> {
+    pub fn recv(&mut self) -> Result<In, RecvError> {
         self.recv_with(Deadline::Forever)
             .map_err(RecvError::from_fail)
     }
@@ -475,7 +552,7 @@ impl<M, T: Readable, C: Codec<M>> Connection<M, T, C> {
     /// # Errors
     ///
     /// As [`recv`](Self::recv).
-    pub fn try_recv(&mut self) -> Result<Option<M>, RecvError> {
+    pub fn try_recv(&mut self) -> Result<Option<In>, RecvError> {
         received(self.recv_with(Deadline::Now))
     }
 
@@ -485,7 +562,7 @@ impl<M, T: Readable, C: Codec<M>> Connection<M, T, C> {
     /// # Errors
     ///
     /// As [`recv`](Self::recv).
-    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<M>, RecvError> {
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<In>, RecvError> {
         received(self.recv_with(Deadline::after(timeout)))
     }
 
@@ -509,14 +586,14 @@ impl<M, T: Readable, C: Codec<M>> Connection<M, T, C> {
     /// assert_eq!(b.recv_deadline(Instant::now())?, None); // nothing more: not now
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn recv_deadline(&mut self, deadline: Instant) -> Result<Option<M>, RecvError> {
+    pub fn recv_deadline(&mut self, deadline: Instant) -> Result<Option<In>, RecvError> {
         received(self.recv_with(Deadline::At(deadline)))
     }
 }
 
-impl<M, T: Readable, C> Connection<M, T, C> {
-    fn recv_bytes_with(&mut self, max_len: usize, deadline: Deadline) -> Result<Vec<u8>, Fail> {
-        let max = max_len.min(self.state.max_frame);
+impl<Out, In, T: Readable, C> Connection<Out, In, T, C> {
+    fn recv_bytes_with(&mut self, deadline: Deadline) -> Result<Vec<u8>, Fail> {
+        let max = self.state.max_frame;
         let fd = fd_of(&self.transport);
         if deadline == Deadline::Forever {
             let mut out = Vec::new();
@@ -541,14 +618,15 @@ impl<M, T: Readable, C> Connection<M, T, C> {
         Ok(len)
     }
 
-    /// Receives one frame's payload as a new `Vec`, like Python's `Connection.recv_bytes`.
+    /// Receives one frame's payload, up to [`max_frame_len`](Self::max_frame_len) bytes, as a
+    /// new `Vec`, like Python's `Connection.recv_bytes`. To bound one receive lower, receive
+    /// into a buffer of that size ([`recv_bytes_into`](Self::recv_bytes_into)).
     ///
     /// # Errors
     ///
-    /// As [`recv`](Self::recv) without `Decode`; `TooLarge` names `max_len` when the frame is
-    /// longer than it (the frame stays unread).
-    pub fn recv_bytes(&mut self, max_len: usize) -> Result<Vec<u8>, RecvError> {
-        self.recv_bytes_with(max_len, Deadline::Forever)
+    /// As [`recv`](Self::recv) without `Decode`.
+    pub fn recv_bytes(&mut self) -> Result<Vec<u8>, RecvError> {
+        self.recv_bytes_with(Deadline::Forever)
             .map_err(RecvError::from_fail)
     }
 
@@ -558,8 +636,8 @@ impl<M, T: Readable, C> Connection<M, T, C> {
     /// # Errors
     ///
     /// As [`recv_bytes`](Self::recv_bytes).
-    pub fn try_recv_bytes(&mut self, max_len: usize) -> Result<Option<Vec<u8>>, RecvError> {
-        received(self.recv_bytes_with(max_len, Deadline::Now))
+    pub fn try_recv_bytes(&mut self) -> Result<Option<Vec<u8>>, RecvError> {
+        received(self.recv_bytes_with(Deadline::Now))
     }
 
     /// [`recv_bytes`](Self::recv_bytes) waiting at most `timeout`: `Ok(None)` as for
@@ -568,12 +646,8 @@ impl<M, T: Readable, C> Connection<M, T, C> {
     /// # Errors
     ///
     /// As [`recv_bytes`](Self::recv_bytes).
-    pub fn recv_bytes_timeout(
-        &mut self,
-        max_len: usize,
-        timeout: Duration,
-    ) -> Result<Option<Vec<u8>>, RecvError> {
-        received(self.recv_bytes_with(max_len, Deadline::after(timeout)))
+    pub fn recv_bytes_timeout(&mut self, timeout: Duration) -> Result<Option<Vec<u8>>, RecvError> {
+        received(self.recv_bytes_with(Deadline::after(timeout)))
     }
 
     /// Receives one frame's payload into `buf` and returns its length, like Python's
@@ -588,7 +662,7 @@ impl<M, T: Readable, C> Connection<M, T, C> {
     /// # Examples
     ///
     /// ```
-    /// let (mut a, mut b) = ipcbox::frame::duplex::<()>()?;
+    /// let (mut a, mut b) = ipcbox::frame::ByteConnection::pair()?;
     /// a.send_bytes(b"ping")?;
     /// let mut buf = [0u8; 64];
     /// let n = b.recv_bytes_into(&mut buf)?;
@@ -625,7 +699,7 @@ impl<M, T: Readable, C> Connection<M, T, C> {
     }
 }
 
-impl<M, T: Transport, C> AsFd for Connection<M, T, C> {
+impl<Out, In, T: Transport, C> AsFd for Connection<Out, In, T, C> {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd()
     }

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::io;
 
+use super::HEADER_LEN;
 use crate::codec::{DecodeError, EncodeError};
 
 #[cfg(doc)]
@@ -14,6 +15,7 @@ pub(super) enum Fail {
     Disconnected,
     TooLarge { len: usize, max: usize },
     Torn { expected: usize, received: usize },
+    LengthMismatch { expected: usize, received: usize },
     Decode(DecodeError),
     Encode(EncodeError),
     Io(io::Error),
@@ -36,6 +38,21 @@ fn torn(f: &mut fmt::Formatter<'_>, expected: usize, received: usize) -> fmt::Re
     )
 }
 
+fn mismatch(f: &mut fmt::Formatter<'_>, expected: usize, received: usize) -> fmt::Result {
+    if received < HEADER_LEN {
+        write!(
+            f,
+            "a message of {received} bytes is too short for a frame header; it was dropped"
+        )
+    } else {
+        write!(
+            f,
+            "a message of {received} bytes carries a frame header announcing {expected} bytes \
+             (header included); it was dropped"
+        )
+    }
+}
+
 /// Why a [`Connection`] receive failed. Running out of time is not a failure: the `try_`,
 /// `_timeout` and `_deadline` forms report it as `Ok(None)`.
 #[derive(Debug)]
@@ -54,12 +71,21 @@ pub enum RecvError {
         max: usize,
     },
     /// The peer closed the connection in the middle of a frame (killed, say): the partial
-    /// frame is dropped and the next receive reports `Disconnected`. On a message transport:
-    /// a message whose length disagrees with its header (dropped; receiving goes on).
+    /// frame is dropped and the next receive reports `Disconnected`.
     Torn {
         /// The bytes of the frame (header included) the receiver was waiting for.
         expected: usize,
         /// The bytes that had arrived.
+        received: usize,
+    },
+    /// On a message transport (seqpacket, datagram): a message whose length disagrees with
+    /// the frame header it starts with, or too short to hold one. The message is dropped; the
+    /// connection stays as it was, and the next receive takes the next message.
+    LengthMismatch {
+        /// The message length the header announces (header included; 4 when there was no
+        /// whole header).
+        expected: usize,
+        /// The message's real length.
         received: usize,
     },
     /// A whole frame arrived but its payload is not a valid message; it is consumed.
@@ -78,6 +104,9 @@ impl RecvError {
             Fail::Disconnected => RecvError::Disconnected,
             Fail::TooLarge { len, max } => RecvError::TooLarge { len, max },
             Fail::Torn { expected, received } => RecvError::Torn { expected, received },
+            Fail::LengthMismatch { expected, received } => {
+                RecvError::LengthMismatch { expected, received }
+            }
             Fail::Decode(e) => RecvError::Decode(e),
             Fail::Encode(e) => RecvError::Io(io::Error::new(io::ErrorKind::InvalidData, e)),
             Fail::Io(e) => RecvError::Io(e),
@@ -96,6 +125,7 @@ impl fmt::Display for RecvError {
             RecvError::Disconnected => f.write_str(DISCONNECTED),
             RecvError::TooLarge { len, max } => too_large(f, *len, *max),
             RecvError::Torn { expected, received } => torn(f, *expected, *received),
+            RecvError::LengthMismatch { expected, received } => mismatch(f, *expected, *received),
             RecvError::Decode(e) => e.fmt(f),
             RecvError::Io(e) => e.fmt(f),
         }
@@ -112,14 +142,16 @@ impl std::error::Error for RecvError {
     }
 }
 
-/// The kind by variant: `Disconnected` and `Torn` are `UnexpectedEof`, `TooLarge` and
-/// `Decode` are `InvalidData`, and `Io` is the OS error itself.
+/// The kind by variant: `Disconnected` and `Torn` are `UnexpectedEof`, `TooLarge`,
+/// `LengthMismatch` and `Decode` are `InvalidData`, and `Io` is the OS error itself.
 impl From<RecvError> for io::Error {
     fn from(e: RecvError) -> io::Error {
         let kind = match e {
             RecvError::Io(e) => return e,
             RecvError::Disconnected | RecvError::Torn { .. } => io::ErrorKind::UnexpectedEof,
-            RecvError::TooLarge { .. } | RecvError::Decode(_) => io::ErrorKind::InvalidData,
+            RecvError::TooLarge { .. }
+            | RecvError::LengthMismatch { .. }
+            | RecvError::Decode(_) => io::ErrorKind::InvalidData,
         };
         io::Error::new(kind, e)
     }
@@ -155,7 +187,7 @@ impl SendError {
             Fail::Io(e) => SendError::Io(e),
             // As for RecvError: `sent` takes "not now" before it gets here.
             Fail::WouldBlock => SendError::Io(io::ErrorKind::WouldBlock.into()),
-            Fail::Torn { .. } | Fail::Decode(_) => {
+            Fail::Torn { .. } | Fail::LengthMismatch { .. } | Fail::Decode(_) => {
                 SendError::Io(io::Error::other("internal: receive error on send"))
             }
         }

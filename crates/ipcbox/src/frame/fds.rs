@@ -171,7 +171,7 @@ impl State {
                 HEADER_LEN
             };
             if claimed != got {
-                return Err(Fail::Torn {
+                return Err(Fail::LengthMismatch {
                     expected: claimed,
                     received: got,
                 });
@@ -230,10 +230,10 @@ impl State {
     }
 }
 
-impl<M, T: Writable, C: Codec<M>> Connection<M, T, C> {
+impl<Out, In, T: Writable, C: Codec<Out>> Connection<Out, In, T, C> {
     fn send_fds_with(
         &mut self,
-        msg: &M,
+        msg: &Out,
         fds: &[BorrowedFd<'_>],
         deadline: Deadline,
     ) -> Result<(), Fail> {
@@ -280,7 +280,7 @@ impl<M, T: Writable, C: Codec<M>> Connection<M, T, C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[doc(alias = "SCM_RIGHTS")]
-    pub fn send_with_fds(&mut self, msg: &M, fds: &[BorrowedFd<'_>]) -> Result<(), SendError> {
+    pub fn send_with_fds(&mut self, msg: &Out, fds: &[BorrowedFd<'_>]) -> Result<(), SendError> {
         self.send_fds_with(msg, fds, Deadline::Forever)
             .map_err(SendError::from_fail)
     }
@@ -294,7 +294,7 @@ impl<M, T: Writable, C: Codec<M>> Connection<M, T, C> {
     /// As [`send_with_fds`](Self::send_with_fds).
     pub fn try_send_with_fds(
         &mut self,
-        msg: &M,
+        msg: &Out,
         fds: &[BorrowedFd<'_>],
     ) -> Result<bool, SendError> {
         sent(self.send_fds_with(msg, fds, Deadline::Now))
@@ -308,7 +308,7 @@ impl<M, T: Writable, C: Codec<M>> Connection<M, T, C> {
     /// As [`send_with_fds`](Self::send_with_fds).
     pub fn send_with_fds_timeout(
         &mut self,
-        msg: &M,
+        msg: &Out,
         fds: &[BorrowedFd<'_>],
         timeout: Duration,
     ) -> Result<bool, SendError> {
@@ -316,8 +316,8 @@ impl<M, T: Writable, C: Codec<M>> Connection<M, T, C> {
     }
 }
 
-impl<M, T: Readable, C: Codec<M>> Connection<M, T, C> {
-    fn recv_fds_with(&mut self, deadline: Deadline) -> Result<(M, Vec<OwnedFd>), Fail> {
+impl<Out, In, T: Readable, C: Codec<In>> Connection<Out, In, T, C> {
+    fn recv_fds_with(&mut self, deadline: Deadline) -> Result<(In, Vec<OwnedFd>), Fail> {
         self.state.check_socket_for_fds()?;
         let max = self.state.max_frame;
         let len = self
@@ -345,7 +345,7 @@ impl<M, T: Readable, C: Codec<M>> Connection<M, T, C> {
     /// keeps its descriptors (they come with it once the limit is raised); a torn or
     /// undecodable frame's descriptors are closed.
     #[doc(alias = "SCM_RIGHTS")]
-    pub fn recv_with_fds(&mut self) -> Result<(M, Vec<OwnedFd>), RecvError> {
+    pub fn recv_with_fds(&mut self) -> Result<(In, Vec<OwnedFd>), RecvError> {
         self.recv_fds_with(Deadline::Forever)
             .map_err(RecvError::from_fail)
     }
@@ -356,7 +356,7 @@ impl<M, T: Readable, C: Codec<M>> Connection<M, T, C> {
     /// # Errors
     ///
     /// As [`recv_with_fds`](Self::recv_with_fds).
-    pub fn try_recv_with_fds(&mut self) -> Result<Option<(M, Vec<OwnedFd>)>, RecvError> {
+    pub fn try_recv_with_fds(&mut self) -> Result<Option<(In, Vec<OwnedFd>)>, RecvError> {
         received(self.recv_fds_with(Deadline::Now))
     }
 
@@ -369,7 +369,7 @@ impl<M, T: Readable, C: Codec<M>> Connection<M, T, C> {
     pub fn recv_with_fds_timeout(
         &mut self,
         timeout: Duration,
-    ) -> Result<Option<(M, Vec<OwnedFd>)>, RecvError> {
+    ) -> Result<Option<(In, Vec<OwnedFd>)>, RecvError> {
         received(self.recv_fds_with(Deadline::after(timeout)))
     }
 }

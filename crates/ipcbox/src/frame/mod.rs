@@ -7,8 +7,14 @@
 //!
 //! * **Typed**: [`send`](Connection::send) / [`recv`](Connection::recv) encode and decode
 //!   messages with a [`Codec`]. The default, [`Postcard`], takes any `serde` type.
+//!   `Connection<Msg>` sends and receives `Msg`; `Connection<Request, Response>` sends one
+//!   type and receives another ([`Connection::pair`] makes both ends of such a protocol).
 //! * **Bytes**: [`send_bytes`](Connection::send_bytes), [`recv_bytes`](Connection::recv_bytes)
-//!   and [`recv_bytes_into`](Connection::recv_bytes_into) move raw payloads.
+//!   and [`recv_bytes_into`](Connection::recv_bytes_into) move raw payloads, on any connection;
+//!   a [`ByteConnection`] has no message type at all.
+//! * **Transports**: ipcbox's own [`socket`](crate::socket) types by default, what a
+//!   [`Listener`](crate::socket::Listener) accepts; std's sockets, pipes and the other socket
+//!   types by naming them (`Connection<Msg, Msg, SeqPacket>`) or by inference.
 //! * **Cost**: one system call per message when it need not wait, and no allocation per
 //!   message. One `read` into a reused buffer may take in several small frames.
 //! * **Large frames**: a blocking receive of a frame of 64 KiB or more reads the payload
@@ -65,7 +71,7 @@ mod error;
 mod fds;
 mod transport;
 
-pub use connection::{duplex, pipe, Connection};
+pub use connection::{duplex, pipe, ByteConnection, Connection};
 pub use error::{RecvError, SendError};
 pub use fds::MAX_FDS_PER_FRAME;
 pub use transport::{Framing, Readable, Transport, Writable};

@@ -19,7 +19,8 @@ pub enum Framing {
     /// says where one ends. A frame may arrive in pieces, several frames in one read.
     Stream,
     /// A message transport (`SOCK_SEQPACKET`, `SOCK_DGRAM`): exactly one frame per message,
-    /// header included; a message whose length disagrees with its header is a torn frame.
+    /// header included; a message whose length disagrees with its header is dropped with a
+    /// `LengthMismatch` error.
     Message,
 }
 
@@ -126,7 +127,7 @@ impl Writable for socket::SeqPacket {}
 /// [`socket::Datagram::pair`]); receiving takes frames from any sender.
 ///
 /// * A datagram socket has no end of stream: receiving never reports `Disconnected`, and an
-///   empty datagram is a torn frame.
+///   empty datagram is a `LengthMismatch`.
 /// * Unix datagrams are reliable and ordered: a full receiver makes the sender wait.
 /// * UDP may lose, duplicate or reorder datagrams (frames), never tear one. Build
 ///   acknowledgements and retries on top, or use TCP.

@@ -15,7 +15,9 @@
 //! | pollable fd | yes ([`AsFd`](std::os::fd::AsFd)) | no |
 //!
 //! Sending and receiving cost one system call and no allocation: messages are byte slices
-//! sent from and received into the caller's buffers.
+//! sent from and received into the caller's buffers. Both kinds take the message first and
+//! its tag second (`send(msg, priority)`, `send(data, mtype)`), and a receive returns a
+//! struct naming both numbers ([`Received`], [`SysVReceived`]).
 //!
 //! # Examples
 //!
@@ -28,8 +30,8 @@
 //! q.send(b"low", 1)?;
 //! q.send(b"urgent", 9)?;
 //! let mut buf = [0u8; 64];
-//! let (len, prio) = q.recv(&mut buf)?;
-//! assert_eq!((&buf[..len], prio), (&b"urgent"[..], 9));
+//! let got = q.recv(&mut buf)?;
+//! assert_eq!((&buf[..got.len], got.priority), (&b"urgent"[..], 9));
 //! # Ok(())
 //! # }
 //! ```
@@ -37,8 +39,10 @@
 mod posix;
 mod sysv;
 
-pub use posix::{Attributes, Options, PosixAttributes, PosixLimits, PosixQueue, PRIORITY_MAX};
-pub use sysv::{SysVLimits, SysVOptions, SysVQueue, SysVStat, TypeSelector};
+pub use posix::{
+    Attributes, Options, PosixAttributes, PosixLimits, PosixQueue, Received, PRIORITY_MAX,
+};
+pub use sysv::{SysVLimits, SysVOptions, SysVQueue, SysVReceived, SysVStat, TypeSelector};
 
 use std::path::Path;
 

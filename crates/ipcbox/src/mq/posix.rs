@@ -301,6 +301,16 @@ fn create_error(err: io::Error, name: &Name, attr: Option<(i64, i64)>) -> io::Er
     context(err, format_args!("create {name} {asked}{hint}"))
 }
 
+/// A message [`PosixQueue::recv`] took: how many bytes of the caller's buffer it fills, and
+/// its priority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Received {
+    /// The message's length: it is `buf[..len]`.
+    pub len: usize,
+    /// Its priority, 0 to [`PRIORITY_MAX`].
+    pub priority: u32,
+}
+
 /// A POSIX message queue (`mq_open`): messages of up to
 /// [`max_message_size`](PosixQueue::max_message_size) bytes, each with a priority, received
 /// highest priority first and in FIFO order within a priority.
@@ -428,12 +438,15 @@ impl PosixQueue {
             .map_err(|e| context(e, format_args!("mq_setattr of {}", self.name)))
     }
 
-    /// Sends `msg` with priority `prio` (`mq_send`), waiting while the queue is full.
+    /// Sends `msg` with priority `priority` (`mq_send`), waiting while the queue is full. The
+    /// message comes first and its tag second, as in [`SysVQueue::send`](super::SysVQueue::send)
+    /// and Python's `posix_ipc`.
     ///
     /// # Errors
     ///
     /// * `InvalidInput` when `msg` is longer than [`max_message_size`](Self::max_message_size)
-    ///   or `prio` exceeds [`PRIORITY_MAX`]; the message names both values, and nothing is sent.
+    ///   or `priority` exceeds [`PRIORITY_MAX`]; the message names both values, and nothing is
+    ///   sent.
     /// * `WouldBlock` when the handle is non-blocking and the queue is full.
     ///
     /// # Examples
@@ -449,10 +462,10 @@ impl PosixQueue {
     /// # }
     /// ```
     #[doc(alias = "mq_send")]
-    pub fn send(&self, msg: &[u8], prio: u32) -> io::Result<()> {
-        self.check_send(msg, prio)?;
+    pub fn send(&self, msg: &[u8], priority: u32) -> io::Result<()> {
+        self.check_send(msg, priority)?;
         // Without a deadline the call waits until it sends (or fails).
-        self.send_until(msg, prio, Deadline::Forever).map(drop)
+        self.send_until(msg, priority, Deadline::Forever).map(drop)
     }
 
     /// Sends `msg` if the queue has room now; `Ok(false)` (nothing sent) when it is full.
@@ -462,9 +475,9 @@ impl PosixQueue {
     /// As [`send`](Self::send), except that a full queue is `Ok(false)`.
     // One `mq_timedsend` with a deadline in the past, so the handle's blocking mode need not
     // change.
-    pub fn try_send(&self, msg: &[u8], prio: u32) -> io::Result<bool> {
-        self.check_send(msg, prio)?;
-        self.send_until(msg, prio, Deadline::Now)
+    pub fn try_send(&self, msg: &[u8], priority: u32) -> io::Result<bool> {
+        self.check_send(msg, priority)?;
+        self.send_until(msg, priority, Deadline::Now)
     }
 
     /// Sends `msg`, waiting at most `timeout` for room (`mq_timedsend`); `Ok(false)` (nothing
@@ -477,9 +490,9 @@ impl PosixQueue {
     ///
     /// As [`send`](Self::send), except that a full queue is `Ok(false)` at the deadline.
     #[doc(alias = "mq_timedsend")]
-    pub fn send_timeout(&self, msg: &[u8], prio: u32, timeout: Duration) -> io::Result<bool> {
-        self.check_send(msg, prio)?;
-        self.send_until(msg, prio, Deadline::after(timeout))
+    pub fn send_timeout(&self, msg: &[u8], priority: u32, timeout: Duration) -> io::Result<bool> {
+        self.check_send(msg, priority)?;
+        self.send_until(msg, priority, Deadline::after(timeout))
     }
 
     /// Sends by `deadline`: `Ok(false)` when the queue stayed full.
@@ -527,7 +540,7 @@ impl PosixQueue {
     }
 
     /// Receives the oldest message of the highest priority into `buf` (`mq_receive`), waiting
-    /// while the queue is empty: `(length, priority)`.
+    /// while the queue is empty: its length (the bytes of `buf` it fills) and its priority.
     ///
     /// # Errors
     ///
@@ -535,8 +548,24 @@ impl PosixQueue {
     ///   (the kernel demands it, whatever the message's length); the message names both sizes
     ///   and nothing is taken from the queue.
     /// * `WouldBlock` when the handle is non-blocking and the queue is empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// # use ipcbox::mq::{Attributes, PosixQueue, Received};
+    /// # let name = format!("/ipcbox-doc-recv-{}", std::process::id());
+    /// let q = PosixQueue::create(&name, Attributes { max_messages: 4, max_message_size: 8 })?;
+    /// q.send(b"hi", 3)?;
+    /// let mut buf = [0u8; 8];
+    /// let got = q.recv(&mut buf)?;
+    /// assert_eq!(got, Received { len: 2, priority: 3 });
+    /// assert_eq!(&buf[..got.len], b"hi");
+    /// # Ok(())
+    /// # }
+    /// ```
     #[doc(alias = "mq_receive")]
-    pub fn recv(&self, buf: &mut [u8]) -> io::Result<(usize, u32)> {
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
         self.check_recv(buf)?;
         // Without a deadline the call waits until it receives (or fails).
         self.recv_until(buf, Deadline::Forever)?
@@ -548,7 +577,7 @@ impl PosixQueue {
     /// # Errors
     ///
     /// As [`recv`](Self::recv), except that an empty queue is `Ok(None)`.
-    pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<Option<(usize, u32)>> {
+    pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<Option<Received>> {
         self.check_recv(buf)?;
         self.recv_until(buf, Deadline::Now)
     }
@@ -561,21 +590,17 @@ impl PosixQueue {
     ///
     /// As [`recv`](Self::recv), except that an empty queue is `Ok(None)` at the deadline.
     #[doc(alias = "mq_timedreceive")]
-    pub fn recv_timeout(
-        &self,
-        buf: &mut [u8],
-        timeout: Duration,
-    ) -> io::Result<Option<(usize, u32)>> {
+    pub fn recv_timeout(&self, buf: &mut [u8], timeout: Duration) -> io::Result<Option<Received>> {
         self.check_recv(buf)?;
         self.recv_until(buf, Deadline::after(timeout))
     }
 
     /// Receives by `deadline`: `Ok(None)` when the queue stayed empty.
-    fn recv_until(&self, buf: &mut [u8], deadline: Deadline) -> io::Result<Option<(usize, u32)>> {
+    fn recv_until(&self, buf: &mut [u8], deadline: Deadline) -> io::Result<Option<Received>> {
         let at = realtime_deadline(deadline);
         loop {
             match sys::mq_receive(self.fd.as_fd(), buf, at.as_ref()) {
-                Ok(r) => return Ok(Some(r)),
+                Ok((len, priority)) => return Ok(Some(Received { len, priority })),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if at.is_some() && is_timeout(&e) => return Ok(None),
                 Err(e) => return Err(self.recv_error(e, buf)),

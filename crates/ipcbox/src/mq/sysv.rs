@@ -307,10 +307,20 @@ impl Buffer<'_> {
     }
 }
 
-/// What one `msgrcv` attempt gave.
-enum Received {
+/// What one `msgrcv` attempt gave: `(mtype, length)`, or nothing.
+enum Got {
     Message(i64, usize),
     NoMessage,
+}
+
+/// A message [`SysVQueue::recv`] took: how many bytes of the caller's buffer it fills, and its
+/// type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SysVReceived {
+    /// The message's length: it is `buf[..len]`.
+    pub len: usize,
+    /// Its type (`mtype`), at least 1.
+    pub mtype: i64,
 }
 
 impl SysVQueue {
@@ -329,11 +339,11 @@ impl SysVQueue {
     /// use ipcbox::IpcKey;
     ///
     /// let q = SysVQueue::create(IpcKey::PRIVATE)?;
-    /// q.send(2, b"later")?;
-    /// q.send(1, b"first")?;
+    /// q.send(b"later", 2)?;
+    /// q.send(b"first", 1)?;
     /// let mut buf = [0u8; 16];
-    /// let (mtype, len) = q.recv(&mut buf, TypeSelector::AtMost(9))?;
-    /// assert_eq!((mtype, &buf[..len]), (1, &b"first"[..]));
+    /// let got = q.recv(&mut buf, TypeSelector::AtMost(9))?;
+    /// assert_eq!((got.mtype, &buf[..got.len]), (1, &b"first"[..]));
     /// # Ok(())
     /// # }
     /// ```
@@ -494,6 +504,8 @@ impl SysVQueue {
     }
 
     /// Sends `data` as a message of type `mtype` (`msgsnd`), waiting while the queue is full.
+    /// The message comes first and its tag second, as in
+    /// [`PosixQueue::send`](super::PosixQueue::send) and Python's `sysv_ipc`.
     ///
     /// # Errors
     ///
@@ -501,7 +513,7 @@ impl SysVQueue {
     ///   longer than the queue's capacity (it could never fit); the message names both sizes.
     /// * `EIDRM` when the queue is removed meanwhile.
     #[doc(alias = "msgsnd")]
-    pub fn send(&self, mtype: i64, data: &[u8]) -> io::Result<()> {
+    pub fn send(&self, data: &[u8], mtype: i64) -> io::Result<()> {
         let mut buf = self.fill_send_buffer(mtype, data)?;
         // A first attempt without waiting lets a message that can never fit be reported
         // instead of waited on forever (the kernel would block); it costs nothing when there is
@@ -524,7 +536,7 @@ impl SysVQueue {
     /// # Errors
     ///
     /// As [`send`](Self::send), except that a full queue is `Ok(false)`.
-    pub fn try_send(&self, mtype: i64, data: &[u8]) -> io::Result<bool> {
+    pub fn try_send(&self, data: &[u8], mtype: i64) -> io::Result<bool> {
         let mut buf = self.fill_send_buffer(mtype, data)?;
         self.send_now(buf.vec(), data.len())
     }
@@ -535,7 +547,7 @@ impl SysVQueue {
     /// # Errors
     ///
     /// As [`send`](Self::send), except that a full queue is `Ok(false)` at the deadline.
-    pub fn send_timeout(&self, mtype: i64, data: &[u8], timeout: Duration) -> io::Result<bool> {
+    pub fn send_timeout(&self, data: &[u8], mtype: i64, timeout: Duration) -> io::Result<bool> {
         let mut buf = self.fill_send_buffer(mtype, data)?;
         poll_until(Deadline::after(timeout), || {
             self.send_now(buf.vec(), data.len())
@@ -594,7 +606,7 @@ impl SysVQueue {
     }
 
     /// Receives the message `sel` selects into `buf` (`msgrcv`), waiting until there is one:
-    /// `(mtype, length)`.
+    /// its length (the bytes of `buf` it fills) and its type.
     ///
     /// # Errors
     ///
@@ -603,11 +615,11 @@ impl SysVQueue {
     ///   selector type < 1.
     /// * `EIDRM` when the queue is removed meanwhile.
     #[doc(alias = "msgrcv")]
-    pub fn recv(&self, buf: &mut [u8], sel: TypeSelector) -> io::Result<(i64, usize)> {
+    pub fn recv(&self, buf: &mut [u8], sel: TypeSelector) -> io::Result<SysVReceived> {
         match self.recv_once(buf, sel, 0)? {
-            Received::Message(t, n) => Ok((t, n)),
+            Got::Message(mtype, len) => Ok(SysVReceived { len, mtype }),
             // Only IPC_NOWAIT (or MSG_COPY) gives ENOMSG; never expected here.
-            Received::NoMessage => Err(io::Error::other(format!(
+            Got::NoMessage => Err(io::Error::other(format!(
                 "receive {sel:?} from {self}: msgrcv returned no message"
             ))),
         }
@@ -619,10 +631,10 @@ impl SysVQueue {
     /// # Errors
     ///
     /// As [`recv`](Self::recv), except that no matching message is `Ok(None)`.
-    pub fn try_recv(&self, buf: &mut [u8], sel: TypeSelector) -> io::Result<Option<(i64, usize)>> {
+    pub fn try_recv(&self, buf: &mut [u8], sel: TypeSelector) -> io::Result<Option<SysVReceived>> {
         Ok(match self.recv_once(buf, sel, libc::IPC_NOWAIT)? {
-            Received::Message(t, n) => Some((t, n)),
-            Received::NoMessage => None,
+            Got::Message(mtype, len) => Some(SysVReceived { len, mtype }),
+            Got::NoMessage => None,
         })
     }
 
@@ -637,7 +649,7 @@ impl SysVQueue {
         buf: &mut [u8],
         sel: TypeSelector,
         timeout: Duration,
-    ) -> io::Result<Option<(i64, usize)>> {
+    ) -> io::Result<Option<SysVReceived>> {
         let mut got = None;
         poll_until(Deadline::after(timeout), || {
             got = self.try_recv(buf, sel)?;
@@ -646,12 +658,7 @@ impl SysVQueue {
         Ok(got)
     }
 
-    fn recv_once(
-        &self,
-        buf: &mut [u8],
-        sel: TypeSelector,
-        flags: libc::c_int,
-    ) -> io::Result<Received> {
+    fn recv_once(&self, buf: &mut [u8], sel: TypeSelector, flags: libc::c_int) -> io::Result<Got> {
         let (msgtyp, sel_flags) = sel
             .to_raw()
             .map_err(|e| invalid_input(format_args!("receive from {self}: {e}")))?;
@@ -670,10 +677,10 @@ impl SysVQueue {
                     let mut mtype = [0u8; MTYPE_SIZE];
                     mtype.copy_from_slice(&msgbuf[..MTYPE_SIZE]);
                     buf[..n].copy_from_slice(&msgbuf[MTYPE_SIZE..MTYPE_SIZE + n]);
-                    return Ok(Received::Message(libc::c_long::from_ne_bytes(mtype), n));
+                    return Ok(Got::Message(libc::c_long::from_ne_bytes(mtype), n));
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.raw_os_error() == Some(libc::ENOMSG) => return Ok(Received::NoMessage),
+                Err(e) if e.raw_os_error() == Some(libc::ENOMSG) => return Ok(Got::NoMessage),
                 Err(e) if e.raw_os_error() == Some(libc::E2BIG) => {
                     let hint = SysVLimits::read()
                         .map(|l| {

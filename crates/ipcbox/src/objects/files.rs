@@ -3,6 +3,7 @@
 
 use std::fs;
 use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -19,23 +20,82 @@ pub(super) const MQUEUE_DIR: &str = "/dev/mqueue";
 /// `MQUEUE_MAGIC`, the `statfs` type of the mqueue file system.
 const MQUEUE_MAGIC: i64 = 0x1980_0202;
 
-/// Every object in `/dev/shm` and (when mounted) `/dev/mqueue`.
+/// Where the POSIX message queues of this IPC namespace can be read as files.
+enum QueueDir {
+    /// `/dev/mqueue`, where mqueue is mounted.
+    Mounted,
+    /// A mount of mqueue attached nowhere (`fsopen`, `fsmount`): nobody else sees it, and it
+    /// goes away with its descriptor. Its files are reached through `/proc/self/fd/N`.
+    Private(OwnedFd),
+}
+
+impl QueueDir {
+    /// `/dev/mqueue` if it is an mqueue mount, else a private mount; the error says why
+    /// neither could be had (a private mount needs `CAP_SYS_ADMIN`).
+    fn open() -> io::Result<QueueDir> {
+        if rustix::fs::statfs(MQUEUE_DIR).is_ok_and(|s| s.f_type == MQUEUE_MAGIC) {
+            return Ok(QueueDir::Mounted);
+        }
+        use rustix::mount::{fsconfig_create, fsmount, fsopen};
+        use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags};
+        let fs = fsopen("mqueue", FsOpenFlags::FSOPEN_CLOEXEC)?;
+        fsconfig_create(&fs)?;
+        let mount = fsmount(
+            &fs,
+            FsMountFlags::FSMOUNT_CLOEXEC,
+            MountAttrFlags::MOUNT_ATTR_NOEXEC | MountAttrFlags::MOUNT_ATTR_NOSUID,
+        )?;
+        Ok(QueueDir::Private(mount))
+    }
+
+    fn path(&self) -> PathBuf {
+        match self {
+            QueueDir::Mounted => PathBuf::from(MQUEUE_DIR),
+            QueueDir::Private(fd) => PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())),
+        }
+    }
+}
+
+/// Every object in `/dev/shm`, and the POSIX message queues: from `/dev/mqueue` when mqueue is
+/// mounted there, else through a private mount. When neither can be had, a note says that
+/// queues are not listed (it is the first of the notes).
 pub(super) fn scan(procs: &Processes, notes: &mut Vec<String>) -> io::Result<Vec<Object>> {
     let mut out = Vec::new();
-    scan_dir(Path::new(SHM_DIR), procs, &mut out)?;
-    let mounted = rustix::fs::statfs(MQUEUE_DIR).is_ok_and(|s| s.f_type == MQUEUE_MAGIC);
-    if mounted {
-        scan_dir(Path::new(MQUEUE_DIR), procs, &mut out)?;
-    } else {
-        notes.push(format!(
-            "POSIX message queues not listed: {MQUEUE_DIR} is not an mqueue mount \
-             (mount -t mqueue none {MQUEUE_DIR})"
-        ));
+    scan_dir(Path::new(SHM_DIR), None, procs, &mut out)?;
+    match QueueDir::open() {
+        Ok(dir @ QueueDir::Mounted) => scan_dir(&dir.path(), Some(true), procs, &mut out)?,
+        Ok(dir @ QueueDir::Private(_)) => {
+            notes.insert(
+                0,
+                format!(
+                    "POSIX message queues: {MQUEUE_DIR} is not an mqueue mount; the queues \
+                     are listed through a private mount of the mqueue file system, without \
+                     paths"
+                ),
+            );
+            scan_dir(&dir.path(), Some(false), procs, &mut out)?;
+        }
+        Err(e) => notes.insert(
+            0,
+            format!(
+                "POSIX message queues: not listed, how many there are is unknown: \
+                 {MQUEUE_DIR} is not an mqueue mount and a private mount failed ({e}; it \
+                 needs CAP_SYS_ADMIN). Mount it (mount -t mqueue none {MQUEUE_DIR}) or run \
+                 as root"
+            ),
+        ),
     }
     Ok(out)
 }
 
-fn scan_dir(dir: &Path, procs: &Processes, out: &mut Vec<Object>) -> io::Result<()> {
+/// Lists the files of `dir`: POSIX queues if `queues` is `Some(with_paths)`, else segments and
+/// semaphores (`sem.NAME`).
+fn scan_dir(
+    dir: &Path,
+    queues: Option<bool>,
+    procs: &Processes,
+    out: &mut Vec<Object>,
+) -> io::Result<()> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -52,7 +112,7 @@ fn scan_dir(dir: &Path, procs: &Processes, out: &mut Vec<Object>) -> io::Result<
         let Some(file) = entry.file_name().to_str().map(str::to_owned) else {
             continue;
         };
-        let (kind, name) = if dir == Path::new(MQUEUE_DIR) {
+        let (kind, name) = if queues.is_some() {
             (Kind::PosixQueue, format!("/{file}"))
         } else if let Some(sem) = file.strip_prefix("sem.") {
             (Kind::PosixSemaphore, format!("/{sem}"))
@@ -68,7 +128,7 @@ fn scan_dir(dir: &Path, procs: &Processes, out: &mut Vec<Object>) -> io::Result<
         out.push(Object {
             kind,
             name: Some(name),
-            path: Some(path),
+            path: (queues != Some(false)).then_some(path),
             key: None,
             id: None,
             size,
@@ -152,6 +212,9 @@ fn describe(users: &[User]) -> String {
 /// process is inspected again, and the file is removed only if nobody uses it, or else renamed
 /// back. A process that opened it before the rename holds an fd or a mapping by then.
 pub(super) fn remove_if_unused(obj: &Object, min_idle: Duration) -> io::Result<Removal> {
+    if obj.kind == Kind::PosixQueue {
+        return remove_queue_if_unused(obj, min_idle);
+    }
     let (Some(path), Some(inode)) = (obj.path.as_deref(), obj.inode) else {
         return Ok(Removal::Gone);
     };
@@ -170,7 +233,8 @@ pub(super) fn remove_if_unused(obj: &Object, min_idle: Duration) -> io::Result<R
     match renameat_with(CWD, path, CWD, &hidden, RenameFlags::NOREPLACE) {
         Ok(()) => {}
         Err(e) if e == rustix::io::Errno::NOENT => return Ok(Removal::Gone),
-        // mqueue has no rename: check, then unlink (a narrower guarantee, see the module docs).
+        // Not movable (another user's file in the sticky /dev/shm, say): check, then unlink,
+        // which reports the reason if it fails too.
         Err(_) => return check_and_unlink(obj, path, path, inode),
     }
     let result = check_and_unlink(obj, &hidden, path, inode);
@@ -190,6 +254,33 @@ pub(super) fn remove_if_unused(obj: &Object, min_idle: Duration) -> io::Result<R
         }
     }
     result
+}
+
+/// [`remove_if_unused`] for a POSIX queue, found again where [`QueueDir::open`] finds queues.
+/// mqueue has no rename: check, then unlink (a narrower guarantee, see the module docs).
+fn remove_queue_if_unused(obj: &Object, min_idle: Duration) -> io::Result<Removal> {
+    let (Some(name), Some(inode)) = (obj.name.as_deref(), obj.inode) else {
+        return Ok(Removal::Gone);
+    };
+    let dir = QueueDir::open().map_err(|e| {
+        context(
+            e,
+            format_args!("remove {obj}: {MQUEUE_DIR} is not mounted and a private mount failed"),
+        )
+    })?;
+    let at = dir.path().join(name.trim_start_matches('/'));
+    let meta = match fs::symlink_metadata(&at) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Removal::Gone),
+        Err(e) => return Err(context(e, format_args!("stat {obj}"))),
+    };
+    if (meta.dev(), meta.ino()) != inode {
+        return Ok(Removal::Gone);
+    }
+    if let Some(kept) = idle_since(changed(&meta), min_idle) {
+        return Ok(Removal::Kept(kept));
+    }
+    check_and_unlink(obj, &at, obj.path.as_deref().unwrap_or(&at), inode)
 }
 
 fn check_and_unlink(obj: &Object, at: &Path, path: &Path, inode: Inode) -> io::Result<Removal> {

@@ -9,7 +9,7 @@
 //! | kind | where | "in use" means |
 //! |---|---|---|
 //! | [`Kind::PosixShm`], [`Kind::PosixSemaphore`] | files in `/dev/shm` (`sem.NAME` for `sem_open`) | a live process maps it (`/proc/PID/maps`) or holds it open (`/proc/PID/fd`) |
-//! | [`Kind::PosixQueue`] | files in `/dev/mqueue`, when mqueue is mounted there | a live process holds it open |
+//! | [`Kind::PosixQueue`] | files in `/dev/mqueue`; where mqueue is not mounted there, a private mount of it that nobody else sees (needs `CAP_SYS_ADMIN`, else queues are not listed and the first note says so) | a live process holds it open |
 //! | [`Kind::SysVShm`] | `/proc/sysvipc/shm` | it is attached (`nattch > 0`) |
 //! | [`Kind::SysVSemaphores`] | `/proc/sysvipc/sem`, `semctl(GETPID, GETNCNT, GETZCNT)` | a process waits on it, or the last `semop` on one of its semaphores was by a live process |
 //! | [`Kind::SysVQueue`] | `/proc/sysvipc/msg` | the last sender or receiver is alive |
@@ -226,7 +226,8 @@ pub struct Object {
     pub kind: Kind,
     /// The POSIX name (`"/name"`, as `shm_open`, `sem_open`, `mq_open` take it).
     pub name: Option<String>,
-    /// The file of a POSIX object (`/dev/shm/name`, `/dev/shm/sem.name`, `/dev/mqueue/name`).
+    /// The file of a POSIX object (`/dev/shm/name`, `/dev/shm/sem.name`, `/dev/mqueue/name`);
+    /// `None` for a queue listed through a private mount of mqueue.
     pub path: Option<PathBuf>,
     /// The key of a System V object ([`IpcKey::PRIVATE`] also once it is marked for removal).
     pub key: Option<IpcKey>,
@@ -335,13 +336,19 @@ pub enum Removal {
 pub struct Listing {
     /// POSIX objects (by name), then System V ones (by kind and id).
     pub objects: Vec<Object>,
-    /// What could not be listed, e.g. POSIX queues when `/dev/mqueue` is not mounted.
+    /// What could not be listed or was found another way. When `/dev/mqueue` is not an
+    /// mqueue mount, the first note says how POSIX queues were listed, or that they were not.
     pub notes: Vec<String>,
 }
 
-/// Lists the IPC objects of this machine (its IPC namespace): `/dev/shm`, `/dev/mqueue` (if
-/// mounted) and `/proc/sysvipc`, with the evidence of use from `/proc/*/maps` and
-/// `/proc/*/fd`, the liveness of recorded pids, and `semctl(GETPID/GETNCNT/GETZCNT)`.
+/// Lists the IPC objects of this machine (its IPC namespace): `/dev/shm`, the POSIX queues
+/// and `/proc/sysvipc`, with the evidence of use from `/proc/*/maps` and `/proc/*/fd`, the
+/// liveness of recorded pids, and `semctl(GETPID/GETNCNT/GETZCNT)`.
+///
+/// POSIX queues are files only where mqueue is mounted, normally `/dev/mqueue`; the kernel lists
+/// them nowhere else. Where it is not mounted, they are read through a private mount of mqueue
+/// attached nowhere (`fsopen`, `fsmount`), which needs `CAP_SYS_ADMIN`. Without it, queues are
+/// not listed, their number is unknown, and the first of [`Listing::notes`] says so.
 ///
 /// Nothing is mapped, attached or changed; each `/dev/shm` file is opened read-only for a
 /// moment to read its first 8 bytes.

@@ -15,6 +15,19 @@
 //!   concurrent access themselves.
 //! * [`Value`] and [`Array`] hold numbers (see [`Element`]), each accessed atomically.
 //!
+//! # Python's `SharedMemory` and its resource tracker
+//!
+//! `multiprocessing.shared_memory.SharedMemory(name=...)` opens a [`Segment`], but CPython's
+//! resource tracker then unlinks the name when that Python process exits, though it only
+//! attached (every version, with default arguments). The segment loses its name under its
+//! owner: mappings stay valid, new openers get `NotFound`. In the Python process:
+//!
+//! * Python 3.13 and later: `SharedMemory(name=name, track=False)`.
+//! * Before 3.13: right after attaching,
+//!   `multiprocessing.resource_tracker.unregister(seg._name, "shared_memory")`.
+//!
+//! `posix_ipc.SharedMemory` does not do this.
+//!
 //! ```
 //! use ipcbox::shm;
 //!

@@ -407,6 +407,10 @@ impl Options {
 /// it called [`detach`](Segment::detach); other handles (and existing mappings in other
 /// processes) stay valid after the name is gone.
 ///
+/// A Python `SharedMemory` that only attached still unlinks the name when its process exits,
+/// unless it opts out (`track=False` from Python 3.13, `resource_tracker.unregister` before):
+/// see [the module docs](super#pythons-sharedmemory-and-its-resource-tracker).
+///
 /// Bytes are copied in and out with the bounds-checked [`read_at`](Segment::read_at) and
 /// [`write_at`](Segment::write_at). Other processes may change the memory at any time, so
 /// what is read is untrusted input.

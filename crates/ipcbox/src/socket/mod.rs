@@ -415,6 +415,20 @@ impl From<Stream> for OwnedFd {
     }
 }
 
+impl From<std::os::unix::net::UnixStream> for Stream {
+    /// Takes std's connected Unix stream socket as it is.
+    fn from(s: std::os::unix::net::UnixStream) -> Stream {
+        Stream(s.into())
+    }
+}
+
+impl From<std::net::TcpStream> for Stream {
+    /// Takes std's connected TCP stream as it is (`TCP_NODELAY` unchanged).
+    fn from(s: std::net::TcpStream) -> Stream {
+        Stream(s.into())
+    }
+}
+
 impl Read for &Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {

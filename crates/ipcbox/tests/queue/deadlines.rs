@@ -29,6 +29,9 @@ fn queue_deadline_forms_wait_for_another_process_until_their_instant() {
     assert!(!bq.get_into_deadline(&mut buf, soon()).unwrap(), "empty");
     assert_eq!(bq.get_deadline(Instant::now()).unwrap(), None, "passed");
 
+    // The parent's reply goes on a queue of its own: on `q` the child's get could take its own
+    // 11 before the parent does.
+    let replies: Queue<u32> = Queue::new(1).unwrap();
     let mut kids = Children::new();
     // The child puts 10, then 11, which waits for the parent to take 10 (capacity 1), then
     // waits for the parent's 12; the parent waits for each byte message.
@@ -36,7 +39,7 @@ fn queue_deadline_forms_wait_for_another_process_until_their_instant() {
         let typed = (
             q.put_deadline(&10, far()),
             q.put_deadline(&11, far()),
-            q.get_deadline(far()),
+            replies.get_deadline(far()),
         );
         let bytes = (
             bq.put_deadline(b"first", far()),
@@ -49,7 +52,7 @@ fn queue_deadline_forms_wait_for_another_process_until_their_instant() {
     });
     assert_eq!(q.get_deadline(far()).unwrap(), Some(10));
     assert_eq!(q.get_deadline(far()).unwrap(), Some(11));
-    assert!(q.put_deadline(&12, far()).unwrap());
+    assert!(replies.put_deadline(&12, far()).unwrap());
     assert!(bq.get_into_deadline(&mut buf, far()).unwrap());
     assert_eq!(buf, b"first");
     assert_eq!(

@@ -2,7 +2,8 @@
 //!
 //! A [`frame::Connection`](crate::frame::Connection) moves frames (see `WIRE.md`); the codec
 //! decides what the bytes inside a frame mean. [`Postcard`] (the default) encodes any
-//! `serde` type in the compact [postcard](https://postcard.jamesmunns.com/wire-format) format;
+//! `serde` type in the compact [postcard](https://postcard.jamesmunns.com/wire-format) format,
+//! described byte by byte for peers in other languages in `WIRE.md` ("Postcard encoding");
 //! [`Raw`] passes `Vec<u8>` payloads through untouched. Implement [`Codec`] for your own format
 //! (JSON, a hand-written struct layout a C peer understands, …).
 //!
@@ -19,6 +20,8 @@
 
 use std::error::Error;
 use std::fmt;
+
+mod explain;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -44,7 +47,8 @@ pub trait Codec<M> {
 }
 
 /// The default codec: [postcard](https://docs.rs/postcard), a compact, stable binary `serde`
-/// format (varint integers, length-prefixed strings and sequences, no field names).
+/// format with no type tags or field names. `WIRE.md` ("Postcard encoding") gives the bytes of
+/// every serde type, enough for a peer in another language.
 ///
 /// Decoding is strict: a payload with bytes left over after the message is an error, so that a
 /// frame of the wrong type is less likely to decode silently.
@@ -64,16 +68,27 @@ impl Postcard {
 
     /// [`Codec::decode`] for any `DeserializeOwned` type: for users that only receive.
     pub(crate) fn decode_from<M: DeserializeOwned>(payload: &[u8]) -> Result<M, DecodeError> {
-        let (msg, rest) = postcard::take_from_bytes(payload).map_err(DecodeError::new)?;
+        let (msg, rest) = postcard::take_from_bytes(payload).map_err(|e| {
+            DecodeError::new(explain::explain::<M>(payload).unwrap_or_else(|| e.to_string()))
+        })?;
         if rest.is_empty() {
             Ok(msg)
         } else {
+            let (n, used) = (rest.len(), payload.len() - rest.len());
             Err(DecodeError::new(format!(
-                "{} trailing bytes after a message of {} bytes",
-                rest.len(),
-                payload.len() - rest.len()
+                "{n} trailing byte{} after a message of {used} byte{}",
+                plural(n),
+                plural(used)
             )))
         }
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
     }
 }
 
@@ -156,8 +171,60 @@ mod tests {
         let back: Vec<u32> = c.decode(&out[1..]).unwrap();
         assert_eq!(back, [1, 300, 70000]);
         let err = Codec::<u8>::decode(&mut c, &[1, 2]).unwrap_err();
-        assert!(err.to_string().contains("1 trailing bytes"), "{err}");
+        assert!(
+            err.to_string()
+                .ends_with("1 trailing byte after a message of 1 byte"),
+            "{err}"
+        );
+        let err = Codec::<u8>::decode(&mut c, &[1, 2, 3]).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("2 trailing bytes after a message of 1 byte"),
+            "{err}"
+        );
         assert!(Codec::<String>::decode(&mut c, &[5, b'a']).is_err());
+    }
+
+    #[derive(Debug, serde::Serialize, serde::Deserialize)]
+    enum Shape {
+        Empty,
+        Circle(u32),
+    }
+
+    #[derive(Debug, serde::Serialize, serde::Deserialize)]
+    struct Drawing {
+        id: u32,
+        shapes: Vec<Option<Shape>>,
+        ok: bool,
+    }
+
+    fn why<M: Serialize + DeserializeOwned + fmt::Debug>(payload: &[u8]) -> String {
+        Codec::<M>::decode(&mut Postcard, payload)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn decode_errors_name_the_type_and_what_was_wrong() {
+        assert_eq!(
+            why::<Shape>(&[7]),
+            "message could not be decoded: Shape: unknown variant index 7 of enum Shape, \
+             which has 2 variants"
+        );
+        // Deep inside: the path names each named type on the way.
+        assert_eq!(
+            why::<Drawing>(&[1, 2, 1, 0, 1, 0x85, 0x01]),
+            "message could not be decoded: Drawing > Shape: unknown variant index 133 of \
+             enum Shape, which has 2 variants"
+        );
+        // postcard's own errors get the path too.
+        assert_eq!(
+            why::<Drawing>(&[1, 0, 2]),
+            "message could not be decoded: Drawing: Found a bool that wasn't 0 or 1"
+        );
+        // A check in a Deserialize impl keeps its message.
+        let err = why::<std::num::NonZeroU32>(&[0]);
+        assert!(err.contains("nonzero"), "{err}");
     }
 
     #[test]
