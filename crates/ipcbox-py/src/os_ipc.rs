@@ -108,7 +108,7 @@ impl RawPosixQueue {
             }
             .map_err(error::os)
         })?;
-        Ok(got.map(|(n, prio)| (PyBytes::new(py, &buf[..n]), prio)))
+        Ok(got.map(|r| (PyBytes::new(py, &buf[..r.len]), r.priority)))
     }
 
     /// Messages in the queue now.
@@ -194,8 +194,8 @@ impl RawSysVQueue {
         let q = &self.queue;
         let sent = blocking(py, Wait::new(block, timeout)?, |end| {
             let sent = match end {
-                None => q.try_send(mtype, msg),
-                Some(end) => q.send_timeout(mtype, msg, left(end)),
+                None => q.try_send(msg, mtype),
+                Some(end) => q.send_timeout(msg, mtype, left(end)),
             };
             Ok(sent.map_err(error::os)?.then_some(()))
         })?;
@@ -223,7 +223,7 @@ impl RawSysVQueue {
             }
             .map_err(error::os)
         })?;
-        Ok(got.map(|(t, n)| (PyBytes::new(py, &buf[..n]), t)))
+        Ok(got.map(|r| (PyBytes::new(py, &buf[..r.len]), r.mtype)))
     }
 
     #[getter]
