@@ -2,9 +2,9 @@
 //! shared-memory objects, which the pure-Python layer (`python/ipcbox/`) shapes into
 //! `multiprocessing`'s API.
 //!
-//! Every blocking call here releases the GIL while it waits and wakes at least every
-//! [`wait::SLICE`] to let Python run its signal handlers, so `KeyboardInterrupt` reaches a
-//! blocked `get`, `acquire` or `wait` promptly. A call that need not wait keeps the GIL: the
+//! Every blocking call here releases the GIL while it waits and wakes in short slices to let
+//! Python run its signal handlers, so `KeyboardInterrupt` reaches a blocked `get`, `acquire`
+//! or `wait` promptly. A call that need not wait keeps the GIL: the
 //! release and re-acquisition cost more than a message.
 
 mod error;

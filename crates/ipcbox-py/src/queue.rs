@@ -29,6 +29,10 @@ pub(crate) struct RawQueue {
     closed: AtomicBool,
 }
 
+thread_local! {
+    static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
 /// How long a blocked `put`/`get` spins before it sleeps: a peer that is busy on another core
 /// usually answers within it, which saves both sides a wake-up (tens of microseconds on
 /// virtual machines).
@@ -253,15 +257,22 @@ impl RawQueue {
         timeout: Option<f64>,
     ) -> PyResult<Option<Bound<'py, PyBytes>>> {
         let q = self.queue.as_bytes();
-        let mut buf = Vec::new();
-        let got = blocking(py, Wait::new(block, timeout)?, |end| {
-            let got = match end {
-                None => q.try_get_into(&mut buf),
-                Some(end) => q.get_into_deadline(&mut buf, end),
-            };
-            Ok(got.map_err(recv_error)?.then_some(()))
-        })?;
-        Ok(got.map(|()| PyBytes::new(py, &buf)))
+        // One receive buffer per thread, reused: a fresh one per message would make every
+        // large message pay for new pages.
+        SCRATCH.with(|scratch| {
+            let mut buf = scratch.take();
+            let got = blocking(py, Wait::new(block, timeout)?, |end| {
+                let got = match end {
+                    None => q.try_get_into(&mut buf),
+                    Some(end) => q.get_into_deadline(&mut buf, end),
+                };
+                Ok(got.map_err(recv_error)?.then_some(()))
+            });
+            let out = got.map(|got| got.map(|()| PyBytes::new(py, &buf)));
+            buf.clear();
+            scratch.set(buf);
+            out
+        })
     }
 
     /// Puts the messages in order, as many per lock hold as fit; returns how many were put
