@@ -35,7 +35,13 @@ pub fn run_group(
         progress.set(format!("{}: set up", r.result.name));
         match r.row.setup() {
             Ok(teardown) => teardowns.push(teardown),
-            Err(err) => r.fail("set up", err, progress),
+            Err(err) => match err.downcast_ref::<crate::row::Unavailable>() {
+                Some(why) => {
+                    progress.println(&format!("ipcbox-bench: {}: {why}", r.result.name));
+                    r.result.unavailable = Some(why.to_string());
+                }
+                None => r.fail("set up", err, progress),
+            },
         }
     }
     measure(&LatencyOf, &mut running, plan, cpus, progress);
@@ -57,7 +63,7 @@ struct Running<'a> {
 
 impl Running<'_> {
     fn ok(&self) -> bool {
-        self.result.error.is_none()
+        self.result.error.is_none() && self.result.unavailable.is_none()
     }
 
     fn fail(&mut self, what: &str, err: anyhow::Error, progress: &mut Progress) {

@@ -10,9 +10,11 @@
 //! a group's rows side by side, [`measure`] has the shared two-process loops, [`os`] the peer
 //! processes (`fork` through ipcbox), [`rawsys`] and [`rawsync`] the raw rows' unsafe code
 //! (shared memory, bare message-queue calls, glibc's mutex and semaphore), [`report`] the table
-//! and JSON.
+//! and JSON, [`advice`] the answers to "which mechanism?", [`draw`] the SVG and HTML.
 
+mod advice;
 mod cpus;
+mod draw;
 mod driver;
 mod measure;
 mod os;
@@ -52,7 +54,17 @@ const ROUNDS_SHARE: f64 = 0.85;
 #[command(
     name = "ipcbox-bench",
     version,
-    about = "Measure latency and throughput of every mechanism between two processes"
+    about = "Measure latency and throughput of every mechanism between two processes",
+    after_help = "\
+Examples:
+  ipcbox-bench --quick                      every row, about 20 s, the table and the advice
+  ipcbox-bench --json r.json --svg r.svg    also every number as JSON, and a picture
+  ipcbox-bench --filter queue --html q.html the queue rows, as an HTML page
+  ipcbox-bench --list                       the rows, their groups and kinds
+
+The advice after the table names, for each job (synchronisation only, small messages, large
+data, many producers and consumers, across hosts), the best ipcbox row of this run and the
+figures it rests on."
 )]
 pub struct Args {
     /// Run for about 20 s in all instead of about 60 s.
@@ -62,6 +74,15 @@ pub struct Args {
     /// Also write every number (each round, the machine, the settings) as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+
+    /// Also draw latency and throughput per row as an SVG picture in FILE (log scales, ipcbox
+    /// beside the raw rows and other libraries).
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+
+    /// Also write an HTML page to FILE: the picture, the advice and the table.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
 
     /// Run only the rows whose name or group contains SUBSTR (case-insensitive; repeat the
     /// option to select more).
@@ -177,15 +198,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         rounds,
     };
 
-    // Open the JSON file first: a bad path should fail now, not after the whole run.
-    let json = match &args.json {
-        Some(path) => Some((
-            path,
-            std::fs::File::create(path)
-                .with_context(|| format!("create the JSON file {}", path.display()))?,
-        )),
-        None => None,
-    };
+    // Open the output files first: a bad path should fail now, not after the whole run.
+    let json = create(args.json.as_ref(), "JSON")?;
+    let svg = create(args.svg.as_ref(), "SVG")?;
+    let html = create(args.html.as_ref(), "HTML")?;
     os::ignore_sigpipe().context("ignore SIGPIPE")?;
     let allowed = cpus::allowed_cpus().context("query the CPUs this process may use")?;
     let placement = Placement::choose(args.same_cpu).context("choose CPUs")?;
@@ -214,6 +230,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     progress.finish();
 
     report::compare_with_raw(&mut results);
+    let advice = advice::advise(&results);
     let report = Report {
         machine,
         settings: Settings {
@@ -225,12 +242,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             throughput_message_bytes: union_of_sizes(&selected),
         },
         rows: results,
+        advice,
     };
-    print!("{}", report::table(&report));
+    let table = report::table(&report);
+    print!("{table}{}", advice::text(&report.advice));
     if let Some((path, mut file)) = json {
         let text = serde_json::to_string_pretty(&report).context("encode the results as JSON")?;
         file.write_all((text + "\n").as_bytes())
             .with_context(|| format!("write the JSON results to {}", path.display()))?;
+    }
+    if let Some((path, mut file)) = svg {
+        file.write_all(draw::svg(&report).as_bytes())
+            .with_context(|| format!("write the picture to {}", path.display()))?;
+    }
+    if let Some((path, mut file)) = html {
+        file.write_all(draw::html(&report, &table, &report.advice).as_bytes())
+            .with_context(|| format!("write the HTML page to {}", path.display()))?;
     }
     let failed: Vec<_> = report
         .rows
@@ -242,6 +269,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bail!("{} row(s) failed: {}", failed.len(), failed.join(", "));
     }
     Ok(())
+}
+
+/// Creates the output file `path` (if asked for) of the kind `what`.
+fn create<'p>(
+    path: Option<&'p PathBuf>,
+    what: &str,
+) -> anyhow::Result<Option<(&'p PathBuf, std::fs::File)>> {
+    path.map(|path| {
+        std::fs::File::create(path)
+            .map(|f| (path, f))
+            .with_context(|| format!("create the {what} file {}", path.display()))
+    })
+    .transpose()
 }
 
 fn matches(row: &dyn Row, filters: &[String]) -> bool {

@@ -17,6 +17,8 @@ pub struct Report {
     pub settings: Settings,
     /// One entry per row, in table order.
     pub rows: Vec<RowResult>,
+    /// Which mechanism for which job, from these rows.
+    pub advice: Vec<crate::advice::Advice>,
 }
 
 /// Where the numbers come from.
@@ -72,6 +74,10 @@ pub struct RowResult {
     pub throughput: Vec<Throughput>,
     /// Why the row could not be measured.
     pub error: Option<String>,
+    /// Why the row was not measured though nothing failed: something it needs is not on this
+    /// machine (a NATS server).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
 }
 
 impl RowResult {
@@ -84,6 +90,7 @@ impl RowResult {
             latency: None,
             throughput: Vec::new(),
             error: None,
+            unavailable: None,
         }
     }
 }
@@ -261,6 +268,9 @@ pub fn table(report: &Report) -> String {
                 line.push(l.vs_raw.map_or("-".to_owned(), |r| format!("{r:.2}")));
             }
             None if row.error.is_some() => line.extend(["error".into(), "".into(), "".into()]),
+            None if row.unavailable.is_some() => {
+                line.extend(["unavailable".into(), "".into(), "".into()])
+            }
             None => line.extend(["-".into(), "-".into(), "-".into()]),
         }
         for &size in &s.throughput_message_bytes {
@@ -274,7 +284,10 @@ pub fn table(report: &Report) -> String {
         }
         cells.push(line);
         if let Some(err) = &row.error {
-            errors.push(format!("{}: {err}", row.name));
+            errors.push(format!("error in {}: {err}", row.name));
+        }
+        if let Some(why) = &row.unavailable {
+            errors.push(format!("{} not measured: {why}", row.name));
         }
     }
     let columns = cells[0].len();
@@ -307,7 +320,7 @@ pub fn table(report: &Report) -> String {
         out.push('\n');
     }
     for err in errors {
-        let _ = writeln!(out, "\nerror in {err}");
+        let _ = writeln!(out, "\n{err}");
     }
     out
 }
@@ -325,7 +338,7 @@ pub fn size_label(bytes: usize) -> String {
 }
 
 /// Nanoseconds as microseconds with three significant digits.
-fn fmt_us(ns: f64) -> String {
+pub fn fmt_us(ns: f64) -> String {
     let us = ns / 1000.0;
     if us >= 100.0 {
         format!("{us:.0}")
@@ -339,7 +352,7 @@ fn fmt_us(ns: f64) -> String {
 }
 
 /// A count or rate with three significant digits and a k/M/G suffix.
-fn fmt_count(x: f64) -> String {
+pub fn fmt_count(x: f64) -> String {
     let (value, suffix) = if x >= 1e9 {
         (x / 1e9, "G")
     } else if x >= 1e6 {
@@ -430,6 +443,7 @@ mod tests {
                 rounds: Vec::new(),
             }],
             error: None,
+            unavailable: None,
         }
     }
 

@@ -167,6 +167,20 @@ impl std::fmt::Debug for Teardown {
     }
 }
 
+/// The error of a row's [`Row::setup`] when something the row needs is not on this machine
+/// (a server): the row is shown as not measured, with this reason, and the bench does not
+/// fail for it.
+#[derive(Debug)]
+pub struct Unavailable(pub String);
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "unavailable: {}", self.0)
+    }
+}
+
+impl std::error::Error for Unavailable {}
+
 /// Something `ipcbox-bench` measures.
 pub trait Row {
     /// The row's name, group, kind and limits.

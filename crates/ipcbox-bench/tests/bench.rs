@@ -5,7 +5,7 @@ mod util;
 
 use std::path::PathBuf;
 
-use util::ipcbox_bench;
+use util::{ipcbox_bench, ipcbox_bench_env};
 
 /// A JSON file path unique to this test, removed on drop.
 struct TempFile(PathBuf);
@@ -211,6 +211,66 @@ fn bench_queue_2_2_row_delivers_every_message_once() {
         .find(|l| l.starts_with("queue 2-2 "))
         .unwrap_or_else(|| panic!("no queue 2-2 line: {stdout}"));
     assert!(line.contains("ipcbox"), "{line}");
+}
+
+#[test]
+fn bench_nats_rows_run_beside_the_local_queue_and_tcp() {
+    // The bench starts its own nats-server (installing it if needed) and stops it after.
+    let out = ipcbox_bench_env(
+        &["--filter", "nats", "--seconds", "2", "--rounds", "1"],
+        &[("IPCBOX_NATS_URL", "")],
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    for name in [
+        "nats queue 1-1 ",
+        "nats queue 4-4 ",
+        "nats local queue 1-1 ",
+        "nats local queue 4-4 ",
+        "nats tcp bytes ",
+        "nats tcp raw ",
+    ] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name:?} line: {stdout}"));
+        assert!(
+            !line.contains("error") && !line.contains("unavailable"),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn bench_nats_rows_say_when_the_server_is_unavailable() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("nats://127.0.0.1:{port}");
+    let out = ipcbox_bench_env(
+        &[
+            "--filter",
+            "nats queue",
+            "--seconds",
+            "0.3",
+            "--rounds",
+            "1",
+        ],
+        &[("IPCBOX_NATS_URL", &url)],
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("nats queue 1-1 "))
+        .unwrap_or_else(|| panic!("no nats queue 1-1 line: {stdout}"));
+    assert!(line.contains("unavailable"), "{line}");
+    assert!(
+        stdout.contains(&format!("IPCBOX_NATS_URL={url}")),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -498,6 +498,63 @@ fn bad_options_give_clear_errors() {
     }
 }
 
+#[test]
+fn ls_shows_state_and_filters_by_kind_and_owner() {
+    let name = unique("state-q");
+    let q: ipcbox::Queue<u32> = ipcbox::Queue::create(&name, 8).expect("create queue");
+    q.put(&1).unwrap();
+    q.put(&2).unwrap();
+    let me = rustix::process::geteuid().as_raw().to_string();
+    let objects = ls_json(&["--kind", "queue", "--owner", &me]);
+    assert!(
+        objects.iter().all(|o| o["format"] == "queue"),
+        "{objects:#?}"
+    );
+    let state = &by_name(&objects, &name).expect("listed")["state"];
+    assert_eq!(state["type"], "queue");
+    assert_eq!(
+        (state["messages"].as_u64(), state["capacity"].as_u64()),
+        (Some(2), Some(8))
+    );
+    assert_eq!(
+        (state["peers_alive"].as_u64(), state["peers_dead"].as_u64()),
+        (Some(1), Some(0))
+    );
+    let other = (rustix::process::geteuid().as_raw() + 4242).to_string();
+    assert!(ls_json(&["--owner", &other, &name]).is_empty());
+    let table = ok(&["ls", &name]);
+    assert!(
+        table.contains("STATE") && table.contains("2/8 msgs"),
+        "{table}"
+    );
+
+    // A System V queue: its depth, listed by --kind though not ipcbox's.
+    let mut mq = SysVQueue::create(IpcKey::PRIVATE).expect("create queue");
+    mq.detach();
+    let _g = SysVGuard("-q", mq.id());
+    mq.send(b"12345", 1).unwrap();
+    mq.send(b"678", 2).unwrap();
+    let objects = ls_json(&["--kind", "sysv-msg"]);
+    let state = &by_id(&objects, "sysv-msg", mq.id())["state"];
+    assert_eq!(
+        (state["messages"].as_u64(), state["bytes"].as_u64()),
+        (Some(2), Some(8))
+    );
+    assert!(objects.iter().all(|o| o["kind"] == "sysv-msg"));
+
+    for (args, why) in [
+        (["ls", "--kind", "pipes"], "unknown kind \"pipes\""),
+        (
+            ["ls", "--owner", "no-such-user-anywhere"],
+            "no user \"no-such-user-anywhere\"",
+        ),
+    ] {
+        let out = ipcbox(&args);
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        assert!(text(&out.stderr).contains(why), "{out:?}");
+    }
+}
+
 // --- POSIX queues where /dev/mqueue is not mounted --------------------------------------------
 
 /// Removes a POSIX queue name on drop, whatever happened.

@@ -11,7 +11,9 @@
 //! with `echo text > path` and `cat path`.
 //!
 //! The process that creates the FIFO owns its name and removes it when the [`Fifo`] is dropped,
-//! unless it [detaches](Fifo::detach) it.
+//! unless it [detaches](Fifo::detach) it. It removes only the FIFO it created: if someone has
+//! put another file under the name meanwhile, that file stays. To know its FIFO for certain,
+//! a creating handle keeps one descriptor open (`O_PATH`, which opens neither side).
 //!
 //! ```
 //! use std::io::{Read, Write};
@@ -54,9 +56,13 @@ use crate::sys;
 /// See the [module documentation](self).
 pub struct Fifo {
     path: PathBuf,
-    /// The device and inode of the FIFO this handle created; `None` when it only opened an
-    /// existing one or was detached. Drop removes the name only if it still is that FIFO.
-    owned: Option<(u64, u64)>,
+    /// The FIFO this handle created, held open (`O_PATH`, which opens neither side); `None`
+    /// when it only opened an existing one or was detached. Drop removes the name only if it
+    /// still is that FIFO.
+    // Holding it keeps its inode allocated: a file system that hands inode numbers out again
+    // (ext4 does at once) cannot give a FIFO made after ours was removed the same (device,
+    // inode), so comparing them is certain.
+    owned: Option<OwnedFd>,
 }
 
 impl fmt::Debug for Fifo {
@@ -132,10 +138,11 @@ impl Fifo {
 
 impl Drop for Fifo {
     fn drop(&mut self) {
-        if let Some(id) = self.owned {
+        if let Some(ours) = &self.owned {
             // Only remove the FIFO this handle created, not a new one someone made under the
             // same name after ours was removed.
-            if file_id(&self.path).is_ok_and(|(found, _)| found == id) {
+            let ours = rustix::fs::fstat(ours).map(|st| (st.st_dev, st.st_ino));
+            if matches!((ours, file_id(&self.path)), (Ok(a), Ok((b, _))) if a == b) {
                 let _ = rustix::fs::unlink(&self.path);
             }
         }
@@ -164,10 +171,10 @@ impl Options {
         }
     }
 
-    /// The permission bits of a FIFO this call creates, applied exactly (the umask does not
-    /// narrow them). Only the lowest 12 bits count.
+    /// The permission bits (`0o777` at most) of a FIFO this call creates, applied exactly
+    /// (the umask does not narrow them; see [Named objects](crate#named-objects)).
     pub fn permissions(&mut self, bits: u32) -> &mut Options {
-        self.permissions = bits & 0o7777;
+        self.permissions = bits & 0o777;
         self
     }
 
@@ -227,9 +234,9 @@ impl Options {
         let done = set_mode_nofollow(path, mode)
             .context_with(|| format!("set permissions {:o} on FIFO {shown}", self.permissions));
         match done {
-            Ok(id) => Ok(Fifo {
+            Ok(fd) => Ok(Fifo {
                 path: path.to_owned(),
-                owned: Some(id),
+                owned: Some(fd),
             }),
             Err(e) => {
                 let _ = rustix::fs::unlink(path);
@@ -239,13 +246,13 @@ impl Options {
     }
 }
 
-/// Sets `mode` on the FIFO at `path` and returns its `(device, inode)`, without following a
+/// Sets `mode` on the FIFO at `path` and returns it open with `O_PATH`, without following a
 /// symbolic link someone may have put in its place.
 // A plain `chmod` would change the link's target. The FIFO is pinned by an `O_PATH |
 // O_NOFOLLOW` descriptor, which opens neither of its sides (that would wake a waiting peer),
 // and changed through `/proc/self/fd`, as glibc's `fchmodat(AT_SYMLINK_NOFOLLOW)` does;
 // without `/proc`, through the path.
-fn set_mode_nofollow(path: &Path, mode: Mode) -> io::Result<(u64, u64)> {
+fn set_mode_nofollow(path: &Path, mode: Mode) -> io::Result<OwnedFd> {
     let fd = rustix::fs::open(
         path,
         OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
@@ -260,7 +267,7 @@ fn set_mode_nofollow(path: &Path, mode: Mode) -> io::Result<(u64, u64)> {
         Err(Errno::NOENT) => rustix::fs::chmod(path, mode)?,
         other => other?,
     }
-    Ok((st.st_dev, st.st_ino))
+    Ok(fd)
 }
 
 fn open_existing(path: &Path) -> io::Result<Fifo> {

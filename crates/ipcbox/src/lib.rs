@@ -22,6 +22,7 @@
 //! | typed messages among many producers and consumers, crash-safe; one-to-one at memory speed | [`queue`] |
 //! | messages with priorities or types between unrelated processes, `posix_ipc` / `sysv_ipc` peers | [`mq`] |
 //! | large immutable objects (arrays, tensors) published once and read in place by any process, like Plasma | [`shm::Store`] |
+//! | the Queue and typed messages across hosts, on NATS JetStream (feature `nats`) | `nats`: `nats::Queue`, `nats::Client` |
 //! | finding objects left by crashed processes and removing those nobody uses (`ipcbox ls`, `ipcbox clean`) | [`objects`]: [`objects::list`], [`objects::Object::remove_if_unused`] |
 //!
 //! # A taste
@@ -100,6 +101,25 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Named objects
+//!
+//! Shared-memory segments and everything built on them (stores, queues, channels, typed
+//! values, named primitives), POSIX and System V semaphores and message queues, FIFOs and
+//! socket files follow one rule:
+//!
+//! * **Creation mode.** An `Options::new()` with a creation mode starts at
+//!   [`CreationMode::CreateExclusive`], as each type's `create` does: an existing name is an
+//!   `AlreadyExists` error, never someone else's object taken for a new one. Each type's `open`
+//!   opens an existing object; [`CreationMode::OpenOrCreate`] does either. (A socket has no
+//!   creation mode: binding replaces only a dead listener's file, see
+//!   [Socket files](socket#socket-files).)
+//! * **Permissions.** The nine `rwx` bits for owner, group and others (higher bits are
+//!   ignored), `0o600` (owner only) by default, set exactly as given: the umask does not
+//!   narrow them (where the creating call applies it, ipcbox sets them again with `fchmod`).
+//! * **Removal.** The creator removes the name when its handle is dropped, unless it detaches
+//!   the handle, and only while the name still refers to the object it created: an object
+//!   someone else has put under the name since is left alone.
+//!
 //! # Shared memory
 //!
 //! Every object ipcbox keeps in shared memory (locks, primitives, typed values, the store, the
@@ -124,8 +144,10 @@
 //!   ID and a tag of its start time, no pointers: a peer that overwrites one can break mutual
 //!   exclusion or make operations wait or fail, never make ipcbox read or write outside a
 //!   mapping. Owners are recognised through pidfds and `/proc`, so all peers must share a PID
-//!   namespace, and a new process or thread given a dead owner's ID passes for it once in 511 times
-//!   (the lock then waits for it as for a live owner). Share locks only with trusted processes
+//!   namespace. A new process or thread given a dead owner's ID passes for it when its start
+//!   time equals the owner's modulo 511 clock ticks: always if it started in the same tick
+//!   (10 ms), about once in 511 times otherwise (`LAYOUT.md`, "Lock words"). The lock then
+//!   waits for it as for a live owner. Share locks only with trusted processes
 //!   (owner-only permissions are the default). A program that `exec`s holding one of these
 //!   locks (a [`sync::Mutex`] held by its main thread) keeps holding it until the new program
 //!   exits: unlike glibc's robust mutexes, the kernel does not release them at `exec`.
@@ -135,6 +157,7 @@
 //!   with a short back-off (see [`mq::SysVQueue`]).
 
 #![deny(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod deadline;
 mod error;
@@ -155,6 +178,9 @@ pub mod fifo;
 pub mod file;
 pub mod frame;
 pub mod mq;
+#[cfg(feature = "nats")]
+#[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
+pub mod nats;
 pub mod objects;
 pub mod pipe;
 pub mod process;

@@ -6,6 +6,7 @@ use std::io;
 ///
 /// The process that creates a name owns it: it removes the name when its handle is dropped,
 /// unless it detaches the handle. A process that merely opens an existing name never removes it.
+/// Every `Options::new()` starts at `CreateExclusive` (see [Named objects](crate#named-objects)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CreationMode {
     /// Create the object; fail with [`std::io::ErrorKind::AlreadyExists`] if the name exists.

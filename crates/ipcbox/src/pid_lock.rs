@@ -18,7 +18,9 @@
 //! Limits:
 //!
 //! * The start time tag has 9 bits: a new process on a dead owner's PID passes for the owner
-//!   once in 511 times, and the lock then waits for that process as for a live owner.
+//!   when their start times are equal modulo 511 clock ticks (always within one tick, about
+//!   once in 511 times otherwise; LAYOUT.md, "Lock words"), and the lock then waits for that
+//!   process as for a live owner.
 //! * All processes using one lock must share a PID namespace, and a time namespace (start
 //!   times are read through `/proc`).
 //!
@@ -48,7 +50,10 @@ use crate::sys::process::{fork_generation, my_lock_word};
 /// may sleep on the word.
 // Linux IDs are below 2^22 (`PID_MAX_LIMIT`). The tag keeps a new process given a dead owner's
 // PID from passing for the owner: with the default `pid_max` of 32768 a PID comes round
-// again within minutes.
+// again within minutes. Nine bits is what the 32-bit futex word leaves. More would only shrink
+// the chance for unrelated start times (a layout change for every lock in shared memory): a
+// process reborn in the owner's clock tick has the owner's very start time, whatever the
+// width.
 const PID_BITS: u32 = 22;
 const PID_MASK: u32 = (1 << PID_BITS) - 1;
 const TAG_MASK: u32 = 0x1ff << PID_BITS;

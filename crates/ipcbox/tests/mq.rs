@@ -967,6 +967,61 @@ fn sysv_creator_removes_on_drop_unless_detached() {
     assert!(SysVQueue::from_id(id).is_err(), "private queue removed");
 }
 
+/// A user the queue's permissions exclude is refused at open, with the key named; one they
+/// admit opens it and uses it. A handle sends and receives, so it needs read and write.
+#[test]
+fn sysv_open_is_refused_to_a_user_the_permissions_exclude() {
+    let _w = util::watchdog("sysv permissions", LIMIT);
+    let (closed, open, read_only) = (
+        fresh_key("mq-sysv-perm-closed"),
+        fresh_key("mq-sysv-perm-open"),
+        fresh_key("mq-sysv-perm-ro"),
+    );
+    let _clean = [
+        SysVCleanup(closed),
+        SysVCleanup(open),
+        SysVCleanup(read_only),
+    ];
+    let _closed_q = SysVQueue::create(closed).unwrap(); // 0600, ours
+    let open_q = SysVOptions::new().permissions(0o666).open(open).unwrap();
+    let _ro_q = SysVOptions::new()
+        .permissions(0o644)
+        .open(read_only)
+        .unwrap();
+    let refused = |key: IpcKey| {
+        move || {
+            for mode in [CreationMode::Open, CreationMode::OpenOrCreate] {
+                match SysVOptions::new().mode(mode).open(key) {
+                    Ok(q) => {
+                        return Err(format!("{mode:?} opened {q} regardless of its permissions"))
+                    }
+                    Err(e)
+                        if e.kind() == io::ErrorKind::PermissionDenied
+                            && e.to_string().contains(&key.to_string()) => {}
+                    Err(e) => {
+                        return Err(format!(
+                            "{mode:?}: not a PermissionDenied naming {key}: {e}"
+                        ))
+                    }
+                }
+            }
+            Ok(())
+        }
+    };
+    if !util::as_other_user("open a 0600 System V queue", refused(closed)) {
+        return;
+    }
+    util::as_other_user("open a 0644 System V queue", refused(read_only));
+    util::as_other_user("use a 0666 System V queue", || {
+        let q = SysVQueue::open(open).map_err(|e| e.to_string())?;
+        q.send(b"from nobody", 5).map_err(|e| e.to_string())
+    });
+    assert_eq!(
+        sysv_recv(&open_q, TypeSelector::Any),
+        (5, "from nobody".to_owned())
+    );
+}
+
 /// Waits (without sleeping) until a thread of this process sleeps in `msgrcv`: its
 /// `/proc/self/task/<tid>/wchan` names `do_msgrcv`, or, where the kernel hides wchan, its state
 /// is `S`.

@@ -194,3 +194,90 @@ fn sysv_segment_attached_after_listing_is_kept() {
         "segment {id} still exists"
     );
 }
+
+/// The child of `inspect_sees_a_killed_peer_dead`: attaches to the queue and begins an object
+/// in the store named by its argument, says so, and waits to be killed.
+#[test]
+fn role_inspected_peer() {
+    let Some(arg) = util::role_arg("inspected-peer") else {
+        return;
+    };
+    let (queue, store) = arg.split_once(' ').expect("two names");
+    let q: ipcbox::Queue<u32> = ipcbox::Queue::open(queue).expect("open queue");
+    q.put(&1).expect("put");
+    let store = ipcbox::store::Store::open(store).expect("open store");
+    let buf = store
+        .create_object(ipcbox::store::ObjectId::from_u64(9), 100)
+        .expect("create object");
+    println!("ready");
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    drop((buf, q));
+}
+
+#[test]
+fn inspect_sees_a_killed_peer_dead() {
+    use ipcbox::objects::State;
+    use std::io::BufRead;
+    use std::process::Stdio;
+
+    let _w = util::watchdog("inspect_sees_a_killed_peer_dead", LIMIT);
+    let queue = format!("/{}", util::unique_name("inspect-q"));
+    let store = format!("/{}", util::unique_name("inspect-s"));
+    let q: ipcbox::Queue<u32> = ipcbox::Queue::create(&queue, 4).expect("create queue");
+    let _s = ipcbox::store::Store::create(&store, 4096).expect("create store");
+    let mut child = util::role_command(
+        "role_inspected_peer",
+        "inspected-peer",
+        &format!("{queue} {store}"),
+    );
+    child.stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut child = util::ChildGuard::spawn(child);
+    let pid = child.pid();
+    // libtest prints its own lines first; the child's comes when it is ready.
+    let mut out = std::io::BufReader::new(child.get().stdout.take().expect("stdout"));
+    let mut line = String::new();
+    while line.trim() != "ready" {
+        line.clear();
+        let n = out.read_line(&mut line).expect("read from the child");
+        assert!(n > 0, "the child ended before it was ready");
+    }
+
+    let queue_state = || match objects::inspect(&queue).expect("inspect queue") {
+        Some(State::Queue(s)) => s,
+        other => panic!("not a queue: {other:?}"),
+    };
+    let store_state = || match objects::inspect(&store).expect("inspect store") {
+        Some(State::Store(s)) => s,
+        other => panic!("not a store: {other:?}"),
+    };
+    let s = queue_state();
+    assert_eq!((s.messages, s.capacity), (1, 4));
+    let alive = |peers: &[objects::RecordedPid]| -> Vec<(i32, bool)> {
+        let mut v: Vec<_> = peers.iter().map(|p| (p.pid.as_raw(), p.alive)).collect();
+        v.sort_unstable();
+        v
+    };
+    let mut both = vec![(ipcbox::Pid::this().as_raw(), true), (pid.as_raw(), true)];
+    both.sort_unstable();
+    assert_eq!(alive(&s.peers), both);
+    let st = store_state();
+    assert_eq!((st.creating, st.abandoned), (1, 0));
+
+    child.kill();
+    let s = queue_state();
+    assert_eq!(s.messages, 1, "the dead peer's message stays");
+    let mut after = vec![(ipcbox::Pid::this().as_raw(), true), (pid.as_raw(), false)];
+    after.sort_unstable();
+    assert_eq!(alive(&s.peers), after);
+    let st = store_state();
+    assert_eq!((st.creating, st.abandoned), (1, 1));
+    assert_eq!(
+        st.peers
+            .iter()
+            .map(|p| (p.role, p.pid, p.alive))
+            .collect::<Vec<_>>(),
+        [("creator", pid, false)]
+    );
+    drop(q);
+}

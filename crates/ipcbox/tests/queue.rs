@@ -150,6 +150,34 @@ impl Rng {
     }
 }
 
+/// A named queue's segment has the size `Options::byte_capacity` documents: the byte
+/// capacity, one more largest message, 16 bytes per message and a 4096-byte header.
+#[test]
+fn a_queue_takes_the_memory_its_options_document() {
+    let align8 = |n: usize| (n + 7) & !7;
+    for (capacity, bytes, max) in [
+        (10, 10_000, None),
+        (64, 1 << 20, Some(1000)),
+        (3, 5, Some(3)),
+    ] {
+        let name = util::unique_name("queue-footprint");
+        let mut opts = queue::Options::new();
+        opts.capacity(capacity).byte_capacity(bytes);
+        if let Some(max) = max {
+            opts.max_message_size(max);
+        }
+        let q: Queue<u8> = opts.named(&name).unwrap();
+        let size = std::fs::metadata(format!("/dev/shm/{name}")).unwrap().len() as usize;
+        let max = max.unwrap_or(bytes);
+        assert_eq!(q.max_message_size(), max);
+        assert_eq!(
+            size,
+            4096 + align8(bytes) + align8(max) + 16 * capacity + 16,
+            "capacity {capacity}, byte capacity {bytes}, max message {max}"
+        );
+    }
+}
+
 #[test]
 fn fifo_per_producer_with_three_producers_and_two_consumers() {
     let _wd = util::watchdog("fifo_per_producer", Duration::from_secs(60));

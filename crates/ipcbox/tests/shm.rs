@@ -955,6 +955,7 @@ fn truncated_and_unsized_segments_are_errors_not_sigbus() {
         .set_len(100)
         .unwrap();
     let err = shm::Options::new()
+        .mode(CreationMode::Open)
         .size(3 * 4096)
         .open(&guard.0)
         .unwrap_err();
@@ -996,7 +997,11 @@ fn read_only_handles_refuse_writes() {
     let guard = NameGuard::new("shm-ro");
     let seg = shm::Segment::create(&guard.0, 4096).unwrap();
     seg.write_at(0, b"ro").unwrap();
-    let ro = shm::Options::new().read_only(true).open(&guard.0).unwrap();
+    let ro = shm::Options::new()
+        .mode(CreationMode::Open)
+        .read_only(true)
+        .open(&guard.0)
+        .unwrap();
     let mut buf = [0; 2];
     ro.read_at(0, &mut buf).unwrap();
     assert_eq!(&buf, b"ro");
@@ -1010,12 +1015,23 @@ fn read_only_handles_refuse_writes() {
         .open(&guard.0)
         .unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+    // Options start at CreateExclusive: a read-only open says which mode it needs.
+    let err = shm::Options::new()
+        .read_only(true)
+        .open(&guard.0)
+        .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("CreationMode::Open"), "{err}");
     drop((ro, seg));
     guard.assert_gone();
 
     let (key, seg) = create_sysv(4096);
     seg.write_at(10, b"sysv ro").unwrap();
-    let ro = shm::SysVOptions::new().read_only(true).open(key.0).unwrap();
+    let ro = shm::SysVOptions::new()
+        .mode(CreationMode::Open)
+        .read_only(true)
+        .open(key.0)
+        .unwrap();
     let mut buf = [0; 7];
     ro.read_at(10, &mut buf).unwrap();
     assert_eq!(&buf, b"sysv ro");
@@ -1089,7 +1105,10 @@ fn a_fifo_under_the_name_is_an_error_not_a_hang() {
     for read_only in [true, false] {
         let name = guard.0.clone();
         let err = open_must_not_block(&guard.path(), move || {
-            shm::Options::new().read_only(read_only).open(&name)
+            shm::Options::new()
+                .mode(CreationMode::Open)
+                .read_only(read_only)
+                .open(&name)
         });
         assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
         assert!(err.to_string().contains("not a regular file"), "{err}");

@@ -430,6 +430,80 @@ fn abstract_name_in_use_is_addr_in_use() {
     assert!(err.to_string().contains(&name), "{err}");
 }
 
+/// Out of descriptors, every constructor's error names the endpoint it was given.
+#[test]
+fn out_of_descriptors_errors_name_the_endpoint() {
+    let _dog = util::watchdog("out of descriptors", LIMIT);
+    let dir = util::TempDir::new("sock-emfile");
+    let cmd = util::role_command(
+        "role_out_of_descriptors",
+        "out_of_descriptors",
+        &dir.path().display().to_string(),
+    );
+    ChildGuard::spawn(cmd).expect_success("constructors out of descriptors");
+}
+
+#[test]
+fn role_out_of_descriptors() {
+    let Some(dir) = util::role_arg("out_of_descriptors") else {
+        return;
+    };
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let old = getrlimit(Resource::Nofile);
+    setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(64),
+            maximum: old.maximum,
+        },
+    )
+    .unwrap();
+    let mut held = Vec::new();
+    loop {
+        match std::fs::File::open("/dev/null") {
+            Ok(f) => held.push(f),
+            Err(e) if e.raw_os_error() == Some(libc::EMFILE) => break,
+            Err(e) => panic!("open /dev/null: {e}"),
+        }
+    }
+    let at = |scheme: &str, file: &str| ep(&format!("{scheme}:{dir}/{file}"));
+    let results: Vec<(Endpoint, io::Result<()>)> = vec![
+        (at("unix", "l"), Listener::bind(&at("unix", "l")).map(drop)),
+        (
+            at("unix-seqpacket", "s"),
+            SeqPacketListener::bind(&at("unix-seqpacket", "s")).map(drop),
+        ),
+        (
+            ep("tcp:127.0.0.1:0"),
+            Listener::bind(&ep("tcp:127.0.0.1:0")).map(drop),
+        ),
+        (
+            at("unix-dgram", "d"),
+            Datagram::bind(&at("unix-dgram", "d")).map(drop),
+        ),
+        (
+            ep("udp:127.0.0.1:0"),
+            Datagram::bind(&ep("udp:127.0.0.1:0")).map(drop),
+        ),
+        (at("unix", "c"), Stream::connect(&at("unix", "c")).map(drop)),
+        (
+            ep("tcp:127.0.0.1:9"),
+            Stream::connect(&ep("tcp:127.0.0.1:9")).map(drop),
+        ),
+        (
+            at("unix-dgram", "c"),
+            Datagram::connect(&at("unix-dgram", "c")).map(drop),
+        ),
+    ];
+    drop(held);
+    for (ep, result) in results {
+        let err = result.expect_err("no descriptor left");
+        let text = err.to_string();
+        assert!(text.contains(&format!("\"{ep}\"")), "{ep}: {text}");
+        assert!(text.contains("Too many open files"), "{ep}: {text}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // fd passing
 

@@ -566,6 +566,76 @@ fn role_lock_and_die() {
         .unwrap();
 }
 
+/// How long the lock's holder keeps it before the test lets it go: far less than the lock's
+/// 10 s patience, so a drop that waits for the lock is still waiting then.
+const HOLD: Duration = Duration::from_secs(5);
+
+/// Dropping a view or an unsealed buffer while a live process holds the store's lock returns
+/// without waiting for it; the hold is released, and the buffer's space freed, at this
+/// process's next operation on the store.
+#[test]
+fn drops_do_not_wait_for_a_live_lock_holder() {
+    use std::io::BufRead;
+    let _dog = util::watchdog("drops_do_not_wait_for_a_live_lock_holder", LIMIT);
+    let name = NameGuard::new("store-drop-held");
+    let store = Store::create(&name.0, 4096).unwrap();
+    put(&store, 1, b"one");
+    let view = store.try_get(id(1)).unwrap().expect("sealed");
+    let buf = store.create_object(id(2), 64).unwrap();
+    let mut cmd = util::role_command("role_hold_lock", "store-hold-lock", &name.0);
+    cmd.stdout(std::process::Stdio::piped());
+    let mut holder = ChildGuard::from(cmd);
+    let out = holder.0.as_mut().unwrap().stdout.take().unwrap();
+    let holding = std::io::BufReader::new(out)
+        .lines()
+        .any(|l| l.is_ok_and(|l| l == "holding"));
+    assert!(holding, "the holder took the lock");
+
+    // The holder is let go after HOLD, unless both drops have returned by then.
+    let (dropped, dropped_rx) = std::sync::mpsc::channel::<()>();
+    let letting_go = std::thread::spawn(move || {
+        let let_go_first = dropped_rx.recv_timeout(HOLD).is_err();
+        holder.kill();
+        let_go_first
+    });
+    drop(view);
+    drop(buf);
+    let _ = dropped.send(());
+    assert!(
+        !letting_go.join().unwrap(),
+        "a drop waited for the live process holding the store's lock"
+    );
+
+    // The holder is dead now: the next operation takes the lock over and does what the drops
+    // left.
+    let listed = store.list().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].holds, 0, "the view's hold is released");
+    let stats = store.stats().unwrap();
+    assert_eq!(
+        (stats.creating, stats.used),
+        (0, 64),
+        "the buffer is freed: {stats:?}"
+    );
+    drop(store);
+    name.assert_gone();
+}
+
+/// Takes the store's lock (its PID in the lock word) and keeps it until killed.
+#[test]
+fn role_hold_lock() {
+    let Some(name) = util::role_arg("store-hold-lock") else {
+        return;
+    };
+    let raw = Segment::open(&name).unwrap();
+    raw.write_at(LOCK_OFFSET, &std::process::id().to_ne_bytes())
+        .unwrap();
+    println!("holding");
+    loop {
+        std::thread::park();
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Corruption by another process.
 

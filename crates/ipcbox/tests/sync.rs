@@ -805,6 +805,42 @@ fn sysv_semop_over_several_semaphores_undo_and_nowait() {
     assert!(sysv_gone(key));
 }
 
+/// A user the set's permissions exclude is refused at open, by a message naming the key they
+/// asked for; one they admit opens it and uses it.
+#[test]
+fn sysv_open_by_an_excluded_user_is_refused_naming_the_key() {
+    let _dog = watchdog("sysv permissions", LIMIT);
+    let closed = fresh_set(1); // 0600, ours
+    let open = Options::new()
+        .permissions(0o666)
+        .open_semaphore_set(free_key(), 1)
+        .unwrap();
+    let key = closed.key();
+    let refused = util::as_other_user("open a 0600 semaphore set", || {
+        match SemaphoreSet::open(key) {
+            Ok(set) => Err(format!(
+                "opened set {} regardless of its permissions",
+                set.id()
+            )),
+            Err(e)
+                if e.kind() == io::ErrorKind::PermissionDenied
+                    && e.to_string().contains(&key.to_string()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(format!("not a PermissionDenied naming {key}: {e}")),
+        }
+    });
+    if refused {
+        let key = open.key();
+        util::as_other_user("use a 0666 semaphore set", || {
+            let set = SemaphoreSet::open(key).map_err(|e| e.to_string())?;
+            set.op(&[SemOp::new(0, 2)]).map_err(|e| e.to_string())
+        });
+        assert_eq!(open.get(0).unwrap(), 2);
+    }
+}
+
 #[test]
 fn ftok_matches_sysv_ipc() {
     let dir = util::TempDir::new("ftok");

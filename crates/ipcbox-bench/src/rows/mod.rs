@@ -12,6 +12,7 @@ mod fifo_raw;
 mod iceoryx2;
 mod ipc_channel;
 mod mq;
+mod nats;
 mod pipe;
 mod python;
 mod queue;
@@ -36,6 +37,7 @@ pub fn all() -> Vec<Box<dyn Row>> {
         store::rows(),
         shm_queue_rows(),
         mq::rows(),
+        nats::rows(),
         python::rows(),
     ]
     .into_iter()

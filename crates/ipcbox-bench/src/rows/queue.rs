@@ -63,6 +63,17 @@ pub fn rows(group: &'static str) -> Vec<Box<dyn Row>> {
     ]
 }
 
+/// The shared-memory Queue one producer to one consumer, as the row `info` (the NATS rows'
+/// local counterpart).
+pub fn queue_1to1(info: Info) -> Box<dyn Row> {
+    crate::row::forked(
+        info,
+        QueueLink {
+            policy: WaitPolicy::SpinThenPark(SPIN),
+        },
+    )
+}
+
 /// Two channels, one each way, in anonymous shared memory made before `fork`.
 #[derive(Debug)]
 struct ChannelLink {

@@ -101,6 +101,23 @@ fn group<S: Sockets + Copy + 'static>(
     ]
 }
 
+/// The TCP connection's bytes row and the raw TCP row under other names, in another group
+/// (the NATS rows' baselines).
+pub fn tcp_rows(
+    group: &'static str,
+    bytes: &'static str,
+    raw: &'static str,
+    sizes: &'static [usize],
+) -> [Box<dyn Row>; 2] {
+    [
+        forked(
+            Info::new(bytes, group, Kind::Ipcbox).sizes(sizes),
+            Via(Tcp, Bytes),
+        ),
+        forked(Info::new(raw, group, Kind::Raw).sizes(sizes), Via(Tcp, Raw)),
+    ]
+}
+
 fn names(group: &'static str) -> (&'static str, &'static str, &'static str) {
     match group {
         "socketpair" => ("socketpair", "socketpair bytes", "socketpair raw"),

@@ -6,8 +6,14 @@ use std::time::Duration;
 
 /// Runs `ipcbox-bench args…`; kills it if it has not finished after two minutes.
 pub fn ipcbox_bench(args: &[&str]) -> Output {
+    ipcbox_bench_env(args, &[])
+}
+
+/// [`ipcbox_bench`] with the environment variables `env` set.
+pub fn ipcbox_bench_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let child = Command::new(env!("CARGO_BIN_EXE_ipcbox-bench"))
         .args(args)
+        .envs(env.iter().copied())
         .env_remove("RUST_BACKTRACE")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -9,6 +9,12 @@ use super::{parse_duration, select, short, Selector};
 /// Options of `ipcbox clean`.
 #[derive(clap::Args)]
 #[command(after_help = "\
+Examples:
+  ipcbox clean --dry-run                 what would go, and why the rest stays
+  ipcbox clean                           remove ipcbox's objects nobody uses
+  ipcbox clean --all --older-than 1h     every IPC object unused and unchanged for an hour
+  ipcbox clean /jobs 0x1234abcd          only these, if unused
+
 An object is removed only if nothing uses it: no live process maps or holds open a /dev/shm or
 /dev/mqueue object; a System V segment has no attachments; no process waits on a System V
 semaphore set and the last process to operate on each of its semaphores is gone; the last sender

@@ -1,22 +1,43 @@
 //! `ipcbox ls`: the IPC objects of this machine and the evidence of their use.
 
+use std::io::Write;
 use std::time::UNIX_EPOCH;
 
 use ipcbox::objects::{self, How, Object};
 use serde_json::{json, Value};
 
-use super::{select, short, Selector};
+use super::{select, short, KindFilter, Owner, Selector};
+use crate::state::{self, Detail};
 
 /// Options of `ipcbox ls`.
 #[derive(clap::Args)]
+#[command(after_help = "\
+Examples:
+  ipcbox ls                              ipcbox's objects, their state and users
+  ipcbox ls --all --owner postgres       every object of the user postgres
+  ipcbox ls --kind queue --kind store    ipcbox's queues and stores
+  ipcbox ls --kind sysv-msg --json       every System V message queue, as JSON
+  ipcbox ls /jobs 0x1234abcd msqid:3     these objects
+
+STATE is what `ipcbox watch` shows: a queue's messages and capacity and its peers alive and
+dead, a store's use, a message queue's depth. IN USE is the verdict of the evidence (see
+`ipcbox clean --help`): an object nobody uses was left behind by a crashed process.")]
 pub(crate) struct Args {
     /// Show every IPC object, not only ipcbox's (System V objects carry no name or header, so
-    /// they show only with --all or when named).
+    /// they show only with --all, --kind or when named).
     #[arg(long)]
     all: bool,
     /// Print JSON: {"objects": [...], "notes": [...]}.
     #[arg(long)]
     json: bool,
+    /// Only objects of KIND (repeatable): posix-shm, posix-sem, posix-mq, sysv-shm, sysv-sem,
+    /// sysv-msg, or an ipcbox layout: queue, channel, store, sync, typed. A kind named is
+    /// listed whoever made the objects.
+    #[arg(long, value_name = "KIND")]
+    kind: Vec<KindFilter>,
+    /// Only objects owned by USER (a name or a uid).
+    #[arg(long, value_name = "USER")]
+    owner: Option<Owner>,
     /// Only these objects: a POSIX name (/name), a System V key (0x1234abcd) or id (shmid:N,
     /// semid:N, msqid:N).
     #[arg(value_name = "NAME")]
@@ -26,19 +47,26 @@ pub(crate) struct Args {
 /// Runs `ipcbox ls`.
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let listing = objects::list()?;
-    let (chosen, unmatched) = select(listing.objects, &args.names, args.all);
+    let all = args.all || !args.kind.is_empty();
+    let (chosen, unmatched) = select(listing.objects, &args.names, all);
+    let chosen: Vec<Object> = chosen
+        .into_iter()
+        .filter(|o| args.kind.is_empty() || args.kind.iter().any(|k| k.matches(o)))
+        .filter(|o| args.owner.as_ref().is_none_or(|u| u.uid == o.uid))
+        .collect();
+    let details: Vec<Detail> = chosen.iter().map(state::of_object).collect();
     if args.json {
         let doc = json!({
-            "objects": chosen.iter().map(to_json).collect::<Vec<_>>(),
+            "objects": chosen.iter().zip(&details).map(|(o, d)| to_json(o, d)).collect::<Vec<_>>(),
             "notes": listing.notes,
         });
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&doc)?)?;
     } else {
         // Notes first: what could not be listed matters before what was.
         for note in &listing.notes {
             eprintln!("note: {note}");
         }
-        print_table(&chosen);
+        print_table(&chosen, &details)?;
         if chosen.is_empty() && args.names.is_empty() && !args.all {
             eprintln!("note: no ipcbox objects; --all shows every IPC object");
         }
@@ -51,7 +79,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn verdict(obj: &Object) -> &'static str {
+pub(crate) fn verdict(obj: &Object) -> &'static str {
     match obj.usage.in_use() {
         Some(true) => "yes",
         Some(false) => "no",
@@ -59,7 +87,7 @@ fn verdict(obj: &Object) -> &'static str {
     }
 }
 
-fn label(obj: &Object) -> String {
+pub(crate) fn label(obj: &Object) -> String {
     match (&obj.name, obj.key, obj.id) {
         (Some(name), _, _) => name.clone(),
         (None, Some(key), Some(id)) => format!("{:#010x} id {id}", key.as_raw()),
@@ -67,10 +95,11 @@ fn label(obj: &Object) -> String {
     }
 }
 
-fn print_table(chosen: &[Object]) {
-    let rows: Vec<[String; 8]> = chosen
+fn print_table(chosen: &[Object], details: &[Detail]) -> std::io::Result<()> {
+    let rows: Vec<[String; 9]> = chosen
         .iter()
-        .map(|o| {
+        .zip(details)
+        .map(|(o, d)| {
             [
                 o.kind.name().to_owned(),
                 label(o),
@@ -79,12 +108,13 @@ fn print_table(chosen: &[Object]) {
                 format!("{:04o}", o.mode),
                 short(o.idle()),
                 o.format.map_or("-", |f| f.name()).to_owned(),
+                d.summary(),
                 verdict(o).to_owned(),
             ]
         })
         .collect();
     let header = [
-        "KIND", "OBJECT", "SIZE", "UID", "MODE", "IDLE", "FORMAT", "IN USE",
+        "KIND", "OBJECT", "SIZE", "UID", "MODE", "IDLE", "FORMAT", "STATE", "IN USE",
     ];
     let mut widths = header.map(str::len);
     for row in &rows {
@@ -99,14 +129,17 @@ fn print_table(chosen: &[Object]) {
         }
         out
     };
-    println!("{}EVIDENCE", line(&header));
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}EVIDENCE", line(&header))?;
     for (row, obj) in rows.iter().zip(chosen) {
         let cells: Vec<&str> = row.iter().map(String::as_str).collect();
-        println!("{}{}", line(&cells), obj.usage.why());
+        writeln!(out, "{}{}", line(&cells), obj.usage.why())?;
     }
+    Ok(())
 }
 
-fn to_json(obj: &Object) -> Value {
+/// An object and its state as JSON, as `ls --json` and `watch --json` print them.
+pub(crate) fn to_json(obj: &Object, detail: &Detail) -> Value {
     let changed = obj
         .changed
         .duration_since(UNIX_EPOCH)
@@ -139,5 +172,6 @@ fn to_json(obj: &Object) -> Value {
         })).collect::<Vec<_>>(),
         "attached": obj.attached,
         "waiters": obj.waiters,
+        "state": detail.json(),
     })
 }

@@ -5,7 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use ipcbox::objects::{Kind, Object};
+use ipcbox::objects::{Format, Kind, Object};
 
 pub(crate) mod clean;
 pub(crate) mod ls;
@@ -86,6 +86,87 @@ impl Selector {
             Selector::Key(key) => obj.key.is_some_and(|k| k.as_raw() == *key),
             Selector::Id(kind, id) => obj.kind == *kind && obj.id == Some(*id),
         }
+    }
+}
+
+/// A kind of object asked for with `--kind`: an IPC kind or an ipcbox layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KindFilter {
+    Kind(Kind),
+    Format(Format),
+}
+
+impl FromStr for KindFilter {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<KindFilter, String> {
+        let kinds = [
+            Kind::PosixShm,
+            Kind::PosixSemaphore,
+            Kind::PosixQueue,
+            Kind::SysVShm,
+            Kind::SysVSemaphores,
+            Kind::SysVQueue,
+        ];
+        let formats = [
+            Format::Queue,
+            Format::Channel,
+            Format::Store,
+            Format::Sync,
+            Format::Typed,
+        ];
+        if let Some(k) = kinds.into_iter().find(|k| k.name() == s) {
+            return Ok(KindFilter::Kind(k));
+        }
+        if let Some(f) = formats.into_iter().find(|f| f.name() == s) {
+            return Ok(KindFilter::Format(f));
+        }
+        let names: Vec<&str> = kinds
+            .iter()
+            .map(|k| k.name())
+            .chain(formats.iter().map(|f| f.name()))
+            .collect();
+        Err(format!(
+            "unknown kind \"{s}\" (expected one of {})",
+            names.join(", ")
+        ))
+    }
+}
+
+impl KindFilter {
+    pub(crate) fn matches(&self, obj: &Object) -> bool {
+        match self {
+            KindFilter::Kind(k) => obj.kind == *k,
+            KindFilter::Format(f) => obj.format == Some(*f),
+        }
+    }
+}
+
+/// A user asked for with `--owner`: a uid, or a name looked up in `/etc/passwd`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Owner {
+    pub(crate) uid: u32,
+}
+
+impl FromStr for Owner {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Owner, String> {
+        if let Ok(uid) = s.parse::<u32>() {
+            return Ok(Owner { uid });
+        }
+        let passwd = std::fs::read_to_string("/etc/passwd")
+            .map_err(|e| format!("look up user \"{s}\": read /etc/passwd: {e}"))?;
+        passwd
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.split(':');
+                Some((f.next()?, f.nth(1)?))
+            })
+            .find(|(name, _)| *name == s)
+            .and_then(|(_, uid)| uid.parse().ok())
+            .map(|uid| Owner { uid })
+            .ok_or_else(|| format!("no user \"{s}\" in /etc/passwd (give a uid or a user name)"))
     }
 }
 
@@ -171,6 +252,21 @@ mod tests {
         ] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn kinds_and_owners() {
+        assert_eq!("sysv-msg".parse(), Ok(KindFilter::Kind(Kind::SysVQueue)));
+        assert_eq!("store".parse(), Ok(KindFilter::Format(Format::Store)));
+        let err = "pipes".parse::<KindFilter>().unwrap_err();
+        assert!(
+            err.contains("\"pipes\"") && err.contains("posix-shm"),
+            "{err}"
+        );
+        assert_eq!("1000".parse(), Ok(Owner { uid: 1000 }));
+        assert_eq!("root".parse(), Ok(Owner { uid: 0 }));
+        let err = "no-such-user-here".parse::<Owner>().unwrap_err();
+        assert!(err.contains("no user \"no-such-user-here\""), "{err}");
     }
 
     #[test]

@@ -106,8 +106,7 @@ impl fmt::Display for Name {
 
 /// How to create or open a [`PosixQueue`]: creation mode, permissions, size, blocking.
 ///
-/// By default: create exclusively, permissions 0600 (the umask applies), the kernel's default
-/// size ([`PosixLimits::msg_default`] messages of [`PosixLimits::msgsize_default`] bytes),
+/// By default: create exclusively, permissions 0600, the kernel's default size ([`PosixLimits::msg_default`] messages of [`PosixLimits::msgsize_default`] bytes),
 /// blocking.
 ///
 /// # Examples
@@ -159,7 +158,8 @@ impl Options {
         self
     }
 
-    /// Permission bits for a newly created queue (the umask applies).
+    /// Permission bits for a newly created queue, set exactly (see
+    /// [Named objects](crate#named-objects)).
     pub fn permissions(&mut self, permissions: u32) -> &mut Options {
         self.permissions = permissions & 0o777;
         self
@@ -261,13 +261,24 @@ impl Options {
         flags: libc::c_int,
         attr: Option<(i64, i64)>,
     ) -> io::Result<OwnedFd> {
-        sys::mq_open(
+        let fd = sys::mq_open(
             &name.c,
             flags | libc::O_CREAT | libc::O_EXCL,
             self.permissions,
             attr,
         )
-        .map_err(|e| create_error(e, name, attr))
+        .map_err(|e| create_error(e, name, attr))?;
+        // mq_open narrows the permissions by the umask; set them as asked. Until then they
+        // are narrower, never wider.
+        let mode = rustix::fs::Mode::from_raw_mode(self.permissions);
+        if let Err(e) = rustix::fs::fchmod(&fd, mode) {
+            let _ = sys::mq_unlink(&name.c);
+            return Err(context(
+                e,
+                format_args!("set permissions {:o} on {name}", self.permissions),
+            ));
+        }
+        Ok(fd)
     }
 }
 

@@ -162,7 +162,8 @@ impl SysVOptions {
         self
     }
 
-    /// Permission bits of a newly created queue (no umask applies to System V objects).
+    /// Permission bits of a newly created queue, `0o600` by default, set exactly (no umask
+    /// applies to System V objects; see [Named objects](crate#named-objects)).
     pub fn permissions(&mut self, permissions: u32) -> &mut SysVOptions {
         self.permissions = permissions & 0o777;
         self
@@ -181,7 +182,8 @@ impl SysVOptions {
     ///
     /// * `AlreadyExists` / `NotFound` as the [`CreationMode`] says, naming the key.
     /// * `InvalidInput` for `Open` with [`IpcKey::PRIVATE`] or a capacity of 0.
-    /// * `PermissionDenied` when the queue exists and its permissions exclude us.
+    /// * `PermissionDenied` when the queue exists and its permissions do not let us both send
+    ///   and receive (read and write).
     /// * `ENOSPC` when the system's limit of queues (`msgmni`) is reached.
     /// * As [`SysVQueue::set_max_bytes`] for the capacity (the new queue is removed then).
     pub fn open(&self, key: IpcKey) -> io::Result<SysVQueue> {
@@ -223,8 +225,14 @@ impl SysVOptions {
     }
 }
 
+/// The permission bits `msgget` checks when opening: a handle both sends and receives.
+// Without them `msgget` checks nothing, and a user the queue's permissions exclude would get a
+// handle whose every send and receive fails later.
+const READ_WRITE: libc::c_int = 0o600;
+
 fn open_existing(key: IpcKey) -> io::Result<i32> {
-    sys::msgget(key.as_raw(), 0).map_err(|e| context(e, format_args!("open System V queue {key}")))
+    sys::msgget(key.as_raw(), READ_WRITE)
+        .map_err(|e| context(e, format_args!("open System V queue {key}")))
 }
 
 /// A System V message queue (`msgget`): messages with a positive type, received in order or

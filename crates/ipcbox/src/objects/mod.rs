@@ -4,7 +4,9 @@
 //! segments in `/dev/shm` and its System V objects in the kernel. [`list`] finds every object
 //! of this IPC namespace with the evidence of whether it is in use, and
 //! [`Object::remove_if_unused`] removes one only if a fresh look still finds no user. The
-//! `ipcbox ls` and `ipcbox clean` commands are built on them.
+//! `ipcbox ls` and `ipcbox clean` commands are built on them. [`inspect`] reads the fill and
+//! the peers of ipcbox's own queues, channels and stores without taking part in them, for
+//! `ipcbox watch`.
 //!
 //! | kind | where | "in use" means |
 //! |---|---|---|
@@ -45,8 +47,11 @@
 // users always: counting them as possible users would block every removal.
 
 mod files;
+mod inspect;
 mod procfs;
 mod sysv;
+
+pub use inspect::{inspect, ChannelState, QueueState, State, StoreState};
 
 use std::fmt;
 use std::io;
@@ -206,11 +211,13 @@ pub struct User {
     pub how: How,
 }
 
-/// A process ID the kernel recorded for a System V object.
+/// A process ID recorded for an object: by the kernel for a System V object, in the segment
+/// for an ipcbox queue, channel or store ([`inspect`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordedPid {
     /// What the process did: `creator`, `last attach/detach`, `last semop`, `last send`,
-    /// `last receive`.
+    /// `last receive` (System V); `attached`, `sender`, `receiver`, `creator`, `holder`
+    /// (ipcbox's objects).
     pub role: &'static str,
     /// The process ID.
     pub pid: Pid,

@@ -130,7 +130,8 @@ impl Options {
         self
     }
 
-    /// Permission bits of a named channel (default `0o600`).
+    /// Permission bits of a named channel (default `0o600`), set exactly (see
+    /// [Named objects](crate#named-objects)).
     pub fn permissions(&mut self, mode: u32) -> &mut Options {
         self.permissions = mode;
         self

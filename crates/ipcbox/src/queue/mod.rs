@@ -116,8 +116,9 @@
 //!   Disconnection is about processes: the threads of one process are one peer.
 //! * Every process using a queue must share one PID namespace (and time namespace): the locks
 //!   and the disconnection check go by PID and start time.
-//! * A dead lock owner whose PID a new process got passes for alive once in 511 times (the
-//!   start time tag has 9 bits).
+//! * A dead lock owner whose PID a new process got passes for alive when the two start times
+//!   are equal modulo 511 clock ticks: always within one tick, about once in 511 times
+//!   otherwise (see the crate's Limitations).
 
 mod codec;
 mod error;
@@ -198,12 +199,21 @@ impl Options {
     }
 
     /// Maximum total payload bytes in the queue (default 1 MiB).
+    ///
+    /// The queue's memory is larger: its ring keeps room for one more message of the
+    /// [maximum size](Options::max_message_size), since a message that does not fit before
+    /// the ring's end starts again at its beginning. A queue takes
+    /// `4096 + byte capacity + max message size + 16 × capacity + 16` bytes, with both sizes
+    /// rounded up to a multiple of 8, reserved in `/dev/shm` for a named queue. With the
+    /// default maximum, the byte capacity, that is about twice the byte capacity; a smaller
+    /// maximum message size shrinks it.
     pub fn byte_capacity(&mut self, bytes: usize) -> &mut Options {
         self.byte_capacity = Some(bytes as u64);
         self
     }
 
-    /// Largest single message in bytes (default: the byte capacity).
+    /// Largest single message in bytes (default: the byte capacity). The queue's memory grows
+    /// by this much (see [`byte_capacity`](Options::byte_capacity)).
     pub fn max_message_size(&mut self, bytes: usize) -> &mut Options {
         self.max_message = Some(bytes as u64);
         self
@@ -215,7 +225,8 @@ impl Options {
         self
     }
 
-    /// Permission bits of a named queue (default `0o600`).
+    /// Permission bits of a named queue (default `0o600`), set exactly (see
+    /// [Named objects](crate#named-objects)).
     pub fn permissions(&mut self, mode: u32) -> &mut Options {
         self.permissions = mode;
         self

@@ -93,10 +93,11 @@ impl Default for Options {
 }
 
 impl Options {
-    /// [`CreationMode::Open`], no size, permissions `0o600`, read-write.
+    /// [`CreationMode::CreateExclusive`], no size, permissions `0o600`, read-write (the
+    /// crate's [Named objects](crate#named-objects) rule).
     pub fn new() -> Options {
         Options {
-            mode: CreationMode::Open,
+            mode: CreationMode::CreateExclusive,
             size: None,
             permissions: 0o600,
             read_only: false,
@@ -119,10 +120,10 @@ impl Options {
         self
     }
 
-    /// The permission bits of a segment this call creates, `0o600` (owner only) by default.
-    /// They are set exactly (`fchmod`), whatever the umask.
+    /// The permission bits (`0o777` at most) of a segment this call creates, `0o600` (owner
+    /// only) by default. They are set exactly (`fchmod`), whatever the umask.
     pub fn permissions(&mut self, mode: u32) -> &mut Options {
-        self.permissions = mode & 0o7777;
+        self.permissions = mode & 0o777;
         self
     }
 
@@ -134,7 +135,8 @@ impl Options {
     }
 
     /// Maps the segment read-only (`O_RDONLY`, `PROT_READ`); [`Segment::write_at`] then fails.
-    /// Only for [`CreationMode::Open`]: a new segment needs a writer to exist.
+    /// Only with [`mode`](Options::mode) [`CreationMode::Open`]: a new segment needs a writer
+    /// to exist.
     pub fn read_only(&mut self, on: bool) -> &mut Options {
         self.read_only = on;
         self
@@ -182,7 +184,8 @@ impl Options {
         let name = Name::parse(name)?;
         if self.read_only && self.mode != CreationMode::Open {
             return Err(error::invalid_input(format_args!(
-                "shared-memory segment {name}: a read-only handle can only open, not create"
+                "shared-memory segment {name}: a read-only handle can only open, not create \
+                 (set the mode to CreationMode::Open)"
             )));
         }
         let need_size = || {
@@ -523,7 +526,7 @@ impl Segment {
     ///
     /// See [`Options::open`].
     pub fn open(name: &str) -> io::Result<Segment> {
-        Options::new().open(name)
+        Options::new().mode(CreationMode::Open).open(name)
     }
 
     /// The name in its POSIX form, with the leading `/` (`"/name"`).
@@ -602,7 +605,10 @@ mod tests {
         assert_eq!(stat(name.path()).unwrap().st_size, 5000);
         // A second creator sees the name taken.
         assert!(opts.create_named(&name, 5000, |_| Ok(())).unwrap().is_err());
-        let other = Options::new().open(&name.0).unwrap();
+        let other = Options::new()
+            .mode(CreationMode::Open)
+            .open(&name.0)
+            .unwrap();
         let mut buf = [0; 4];
         other.read_at(10, &mut buf).unwrap();
         assert_eq!(&buf, b"init");

@@ -26,10 +26,11 @@ impl Default for SysVOptions {
 }
 
 impl SysVOptions {
-    /// [`CreationMode::Open`], no size, permissions `0o600`, read-write.
+    /// [`CreationMode::CreateExclusive`], no size, permissions `0o600`, read-write (the
+    /// crate's [Named objects](crate#named-objects) rule).
     pub fn new() -> SysVOptions {
         SysVOptions {
-            mode: CreationMode::Open,
+            mode: CreationMode::CreateExclusive,
             size: None,
             permissions: 0o600,
             read_only: false,
@@ -50,13 +51,15 @@ impl SysVOptions {
     }
 
     /// The permission bits (`0o777` at most) of a segment this call creates, `0o600` by
-    /// default. System V permissions ignore the umask.
+    /// default, set exactly (no umask applies to System V objects; see
+    /// [Named objects](crate#named-objects)).
     pub fn permissions(&mut self, mode: u32) -> &mut SysVOptions {
         self.permissions = mode & 0o777;
         self
     }
 
-    /// Attaches the segment read-only (`SHM_RDONLY`); only for [`CreationMode::Open`].
+    /// Attaches the segment read-only (`SHM_RDONLY`); only with [`mode`](SysVOptions::mode)
+    /// [`CreationMode::Open`].
     pub fn read_only(&mut self, on: bool) -> &mut SysVOptions {
         self.read_only = on;
         self
@@ -85,7 +88,8 @@ impl SysVOptions {
     pub fn open(&self, key: IpcKey) -> io::Result<SysVSegment> {
         if self.read_only && self.mode != CreationMode::Open {
             return Err(error::invalid_input(format_args!(
-                "System V segment {key}: a read-only handle can only open, not create"
+                "System V segment {key}: a read-only handle can only open, not create (set \
+                 the mode to CreationMode::Open)"
             )));
         }
         let need_size = || {
@@ -196,7 +200,7 @@ impl SysVSegment {
     ///
     /// See [`SysVOptions::open`].
     pub fn open(key: IpcKey) -> io::Result<SysVSegment> {
-        SysVOptions::new().open(key)
+        SysVOptions::new().mode(CreationMode::Open).open(key)
     }
 
     /// Attaches the existing segment with id `id` (as `ipcs -m` lists it, or

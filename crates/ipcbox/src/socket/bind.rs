@@ -100,7 +100,12 @@ fn remove_if_stale(path: &Path, kind: Kind, ep: &Endpoint) -> io::Result<()> {
         ));
     }
     // A live listener sees this probe as a connection that closes at once.
-    let probe = socket(AddressFamily::UNIX, kind.socket_type(), true)?;
+    let probe = socket(AddressFamily::UNIX, kind.socket_type(), true).context_with(|| {
+        format!(
+            "bind \"{ep}\": address in use; create a socket to probe {}",
+            path.display()
+        )
+    })?;
     match net::connect(&probe, &unix_addr(ep)?) {
         Err(Errno::CONNREFUSED) => {
             // Nobody has the socket open: a listener died without removing its file.

@@ -78,7 +78,8 @@ pub(super) fn connect_fd(
     match ep {
         Endpoint::Unix { .. } | Endpoint::Abstract { .. } => {
             let addr = unix_addr(ep)?;
-            let fd = sys::socket(AddressFamily::UNIX, kind.socket_type(), false)?;
+            let fd = sys::socket(AddressFamily::UNIX, kind.socket_type(), false)
+                .context_with(|| format!("connect to \"{ep}\": create a socket"))?;
             if kind == Kind::Datagram {
                 // Autobind to a unique abstract name so the peer can answer.
                 net::bind(&fd, &SocketAddrUnix::new_unnamed())
@@ -96,7 +97,8 @@ pub(super) fn connect_fd(
                 } else {
                     AddressFamily::INET6
                 };
-                let fd = sys::socket(family, kind.socket_type(), false)?;
+                let fd = sys::socket(family, kind.socket_type(), false)
+                    .context_with(|| format!("connect to \"{ep}\": create a socket"))?;
                 match connect(fd.as_fd(), &addr, timeout) {
                     Ok(()) => {
                         if kind == Kind::Stream {

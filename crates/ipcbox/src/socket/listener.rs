@@ -52,12 +52,12 @@ impl Options {
         }
     }
 
-    /// The permission bits of a filesystem socket file (default 0600). Connecting needs write
-    /// permission on the file, so this decides which users may connect. Ignored for abstract
-    /// names (anyone in the network namespace may connect; use [`Options::same_uid_only`]) and
-    /// IP sockets.
+    /// The permission bits (`0o777` at most) of a filesystem socket file, set exactly (default
+    /// 0600; see [Named objects](crate#named-objects)). Connecting needs write permission on
+    /// the file, so this decides which users may connect. Ignored for abstract names (anyone
+    /// in the network namespace may connect; use [`Options::same_uid_only`]) and IP sockets.
     pub fn mode(&mut self, mode: u32) -> &mut Options {
-        self.mode = mode & 0o7777;
+        self.mode = mode & 0o777;
         self
     }
 
@@ -151,7 +151,8 @@ impl Inner {
     fn bind(ep: &Endpoint, kind: Kind, opts: &Options) -> io::Result<Inner> {
         let mut inner = match ep {
             Endpoint::Unix { kind: k, .. } | Endpoint::Abstract { kind: k, .. } if *k == kind => {
-                let fd = sys::socket(AddressFamily::UNIX, kind.socket_type(), true)?;
+                let fd = sys::socket(AddressFamily::UNIX, kind.socket_type(), true)
+                    .context_with(|| format!("listen on \"{ep}\": create a socket"))?;
                 let file = bind_unix(fd.as_fd(), ep, opts.mode)?;
                 net::listen(&fd, opts.backlog).context_with(|| format!("listen on \"{ep}\""))?;
                 Inner::new(fd, ep.clone(), false, file)

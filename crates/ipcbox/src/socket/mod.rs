@@ -699,7 +699,8 @@ impl Datagram {
                 kind: Kind::Datagram,
                 ..
             } => {
-                let fd = sys::socket(AddressFamily::UNIX, Kind::Datagram.socket_type(), false)?;
+                let fd = sys::socket(AddressFamily::UNIX, Kind::Datagram.socket_type(), false)
+                    .context_with(|| format!("bind \"{ep}\": create a socket"))?;
                 let file = bind_unix(fd.as_fd(), ep, mode)?;
                 Ok(Datagram(fd, file))
             }
@@ -711,7 +712,8 @@ impl Datagram {
                     } else {
                         AddressFamily::INET6
                     };
-                    let fd = sys::socket(family, Kind::Datagram.socket_type(), false)?;
+                    let fd = sys::socket(family, Kind::Datagram.socket_type(), false)
+                        .context_with(|| format!("bind \"{ep}\": create a socket"))?;
                     match net::bind(&fd, &addr) {
                         Ok(()) => return Ok(Datagram(fd, None)),
                         Err(e) => last = Some(e),

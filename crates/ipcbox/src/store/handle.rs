@@ -28,6 +28,51 @@ const LOCK_PATIENCE: Patience = Patience {
     limit: Duration::from_secs(10),
 };
 
+/// How a `Drop` waits for the lock before it leaves its work for later: a live owner is waited
+/// for 50 ms, not 10 s.
+// The lock is held for microseconds at a time, so a drop that finds it held almost always gets
+// it within this; past it, the owner is stopped or hung, and the drop must not hang with it.
+const DROP_PATIENCE: Patience = Patience {
+    spins: 8,
+    slice: Duration::from_millis(5),
+    limit: Duration::from_millis(50),
+};
+
+/// What a view's or a buffer's `Drop` could not do at once, because a live process held the
+/// lock: done at this process's next operation on the store.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Deferred {
+    /// Release a view's hold.
+    Release {
+        index: usize,
+        generation: u32,
+        id: ObjectId,
+    },
+    /// Give up an unsealed buffer's object.
+    Abort {
+        index: usize,
+        generation: u32,
+        id: ObjectId,
+    },
+}
+
+impl Deferred {
+    fn apply(self, locked: &Locked<'_>) -> io::Result<()> {
+        match self {
+            Deferred::Release {
+                index,
+                generation,
+                id,
+            } => locked.release(index, generation, id),
+            Deferred::Abort {
+                index,
+                generation,
+                id,
+            } => locked.abort(index, generation, id),
+        }
+    }
+}
+
 /// The error inside an [`io::ErrorKind::StorageFull`] error from
 /// [`Store::create_object`]: the object does not fit (get it with
 /// `err.get_ref().and_then(|e| e.downcast_ref::<StoreFull>())`).
@@ -112,6 +157,10 @@ pub(super) struct Inner {
     pub(super) geo: Geometry,
     pub(super) name: String,
     pub(super) detached: std::sync::atomic::AtomicBool,
+    /// Work `Drop`s left for the next operation; `has_pending` says whether there is any
+    /// (changed under `pending`'s mutex, read without it).
+    pub(super) pending: std::sync::Mutex<Vec<Deferred>>,
+    pub(super) has_pending: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for Inner {
@@ -194,6 +243,8 @@ impl Store {
                 geo,
                 name,
                 detached: Default::default(),
+                pending: Default::default(),
+                has_pending: Default::default(),
             }),
         })
     }
@@ -421,6 +472,50 @@ impl Store {
 
     /// Takes the metadata lock (see the module docs), reclaiming after a dead owner.
     pub(super) fn lock(&self) -> io::Result<Locked<'_>> {
+        self.lock_with(LOCK_PATIENCE)
+    }
+
+    /// Does `work` now if the lock can be had within [`DROP_PATIENCE`], else leaves it for
+    /// this process's next operation on the store: for `Drop`s, which must not wait long.
+    /// Other errors (a corrupted store) are dropped, as a `Drop` can report nothing.
+    pub(super) fn finish_or_defer(&self, work: Deferred) {
+        match self.lock_with(DROP_PATIENCE) {
+            Ok(locked) => {
+                let _ = work.apply(&locked);
+            }
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                let mut pending = self
+                    .inner
+                    .pending
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                pending.push(work);
+                self.inner.has_pending.store(true, Relaxed);
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Does what `Drop`s left, under the lock.
+    fn finish_deferred(&self, locked: &Locked<'_>) {
+        if !self.inner.has_pending.load(Relaxed) {
+            return;
+        }
+        let work = {
+            let mut pending = self
+                .inner
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.inner.has_pending.store(false, Relaxed);
+            std::mem::take(&mut *pending)
+        };
+        for w in work {
+            let _ = w.apply(locked);
+        }
+    }
+
+    fn lock_with(&self, patience: Patience) -> io::Result<Locked<'_>> {
         // The lock is a futex word holding the owner's pid and a tag of its start time. A
         // waiter that finds it held after a short spin, and again after each slice without
         // progress, checks whether the owner is dead: its pid gone, a zombie, or now another
@@ -432,7 +527,7 @@ impl Store {
             .ok_or_else(|| corrupt(self.name(), "the table does not fit the segment"))?;
         let me = std::process::id();
         let recovered = PidLock::new(&header.lock)
-            .lock(LOCK_PATIENCE, &|| format!("object store {}", self.name()))?
+            .lock(patience, &|| format!("object store {}", self.name()))?
             == Acquired::OwnerDied;
         let locked = Locked {
             store: self,
@@ -444,6 +539,7 @@ impl Store {
         if recovered {
             locked.reclaim()?;
         }
+        self.finish_deferred(&locked);
         Ok(locked)
     }
 }

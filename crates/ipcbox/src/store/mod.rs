@@ -82,7 +82,9 @@
 //!   belongs to a live process keeps its hold until that process exits.
 //! * A process that holds the metadata lock for more than 10 seconds (stopped, or a corrupted
 //!   lock word naming a live process) makes other operations fail with
-//!   [`io::ErrorKind::TimedOut`](std::io::ErrorKind::TimedOut) rather than hang.
+//!   [`io::ErrorKind::TimedOut`](std::io::ErrorKind::TimedOut) rather than hang. Dropping a
+//!   view or a buffer meanwhile does not wait: what the drop would do is done at the process's
+//!   next operation on the store.
 
 mod handle;
 mod id;

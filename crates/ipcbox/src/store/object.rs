@@ -5,7 +5,7 @@ use std::io;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::Ordering::SeqCst;
 
-use super::handle::Store;
+use super::handle::{Deferred, Store};
 use super::id::ObjectId;
 use crate::error::invalid_input;
 use crate::sys::futex;
@@ -18,6 +18,10 @@ use crate::sys::mmap::{cast_slice, cast_slice_mut, CastError, Pod, SharedBytes};
 /// even if the object is deleted. Dropping it releases the hold ([`release`](ObjectRef::release)
 /// reports errors instead). A hold belongs to the process (its pid): a child forked while the
 /// parent holds a view does not hold it.
+///
+/// Dropping never waits long for the store's lock. If a live process holds it, the hold is
+/// released at this process's next operation on the store, or, if none comes, once this
+/// process has exited.
 ///
 /// The bytes cannot be written through a view, by type:
 ///
@@ -95,9 +99,11 @@ impl AsRef<[u8]> for ObjectRef {
 impl Drop for ObjectRef {
     fn drop(&mut self) {
         if !self.released {
-            if let Ok(locked) = self.store.lock() {
-                let _ = locked.release(self.index, self.generation, self.id);
-            }
+            self.store.finish_or_defer(Deferred::Release {
+                index: self.index,
+                generation: self.generation,
+                id: self.id,
+            });
         }
     }
 }
@@ -115,8 +121,9 @@ impl fmt::Debug for ObjectRef {
 
 /// The writable buffer of an object being created: `&mut [u8]` through `DerefMut`, or
 /// `&mut [T]` through [`as_mut_slice_of`](ObjectBuf::as_mut_slice_of). Nobody else sees the
-/// object until [`seal`](ObjectBuf::seal); dropping the buffer unsealed aborts it. Its initial
-/// contents are unspecified (whatever an earlier object left there).
+/// object until [`seal`](ObjectBuf::seal); dropping the buffer unsealed aborts it, without
+/// waiting long for the store's lock (as a view's drop). Its initial contents are unspecified
+/// (whatever an earlier object left there).
 pub struct ObjectBuf {
     pub(super) store: Store,
     pub(super) mem: SharedBytes,
@@ -199,9 +206,11 @@ impl DerefMut for ObjectBuf {
 impl Drop for ObjectBuf {
     fn drop(&mut self) {
         if !self.done {
-            if let Ok(locked) = self.store.lock() {
-                let _ = locked.abort(self.index, self.generation, self.id);
-            }
+            self.store.finish_or_defer(Deferred::Abort {
+                index: self.index,
+                generation: self.generation,
+                id: self.id,
+            });
         }
     }
 }

@@ -76,7 +76,8 @@ impl Options {
         self
     }
 
-    /// The permission bits of a new store's segment, `0o600` by default.
+    /// The permission bits of a new store's segment, `0o600` by default, set exactly (see
+    /// [Named objects](crate#named-objects)).
     pub fn permissions(&mut self, mode: u32) -> &mut Options {
         self.permissions = mode;
         self

@@ -96,9 +96,8 @@ impl Options {
         self
     }
 
-    /// Permission bits for a newly created object: set exactly for the shared-memory
-    /// primitives (as [`shm::Options::permissions`](crate::shm::Options::permissions)); the
-    /// umask applies to a [`NamedSemaphore`].
+    /// Permission bits for a newly created object, `0o600` by default, set exactly (see
+    /// [Named objects](crate#named-objects)).
     pub fn permissions(&mut self, permissions: u32) -> &mut Options {
         self.permissions = permissions & 0o777;
         self

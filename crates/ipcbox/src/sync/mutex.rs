@@ -54,8 +54,9 @@ use crate::robust::{lock_result, try_lock_result, LockResult, TryLockResult};
 /// Owners are told apart by thread ID and a tag of the thread's start time, so:
 ///
 /// * all processes using one mutex must share a PID namespace;
-/// * a new thread given a dead owner's ID passes for it once in 511 times, and the lock then
-///   waits for that thread.
+/// * a new thread given a dead owner's ID passes for it when their start times are equal
+///   modulo 511 clock ticks (always within one tick, about once in 511 times otherwise; see
+///   the crate's Limitations), and the lock then waits for that thread.
 ///
 /// # `exec`
 ///

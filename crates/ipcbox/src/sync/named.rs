@@ -7,7 +7,8 @@ use std::time::Duration;
 use crate::error::{context, invalid_input, ResultExt};
 use crate::mode::CreationMode;
 use crate::name::posix_name;
-use crate::sys::sem::{sem_unlink, NamedSem};
+use crate::shm::{self, Link};
+use crate::sys::sem::{sem_unlink, NamedSem, SEM_SIZE};
 
 /// The largest value of a POSIX semaphore (`SEM_VALUE_MAX`).
 pub const NAMED_SEMAPHORE_MAX: u32 = i32::MAX as u32;
@@ -15,9 +16,14 @@ pub const NAMED_SEMAPHORE_MAX: u32 = i32::MAX as u32;
 /// A POSIX named semaphore (`sem_open`), living in `/dev/shm/sem.<name>`, which Python's
 /// `posix_ipc.Semaphore("/name")` and C programs open by the same name.
 ///
+/// ipcbox makes and maps that file itself, as glibc's `sem_open` does (a process-shared
+/// `sem_t` in a file linked under the name once initialised), and uses the `sem_*` calls on
+/// it, so either side may create the semaphore.
+///
 /// Names are `"/name"` or `"name"` (the slash is added), at most 251 bytes, no other `/`.
-/// The creator removes the name on drop unless [`detach`](NamedSemaphore::detach)ed; open
-/// handles keep working after the name is removed.
+/// The creator removes the name on drop unless [`detach`](NamedSemaphore::detach)ed, and only
+/// if the name still refers to the semaphore it created; it keeps the semaphore's file open
+/// for that. Open handles keep working after the name is removed.
 ///
 /// # Examples
 ///
@@ -40,12 +46,19 @@ pub const NAMED_SEMAPHORE_MAX: u32 = i32::MAX as u32;
 pub struct NamedSemaphore {
     sem: NamedSem,
     name: String,
-    owner: bool,
+    /// The semaphore's file, which removes the name on drop only if it still is that file;
+    /// kept by the handle that created it, as long as it owns the name.
+    link: Option<Link>,
+}
+
+/// The name of a semaphore's file in `/dev/shm`, as glibc's `sem_open` names it.
+fn file_name(name: &str) -> String {
+    format!("sem.{}", name.trim_start_matches('/'))
 }
 
 impl NamedSemaphore {
-    /// Creates the semaphore `name` with value `initial`, owner-only (0600)
-    /// (`sem_open(O_CREAT | O_EXCL)`).
+    /// Creates the semaphore `name` with value `initial`, owner-only (0600), failing if the
+    /// name exists (as `sem_open(O_CREAT | O_EXCL)` does).
     ///
     /// # Errors
     ///
@@ -55,17 +68,22 @@ impl NamedSemaphore {
         super::Options::new().open_named_semaphore(name, initial)
     }
 
-    /// Opens the existing semaphore `name` (`sem_open` without `O_CREAT`).
+    /// Opens the existing semaphore `name` (as `sem_open` without `O_CREAT` does).
     ///
     /// # Errors
     ///
-    /// `NotFound` if there is none; `InvalidInput` for an invalid name.
+    /// `NotFound` if there is none; `InvalidInput` for an invalid name; `InvalidData` when the
+    /// file under the name is too small to be a semaphore.
     pub fn open(name: &str) -> io::Result<NamedSemaphore> {
         super::Options::new()
             .mode(CreationMode::Open)
             .open_named_semaphore(name, 0)
     }
 
+    // What `sem_open` does, done here so that the creator keeps the file's descriptor and
+    // removes the name on drop only if it still is its semaphore: a new file is built unnamed,
+    // initialised, and linked under the name in one step (as glibc does, so its `sem_open`
+    // never finds a half-made semaphore); an existing one is mapped.
     pub(crate) fn with_options(
         name: &str,
         mode: CreationMode,
@@ -79,16 +97,32 @@ impl NamedSemaphore {
                  {NAMED_SEMAPHORE_MAX}"
             )));
         }
-        let c_name = CString::new(name.clone()).map_err(|_| invalid_input("NUL in name"))?;
-        let open = |flags, verb| {
-            NamedSem::open(&c_name, flags, permissions, initial)
-                .context_with(|| format!("{verb} POSIX semaphore {name}"))
+        let verb = match mode {
+            CreationMode::CreateExclusive => "create",
+            CreationMode::OpenOrCreate => "open or create",
+            CreationMode::Open => "open",
         };
-        let (sem, owner) = mode.create_or_open(
-            || open(libc::O_CREAT | libc::O_EXCL, "create"),
-            || open(0, "open"),
-        )?;
-        Ok(NamedSemaphore { sem, name, owner })
+        let what = || format!("{verb} POSIX semaphore {name}");
+        let seg = shm::Options::new()
+            .mode(mode)
+            .size(SEM_SIZE)
+            .permissions(permissions)
+            .open_with_init(&file_name(&name), |seg| {
+                NamedSem::init(seg.mapping(), initial)
+            })
+            .context_with(what)?;
+        let (link, map) = seg.into_parts();
+        let sem = NamedSem::new(map).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: its file is too small for a semaphore", what()),
+            )
+        })?;
+        Ok(NamedSemaphore {
+            sem,
+            name,
+            link: link.is_owner().then_some(link),
+        })
     }
 
     /// Decrements the value, sleeping while it is 0 (`sem_wait`, after retrying `sem_trywait`
@@ -174,9 +208,16 @@ impl NamedSemaphore {
         &self.name
     }
 
+    /// Whether dropping this handle removes the name (it created it and is not detached).
+    pub fn is_owner(&self) -> bool {
+        self.link.is_some()
+    }
+
     /// Keeps the name after this handle is dropped.
     pub fn detach(&mut self) {
-        self.owner = false;
+        if let Some(mut link) = self.link.take() {
+            link.detach();
+        }
     }
 
     /// Removes the name `name` now (`sem_unlink`); open handles keep working.
@@ -189,13 +230,5 @@ impl NamedSemaphore {
         let name = posix_name(name, "POSIX semaphore", 251)?;
         let c_name = CString::new(name.clone()).map_err(|_| invalid_input("NUL in name"))?;
         sem_unlink(&c_name).context_with(|| format!("sem_unlink {name}"))
-    }
-}
-
-impl Drop for NamedSemaphore {
-    fn drop(&mut self) {
-        if self.owner {
-            let _ = NamedSemaphore::unlink(&self.name);
-        }
     }
 }

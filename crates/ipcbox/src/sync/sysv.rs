@@ -14,6 +14,10 @@ pub const SEMVMX: u16 = 32767;
 /// The most semaphores in one set (`SEMMSL`, Linux default).
 pub const SEMMSL: usize = 32000;
 
+/// The permission bits `semget` checks when opening: read (`GETVAL`, `IPC_STAT`) and alter
+/// (`semop`, `SETVAL`).
+const READ_ALTER: i32 = 0o600;
+
 /// One operation of [`SemaphoreSet::op`] (a `struct sembuf`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SemOp {
@@ -101,11 +105,12 @@ impl SemaphoreSet {
         SemaphoreSet::with_options(key, CreationMode::CreateExclusive, 0o600, nsems)
     }
 
-    /// Opens the existing set under `key` (`semget(key, 0, 0)`).
+    /// Opens the existing set under `key` (`semget(key, 0, 0600)`).
     ///
     /// # Errors
     ///
-    /// `NotFound` if there is none.
+    /// `NotFound` if there is none; `PermissionDenied` when its permissions do not let us read
+    /// and alter it. Both name the key.
     pub fn open(key: IpcKey) -> io::Result<SemaphoreSet> {
         SemaphoreSet::with_options(key, CreationMode::Open, 0, 0)
     }
@@ -122,15 +127,23 @@ impl SemaphoreSet {
             )));
         }
         let perms = (permissions & 0o777) as i32;
-        let what = |verb| format!("{verb} System V semaphore set {key} ({nsems} semaphores)");
         let (id, owner) = mode.create_or_open(
             || {
                 let flags = libc::IPC_CREAT | libc::IPC_EXCL | perms;
-                semget(key.as_raw(), nsems as i32, flags).context_with(|| what("create"))
+                semget(key.as_raw(), nsems as i32, flags).context_with(|| {
+                    format!("create System V semaphore set {key} ({nsems} semaphores)")
+                })
             },
-            || semget(key.as_raw(), 0, 0).context_with(|| what("open")),
+            // Asking for read and alter permission makes `semget` refuse a caller the set's
+            // permissions exclude, naming the key, rather than every later call fail.
+            || {
+                semget(key.as_raw(), 0, READ_ALTER)
+                    .context_with(|| format!("open System V semaphore set {key}"))
+            },
         )?;
-        let nsems = semctl_nsems(id).context_with(|| format!("IPC_STAT semaphore set {id}"))?;
+        let nsems = semctl_nsems(id).context_with(|| {
+            format!("read the size of System V semaphore set {key} (id {id}) with IPC_STAT")
+        })?;
         Ok(SemaphoreSet {
             id,
             key,

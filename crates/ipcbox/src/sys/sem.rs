@@ -1,5 +1,5 @@
-//! POSIX named semaphores (`sem_open`) and System V semaphore sets (`semget`, `semop`,
-//! `semctl`).
+//! POSIX named semaphores (the `sem_*` calls on a mapped `sem_t`) and System V semaphore
+//! sets (`semget`, `semop`, `semctl`).
 
 use std::ffi::CStr;
 use std::io;
@@ -7,6 +7,7 @@ use std::mem::MaybeUninit;
 use std::time::Duration;
 
 use super::cvt;
+use super::mmap::Mapping;
 
 // glibc ≥ 2.30 has these; the `libc` crate does not declare them for every target.
 extern "C" {
@@ -33,33 +34,47 @@ fn monotonic_deadline(timeout: Duration) -> libc::timespec {
     }
 }
 
-/// A POSIX named semaphore opened with `sem_open`, closed on drop.
+/// A POSIX named semaphore: the `sem_t` at the start of a shared mapping of its file
+/// (`/dev/shm/sem.<name>`), as `sem_open` maps it.
+// glibc's `sem_open` creates the file with one `sem_t` in it (initialised as `sem_init` with
+// `pshared` does) and maps it; its `sem_*` calls work on any process-shared `sem_t`. Mapping
+// the file ourselves lets the creator keep the file's descriptor, and so know its file.
 #[derive(Debug)]
-pub(crate) struct NamedSem(*mut libc::sem_t);
+pub(crate) struct NamedSem(Mapping);
 
-// SAFETY: the `sem_*` functions are thread-safe; the handle is only an address of a mapping.
-unsafe impl Send for NamedSem {}
-// SAFETY: as above.
-unsafe impl Sync for NamedSem {}
+/// The size of a semaphore's file.
+pub(crate) const SEM_SIZE: usize = std::mem::size_of::<libc::sem_t>();
 
 impl NamedSem {
-    /// `sem_open(name, oflag, mode, value)`.
-    pub(crate) fn open(name: &CStr, oflag: i32, mode: u32, value: u32) -> io::Result<NamedSem> {
-        // SAFETY: `name` is a valid C string; the variadic arguments are those sem_open reads
-        // when O_CREAT is given (mode_t as unsigned int, value as unsigned int).
-        let sem = unsafe { libc::sem_open(name.as_ptr(), oflag, mode as libc::c_uint, value) };
-        if sem == libc::SEM_FAILED {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(NamedSem(sem))
+    /// The semaphore at the start of `map`, a read-write mapping of a semaphore's file; `None`
+    /// when `map` is too small to hold one.
+    pub(crate) fn new(map: Mapping) -> Option<NamedSem> {
+        (map.len() >= SEM_SIZE).then_some(NamedSem(map))
+    }
+
+    /// Makes the start of `map` (a read-write mapping of a new file, not yet shared with
+    /// anyone) a process-shared semaphore of value `value` (`sem_init(sem, 1, value)`).
+    pub(crate) fn init(map: &Mapping, value: u32) -> io::Result<()> {
+        if map.len() < SEM_SIZE {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
         }
+        // SAFETY: the mapping is writable, page-aligned and holds a `sem_t`; nobody else uses
+        // it yet, so initialising it in place races with no one.
+        cvt(unsafe { libc::sem_init(map.as_ptr().cast(), 1, value) }).map(drop)
+    }
+
+    fn ptr(&self) -> *mut libc::sem_t {
+        self.0.as_ptr().cast()
     }
 
     /// `sem_wait`, retried on `EINTR`.
     pub(crate) fn wait(&self) -> io::Result<()> {
         loop {
-            // SAFETY: `self.0` came from a successful sem_open and is closed only on drop.
-            match cvt(unsafe { libc::sem_wait(self.0) }) {
+            // SAFETY: `ptr()` is a page-aligned `sem_t` in a shared mapping that lives as long
+            // as `self`; the `sem_*` calls are atomic on it. Another process may have written
+            // anything there: a `sem_t` holds no pointer, so garbage makes the calls fail or
+            // misbehave as a semaphore, never touch memory outside it.
+            match cvt(unsafe { libc::sem_wait(self.ptr()) }) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 r => return r.map(drop),
             }
@@ -70,7 +85,7 @@ impl NamedSem {
     pub(crate) fn try_wait(&self) -> io::Result<bool> {
         loop {
             // SAFETY: as in `wait`.
-            match cvt(unsafe { libc::sem_trywait(self.0) }) {
+            match cvt(unsafe { libc::sem_trywait(self.ptr()) }) {
                 Ok(_) => return Ok(true),
                 Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => return Ok(false),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -84,7 +99,7 @@ impl NamedSem {
         let deadline = monotonic_deadline(timeout);
         loop {
             // SAFETY: as in `wait`; `deadline` is valid for the call.
-            match cvt(unsafe { sem_clockwait(self.0, libc::CLOCK_MONOTONIC, &deadline) }) {
+            match cvt(unsafe { sem_clockwait(self.ptr(), libc::CLOCK_MONOTONIC, &deadline) }) {
                 Ok(_) => return Ok(true),
                 Err(e) if e.raw_os_error() == Some(libc::ETIMEDOUT) => return Ok(false),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -96,22 +111,15 @@ impl NamedSem {
     /// `sem_post`.
     pub(crate) fn post(&self) -> io::Result<()> {
         // SAFETY: as in `wait`.
-        cvt(unsafe { libc::sem_post(self.0) }).map(drop)
+        cvt(unsafe { libc::sem_post(self.ptr()) }).map(drop)
     }
 
     /// `sem_getvalue`.
     pub(crate) fn value(&self) -> io::Result<i32> {
         let mut v: libc::c_int = 0;
         // SAFETY: as in `wait`; `v` is valid for writes.
-        cvt(unsafe { libc::sem_getvalue(self.0, &mut v) })?;
+        cvt(unsafe { libc::sem_getvalue(self.ptr(), &mut v) })?;
         Ok(v)
-    }
-}
-
-impl Drop for NamedSem {
-    fn drop(&mut self) {
-        // SAFETY: `self.0` came from sem_open and is closed exactly once, here.
-        unsafe { libc::sem_close(self.0) };
     }
 }
 

@@ -114,8 +114,21 @@ pub fn role_arg(role: &str) -> Option<String> {
 /// carry libtest's own lines), so roles report through the mechanism under test, their exit
 /// status, or a stdout the caller pipes.
 pub fn role_command(test_fn: &str, role: &str, arg: &str) -> Command {
+    role_command_under(&[], test_fn, role, arg)
+}
+
+/// As [`role_command`], with the test binary started by `wrapper`: a program and its arguments,
+/// which end where the command to run follows (`["unshare", "--pid", "--fork"]`).
+pub fn role_command_under(wrapper: &[&str], test_fn: &str, role: &str, arg: &str) -> Command {
     let exe = std::env::current_exe().expect("current test binary");
-    let mut cmd = Command::new(exe);
+    let mut cmd = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut cmd = Command::new(program);
+            cmd.args(args).arg(exe);
+            cmd
+        }
+        None => Command::new(exe),
+    };
     cmd.args([test_fn, "--exact", "--nocapture", "--test-threads=1", "-q"])
         .env(ROLE_ENV, role)
         .env(ARG_ENV, arg)
@@ -177,4 +190,73 @@ impl Drop for ChildGuard {
     }
 }
 
+pub mod nats;
 pub mod python;
+
+/// Says that a test skips part of what it proves, and why, on the real standard error: libtest
+/// captures `eprintln!` of a passing test, and a skip must show in the run's log.
+pub fn skip(why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "skipped: {why}");
+}
+
+/// The user and group a test acts as when it needs a second user: `nobody`.
+pub const OTHER_USER: u32 = 65534;
+
+/// Runs `f` in a forked child that has given up root for user and group [`OTHER_USER`]
+/// (`setgroups`, `setgid`, `setuid`) and fails the test, with `f`'s message, when `f` fails.
+/// Returns `false`, after saying so, when this process is not root and cannot become another
+/// user.
+#[allow(unsafe_code)]
+pub fn as_other_user(what: &str, f: impl FnOnce() -> Result<(), String>) -> bool {
+    use std::io::{Read, Write};
+    if rustix::process::geteuid().as_raw() != 0 {
+        skip(&format!("{what}: acting as a second user needs root"));
+        return false;
+    }
+    let (mut from_child, mut to_parent) = ipcbox::pipe::new().expect("pipe");
+    // SAFETY: the child drops its privileges, runs `f` (ipcbox calls and allocation; glibc's
+    // malloc is fork-safe) and leaves with `_exit`, never returning into the harness.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+    if pid == 0 {
+        let run = || {
+            // SAFETY: plain system calls on this process's own credentials.
+            let dropped = unsafe {
+                libc::setgroups(0, std::ptr::null()) == 0
+                    && libc::setgid(OTHER_USER) == 0
+                    && libc::setuid(OTHER_USER) == 0
+            };
+            if !dropped {
+                return Err(format!(
+                    "become the user: {}",
+                    std::io::Error::last_os_error()
+                ));
+            }
+            f()
+        };
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
+            .unwrap_or_else(|_| Err("panicked".to_owned()));
+        let code = match result {
+            Ok(()) => 0,
+            Err(msg) => {
+                let _ = to_parent.write_all(msg.as_bytes());
+                1
+            }
+        };
+        // SAFETY: ends the child at once, as intended.
+        unsafe { libc::_exit(code) };
+    }
+    drop(to_parent);
+    let mut msg = String::new();
+    let _ = from_child.read_to_string(&mut msg);
+    let mut status = 0;
+    // SAFETY: waits for the child forked above; `status` is valid for writes.
+    let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(waited, pid, "waitpid: {}", std::io::Error::last_os_error());
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{what}, as user {OTHER_USER}: {msg} (wait status {status:#x})"
+    );
+    true
+}

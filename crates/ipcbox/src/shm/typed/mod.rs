@@ -89,7 +89,8 @@ impl TypedOptions {
         self
     }
 
-    /// Permission bits of a segment this call creates (set exactly, whatever the umask).
+    /// Permission bits of a segment this call creates, `0o600` by default, set exactly (see
+    /// [Named objects](crate#named-objects)).
     pub fn permissions(&mut self, permissions: u32) -> &mut TypedOptions {
         self.permissions = permissions & 0o777;
         self
@@ -161,7 +162,10 @@ impl TypedOptions {
         let seg = match opened {
             // An existing segment smaller than ours: say what it holds if it is ours.
             Err(e) if e.kind() == io::ErrorKind::InvalidData && self.mode != CreationMode::Open => {
-                let seg = super::Options::new().open(name).map_err(|_| e)?;
+                let seg = super::Options::new()
+                    .mode(CreationMode::Open)
+                    .open(name)
+                    .map_err(|_| e)?;
                 let found = check_header::<T>(seg.mapping(), kind, &seg.name(), len)?;
                 return Shared::named(seg, found);
             }
