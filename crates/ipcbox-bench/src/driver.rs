@@ -7,7 +7,7 @@
 //! after another; each round's count is rescaled to keep to the plan when the machine is busier
 //! than during the pilot. A row's result is its median round.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::cpus::Placement;
 use crate::progress::Progress;
@@ -165,10 +165,13 @@ fn measure<M: Measurement>(
                     round + 1,
                     plan.rounds
                 ));
-                let started = Instant::now();
                 match what.run(r.row, job, cpus) {
                     Ok(outcome) => {
-                        let took = started.elapsed();
+                        // The timed part, not the wall time: a row run by a subprocess (the
+                        // Python rows) spends far longer starting than the plan's round time,
+                        // and rescaling by that would shrink its count round after round
+                        // until fixed costs were all it measured.
+                        let took = Duration::from_secs_f64(what.timed(&outcome, job).1);
                         rounds[i].push(what.round(outcome, job));
                         let target = what.round_time(plan, r.row.info());
                         let count = rescale(job.count, target, took).max(M::MIN_COUNT);

@@ -258,6 +258,27 @@ fn mutex_relock_by_the_holding_thread_is_an_error_not_a_hang() {
     drop(mutex.lock().unwrap());
 }
 
+#[test]
+fn mutex_unlocks_without_its_guard_only_from_the_holding_thread() {
+    let _dog = watchdog("mutex unlock", LIMIT);
+    let mutex = Mutex::anonymous().unwrap();
+    std::mem::forget(mutex.lock().unwrap());
+    assert!(mutex.try_lock().unwrap().is_none());
+    std::thread::scope(|s| {
+        let other = s
+            .spawn(|| mutex.unlock().unwrap_err().kind())
+            .join()
+            .unwrap();
+        assert_eq!(other, io::ErrorKind::PermissionDenied);
+    });
+    mutex.unlock().unwrap();
+    assert_eq!(
+        mutex.unlock().unwrap_err().kind(),
+        io::ErrorKind::PermissionDenied
+    );
+    drop(mutex.try_lock().unwrap().expect("free after unlock"));
+}
+
 // ---------------------------------------------------------------------------------------------
 // counting semaphore
 

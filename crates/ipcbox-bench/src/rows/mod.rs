@@ -39,6 +39,7 @@ pub fn all() -> Vec<Box<dyn Row>> {
         shm_queue_rows(),
         mq::rows(),
         nats::rows(),
+        python::rows(),
     ]
     .into_iter()
     .flatten()
@@ -72,7 +73,6 @@ fn shm_queue_rows() -> Vec<Box<dyn Row>> {
     rows.extend(queue::rows(SHM_QUEUE));
     rows.extend(async_rows::queue_rows(SHM_QUEUE));
     rows.push(iceoryx2::row(SHM_QUEUE));
-    rows.push(python::row(SHM_QUEUE));
     rows
 }
 

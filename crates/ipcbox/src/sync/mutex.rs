@@ -204,6 +204,22 @@ impl Mutex {
         self.region.detach();
     }
 
+    /// Unlocks a mutex the calling thread holds without going through its guard
+    /// (`pthread_mutex_unlock`); an inconsistent mutex becomes not recoverable, as when a
+    /// guard is dropped.
+    ///
+    /// For bindings whose lock and unlock are separate calls, such as Python's `acquire` and
+    /// `release`: they give the guard up with [`std::mem::forget`] and unlock here later, from
+    /// the same thread.
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::PermissionDenied`] when the calling thread does not hold the lock.
+    #[doc(alias = "pthread_mutex_unlock")]
+    pub fn unlock(&self) -> io::Result<()> {
+        self.raw().unlock()
+    }
+
     /// Relocks after [`Condvar`](super::Condvar) released the lock for waiting.
     pub(crate) fn relock(&self) -> LockResult<MutexGuard<'_>> {
         self.lock()
