@@ -123,6 +123,20 @@
 //! between lock holds. A batch holds the lock for the copy of each of its messages, so keep
 //! batches to tens or hundreds of small messages.
 //!
+//! # Large messages
+//!
+//! * [`ByteQueue::get_into_slice`] copies a message once, from the queue's memory into the
+//!   caller's buffer; [`ByteQueue::get_into`] does the same into a `Vec` it reuses.
+//! * [`ByteQueue::put_with`] writes a message in place and [`ByteQueue::get_with`] reads it
+//!   in place, so a message can cross with no copy at all. Each runs under its side's lock:
+//!   the other producers (consumers) wait while it does.
+//! * A message is at most [`Options::max_message_size`] bytes, and the queue reserves memory
+//!   for its byte capacity plus one such message. For larger data, put it in a
+//!   [`Store`](crate::store::Store) (objects of any size, handed over without a copy) and
+//!   send its [`ObjectId`](crate::store::ObjectId); the error for a message over the limit
+//!   says so.
+//! * The [`channel`] has the same forms: `recv_into`, `send_with`, `recv_with`.
+//!
 //! # Limitations
 //!
 //! * A live process that keeps a lock (stopped with `SIGSTOP` while holding it, or whose PID a
@@ -144,6 +158,7 @@
 pub(crate) mod bell;
 mod codec;
 mod error;
+mod inplace;
 mod object;
 pub(crate) mod peers;
 mod ring;

@@ -15,6 +15,7 @@
 //! record not yet written.
 
 mod bells;
+mod inplace;
 mod journal;
 mod layout;
 
@@ -320,6 +321,24 @@ impl Ring {
         msgs: &[M],
         done: &mut usize,
     ) -> Result<Option<Wakes>, SendError> {
+        self.put_each_locked(
+            msgs.len(),
+            |i| msgs[i].as_ref().len() as u64,
+            |i, at| self.r().write(at, msgs[i].as_ref()),
+            done,
+        )
+    }
+
+    /// [`Ring::put_many_locked`] for `count` messages, the `i`th of `len(i)` bytes, whose
+    /// payload `write(i, region offset)` writes in place.
+    #[inline(always)]
+    fn put_each_locked(
+        &self,
+        count: usize,
+        len: impl Fn(usize) -> u64,
+        mut write: impl FnMut(usize, usize) -> io::Result<()>,
+        done: &mut usize,
+    ) -> Result<Option<Wakes>, SendError> {
         if self.h().closed.load(Acquire) != 0 {
             return Err(SendError::Disconnected);
         }
@@ -334,9 +353,9 @@ impl Ring {
         let mut fresh = false;
         let mut n = 0;
         let mut off = self.offset(p.pos);
-        while n < msgs.len() {
+        while n < count {
             let staged = self
-                .stage_put(&mut p, &mut off, &c, msgs[n].as_ref())
+                .stage_put(&mut p, &mut off, &c, len(n), |at| write(n, at))
                 .map_err(SendError::Failed)?;
             if staged {
                 n += 1;
@@ -366,14 +385,21 @@ impl Ring {
         }))
     }
 
-    /// Under the producers' lock: writes `msg`'s record at the producers' totals `p` (read
-    /// by [`Ring::both`], advanced by the records staged before in this lock hold) and
-    /// advances `p` past it; false if it does not fit. Nothing is visible before `p` is
-    /// committed: everything from the tail on is free space no consumer reads. `off` is
-    /// `p.pos`'s offset in the ring, advanced with it.
+    /// Under the producers' lock: writes the record of a `len`-byte message at the
+    /// producers' totals `p` (read by [`Ring::both`], advanced by the records staged before
+    /// in this lock hold), its payload by `write` (given the payload's region offset), and
+    /// advances `p` past it; false if it does not fit (`write` is not called). Nothing is
+    /// visible before `p` is committed: everything from the tail on is free space no consumer
+    /// reads. `off` is `p.pos`'s offset in the ring, advanced with it.
     #[inline(always)]
-    fn stage_put(&self, p: &mut Totals, off: &mut u64, c: &Totals, msg: &[u8]) -> io::Result<bool> {
-        let len = msg.len() as u64;
+    fn stage_put(
+        &self,
+        p: &mut Totals,
+        off: &mut u64,
+        c: &Totals,
+        len: u64,
+        write: impl FnOnce(usize) -> io::Result<()>,
+    ) -> io::Result<bool> {
         let Some((start, end)) = self.place(p, *off, c, len) else {
             return Ok(false);
         };
@@ -387,7 +413,7 @@ impl Ring {
         *off = if next == self.ring { 0 } else { next };
         self.r()
             .write(self.data(at), &(TAG_RECORD | len).to_le_bytes())?;
-        self.r().write(self.data(at + 8), msg)?;
+        write(self.data(at + 8))?;
         *p = Totals {
             pos: end,
             msgs: p.msgs + 1,
@@ -423,9 +449,14 @@ impl Ring {
         Ok(Some((c, tail)))
     }
 
-    /// Under the consumers' lock: removes the oldest message into `out`; `None` if there is
-    /// none now.
-    fn get_locked(&self, out: &mut Vec<u8>) -> Result<Option<Wakes>, RecvError> {
+    /// Under the consumers' lock: removes the oldest message, which `take` gets as its
+    /// payload's region offset and length before the commit; `None` if there is none now. An
+    /// error from `take` leaves the message in the queue.
+    #[inline(always)]
+    fn get_locked(
+        &self,
+        take: &mut impl FnMut(usize, usize) -> io::Result<()>,
+    ) -> Result<Option<Wakes>, RecvError> {
         let Some((mut c, tail)) = self.visible(false)? else {
             return Ok(None);
         };
@@ -437,9 +468,7 @@ impl Ring {
         // message to the next one, killed after it takes the message with it. A redelivering
         // design could not tell a consumer that died just before `get` returned from one that
         // died just after, so it would duplicate; this one is at most once instead.
-        self.r()
-            .read_to_vec(at, len, out)
-            .map_err(RecvError::Failed)?;
+        take(at, len).map_err(RecvError::Failed)?;
         if c.pos != tail {
             // The next record is whole already: start fetching it while this commit drains.
             self.r().prefetch_read(self.data(off));
@@ -708,13 +737,7 @@ impl Ring {
     /// Appends `msg`; false if the deadline passed first.
     pub(crate) fn put(&self, msg: &[u8], deadline: Deadline) -> Result<bool, SendError> {
         if msg.len() as u64 > self.geo.max_msg {
-            return Err(SendError::Failed(crate::error::invalid_input(
-                format_args!(
-                    "message of {} bytes over the queue's limit of {} bytes",
-                    msg.len(),
-                    self.geo.max_msg
-                ),
-            )));
+            return Err(self.too_large(msg.len() as u64));
         }
         let len = msg.len() as u64;
         self.run(
@@ -735,7 +758,7 @@ impl Ring {
             deadline,
             &self.h().not_empty,
             || self.empty_now(),
-            || self.get_locked(out),
+            || self.get_locked(&mut |at, len| self.r().read_to_vec(at, len, out)),
         )
     }
 
