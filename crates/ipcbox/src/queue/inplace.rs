@@ -182,4 +182,79 @@ impl ByteQueue {
     ) -> Result<Option<usize>, RecvError> {
         self.ring.get_into_slice(buf, Deadline::At(deadline))
     }
+
+    /// Removes up to `max` of the oldest messages in one lock hold, appending their bytes to
+    /// `buf` and the end offset of each one in `buf` to `ends`, waiting while the queue is
+    /// empty; returns how many (at least 1, or 0 for a `max` of 0). One copy per message, and
+    /// no allocation once `buf` and `ends` have grown to their working size. See
+    /// [Batches](super#batches).
+    ///
+    /// # Errors
+    ///
+    /// As [`ByteQueue::get_into`]; `buf` and `ends` are as they were then.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q: ipcbox::Queue<()> = ipcbox::Queue::new(8)?;
+    /// let q = q.as_bytes();
+    /// q.put_many(&[&b"ab"[..], b"cde"])?;
+    /// let (mut buf, mut ends) = (Vec::new(), Vec::new());
+    /// assert_eq!(q.get_many_into(8, &mut buf, &mut ends)?, 2);
+    /// assert_eq!((&buf[..], &ends[..]), (&b"abcde"[..], &[2, 5][..]));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn get_many_into(
+        &self,
+        max: usize,
+        buf: &mut Vec<u8>,
+        ends: &mut Vec<usize>,
+    ) -> Result<usize, RecvError> {
+        self.many_into(max, buf, ends, Deadline::Forever)
+    }
+
+    /// Like [`ByteQueue::get_many_into`] if there is a message now; 0 if the queue is empty.
+    ///
+    /// # Errors
+    ///
+    /// As [`ByteQueue::get_many_into`].
+    pub fn try_get_many_into(
+        &self,
+        max: usize,
+        buf: &mut Vec<u8>,
+        ends: &mut Vec<usize>,
+    ) -> Result<usize, RecvError> {
+        self.many_into(max, buf, ends, Deadline::Now)
+    }
+
+    /// Like [`ByteQueue::get_many_into`], waiting at most `timeout` for a message; 0 if the
+    /// queue stayed empty.
+    ///
+    /// # Errors
+    ///
+    /// As [`ByteQueue::get_many_into`].
+    pub fn get_many_into_timeout(
+        &self,
+        max: usize,
+        buf: &mut Vec<u8>,
+        ends: &mut Vec<usize>,
+        timeout: Duration,
+    ) -> Result<usize, RecvError> {
+        self.many_into(max, buf, ends, Deadline::after(timeout))
+    }
+
+    fn many_into(
+        &self,
+        max: usize,
+        buf: &mut Vec<u8>,
+        ends: &mut Vec<usize>,
+        deadline: Deadline,
+    ) -> Result<usize, RecvError> {
+        if max == 0 {
+            return Ok(0);
+        }
+        let before = ends.len();
+        self.ring.get_many(max, buf, ends, deadline)?;
+        Ok(ends.len() - before)
+    }
 }

@@ -7,6 +7,11 @@ use crate::queue::error::waited;
 use crate::queue::wait::Deadline;
 
 impl<T> Sender<T> {
+    /// The largest message in bytes (each slot's room).
+    pub fn max_message_size(&self) -> usize {
+        self.ep.chan.max_msg as usize
+    }
+
     fn send_with_until<R>(
         &self,
         len: usize,
@@ -93,6 +98,11 @@ impl<T> Sender<T> {
 }
 
 impl<T> Receiver<T> {
+    /// The largest message in bytes (each slot's room).
+    pub fn max_message_size(&self) -> usize {
+        self.ep.chan.max_msg as usize
+    }
+
     fn recv_with_until<R>(
         &self,
         deadline: Deadline,
