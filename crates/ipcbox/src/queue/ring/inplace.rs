@@ -40,6 +40,7 @@ impl Ring {
             Some(PRODUCERS),
             Some(CONSUMERS),
             deadline,
+            self.full_poll(len64),
             &self.h().not_full,
             || self.full_for(len64),
             || {
@@ -72,6 +73,7 @@ impl Ring {
             Some(CONSUMERS),
             Some(PRODUCERS),
             deadline,
+            1,
             &self.h().not_empty,
             || self.empty_now(),
             || {
@@ -99,6 +101,7 @@ impl Ring {
             Some(CONSUMERS),
             Some(PRODUCERS),
             deadline,
+            1,
             &self.h().not_empty,
             || self.empty_now(),
             || {

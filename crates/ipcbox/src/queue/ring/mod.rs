@@ -609,6 +609,7 @@ impl Ring {
         side: Option<Side>,
         wakers: Option<Side>,
         deadline: Deadline,
+        poll: u32,
         word: &AtomicU32,
         blocked: impl Fn() -> bool,
         mut op: impl FnMut() -> Result<Option<Wakes>, E>,
@@ -654,13 +655,13 @@ impl Ring {
                 return Ok(false);
             };
             if !sleep {
-                if side == Some(PRODUCERS) {
+                if poll > 1 {
                     // A full queue: read the consumers' line only every few pauses (see
                     // `FULL_POLL_MIN`), so their commits do not wait for it each time.
                     let polls = std::cell::Cell::new(0u32);
                     wait::spin(deadline, spin, || {
                         polls.set(polls.get().wrapping_add(1));
-                        polls.get() % self.full_poll() != 0 || blocked()
+                        polls.get() % poll != 0 || blocked()
                     });
                 } else {
                     wait::spin(deadline, spin, &blocked);
@@ -710,9 +711,13 @@ impl Ring {
             && !self.peers().others_alive(self.my_pid.load(Relaxed))
     }
 
-    /// Pauses between a spinning producer's reads of the consumers' totals.
-    fn full_poll(&self) -> u32 {
-        (self.geo.cap_msgs.saturating_mul(2)).clamp(FULL_POLL_MIN, FULL_POLL_MAX) as u32
+    /// Pauses between a spinning producer's reads of the consumers' totals, waiting to put
+    /// a `len`-byte message: two per message the queue can hold.
+    // A queue full of large messages holds few of them, and its consumers free room soon:
+    // the limit in bytes counts as much as the one in messages.
+    pub(super) fn full_poll(&self, len: u64) -> u32 {
+        let fit = self.geo.cap_msgs.min(self.geo.cap_bytes / len.max(1));
+        (fit.saturating_mul(2)).clamp(FULL_POLL_MIN, FULL_POLL_MAX) as u32
     }
 
     fn closed(&self) -> bool {
@@ -744,6 +749,7 @@ impl Ring {
             Some(PRODUCERS),
             Some(CONSUMERS),
             deadline,
+            self.full_poll(len),
             &self.h().not_full,
             || self.full_for(len),
             || self.put_locked(msg),
@@ -756,6 +762,7 @@ impl Ring {
             Some(CONSUMERS),
             Some(PRODUCERS),
             deadline,
+            1,
             &self.h().not_empty,
             || self.empty_now(),
             || self.get_locked(&mut |at, len| self.r().read_to_vec(at, len, out)),
@@ -784,6 +791,7 @@ impl Ring {
                 Some(PRODUCERS),
                 Some(CONSUMERS),
                 deadline,
+                self.full_poll(first),
                 &self.h().not_full,
                 || self.full_for(first),
                 || self.put_many_locked(rest, &mut n),
@@ -822,6 +830,7 @@ impl Ring {
             Some(CONSUMERS),
             Some(PRODUCERS),
             deadline,
+            1,
             &self.h().not_empty,
             || self.empty_now(),
             || self.get_many_locked(max, buf, ends),
@@ -899,6 +908,7 @@ impl Ring {
             None,
             None,
             deadline,
+            1,
             &self.h().all_done,
             || !self.all_done(),
             || Ok(self.all_done().then_some(Wakes::NONE)),
