@@ -114,8 +114,10 @@
 //!   and in order: every earlier lock hold's messages, plus all or none of the current one's.
 //!   Never a torn message, never a gap. An error says how many were put
 //!   ([`PutManyError::sent`]).
-//! * `get_many` takes up to `max` messages (at least one) in one lock hold. They are
-//!   consecutive in the queue's order, and the caller's once it returns.
+//! * `get_many` takes up to `max` messages (at least one) in one lock hold, and stops
+//!   early once it holds 256 KiB of payload, so a batch of large messages does not keep the
+//!   producers waiting for all of its copies. They are consecutive in the queue's order, and
+//!   the caller's once it returns.
 //! * A consumer killed inside `get_many` either left all of that batch in the queue or took
 //!   all of it with it: it loses at most that one batch, up to `max` messages.
 //!

@@ -60,6 +60,12 @@ use layout::{align8, corrupted, Side, CONSUMERS, PRODUCERS};
 const FULL_POLL_MIN: u64 = 4;
 const FULL_POLL_MAX: u64 = 256;
 
+/// A `get_many` batch stops taking messages once it holds this many payload bytes.
+// Room is freed only when a batch commits: a batch of many large messages would keep the
+// producers waiting for all of its copies, where smaller ones let them refill behind it.
+// Small messages never reach it; a message of this size or more makes a batch of one.
+const BATCH_BYTES: usize = 256 << 10;
+
 /// One side's totals: its ring position and the messages and payload bytes it has moved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Totals {
@@ -498,7 +504,7 @@ impl Ring {
         let res = (|| {
             let mut n = 0;
             let mut off = self.offset(c.pos);
-            while n < max && c.pos != tail {
+            while n < max && c.pos != tail && buf.len() - buf_len < BATCH_BYTES {
                 let (at, len) = self.stage_get(&mut c, &mut off, tail)?;
                 self.r().read_append(at, len, buf)?;
                 ends.push(buf.len());
