@@ -11,15 +11,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::error;
+use crate::owner::{creator, creator_only_drop};
 use crate::wait::{blocking, Wait};
-
-fn creator(create: bool) -> u32 {
-    if create {
-        std::process::id()
-    } else {
-        0
-    }
-}
 
 fn left(end: Instant) -> std::time::Duration {
     end.saturating_duration_since(Instant::now())
@@ -32,14 +25,7 @@ pub(crate) struct RawPosixQueue {
     creator: u32,
 }
 
-impl Drop for RawPosixQueue {
-    fn drop(&mut self) {
-        // Only the creating process removes the object, not a copy inherited by fork.
-        if std::process::id() != self.creator {
-            self.queue.detach();
-        }
-    }
-}
+creator_only_drop!(RawPosixQueue, queue);
 
 #[pymethods]
 impl RawPosixQueue {
@@ -154,14 +140,7 @@ pub(crate) struct RawSysVQueue {
     creator: u32,
 }
 
-impl Drop for RawSysVQueue {
-    fn drop(&mut self) {
-        // Only the creating process removes the object, not a copy inherited by fork.
-        if std::process::id() != self.creator {
-            self.queue.detach();
-        }
-    }
-}
+creator_only_drop!(RawSysVQueue, queue);
 
 #[pymethods]
 impl RawSysVQueue {
@@ -246,14 +225,7 @@ pub(crate) struct RawNamedSemaphore {
     creator: u32,
 }
 
-impl Drop for RawNamedSemaphore {
-    fn drop(&mut self) {
-        // Only the creating process removes the object, not a copy inherited by fork.
-        if std::process::id() != self.creator {
-            self.sem.detach();
-        }
-    }
-}
+creator_only_drop!(RawNamedSemaphore, sem);
 
 #[pymethods]
 impl RawNamedSemaphore {
@@ -312,14 +284,7 @@ pub(crate) struct RawSemaphoreSet {
     creator: u32,
 }
 
-impl Drop for RawSemaphoreSet {
-    fn drop(&mut self) {
-        // Only the creating process removes the object, not a copy inherited by fork.
-        if std::process::id() != self.creator {
-            self.set.detach();
-        }
-    }
-}
+creator_only_drop!(RawSemaphoreSet, set);
 
 #[pymethods]
 impl RawSemaphoreSet {

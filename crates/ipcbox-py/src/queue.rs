@@ -10,6 +10,7 @@ use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyList};
 
 use crate::error::{self, Disconnected};
+use crate::owner::{creator, creator_only_drop};
 use crate::wait::{blocking, Wait};
 
 /// A handle on a named queue of byte messages in shared memory.
@@ -50,15 +51,7 @@ fn queue_exception(py: Python<'_>, name: &str, msg: Option<String>) -> PyErr {
     }
 }
 
-impl Drop for RawQueue {
-    fn drop(&mut self) {
-        // A copy inherited through fork is not the creator: only the creating process
-        // removes the name.
-        if std::process::id() != self.creator {
-            self.queue.detach();
-        }
-    }
-}
+creator_only_drop!(RawQueue, queue);
 
 fn send_error(e: SendError) -> PyErr {
     match e {
@@ -151,7 +144,7 @@ impl RawQueue {
         let queue = options.named(name).map_err(error::os)?;
         Ok(RawQueue {
             queue,
-            creator: if create { std::process::id() } else { 0 },
+            creator: creator(create),
             dumps,
             loads,
             closed: AtomicBool::new(false),

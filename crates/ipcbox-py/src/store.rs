@@ -11,6 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyInt};
 
 use crate::error;
+use crate::owner::{creator, creator_only_drop};
 use crate::wait::{blocking, Wait};
 
 fn object_id(id: &Bound<'_, PyAny>) -> PyResult<ObjectId> {
@@ -36,13 +37,7 @@ pub(crate) struct RawStore {
     creator: u32,
 }
 
-impl Drop for RawStore {
-    fn drop(&mut self) {
-        if std::process::id() != self.creator {
-            self.store.detach();
-        }
-    }
-}
+creator_only_drop!(RawStore, store);
 
 #[pymethods]
 impl RawStore {
@@ -58,7 +53,7 @@ impl RawStore {
         }
         Ok(RawStore {
             store: options.open(name).map_err(error::os)?,
-            creator: if create { std::process::id() } else { 0 },
+            creator: creator(create),
         })
     }
 

@@ -9,28 +9,8 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 
 use crate::error;
+use crate::owner::{creator, creator_only_drop};
 use crate::wait::{blocking, sleep_out, Wait};
-
-/// Removes the name only in the process that created it, not in a copy inherited by `fork`.
-macro_rules! creator_only_drop {
-    ($ty:ident, $field:ident) => {
-        impl Drop for $ty {
-            fn drop(&mut self) {
-                if std::process::id() != self.creator {
-                    self.$field.detach();
-                }
-            }
-        }
-    };
-}
-
-fn creator(create: bool) -> u32 {
-    if create {
-        std::process::id()
-    } else {
-        0
-    }
-}
 
 /// Bumped in a child after `fork` (through `os.register_at_fork`): a lock's record of its
 /// owning thread from before the fork then names nobody in the child.
