@@ -12,7 +12,7 @@ use pyo3::types::PyBytes;
 
 use crate::error;
 use crate::owner::{creator, creator_only_drop};
-use crate::wait::{blocking, Wait};
+use crate::wait::{blocking, try_or_wait_done, Wait};
 
 fn left(end: Instant) -> std::time::Duration {
     end.saturating_duration_since(Instant::now())
@@ -67,14 +67,13 @@ impl RawPosixQueue {
         timeout: Option<f64>,
     ) -> PyResult<bool> {
         let q = &self.queue;
-        let sent = blocking(py, Wait::new(block, timeout)?, |end| {
-            let sent = match end {
-                None => q.try_send(msg, priority),
-                Some(end) => q.send_timeout(msg, priority, left(end)),
-            };
-            Ok(sent.map_err(error::os)?.then_some(()))
-        })?;
-        Ok(sent.is_some())
+        try_or_wait_done(
+            py,
+            Wait::new(block, timeout)?,
+            || q.try_send(msg, priority),
+            |left| q.send_timeout(msg, priority, left),
+            error::os,
+        )
     }
 
     /// Receives the oldest message of the highest priority: `(bytes, priority)`, or `None`.
@@ -171,14 +170,13 @@ impl RawSysVQueue {
         timeout: Option<f64>,
     ) -> PyResult<bool> {
         let q = &self.queue;
-        let sent = blocking(py, Wait::new(block, timeout)?, |end| {
-            let sent = match end {
-                None => q.try_send(msg, mtype),
-                Some(end) => q.send_timeout(msg, mtype, left(end)),
-            };
-            Ok(sent.map_err(error::os)?.then_some(()))
-        })?;
-        Ok(sent.is_some())
+        try_or_wait_done(
+            py,
+            Wait::new(block, timeout)?,
+            || q.try_send(msg, mtype),
+            |left| q.send_timeout(msg, mtype, left),
+            error::os,
+        )
     }
 
     /// Receives by type (0 the first, > 0 the first of that type, < 0 the lowest type up to
@@ -247,14 +245,13 @@ impl RawNamedSemaphore {
     #[pyo3(signature = (block = true, timeout = None))]
     fn acquire(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
         let s = &self.sem;
-        let got = blocking(py, Wait::new(block, timeout)?, |end| {
-            let got = match end {
-                None => s.try_wait(),
-                Some(end) => s.wait_timeout(left(end)),
-            };
-            Ok(got.map_err(error::os)?.then_some(()))
-        })?;
-        Ok(got.is_some())
+        try_or_wait_done(
+            py,
+            Wait::new(block, timeout)?,
+            || s.try_wait(),
+            |left| s.wait_timeout(left),
+            error::os,
+        )
     }
 
     fn release(&self) -> PyResult<()> {

@@ -11,7 +11,7 @@ use pyo3::types::{PyBytes, PyList};
 
 use crate::error::{self, Disconnected};
 use crate::owner::{creator, creator_only_drop};
-use crate::wait::{blocking, Wait};
+use crate::wait::{blocking, try_or_wait_done, Wait};
 
 /// A handle on a named queue of byte messages in shared memory.
 ///
@@ -231,14 +231,13 @@ impl RawQueue {
     #[pyo3(signature = (msg, block = true, timeout = None))]
     fn put(&self, py: Python<'_>, msg: &[u8], block: bool, timeout: Option<f64>) -> PyResult<bool> {
         let q = self.queue.as_bytes();
-        let put = blocking(py, Wait::new(block, timeout)?, |end| {
-            let sent = match end {
-                None => q.try_put(msg),
-                Some(end) => q.put_deadline(msg, end),
-            };
-            Ok(sent.map_err(send_error)?.then_some(()))
-        })?;
-        Ok(put.is_some())
+        try_or_wait_done(
+            py,
+            Wait::new(block, timeout)?,
+            || q.try_put(msg),
+            |left| q.put_timeout(msg, left),
+            send_error,
+        )
     }
 
     /// Takes one message; `None` if none came in time.

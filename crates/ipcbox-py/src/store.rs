@@ -3,7 +3,6 @@
 //! a ctypes array kept alive with the hold, and gives out a read-only memoryview of it.
 
 use std::sync::Mutex;
-use std::time::Instant;
 
 use ipcbox::store::{ObjectBuf, ObjectId, ObjectRef, Options, Store};
 use ipcbox::CreationMode;
@@ -12,7 +11,7 @@ use pyo3::types::{PyBytes, PyInt};
 
 use crate::error;
 use crate::owner::{creator, creator_only_drop};
-use crate::wait::{blocking, Wait};
+use crate::wait::{try_or_wait, Wait};
 
 fn object_id(id: &Bound<'_, PyAny>) -> PyResult<ObjectId> {
     if let Ok(n) = id.cast::<PyInt>() {
@@ -80,13 +79,13 @@ impl RawStore {
     ) -> PyResult<Option<RawObject>> {
         let id = object_id(id)?;
         let store = &self.store;
-        let got = blocking(py, Wait::new(block, timeout)?, |end| {
-            let got = match end {
-                None => store.try_get(id),
-                Some(end) => store.get_timeout(id, end.saturating_duration_since(Instant::now())),
-            };
-            got.map_err(error::os)
-        })?;
+        let got = try_or_wait(
+            py,
+            Wait::new(block, timeout)?,
+            || store.try_get(id),
+            |left| store.get_timeout(id, left),
+            error::os,
+        )?;
         Ok(got.map(|view| RawObject { view }))
     }
 
