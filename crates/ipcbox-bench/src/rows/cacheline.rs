@@ -29,9 +29,11 @@ pub fn ping_pong_info(name: &'static str, group: &'static str) -> Info {
 /// and 64 MiB.
 pub const LARGE_SIZES: &[usize] = &[64, 4 << 10, 1 << 20, 64 << 20];
 
-/// The raw ring row for group `group`, at [`LARGE_SIZES`].
+/// The raw ring row for group `group`, at [`LARGE_SIZES`] (64 MiB in a full run only).
 pub fn spin_ring_info(name: &'static str, group: &'static str) -> Info {
-    Info::new(name, group, Kind::Raw).sizes(LARGE_SIZES)
+    Info::new(name, group, Kind::Raw)
+        .sizes(LARGE_SIZES)
+        .quick_max_message(1 << 20)
 }
 
 /// The raw two-line ping-pong row (latency only) for group `group`.

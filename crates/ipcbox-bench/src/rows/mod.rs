@@ -71,11 +71,11 @@ fn shm_queue_rows() -> Vec<Box<dyn Row>> {
         ),
         // For scale: one copy of each message size, in one process. After the ring, which
         // stays the group's throughput baseline.
-        store::memcpy_row(Info::new("queue memcpy raw", SHM_QUEUE, Kind::Raw).sizes(&[
-            4 << 10,
-            1 << 20,
-            64 << 20,
-        ])),
+        store::memcpy_row(
+            Info::new("queue memcpy raw", SHM_QUEUE, Kind::Raw)
+                .sizes(&[4 << 10, 1 << 20, 64 << 20])
+                .quick_max_message(1 << 20),
+        ),
     ];
     rows.extend(queue::rows(SHM_QUEUE));
     rows.extend(async_rows::queue_rows(SHM_QUEUE));

@@ -51,14 +51,21 @@ enum Copies {
 /// The ipcbox shared-memory queue rows of group `group`.
 pub fn rows(group: &'static str) -> Vec<Box<dyn Row>> {
     let spin = WaitPolicy::SpinThenPark(SPIN);
+    // 64 MiB in a full run only: its memory takes long to set up for every round.
     let zero_copy = |name| {
         Info::new(name, group, Kind::Ipcbox)
             .sizes(ZERO_COPY_SIZES)
+            .quick_max_message(1 << 20)
             .no_latency()
+    };
+    let large = |name| {
+        Info::new(name, group, Kind::Ipcbox)
+            .sizes(LARGE_SIZES)
+            .quick_max_message(1 << 20)
     };
     vec![
         crate::row::forked(
-            Info::new("channel spin", group, Kind::Ipcbox).sizes(LARGE_SIZES),
+            large("channel spin"),
             ChannelLink {
                 policy: spin,
                 copies: Copies::One,
@@ -79,7 +86,7 @@ pub fn rows(group: &'static str) -> Vec<Box<dyn Row>> {
             },
         ),
         crate::row::forked(
-            Info::new("queue 1-1", group, Kind::Ipcbox).sizes(LARGE_SIZES),
+            large("queue 1-1"),
             QueueLink {
                 policy: spin,
                 copies: Copies::One,
