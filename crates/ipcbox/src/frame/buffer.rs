@@ -20,7 +20,8 @@ use crate::sys;
 /// What the receive buffer starts at (allocated on the first receive).
 pub(super) const INITIAL_BUF: usize = 64 << 10;
 
-/// A receive buffer larger than this is freed once it is empty.
+/// A receive buffer larger than this is freed once it is empty, unless the last frame took
+/// more than half of it.
 const KEEP_BUF: usize = 1 << 20;
 
 /// Frames (header included) up to this long are copied into one buffer to be sent.
@@ -79,6 +80,8 @@ pub(super) struct State {
     pub(super) rend: usize,
     /// The peer closed its side; what is buffered is all there will be.
     pub(super) eof: bool,
+    /// The length of the last frame taken from `rbuf`, header included.
+    pub(super) last_frame: usize,
     /// Scratch space for encoding typed messages: header placeholder, then payload.
     pub(super) wbuf: Vec<u8>,
     /// The unsent rest of a frame a `try_`/`_timeout` send had started: sent before anything
@@ -122,6 +125,7 @@ impl State {
             rpos: 0,
             rend: 0,
             eof: false,
+            last_frame: 0,
             wbuf: Vec::new(),
             pending: Vec::new(),
             pending_pos: 0,
@@ -201,8 +205,10 @@ impl State {
         deadline: Deadline,
         max: usize,
     ) -> Result<usize, Fail> {
-        if self.rpos == self.rend && self.rbuf.len() > KEEP_BUF {
-            // One large frame should not pin its size in memory for the connection's life.
+        if self.rpos == self.rend && self.rbuf.len() > KEEP_BUF.max(2 * self.last_frame) {
+            // One large frame should not pin its size in memory for the connection's life;
+            // but while frames that large keep coming, growing the buffer again for each (a
+            // copy per doubling, fresh pages to fault in) costs more than the frame's decoding.
             self.rbuf = Vec::new();
             self.rpos = 0;
             self.rend = 0;
@@ -424,6 +430,7 @@ impl State {
 
     /// The payload of the frame [`fill_frame`](Self::fill_frame) found, consuming it.
     pub(super) fn take_frame(&mut self, len: usize) -> &[u8] {
+        self.last_frame = HEADER_LEN + len;
         let start = self.rpos + HEADER_LEN;
         self.rpos = start + len;
         if self.rpos == self.rend {
@@ -738,6 +745,32 @@ mod tests {
         let got = b.recv_bytes().unwrap();
         assert_eq!(got.len(), 3 * INITIAL_BUF + 17);
         assert!(got.iter().all(|&x| x == 0xA5));
+        drop(t.join().unwrap());
+    }
+
+    #[test]
+    fn a_large_buffer_stays_while_large_frames_come_and_goes_after() {
+        let (mut a, mut b) = duplex::<Vec<u8>>().unwrap();
+        let big = vec![7u8; 2 * KEEP_BUF];
+        let (go, wait) = std::sync::mpsc::channel();
+        let t = std::thread::spawn(move || {
+            for msg in [&big, &big, &vec![1]] {
+                a.send(msg).unwrap();
+            }
+            // The last frame only once the one before is taken: the buffer is empty then.
+            wait.recv().unwrap();
+            a.send(&vec![2]).unwrap();
+            a
+        });
+        assert_eq!(b.recv().unwrap().len(), 2 * KEEP_BUF);
+        let grown = b.state.rbuf.len();
+        assert!(grown > 2 * KEEP_BUF, "{grown}");
+        assert_eq!(b.recv().unwrap().len(), 2 * KEEP_BUF);
+        assert_eq!(b.state.rbuf.len(), grown, "kept for the second large frame");
+        assert_eq!(b.recv().unwrap(), [1]);
+        go.send(()).unwrap();
+        assert_eq!(b.recv().unwrap(), [2]);
+        assert!(b.state.rbuf.len() <= KEEP_BUF, "freed after a small frame");
         drop(t.join().unwrap());
     }
 }
