@@ -21,7 +21,11 @@
 use std::error::Error;
 use std::fmt;
 
+pub mod block;
 mod explain;
+mod fast;
+
+pub use block::{Block, Plain};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -61,13 +65,17 @@ impl Postcard {
         msg: &M,
         out: &mut Vec<u8>,
     ) -> Result<(), EncodeError> {
-        let buf = std::mem::take(out);
-        *out = postcard::to_extend(msg, buf).map_err(EncodeError::new)?;
-        Ok(())
+        if fast::encode(msg, out) {
+            return Ok(());
+        }
+        postcard::serialize_with_flavor(msg, fast::Append(out)).map_err(EncodeError::new)
     }
 
     /// [`Codec::decode`] for any `DeserializeOwned` type: for users that only receive.
     pub(crate) fn decode_from<M: DeserializeOwned>(payload: &[u8]) -> Result<M, DecodeError> {
+        if let Some(msg) = fast::decode(payload) {
+            return Ok(msg);
+        }
         let (msg, rest) = postcard::take_from_bytes(payload).map_err(|e| {
             DecodeError::new(explain::explain::<M>(payload).unwrap_or_else(|| e.to_string()))
         })?;
