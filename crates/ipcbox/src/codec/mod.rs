@@ -7,6 +7,14 @@
 //! [`Raw`] passes `Vec<u8>` payloads through untouched. Implement [`Codec`] for your own format
 //! (JSON, a hand-written struct layout a C peer understands, …).
 //!
+//! Bulk data is copied as one block rather than element by element:
+//! * by [`Postcard`], a message that is a whole `Vec` of `u8`, `i8`, `f32` or `f64`, with the
+//!   bytes postcard always wrote;
+//! * in any `serde` codec, arrays of plain numbers anywhere in a message, as a [`Block`] (or
+//!   with `#[serde(with = "ipcbox::codec::block")]` on a `Vec` field): a byte array of their
+//!   little-endian bytes (`WIRE.md`, "Blocks"). A plain `Vec<u8>` field inside a struct is
+//!   still encoded byte by byte: make it a `Block<u8>`, whose bytes are the same.
+//!
 //! ```
 //! use ipcbox::codec::{Codec, Postcard};
 //!
