@@ -57,6 +57,27 @@ fn encode_vec<M: ?Sized, T: Plain + cast::Pod>(msg: &M, out: &mut Vec<u8>) -> bo
     true
 }
 
+/// [`encode`] without the copy: appends the length to `out` and returns the elements' own
+/// bytes (on a little-endian machine, where they are the wire's); `None` otherwise.
+pub(super) fn encode_split<'m, M: ?Sized>(msg: &'m M, out: &mut Vec<u8>) -> Option<&'m [u8]> {
+    split_vec::<M, u8>(msg, out)
+        .or_else(|| split_vec::<M, i8>(msg, out))
+        .or_else(|| split_vec::<M, f32>(msg, out))
+        .or_else(|| split_vec::<M, f64>(msg, out))
+}
+
+fn split_vec<'m, M: ?Sized, T: Plain + cast::Pod>(
+    msg: &'m M,
+    out: &mut Vec<u8>,
+) -> Option<&'m [u8]> {
+    if !cfg!(target_endian = "little") {
+        return None;
+    }
+    let v = cast::downcast_ref::<M, Vec<T>>(msg)?;
+    push_varint(out, v.len() as u64);
+    Some(cast::as_bytes(v))
+}
+
 /// The message in `payload` if `M` is a `Vec` the block path knows and `payload` is a
 /// well-formed one; `None` sends it down the general path, which also words every error.
 pub(super) fn decode<M>(payload: &[u8]) -> Option<M> {
@@ -138,6 +159,13 @@ mod tests {
         assert!(!encode(&vec![1u16], &mut Vec::new()));
         assert!(!encode("text", &mut Vec::new()));
         assert!(!encode(&[1u8, 2][..], &mut Vec::new()));
+        // Split: the length, then the vector's own memory.
+        let floats = vec![1.5f32; 1000];
+        let mut head = vec![9];
+        let block = encode_split(&floats, &mut head).unwrap();
+        assert_eq!(block.as_ptr(), floats.as_ptr().cast::<u8>());
+        assert_eq!([&head[1..], block].concat(), general(&floats));
+        assert!(encode_split(&vec![1u32], &mut head).is_none());
     }
 
     #[test]

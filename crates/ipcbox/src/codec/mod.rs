@@ -50,6 +50,25 @@ pub trait Codec<M> {
     /// [`EncodeError`] when the message cannot be represented (a `serde` error, say).
     fn encode(&mut self, msg: &M, out: &mut Vec<u8>) -> Result<(), EncodeError>;
 
+    /// Appends the start of the encoding of `msg` to `out` and returns the rest, borrowed
+    /// from `msg` itself: the encoding is `out`'s new bytes followed by the returned block.
+    /// A transport sends the block after `out` without copying it (one `writev`).
+    ///
+    /// The default encodes everything into `out` and returns an empty block; override it
+    /// when a message holds its bulk data as it goes on the wire.
+    ///
+    /// # Errors
+    ///
+    /// As [`encode`](Self::encode).
+    fn encode_vectored<'m>(
+        &mut self,
+        msg: &'m M,
+        out: &mut Vec<u8>,
+    ) -> Result<&'m [u8], EncodeError> {
+        self.encode(msg, out)?;
+        Ok(&[])
+    }
+
     /// Decodes one message from one frame's whole payload.
     ///
     /// # Errors
@@ -111,6 +130,19 @@ fn plural(n: usize) -> &'static str {
 impl<M: Serialize + DeserializeOwned> Codec<M> for Postcard {
     fn encode(&mut self, msg: &M, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         Postcard::encode_to(msg, out)
+    }
+
+    /// A whole `Vec` of `u8`, `i8`, `f32` or `f64` is its length in `out`, then its own
+    /// memory as the block; anything else is all in `out`.
+    fn encode_vectored<'m>(
+        &mut self,
+        msg: &'m M,
+        out: &mut Vec<u8>,
+    ) -> Result<&'m [u8], EncodeError> {
+        match fast::encode_split(msg, out) {
+            Some(block) => Ok(block),
+            None => Postcard::encode_to(msg, out).map(|()| &[][..]),
+        }
     }
 
     fn decode(&mut self, payload: &[u8]) -> Result<M, DecodeError> {
