@@ -7,8 +7,10 @@
 //! ends it does not use.
 //!
 //! * `unix stream ipc-channel`: `IpcSender<Blob>` / `IpcReceiver<Blob>`, serialised with
-//!   Postcard by ipc-channel, the same [`Blob`] the ipcbox typed rows send. `send` takes the
-//!   message by value: the row copies each message into a new `Blob` (its `Vec`) first.
+//!   Postcard by ipc-channel. A [`Blob`] is serialised as one byte string (a `Vec<u8>`, as the
+//!   ipcbox typed rows send, would go through ipc-channel byte by byte), with the bytes
+//!   postcard gives a `Vec<u8>`. `send` takes the message by value: the row copies each
+//!   message into a new `Blob` (its `Vec`) first.
 //! * `unix stream ipc-channel bytes`: `IpcBytesSender::send(&[u8])` /
 //!   `IpcBytesReceiver::recv() -> Vec<u8>` (no serialisation), copied into the row's buffer.
 
