@@ -95,7 +95,12 @@ impl Postcard {
         if fast::encode(msg, out) {
             return Ok(());
         }
-        postcard::serialize_with_flavor(msg, fast::Append(out)).map_err(EncodeError::new)
+        let start = out.len();
+        postcard::serialize_with_flavor(msg, fast::Append(out)).map_err(|e| {
+            // What a failed message had written so far is not left behind.
+            out.truncate(start);
+            EncodeError::new(e)
+        })
     }
 
     /// [`Codec::decode`] for any `DeserializeOwned` type: for users that only receive.
@@ -273,6 +278,20 @@ mod tests {
         // A check in a Deserialize impl keeps its message.
         let err = why::<std::num::NonZeroU32>(&[0]);
         assert!(err.contains("nonzero"), "{err}");
+    }
+
+    #[test]
+    fn a_failed_encoding_leaves_the_buffer_as_it_was() {
+        // A sequence of unknown length cannot be postcard: it fails after its first element.
+        struct Unsized;
+        impl Serialize for Unsized {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(std::iter::from_fn(|| Some(1u8)).take(3).filter(|_| true))
+            }
+        }
+        let mut out = vec![7];
+        Postcard::encode_to(&(5u8, Unsized), &mut out).unwrap_err();
+        assert_eq!(out, [7]);
     }
 
     #[test]
