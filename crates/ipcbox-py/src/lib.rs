@@ -9,6 +9,7 @@
 
 mod error;
 mod os_ipc;
+mod owner;
 mod queue;
 mod store;
 mod sync;

@@ -11,15 +11,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::error;
-use crate::wait::{blocking, Wait};
-
-fn creator(create: bool) -> u32 {
-    if create {
-        std::process::id()
-    } else {
-        0
-    }
-}
+use crate::owner::{creator, creator_only_drop};
+use crate::wait::{blocking, try_or_wait_done, Wait};
 
 fn left(end: Instant) -> std::time::Duration {
     end.saturating_duration_since(Instant::now())
@@ -32,14 +25,7 @@ pub(crate) struct RawPosixQueue {
     creator: u32,
 }
 
-impl Drop for RawPosixQueue {
-    fn drop(&mut self) {
-        // Only the creating process removes the object, not a copy inherited by fork.
-        if std::process::id() != self.creator {
-            self.queue.detach();
-        }
-    }
-}
+creator_only_drop!(RawPosixQueue, queue);
 
 #[pymethods]
 impl RawPosixQueue {
@@ -81,14 +67,13 @@ impl RawPosixQueue {
         timeout: Option<f64>,
     ) -> PyResult<bool> {
         let q = &self.queue;
-        let sent = blocking(py, Wait::new(block, timeout)?, |end| {
-            let sent = match end {
-                None => q.try_send(msg, priority),
-                Some(end) => q.send_timeout(msg, priority, left(end)),
-            };
-            Ok(sent.map_err(error::os)?.then_some(()))
-        })?;
-        Ok(sent.is_some())
+        try_or_wait_done(
+            py,
+            Wait::new(block, timeout)?,
+            || q.try_send(msg, priority),
+            |left| q.send_timeout(msg, priority, left),
+            error::os,
+        )
     }
 
     /// Receives the oldest message of the highest priority: `(bytes, priority)`, or `None`.
@@ -154,14 +139,7 @@ pub(crate) struct RawSysVQueue {
     creator: u32,
 }
 
-impl Drop for RawSysVQueue {
-    fn drop(&mut self) {
-        // Only the creating process removes the object, not a copy inherited by fork.
-        if std::process::id() != self.creator {
-            self.queue.detach();
-        }
-    }
-}
+creator_only_drop!(RawSysVQueue, queue);
 
 #[pymethods]
 impl RawSysVQueue {
@@ -192,14 +170,13 @@ impl RawSysVQueue {
         timeout: Option<f64>,
     ) -> PyResult<bool> {
         let q = &self.queue;
-        let sent = blocking(py, Wait::new(block, timeout)?, |end| {
-            let sent = match end {
-                None => q.try_send(msg, mtype),
-                Some(end) => q.send_timeout(msg, mtype, left(end)),
-            };
-            Ok(sent.map_err(error::os)?.then_some(()))
-        })?;
-        Ok(sent.is_some())
+        try_or_wait_done(
+            py,
+            Wait::new(block, timeout)?,
+            || q.try_send(msg, mtype),
+            |left| q.send_timeout(msg, mtype, left),
+            error::os,
+        )
     }
 
     /// Receives by type (0 the first, > 0 the first of that type, < 0 the lowest type up to
@@ -246,14 +223,7 @@ pub(crate) struct RawNamedSemaphore {
     creator: u32,
 }
 
-impl Drop for RawNamedSemaphore {
-    fn drop(&mut self) {
-        // Only the creating process removes the object, not a copy inherited by fork.
-        if std::process::id() != self.creator {
-            self.sem.detach();
-        }
-    }
-}
+creator_only_drop!(RawNamedSemaphore, sem);
 
 #[pymethods]
 impl RawNamedSemaphore {
@@ -275,14 +245,13 @@ impl RawNamedSemaphore {
     #[pyo3(signature = (block = true, timeout = None))]
     fn acquire(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
         let s = &self.sem;
-        let got = blocking(py, Wait::new(block, timeout)?, |end| {
-            let got = match end {
-                None => s.try_wait(),
-                Some(end) => s.wait_timeout(left(end)),
-            };
-            Ok(got.map_err(error::os)?.then_some(()))
-        })?;
-        Ok(got.is_some())
+        try_or_wait_done(
+            py,
+            Wait::new(block, timeout)?,
+            || s.try_wait(),
+            |left| s.wait_timeout(left),
+            error::os,
+        )
     }
 
     fn release(&self) -> PyResult<()> {
@@ -312,14 +281,7 @@ pub(crate) struct RawSemaphoreSet {
     creator: u32,
 }
 
-impl Drop for RawSemaphoreSet {
-    fn drop(&mut self) {
-        // Only the creating process removes the object, not a copy inherited by fork.
-        if std::process::id() != self.creator {
-            self.set.detach();
-        }
-    }
-}
+creator_only_drop!(RawSemaphoreSet, set);
 
 #[pymethods]
 impl RawSemaphoreSet {

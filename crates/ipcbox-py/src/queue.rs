@@ -10,7 +10,8 @@ use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyList};
 
 use crate::error::{self, Disconnected};
-use crate::wait::{blocking, Wait};
+use crate::owner::{creator, creator_only_drop};
+use crate::wait::{blocking, try_or_wait_done, Wait};
 
 /// A handle on a named queue of byte messages in shared memory.
 ///
@@ -50,15 +51,7 @@ fn queue_exception(py: Python<'_>, name: &str, msg: Option<String>) -> PyErr {
     }
 }
 
-impl Drop for RawQueue {
-    fn drop(&mut self) {
-        // A copy inherited through fork is not the creator: only the creating process
-        // removes the name.
-        if std::process::id() != self.creator {
-            self.queue.detach();
-        }
-    }
-}
+creator_only_drop!(RawQueue, queue);
 
 fn send_error(e: SendError) -> PyErr {
     match e {
@@ -151,7 +144,7 @@ impl RawQueue {
         let queue = options.named(name).map_err(error::os)?;
         Ok(RawQueue {
             queue,
-            creator: if create { std::process::id() } else { 0 },
+            creator: creator(create),
             dumps,
             loads,
             closed: AtomicBool::new(false),
@@ -238,14 +231,13 @@ impl RawQueue {
     #[pyo3(signature = (msg, block = true, timeout = None))]
     fn put(&self, py: Python<'_>, msg: &[u8], block: bool, timeout: Option<f64>) -> PyResult<bool> {
         let q = self.queue.as_bytes();
-        let put = blocking(py, Wait::new(block, timeout)?, |end| {
-            let sent = match end {
-                None => q.try_put(msg),
-                Some(end) => q.put_deadline(msg, end),
-            };
-            Ok(sent.map_err(send_error)?.then_some(()))
-        })?;
-        Ok(put.is_some())
+        try_or_wait_done(
+            py,
+            Wait::new(block, timeout)?,
+            || q.try_put(msg),
+            |left| q.put_timeout(msg, left),
+            send_error,
+        )
     }
 
     /// Takes one message; `None` if none came in time.

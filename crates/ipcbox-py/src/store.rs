@@ -3,7 +3,6 @@
 //! a ctypes array kept alive with the hold, and gives out a read-only memoryview of it.
 
 use std::sync::Mutex;
-use std::time::Instant;
 
 use ipcbox::store::{ObjectBuf, ObjectId, ObjectRef, Options, Store};
 use ipcbox::CreationMode;
@@ -11,7 +10,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyInt};
 
 use crate::error;
-use crate::wait::{blocking, Wait};
+use crate::owner::{creator, creator_only_drop};
+use crate::wait::{try_or_wait, Wait};
 
 fn object_id(id: &Bound<'_, PyAny>) -> PyResult<ObjectId> {
     if let Ok(n) = id.cast::<PyInt>() {
@@ -36,13 +36,7 @@ pub(crate) struct RawStore {
     creator: u32,
 }
 
-impl Drop for RawStore {
-    fn drop(&mut self) {
-        if std::process::id() != self.creator {
-            self.store.detach();
-        }
-    }
-}
+creator_only_drop!(RawStore, store);
 
 #[pymethods]
 impl RawStore {
@@ -58,7 +52,7 @@ impl RawStore {
         }
         Ok(RawStore {
             store: options.open(name).map_err(error::os)?,
-            creator: if create { std::process::id() } else { 0 },
+            creator: creator(create),
         })
     }
 
@@ -85,13 +79,13 @@ impl RawStore {
     ) -> PyResult<Option<RawObject>> {
         let id = object_id(id)?;
         let store = &self.store;
-        let got = blocking(py, Wait::new(block, timeout)?, |end| {
-            let got = match end {
-                None => store.try_get(id),
-                Some(end) => store.get_timeout(id, end.saturating_duration_since(Instant::now())),
-            };
-            got.map_err(error::os)
-        })?;
+        let got = try_or_wait(
+            py,
+            Wait::new(block, timeout)?,
+            || store.try_get(id),
+            |left| store.get_timeout(id, left),
+            error::os,
+        )?;
         Ok(got.map(|view| RawObject { view }))
     }
 

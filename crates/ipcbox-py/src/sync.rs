@@ -9,28 +9,8 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 
 use crate::error;
-use crate::wait::{blocking, sleep_out, Wait};
-
-/// Removes the name only in the process that created it, not in a copy inherited by `fork`.
-macro_rules! creator_only_drop {
-    ($ty:ident, $field:ident) => {
-        impl Drop for $ty {
-            fn drop(&mut self) {
-                if std::process::id() != self.creator {
-                    self.$field.detach();
-                }
-            }
-        }
-    };
-}
-
-fn creator(create: bool) -> u32 {
-    if create {
-        std::process::id()
-    } else {
-        0
-    }
-}
+use crate::owner::{creator, creator_only_drop};
+use crate::wait::{blocking, sleep_out, try_or_wait_done, Wait};
 
 /// Bumped in a child after `fork` (through `os.register_at_fork`): a lock's record of its
 /// owning thread from before the fork then names nobody in the child.
@@ -345,14 +325,13 @@ impl RawSemaphore {
     #[pyo3(signature = (block = true, timeout = None))]
     fn acquire(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
         let s = &self.sem;
-        let got = blocking(py, Wait::new(block, timeout)?, |end| {
-            let got = match end {
-                None => s.try_acquire(),
-                Some(end) => s.acquire_timeout(end.saturating_duration_since(Instant::now())),
-            };
-            Ok(got.map_err(error::os)?.then_some(()))
-        })?;
-        Ok(got.is_some())
+        try_or_wait_done(
+            py,
+            Wait::new(block, timeout)?,
+            || s.try_acquire(),
+            |left| s.acquire_timeout(left),
+            error::os,
+        )
     }
 
     /// Returns `n` permits.
@@ -418,16 +397,13 @@ impl RawEvent {
     #[pyo3(signature = (timeout = None))]
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
         let ev = &self.event;
-        let set = blocking(py, Wait::new(true, timeout)?, |end| {
-            let set = match end {
-                None => ev.is_set(),
-                Some(end) => ev
-                    .wait_timeout(end.saturating_duration_since(Instant::now()))
-                    .map_err(error::os)?,
-            };
-            Ok(set.then_some(()))
-        })?;
-        Ok(set.is_some())
+        try_or_wait_done(
+            py,
+            Wait::new(true, timeout)?,
+            || Ok(ev.is_set()),
+            |left| ev.wait_timeout(left),
+            error::os,
+        )
     }
 
     /// The shared-memory name.

@@ -69,6 +69,44 @@ where
     }
 }
 
+/// [`blocking`] for a call with a `try_` form (`now`) and a timeout form (`within`, given the
+/// time left), the library's outcome rule: `Ok(None)` when the wait ran out; `err` turns a
+/// failure into the Python exception.
+pub(crate) fn try_or_wait<R: Send, E>(
+    py: Python<'_>,
+    wait: Wait,
+    mut now: impl FnMut() -> Result<Option<R>, E> + Send,
+    mut within: impl FnMut(Duration) -> Result<Option<R>, E> + Send,
+    err: fn(E) -> PyErr,
+) -> PyResult<Option<R>> {
+    blocking(py, wait, |end| {
+        match end {
+            None => now(),
+            Some(end) => within(end.saturating_duration_since(Instant::now())),
+        }
+        .map_err(err)
+    })
+}
+
+/// [`try_or_wait`] for forms that say whether they happened: `Ok(false)` when the wait ran
+/// out.
+pub(crate) fn try_or_wait_done<E>(
+    py: Python<'_>,
+    wait: Wait,
+    mut now: impl FnMut() -> Result<bool, E> + Send,
+    mut within: impl FnMut(Duration) -> Result<bool, E> + Send,
+    err: fn(E) -> PyErr,
+) -> PyResult<bool> {
+    let done = try_or_wait(
+        py,
+        wait,
+        || now().map(|done| done.then_some(())),
+        |left| within(left).map(|done| done.then_some(())),
+        err,
+    )?;
+    Ok(done.is_some())
+}
+
 /// Sleeps until the wait is over (a call that can never succeed, such as a thread locking a
 /// lock it holds, with a timeout), interruptibly.
 pub(crate) fn sleep_out(py: Python<'_>, wait: Wait) -> PyResult<()> {

@@ -170,43 +170,38 @@ impl<T> Waitable for Queue<T> {
     }
 }
 
-/// Ready when `recv` would not block: a message, or the sender gone.
-impl<T> Waitable for channel::Receiver<T> {
-    fn prepare(&self) -> io::Result<bool> {
-        Ok(self.arm()? || self.is_abandoned())
-    }
+/// `Waitable` for a channel end: ready when its operation would not block, or its peer is gone.
+macro_rules! channel_end {
+    ($end:ident, $doc:literal) => {
+        #[doc = $doc]
+        impl<T> Waitable for channel::$end<T> {
+            fn prepare(&self) -> io::Result<bool> {
+                Ok(self.arm()? || self.is_abandoned())
+            }
 
-    fn descriptor(&self) -> BorrowedFd<'_> {
-        self.as_fd()
-    }
+            fn descriptor(&self) -> BorrowedFd<'_> {
+                self.as_fd()
+            }
 
-    fn recheck(&self) -> Option<Duration> {
-        Some(if self.doorbell_registered() {
-            LIVENESS_SLICE
-        } else {
-            POLL_SLICE
-        })
-    }
+            fn recheck(&self) -> Option<Duration> {
+                Some(if self.doorbell_registered() {
+                    LIVENESS_SLICE
+                } else {
+                    POLL_SLICE
+                })
+            }
+        }
+    };
 }
 
-/// Ready when `send` would not block: room, or the receiver gone.
-impl<T> Waitable for channel::Sender<T> {
-    fn prepare(&self) -> io::Result<bool> {
-        Ok(self.arm()? || self.is_abandoned())
-    }
-
-    fn descriptor(&self) -> BorrowedFd<'_> {
-        self.as_fd()
-    }
-
-    fn recheck(&self) -> Option<Duration> {
-        Some(if self.doorbell_registered() {
-            LIVENESS_SLICE
-        } else {
-            POLL_SLICE
-        })
-    }
-}
+channel_end!(
+    Receiver,
+    "Ready when `recv` would not block: a message, or the sender gone."
+);
+channel_end!(
+    Sender,
+    "Ready when `send` would not block: room, or the receiver gone."
+);
 
 /// Ready when `recv` would not block: a whole frame buffered, bytes (or the end) on the
 /// transport. A frame that arrives in pieces can make a ready connection's blocking `recv`

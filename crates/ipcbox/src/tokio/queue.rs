@@ -55,6 +55,46 @@ async fn until_worth_trying(bell: &Bell, handle: &impl Doorbell) -> io::Result<b
     Ok(false)
 }
 
+/// Runs `attempt` until it takes something, waiting on the doorbell in between; the blocking
+/// form's `Disconnected` when the waiter is abandoned. Each poll runs `attempt` whole, so a
+/// dropped future took nothing it did not return.
+async fn take<R>(
+    bell: &Bell,
+    wait: &impl Doorbell,
+    mut attempt: impl FnMut() -> Result<Option<R>, RecvError>,
+) -> Result<R, RecvError> {
+    loop {
+        if let Some(taken) = attempt()? {
+            return Ok(taken);
+        }
+        if until_worth_trying(bell, wait)
+            .await
+            .map_err(RecvError::Failed)?
+        {
+            return Err(RecvError::Disconnected);
+        }
+    }
+}
+
+/// [`take`] for the sending side: runs `attempt` until it reports the message in.
+async fn give(
+    bell: &Bell,
+    wait: &impl Doorbell,
+    mut attempt: impl FnMut() -> Result<bool, SendError>,
+) -> Result<(), SendError> {
+    loop {
+        if attempt()? {
+            return Ok(());
+        }
+        if until_worth_trying(bell, wait)
+            .await
+            .map_err(SendError::Failed)?
+        {
+            return Err(SendError::Disconnected);
+        }
+    }
+}
+
 struct QueueBell<'a, T>(&'a crate::Queue<T>, Interest);
 
 impl<T> Doorbell for QueueBell<'_, T> {
@@ -127,18 +167,11 @@ impl<T> Queue<T> {
     ///
     /// As [`crate::queue::ByteQueue::get_into`].
     pub async fn get_bytes_into(&self, buf: &mut Vec<u8>) -> Result<(), RecvError> {
-        loop {
-            if self.queue.as_bytes().try_get_into(buf)? {
-                return Ok(());
-            }
-            let wait = QueueBell(&self.queue, Interest::Get);
-            if until_worth_trying(&self.bell, &wait)
-                .await
-                .map_err(RecvError::Failed)?
-            {
-                return Err(RecvError::Disconnected);
-            }
-        }
+        let wait = QueueBell(&self.queue, Interest::Get);
+        take(&self.bell, &wait, || {
+            Ok(self.queue.as_bytes().try_get_into(buf)?.then_some(()))
+        })
+        .await
     }
 
     /// Appends `msg` as raw bytes, waiting while the queue is full. Cancel-safe, as
@@ -148,18 +181,8 @@ impl<T> Queue<T> {
     ///
     /// As [`crate::queue::ByteQueue::put`].
     pub async fn put_bytes(&self, msg: &[u8]) -> Result<(), SendError> {
-        loop {
-            if self.queue.as_bytes().try_put(msg)? {
-                return Ok(());
-            }
-            let wait = QueueBell(&self.queue, Interest::Put);
-            if until_worth_trying(&self.bell, &wait)
-                .await
-                .map_err(SendError::Failed)?
-            {
-                return Err(SendError::Disconnected);
-            }
-        }
+        let wait = QueueBell(&self.queue, Interest::Put);
+        give(&self.bell, &wait, || self.queue.as_bytes().try_put(msg)).await
     }
 
     /// Waits until every message put is finished ([`crate::Queue::join`]).
@@ -192,18 +215,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// As [`crate::Queue::get`].
     pub async fn get(&self) -> Result<T, RecvError> {
-        loop {
-            if let Some(msg) = self.queue.try_get()? {
-                return Ok(msg);
-            }
-            let wait = QueueBell(&self.queue, Interest::Get);
-            if until_worth_trying(&self.bell, &wait)
-                .await
-                .map_err(RecvError::Failed)?
-            {
-                return Err(RecvError::Disconnected);
-            }
-        }
+        let wait = QueueBell(&self.queue, Interest::Get);
+        take(&self.bell, &wait, || self.queue.try_get()).await
     }
 
     /// Appends `msg`, waiting while the queue is full.
@@ -215,18 +228,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// As [`crate::Queue::put`].
     pub async fn put(&self, msg: &T) -> Result<(), SendError> {
-        loop {
-            if self.queue.try_put(msg)? {
-                return Ok(());
-            }
-            let wait = QueueBell(&self.queue, Interest::Put);
-            if until_worth_trying(&self.bell, &wait)
-                .await
-                .map_err(SendError::Failed)?
-            {
-                return Err(SendError::Disconnected);
-            }
-        }
+        let wait = QueueBell(&self.queue, Interest::Put);
+        give(&self.bell, &wait, || self.queue.try_put(msg)).await
     }
 }
 
@@ -292,17 +295,11 @@ impl<T> Receiver<T> {
     ///
     /// As [`channel::Receiver::recv`].
     pub async fn recv_bytes_into(&mut self, buf: &mut Vec<u8>) -> Result<(), RecvError> {
-        loop {
-            if self.rx.try_recv_bytes_into(buf)? {
-                return Ok(());
-            }
-            if until_worth_trying(&self.bell, &ReceiverBell(&self.rx))
-                .await
-                .map_err(RecvError::Failed)?
-            {
-                return Err(RecvError::Disconnected);
-            }
-        }
+        let rx = &self.rx;
+        take(&self.bell, &ReceiverBell(rx), || {
+            Ok(rx.try_recv_bytes_into(buf)?.then_some(()))
+        })
+        .await
     }
 }
 
@@ -315,17 +312,8 @@ impl<T: DeserializeOwned> Receiver<T> {
     ///
     /// As [`channel::Receiver::recv`].
     pub async fn recv(&mut self) -> Result<T, RecvError> {
-        loop {
-            if let Some(msg) = self.rx.try_recv()? {
-                return Ok(msg);
-            }
-            if until_worth_trying(&self.bell, &ReceiverBell(&self.rx))
-                .await
-                .map_err(RecvError::Failed)?
-            {
-                return Err(RecvError::Disconnected);
-            }
-        }
+        let rx = &self.rx;
+        take(&self.bell, &ReceiverBell(rx), || rx.try_recv()).await
     }
 }
 
@@ -362,17 +350,8 @@ impl<T> Sender<T> {
     ///
     /// As [`channel::Sender::send`].
     pub async fn send_bytes(&mut self, msg: &[u8]) -> Result<(), SendError> {
-        loop {
-            if self.tx.try_send_bytes(msg)? {
-                return Ok(());
-            }
-            if until_worth_trying(&self.bell, &SenderBell(&self.tx))
-                .await
-                .map_err(SendError::Failed)?
-            {
-                return Err(SendError::Disconnected);
-            }
-        }
+        let tx = &self.tx;
+        give(&self.bell, &SenderBell(tx), || tx.try_send_bytes(msg)).await
     }
 }
 
@@ -385,16 +364,7 @@ impl<T: Serialize> Sender<T> {
     ///
     /// As [`channel::Sender::send`].
     pub async fn send(&mut self, msg: &T) -> Result<(), SendError> {
-        loop {
-            if self.tx.try_send(msg)? {
-                return Ok(());
-            }
-            if until_worth_trying(&self.bell, &SenderBell(&self.tx))
-                .await
-                .map_err(SendError::Failed)?
-            {
-                return Err(SendError::Disconnected);
-            }
-        }
+        let tx = &self.tx;
+        give(&self.bell, &SenderBell(tx), || tx.try_send(msg)).await
     }
 }
