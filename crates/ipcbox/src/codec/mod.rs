@@ -52,7 +52,8 @@ pub trait Codec<M> {
 
     /// Appends the start of the encoding of `msg` to `out` and returns the rest, borrowed
     /// from `msg` itself: the encoding is `out`'s new bytes followed by the returned block.
-    /// A transport sends the block after `out` without copying it (one `writev`).
+    /// A [`frame::Connection`](crate::frame::Connection) sends the block after `out` without
+    /// copying it (one `writev`).
     ///
     /// The default encodes everything into `out` and returns an empty block; override it
     /// when a message holds its bulk data as it goes on the wire.
