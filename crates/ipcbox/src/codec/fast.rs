@@ -23,7 +23,9 @@ impl Flavor for Append<'_> {
 
     #[inline(always)]
     fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
-        self.0.push(byte);
+        // `extend` of one byte, as postcard's own flavor does: element-by-element encoding
+        // (a Vec<u8> field) ran 1.2-1.4x slower through `push`.
+        self.0.extend([byte]);
         Ok(())
     }
 
