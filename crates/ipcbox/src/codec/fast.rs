@@ -42,6 +42,9 @@ impl Flavor for Append<'_> {
 
 /// Appends the encoding of `msg` if it is a `Vec` the block path knows; `false` otherwise.
 pub(super) fn encode<M: ?Sized>(msg: &M, out: &mut Vec<u8>) -> bool {
+    if mem::size_of_val(msg) != mem::size_of::<Vec<u8>>() {
+        return false;
+    }
     encode_vec::<M, u8>(msg, out)
         || encode_vec::<M, i8>(msg, out)
         || encode_vec::<M, f32>(msg, out)
@@ -83,6 +86,10 @@ fn split_vec<'m, M: ?Sized, T: Plain + cast::Pod>(
 /// The message in `payload` if `M` is a `Vec` the block path knows and `payload` is a
 /// well-formed one; `None` sends it down the general path, which also words every error.
 pub(super) fn decode<M>(payload: &[u8]) -> Option<M> {
+    // Settled at compile time for every message type that is not the size of a Vec.
+    if mem::size_of::<M>() != mem::size_of::<Vec<u8>>() {
+        return None;
+    }
     decode_vec::<M, u8>(payload)
         .or_else(|| decode_vec::<M, i8>(payload))
         .or_else(|| decode_vec::<M, f32>(payload))
