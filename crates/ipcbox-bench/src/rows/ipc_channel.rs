@@ -12,7 +12,8 @@
 //!   postcard gives a `Vec<u8>`. `send` takes the message by value: the row copies each
 //!   message into a new `Blob` (its `Vec`) first.
 //! * `unix stream ipc-channel bytes`: `IpcBytesSender::send(&[u8])` /
-//!   `IpcBytesReceiver::recv() -> Vec<u8>` (no serialisation), copied into the row's buffer.
+//!   `IpcBytesReceiver::recv() -> Vec<u8>` (no serialisation), copied into the row's buffer
+//!   (in the throughput loop, checked and dropped).
 
 use std::io;
 
@@ -93,6 +94,11 @@ impl Endpoint for TypedEnd {
         buf.copy_from_slice(&got);
         Ok(())
     }
+
+    fn recv_unread(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        let Blob(got) = self.rx.recv().map_err(other)?;
+        check_len(got.len(), buf.len())
+    }
 }
 
 /// `ipc::bytes_channel()`, one each way.
@@ -130,6 +136,11 @@ impl Link for Bytes {
 impl Endpoint for BytesEnd {
     fn send(&mut self, msg: &[u8]) -> io::Result<()> {
         self.tx.send(msg).map_err(other)
+    }
+
+    fn recv_unread(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        let got = self.rx.recv().map_err(other)?;
+        check_len(got.len(), buf.len())
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<()> {

@@ -2,9 +2,11 @@
 //!
 //! * `<t>`: the typed API, `ipcbox::frame::Connection<Vec<u8>, Vec<u8>, _>` with the default
 //!   Postcard codec, which sends a `Vec<u8>` as one block: the frame is the 4-byte header, a
-//!   1–3 byte length varint, then the bytes. The row copies each message into its one reused
-//!   `Vec` before `send` and out of the decoded one after `recv` (which allocates it): what a
-//!   user holding a byte slice pays.
+//!   1–3 byte length varint, then the bytes. In the throughput loop the sender sends the one
+//!   `Vec` it built, and the receiver checks the length of each decoded `Vec` (a new one per
+//!   message) and drops it: what a user holding typed messages pays. The latency loop copies
+//!   each message into the `Vec` before `send` and out of the decoded one after `recv`, to
+//!   echo and check the bytes.
 //! * `<t> bytes`: the bytes API, `Connection::send_bytes` / `Connection::recv_bytes_into`
 //!   (4-byte header + payload, no copy or allocation by the caller).
 //! * `<t> raw`: the bare transport with fixed-size messages and no framing: `read(2)` /
@@ -313,6 +315,7 @@ impl Api for Typed {
         Ok(TypedEnd {
             conn: Connection::new(sock)?,
             msg: Vec::new(),
+            built: false,
         })
     }
 }
@@ -397,12 +400,15 @@ fn wrong_length(got: usize, want: usize) -> io::Error {
 struct TypedEnd<S: Sock> {
     conn: Connection<Vec<u8>, Vec<u8>, S>,
     msg: Vec<u8>,
+    /// `msg` holds the bytes `send_again` was given (a `send` of other bytes clears it).
+    built: bool,
 }
 
 impl<S: Sock> Endpoint for TypedEnd<S> {
     fn send(&mut self, msg: &[u8]) -> io::Result<()> {
         self.msg.clear();
         self.msg.extend_from_slice(msg);
+        self.built = false;
         Ok(self.conn.send(&self.msg)?)
     }
 
@@ -412,6 +418,23 @@ impl<S: Sock> Endpoint for TypedEnd<S> {
             return Err(wrong_length(got.len(), buf.len()));
         }
         buf.copy_from_slice(&got);
+        Ok(())
+    }
+
+    fn send_again(&mut self, msg: &[u8]) -> io::Result<()> {
+        if self.msg.len() != msg.len() || !self.built {
+            self.msg.clear();
+            self.msg.extend_from_slice(msg);
+            self.built = true;
+        }
+        Ok(self.conn.send(&self.msg)?)
+    }
+
+    fn recv_unread(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        let got = self.conn.recv()?;
+        if got.len() != buf.len() {
+            return Err(wrong_length(got.len(), buf.len()));
+        }
         Ok(())
     }
 }
