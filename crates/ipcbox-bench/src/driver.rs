@@ -100,6 +100,11 @@ trait Measurement {
     /// The pilot stops growing at this many items, however short its batch.
     const PILOT_MAX: usize;
 
+    /// The fewest items a round of this measurement makes.
+    fn min_count(&self) -> usize {
+        Self::MIN_COUNT
+    }
+
     /// Names the measurement in the progress line: "latency", "64 B throughput".
     fn label(&self) -> String;
 
@@ -180,7 +185,7 @@ fn measure<M: Measurement>(
                         let took = Duration::from_secs_f64(what.timed(&outcome, job).1);
                         rounds[i].push(what.round(outcome, job));
                         let target = what.round_time(plan, r.row.info());
-                        let count = rescale(job.count, target, took).max(M::MIN_COUNT);
+                        let count = rescale(job.count, target, took).max(what.min_count());
                         jobs[i] = Some(Counts { count, ..job });
                     }
                     Err(err) => r.fail(&what.failure(), err, progress),
@@ -215,7 +220,7 @@ fn pilot<M: Measurement>(
         let elapsed = elapsed.max(1e-9);
         if elapsed >= target || count >= M::PILOT_MAX {
             let rate = items.max(1) as f64 / elapsed;
-            let count = (per_round * rate).clamp(M::MIN_COUNT as f64, M::MAX_COUNT as f64);
+            let count = (per_round * rate).clamp(what.min_count() as f64, M::MAX_COUNT as f64);
             let count = count as usize;
             return Ok(Counts {
                 warmup: what.warmup(count),
@@ -308,6 +313,14 @@ impl Measurement for LatencyOf {
 /// quarter of the steady rate).
 const WARM_BYTES: usize = 8 << 20;
 
+/// Bytes a throughput round times, at least (in 2 to [`MIN_BURST`] messages): a round of
+/// two 1 MiB messages lasts a tenth of a millisecond, so one preemption by another process
+/// on the shared machine decided its rate (rounds of one row at 1 MiB ranged from 0.1 to
+/// 17 GB/s in one run, and a slow round halves the next one's count).
+const MIN_TIMED_BYTES: usize = 16 << 20;
+/// The most messages [`MIN_TIMED_BYTES`] asks of a round.
+const MIN_BURST: usize = 64;
+
 /// One-way throughput with messages of this many bytes; in a `--quick` run (true) only for
 /// rows whose [`Info::quick_max_message`] allows the size.
 struct ThroughputAt(usize, bool);
@@ -318,6 +331,12 @@ impl Measurement for ThroughputAt {
     const MIN_COUNT: usize = 2;
     const MAX_COUNT: usize = 1_000_000_000;
     const PILOT_MAX: usize = 100_000_000;
+
+    fn min_count(&self) -> usize {
+        MIN_TIMED_BYTES
+            .div_ceil(self.0.max(1))
+            .clamp(Self::MIN_COUNT, MIN_BURST)
+    }
 
     fn label(&self) -> String {
         format!("{} throughput", report::size_label(self.0))

@@ -225,6 +225,20 @@ pub trait Endpoint {
 
     /// Receives one message of exactly `buf.len()` bytes into `buf`.
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<()>;
+
+    /// Sends `msg` again: the throughput loop's form of [`send`](Endpoint::send), called with
+    /// the same bytes every time. A typed row sends the message it built from them the first
+    /// time, as a user sends the message they hold, instead of copying the bytes in anew.
+    fn send_again(&mut self, msg: &[u8]) -> io::Result<()> {
+        self.send(msg)
+    }
+
+    /// Receives one message of exactly `buf.len()` bytes that nobody reads: the throughput
+    /// loop's form of [`recv`](Endpoint::recv). A row that receives a message of its own (a
+    /// decoded `Vec`) checks its length and drops it instead of copying it into `buf`.
+    fn recv_unread(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        self.recv(buf)
+    }
 }
 
 /// A mechanism joining the bench (parent) to a forked peer (child).

@@ -202,7 +202,7 @@ fn bench_iceoryx2_row_runs_and_leaves_no_segment_behind() {
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
     assert!(
-        stdout.lines().any(|l| l.starts_with("iceoryx2 pubsub ")),
+        stdout.lines().any(|l| l.starts_with("iceoryx2 copy ")),
         "{stdout}"
     );
     let left: Vec<_> = iceoryx2_segments().difference(&before).cloned().collect();
@@ -295,7 +295,7 @@ fn bench_lists_rows() {
         "cacheline raw ",
         "channel spin ",
         "queue 1-1 ",
-        "iceoryx2 pubsub ",
+        "iceoryx2 copy ",
         "python mp.Queue ",
         "posix mq raw ",
         "sysv mq raw ",

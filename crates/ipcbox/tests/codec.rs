@@ -11,7 +11,7 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use ipcbox::codec::{Codec, Postcard};
+use ipcbox::codec::{Block, Codec, Postcard};
 use ipcbox::frame::ByteConnection;
 use serde::de::{self, DeserializeOwned, Deserializer, EnumAccess, VariantAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
@@ -55,6 +55,15 @@ struct Record {
     extra: BTreeMap<String, i16>,
     shape: Shape,
     pair: (i8, char),
+}
+
+/// A struct with `codec::Block` fields, one of them through `#[serde(with)]` on a `Vec`.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct WithBlocks {
+    id: u32,
+    #[serde(with = "ipcbox::codec::block")]
+    samples: Vec<f32>,
+    pixels: Block<u16>,
 }
 
 /// A byte array in serde's sense (`serialize_bytes`), as `serde_bytes` makes one.
@@ -332,6 +341,38 @@ fn cases() -> Vec<Box<dyn Case>> {
                 },
             ],
         ),
+        // Whole messages the codec copies as one block: the same bytes as any sequence.
+        case(
+            "seq_u8_long",
+            vec![(0..70_000).map(|i| (i % 251) as u8).collect::<Vec<u8>>()],
+        ),
+        case("seq_i8", vec![vec![], vec![-128i8, 0, 127]]),
+        case(
+            "seq_f32",
+            vec![vec![], vec![1.5f32, -0.0, f32::NAN, f32::INFINITY]],
+        ),
+        case(
+            "seq_f64",
+            vec![vec![], vec![0.1f64, f64::NEG_INFINITY, f64::NAN]],
+        ),
+        case("block_u8", vec![Block(vec![]), Block(vec![0u8, 255])]),
+        case(
+            "block_u16",
+            vec![Block(vec![]), Block(vec![1u16, 300, u16::MAX])],
+        ),
+        case("block_i32", vec![Block(vec![-1i32, i32::MIN, i32::MAX])]),
+        case("block_u64", vec![Block(vec![0u64, u64::MAX])]),
+        case("block_i128", vec![Block(vec![-1i128, i128::MIN])]),
+        case("block_f32", vec![Block(vec![1.5f32, -0.0, f32::NAN])]),
+        case("block_f64", vec![Block(vec![0.1f64, f64::NEG_INFINITY])]),
+        case(
+            "struct_block_field",
+            vec![WithBlocks {
+                id: 300,
+                samples: vec![0.5, -1.0],
+                pixels: Block(vec![7, u16::MAX]),
+            }],
+        ),
     ]
 }
 
@@ -423,6 +464,112 @@ fn malformed_payloads_are_refused_as_wire_md_says() {
     );
     // Padded varints are accepted (WIRE.md: "do not rely on that").
     assert_eq!(decode::<u32>(&[0x80, 0x00]), Ok(0));
+    // Bulk data, whole or in blocks: lengths are checked against what is there.
+    assert!(
+        decode::<Vec<u8>>(&[3, 1, 2]).is_err(),
+        "a Vec<u8> cut short"
+    );
+    assert!(
+        decode::<Vec<f32>>(&[1, 0, 0, 0]).is_err(),
+        "an f32 cut short"
+    );
+    assert_eq!(
+        decode::<Vec<u8>>(&[1, 7, 8]).unwrap_err(),
+        "message could not be decoded: 1 trailing byte after a message of 2 bytes"
+    );
+    let err = decode::<Block<u32>>(&[3, 1, 2, 3]).unwrap_err();
+    assert!(
+        err.contains("a block of u32 is 3 bytes long, not a multiple of 4"),
+        "{err}"
+    );
+    assert!(
+        decode::<Block<u64>>(&[0xff, 0xff, 0xff, 0xff, 0x0f, 1]).is_err(),
+        "a block longer than the payload"
+    );
+}
+
+// --- bulk data between processes -------------------------------------------------------------
+
+/// A message of every bulk kind, several MiB each: the codec's block paths on both sides.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+enum Bulk {
+    Bytes(Vec<u8>),
+    Floats(Vec<f64>),
+    Fields(WithBlocks),
+}
+
+const BULK_LEN: usize = 3 << 20;
+
+fn bulk_bytes() -> Vec<u8> {
+    (0..BULK_LEN).map(|i| (i % 251) as u8).collect()
+}
+
+fn bulk_floats() -> Vec<f64> {
+    (0..BULK_LEN / 8).map(|i| i as f64 / 3.0).collect()
+}
+
+fn bulk_fields() -> WithBlocks {
+    WithBlocks {
+        id: 9,
+        samples: (0..BULK_LEN / 8).map(|i| -(i as f32)).collect(),
+        pixels: Block((0..BULK_LEN / 4).map(|i| i as u16).collect()),
+    }
+}
+
+#[test]
+fn role_bulk_echo() {
+    let Some(queue_name) = util::role_arg("codec-bulk-echo") else {
+        return;
+    };
+    // Whole Vec messages over a connection, echoed; then the same through a named Queue.
+    let mut conn = ipcbox::Connection::<Vec<u8>>::from_env(VAR).unwrap();
+    conn.set_max_frame_len(16 << 20);
+    let bytes = conn.recv().unwrap();
+    assert_eq!(bytes, bulk_bytes());
+    conn.send(&bytes).unwrap();
+    let queue = ipcbox::Queue::<Bulk>::open(&queue_name).unwrap();
+    let floats: Vec<f64> = ipcbox::Queue::<Vec<f64>>::open(&format!("{queue_name}-f"))
+        .unwrap()
+        .get()
+        .unwrap();
+    assert_eq!(floats, bulk_floats());
+    queue.put(&Bulk::Floats(floats)).unwrap();
+    queue.put(&Bulk::Bytes(bytes)).unwrap();
+    queue.put(&Bulk::Fields(bulk_fields())).unwrap();
+}
+
+#[test]
+fn bulk_data_crosses_processes_over_a_connection_and_a_queue() {
+    let _w = util::watchdog("bulk data between processes", LIMIT);
+    let name = util::unique_name("codec-bulk");
+    let big = |n: usize| {
+        let mut o = ipcbox::queue::Options::new();
+        o.capacity(2).byte_capacity(2 * n).max_message_size(n);
+        o
+    };
+    let queue = big(BULK_LEN + 1024).named::<Bulk>(&name).unwrap();
+    let floats = big(BULK_LEN + 16)
+        .named::<Vec<f64>>(&format!("{name}-f"))
+        .unwrap();
+    let (ours, theirs) = ipcbox::socket::Stream::pair().unwrap();
+    let mut conn = ipcbox::Connection::<Vec<u8>>::new(ours).unwrap();
+    conn.set_max_frame_len(16 << 20);
+    let mut cmd = util::role_command("role_bulk_echo", "codec-bulk-echo", &name);
+    ipcbox::Connection::<Vec<u8>>::new(theirs)
+        .unwrap()
+        .pass_to_child(&mut cmd, VAR)
+        .unwrap();
+    let child = util::ChildGuard::spawn(&mut cmd);
+    drop(cmd);
+    conn.send(&bulk_bytes()).unwrap();
+    assert_eq!(conn.recv().unwrap(), bulk_bytes());
+    floats.put(&bulk_floats()).unwrap();
+    assert_eq!(queue.get().unwrap(), Bulk::Floats(bulk_floats()));
+    assert_eq!(queue.get().unwrap(), Bulk::Bytes(bulk_bytes()));
+    assert_eq!(queue.get().unwrap(), Bulk::Fields(bulk_fields()));
+    child.expect_success("the echoing child");
+    drop((queue, floats));
+    assert!(!util::shm_exists(&name));
 }
 
 /// A receiver of the wrong version of an enum is told which enum and which index.

@@ -7,10 +7,13 @@
 //! ends it does not use.
 //!
 //! * `unix stream ipc-channel`: `IpcSender<Blob>` / `IpcReceiver<Blob>`, serialised with
-//!   Postcard by ipc-channel, the same [`Blob`] the ipcbox typed rows send. `send` takes the
-//!   message by value: the row copies each message into a new `Blob` (its `Vec`) first.
+//!   Postcard by ipc-channel. A [`Blob`] is serialised as one byte string (a `Vec<u8>`, as the
+//!   ipcbox typed rows send, would go through ipc-channel byte by byte), with the bytes
+//!   postcard gives a `Vec<u8>`. `send` takes the message by value: the row copies each
+//!   message into a new `Blob` (its `Vec`) first.
 //! * `unix stream ipc-channel bytes`: `IpcBytesSender::send(&[u8])` /
-//!   `IpcBytesReceiver::recv() -> Vec<u8>` (no serialisation), copied into the row's buffer.
+//!   `IpcBytesReceiver::recv() -> Vec<u8>` (no serialisation), copied into the row's buffer
+//!   (in the throughput loop, checked and dropped).
 
 use std::io;
 
@@ -91,6 +94,11 @@ impl Endpoint for TypedEnd {
         buf.copy_from_slice(&got);
         Ok(())
     }
+
+    fn recv_unread(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        let Blob(got) = self.rx.recv().map_err(other)?;
+        check_len(got.len(), buf.len())
+    }
 }
 
 /// `ipc::bytes_channel()`, one each way.
@@ -128,6 +136,11 @@ impl Link for Bytes {
 impl Endpoint for BytesEnd {
     fn send(&mut self, msg: &[u8]) -> io::Result<()> {
         self.tx.send(msg).map_err(other)
+    }
+
+    fn recv_unread(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        let got = self.rx.recv().map_err(other)?;
+        check_len(got.len(), buf.len())
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<()> {

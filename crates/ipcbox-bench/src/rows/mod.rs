@@ -79,7 +79,7 @@ fn shm_queue_rows() -> Vec<Box<dyn Row>> {
     ];
     rows.extend(queue::rows(SHM_QUEUE));
     rows.extend(async_rows::queue_rows(SHM_QUEUE));
-    rows.push(iceoryx2::row(SHM_QUEUE));
+    rows.extend(iceoryx2::rows(SHM_QUEUE));
     rows
 }
 

@@ -7,6 +7,14 @@
 //! [`Raw`] passes `Vec<u8>` payloads through untouched. Implement [`Codec`] for your own format
 //! (JSON, a hand-written struct layout a C peer understands, …).
 //!
+//! Bulk data is copied as one block rather than element by element:
+//! * by [`Postcard`], a message that is a whole `Vec` of `u8`, `i8`, `f32` or `f64`, with the
+//!   bytes postcard always wrote;
+//! * in any `serde` codec, arrays of plain numbers anywhere in a message, as a [`Block`] (or
+//!   with `#[serde(with = "ipcbox::codec::block")]` on a `Vec` field): a byte array of their
+//!   little-endian bytes (`WIRE.md`, "Blocks"). A plain `Vec<u8>` field inside a struct is
+//!   still encoded byte by byte: make it a `Block<u8>`, whose bytes are the same.
+//!
 //! ```
 //! use ipcbox::codec::{Codec, Postcard};
 //!
@@ -21,7 +29,11 @@
 use std::error::Error;
 use std::fmt;
 
+pub mod block;
 mod explain;
+mod fast;
+
+pub use block::{Block, Plain};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -37,6 +49,26 @@ pub trait Codec<M> {
     ///
     /// [`EncodeError`] when the message cannot be represented (a `serde` error, say).
     fn encode(&mut self, msg: &M, out: &mut Vec<u8>) -> Result<(), EncodeError>;
+
+    /// Appends the start of the encoding of `msg` to `out` and returns the rest, borrowed
+    /// from `msg` itself: the encoding is `out`'s new bytes followed by the returned block.
+    /// A [`frame::Connection`](crate::frame::Connection) sends the block after `out` without
+    /// copying it (one `writev`).
+    ///
+    /// The default encodes everything into `out` and returns an empty block; override it
+    /// when a message holds its bulk data as it goes on the wire.
+    ///
+    /// # Errors
+    ///
+    /// As [`encode`](Self::encode).
+    fn encode_vectored<'m>(
+        &mut self,
+        msg: &'m M,
+        out: &mut Vec<u8>,
+    ) -> Result<&'m [u8], EncodeError> {
+        self.encode(msg, out)?;
+        Ok(&[])
+    }
 
     /// Decodes one message from one frame's whole payload.
     ///
@@ -61,13 +93,22 @@ impl Postcard {
         msg: &M,
         out: &mut Vec<u8>,
     ) -> Result<(), EncodeError> {
-        let buf = std::mem::take(out);
-        *out = postcard::to_extend(msg, buf).map_err(EncodeError::new)?;
-        Ok(())
+        if fast::encode(msg, out) {
+            return Ok(());
+        }
+        let start = out.len();
+        postcard::serialize_with_flavor(msg, fast::Append(out)).map_err(|e| {
+            // What a failed message had written so far is not left behind.
+            out.truncate(start);
+            EncodeError::new(e)
+        })
     }
 
     /// [`Codec::decode`] for any `DeserializeOwned` type: for users that only receive.
     pub(crate) fn decode_from<M: DeserializeOwned>(payload: &[u8]) -> Result<M, DecodeError> {
+        if let Some(msg) = fast::decode(payload) {
+            return Ok(msg);
+        }
         let (msg, rest) = postcard::take_from_bytes(payload).map_err(|e| {
             DecodeError::new(explain::explain::<M>(payload).unwrap_or_else(|| e.to_string()))
         })?;
@@ -95,6 +136,19 @@ fn plural(n: usize) -> &'static str {
 impl<M: Serialize + DeserializeOwned> Codec<M> for Postcard {
     fn encode(&mut self, msg: &M, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         Postcard::encode_to(msg, out)
+    }
+
+    /// A whole `Vec` of `u8`, `i8`, `f32` or `f64` is its length in `out`, then its own
+    /// memory as the block; anything else is all in `out`.
+    fn encode_vectored<'m>(
+        &mut self,
+        msg: &'m M,
+        out: &mut Vec<u8>,
+    ) -> Result<&'m [u8], EncodeError> {
+        match fast::encode_split(msg, out) {
+            Some(block) => Ok(block),
+            None => Postcard::encode_to(msg, out).map(|()| &[][..]),
+        }
     }
 
     fn decode(&mut self, payload: &[u8]) -> Result<M, DecodeError> {
@@ -225,6 +279,20 @@ mod tests {
         // A check in a Deserialize impl keeps its message.
         let err = why::<std::num::NonZeroU32>(&[0]);
         assert!(err.contains("nonzero"), "{err}");
+    }
+
+    #[test]
+    fn a_failed_encoding_leaves_the_buffer_as_it_was() {
+        // A sequence of unknown length cannot be postcard: it fails after its first element.
+        struct Unsized;
+        impl Serialize for Unsized {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(std::iter::from_fn(|| Some(1u8)).take(3).filter(|_| true))
+            }
+        }
+        let mut out = vec![7];
+        Postcard::encode_to(&(5u8, Unsized), &mut out).unwrap_err();
+        assert_eq!(out, [7]);
     }
 
     #[test]

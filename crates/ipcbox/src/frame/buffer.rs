@@ -20,7 +20,8 @@ use crate::sys;
 /// What the receive buffer starts at (allocated on the first receive).
 pub(super) const INITIAL_BUF: usize = 64 << 10;
 
-/// A receive buffer larger than this is freed once it is empty.
+/// A receive buffer larger than this is freed once it is empty, unless the last frame took
+/// more than half of it.
 const KEEP_BUF: usize = 1 << 20;
 
 /// Frames (header included) up to this long are copied into one buffer to be sent.
@@ -79,6 +80,8 @@ pub(super) struct State {
     pub(super) rend: usize,
     /// The peer closed its side; what is buffered is all there will be.
     pub(super) eof: bool,
+    /// The length of the last frame taken from `rbuf`, header included.
+    pub(super) last_frame: usize,
     /// Scratch space for encoding typed messages: header placeholder, then payload.
     pub(super) wbuf: Vec<u8>,
     /// The unsent rest of a frame a `try_`/`_timeout` send had started: sent before anything
@@ -122,6 +125,7 @@ impl State {
             rpos: 0,
             rend: 0,
             eof: false,
+            last_frame: 0,
             wbuf: Vec::new(),
             pending: Vec::new(),
             pending_pos: 0,
@@ -201,8 +205,10 @@ impl State {
         deadline: Deadline,
         max: usize,
     ) -> Result<usize, Fail> {
-        if self.rpos == self.rend && self.rbuf.len() > KEEP_BUF {
-            // One large frame should not pin its size in memory for the connection's life.
+        if self.rpos == self.rend && self.rbuf.len() > KEEP_BUF.max(2 * self.last_frame) {
+            // One large frame should not pin its size in memory for the connection's life;
+            // but while frames that large keep coming, growing the buffer again for each (a
+            // copy per doubling, fresh pages to fault in) costs more than the frame's decoding.
             self.rbuf = Vec::new();
             self.rpos = 0;
             self.rend = 0;
@@ -424,6 +430,7 @@ impl State {
 
     /// The payload of the frame [`fill_frame`](Self::fill_frame) found, consuming it.
     pub(super) fn take_frame(&mut self, len: usize) -> &[u8] {
+        self.last_frame = HEADER_LEN + len;
         let start = self.rpos + HEADER_LEN;
         self.rpos = start + len;
         if self.rpos == self.rend {
@@ -501,42 +508,50 @@ impl State {
         Ok(())
     }
 
-    /// Sends one frame: `header` then `payload`, in one system call when the transport takes
-    /// it all. If a `try_`/`_timeout` send has put part of the frame out when time runs out,
-    /// the rest is kept in `pending` and the frame counts as sent.
+    /// Sends one frame: `header` then the two parts of `payload`, in one system call when
+    /// the transport takes it all. If a `try_`/`_timeout` send has put part of the frame out
+    /// when time runs out, the rest is kept in `pending` and the frame counts as sent.
     pub(super) fn write_frame(
         &mut self,
         fd: BorrowedFd<'_>,
         header: [u8; HEADER_LEN],
-        payload: &[u8],
+        payload: [&[u8]; 2],
         deadline: Deadline,
     ) -> Result<(), Fail> {
         self.flush_pending(fd, deadline)?;
-        let total = HEADER_LEN + payload.len();
+        let total = HEADER_LEN + payload[0].len() + payload[1].len();
         // A small frame is copied into one buffer and sent with `send`/`write`: cheaper than
         // the kernel's `sendmsg`/`writev` of two pieces (about 150 ns a message).
         let mut small = [0u8; SMALL_FRAME];
-        let (first, second): (&[u8], &[u8]) = if total <= SMALL_FRAME {
+        let parts: [&[u8]; 3] = if total <= SMALL_FRAME {
+            let mid = HEADER_LEN + payload[0].len();
             small[..HEADER_LEN].copy_from_slice(&header);
-            small[HEADER_LEN..total].copy_from_slice(payload);
-            (&small[..total], &[])
+            small[HEADER_LEN..mid].copy_from_slice(payload[0]);
+            small[mid..total].copy_from_slice(payload[1]);
+            [&small[..total], &[], &[]]
         } else {
-            (&header, payload)
+            [&header, payload[0], payload[1]]
         };
         let mut done = 0;
         while done < total {
-            let (a, b) = if done < first.len() {
-                (&first[done..], second)
-            } else {
-                (&second[done - first.len()..], &[][..])
-            };
-            let bufs = [IoSlice::new(a), IoSlice::new(b)];
-            let bufs = if b.is_empty() { &bufs[..1] } else { &bufs[..] };
-            match self.write_some(fd, bufs, deadline) {
-                Ok(n) => done += n,
+            // What is left of the parts after the `done` bytes sent.
+            let mut bufs = [IoSlice::new(&[]); 3];
+            let (mut n, mut skip) = (0, done);
+            for part in parts {
+                if skip >= part.len() {
+                    skip -= part.len();
+                    continue;
+                }
+                bufs[n] = IoSlice::new(&part[skip..]);
+                skip = 0;
+                n += 1;
+            }
+            match self.write_some(fd, &bufs[..n], deadline) {
+                Ok(k) => done += k,
                 Err(Fail::WouldBlock) if done > 0 => {
-                    self.pending.extend_from_slice(a);
-                    self.pending.extend_from_slice(b);
+                    for b in &bufs[..n] {
+                        self.pending.extend_from_slice(b);
+                    }
                     return Ok(());
                 }
                 Err(e) => return Err(e),
@@ -739,5 +754,58 @@ mod tests {
         assert_eq!(got.len(), 3 * INITIAL_BUF + 17);
         assert!(got.iter().all(|&x| x == 0xA5));
         drop(t.join().unwrap());
+    }
+
+    #[test]
+    fn a_large_buffer_stays_while_large_frames_come_and_goes_after() {
+        let (mut a, mut b) = duplex::<Vec<u8>>().unwrap();
+        let big = vec![7u8; 2 * KEEP_BUF];
+        let (go, wait) = std::sync::mpsc::channel();
+        let t = std::thread::spawn(move || {
+            for msg in [&big, &big, &vec![1]] {
+                a.send(msg).unwrap();
+            }
+            // The last frame only once the one before is taken: the buffer is empty then.
+            wait.recv().unwrap();
+            a.send(&vec![2]).unwrap();
+            a
+        });
+        assert_eq!(b.recv().unwrap().len(), 2 * KEEP_BUF);
+        let grown = b.state.rbuf.len();
+        assert!(grown > 2 * KEEP_BUF, "{grown}");
+        assert_eq!(b.recv().unwrap().len(), 2 * KEEP_BUF);
+        assert_eq!(b.state.rbuf.len(), grown, "kept for the second large frame");
+        assert_eq!(b.recv().unwrap(), [1]);
+        go.send(()).unwrap();
+        assert_eq!(b.recv().unwrap(), [2]);
+        assert!(b.state.rbuf.len() <= KEEP_BUF, "freed after a small frame");
+        drop(t.join().unwrap());
+    }
+
+    #[test]
+    fn a_vec_goes_out_from_its_own_memory_whole_or_in_pieces() {
+        // A Vec<u8> message is its length, then its own memory, in one writev; a try_send the
+        // socket takes only part of keeps the rest, and the frame arrives whole.
+        let (mut a, mut b) = duplex::<Vec<u8>>().unwrap();
+        let big: Vec<u8> = (0..3 * KEEP_BUF).map(|i| (i % 241) as u8).collect();
+        assert!(a.try_send(&big).unwrap());
+        assert!(a.pending_len() > 0, "the socket took it all");
+        let reader = std::thread::spawn(move || {
+            let got = b.recv().unwrap();
+            (b.recv().unwrap(), got)
+        });
+        a.send(&vec![5u8; 100]).unwrap();
+        let (small, got) = reader.join().unwrap();
+        assert!(got == big, "the large frame arrived changed");
+        assert_eq!(small, [5u8; 100]);
+        // One message per frame on a message transport, header and all.
+        let (x, y) = socket::SeqPacket::pair().unwrap();
+        let (mut x, mut y) = (
+            Connection::<Vec<f32>, Vec<f32>, socket::SeqPacket>::new(x).unwrap(),
+            Connection::<Vec<f32>, Vec<f32>, socket::SeqPacket>::new(y).unwrap(),
+        );
+        let floats = vec![0.25f32; 4000];
+        x.send(&floats).unwrap();
+        assert_eq!(y.recv().unwrap(), floats);
     }
 }

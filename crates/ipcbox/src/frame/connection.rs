@@ -381,13 +381,14 @@ impl<Out, In, T: Writable, C: Codec<Out>> Connection<Out, In, T, C> {
         let mut wbuf = std::mem::take(&mut self.state.wbuf);
         wbuf.clear();
         wbuf.extend_from_slice(&[0; HEADER_LEN]);
-        let res = match self.codec.encode(msg, &mut wbuf) {
-            Ok(()) => self
+        let res = match self.codec.encode_vectored(msg, &mut wbuf) {
+            Ok(block) => self
                 .state
-                .check_send_len(wbuf.len() - HEADER_LEN)
+                .check_send_len(wbuf.len() - HEADER_LEN + block.len())
                 .and_then(|h| {
+                    let payload = [&wbuf[HEADER_LEN..], block];
                     self.state
-                        .write_frame(fd_of(&self.transport), h, &wbuf[HEADER_LEN..], deadline)
+                        .write_frame(fd_of(&self.transport), h, payload, deadline)
                 }),
             Err(e) => Err(Fail::Encode(e)),
         };
@@ -451,7 +452,7 @@ impl<Out, In, T: Writable, C> Connection<Out, In, T, C> {
     fn send_bytes_with(&mut self, bytes: &[u8], deadline: Deadline) -> Result<(), Fail> {
         let header = self.state.check_send_len(bytes.len())?;
         self.state
-            .write_frame(fd_of(&self.transport), header, bytes, deadline)
+            .write_frame(fd_of(&self.transport), header, [bytes, &[]], deadline)
     }
 
     /// Sends `bytes` as one frame, as is, with no allocation: one `sendmsg`/`writev` of header

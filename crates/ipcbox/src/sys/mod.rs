@@ -31,6 +31,7 @@ macro_rules! impl_is_minus_one {
 
 impl_is_minus_one! { i32 i64 isize }
 
+pub(crate) mod cast;
 pub(crate) mod fd;
 pub(crate) mod futex;
 pub(crate) mod mmap;

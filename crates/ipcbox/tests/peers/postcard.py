@@ -12,6 +12,7 @@ Python values:
   string -> str, byte array -> bytes, unit and unit struct -> (), newtype -> the inner value,
   option -> None or Some(value) (so that Some(None) differs from None),
   sequence -> list, tuple / tuple struct / array -> tuple, struct -> dict by field name,
+  ipcbox's Block -> list,
   map -> list of (key, value) pairs (the order is kept), enum -> Variant(index, content) with
   content None (unit), the value (newtype), a tuple (tuple variant) or a dict (struct variant).
 """
@@ -222,6 +223,36 @@ class _Bytes:
 
     def dec(self, r):
         return r.take(get_length(r))
+
+
+class Block:
+    """ipcbox's `codec::Block<T>` (WIRE.md, "Blocks"): a byte array holding each element's
+    fixed-width little-endian bytes; `code` is the element's `struct` code (B b H h I i Q q f d),
+    or "u128" / "i128". Python value: a list."""
+
+    _WIDE = {"u128": (16, False), "i128": (16, True)}
+
+    def __init__(self, code):
+        self.code = code
+        self.size = self._WIDE[code][0] if code in self._WIDE else struct.calcsize("<" + code)
+
+    def enc(self, v, out):
+        if self.code in self._WIDE:
+            data = b"".join(x.to_bytes(16, "little", signed=self._WIDE[self.code][1]) for x in v)
+        else:
+            data = struct.pack(f"<{len(v)}{self.code}", *v)
+        put_length(out, len(data))
+        out += data
+
+    def dec(self, r):
+        data = r.take(get_length(r))
+        if len(data) % self.size:
+            raise DecodeError(f"block of {len(data)} bytes, not a multiple of {self.size}")
+        if self.code in self._WIDE:
+            signed = self._WIDE[self.code][1]
+            return [int.from_bytes(data[i:i + 16], "little", signed=signed)
+                    for i in range(0, len(data), 16)]
+        return list(struct.unpack(f"<{len(data) // self.size}{self.code}", data))
 
 
 class _Unit:

@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from frame_peer import recv, send  # noqa: E402
 from postcard import (  # noqa: E402
-    BOOL, BYTES, CHAR, F32, F64, I8, I16, I32, I64, I128, ISIZE, STR, U8, U16, U32, U64, U128,
+    BOOL, BYTES, CHAR, Block, F32, F64, I8, I16, I32, I64, I128, ISIZE, STR, U8, U16, U32, U64, U128,
     UNIT, UNIT_VARIANT, USIZE, Enum, Map, Newtype, Option, Seq, Some, Struct, Tuple, Variant,
     decode, encode, same,
 )
@@ -117,6 +117,21 @@ CASES = [
          "parent": Some((1 << 64) - 1), "extra": [("a", -32768), ("b", 32767)],
          "shape": Variant(3, {"id": 1, "label": "🦀"}), "pair": (-128, "€")},
     ]),
+    # Whole messages the codec copies as one block: the same bytes as any sequence.
+    ("seq_u8_long", Seq(U8), [[i % 251 for i in range(70000)]]),
+    ("seq_i8", Seq(I8), [[], [-128, 0, 127]]),
+    ("seq_f32", Seq(F32), [[], [1.5, -0.0, NAN, INF]]),
+    ("seq_f64", Seq(F64), [[], [0.1, -INF, NAN]]),
+    # codec::Block<T>, alone and as a field.
+    ("block_u8", Block("B"), [[], [0, 255]]),
+    ("block_u16", Block("H"), [[], [1, 300, 65535]]),
+    ("block_i32", Block("i"), [[-1, -2147483648, 2147483647]]),
+    ("block_u64", Block("Q"), [[0, (1 << 64) - 1]]),
+    ("block_i128", Block("i128"), [[-1, -(1 << 127)]]),
+    ("block_f32", Block("f"), [[1.5, -0.0, NAN]]),
+    ("block_f64", Block("d"), [[0.1, -INF]]),
+    ("struct_block_field", Struct(("id", U32), ("samples", Block("f")), ("pixels", Block("H"))),
+     [{"id": 300, "samples": [0.5, -1.0], "pixels": [7, 65535]}]),
 ]
 
 
