@@ -207,14 +207,17 @@ impl RingGeo {
     }
 
     fn slot_at(&self, index: u64) -> usize {
-        self.base + RING_SLOTS + (index % self.slots as u64) as usize * self.slot
+        // `slots` is a power of two: a mask, not a division, on the message path.
+        self.base + RING_SLOTS + (index as usize & (self.slots - 1)) * self.slot
     }
 }
 
 /// Messages of room in the rings, channels and queues of the shared-memory rows: about 8 MiB
-/// of messages, at least 2 (so one can be written while the other is read), at most 1024.
+/// of messages, at least 2 (so one can be written while the other is read), at most 1024; a
+/// power of two.
 pub fn slots_for(size: usize) -> usize {
-    ((8 << 20) / size.max(1)).clamp(2, 1024)
+    let n = ((8 << 20) / size.max(1)).clamp(2, 1024);
+    1 << n.ilog2()
 }
 
 /// The message size the backward link of a row carrying `size`-byte messages is made for:
