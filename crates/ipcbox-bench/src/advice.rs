@@ -312,6 +312,8 @@ fn large_data(rows: &[RowResult]) -> Advice {
         ctx.note(
             "a read-only view handed over in place, no copy: MB/s counts the bytes handed over",
         );
+    } else if mine.first().is_some_and(|f| f.row.contains("zero-copy")) {
+        ctx.note("written and read in place, no copy: MB/s counts the bytes handed over");
     }
     ctx.add("next", next(&mine));
     let raw = ranked(rows, |r| r.kind == Kind::Raw, Metric::MegabytesPerSec, size);

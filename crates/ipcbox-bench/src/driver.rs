@@ -46,7 +46,13 @@ pub fn run_group(
     }
     measure(&LatencyOf, &mut running, plan, cpus, progress);
     for size in union_of_sizes(rows) {
-        measure(&ThroughputAt(size), &mut running, plan, cpus, progress);
+        measure(
+            &ThroughputAt(size, plan.quick),
+            &mut running,
+            plan,
+            cpus,
+            progress,
+        );
     }
     progress.set("tear down".to_owned());
     for teardown in teardowns {
@@ -315,8 +321,9 @@ const MIN_TIMED_BYTES: usize = 16 << 20;
 /// The most messages [`MIN_TIMED_BYTES`] asks of a round.
 const MIN_BURST: usize = 64;
 
-/// One-way throughput with messages of this many bytes.
-struct ThroughputAt(usize);
+/// One-way throughput with messages of this many bytes; in a `--quick` run (true) only for
+/// rows whose [`Info::quick_max_message`] allows the size.
+struct ThroughputAt(usize, bool);
 
 impl Measurement for ThroughputAt {
     type Outcome = Duration;
@@ -340,7 +347,7 @@ impl Measurement for ThroughputAt {
     }
 
     fn takes(&self, info: &Info) -> bool {
-        info.takes(self.0)
+        info.takes(self.0) && (!self.1 || self.0 <= info.quick_max_message)
     }
 
     fn round_time(&self, plan: &Plan, info: &Info) -> Duration {
@@ -471,6 +478,7 @@ mod tests {
         let plan = Plan {
             per_row: Duration::from_millis(2),
             rounds: 2,
+            quick: false,
         };
         let results = run_group(
             &[&a, &b],
@@ -489,6 +497,16 @@ mod tests {
         assert_eq!(results[0].throughput.len(), 1);
         assert_eq!(results[1].error.as_deref(), Some("set up: no room"));
         assert!(results[1].latency.is_none() && results[1].throughput.is_empty());
+    }
+
+    #[test]
+    fn a_quick_run_skips_sizes_over_a_rows_quick_limit() {
+        let info = Info::new("ring", "group", Kind::Raw)
+            .sizes(&[64, 64 << 20])
+            .quick_max_message(1 << 20);
+        assert!(ThroughputAt(64, true).takes(&info));
+        assert!(!ThroughputAt(64 << 20, true).takes(&info));
+        assert!(ThroughputAt(64 << 20, false).takes(&info));
     }
 
     #[test]

@@ -123,6 +123,8 @@ struct Plan {
     /// Time for each row, all its measurements together.
     per_row: Duration,
     rounds: usize,
+    /// A `--quick` run: sizes over a row's [`Info::quick_max_message`] are skipped.
+    quick: bool,
 }
 
 impl Plan {
@@ -196,6 +198,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let plan = Plan {
         per_row: Duration::from_secs_f64(ROUNDS_SHARE * budget / selected.len() as f64),
         rounds,
+        quick: args.quick,
     };
 
     // Open the output files first: a bad path should fail now, not after the whole run.

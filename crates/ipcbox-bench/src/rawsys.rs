@@ -83,6 +83,13 @@ impl SharedMemory {
         }
     }
 
+    /// Writes zeros over the whole mapping, so that its pages are in memory before a
+    /// measurement (a round's warm-up may not touch them all).
+    pub fn prefault(&self) {
+        // SAFETY: exactly the mapped range; done before `fork`, while no other process uses it.
+        unsafe { std::ptr::write_bytes(self.ptr.as_ptr(), 0, self.len) }
+    }
+
     /// Copies from byte offset `off` into `dst` (ordered by the caller as for `write`).
     ///
     /// # Panics

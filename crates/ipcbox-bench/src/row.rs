@@ -59,6 +59,8 @@ pub struct Info {
     /// The largest message the row can carry; larger sizes are skipped (UDP, datagram limits,
     /// fixed-size slots).
     pub max_message: usize,
+    /// The largest message measured in a `--quick` run (larger sizes only in a full run).
+    pub quick_max_message: usize,
 }
 
 impl Info {
@@ -71,7 +73,15 @@ impl Info {
             latency: true,
             sizes: STANDARD_SIZES,
             max_message: usize::MAX,
+            quick_max_message: usize::MAX,
         }
+    }
+
+    /// Measures messages over `bytes` only in a full run, not with `--quick` (they take long
+    /// to set up: memory for several of them, written once before each round).
+    pub const fn quick_max_message(mut self, bytes: usize) -> Info {
+        self.quick_max_message = bytes;
+        self
     }
 
     /// Limits the messages to `bytes`.

@@ -20,6 +20,7 @@
 //! | a shared number or array of numbers with its lock, atomic counters (`multiprocessing.Value`/`Array`) | [`shm::Value`], [`shm::Array`] |
 //! | locks that survive a dead owner, semaphores, events, barriers; `posix_ipc`/`sysv_ipc` semaphores | [`sync`] |
 //! | typed messages among many producers and consumers, crash-safe; one-to-one at memory speed | [`queue`] |
+//! | large messages written and read in place (no copy) or copied once into the caller's buffer | [`queue`]: [`queue::ByteQueue::put_with`], [`queue::channel::Sender::send_with`] ([Large messages](queue#large-messages)) |
 //! | messages with priorities or types between unrelated processes, `posix_ipc` / `sysv_ipc` peers | [`mq`] |
 //! | large immutable objects (arrays, tensors) published once and read in place by any process, like Plasma | [`shm::Store`] |
 //! | waiting on several connections, queues, channels, message queues and children at once (`multiprocessing.connection.wait`) | [`wait()`]; every one of them is also `AsFd` for epoll or mio |

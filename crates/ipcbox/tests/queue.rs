@@ -11,6 +11,8 @@ mod batches;
 mod chaos;
 #[path = "queue/deadlines.rs"]
 mod deadlines;
+#[path = "queue/inplace.rs"]
+mod inplace;
 
 use std::io;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::SeqCst};

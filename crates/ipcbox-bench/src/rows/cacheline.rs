@@ -1,7 +1,7 @@
 //! The hardware floors of shared memory: two processes bouncing a counter through one cache
 //! line ([`Turns::PING_PONG`], latency), the same hand-off through two lines, one per direction
-//! ([`Turns::LINE_PAIR`], latency), and a plain busy-spinning ring of 64-byte slots ([`SpinRing`],
-//! latency and throughput). All live in anonymous `MAP_SHARED` memory made before `fork` and
+//! ([`Turns::LINE_PAIR`], latency), and a plain busy-spinning ring ([`SpinRing`], latency,
+//! and throughput up to 64 MiB messages). All live in anonymous `MAP_SHARED` memory made before `fork` and
 //! wait by spinning on an atomic, nothing else: no length, no check, no wake-up. ipcbox's
 //! shared-memory rows are measured beside them.
 //!
@@ -25,11 +25,15 @@ pub fn ping_pong_info(name: &'static str, group: &'static str) -> Info {
     Info::new(name, group, Kind::Raw).sizes(&[])
 }
 
-/// The raw ring row (64-byte messages) for group `group`.
+/// The message sizes of the shared-memory rows that carry large messages: the standard ones
+/// and 64 MiB.
+pub const LARGE_SIZES: &[usize] = &[64, 4 << 10, 1 << 20, 64 << 20];
+
+/// The raw ring row for group `group`, at [`LARGE_SIZES`] (64 MiB in a full run only).
 pub fn spin_ring_info(name: &'static str, group: &'static str) -> Info {
     Info::new(name, group, Kind::Raw)
-        .sizes(&[64])
-        .max_message(SLOT)
+        .sizes(LARGE_SIZES)
+        .quick_max_message(1 << 20)
 }
 
 /// The raw two-line ping-pong row (latency only) for group `group`.
@@ -171,24 +175,63 @@ impl Link for Turns {
     }
 }
 
-/// Bytes per ring slot: a message of up to one cache line, no length field.
-const SLOT: usize = 64;
-/// Slots per ring (as many as the channel's default).
-const SLOTS: usize = 1024;
 /// Layout of one ring: the producer's tail index on its own line, the consumer's head index on
 /// the next, then the slots.
 const TAIL: usize = 0;
 const HEAD: usize = 64;
 const RING_SLOTS: usize = 128;
-const RING_LEN: usize = RING_SLOTS + SLOTS * SLOT;
 /// The two rings (to the child, to the parent) follow the PIDs' page.
 const RING_BASE: usize = 4096;
 
-/// Two single-producer single-consumer rings of 64-byte slots, one each way: the textbook
-/// lock-free ring (each side keeps its own index and a cached copy of the other's, publishes
-/// with one release store per message, spins when full or empty). Messages are exactly the
-/// size the receiver asks for; there is no length, no bounds check against a hostile peer, and
-/// no way to sleep.
+/// One ring's geometry: where it starts, its slot size and number of slots.
+#[derive(Debug, Clone, Copy)]
+struct RingGeo {
+    base: usize,
+    slot: usize,
+    slots: usize,
+}
+
+impl RingGeo {
+    /// A ring for messages of up to `size` bytes at `base`: slots of whole cache lines, as
+    /// many as [`slots_for`] gives.
+    fn new(base: usize, size: usize) -> RingGeo {
+        RingGeo {
+            base,
+            slot: size.max(1).next_multiple_of(64),
+            slots: slots_for(size),
+        }
+    }
+
+    fn len(&self) -> usize {
+        RING_SLOTS + self.slots * self.slot
+    }
+
+    fn slot_at(&self, index: u64) -> usize {
+        // `slots` is a power of two: a mask, not a division, on the message path.
+        self.base + RING_SLOTS + (index as usize & (self.slots - 1)) * self.slot
+    }
+}
+
+/// Messages of room in the rings, channels and queues of the shared-memory rows: about 8 MiB
+/// of messages, at least 2 (so one can be written while the other is read), at most 1024; a
+/// power of two.
+pub fn slots_for(size: usize) -> usize {
+    let n = ((8 << 20) / size.max(1)).clamp(2, 1024);
+    1 << n.ilog2()
+}
+
+/// The message size the backward link of a row carrying `size`-byte messages is made for:
+/// it carries only the 64-byte echoes of the latency rounds and the 1-byte acks.
+pub fn back_size(size: usize) -> usize {
+    size.min(64 << 10)
+}
+
+/// Two single-producer single-consumer rings, one each way: the textbook lock-free ring (each
+/// side keeps its own index and a cached copy of the other's, publishes with one release store
+/// per message, spins when full or empty), with one copy in and one copy out. The ring from
+/// the bench to the peer has [`slots_for`] slots of the message size (whole cache lines); the
+/// one back is made for [`back_size`]. Messages are exactly the size the receiver asks for;
+/// there is no length, no bounds check against a hostile peer, and no way to sleep.
 #[derive(Debug, Clone, Copy)]
 pub struct SpinRing;
 
@@ -197,19 +240,26 @@ pub struct SpinRing;
 pub struct SpinRingEnd {
     mem: SharedMemory,
     peer: u32,
-    tx: usize,
-    rx: usize,
+    tx: RingGeo,
+    rx: RingGeo,
     tail: u64,
     cached_head: u64,
     head: u64,
     cached_tail: u64,
 }
 
+/// The rings of a [`SpinRing`] for `size`-byte messages: to the child, then to the parent.
+fn spin_rings(size: usize) -> (RingGeo, RingGeo) {
+    let down = RingGeo::new(RING_BASE, size);
+    let up = RingGeo::new(RING_BASE + down.len(), back_size(size));
+    (down, up)
+}
+
 impl SpinRingEnd {
-    fn new(mem: SharedMemory, child: bool) -> io::Result<SpinRingEnd> {
+    fn new(mem: SharedMemory, child: bool, size: usize) -> io::Result<SpinRingEnd> {
         let peer = record_pids(&mem, child)?;
-        let (a, b) = (RING_BASE, RING_BASE + RING_LEN);
-        let (tx, rx) = if child { (b, a) } else { (a, b) };
+        let (down, up) = spin_rings(size);
+        let (tx, rx) = if child { (up, down) } else { (down, up) };
         Ok(SpinRingEnd {
             mem,
             peer,
@@ -226,36 +276,42 @@ impl SpinRingEnd {
 impl Endpoint for SpinRingEnd {
     #[inline]
     fn send(&mut self, msg: &[u8]) -> io::Result<()> {
-        if msg.len() > SLOT {
+        let slots = self.tx.slots as u64;
+        if msg.len() > self.tx.slot {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("{} bytes over the ring's {SLOT}-byte slots", msg.len()),
+                format!(
+                    "{} bytes over the ring's {}-byte slots",
+                    msg.len(),
+                    self.tx.slot
+                ),
             ));
         }
-        if self.tail - self.cached_head == SLOTS as u64 {
-            let head = self.mem.u64_at(self.tx + HEAD);
+        if self.tail - self.cached_head == slots {
+            let head = self.mem.u64_at(self.tx.base + HEAD);
             let tail = self.tail;
             let mut seen = 0;
             spin_until(self.peer, || {
                 seen = head.load(Acquire);
-                tail - seen < SLOTS as u64
+                tail - seen < slots
             })?;
             self.cached_head = seen;
         }
-        let slot = self.tx + RING_SLOTS + (self.tail as usize % SLOTS) * SLOT;
-        self.mem.write(slot, msg);
+        self.mem.write(self.tx.slot_at(self.tail), msg);
         self.tail += 1;
-        self.mem.u64_at(self.tx + TAIL).store(self.tail, Release);
+        self.mem
+            .u64_at(self.tx.base + TAIL)
+            .store(self.tail, Release);
         Ok(())
     }
 
     #[inline]
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<()> {
-        if buf.len() > SLOT {
+        if buf.len() > self.rx.slot {
             return Err(io::ErrorKind::InvalidInput.into());
         }
         if self.head == self.cached_tail {
-            let tail = self.mem.u64_at(self.rx + TAIL);
+            let tail = self.mem.u64_at(self.rx.base + TAIL);
             let head = self.head;
             let mut seen = 0;
             spin_until(self.peer, || {
@@ -264,28 +320,42 @@ impl Endpoint for SpinRingEnd {
             })?;
             self.cached_tail = seen;
         }
-        let slot = self.rx + RING_SLOTS + (self.head as usize % SLOTS) * SLOT;
-        self.mem.read(slot, buf);
+        self.mem.read(self.rx.slot_at(self.head), buf);
         self.head += 1;
-        self.mem.u64_at(self.rx + HEAD).store(self.head, Release);
+        self.mem
+            .u64_at(self.rx.base + HEAD)
+            .store(self.head, Release);
         Ok(())
     }
 }
 
+/// The shared memory of a [`SpinRing`] and the message size it was made for.
+#[derive(Debug)]
+pub struct SpinRingMemory {
+    mem: SharedMemory,
+    size: usize,
+}
+
 impl Link for SpinRing {
-    type Shared = SharedMemory;
+    type Shared = SpinRingMemory;
     type Parent = SpinRingEnd;
     type Child = SpinRingEnd;
 
-    fn prepare(&self, _max_message: usize) -> io::Result<SharedMemory> {
-        SharedMemory::new(RING_BASE + 2 * RING_LEN)
+    fn prepare(&self, max_message: usize) -> io::Result<SpinRingMemory> {
+        let (_, up) = spin_rings(max_message);
+        let mem = SharedMemory::new(up.base + up.len())?;
+        mem.prefault();
+        Ok(SpinRingMemory {
+            mem,
+            size: max_message,
+        })
     }
 
-    fn parent(&self, mem: SharedMemory) -> io::Result<SpinRingEnd> {
-        SpinRingEnd::new(mem, false)
+    fn parent(&self, shared: SpinRingMemory) -> io::Result<SpinRingEnd> {
+        SpinRingEnd::new(shared.mem, false, shared.size)
     }
 
-    fn child(&self, mem: SharedMemory) -> io::Result<SpinRingEnd> {
-        SpinRingEnd::new(mem, true)
+    fn child(&self, shared: SpinRingMemory) -> io::Result<SpinRingEnd> {
+        SpinRingEnd::new(shared.mem, true, shared.size)
     }
 }

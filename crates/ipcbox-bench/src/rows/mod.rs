@@ -53,7 +53,7 @@ pub fn all() -> Vec<Box<dyn Row>> {
 const SHM_QUEUE: &str = "queue";
 
 fn shm_queue_rows() -> Vec<Box<dyn Row>> {
-    use crate::row::forked;
+    use crate::row::{forked, Info, Kind};
     let mut rows = vec![
         forked(
             cacheline::ping_pong_info("cacheline raw", SHM_QUEUE),
@@ -68,6 +68,13 @@ fn shm_queue_rows() -> Vec<Box<dyn Row>> {
         forked(
             cacheline::spin_ring_info("shm ring raw", SHM_QUEUE),
             cacheline::SpinRing,
+        ),
+        // For scale: one copy of each message size, in one process. After the ring, which
+        // stays the group's throughput baseline.
+        store::memcpy_row(
+            Info::new("queue memcpy raw", SHM_QUEUE, Kind::Raw)
+                .sizes(&[4 << 10, 1 << 20, 64 << 20])
+                .quick_max_message(1 << 20),
         ),
     ];
     rows.extend(queue::rows(SHM_QUEUE));

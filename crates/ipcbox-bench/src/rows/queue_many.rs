@@ -9,7 +9,8 @@
 //! every message exactly once, or the row fails loudly.
 //!
 //! With a batch size over 1 ([`QueueMany::batched`]), producers use `put_many` and consumers
-//! `get_many` with that many messages at most per call.
+//! `get_many_into` (one flat buffer, no allocation per message) with that many messages at
+//! most per call.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -21,7 +22,7 @@ use ipcbox::queue::WaitPolicy;
 use crate::cpus::Placement;
 use crate::os::{self, Fork};
 use crate::row::{Info, LatencyJob, Row, ThroughputJob};
-use crate::rows::queue::queue_options;
+use crate::rows::queue::{prefault, queue_options};
 
 /// Most bytes a batched producer puts per `put_many` call (fewer messages per call when they
 /// are large: batching is for small messages).
@@ -92,6 +93,7 @@ impl Row for QueueMany {
         let queue = queue_options(job.size, self.policy)
             .anonymous::<()>()
             .context("create the queue")?;
+        prefault(&queue, job.size).context("write the queue's memory once")?;
         let (go_r, mut go_w) = pipe().context("pipe")?;
         let mut results = Vec::new();
         for _ in 0..self.consumers {
@@ -240,16 +242,19 @@ fn consume(
         bits: vec![0u8; (producers * per).div_ceil(8)],
     };
     if batch > 1 {
-        let mut out = Vec::with_capacity(batch);
+        let (mut buf, mut ends) = (Vec::new(), Vec::with_capacity(batch));
         loop {
-            out.clear();
-            q.get_many(batch, &mut out)
-                .map_err(|e| anyhow::anyhow!("consumer: get_many: {e}"))?;
-            for buf in &out {
-                if buf.len() == 1 {
+            buf.clear();
+            ends.clear();
+            q.get_many_into(batch, &mut buf, &mut ends)
+                .map_err(|e| anyhow::anyhow!("consumer: get_many_into: {e}"))?;
+            let mut from = 0;
+            for &end in &ends {
+                if end - from == 1 {
                     return Ok(report);
                 }
-                mark(&mut report, buf, producers, per)?;
+                mark(&mut report, &buf[from..end], producers, per)?;
+                from = end;
             }
         }
     }

@@ -173,6 +173,12 @@ impl Row for StoreCreate {
     }
 }
 
+/// The payload copied into preallocated anonymous shared memory, as the row `info` (for
+/// scale in another group).
+pub fn memcpy_row(info: Info) -> Box<dyn Row> {
+    Box::new(MemcpyRaw(info.no_latency()))
+}
+
 /// The payload copied into preallocated anonymous shared memory.
 #[derive(Debug)]
 struct MemcpyRaw(Info);

@@ -22,6 +22,15 @@
 //! ring may be missed and the waiter polls (every 10 ms in the `tokio` adapters and
 //! [`crate::wait()`]).
 //!
+//! # Large messages
+//!
+//! * [`Receiver::recv_into`] copies a message once, from its slot into the caller's buffer.
+//! * [`Sender::send_with`] writes a message in place in its slot and [`Receiver::recv_with`]
+//!   reads it in place, so a message can cross with no copy at all.
+//! * A message is at most [`Options::max_message_size`] bytes, and every slot reserves that
+//!   much. For larger data, put it in a [`Store`](crate::store::Store) and send its
+//!   [`ObjectId`](crate::store::ObjectId); the error for a message over the limit says so.
+//!
 //! # Crash safety and disconnection
 //!
 //! * A message whose `send` returned is received exactly once, unless the receiver that took
@@ -72,6 +81,8 @@ use crate::layout::channel::{
 };
 use crate::mode::CreationMode;
 use crate::sys::futex;
+
+mod inplace;
 
 // A slot is a 4-byte length, a 4-byte stamp and the payload. A sender writes the slot, stamps
 // it with its sequence number, then stores the tail. A receiver watches the stamp of the slot
@@ -666,14 +677,31 @@ impl<T> Sender<T> {
     }
 
     /// Sends `msg`; false if the deadline passed first.
+    #[inline]
     fn send_raw(&self, msg: &[u8], deadline: Deadline) -> Result<bool, SendError> {
+        let region = &self.ep.chan.obj.region;
+        let sent = self.send_fill(msg.len(), deadline, |at| region.write(at, msg))?;
+        Ok(sent.is_some())
+    }
+
+    /// Sends a `len`-byte message whose payload `fill` writes, given its region offset in
+    /// the slot, before the slot is published; `None` if the deadline passed first (`fill`
+    /// not called). An error from `fill` publishes nothing.
+    #[inline(always)]
+    fn send_fill<R>(
+        &self,
+        len: usize,
+        deadline: Deadline,
+        fill: impl FnOnce(usize) -> io::Result<R>,
+    ) -> Result<Option<R>, SendError> {
         let ep = &self.ep;
         let c = &*ep.chan;
-        if msg.len() as u64 > c.max_msg {
+        if len as u64 > c.max_msg {
             return Err(SendError::Failed(crate::error::invalid_input(
                 format_args!(
-                    "message of {} bytes over the channel's limit of {} bytes",
-                    msg.len(),
+                    "message of {len} bytes over the channel's limit of {} bytes \
+                     (Options::max_message_size); put larger data in an \
+                     ipcbox::store::Store and send its ObjectId",
                     c.max_msg
                 ),
             )));
@@ -687,7 +715,7 @@ impl<T> Sender<T> {
         if tail.wrapping_sub(ep.other.get()) >= cap {
             let refresh = || tail.wrapping_sub(c.h().head.load(Acquire)) < cap;
             if !ep.wait(deadline, Role::Sender, refresh, refresh)? {
-                return Ok(false);
+                return Ok(None);
             }
             let head = c.h().head.load(Acquire);
             if tail.wrapping_sub(head) > cap {
@@ -702,11 +730,8 @@ impl<T> Sender<T> {
             ep.other.set(head);
         }
         let (slot, payload) = c.slot(tail).map_err(SendError::Failed)?;
-        c.obj
-            .region
-            .write(payload, msg)
-            .map_err(SendError::Failed)?;
-        slot.len.store(msg.len() as u32, Relaxed);
+        let out = fill(payload).map_err(SendError::Failed)?;
+        slot.len.store(len as u32, Relaxed);
         let next = tail.wrapping_add(1);
         // The stamp publishes the slot to a receiver watching it; the tail (ordered before
         // the load of the receiver's sleeping flag) to one about to sleep.
@@ -714,7 +739,7 @@ impl<T> Sender<T> {
         ep.publish(Role::Sender, next);
         ep.mine.set(next);
         wake_sleeper(c, Role::Receiver);
-        Ok(true)
+        Ok(Some(out))
     }
 
     /// Sends raw bytes, waiting while the channel is full.
@@ -925,7 +950,22 @@ impl<T> Receiver<T> {
     }
 
     /// Receives a message into `out`; false if the deadline passed first.
+    #[inline]
     fn recv_raw(&self, out: &mut Vec<u8>, deadline: Deadline) -> Result<bool, RecvError> {
+        let region = &self.ep.chan.obj.region;
+        let got = self.recv_take(deadline, |at, len| region.read_to_vec(at, len, out))?;
+        Ok(got.is_some())
+    }
+
+    /// Receives a message, which `take` gets as its payload's region offset and length
+    /// before the slot is freed; `None` if the deadline passed first (`take` not called). An
+    /// error from `take` leaves the message in the channel.
+    #[inline(always)]
+    fn recv_take<R>(
+        &self,
+        deadline: Deadline,
+        take: impl FnOnce(usize, usize) -> io::Result<R>,
+    ) -> Result<Option<R>, RecvError> {
         let ep = &self.ep;
         let c = &*ep.chan;
         ep.ensure(Role::Receiver).map_err(RecvError::Failed)?;
@@ -944,7 +984,7 @@ impl<T> Receiver<T> {
             // moment: only a tail ahead of the head means a message.
             let refresh = || stamped() || (c.h().tail.load(Acquire).wrapping_sub(head) as i32) > 0;
             if !ep.wait(deadline, Role::Receiver, stamped, refresh)? {
-                return Ok(false);
+                return Ok(None);
             }
             if !stamped() {
                 let tail = c.h().tail.load(Acquire);
@@ -969,14 +1009,11 @@ impl<T> Receiver<T> {
                 ),
             )));
         }
-        c.obj
-            .region
-            .read_to_vec(payload, len as usize, out)
-            .map_err(RecvError::Failed)?;
+        let out = take(payload, len as usize).map_err(RecvError::Failed)?;
         ep.publish(Role::Receiver, next);
         ep.mine.set(next);
         wake_sleeper(c, Role::Sender);
-        Ok(true)
+        Ok(Some(out))
     }
 
     /// Receives raw bytes into `buf` (replacing its contents), waiting while the channel is

@@ -114,14 +114,30 @@
 //!   and in order: every earlier lock hold's messages, plus all or none of the current one's.
 //!   Never a torn message, never a gap. An error says how many were put
 //!   ([`PutManyError::sent`]).
-//! * `get_many` takes up to `max` messages (at least one) in one lock hold. They are
-//!   consecutive in the queue's order, and the caller's once it returns.
+//! * `get_many` takes up to `max` messages (at least one) in one lock hold, and stops
+//!   early once it holds 256 KiB of payload, so a batch of large messages does not keep the
+//!   producers waiting for all of its copies. They are consecutive in the queue's order, and
+//!   the caller's once it returns.
 //! * A consumer killed inside `get_many` either left all of that batch in the queue or took
 //!   all of it with it: it loses at most that one batch, up to `max` messages.
 //!
 //! Messages from one producer's `put_many` calls interleave with other producers' only
 //! between lock holds. A batch holds the lock for the copy of each of its messages, so keep
 //! batches to tens or hundreds of small messages.
+//!
+//! # Large messages
+//!
+//! * [`ByteQueue::get_into_slice`] copies a message once, from the queue's memory into the
+//!   caller's buffer; [`ByteQueue::get_into`] does the same into a `Vec` it reuses.
+//! * [`ByteQueue::put_with`] writes a message in place and [`ByteQueue::get_with`] reads it
+//!   in place, so a message can cross with no copy at all. Each runs under its side's lock:
+//!   the other producers (consumers) wait while it does.
+//! * A message is at most [`Options::max_message_size`] bytes, and the queue reserves memory
+//!   for its byte capacity plus one such message. For larger data, put it in a
+//!   [`Store`](crate::store::Store) (objects of any size, handed over without a copy) and
+//!   send its [`ObjectId`](crate::store::ObjectId); the error for a message over the limit
+//!   says so.
+//! * The [`channel`] has the same forms: `recv_into`, `send_with`, `recv_with`.
 //!
 //! # Limitations
 //!
@@ -144,6 +160,7 @@
 pub(crate) mod bell;
 mod codec;
 mod error;
+mod inplace;
 mod object;
 pub(crate) mod peers;
 mod ring;

@@ -267,3 +267,32 @@ fn a_panic_inside_put_many_unlocks_the_queue_and_commits_nothing() {
     );
     assert!(!bytes.try_get_into(&mut buf).unwrap(), "empty");
 }
+
+/// A batch of large messages stops once it holds 256 KiB, so the producers get room back
+/// sooner; the rest comes with the next batch, in order.
+#[test]
+fn a_batch_stops_after_256_kib() {
+    let q: Queue<()> = queue::Options::new()
+        .capacity(16)
+        .byte_capacity(1 << 20)
+        .anonymous()
+        .unwrap();
+    let b = q.as_bytes();
+    let msgs: Vec<Vec<u8>> = (0..4u8).map(|i| vec![i; 100 << 10]).collect();
+    b.put_many(&msgs).unwrap();
+    let (mut buf, mut ends) = (Vec::new(), Vec::new());
+    assert_eq!(
+        b.get_many_into(10, &mut buf, &mut ends).unwrap(),
+        3,
+        "100 KiB x 3 > 256 KiB"
+    );
+    assert_eq!(ends, [100 << 10, 200 << 10, 300 << 10]);
+    assert!(buf
+        .chunks(100 << 10)
+        .zip(0u8..)
+        .all(|(m, i)| m.iter().all(|&x| x == i)));
+    let mut out = Vec::new();
+    assert_eq!(b.try_get_many(10, &mut out).unwrap(), 1);
+    assert_eq!(out, [vec![3u8; 100 << 10]]);
+    assert_eq!(b.try_get_many(10, &mut out).unwrap(), 0, "empty");
+}

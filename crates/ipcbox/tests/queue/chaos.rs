@@ -1,9 +1,11 @@
-//! SIGKILL chaos: producers and consumers of the queue (single and batch operations) and
-//! both ends of a channel are killed at random while they stream checksummed messages.
+//! SIGKILL chaos: producers and consumers of the queue (single, in-place and batch operations)
+//! and both ends of a channel (copying and in-place) are killed at random while they stream
+//! checksummed messages.
 //! Afterwards no message was delivered twice or torn, none was lost but by a consumer killed
 //! inside `get`, and the queue or channel still works.
 
 use super::*;
+use ipcbox::codec::{Codec, Postcard};
 
 #[derive(Serialize, Deserialize, Debug)]
 struct Chaos {
@@ -134,7 +136,17 @@ fn chaos_sigkill_never_loses_duplicates_or_wedges() {
             check: chaos_check(s),
             pad: vec![s as u8; (s % 61) as usize],
         };
-        if q.put(&msg).is_err() {
+        // Every other message is written in place, so kills land inside `put_with` too.
+        let put = if s % 2 == 0 {
+            q.put(&msg).is_ok()
+        } else {
+            let mut bytes = Vec::new();
+            Postcard.encode(&msg, &mut bytes).unwrap();
+            q.as_bytes()
+                .put_with(bytes.len(), |buf| buf.copy_from_slice(&bytes))
+                .is_ok()
+        };
+        if !put {
             return 2;
         }
         committed(s).store(1, SeqCst);
@@ -142,7 +154,19 @@ fn chaos_sigkill_never_loses_duplicates_or_wedges() {
     let consumer = move |c: usize| {
         move || loop {
             board.u64(2 + c).store(1, SeqCst);
-            match q.get_timeout(Duration::from_millis(50)) {
+            // Consumer 1 reads in place, so kills land inside `get_with` too.
+            let got = if c == 1 {
+                q.as_bytes()
+                    .get_with_timeout(Duration::from_millis(50), |bytes| {
+                        Postcard
+                            .decode(bytes)
+                            .map_err(|e| RecvError::Failed(io::Error::other(e.to_string())))
+                    })
+                    .and_then(Option::transpose)
+            } else {
+                q.get_timeout(Duration::from_millis(50))
+            };
+            match got {
                 Ok(Some(m)) => {
                     if !m.is_whole(TOTAL) {
                         return 3; // garbage delivered
@@ -435,7 +459,15 @@ fn channel_chaos_sigkill_of_sender_and_receiver() {
         // machine) rightly gets Disconnected, before anything was written. The replacement
         // comes, so send the same number again: the stream stays in order.
         loop {
-            match tx.send(&(s, chaos_check(s))) {
+            // Every other message is written in place, so kills land inside `send_with` too.
+            let sent = if s % 2 == 0 {
+                tx.send(&(s, chaos_check(s)))
+            } else {
+                let mut bytes = Vec::new();
+                Postcard.encode(&(s, chaos_check(s)), &mut bytes).unwrap();
+                tx.send_with(bytes.len(), |buf| buf.copy_from_slice(&bytes))
+            };
+            match sent {
                 Ok(()) => break,
                 Err(SendError::Disconnected) if board.u64(1).load(SeqCst) == 0 => {}
                 Err(SendError::Disconnected) => return 2,
@@ -446,7 +478,18 @@ fn channel_chaos_sigkill_of_sender_and_receiver() {
     };
     let receiver = move || loop {
         board.u64(2).store(1, SeqCst);
-        match rx.recv_timeout(Duration::from_millis(50)) {
+        // Every other receive reads in place, so kills land inside `recv_with` too.
+        let got = if board.u64(3).load(SeqCst) % 2 == 0 {
+            rx.recv_timeout(Duration::from_millis(50))
+        } else {
+            rx.recv_with_timeout(Duration::from_millis(50), |bytes| {
+                Postcard
+                    .decode(bytes)
+                    .map_err(|e| RecvError::Failed(io::Error::other(e.to_string())))
+            })
+            .and_then(Option::transpose)
+        };
+        match got {
             Ok(Some((s, check))) => {
                 if s >= TOTAL || check != chaos_check(s) {
                     return 3;

@@ -15,6 +15,7 @@
 //! record not yet written.
 
 mod bells;
+mod inplace;
 mod journal;
 mod layout;
 
@@ -58,6 +59,12 @@ use layout::{align8, corrupted, Side, CONSUMERS, PRODUCERS};
 // of their line makes their next commit wait for it to come back. A pause is some 30 ns here.
 const FULL_POLL_MIN: u64 = 4;
 const FULL_POLL_MAX: u64 = 256;
+
+/// A `get_many` batch stops taking messages once it holds this many payload bytes.
+// Room is freed only when a batch commits: a batch of many large messages would keep the
+// producers waiting for all of its copies, where smaller ones let them refill behind it.
+// Small messages never reach it; a message of this size or more makes a batch of one.
+const BATCH_BYTES: usize = 256 << 10;
 
 /// One side's totals: its ring position and the messages and payload bytes it has moved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -320,6 +327,24 @@ impl Ring {
         msgs: &[M],
         done: &mut usize,
     ) -> Result<Option<Wakes>, SendError> {
+        self.put_each_locked(
+            msgs.len(),
+            |i| msgs[i].as_ref().len() as u64,
+            |i, at| self.r().write(at, msgs[i].as_ref()),
+            done,
+        )
+    }
+
+    /// [`Ring::put_many_locked`] for `count` messages, the `i`th of `len(i)` bytes, whose
+    /// payload `write(i, region offset)` writes in place.
+    #[inline(always)]
+    fn put_each_locked(
+        &self,
+        count: usize,
+        len: impl Fn(usize) -> u64,
+        mut write: impl FnMut(usize, usize) -> io::Result<()>,
+        done: &mut usize,
+    ) -> Result<Option<Wakes>, SendError> {
         if self.h().closed.load(Acquire) != 0 {
             return Err(SendError::Disconnected);
         }
@@ -334,9 +359,9 @@ impl Ring {
         let mut fresh = false;
         let mut n = 0;
         let mut off = self.offset(p.pos);
-        while n < msgs.len() {
+        while n < count {
             let staged = self
-                .stage_put(&mut p, &mut off, &c, msgs[n].as_ref())
+                .stage_put(&mut p, &mut off, &c, len(n), |at| write(n, at))
                 .map_err(SendError::Failed)?;
             if staged {
                 n += 1;
@@ -366,14 +391,21 @@ impl Ring {
         }))
     }
 
-    /// Under the producers' lock: writes `msg`'s record at the producers' totals `p` (read
-    /// by [`Ring::both`], advanced by the records staged before in this lock hold) and
-    /// advances `p` past it; false if it does not fit. Nothing is visible before `p` is
-    /// committed: everything from the tail on is free space no consumer reads. `off` is
-    /// `p.pos`'s offset in the ring, advanced with it.
+    /// Under the producers' lock: writes the record of a `len`-byte message at the
+    /// producers' totals `p` (read by [`Ring::both`], advanced by the records staged before
+    /// in this lock hold), its payload by `write` (given the payload's region offset), and
+    /// advances `p` past it; false if it does not fit (`write` is not called). Nothing is
+    /// visible before `p` is committed: everything from the tail on is free space no consumer
+    /// reads. `off` is `p.pos`'s offset in the ring, advanced with it.
     #[inline(always)]
-    fn stage_put(&self, p: &mut Totals, off: &mut u64, c: &Totals, msg: &[u8]) -> io::Result<bool> {
-        let len = msg.len() as u64;
+    fn stage_put(
+        &self,
+        p: &mut Totals,
+        off: &mut u64,
+        c: &Totals,
+        len: u64,
+        write: impl FnOnce(usize) -> io::Result<()>,
+    ) -> io::Result<bool> {
         let Some((start, end)) = self.place(p, *off, c, len) else {
             return Ok(false);
         };
@@ -387,7 +419,7 @@ impl Ring {
         *off = if next == self.ring { 0 } else { next };
         self.r()
             .write(self.data(at), &(TAG_RECORD | len).to_le_bytes())?;
-        self.r().write(self.data(at + 8), msg)?;
+        write(self.data(at + 8))?;
         *p = Totals {
             pos: end,
             msgs: p.msgs + 1,
@@ -423,9 +455,14 @@ impl Ring {
         Ok(Some((c, tail)))
     }
 
-    /// Under the consumers' lock: removes the oldest message into `out`; `None` if there is
-    /// none now.
-    fn get_locked(&self, out: &mut Vec<u8>) -> Result<Option<Wakes>, RecvError> {
+    /// Under the consumers' lock: removes the oldest message, which `take` gets as its
+    /// payload's region offset and length before the commit; `None` if there is none now. An
+    /// error from `take` leaves the message in the queue.
+    #[inline(always)]
+    fn get_locked(
+        &self,
+        take: &mut impl FnMut(usize, usize) -> io::Result<()>,
+    ) -> Result<Option<Wakes>, RecvError> {
         let Some((mut c, tail)) = self.visible(false)? else {
             return Ok(None);
         };
@@ -437,9 +474,7 @@ impl Ring {
         // message to the next one, killed after it takes the message with it. A redelivering
         // design could not tell a consumer that died just before `get` returned from one that
         // died just after, so it would duplicate; this one is at most once instead.
-        self.r()
-            .read_to_vec(at, len, out)
-            .map_err(RecvError::Failed)?;
+        take(at, len).map_err(RecvError::Failed)?;
         if c.pos != tail {
             // The next record is whole already: start fetching it while this commit drains.
             self.r().prefetch_read(self.data(off));
@@ -469,7 +504,7 @@ impl Ring {
         let res = (|| {
             let mut n = 0;
             let mut off = self.offset(c.pos);
-            while n < max && c.pos != tail {
+            while n < max && c.pos != tail && buf.len() - buf_len < BATCH_BYTES {
                 let (at, len) = self.stage_get(&mut c, &mut off, tail)?;
                 self.r().read_append(at, len, buf)?;
                 ends.push(buf.len());
@@ -580,6 +615,7 @@ impl Ring {
         side: Option<Side>,
         wakers: Option<Side>,
         deadline: Deadline,
+        poll: u32,
         word: &AtomicU32,
         blocked: impl Fn() -> bool,
         mut op: impl FnMut() -> Result<Option<Wakes>, E>,
@@ -625,13 +661,13 @@ impl Ring {
                 return Ok(false);
             };
             if !sleep {
-                if side == Some(PRODUCERS) {
+                if poll > 1 {
                     // A full queue: read the consumers' line only every few pauses (see
                     // `FULL_POLL_MIN`), so their commits do not wait for it each time.
                     let polls = std::cell::Cell::new(0u32);
                     wait::spin(deadline, spin, || {
                         polls.set(polls.get().wrapping_add(1));
-                        polls.get() % self.full_poll() != 0 || blocked()
+                        polls.get() % poll != 0 || blocked()
                     });
                 } else {
                     wait::spin(deadline, spin, &blocked);
@@ -681,9 +717,13 @@ impl Ring {
             && !self.peers().others_alive(self.my_pid.load(Relaxed))
     }
 
-    /// Pauses between a spinning producer's reads of the consumers' totals.
-    fn full_poll(&self) -> u32 {
-        (self.geo.cap_msgs.saturating_mul(2)).clamp(FULL_POLL_MIN, FULL_POLL_MAX) as u32
+    /// Pauses between a spinning producer's reads of the consumers' totals, waiting to put
+    /// a `len`-byte message: two per message the queue can hold.
+    // A queue full of large messages holds few of them, and its consumers free room soon:
+    // the limit in bytes counts as much as the one in messages.
+    pub(super) fn full_poll(&self, len: u64) -> u32 {
+        let fit = self.geo.cap_msgs.min(self.geo.cap_bytes / len.max(1));
+        (fit.saturating_mul(2)).clamp(FULL_POLL_MIN, FULL_POLL_MAX) as u32
     }
 
     fn closed(&self) -> bool {
@@ -708,19 +748,14 @@ impl Ring {
     /// Appends `msg`; false if the deadline passed first.
     pub(crate) fn put(&self, msg: &[u8], deadline: Deadline) -> Result<bool, SendError> {
         if msg.len() as u64 > self.geo.max_msg {
-            return Err(SendError::Failed(crate::error::invalid_input(
-                format_args!(
-                    "message of {} bytes over the queue's limit of {} bytes",
-                    msg.len(),
-                    self.geo.max_msg
-                ),
-            )));
+            return Err(self.too_large(msg.len() as u64));
         }
         let len = msg.len() as u64;
         self.run(
             Some(PRODUCERS),
             Some(CONSUMERS),
             deadline,
+            self.full_poll(len),
             &self.h().not_full,
             || self.full_for(len),
             || self.put_locked(msg),
@@ -733,9 +768,10 @@ impl Ring {
             Some(CONSUMERS),
             Some(PRODUCERS),
             deadline,
+            1,
             &self.h().not_empty,
             || self.empty_now(),
-            || self.get_locked(out),
+            || self.get_locked(&mut |at, len| self.r().read_to_vec(at, len, out)),
         )
     }
 
@@ -761,6 +797,7 @@ impl Ring {
                 Some(PRODUCERS),
                 Some(CONSUMERS),
                 deadline,
+                self.full_poll(first),
                 &self.h().not_full,
                 || self.full_for(first),
                 || self.put_many_locked(rest, &mut n),
@@ -799,6 +836,7 @@ impl Ring {
             Some(CONSUMERS),
             Some(PRODUCERS),
             deadline,
+            1,
             &self.h().not_empty,
             || self.empty_now(),
             || self.get_many_locked(max, buf, ends),
@@ -876,6 +914,7 @@ impl Ring {
             None,
             None,
             deadline,
+            1,
             &self.h().all_done,
             || !self.all_done(),
             || Ok(self.all_done().then_some(Wakes::NONE)),

@@ -119,7 +119,11 @@ fn die_inside_put_many_commit(ring: &Ring, msgs: &[&[u8]], valid: bool) {
             let (mut p, c) = ring.both().unwrap();
             for m in msgs {
                 let mut off = ring.offset(p.pos);
-                assert!(ring.stage_put(&mut p, &mut off, &c, m).unwrap());
+                assert!(ring
+                    .stage_put(&mut p, &mut off, &c, m.len() as u64, |at| ring
+                        .r()
+                        .write(at, m))
+                    .unwrap());
             }
             let side = ring.side(PRODUCERS);
             side.journal.pos.store(p.pos, Relaxed);
@@ -185,7 +189,12 @@ fn a_sleeping_consumer_takes_a_dead_producers_committed_message_not_disconnected
         ring.lock(PRODUCERS).unwrap();
         let (mut p, c) = ring.both().unwrap();
         let mut off = ring.offset(p.pos);
-        assert!(ring.stage_put(&mut p, &mut off, &c, b"last words").unwrap());
+        let words = b"last words";
+        assert!(ring
+            .stage_put(&mut p, &mut off, &c, words.len() as u64, |at| ring
+                .r()
+                .write(at, words))
+            .unwrap());
         ring.commit(PRODUCERS, p);
         die_holding(&ring, PRODUCERS);
         let got = consumer.join().unwrap();

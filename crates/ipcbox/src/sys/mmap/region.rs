@@ -166,6 +166,55 @@ impl<H: SharedState> Region<H> {
         Ok(())
     }
 
+    /// Runs `f` on the `len` bytes at `off`, in place.
+    ///
+    /// For bytes the caller's protocol keeps unwritten while `f` runs: a published record or
+    /// slot that only this process may free. A peer breaking the protocol can only change
+    /// the bytes `f` sees, never make it reach outside the mapping.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidData` if the range leaves the mapping.
+    #[inline]
+    pub(crate) fn with_bytes<R>(
+        &self,
+        off: usize,
+        len: usize,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> io::Result<R> {
+        let src = self.check(off, len, 1)?;
+        // SAFETY: `src..src+len` is inside the mapping (checked), which lives as long as
+        // `self`, and any byte pattern is a valid `u8`. The protocol named above keeps every
+        // process from writing the range while the shared borrow lives (the borrow ends
+        // with `f`); a peer that ignores it can only garble bytes that carry no invariant.
+        Ok(f(unsafe { std::slice::from_raw_parts(src, len) }))
+    }
+
+    /// Runs `f` on the `len` bytes at `off`, writable in place.
+    ///
+    /// For bytes the caller's protocol gives to this process alone while `f` runs: the
+    /// ring's free space past the tail, under the producers' lock, or a slot that only this
+    /// process's sender fills before it publishes it.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidData` if the range leaves the mapping.
+    #[inline]
+    pub(crate) fn with_bytes_mut<R>(
+        &self,
+        off: usize,
+        len: usize,
+        f: impl FnOnce(&mut [u8]) -> R,
+    ) -> io::Result<R> {
+        let dst = self.check(off, len, 1)?;
+        // SAFETY: `dst..dst+len` is inside the writable mapping (checked), which lives as
+        // long as `self`; any byte pattern is a valid `u8`. The protocol named above gives
+        // the range to this process alone, and `f` is the only code holding a reference to
+        // it until it returns; a peer that ignores the protocol can only garble bytes that
+        // carry no invariant.
+        Ok(f(unsafe { std::slice::from_raw_parts_mut(dst, len) }))
+    }
+
     /// Asks the CPU to fetch the cache line at `off` for writing (`prefetchw`), so a store
     /// there soon after does not wait for the line to come from another core. A hint only:
     /// an offset outside the mapping is ignored.
