@@ -173,4 +173,5 @@ impl Drop for TempDir {
     }
 }
 
+#[path = "../../../ipcbox/tests/util/python.rs"]
 pub mod python;

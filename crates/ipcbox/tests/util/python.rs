@@ -1,9 +1,9 @@
 //! Python peers for the interoperability tests.
 //!
-//! [`python`] returns a `python3` command whose import path holds the packages in
-//! `tests/requirements.txt` (posix_ipc, sysv_ipc), installed by pip into
-//! `target/tmp/pydeps` the first time a test needs them; several test binaries may ask at once,
-//! so the install runs under an exclusive lock.
+//! [`python`] returns a `python3` command whose import path holds the packages the library's
+//! tests pin in `crates/ipcbox/tests/requirements.txt` (posix_ipc, sysv_ipc), installed by pip
+//! into `target/tmp/pydeps` the first time a test needs them; several test binaries may ask at
+//! once, so the install runs under an exclusive lock. The CLI's tests include this file too.
 
 use std::fs::File;
 use std::os::fd::AsFd;
@@ -15,9 +15,14 @@ fn pydeps() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pydeps");
-        let requirements = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/requirements.txt");
+        // Through crates/ipcbox, so that the CLI's tests (a sibling crate) find the same file.
+        let requirements = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../ipcbox/tests/requirements.txt"
+        );
         let stamp = dir.join(".installed");
-        let wanted = std::fs::read_to_string(requirements).expect("read tests/requirements.txt");
+        let wanted = std::fs::read_to_string(requirements)
+            .expect("read crates/ipcbox/tests/requirements.txt");
         std::fs::create_dir_all(&dir).expect("create target/tmp/pydeps");
         let lock = File::create(dir.with_extension("lock")).expect("create pydeps lock");
         rustix::fs::flock(lock.as_fd(), rustix::fs::FlockOperation::LockExclusive)
