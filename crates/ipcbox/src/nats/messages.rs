@@ -570,8 +570,7 @@ impl Client {
             .rt
             .block_on(self.inner.subscribe_with(subject, codec))?;
         Ok(Subscriber {
-            rt: self.rt.clone(),
-            inner: Some(inner),
+            on: OnRuntime::new(&self.rt, inner),
         })
     }
 
@@ -592,8 +591,7 @@ impl Client {
     pub fn serve_with<Q, C>(&self, subject: &str, codec: C) -> io::Result<Responder<Q, C>> {
         let inner = self.rt.block_on(self.inner.serve_with(subject, codec))?;
         Ok(Responder {
-            rt: self.rt.clone(),
-            inner: Some(inner),
+            on: OnRuntime::new(&self.rt, inner),
         })
     }
 
@@ -671,20 +669,32 @@ impl Client {
 /// Typed messages published on a subject ([`Client::subscribe`]), blocking: an
 /// [`AsyncSubscriber`] on the client's private runtime.
 pub struct Subscriber<T, C = Postcard> {
-    rt: Arc<Runtime>,
-    /// Always `Some` but in `drop`, which drops it inside the runtime.
-    inner: Option<AsyncSubscriber<T, C>>,
+    on: OnRuntime<AsyncSubscriber<T, C>>,
 }
 
-impl<T, C> Subscriber<T, C> {
-    fn parts(&mut self) -> (&Runtime, &mut AsyncSubscriber<T, C>) {
+/// An async handle driven by a client's private runtime, and dropped inside it: the client
+/// unsubscribes from a task it spawns, which needs the runtime's context.
+struct OnRuntime<A> {
+    rt: Arc<Runtime>,
+    /// Always `Some` but in `drop`.
+    inner: Option<A>,
+}
+
+impl<A> OnRuntime<A> {
+    fn new(rt: &Arc<Runtime>, inner: A) -> OnRuntime<A> {
+        OnRuntime {
+            rt: rt.clone(),
+            inner: Some(inner),
+        }
+    }
+
+    fn parts(&mut self) -> (&Runtime, &mut A) {
         (&self.rt, self.inner.as_mut().expect("present until drop"))
     }
 }
 
-impl<T, C> Drop for Subscriber<T, C> {
+impl<A> Drop for OnRuntime<A> {
     fn drop(&mut self) {
-        // The client unsubscribes from a task it spawns, which needs the runtime's context.
         let _in_runtime = self.rt.enter();
         drop(self.inner.take());
     }
@@ -693,7 +703,10 @@ impl<T, C> Drop for Subscriber<T, C> {
 impl<T, C> fmt::Debug for Subscriber<T, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Subscriber")
-            .field("subject", &self.inner.as_ref().map(|i| &i.incoming.subject))
+            .field(
+                "subject",
+                &self.on.inner.as_ref().map(|i| &i.incoming.subject),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -705,7 +718,7 @@ impl<T, C: Codec<T>> Subscriber<T, C> {
     ///
     /// As [`AsyncSubscriber::recv`].
     pub fn recv(&mut self) -> Result<T, RecvError> {
-        let (rt, inner) = self.parts();
+        let (rt, inner) = self.on.parts();
         rt.block_on(inner.recv())
     }
 
@@ -715,7 +728,7 @@ impl<T, C: Codec<T>> Subscriber<T, C> {
     ///
     /// As [`AsyncSubscriber::recv`].
     pub fn try_recv(&mut self) -> Result<Option<T>, RecvError> {
-        let (rt, inner) = self.parts();
+        let (rt, inner) = self.on.parts();
         rt.block_on(inner.try_recv())
     }
 
@@ -725,7 +738,7 @@ impl<T, C: Codec<T>> Subscriber<T, C> {
     ///
     /// As [`AsyncSubscriber::recv`].
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<T>, RecvError> {
-        let (rt, inner) = self.parts();
+        let (rt, inner) = self.on.parts();
         rt.block_on(inner.recv_timeout(timeout))
     }
 
@@ -735,7 +748,7 @@ impl<T, C: Codec<T>> Subscriber<T, C> {
     ///
     /// As [`AsyncSubscriber::recv`].
     pub fn recv_deadline(&mut self, deadline: Instant) -> Result<Option<T>, RecvError> {
-        let (rt, inner) = self.parts();
+        let (rt, inner) = self.on.parts();
         rt.block_on(inner.recv_deadline(deadline))
     }
 }
@@ -743,29 +756,16 @@ impl<T, C: Codec<T>> Subscriber<T, C> {
 /// Requests on a subject ([`Client::serve`]) and their replies, blocking: an
 /// [`AsyncResponder`] on the client's private runtime.
 pub struct Responder<Q, C = Postcard> {
-    rt: Arc<Runtime>,
-    /// Always `Some` but in `drop`, which drops it inside the runtime.
-    inner: Option<AsyncResponder<Q, C>>,
-}
-
-impl<Q, C> Responder<Q, C> {
-    fn parts(&mut self) -> (&Runtime, &mut AsyncResponder<Q, C>) {
-        (&self.rt, self.inner.as_mut().expect("present until drop"))
-    }
-}
-
-impl<Q, C> Drop for Responder<Q, C> {
-    fn drop(&mut self) {
-        // The client unsubscribes from a task it spawns, which needs the runtime's context.
-        let _in_runtime = self.rt.enter();
-        drop(self.inner.take());
-    }
+    on: OnRuntime<AsyncResponder<Q, C>>,
 }
 
 impl<Q, C> fmt::Debug for Responder<Q, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Responder")
-            .field("subject", &self.inner.as_ref().map(|i| &i.incoming.subject))
+            .field(
+                "subject",
+                &self.on.inner.as_ref().map(|i| &i.incoming.subject),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -777,7 +777,7 @@ impl<Q, C: Codec<Q>> Responder<Q, C> {
     ///
     /// As [`AsyncSubscriber::recv`].
     pub fn recv(&mut self) -> Result<Request<Q>, RecvError> {
-        let (rt, inner) = self.parts();
+        let (rt, inner) = self.on.parts();
         rt.block_on(inner.recv())
     }
 
@@ -787,7 +787,7 @@ impl<Q, C: Codec<Q>> Responder<Q, C> {
     ///
     /// As [`AsyncSubscriber::recv`].
     pub fn try_recv(&mut self) -> Result<Option<Request<Q>>, RecvError> {
-        let (rt, inner) = self.parts();
+        let (rt, inner) = self.on.parts();
         rt.block_on(inner.try_recv())
     }
 
@@ -797,7 +797,7 @@ impl<Q, C: Codec<Q>> Responder<Q, C> {
     ///
     /// As [`AsyncSubscriber::recv`].
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<Request<Q>>, RecvError> {
-        let (rt, inner) = self.parts();
+        let (rt, inner) = self.on.parts();
         rt.block_on(inner.recv_timeout(timeout))
     }
 
@@ -807,7 +807,7 @@ impl<Q, C: Codec<Q>> Responder<Q, C> {
     ///
     /// As [`AsyncSubscriber::recv`].
     pub fn recv_deadline(&mut self, deadline: Instant) -> Result<Option<Request<Q>>, RecvError> {
-        let (rt, inner) = self.parts();
+        let (rt, inner) = self.on.parts();
         rt.block_on(inner.recv_deadline(deadline))
     }
 
@@ -820,7 +820,7 @@ impl<Q, C: Codec<Q>> Responder<Q, C> {
     where
         C: Codec<R>,
     {
-        let (rt, inner) = self.parts();
+        let (rt, inner) = self.on.parts();
         rt.block_on(inner.reply(req, reply))
     }
 }
