@@ -79,6 +79,19 @@ impl Child {
         Ok(())
     }
 
+    /// How the child ended, if it has ended without success; `None` while it runs or after it
+    /// exited with status 0 (a later [`wait`](Child::wait) still reports its status).
+    ///
+    /// # Errors
+    ///
+    /// The wait error.
+    pub fn failed(&mut self) -> anyhow::Result<Option<String>> {
+        let status = self.0.try_wait().context("look at the benchmark peer")?;
+        Ok(status
+            .filter(|s| !s.success())
+            .map(|s| format!("(pid {}) {}", self.0.pid(), describe(s))))
+    }
+
     /// Kills the child with `SIGKILL` (if it still runs), reaps it and describes how it ended.
     pub fn kill(mut self) -> String {
         let _ = self.0.kill();

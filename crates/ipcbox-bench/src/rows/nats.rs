@@ -403,11 +403,22 @@ impl Row for NatsMany {
         go_w.write_all(&vec![1; children.len()])
             .context("start the producers and consumers")?;
         let start = Instant::now();
-        let consumers = children.split_off(self.producers);
+        let mut consumers = children.split_off(self.producers);
         for (p, child) in children.into_iter().enumerate() {
             child.wait().with_context(|| format!("producer {p}"))?;
         }
-        rt.block_on(q[0].join()).context("join")?;
+        // A failed consumer leaves messages nobody acknowledges, so a plain join could wait
+        // for ever: join in slices and look at the consumers between them.
+        while !rt
+            .block_on(q[0].join_timeout(Duration::from_millis(100)))
+            .context("join")?
+        {
+            for (c, child) in consumers.iter_mut().enumerate() {
+                if let Some(how) = child.failed()? {
+                    bail!("consumer {c} {how} before every message was taken");
+                }
+            }
+        }
         let elapsed = start.elapsed();
         rt.block_on(q[0].close()).context("close")?;
         let (mut count, mut sum) = (0u64, 0u64);
