@@ -239,7 +239,14 @@ impl Options {
                 }
                 match js.create_stream(config).await {
                     Ok(s) => s,
-                    Err(e) if js_code(&e) == Some(ErrorCode::STREAM_NAME_EXIST) => {
+                    // A creator racing ours may make the server answer "subjects overlap"
+                    // rather than "name exists": both mean the stream is there now.
+                    Err(e)
+                        if matches!(
+                            js_code(&e),
+                            Some(ErrorCode::STREAM_NAME_EXIST | ErrorCode::STREAM_SUBJECT_OVERLAP)
+                        ) =>
+                    {
                         if self.mode == CreationMode::CreateExclusive {
                             return Err(client.error(
                                 io::ErrorKind::AlreadyExists,
