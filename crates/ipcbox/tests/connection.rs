@@ -83,6 +83,8 @@ trait Backend {
     const BIG: usize;
     /// Whether the receiver sees the sender closing (not on an unconnected datagram socket).
     const SEES_CLOSE: bool = true;
+    /// A byte stream, where a frame can be cut short (not a message transport).
+    const STREAM: bool = true;
     type Rx: Readable;
     type Tx: Writable + From<OwnedFd> + Into<OwnedFd>;
     /// A connected (receiving end, sending end) pair; `dir` holds any socket file.
@@ -133,6 +135,7 @@ struct SeqPacketPath;
 impl Backend for SeqPacketPath {
     const NAME: &'static str = "seqpacket";
     const BIG: usize = 100_000;
+    const STREAM: bool = false;
     type Rx = SeqPacket;
     type Tx = SeqPacket;
     fn pair(dir: &util::TempDir) -> (SeqPacket, SeqPacket) {
@@ -151,6 +154,7 @@ impl Backend for UnixDatagram {
     const NAME: &'static str = "datagram";
     const BIG: usize = 100_000;
     const SEES_CLOSE: bool = false;
+    const STREAM: bool = false;
     type Rx = Datagram;
     type Tx = Datagram;
     fn pair(dir: &util::TempDir) -> (Datagram, Datagram) {
@@ -181,19 +185,114 @@ fn send_all<B: Backend>() {
     }
 }
 
+/// The sizes of the whole-`Vec<u8>` messages [`send_vectors`] sends (those up to the
+/// backend's `BIG`): either side of the size from which a receiver takes a frame straight into
+/// the message's own memory, and large ones.
+const VECTOR_SIZES: [usize; 9] = [
+    0,
+    100,
+    65_535,
+    65_536,
+    65_537,
+    100_000,
+    1 << 20,
+    300,
+    (1 << 20) + 3,
+];
+
+/// The `i`-th vector [`send_vectors`] sends, `len` bytes long.
+fn vector(i: usize, len: usize) -> Vec<u8> {
+    (0..len).map(|k| (k * 31 + i) as u8).collect()
+}
+
+/// The length a cut-short frame's header claims, and how much of its payload is written.
+const TORN_CLAIM: usize = (1 << 20) + 3;
+const TORN_SENT: usize = 100_000;
+
+/// The child side of [`vectors_then_a_torn_frame`]: sends the vectors, then on a stream the
+/// start of one more frame only, and exits as if killed inside it.
+fn send_vectors<B: Backend>() {
+    let mut conn = Connection::<Vec<u8>, Vec<u8>, B::Tx>::from_env(VAR).unwrap();
+    for (i, &len) in VECTOR_SIZES.iter().enumerate() {
+        if len <= B::BIG {
+            conn.send(&vector(i, len)).unwrap();
+        }
+    }
+    if B::STREAM {
+        let mut frame = (TORN_CLAIM as u32).to_le_bytes().to_vec();
+        frame.extend_from_slice(&[0x83, 0x80, 0x40]); // the length varint of 1 MiB + 3
+        frame.resize(4 + TORN_SENT, 7);
+        let fd: OwnedFd = conn.into_transport().unwrap().into();
+        std::fs::File::from(fd).write_all(&frame).unwrap();
+    }
+}
+
 #[test]
 fn role_sender() {
     let Some(arg) = util::role_arg("connection-sender") else {
         return;
     };
-    match arg.as_str() {
-        SocketPair::NAME => send_all::<SocketPair>(),
-        UnixPath::NAME => send_all::<UnixPath>(),
-        Tcp::NAME => send_all::<Tcp>(),
-        SeqPacketPath::NAME => send_all::<SeqPacketPath>(),
-        UnixDatagram::NAME => send_all::<UnixDatagram>(),
-        OneWayPipe::NAME => send_all::<OneWayPipe>(),
+    let (vectors, backend) = match arg.strip_prefix("vectors-") {
+        Some(backend) => (true, backend),
+        None => (false, arg.as_str()),
+    };
+    macro_rules! run {
+        ($b:ty) => {
+            if vectors {
+                send_vectors::<$b>()
+            } else {
+                send_all::<$b>()
+            }
+        };
+    }
+    match backend {
+        SocketPair::NAME => run!(SocketPair),
+        UnixPath::NAME => run!(UnixPath),
+        Tcp::NAME => run!(Tcp),
+        SeqPacketPath::NAME => run!(SeqPacketPath),
+        UnixDatagram::NAME => run!(UnixDatagram),
+        OneWayPipe::NAME => run!(OneWayPipe),
         other => panic!("unknown backend {other}"),
+    }
+}
+
+/// A child process sends whole `Vec<u8>` messages of sizes either side of the direct-receive
+/// threshold, then (on a stream) dies inside a large one: every vector arrives intact, the cut
+/// frame is `Torn` naming both lengths, then the connection is closed.
+fn vectors_then_a_torn_frame<B: Backend>() {
+    let _w = util::watchdog(B::NAME, LIMIT);
+    let dir = util::TempDir::new("conn");
+    let (rx, tx) = B::pair(&dir);
+    let role = format!("vectors-{}", B::NAME);
+    let mut cmd = util::role_command("role_sender", "connection-sender", &role);
+    Connection::<Vec<u8>, Vec<u8>, B::Tx>::new(tx)
+        .unwrap()
+        .pass_to_child(&mut cmd, VAR)
+        .unwrap();
+    let child = ChildGuard::spawn(&mut cmd);
+    drop(cmd);
+    let mut rx = Connection::<Vec<u8>, Vec<u8>, B::Rx>::new(rx).unwrap();
+    for (i, &len) in VECTOR_SIZES.iter().enumerate() {
+        if len <= B::BIG {
+            let got = rx.recv().unwrap();
+            assert!(
+                got == vector(i, len),
+                "{}: vector {i} of {len} bytes",
+                B::NAME
+            );
+        }
+    }
+    child.expect_success(B::NAME);
+    if B::STREAM {
+        match rx.recv() {
+            Err(RecvError::Torn { expected, received }) => {
+                assert_eq!((expected, received), (4 + TORN_CLAIM, 4 + TORN_SENT));
+            }
+            other => panic!("{}: expected Torn, got {other:?}", B::NAME),
+        }
+    }
+    if B::SEES_CLOSE {
+        assert!(matches!(rx.recv(), Err(RecvError::Disconnected)));
     }
 }
 
@@ -430,6 +529,11 @@ macro_rules! conformance {
             #[test]
             fn bad_frames_leave_the_connection_usable() {
                 super::bad_frames_leave_the_connection_usable::<$backend>();
+            }
+
+            #[test]
+            fn byte_vectors_of_every_size_then_a_torn_frame() {
+                vectors_then_a_torn_frame::<$backend>();
             }
         }
     )*};

@@ -113,6 +113,31 @@ fn decode_vec<M, T: Plain + cast::Pod>(payload: &[u8]) -> Option<M> {
     cast::cast::<Vec<T>, M>(T::from_le_bytes(body)).ok()
 }
 
+/// The length of a payload's head when `M` is a `Vec` of bytes (`u8`, `i8`) and the payload
+/// of `len` bytes is its length then exactly that many bytes: the rest can be received
+/// straight into the vector's memory. `None` otherwise.
+pub(super) fn split_head<M>(head: &[u8], len: usize) -> Option<usize> {
+    if !cast::is::<M, Vec<u8>>() && !cast::is::<M, Vec<i8>>() {
+        return None;
+    }
+    let (count, used) = read_varint(head)?;
+    (usize::try_from(count).ok()? == len.checked_sub(used)?).then_some(used)
+}
+
+/// The message [`split_head`] accepted: `head` is its length, `body` its bytes. `Err(body)`
+/// when `M` or the length does not match (the general path then words the error).
+pub(super) fn decode_split<M>(head: &[u8], body: Vec<u8>) -> Result<M, Vec<u8>> {
+    match read_varint(head) {
+        Some((count, used)) if used == head.len() && usize::try_from(count) == Ok(body.len()) => {}
+        _ => return Err(body),
+    }
+    if cast::is::<M, Vec<i8>>() {
+        return cast::cast::<Vec<i8>, M>(cast::bytes_into_i8(body))
+            .map_err(|_| unreachable!("M is Vec<i8>"));
+    }
+    cast::cast::<Vec<u8>, M>(body)
+}
+
 fn push_varint(out: &mut Vec<u8>, mut n: u64) {
     while n >= 0x80 {
         out.push((n as u8) | 0x80);
@@ -175,6 +200,33 @@ mod tests {
         assert_eq!(block.as_ptr(), floats.as_ptr().cast::<u8>());
         assert_eq!([&head[1..], block].concat(), general(&floats));
         assert!(encode_split(&vec![1u32], &mut head).is_none());
+    }
+
+    #[test]
+    fn split_payloads_are_byte_vectors_whose_length_matches() {
+        let bytes: Vec<u8> = (0..300).map(|i| i as u8).collect();
+        let wire = general(&bytes);
+        let used = split_head::<Vec<u8>>(&wire[..16], wire.len()).unwrap();
+        assert_eq!(used, 2);
+        let back: Vec<u8> = decode_split(&wire[..used], wire[used..].to_vec()).unwrap();
+        assert_eq!(back, bytes);
+        let signed: Vec<i8> = decode_split(&wire[..used], wire[used..].to_vec()).unwrap();
+        assert_eq!(signed, general_back::<Vec<i8>>(&wire));
+        // A length that disagrees with the payload's, another type, a short body: no.
+        assert_eq!(split_head::<Vec<u8>>(&wire[..16], wire.len() + 1), None);
+        assert_eq!(split_head::<Vec<f32>>(&wire[..16], wire.len()), None);
+        assert_eq!(split_head::<String>(&wire[..16], wire.len()), None);
+        assert_eq!(split_head::<Vec<u8>>(&[0x80; 16], 1 << 20), None);
+        let short = wire[used + 1..].to_vec();
+        assert_eq!(
+            decode_split::<Vec<u8>>(&wire[..used], short.clone()),
+            Err(short)
+        );
+        assert!(decode_split::<String>(&wire[..used], wire[used..].to_vec()).is_err());
+    }
+
+    fn general_back<M: serde::de::DeserializeOwned>(wire: &[u8]) -> M {
+        postcard::from_bytes(wire).unwrap()
     }
 
     #[test]

@@ -9,7 +9,9 @@
 //!
 //! Bulk data is copied as one block rather than element by element:
 //! * by [`Postcard`], a message that is a whole `Vec` of `u8`, `i8`, `f32` or `f64`, with the
-//!   bytes postcard always wrote;
+//!   bytes postcard always wrote; a connection sends such a `Vec` from its own memory, and
+//!   receives a large `Vec<u8>` or `Vec<i8>` straight into the new one's
+//!   ([`Codec::encode_vectored`], [`Codec::split_payload`]);
 //! * in any `serde` codec, arrays of plain numbers anywhere in a message, as a [`Block`] (or
 //!   with `#[serde(with = "ipcbox::codec::block")]` on a `Vec` field): a byte array of their
 //!   little-endian bytes (`WIRE.md`, "Blocks"). A plain `Vec<u8>` field inside a struct is
@@ -76,7 +78,41 @@ pub trait Codec<M> {
     ///
     /// [`DecodeError`] when the payload is not a valid encoding of an `M`.
     fn decode(&mut self, payload: &[u8]) -> Result<M, DecodeError>;
+
+    /// The receiving side of [`encode_vectored`](Self::encode_vectored): `Some(n)` when a
+    /// payload of `len` bytes that starts with `head` is `n` bytes of description followed by
+    /// the message's own memory as a `Vec<u8>` would hold it. A
+    /// [`frame::Connection`](crate::frame::Connection) then receives the rest of the payload
+    /// straight into a new `Vec` and hands it to [`decode_vectored`](Self::decode_vectored),
+    /// saving a copy of a large message.
+    ///
+    /// `head` is the payload's first `min(len, SPLIT_HEAD_MAX)` bytes, from another process:
+    /// untrusted. The default returns `None` (the payload goes to [`decode`](Self::decode)
+    /// whole); so should an override for anything it would not decode.
+    fn split_payload(&mut self, head: &[u8], len: usize) -> Option<usize> {
+        let _ = (head, len);
+        None
+    }
+
+    /// Decodes a message from the `head` bytes [`split_payload`](Self::split_payload)
+    /// counted and the rest of the payload, received into `body`.
+    ///
+    /// The default decodes the two joined.
+    ///
+    /// # Errors
+    ///
+    /// As [`decode`](Self::decode).
+    fn decode_vectored(&mut self, head: &[u8], body: Vec<u8>) -> Result<M, DecodeError> {
+        let mut payload = Vec::with_capacity(head.len() + body.len());
+        payload.extend_from_slice(head);
+        payload.extend_from_slice(&body);
+        self.decode(&payload)
+    }
 }
+
+/// The most bytes of a payload's start [`Codec::split_payload`] is shown (enough for a
+/// postcard length, which takes at most 10).
+pub const SPLIT_HEAD_MAX: usize = 16;
 
 /// The default codec: [postcard](https://docs.rs/postcard), a compact, stable binary `serde`
 /// format with no type tags or field names. `WIRE.md` ("Postcard encoding") gives the bytes of
@@ -154,6 +190,22 @@ impl<M: Serialize + DeserializeOwned> Codec<M> for Postcard {
     fn decode(&mut self, payload: &[u8]) -> Result<M, DecodeError> {
         Postcard::decode_from(payload)
     }
+
+    /// A whole `Vec` of `u8` or `i8`: its length, then its bytes.
+    fn split_payload(&mut self, head: &[u8], len: usize) -> Option<usize> {
+        fast::split_head::<M>(head, len)
+    }
+
+    fn decode_vectored(&mut self, head: &[u8], body: Vec<u8>) -> Result<M, DecodeError> {
+        match fast::decode_split(head, body) {
+            Ok(msg) => Ok(msg),
+            Err(body) => {
+                let mut payload = head.to_vec();
+                payload.extend_from_slice(&body);
+                Postcard::decode_from(&payload)
+            }
+        }
+    }
 }
 
 /// The identity codec for `Vec<u8>` messages: the payload is the message.
@@ -172,6 +224,18 @@ impl Codec<Vec<u8>> for Raw {
 
     fn decode(&mut self, payload: &[u8]) -> Result<Vec<u8>, DecodeError> {
         Ok(payload.to_vec())
+    }
+
+    /// The whole payload is the message's memory.
+    fn split_payload(&mut self, _head: &[u8], _len: usize) -> Option<usize> {
+        Some(0)
+    }
+
+    fn decode_vectored(&mut self, head: &[u8], mut body: Vec<u8>) -> Result<Vec<u8>, DecodeError> {
+        if !head.is_empty() {
+            body.splice(0..0, head.iter().copied());
+        }
+        Ok(body)
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
 
-use super::buffer::State;
+use super::buffer::{Growing, Split, State};
 use super::error::{received, sent, Fail, RecvError, SendError};
 use super::transport::{Readable, Transport, Writable};
 use super::{HEADER_LEN, WIRE_MAX_FRAME_LEN};
@@ -533,9 +533,15 @@ impl<Out, In, T: Writable, C> Connection<Out, In, T, C> {
 impl<Out, In, T: Readable, C: Codec<In>> Connection<Out, In, T, C> {
     fn recv_with(&mut self, deadline: Deadline) -> Result<In, Fail> {
         let max = self.state.max_frame;
-        let len = self
-            .state
-            .fill_frame(fd_of(&self.transport), deadline, max)?;
+        let fd = fd_of(&self.transport);
+        if deadline == Deadline::Forever {
+            // A large message the codec can take in place is received straight into its memory.
+            let mut split = Split::new(&mut self.codec, self.state.last_frame);
+            if self.state.recv_direct(fd, max, &mut split)?.is_some() {
+                return split.decode();
+            }
+        }
+        let len = self.state.fill_frame(fd, deadline, max)?;
         let payload = self.state.take_frame(len);
         self.codec.decode(payload).map_err(Fail::Decode)
     }
@@ -609,9 +615,9 @@ impl<Out, In, T: Readable, C> Connection<Out, In, T, C> {
         let max = self.state.max_frame;
         let fd = fd_of(&self.transport);
         if deadline == Deadline::Forever {
-            let mut out = Vec::new();
+            let mut out = Growing::new(self.state.last_frame);
             if self.state.recv_direct(fd, max, &mut out)?.is_some() {
-                return Ok(out);
+                return Ok(out.vec);
             }
         }
         let len = self.state.fill_frame(fd, deadline, max)?;

@@ -51,6 +51,16 @@ pub(crate) fn vec_from_bytes<T: Pod>(bytes: &[u8]) -> Vec<T> {
     v
 }
 
+/// The bytes of `v` as signed bytes, in the same allocation.
+pub(crate) fn bytes_into_i8(v: Vec<u8>) -> Vec<i8> {
+    let mut v = ManuallyDrop::new(v);
+    let (ptr, len, cap) = (v.as_mut_ptr(), v.len(), v.capacity());
+    // SAFETY: `i8` has the size and alignment of `u8` and every bit pattern is one, so the
+    // allocation (made for `cap` bytes) is a valid `Vec<i8>` of `len` initialised elements;
+    // `v` is never dropped, so it is owned exactly once.
+    unsafe { Vec::from_raw_parts(ptr.cast::<i8>(), len, cap) }
+}
+
 /// Types that name no lifetime anywhere: a type whose `TypeId` with every lifetime erased
 /// equals theirs is the very same type.
 ///
@@ -104,6 +114,7 @@ mod tests {
         let back: Vec<u8> = cast(v.clone()).unwrap();
         assert_eq!(back, v);
         assert_eq!(cast::<_, String>(v.clone()), Err(v));
+        assert_eq!(bytes_into_i8(vec![0, 1, 255]), [0, 1, -1]);
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! and names it in an environment variable as `fd:dev:ino`. The child claims it once, after
 //! checking that this number is open and is the very object the parent named (same device and
 //! inode), which is what makes taking ownership by number sound.
+//!
+//! Also reading from a descriptor into a `Vec`'s spare capacity, which needs no zeroing first.
 
 use std::collections::HashSet;
 use std::io;
@@ -15,6 +17,23 @@ use std::process::Command;
 use std::sync::Mutex;
 
 use rustix::io::{fcntl_dupfd_cloexec, fcntl_setfd, FdFlags};
+
+/// One `read(2)` of at most `max` bytes appended to `v` within its capacity (none when it is
+/// full); returns how many were read, 0 at end of file.
+pub(crate) fn read_to_spare(
+    fd: BorrowedFd<'_>,
+    v: &mut Vec<u8>,
+    max: usize,
+) -> rustix::io::Result<usize> {
+    let spare = v.spare_capacity_mut();
+    let n = spare.len().min(max);
+    let (got, _) = rustix::io::read(fd, &mut spare[..n])?;
+    let got = got.len();
+    // SAFETY: the read initialised the first `got` bytes after the `len` initialised ones, and
+    // `len + got` is within the capacity.
+    unsafe { v.set_len(v.len() + got) };
+    Ok(got)
+}
 
 /// Identity of an open file description's object: `(st_dev, st_ino)`.
 fn identity(fd: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
