@@ -94,7 +94,13 @@ impl Row for QueueMany {
             .anonymous::<()>()
             .context("create the queue")?;
         prefault(&queue, job.size).context("write the queue's memory once")?;
+        let turn = pipe().context("pipe")?;
+        let (mut ready_r, ready_w) = pipe().context("pipe")?;
         let (go_r, mut go_w) = pipe().context("pipe")?;
+        // Each producer writes a byte here after its last put: the clock stops on the work,
+        // not on the processes' exit (tearing down a forked copy of a large parent can take
+        // milliseconds, which a round of a few large messages would count).
+        let (mut put_r, put_w) = pipe().context("pipe")?;
         let mut results = Vec::new();
         for _ in 0..self.consumers {
             results.push(pipe().context("pipe")?);
@@ -106,6 +112,8 @@ impl Row for QueueMany {
                 Fork::Child => {
                     drop(results);
                     drop(go_w);
+                    drop(put_r);
+                    let mut put_w = &put_w;
                     os::run_child(|| {
                         cpus.pin_parent()?;
                         let q = queue.as_bytes();
@@ -115,6 +123,7 @@ impl Row for QueueMany {
                         let per_call = self.batch.min(per).min((BATCH_BYTES / job.size).max(1));
                         let mut batch =
                             vec![msg.clone(); if self.batch > 1 { per_call } else { 0 }];
+                        prefault_in_turn(&queue, job.size, &turn, &ready_w)?;
                         wait_for_go(&go_r)?;
                         if self.batch > 1 {
                             let mut seq = 0;
@@ -127,14 +136,14 @@ impl Row for QueueMany {
                                     .map_err(|e| anyhow::anyhow!("producer {p}: put_many: {e}"))?;
                                 seq += n;
                             }
-                            return Ok(());
+                        } else {
+                            for seq in 0..per as u64 {
+                                msg[4..12].copy_from_slice(&seq.to_le_bytes());
+                                q.put(&msg)
+                                    .map_err(|e| anyhow::anyhow!("producer {p}: put: {e}"))?;
+                            }
                         }
-                        for seq in 0..per as u64 {
-                            msg[4..12].copy_from_slice(&seq.to_le_bytes());
-                            q.put(&msg)
-                                .map_err(|e| anyhow::anyhow!("producer {p}: put: {e}"))?;
-                        }
-                        Ok(())
+                        Ok(put_w.write_all(&[1])?)
                     })
                 }
                 Fork::Parent(child) => children.push(child),
@@ -145,6 +154,7 @@ impl Row for QueueMany {
             match os::fork()? {
                 Fork::Child => {
                     drop(go_w);
+                    drop(put_r);
                     let mut mine = None;
                     for (i, (r, w)) in results.into_iter().enumerate() {
                         drop(r);
@@ -155,6 +165,7 @@ impl Row for QueueMany {
                     os::run_child(|| {
                         cpus.pin_child()?;
                         let mut out = mine.context("result pipe")?;
+                        prefault_in_turn(&queue, job.size, &turn, &ready_w)?;
                         wait_for_go(&go_r)?;
                         let report = consume(&queue, self.producers, per, self.batch)?;
                         out.write_all(&[1])?;
@@ -167,18 +178,30 @@ impl Row for QueueMany {
                 Fork::Parent(child) => consumers.push(child),
             }
         }
-        drop(go_r);
+        drop((go_r, put_w, ready_w));
         let mut readers = Vec::new();
         for (r, w) in results {
             drop(w);
             readers.push(r);
         }
 
-        go_w.write_all(&vec![1; self.producers + self.consumers])
+        let everyone = self.producers + self.consumers;
+        (&turn.1)
+            .write_all(&[1])
+            .context("let the first process touch the queue")?;
+        ready_r
+            .read_exact(&mut vec![0; everyone])
+            .context("wait for every process to touch the queue")?;
+        go_w.write_all(&vec![1; everyone])
             .context("start the producers and consumers")?;
         let start = Instant::now();
-        for (p, child) in children.into_iter().enumerate() {
-            child.wait().with_context(|| format!("producer {p}"))?;
+        let mut put = vec![0; self.producers];
+        if let Err(e) = put_r.read_exact(&mut put) {
+            // A producer failed: its exit status says why.
+            for (p, child) in children.into_iter().enumerate() {
+                child.wait().with_context(|| format!("producer {p}"))?;
+            }
+            return Err(e).context("a producer ended without putting its share");
         }
         for _ in 0..self.consumers {
             queue
@@ -192,6 +215,9 @@ impl Row for QueueMany {
                 .with_context(|| format!("consumer {c} ended without reporting"))?;
         }
         let elapsed = start.elapsed();
+        for (p, child) in children.into_iter().enumerate() {
+            child.wait().with_context(|| format!("producer {p}"))?;
+        }
 
         let mut seen = vec![0u8; total.div_ceil(8)];
         let (mut duplicates, mut bad, mut overlap) = (0, 0, 0u64);
@@ -220,6 +246,30 @@ impl Row for QueueMany {
         // The harness divides job.count by the time; we moved `total`.
         Ok(elapsed.mul_f64(job.count as f64 / total as f64))
     }
+}
+
+/// Writes the whole queue once from this process, one process at a time (`turn` passes a
+/// byte from one to the next), then says so on `ready`. A forked child does not inherit the
+/// page tables of a shared mapping: without this, a round's first touch of each page (16 Ki
+/// pages for the 1 MiB messages' ring) would be timed in every process.
+fn prefault_in_turn(
+    queue: &ipcbox::Queue<()>,
+    size: usize,
+    turn: &(File, File),
+    ready: &File,
+) -> anyhow::Result<()> {
+    /// Passes the turn on and reports ready even when touching failed or panicked, so the
+    /// others and the parent are not left waiting for this process.
+    struct PassOn<'a>(&'a File, &'a File);
+    impl Drop for PassOn<'_> {
+        fn drop(&mut self) {
+            let _ = (&*self.0).write_all(&[1]);
+            let _ = (&*self.1).write_all(&[1]);
+        }
+    }
+    (&turn.0).read_exact(&mut [0]).context("wait for my turn")?;
+    let _pass = PassOn(&turn.1, ready);
+    prefault(queue, size).context("write the queue's memory once")
 }
 
 fn wait_for_go(go: &File) -> io::Result<()> {
