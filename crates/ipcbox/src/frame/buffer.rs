@@ -29,10 +29,18 @@ const KEEP_BUF: usize = 1 << 20;
 /// Frames (header included) up to this long are copied into one buffer to be sent.
 const SMALL_FRAME: usize = 1 << 10;
 
-/// Frames at least this long are received straight into the caller's buffer when possible.
+/// Frames at least this long are received straight into the caller's memory when possible.
 const DIRECT_MIN: usize = INITIAL_BUF;
 
-/// Where [`State::recv_direct`] puts a payload.
+/// What [`State::fill_frame`] did with the next frame.
+pub(super) enum Filled {
+    /// The frame is buffered whole at `rpos`, with a payload this long.
+    Buffered(usize),
+    /// The payload, this long, went to the sink.
+    Direct(usize),
+}
+
+/// Where [`State::fill_frame`] puts a large frame's payload.
 pub(super) trait Sink {
     /// Whether to take a payload of `len` bytes that starts with `head` (its first
     /// [`SPLIT_HEAD_MAX`] bytes); if not, the frame is received through the buffer.
@@ -218,6 +226,7 @@ impl State {
 
     /// Makes room in `rbuf` for a frame of `need` bytes starting at `rpos`, growing the buffer
     /// only in step with what has arrived (at most doubling), never to what a header claims.
+    #[inline]
     pub(super) fn make_room(&mut self, need: usize) {
         if self.rpos > 0 && (self.rend == self.rbuf.len() || self.rbuf.len() - self.rpos < need) {
             self.rbuf.copy_within(self.rpos..self.rend, 0);
@@ -234,6 +243,7 @@ impl State {
 
     /// Frees an empty receive buffer larger than [`KEEP_BUF`] unless the last frame took more
     /// than half of it.
+    #[inline]
     fn free_idle_buffer(&mut self) {
         if self.rpos == self.rend && self.rbuf.len() > KEEP_BUF.max(2 * self.last_frame) {
             // One large frame should not pin its size in memory for the connection's life;
@@ -253,7 +263,7 @@ impl State {
         deadline: Deadline,
         max: usize,
     ) -> Result<(), Fail> {
-        let blocking = deadline == Deadline::Forever;
+        let blocking = matches!(deadline, Deadline::Forever);
         loop {
             if !blocking && !self.socket && !self.nonblocking {
                 // A blocking pipe end: only read once poll says it will not block.
@@ -279,7 +289,9 @@ impl State {
                 }
                 Err(Errno::INTR) => continue,
                 Err(Errno::AGAIN) => {
-                    if deadline == Deadline::Now || !wait_ready(fd, PollFlags::IN, deadline)? {
+                    if matches!(deadline, Deadline::Now)
+                        || !wait_ready(fd, PollFlags::IN, deadline)?
+                    {
                         return Err(Fail::WouldBlock);
                     }
                 }
@@ -293,20 +305,29 @@ impl State {
         }
     }
 
-    /// Ensures a whole frame of at most `max` payload bytes is buffered at `rpos`; returns its
-    /// payload length. A frame that is too long stays unconsumed.
-    pub(super) fn fill_frame(
+    /// Ensures a whole frame of at most `max` payload bytes is buffered at `rpos`
+    /// ([`Filled::Buffered`] with its payload length), or, for a large frame on a stream with
+    /// no deadline that `sink` accepts, receives its payload straight into `sink`, saving the
+    /// copy through `rbuf` ([`Filled::Direct`]). A frame that is too long stays unconsumed.
+    pub(super) fn fill_frame<S: Sink + ?Sized>(
         &mut self,
         fd: BorrowedFd<'_>,
         deadline: Deadline,
         max: usize,
-    ) -> Result<usize, Fail> {
+        mut sink: Option<&mut S>,
+    ) -> Result<Filled, Fail> {
         self.free_idle_buffer();
         if self.framing == Framing::Message {
-            return self.fill_message(fd, deadline, max);
+            return self.fill_message(fd, deadline, max).map(Filled::Buffered);
         }
+        if !matches!(deadline, Deadline::Forever) {
+            sink = None;
+        }
+        // Enough to decide on a direct receive: the header and the payload's head.
+        const NEED: usize = HEADER_LEN + SPLIT_HEAD_MAX;
         loop {
             let have = self.rend - self.rpos;
+            let mut large = true;
             let need = if have >= HEADER_LEN {
                 let mut h = [0u8; HEADER_LEN];
                 h.copy_from_slice(&self.rbuf[self.rpos..self.rpos + HEADER_LEN]);
@@ -315,7 +336,17 @@ impl State {
                     return Err(Fail::TooLarge { len, max });
                 }
                 if have >= HEADER_LEN + len {
-                    return Ok(len);
+                    return Ok(Filled::Buffered(len));
+                }
+                large = len >= DIRECT_MIN;
+                if large && have >= NEED && !self.eof {
+                    if let Some(sink) = sink.as_deref_mut() {
+                        let payload = self.rpos + HEADER_LEN;
+                        if sink.accepts(&self.rbuf[payload..payload + SPLIT_HEAD_MAX], len) {
+                            return self.recv_rest(fd, len, sink).map(|()| Filled::Direct(len));
+                        }
+                    }
+                    sink = None;
                 }
                 HEADER_LEN + len
             } else {
@@ -334,7 +365,17 @@ impl State {
                 });
             }
             self.make_room(need);
-            self.read_some(fd, deadline, usize::MAX)?;
+            // After a large frame, read only the next header and head while a direct receive
+            // may follow: more would be copied out of `rbuf` into the sink instead of going
+            // there directly (and a copy of tens of KiB to a destination at another offset in
+            // its page can run ten times slower than one to the same offset).
+            let at_most = if sink.is_some() && large && have < NEED && self.last_frame >= DIRECT_MIN
+            {
+                NEED - have
+            } else {
+                usize::MAX
+            };
+            self.read_some(fd, deadline, at_most)?;
         }
     }
 
@@ -428,7 +469,7 @@ impl State {
         flags: RecvFlags,
         deadline: Deadline,
     ) -> Result<usize, Fail> {
-        let blocking = deadline == Deadline::Forever;
+        let blocking = matches!(deadline, Deadline::Forever);
         let mut flags = flags | RecvFlags::TRUNC;
         if !blocking {
             flags |= RecvFlags::DONTWAIT;
@@ -462,57 +503,16 @@ impl State {
         Ok(self.nonblocking)
     }
 
-    /// Blocking receive of a large frame's payload straight into `sink`, saving the copy
-    /// through `rbuf`: `Some(len)` when done, `None` when the frame is small, already buffered,
-    /// too long or not there (then [`fill_frame`](Self::fill_frame) handles it).
-    pub(super) fn recv_direct<S: Sink + ?Sized>(
+    /// Receives the rest of the large frame of `len` payload bytes at `rpos` (whose start is
+    /// buffered) straight into `sink`, blocking.
+    fn recv_rest<S: Sink + ?Sized>(
         &mut self,
         fd: BorrowedFd<'_>,
-        max: usize,
+        len: usize,
         sink: &mut S,
-    ) -> Result<Option<usize>, Fail> {
-        if self.framing != Framing::Stream {
-            return Ok(None);
-        }
-        self.free_idle_buffer();
-        // The header and the payload's head (a direct frame is longer than the head).
-        const NEED: usize = HEADER_LEN + SPLIT_HEAD_MAX;
-        let len = loop {
-            let have = self.rend - self.rpos;
-            if have >= HEADER_LEN {
-                let mut h = [0u8; HEADER_LEN];
-                h.copy_from_slice(&self.rbuf[self.rpos..self.rpos + HEADER_LEN]);
-                let len = u32::from_le_bytes(h) as usize;
-                if len > max || len < DIRECT_MIN {
-                    return Ok(None);
-                }
-                if have >= NEED {
-                    break len;
-                }
-            }
-            if self.eof {
-                return Ok(None);
-            }
-            self.make_room(NEED);
-            // After a large frame, read only the next header and head: more would be copied
-            // out of `rbuf` into the sink instead of going there directly (and a copy of tens
-            // of KiB to a destination at another offset in its page can run ten times slower
-            // than one to the same offset).
-            let at_most = if self.last_frame >= DIRECT_MIN {
-                NEED - have
-            } else {
-                usize::MAX
-            };
-            self.read_some(fd, Deadline::Forever, at_most)?;
-        };
+    ) -> Result<(), Fail> {
         let payload = self.rpos + HEADER_LEN;
         let have = self.rend - payload;
-        if have >= len
-            || self.eof
-            || !sink.accepts(&self.rbuf[payload..payload + SPLIT_HEAD_MAX], len)
-        {
-            return Ok(None);
-        }
         // The frame is incomplete, so nothing after it is buffered: all of rbuf is consumed.
         sink.start(&self.rbuf[payload..self.rend], len);
         self.rpos = 0;
@@ -540,7 +540,7 @@ impl State {
                 }
             }
         }
-        Ok(Some(len))
+        Ok(())
     }
 
     /// The payload of the frame [`fill_frame`](Self::fill_frame) found, consuming it.
@@ -565,7 +565,7 @@ impl State {
         bufs: &[IoSlice<'_>],
         deadline: Deadline,
     ) -> Result<usize, Fail> {
-        let blocking = deadline == Deadline::Forever;
+        let blocking = matches!(deadline, Deadline::Forever);
         if !blocking && !self.socket && !self.nonblocking {
             let flags = fcntl_getfl(fd).map_err(|e| Fail::Io(e.into()))?;
             fcntl_setfl(fd, flags | OFlags::NONBLOCK).map_err(|e| Fail::Io(e.into()))?;

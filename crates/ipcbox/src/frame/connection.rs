@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
 
-use super::buffer::{Growing, Split, State};
+use super::buffer::{Filled, Growing, Split, State};
 use super::error::{received, sent, Fail, RecvError, SendError};
 use super::transport::{Readable, Transport, Writable};
 use super::{HEADER_LEN, WIRE_MAX_FRAME_LEN};
@@ -534,16 +534,16 @@ impl<Out, In, T: Readable, C: Codec<In>> Connection<Out, In, T, C> {
     fn recv_with(&mut self, deadline: Deadline) -> Result<In, Fail> {
         let max = self.state.max_frame;
         let fd = fd_of(&self.transport);
-        if deadline == Deadline::Forever {
-            // A large message the codec can take in place is received straight into its memory.
-            let mut split = Split::new(&mut self.codec, self.state.last_frame);
-            if self.state.recv_direct(fd, max, &mut split)?.is_some() {
-                return split.decode();
+        // A large message the codec can take in place is received straight into its memory.
+        let mut split = Split::new(&mut self.codec, self.state.last_frame);
+        match self.state.fill_frame(fd, deadline, max, Some(&mut split))? {
+            Filled::Direct(_) => split.decode(),
+            Filled::Buffered(len) => {
+                drop(split);
+                let payload = self.state.take_frame(len);
+                self.codec.decode(payload).map_err(Fail::Decode)
             }
         }
-        let len = self.state.fill_frame(fd, deadline, max)?;
-        let payload = self.state.take_frame(len);
-        self.codec.decode(payload).map_err(Fail::Decode)
     }
 
     /// Receives one frame and decodes it, waiting until one arrives.
@@ -614,27 +614,23 @@ impl<Out, In, T: Readable, C> Connection<Out, In, T, C> {
     fn recv_bytes_with(&mut self, deadline: Deadline) -> Result<Vec<u8>, Fail> {
         let max = self.state.max_frame;
         let fd = fd_of(&self.transport);
-        if deadline == Deadline::Forever {
-            let mut out = Growing::new(self.state.last_frame);
-            if self.state.recv_direct(fd, max, &mut out)?.is_some() {
-                return Ok(out.vec);
-            }
+        let mut out = Growing::new(self.state.last_frame);
+        match self.state.fill_frame(fd, deadline, max, Some(&mut out))? {
+            Filled::Direct(_) => Ok(out.vec),
+            Filled::Buffered(len) => Ok(self.state.take_frame(len).to_vec()),
         }
-        let len = self.state.fill_frame(fd, deadline, max)?;
-        Ok(self.state.take_frame(len).to_vec())
     }
 
     fn recv_bytes_into_with(&mut self, buf: &mut [u8], deadline: Deadline) -> Result<usize, Fail> {
         let max = buf.len().min(self.state.max_frame);
         let fd = fd_of(&self.transport);
-        if deadline == Deadline::Forever {
-            if let Some(len) = self.state.recv_direct(fd, max, buf)? {
-                return Ok(len);
+        match self.state.fill_frame(fd, deadline, max, Some(&mut *buf))? {
+            Filled::Direct(len) => Ok(len),
+            Filled::Buffered(len) => {
+                buf[..len].copy_from_slice(self.state.take_frame(len));
+                Ok(len)
             }
         }
-        let len = self.state.fill_frame(fd, deadline, max)?;
-        buf[..len].copy_from_slice(self.state.take_frame(len));
-        Ok(len)
     }
 
     /// Receives one frame's payload, up to [`max_frame_len`](Self::max_frame_len) bytes, as a
