@@ -636,6 +636,8 @@ impl Ring {
             }
             Err(e) => Err(E::failed(e)),
         };
+        // Whether this call took the `wakers` lock to roll a commit forward (below).
+        let mut rolled = false;
         loop {
             let res = match side {
                 Some(side) => {
@@ -658,6 +660,18 @@ impl Ring {
                 return Ok(true);
             }
             let Some(slice) = deadline.slice(wait::SLICE) else {
+                // A commit of the other side whose maker died inside it (journal valid) is
+                // rolled forward by that side's next locker: before "not now", be that
+                // locker once, so that no committed message or free room goes unseen.
+                if let Some(w) = wakers {
+                    if !rolled && self.side(w).journal_valid.load(Acquire) == 1 {
+                        rolled = true;
+                        if let Some(repaired) = lock(w)? {
+                            self.unlock(w, repaired);
+                        }
+                        continue;
+                    }
+                }
                 return Ok(false);
             };
             if !sleep {
