@@ -8,13 +8,25 @@ postcard is not self-describing, so a ``Codec`` is made from the Rust type's sha
 
 Shapes: ``"u8"``..``"u64"``, ``"i8"``..``"i64"``, ``"f32"``, ``"f64"``, ``bool``, ``str``
 (``String``), ``bytes`` (``Vec<u8>``), a tuple of shapes (a tuple or a struct, fields in
-order), ``[shape]`` (``Vec<T>``) and ``Option(shape)``. Integers other than ``u8``/``i8``
-are LEB128 varints, signed ones zigzag-encoded; floats are little-endian.
+order), ``[shape]`` (``Vec<T>``), ``Option(shape)`` and ``Block(elem)`` (``codec::Block<T>``).
+Integers other than ``u8``/``i8`` are LEB128 varints, signed ones zigzag-encoded; floats are
+little-endian.
+
+``Block(elem)`` is an array of plain numbers carried as one byte array (WIRE.md, "Blocks"):
+
+* ``elem`` is ``"u8"``..``"u128"``, ``"i8"``..``"i128"``, ``"f32"`` or ``"f64"``.
+* Encoding takes any sequence of numbers. A 1-D buffer of the element's kind and width
+  (``array.array``, ``memoryview``, a numpy array) is copied as a whole, with no work per
+  element; the bytes are the same either way.
+* Decoding gives an ``array.array`` of the element (a list of ints for ``u128``/``i128``).
 """
 
+import array
+import operator
 import struct
+import sys
 
-__all__ = ["Codec", "Option"]
+__all__ = ["Block", "Codec", "Option"]
 
 
 class Option:
@@ -22,6 +34,127 @@ class Option:
 
     def __init__(self, shape):
         self.shape = shape
+
+
+class Block:
+    """The shape of ipcbox's ``codec::Block<T>``: an array of ``elem`` numbers carried as one
+    block of little-endian bytes (see the module docs)."""
+
+    def __init__(self, elem):
+        if not isinstance(elem, str) or elem not in _ELEMS:
+            raise ValueError(f"{elem!r} is not a Block element: one of {', '.join(_ELEMS)}")
+        self.elem = elem
+        self._kind, self._size, self._code, self._typecode = _ELEMS[elem]
+
+    def __repr__(self):
+        return f"Block({self.elem!r})"
+
+
+def _typecode(kind, size):
+    # array's typecodes have platform sizes ('l' is 4 or 8 bytes); b/B, h/H, q/Q, f and d
+    # are fixed, and every Linux ABI has a 4-byte 'i'. No typecode holds 16 bytes.
+    for tc in {"u": "BHIQL", "i": "bhiql", "f": "fd"}[kind]:
+        if array.array(tc).itemsize == size:
+            return tc
+    return None
+
+
+# elem -> (kind, bytes per element, struct code or None, array typecode or None)
+_ELEMS = {
+    f"{kind}{bits}": (kind, bits // 8, code, _typecode(kind, bits // 8))
+    for kind, bits, code in [
+        ("u", 8, "B"), ("u", 16, "H"), ("u", 32, "I"), ("u", 64, "Q"), ("u", 128, None),
+        ("i", 8, "b"), ("i", 16, "h"), ("i", 32, "i"), ("i", 64, "q"), ("i", 128, None),
+        ("f", 32, "f"), ("f", 64, "d"),
+    ]
+}
+
+# A buffer's struct format letter -> the kind of number it holds.
+_BUFFER_KINDS = {**dict.fromkeys("bhilqn", "i"), **dict.fromkeys("BHILQN", "u"), "f": "f",
+                 "d": "f"}
+_LITTLE = sys.byteorder == "little"
+
+
+def _encode_buffer(block, v, out):
+    """Encodes ``v`` as a whole if it is a 1-D buffer of the block's elements; False if not."""
+    try:
+        mv = memoryview(v)
+    except TypeError:
+        return False
+    with mv:
+        fmt = mv.format
+        order, letter = (fmt[0], fmt[1:]) if fmt[:1] in ("@", "=", "<", ">", "!") else ("@", fmt)
+        # The itemsize, not the letter, gives the width: '<l' is 8 bytes from ctypes or numpy.
+        if mv.ndim != 1 or _BUFFER_KINDS.get(letter) != block._kind or mv.itemsize != block._size:
+            return False
+        _varint(mv.nbytes, out)
+        if order == "<" or (order in "@=" and _LITTLE):
+            out += mv if mv.c_contiguous else mv.tobytes()
+        else:
+            a = array.array(block._typecode)
+            a.frombytes(mv.tobytes())
+            a.byteswap()
+            out += a
+    return True
+
+
+def _encode_block(block, v, out):
+    if _encode_buffer(block, v, out):
+        return
+    items = v if isinstance(v, (list, tuple)) else list(v)
+    if block._code is None:
+        signed = block._kind == "i"
+        _varint(16 * len(items), out)
+        for x in items:
+            try:
+                out += operator.index(x).to_bytes(16, "little", signed=signed)
+            except TypeError:
+                raise TypeError(f"{x!r} is not an integer, in a Block of {block.elem}") from None
+            except OverflowError:
+                raise ValueError(f"{x!r} does not fit a Block of {block.elem}") from None
+        return
+    try:
+        data = struct.pack(f"<{len(items)}{block._code}", *items)
+    except (struct.error, OverflowError):
+        raise _bad_element(block, items) from None
+    _varint(len(data), out)
+    out += data
+
+
+def _bad_element(block, items):
+    """The error naming the first of ``items`` that struct cannot pack as the element."""
+    for x in items:
+        try:
+            struct.pack("<" + block._code, x)
+        except (struct.error, OverflowError):
+            # struct says "not an integer" or "out of range" without the value: tell them apart
+            # by whether x is a number at all.
+            t = type(x)
+            if block._kind == "f":
+                number, what = hasattr(t, "__float__") or hasattr(t, "__index__"), "a number"
+            else:
+                number, what = hasattr(t, "__index__"), "an integer"
+            if not number:
+                return TypeError(f"{x!r} is not {what}, in a Block of {block.elem}")
+            return ValueError(f"{x!r} does not fit a Block of {block.elem}")
+    # Not reached: struct packs a sequence exactly when it packs each element.
+    return ValueError(f"a Block of {block.elem} cannot hold these values")
+
+
+def _decode_block(block, r):
+    n = r.varint(64)
+    data = r.take(n)  # checks the payload holds n bytes before anything is allocated
+    if n % block._size:
+        raise ValueError(
+            f"postcard: a Block of {block.elem} has {n} bytes, not a multiple of {block._size}")
+    if block._typecode is None:
+        signed = block._kind == "i"
+        return [int.from_bytes(data[i:i + 16], "little", signed=signed) for i in range(0, n, 16)]
+    a = array.array(block._typecode)
+    a.frombytes(data)
+    if not _LITTLE:
+        a.byteswap()
+    return a
 
 
 _BITS = {"u16": 16, "u32": 32, "u64": 64, "i16": 16, "i32": 32, "i64": 64}
@@ -81,6 +214,8 @@ def _encode(shape, v, out):
         else:
             out.append(1)
             _encode(shape.shape, v, out)
+    elif isinstance(shape, Block):
+        _encode_block(shape, v, out)
     else:
         raise TypeError(f"unknown shape {shape!r}")
 
@@ -142,6 +277,8 @@ def _decode(shape, r):
         if tag > 1:
             raise ValueError(f"postcard: {tag} is not an Option tag")
         return _decode(shape.shape, r) if tag else None
+    if isinstance(shape, Block):
+        return _decode_block(shape, r)
     raise TypeError(f"unknown shape {shape!r}")
 
 

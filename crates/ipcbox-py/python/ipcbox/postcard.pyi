@@ -4,6 +4,10 @@ class Option:
     shape: Any
     def __init__(self, shape: Any) -> None: ...
 
+class Block:
+    elem: str
+    def __init__(self, elem: str) -> None: ...
+
 class Codec:
     shape: Any
     def __init__(self, shape: Any) -> None: ...

@@ -1,11 +1,12 @@
 """A Rust program and Python share the same named objects: a queue (bytes, and typed messages
-in postcard), a value, a semaphore and the object store."""
+in postcard, blocks of numbers included), a value, a semaphore and the object store."""
 
+import array
 import os
 import subprocess
 
 import ipcbox
-from ipcbox.postcard import Codec, Option
+from ipcbox.postcard import Block, Codec, Option
 
 PEER = os.environ["IPCBOX_PY_PEER"]  # built by tests/run.sh
 
@@ -29,6 +30,45 @@ def test_typed_messages_cross_in_postcard_both_ways():
     assert [q.get(timeout=10) for _ in range(2)] == [(0, "item 0"), (1, "item 1")]
     q.put((300, "from Python é"))
     assert peer("queue-get-typed", q.name, 1) == "300 from Python é\n"
+
+
+# The peer's `Blocks` message, (u32, Block<f32>, Block<u16>, Block<i128>), and its sample
+# values: message i holds the first i of each. The f32s by their bits: 1.5, -0.0, the largest
+# f32, the smallest subnormal, infinity, NaN.
+BLOCKS = Codec(("u32", Block("f32"), Block("u16"), Block("i128")))
+F32_BITS = [0x3FC00000, 0x80000000, 0x7F7FFFFF, 0x00000001, 0x7F800000, 0x7FC00000]
+U16S = [0, 1, 300, 65535]
+I128S = [-(2**127), -1, 0, 2**127 - 1]
+
+
+def f32s(bits):
+    a = array.array("f")
+    a.frombytes(array.array("I", bits).tobytes())
+    return a
+
+
+def peer_line(n, bits, u16s, i128s):
+    """What the peer's queue-get-block prints for a message."""
+    return f"{n};{','.join(f'{b:08x}' for b in bits)};{','.join(map(str, u16s))};" \
+        f"{','.join(map(str, i128s))}\n"
+
+
+def test_messages_holding_blocks_cross_a_queue_both_ways():
+    q = ipcbox.Queue(dumps=BLOCKS.dumps, loads=BLOCKS.loads)
+    peer("queue-put-block", q.name, 7)
+    for i in range(7):
+        n, f, u, w = q.get(timeout=10)
+        assert n == i
+        assert f.tobytes() == f32s(F32_BITS[:i]).tobytes()  # NaN compares by bytes
+        assert (u.tolist(), w) == (U16S[:i], I128S[:i])
+    # Back: the buffer path (array.array) and the element path (lists, tuples).
+    q.put((40, f32s(F32_BITS), array.array("H", U16S), I128S))
+    q.put((41, [1.5, -0.0, float("inf")], U16S[1:], tuple(I128S[:2])))
+    q.put((42, [], [], []))
+    assert peer("queue-get-block", q.name, 3) == (
+        peer_line(40, F32_BITS, U16S, I128S)
+        + peer_line(41, [0x3FC00000, 0x80000000, 0x7F800000], U16S[1:], I128S[:2])
+        + peer_line(42, [], [], []))
 
 
 def test_the_postcard_codec_matches_the_documented_encoding():
