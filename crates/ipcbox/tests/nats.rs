@@ -278,6 +278,63 @@ fn join_waits_for_every_task_done_across_processes() {
     }
 }
 
+/// Role: connects, says `ready`, waits for a line on stdin, then opens (or creates) the queue
+/// and takes and finishes one message. Arg: `url queue`.
+#[test]
+fn role_nats_open_at_once() {
+    let Some(arg) = role_arg("nats-open-at-once") else {
+        return;
+    };
+    let (url, name) = arg.split_once(' ').unwrap();
+    let client = Client::connect(url).expect("connect");
+    println!("ready");
+    std::io::stdout().flush().unwrap();
+    let mut go = String::new();
+    std::io::stdin().read_line(&mut go).expect("wait for go");
+    let q: Queue<u32> = Options::new().open(&client, name).expect("open");
+    q.get().expect("get");
+    q.task_done().expect("task_done");
+}
+
+#[test]
+fn a_queue_created_by_many_processes_at_once_delivers() {
+    // A consumer created while the server was still setting up the new stream (by a process
+    // that found the stream listed) never delivered: every worker waited for ever.
+    let _w = watchdog("nats open at once", Duration::from_secs(240));
+    let server = server();
+    const ROUNDS: usize = 12;
+    const OPENERS: usize = 6;
+    for round in 0..ROUNDS {
+        let name = queue_name(&format!("at-once-{round}"));
+        let mut children: Vec<ChildGuard> = (0..OPENERS)
+            .map(|_| {
+                let arg = format!("{} {name}", server.url());
+                let mut cmd = role_command("role_nats_open_at_once", "nats-open-at-once", &arg);
+                cmd.stdout(Stdio::piped()).stdin(Stdio::piped());
+                ChildGuard::spawn(cmd)
+            })
+            .collect();
+        for c in &mut children {
+            assert_eq!(read_report(c), "ready");
+        }
+        // Release them together: they race to create the stream and its consumer.
+        for c in &mut children {
+            let stdin = c.get().stdin.as_mut().expect("piped stdin");
+            stdin.write_all(b"go\n").expect("release an opener");
+        }
+        let client = Client::connect(server.url()).unwrap();
+        let q: Queue<u32> = Options::new().open(&client, &name).unwrap();
+        for i in 0..OPENERS as u32 {
+            q.put(&i).unwrap();
+        }
+        for c in children {
+            c.expect_success("opener");
+        }
+        q.join().unwrap();
+        q.delete().unwrap();
+    }
+}
+
 /// Role: takes one message, reports it on stdout and waits to be killed. Arg: `url queue`.
 #[test]
 fn role_nats_take_and_hang() {

@@ -33,6 +33,8 @@ const PULL_CHUNK: Duration = Duration::from_secs(5);
 const PULL_GRACE: Duration = Duration::from_secs(1);
 /// The longest pause between two looks at a full queue or a `join`.
 const MAX_BACKOFF: Duration = Duration::from_millis(50);
+/// The stream a readiness probe says it expects: not a valid queue name, so never the queue's.
+const PROBE_STREAM: &str = "ipcbox.probe";
 /// Room for the headers of a put (`NATS/1.0`, `Nats-Msg-Id`) in the server's payload limit.
 const HEADER_ROOM: usize = 128;
 
@@ -278,6 +280,7 @@ impl Options {
             ));
         }
         let capacity = usize::try_from(info.config.max_messages).unwrap_or(usize::MAX);
+        serving(client, name, &subjects[0]).await?;
         let consumer = stream
             .get_or_create_consumer(
                 CONSUMER,
@@ -322,6 +325,52 @@ impl Options {
     pub fn open<T>(&self, client: &super::Client, name: &str) -> io::Result<super::Queue<T>> {
         let queue = client.rt.block_on(self.open_async(&client.inner, name))?;
         Ok(super::Queue::wrap(client.clone(), queue))
+    }
+}
+
+/// Returns once the stream of queue `name` answers a publish on `subject`, which it does only
+/// once it is fully set up: before that, a consumer created on it may never deliver.
+async fn serving(client: &AsyncClient, name: &str, subject: &str) -> io::Result<()> {
+    // nats-server before 2.9.15 lists a new stream before it can send, and a consumer created
+    // in that moment (by another process opening the queue) copies its missing send queue: it
+    // takes messages and pull requests and answers none. The probe names another stream, so
+    // the server refuses it (through the send queue, once there is one) and stores nothing.
+    let mut subject = subject.to_owned();
+    let give_up = Instant::now() + RETRY_BUDGET;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let probe = PublishMessage::build().expected_stream(PROBE_STREAM);
+        let res = match client
+            .inner
+            .js_put
+            .send_publish(subject.clone(), probe)
+            .await
+        {
+            Ok(ack) => ack.await.map(drop),
+            Err(e) => Err(e),
+        };
+        let e = match res {
+            // Stored: cannot happen (stream names have no dots), but the stream did answer.
+            Ok(()) => return Ok(()),
+            Err(e) if js_code(&e).is_some() => return Ok(()),
+            Err(e) => e,
+        };
+        if Instant::now() >= give_up {
+            return Err(server_error(
+                client,
+                &e,
+                format_args!("queue {name}: the stream does not answer"),
+            ));
+        }
+        if e.kind() == PublishErrorKind::StreamNotFound {
+            // Not listening yet, or closed meanwhile (its subject renamed).
+            if let Ok(s) = client.inner.js.get_stream(name).await {
+                if let Some(current) = s.cached_info().config.subjects.first() {
+                    subject = current.clone();
+                }
+            }
+        }
+        tokio::time::sleep(backoff(&mut pause, Deadline::Forever).unwrap_or(MAX_BACKOFF)).await;
     }
 }
 
