@@ -69,22 +69,12 @@ impl Ring {
     ) -> Result<Option<R>, RecvError> {
         let mut f = Some(f);
         let mut out = None;
-        let got = self.run(
-            Some(CONSUMERS),
-            Some(PRODUCERS),
-            deadline,
-            1,
-            &self.h().not_empty,
-            || self.empty_now(),
-            || {
-                self.get_locked(&mut |at, len| {
-                    if let Some(f) = f.take() {
-                        out = Some(self.r().with_bytes(at, len, f)?);
-                    }
-                    Ok(())
-                })
-            },
-        )?;
+        let got = self.get_by(deadline, |at, len| {
+            if let Some(f) = f.take() {
+                out = Some(self.r().with_bytes(at, len, f)?);
+            }
+            Ok(())
+        })?;
         Ok(if got { out } else { None })
     }
 
@@ -97,28 +87,18 @@ impl Ring {
         deadline: Deadline,
     ) -> Result<Option<usize>, RecvError> {
         let mut got_len = 0;
-        let got = self.run(
-            Some(CONSUMERS),
-            Some(PRODUCERS),
-            deadline,
-            1,
-            &self.h().not_empty,
-            || self.empty_now(),
-            || {
-                self.get_locked(&mut |at, len| {
-                    let Some(dst) = buf.get_mut(..len) else {
-                        return Err(crate::error::invalid_input(format_args!(
-                            "message of {len} bytes does not fit the buffer of {} bytes; it \
-                             stays in the queue (get_with reads any size in place)",
-                            buf.len()
-                        )));
-                    };
-                    self.r().read(at, dst)?;
-                    got_len = len;
-                    Ok(())
-                })
-            },
-        )?;
+        let got = self.get_by(deadline, |at, len| {
+            let Some(dst) = buf.get_mut(..len) else {
+                return Err(crate::error::invalid_input(format_args!(
+                    "message of {len} bytes does not fit the buffer of {} bytes; it stays in \
+                     the queue (get_with reads any size in place)",
+                    buf.len()
+                )));
+            };
+            self.r().read(at, dst)?;
+            got_len = len;
+            Ok(())
+        })?;
         Ok(got.then_some(got_len))
     }
 }

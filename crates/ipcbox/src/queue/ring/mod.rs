@@ -778,6 +778,17 @@ impl Ring {
 
     /// Removes the oldest message into `out`; false if the deadline passed first.
     pub(crate) fn get(&self, out: &mut Vec<u8>, deadline: Deadline) -> Result<bool, RecvError> {
+        self.get_by(deadline, |at, len| self.r().read_to_vec(at, len, out))
+    }
+
+    /// The get of every form: removes the oldest message, which `take` gets as its payload's
+    /// region offset and length before the commit (an error from `take` leaves it in the
+    /// queue); false if the deadline passed first.
+    pub(super) fn get_by(
+        &self,
+        deadline: Deadline,
+        mut take: impl FnMut(usize, usize) -> io::Result<()>,
+    ) -> Result<bool, RecvError> {
         self.run(
             Some(CONSUMERS),
             Some(PRODUCERS),
@@ -785,7 +796,7 @@ impl Ring {
             1,
             &self.h().not_empty,
             || self.empty_now(),
-            || self.get_locked(&mut |at, len| self.r().read_to_vec(at, len, out)),
+            || self.get_locked(&mut take),
         )
     }
 
